@@ -1,0 +1,1 @@
+"""Benchmarks behind ``dpg bench``: seeded workloads, printed as JSON lines, never asserted."""

@@ -1,0 +1,218 @@
+"""``dpg bench engine``: the in-memory engine against its peers on the same seeded order flow.
+
+DPG runs the full engine: funds checked and locked, fees and the insurance share booked, every
+balance movement emitted as an event. The peers (pyorderbook, lightmatchingengine) only match.
+Each command is timed on its own for latency percentiles (the same ~100 ns of timer overhead for
+every engine), and the whole loop for throughput.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from dpg.bench.workload import Op, mixed
+from dpg.core import events as E
+from dpg.core.commands import CancelOrder, Credit, PlaceOrder
+from dpg.core.engine import Engine
+from dpg.core.genesis import GENESIS
+from dpg.core.model import OrderType, Side
+
+MARKET = "BTC/USDT"
+TICK = 10_000  # BTC/USDT tick (0.01 USDT in units)
+LOT = 10_000  # BTC/USDT lot (0.0001 BTC in units)
+_TYPES = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "market": OrderType.MARKET,
+          "fok": OrderType.FOK, "post_only": OrderType.POST_ONLY}
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+
+
+def funded_engine(accounts: int) -> tuple[Engine, int]:
+    e = Engine()
+    seq = 0
+    for cmd in GENESIS:
+        seq += 1
+        e.apply(cmd, seq, seq)
+    for a in range(1, accounts + 1):
+        for asset in ("BTC", "USDT"):
+            seq += 1
+            e.apply(Credit(a, asset, 10**24, f"bench-{asset}-{a}"), seq, seq)
+    return e, seq
+
+
+def dpg_commands(ops: list[Op]) -> Iterator[Any]:
+    """The workload as DPG commands (cancels by client order id, so none waits for a reply)."""
+    account_of: dict[int, int] = {}
+    for op in ops:
+        if op.op == "cancel":
+            yield CancelOrder(account_of[op.id], MARKET, client_id=str(op.id))
+        else:
+            account_of[op.id] = op.account
+            yield PlaceOrder(op.account, MARKET, _SIDES[op.side], _TYPES[op.type], op.price * TICK,
+                             op.qty * LOT, client_id=str(op.id))
+
+
+def _percentiles(lat_ns: list[int]) -> dict[str, float]:
+    lat_ns.sort()
+    n = len(lat_ns)
+
+    def q(p: float) -> float:
+        return round(lat_ns[min(n - 1, int(p * n))] / 1000, 2)
+
+    return {"p50_us": q(0.50), "p99_us": q(0.99), "p999_us": q(0.999)}
+
+
+def _timed(name: str, ops: list[Op], step: Callable[[Op], None], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    lat: list[int] = []
+    rec = lat.append
+    clock = time.perf_counter_ns
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = clock()
+        for op in ops:
+            s = clock()
+            step(op)
+            rec(clock() - s)
+        seconds = (clock() - t0) / 1e9
+    finally:
+        gc.enable()
+    line: dict[str, Any] = {"bench": "engine", "peer": name, "commands": len(ops), "seconds": round(seconds, 4),
+                            "commands_per_s": round(len(ops) / seconds)}
+    line.update(_percentiles(lat))
+    line.update(extra or {})
+    return line
+
+
+def run_dpg(ops: list[Op], accounts: int) -> dict[str, Any]:
+    engine, seq0 = funded_engine(accounts)
+    cmds = list(dpg_commands(ops))
+    apply = engine.apply
+    counter = iter(range(seq0 + 1, seq0 + 1 + len(cmds)))
+    it = iter(cmds)
+    trades = 0
+    rejected = 0
+
+    def step(_: Op) -> None:
+        nonlocal trades, rejected
+        seq = next(counter)
+        events = apply(next(it), seq, seq)
+        if events[0][0] == E.REJECTED:
+            rejected += 1
+
+    line = _timed("dpg", ops, step)
+    trades = engine.next_trade_id - 1
+    errors = engine.conservation_errors()
+    line.update({"trades": trades, "rejected": rejected, "resting": len(engine.orders),
+                 "conservation_ok": not errors})
+    return line
+
+
+def run_pyorderbook(ops: list[Op]) -> dict[str, Any]:
+    import logging
+
+    from pyorderbook import Book, Order
+    from pyorderbook import Side as PSide
+
+    logging.getLogger("pyorderbook.book").setLevel(logging.WARNING)
+    book = Book()
+    live: dict[int, Any] = {}
+    trades = 0
+    far = {"buy": 10**12, "sell": 1}
+
+    def step(op: Op) -> None:
+        nonlocal trades
+        if op.op == "cancel":
+            o = live.pop(op.id, None)
+            if o is not None and book.get_order(o.id) is not None:
+                book.cancel(o)
+            return
+        side = PSide.BID if op.side == "buy" else PSide.ASK
+        price = far[op.side] if op.type == "market" else op.price
+        o = Order(side, "BTCUSDT", price, op.qty)
+        blotter = book.match(o)
+        trades += len(blotter.trades)
+        if op.type == "limit":
+            if book.get_order(o.id) is not None:
+                live[op.id] = o
+        elif book.get_order(o.id) is not None:
+            book.cancel(o)  # IOC / market: the rest does not rest
+
+    line = _timed("pyorderbook", ops, step)
+    line["trades"] = trades
+    return line
+
+
+def run_lightmatchingengine(ops: list[Op]) -> dict[str, Any]:
+    from lightmatchingengine.lightmatchingengine import LightMatchingEngine
+    from lightmatchingengine.lightmatchingengine import Side as LSide
+
+    lme = LightMatchingEngine()
+    live: dict[int, int] = {}
+    trades = 0
+
+    def step(op: Op) -> None:
+        nonlocal trades
+        if op.op == "cancel":
+            oid = live.pop(op.id, None)
+            if oid is not None:
+                lme.cancel_order(oid, "BTCUSDT")
+            return
+        side = LSide.BUY if op.side == "buy" else LSide.SELL
+        price = 0 if op.type == "market" else op.price
+        order, fills = lme.add_order("BTCUSDT", price, op.qty, side)
+        trades += sum(1 for t in fills if t.order_id != order.order_id)
+        if order.leaves_qty > 0:
+            if op.type == "limit":
+                live[op.id] = order.order_id
+            else:
+                lme.cancel_order(order.order_id, "BTCUSDT")
+
+    line = _timed("lightmatchingengine", ops, step)
+    line["trades"] = trades
+    return line
+
+
+def run(commands: int, seed: int, *, peers: bool = True, accounts: int = 1000) -> list[dict[str, Any]]:
+    ops = mixed(commands, seed=seed, accounts=accounts)
+    lines = [run_dpg(ops, accounts)]
+    lines[0]["seed"] = seed
+    lines[0]["cpus"] = os.cpu_count()
+    if peers:
+        for runner in (run_pyorderbook, run_lightmatchingengine):
+            try:
+                line = runner(ops)
+            except ImportError as e:
+                line = {"bench": "engine", "peer": runner.__name__[4:], "error": f"not installed: {e}"}
+            else:
+                line["dpg_speedup"] = round(lines[0]["commands_per_s"] / line["commands_per_s"], 2)
+            lines.append(line)
+    return lines
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory(orders: int) -> dict[str, Any]:
+    """Place ``orders`` non-crossing limit orders over 2,000 accounts and measure the RSS growth."""
+    engine, seq = funded_engine(2000)
+    gc.collect()
+    before = _rss()
+    apply = engine.apply
+    t0 = time.perf_counter()
+    for i in range(orders):
+        seq += 1
+        buy = i & 1 == 0
+        ticks = 5_000_000 - 1 - (i % 5000) if buy else 5_000_000 + 1 + (i % 5000)
+        apply(PlaceOrder(1 + i % 2000, MARKET, Side.BUY if buy else Side.SELL, OrderType.LIMIT, ticks * TICK, LOT),
+              seq, seq)
+    seconds = time.perf_counter() - t0
+    gc.collect()
+    grown = _rss() - before
+    return {"bench": "memory", "resting_orders": len(engine.orders), "rss_bytes": grown,
+            "rss_mb": round(grown / 2**20, 1), "bytes_per_order": round(grown / max(1, len(engine.orders))),
+            "seconds": round(seconds, 2), "commands_per_s": round(orders / seconds)}

@@ -1,0 +1,243 @@
+"""The ``dpg`` command: run the exchange, replay and verify the journal, the public matching
+replay, and the benchmarks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dpg.config import Settings
+
+app = typer.Typer(help="DPG exchange", no_args_is_help=True, add_completion=False)
+bench_app = typer.Typer(help="Benchmarks: JSON lines, one per measurement", no_args_is_help=True)
+projections_app = typer.Typer(help="Projection tables (orders, trades, ledger entries)", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+app.add_typer(projections_app, name="projections")
+
+
+class _KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        when = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        line = f"ts={when} level={record.levelname.lower()} logger={record.name} {msg}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def up() -> None:
+    """Start the exchange on the embedded defaults (or DPG_DATABASE_URL) and run until Ctrl-C."""
+    from dpg.node import Node, database_url
+
+    settings = Settings.from_env()
+    _setup_logging(settings)
+    url = database_url(settings)
+    node = Node.open(url, settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    markets = ", ".join(m.symbol for m in node.engine.markets)
+    where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+    typer.echo(f"DPG is up: journal at seq {node.engine.seq} on {where}; markets {markets}. Ctrl-C stops.")
+    while not stop.wait(1.0):
+        if node.sequencer.failed is not None:
+            node.close()
+            raise _fail(f"the journal failed ({node.sequencer.failed!r}); restart to recover", 1)
+    node.close()
+    typer.echo(f"DPG stopped at seq {node.sequencer.committed_seq}.")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from dpg.node import database_url
+    from dpg.store import db
+
+    settings = Settings.from_env()
+    applied = db.migrate(database_url(settings))
+    typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
+
+
+@app.command()
+def replay(
+    verify: Annotated[bool, typer.Option("--verify", help="Also check every snapshot against the replay")] = False,
+) -> None:
+    """Rebuild the state from the journal alone and print its state hash."""
+    from dpg.core import state
+    from dpg.journal.journal import Journal
+    from dpg.journal.recovery import recover
+    from dpg.node import database_url
+    from dpg.store import db
+
+    settings = Settings.from_env()
+    url = database_url(settings)
+    db.migrate(url)
+    journal = Journal(url)
+    snapshots = {
+        int(seq): str(h)
+        for seq, h in journal.conn.execute("SELECT seq, state_hash FROM snapshots ORDER BY seq").fetchall()
+    }
+    journal.conn.commit()
+    checked: list[int] = []
+    mismatched: list[int] = []
+
+    if verify and snapshots:
+        from dpg.core.engine import Engine
+        from dpg.journal import codec
+
+        engine = Engine()
+        for seq, ts, payload in journal.read(0):
+            engine.apply(codec.decode(payload), seq, ts)
+            if seq in snapshots:
+                checked.append(seq)
+                if state.state_hash(engine) != snapshots[seq]:
+                    mismatched.append(seq)
+    else:
+        engine = recover(journal, from_snapshot=False)
+    digest = state.state_hash(engine)
+    out = {"seq": engine.seq, "state_hash": digest}
+    if verify:
+        restarted = recover(journal)  # what a restart would build: latest snapshot + journal
+        out["snapshots_checked"] = len(checked)
+        out["restart_state_hash"] = state.state_hash(restarted)
+        out["conservation_errors"] = len(engine.conservation_errors())
+        ok = not mismatched and out["restart_state_hash"] == digest and not out["conservation_errors"]
+        out["verified"] = ok
+        typer.echo(json.dumps(out))
+        journal.close()
+        if not ok:
+            raise _fail(f"verification failed: snapshots {mismatched} differ from the replay", 1)
+        return
+    journal.close()
+    typer.echo(json.dumps(out))
+
+
+@app.command("replay-orders")
+def replay_orders(
+    workload: Annotated[Path, typer.Argument(help="CSV with header op,id,account,side,type,price,qty")],
+    trades: Annotated[Path, typer.Option("--trades", help="Output CSV: taker_id,maker_id,price,qty")],
+    book: Annotated[Path, typer.Option("--book", help="Output CSV: id,side,price,remaining")],
+) -> None:
+    """The public matching replay: one market's order log through DPG's engine."""
+    from dpg.core.errors import DomainError
+    from dpg.core.public_replay import replay as run
+
+    if not workload.is_file():
+        raise _fail(f"{workload}: no such file")
+    with workload.open(newline="") as f:
+        reader = csv.DictReader(f)
+        need = {"op", "id", "account", "side", "type", "price", "qty"}
+        if reader.fieldnames is None or not need <= set(reader.fieldnames):
+            raise _fail(f"{workload}: header must be op,id,account,side,type,price,qty")
+        try:
+            result = run(reader)
+        except DomainError as e:
+            raise _fail(f"{workload}: {e.reason}") from None
+    with trades.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["taker_id", "maker_id", "price", "qty"])
+        w.writerows((t.taker_id, t.maker_id, t.price, t.qty) for t in result.trades)
+    with book.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["id", "side", "price", "remaining"])
+        w.writerows((r.id, r.side, r.price, r.remaining) for r in result.book())
+    typer.echo(json.dumps({"trades": len(result.trades), "resting": len(result.engine.orders)}))
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Drop the projection tables' rows and rebuild them from the journal."""
+    from dpg.journal.journal import Journal
+    from dpg.node import database_url
+    from dpg.store import db
+    from dpg.store.follower import catch_up
+    from dpg.store.projection import Projector
+
+    settings = Settings.from_env()
+    url = database_url(settings)
+    db.migrate(url)
+    projector = Projector(url)
+    projector.truncate()
+    journal = Journal(url)
+    engine = catch_up(journal, projector)
+    typer.echo(json.dumps({"seq": engine.seq, "projected_seq": projector.written_seq}))
+    journal.close()
+
+
+@bench_app.command("engine")
+def bench_engine(
+    commands: Annotated[int, typer.Option("-n", "--commands", help="Commands in the workload")] = 300_000,
+    seed: Annotated[int, typer.Option(help="Workload seed")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+    peers: Annotated[bool, typer.Option(help="Also run pyorderbook and lightmatchingengine")] = True,
+) -> None:
+    """The in-memory engine on a seeded mixed workload, with its peers on the same flow."""
+    from dpg.bench import engine_bench
+
+    for line in engine_bench.run(commands, seed, peers=peers):
+        typer.echo(json.dumps(line))
+
+
+@bench_app.command("durable")
+def bench_durable(
+    commands: Annotated[int, typer.Option("-n", "--commands", help="Commands in the workload")] = 300_000,
+    seed: Annotated[int, typer.Option(help="Workload seed")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+    window: Annotated[int, typer.Option(help="Commands in flight (awaiting their reply) at most")] = 4096,
+) -> None:
+    """The same flow through the sequencer and the PostgreSQL journal, replies after commit."""
+    from dpg.bench import durable_bench
+
+    for line in durable_bench.run(commands, seed, window=window):
+        typer.echo(json.dumps(line))
+
+
+@bench_app.command("memory")
+def bench_memory(
+    orders: Annotated[int, typer.Option("-n", "--orders", help="Resting orders")] = 1_000_000,
+) -> None:
+    """Memory of N resting orders in the engine."""
+    from dpg.bench import engine_bench
+
+    typer.echo(json.dumps(engine_bench.memory(orders)))
+
+
+@bench_app.command("restart")
+def bench_restart(
+    commands: Annotated[int, typer.Option("-n", "--commands", help="Journal length")] = 1_000_000,
+) -> None:
+    """Restart time: snapshot + replay of a journal of N commands on PostgreSQL."""
+    from dpg.bench import durable_bench
+
+    for line in durable_bench.restart(commands):
+        typer.echo(json.dumps(line))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Settings: one object read from ``DPG_*`` environment variables, with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path  # DPG_DATA_DIR: embedded PostgreSQL and other local state
+    database_url: str  # DPG_DATABASE_URL: empty = the embedded PostgreSQL under data_dir
+    snapshot_every: int  # DPG_SNAPSHOT_EVERY: commands between two snapshots
+    batch_max: int  # DPG_BATCH_MAX: most commands in one journal transaction
+    log_level: str  # DPG_LOG_LEVEL
+
+    @staticmethod
+    def from_env(env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        return Settings(
+            data_dir=Path(e.get("DPG_DATA_DIR", ".dpg")).expanduser().resolve(),
+            database_url=e.get("DPG_DATABASE_URL", ""),
+            snapshot_every=_positive(e, "DPG_SNAPSHOT_EVERY", 200_000),
+            batch_max=_positive(e, "DPG_BATCH_MAX", 8_192),
+            log_level=e.get("DPG_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a positive integer, not {raw!r}") from None
+    if value <= 0:
+        raise SystemExit(f"{name} must be a positive integer, not {raw!r}")
+    return value

@@ -1,0 +1,95 @@
+"""Commands: the only way state changes. Each is a small frozen value; amounts in base units.
+
+The sequencer stamps a command with its sequence number and time; the engine applies it. A
+command is never trusted: the engine validates every field and rejects with a stable code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpg.core.model import STP, OrderType, Side
+
+
+@dataclass(frozen=True, slots=True)
+class ListAsset:
+    symbol: str
+    decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListMarket:
+    symbol: str
+    base: str
+    quote: str
+    tick_size: int
+    lot_size: int
+    min_notional: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Money entering the exchange: an operator's fiat credit, later a confirmed chain deposit.
+
+    ``ref`` is the external reference (bank transfer id, chain/tx/log index); a reference is
+    credited at most once.
+    """
+
+    account: int
+    asset: str
+    amount: int
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Internal transfer between two users: instant and free."""
+
+    from_account: int
+    to_account: int
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    account: int
+    market: str
+    side: Side
+    otype: OrderType
+    price: int = 0  # quote base units per whole base; 0 for market orders
+    qty: int = 0  # base units; 0 for a market buy by quote amount
+    quote_qty: int = 0  # quote base units; only for a market buy by quote amount
+    client_id: str = ""
+    stp: STP = STP.EXPIRE_TAKER
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    account: int
+    market: str
+    order_id: int = 0
+    client_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    account: int
+    market: str
+
+
+@dataclass(frozen=True, slots=True)
+class AmendOrder:
+    """Change price and/or total quantity. Reducing the quantity keeps time priority; a new
+    price or a larger quantity re-queues the order (and may trade, unless it is post-only)."""
+
+    account: int
+    market: str
+    order_id: int
+    price: int = 0  # 0: unchanged
+    qty: int = 0  # new total quantity in base units (filled part included); 0: unchanged
+
+
+Command = ListAsset | ListMarket | Credit | Transfer | PlaceOrder | CancelOrder | CancelAll | AmendOrder

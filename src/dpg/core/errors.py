@@ -1,0 +1,42 @@
+"""Domain rejections: every refused command carries one stable code and a human reason."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reject(StrEnum):
+    """Stable rejection codes. The API maps each to an HTTP status in one place."""
+
+    UNKNOWN_MARKET = "UNKNOWN_MARKET"
+    UNKNOWN_ASSET = "UNKNOWN_ASSET"
+    DUPLICATE_ASSET = "DUPLICATE_ASSET"
+    DUPLICATE_MARKET = "DUPLICATE_MARKET"
+    INVALID_MARKET = "INVALID_MARKET"
+    INVALID_ACCOUNT = "INVALID_ACCOUNT"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    INVALID_PRICE = "INVALID_PRICE"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    INVALID_ORDER = "INVALID_ORDER"
+    PRICE_OFF_TICK = "PRICE_OFF_TICK"
+    QUANTITY_OFF_LOT = "QUANTITY_OFF_LOT"
+    BELOW_MIN_NOTIONAL = "BELOW_MIN_NOTIONAL"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+    DUPLICATE_REFERENCE = "DUPLICATE_REFERENCE"
+    POST_ONLY_WOULD_TAKE = "POST_ONLY_WOULD_TAKE"
+    FOK_NOT_FILLABLE = "FOK_NOT_FILLABLE"
+    NO_LIQUIDITY = "NO_LIQUIDITY"
+    SELF_TRANSFER = "SELF_TRANSFER"
+    MARKET_HALTED = "MARKET_HALTED"
+    UNAVAILABLE = "UNAVAILABLE"  # the journal failed or the exchange is stopping: nothing was applied
+
+
+class DomainError(Exception):
+    """Raised at the edges (unit conversion, parsing) with the same codes the engine uses."""
+
+    def __init__(self, code: Reject, reason: str) -> None:
+        super().__init__(f"{code.value}: {reason}")
+        self.code = code
+        self.reason = reason

@@ -1,0 +1,28 @@
+"""The listing at first start: the assets and the four spot markets, as ordinary commands.
+
+They are journaled like every other command, so a replay of the journal alone rebuilds them.
+"""
+
+from __future__ import annotations
+
+from dpg.core.commands import ListAsset, ListMarket
+
+# decimals: on-chain precision for chain assets; USD is kept at 6 like the stablecoins.
+ASSETS = (("BTC", 8), ("ETH", 18), ("USDT", 6), ("USD", 6))
+
+MAKER_FEE_PPM = 800  # 0.08 %
+TAKER_FEE_PPM = 1_000  # 0.10 %
+
+
+def _spot(base: str, quote: str, lot: int) -> ListMarket:
+    # tick 0.01 quote (10_000 units at 6 decimals); minimum notional 5 quote
+    return ListMarket(f"{base}/{quote}", base, quote, 10_000, lot, 5_000_000, MAKER_FEE_PPM, TAKER_FEE_PPM)
+
+
+GENESIS: tuple[ListAsset | ListMarket, ...] = (
+    *(ListAsset(sym, dec) for sym, dec in ASSETS),
+    _spot("BTC", "USDT", 10_000),  # lot 0.0001 BTC
+    _spot("ETH", "USDT", 10**14),  # lot 0.0001 ETH
+    _spot("BTC", "USD", 10_000),
+    _spot("ETH", "USD", 10**14),
+)

@@ -1,0 +1,211 @@
+"""Assets, markets and orders: the value types of the exchange, in integer base units.
+
+An asset has a fixed number of decimals; an amount is an ``int`` of its base units. A market quotes
+``price`` as quote base units per one whole base asset and ``qty`` as base units. Inside the book
+prices are counted in ticks and quantities in lots; ``unit`` (quote base units per lot per tick)
+is a positive integer for every listed market, so every notional is an exact integer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import IntEnum
+
+from dpg.core.errors import DomainError, Reject
+
+PPM = 1_000_000  # fee rates are parts per million of the amount received
+INSURANCE_SHARE_PCT = 10  # the insurance fund receives this share of every trading fee
+
+FEE_ACCOUNT = -1  # ledger account that collects trading fees (net of the insurance share)
+INSURANCE_ACCOUNT = -2  # ledger account of the insurance fund
+SYSTEM_ACCOUNTS = (FEE_ACCOUNT, INSURANCE_ACCOUNT)
+
+
+class Side(IntEnum):
+    BUY = 0
+    SELL = 1
+
+
+class OrderType(IntEnum):
+    LIMIT = 0  # good till cancelled
+    IOC = 1  # immediate or cancel
+    FOK = 2  # fill or kill
+    POST_ONLY = 3  # rests or is rejected; never takes
+    MARKET = 4
+
+
+class STP(IntEnum):
+    """Self-trade prevention: what happens when a taker meets a resting order of its own account."""
+
+    EXPIRE_TAKER = 0
+    EXPIRE_MAKER = 1
+    EXPIRE_BOTH = 2
+
+
+class OrderStatus(IntEnum):
+    OPEN = 0
+    PARTIALLY_FILLED = 1
+    FILLED = 2
+    CANCELED = 3
+    EXPIRED = 4
+    REJECTED = 5
+
+
+def parse_decimal(text: str | int | Decimal, what: str) -> Decimal:
+    """A finite decimal from user text; floats never get here."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, Decimal)):
+        raise DomainError(Reject.INVALID_AMOUNT, f"{what} must be a decimal string")
+    try:
+        value = Decimal(text.strip().replace(",", ".") if isinstance(text, str) else text)
+    except InvalidOperation:
+        raise DomainError(Reject.INVALID_AMOUNT, f"{what} {text!r} is not a number") from None
+    if not value.is_finite():
+        raise DomainError(Reject.INVALID_AMOUNT, f"{what} {text!r} is not a finite number")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    symbol: str
+    decimals: int
+    index: int  # position in the ledger's per-account balance vector
+
+    def to_units(self, amount: str | int | Decimal, what: str = "amount") -> int:
+        """Whole-asset decimal -> base units, exactly; more decimals than the asset has is an error."""
+        value = parse_decimal(amount, what)
+        units = value.scaleb(self.decimals)
+        if units != units.to_integral_value():
+            raise DomainError(
+                Reject.INVALID_AMOUNT,
+                f"{what} {amount} has more than {self.decimals} decimals for {self.symbol}",
+            )
+        return int(units)
+
+    def format(self, units: int) -> str:
+        """Base units -> a plain decimal string with exactly ``decimals`` places."""
+        sign = "-" if units < 0 else ""
+        q, r = divmod(abs(units), 10**self.decimals)
+        return f"{sign}{q}.{r:0{self.decimals}d}" if self.decimals else f"{sign}{q}"
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    symbol: str  # e.g. "BTC/USDT"
+    base: Asset
+    quote: Asset
+    tick_size: int  # quote base units per whole base unit
+    lot_size: int  # base units
+    min_notional: int  # quote base units
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    index: int
+    unit: int = field(default=0)  # quote base units per (lot x tick); set by ``listed``
+
+    @staticmethod
+    def listed(
+        symbol: str,
+        base: Asset,
+        quote: Asset,
+        tick_size: int,
+        lot_size: int,
+        min_notional: int,
+        maker_fee_ppm: int,
+        taker_fee_ppm: int,
+        index: int,
+    ) -> Market:
+        """Validate the parameters and compute ``unit``; raises DomainError(INVALID_MARKET)."""
+        if tick_size <= 0 or lot_size <= 0 or min_notional < 0:
+            raise DomainError(Reject.INVALID_MARKET, "tick, lot must be positive, min notional >= 0")
+        if not (0 <= maker_fee_ppm < PPM and 0 <= taker_fee_ppm < PPM):
+            raise DomainError(Reject.INVALID_MARKET, "fee rates must be within [0, 1e6) ppm")
+        if base.index == quote.index:
+            raise DomainError(Reject.INVALID_MARKET, "base and quote must differ")
+        scale = 10**base.decimals
+        if (tick_size * lot_size) % scale:
+            raise DomainError(
+                Reject.INVALID_MARKET,
+                "tick_size x lot_size must be a whole number of quote base units",
+            )
+        return Market(
+            symbol, base, quote, tick_size, lot_size, min_notional, maker_fee_ppm,
+            taker_fee_ppm, index, tick_size * lot_size // scale,
+        )
+
+    @property
+    def compact(self) -> str:
+        """The symbol without separator, e.g. ``BTCUSDT``."""
+        return self.base.symbol + self.quote.symbol
+
+    def price_to_units(self, price: str | int | Decimal) -> int:
+        """Decimal price (quote per whole base) -> quote base units per whole base."""
+        return self.quote.to_units(price, "price")
+
+    def qty_to_units(self, qty: str | int | Decimal) -> int:
+        return self.base.to_units(qty, "quantity")
+
+    def notional(self, price_units: int, qty_units: int) -> int:
+        """Exact notional in quote base units of a quantity at a price (both on tick and lot)."""
+        return (price_units // self.tick_size) * (qty_units // self.lot_size) * self.unit
+
+
+class Order:
+    """A live order. Prices in ticks, quantities in lots; mutable while it rests in a book."""
+
+    __slots__ = (
+        "account",
+        "client_id",
+        "market",
+        "oid",
+        "otype",
+        "price",
+        "qty",
+        "quote_qty",
+        "remaining",
+        "seq",
+        "side",
+        "stp",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        oid: int,
+        account: int,
+        market: int,
+        side: int,
+        otype: int,
+        price: int,
+        qty: int,
+        remaining: int,
+        quote_qty: int,
+        client_id: str,
+        stp: int,
+        seq: int,
+        ts: int,
+    ) -> None:
+        self.oid = oid
+        self.account = account
+        self.market = market
+        self.side = side
+        self.otype = otype
+        self.price = price  # ticks; 0 for a market order
+        self.qty = qty  # lots, as placed (or as amended)
+        self.remaining = remaining  # lots; 0 once finished (also marks a dead queue entry)
+        self.quote_qty = quote_qty  # quote units for a market buy by quote amount, else 0
+        self.client_id = client_id
+        self.stp = stp
+        self.seq = seq  # sequence number of the command that placed (or last re-queued) it
+        self.ts = ts
+
+    def copy(self) -> Order:
+        return Order(
+            self.oid, self.account, self.market, self.side, self.otype, self.price, self.qty,
+            self.remaining, self.quote_qty, self.client_id, self.stp, self.seq, self.ts,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Order(oid={self.oid}, account={self.account}, side={Side(self.side).name}, "
+            f"price={self.price}, qty={self.qty}, remaining={self.remaining})"
+        )

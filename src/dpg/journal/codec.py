@@ -1,0 +1,67 @@
+"""The journal's encoding of a command: MessagePack of ``[kind, field, field, ...]``.
+
+Kinds are stable numbers (never reused); fields follow the dataclass's field order. Enums are
+stored as their integer values and restored on decode, so decode(encode(c)) == c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from enum import IntEnum
+from typing import Any
+
+from dpg.core.bigint import HI, packb, unpackb, wrap
+from dpg.core.commands import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Credit,
+    ListAsset,
+    ListMarket,
+    PlaceOrder,
+    Transfer,
+)
+from dpg.core.model import STP, OrderType, Side
+
+KINDS: dict[type, int] = {
+    ListAsset: 1,
+    ListMarket: 2,
+    Credit: 3,
+    Transfer: 4,
+    PlaceOrder: 10,
+    CancelOrder: 11,
+    CancelAll: 12,
+    AmendOrder: 13,
+}
+CLASSES: dict[int, type] = {v: k for k, v in KINDS.items()}
+_ENUMS: dict[type, tuple[tuple[int, type[IntEnum]], ...]] = {
+    PlaceOrder: ((2, Side), (3, OrderType), (8, STP)),
+}
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in KINDS}
+
+def _field(v: Any) -> Any:
+    return wrap(v) if type(v) is int else v
+
+
+def encode(cmd: Command) -> bytes:
+    cls = type(cmd)
+    if cls is PlaceOrder:
+        c: Any = cmd
+        if 0 <= c.price < HI and 0 <= c.qty < HI and 0 <= c.quote_qty < HI:
+            return packb((10, c.account, c.market, int(c.side), int(c.otype), c.price, c.qty, c.quote_qty,
+                          c.client_id, int(c.stp)))
+    return packb((KINDS[cls], *(_field(getattr(cmd, f)) for f in _FIELDS[cls])))
+
+
+def decode(payload: bytes) -> Command:
+    kind, *values = unpackb(payload)
+    cls = CLASSES[kind]
+    for i, enum in _ENUMS.get(cls, ()):
+        values[i] = enum(values[i])
+    cmd: Command = cls(*values)
+    return cmd
+
+
+def kind_name(cmd: Command) -> str:
+    return type(cmd).__name__

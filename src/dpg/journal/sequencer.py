@@ -1,0 +1,242 @@
+"""The sequencer: the single writer. It stamps each command with its sequence number and time,
+applies it to the engine, and hands batches to the journal writer; a caller's reply is released
+only after the batch holding its command is committed.
+
+Two threads. The engine thread drains the inbox, applies commands and passes each batch on; the
+journal thread merges whatever batches are waiting into one transaction (group commit), commits,
+then releases the replies and feeds the sinks (projections, market data). The engine may run
+ahead of the journal by a bounded number of batches; none of that is visible to anyone before it
+is durable. If a commit fails, the engine's state is ahead of the journal, so the sequencer halts:
+every pending and later command is answered UNAVAILABLE and the process must restart (recovery
+rebuilds the state from the journal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from dpg.core import events as E
+from dpg.core import state
+from dpg.core.commands import Command
+from dpg.core.engine import Engine
+from dpg.core.errors import Reject
+from dpg.core.events import Event
+from dpg.journal import codec
+from dpg.journal.journal import Journal, Row
+
+log = logging.getLogger("dpg.sequencer")
+
+Callback = Callable[[int, list[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One command as applied: what sinks receive, in sequence order, after commit."""
+
+    seq: int
+    ts: int
+    cmd: Command
+    events: list[Event]
+
+
+Sink = Callable[[Sequence[Applied]], None]
+# (journal rows, (reply callback, applied command) pairs, snapshot to store with them)
+_Batch = tuple[list[Row], list[tuple["Callback | None", Applied]], tuple[int, str, bytes] | None]
+
+
+def _unavailable(reason: str) -> list[Event]:
+    return [(E.REJECTED, Reject.UNAVAILABLE.value, reason)]
+
+
+class Sequencer:
+    def __init__(
+        self,
+        engine: Engine,
+        journal: Journal,
+        *,
+        snapshot_every: int = 200_000,
+        batch_max: int = 8_192,
+        sinks: Sequence[Sink] = (),
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.snapshot_every = snapshot_every
+        self.batch_max = batch_max
+        self.sinks = list(sinks)
+        self.clock = clock
+        self.seq = engine.seq
+        self.last_ts = engine.ts
+        self.last_snapshot = engine.seq
+        self.committed_seq = engine.seq
+        self.failed: BaseException | None = None
+        self._inbox: queue.SimpleQueue[tuple[Command, Callback | None]] = queue.SimpleQueue()
+        self._out: queue.Queue[_Batch | None] = queue.Queue(maxsize=32)
+        self._stopping = False
+        self._engine_thread = threading.Thread(target=self._engine_loop, name="dpg-engine", daemon=True)
+        self._journal_thread = threading.Thread(target=self._journal_loop, name="dpg-journal", daemon=True)
+
+    # ------------------------------------------------------------------ control
+
+    def start(self) -> None:
+        self._engine_thread.start()
+        self._journal_thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what was submitted, commit it, then stop both threads."""
+        self._stopping = True
+        self._engine_thread.join(timeout)
+        self._journal_thread.join(timeout)
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(self, cmd: Command, callback: Callback | None = None) -> None:
+        """Queue a command; ``callback(seq, events)`` runs on the journal thread after commit
+        (seq 0 and an UNAVAILABLE rejection if it never will be)."""
+        if self._stopping or self.failed is not None:
+            if callback is not None:
+                callback(0, _unavailable("the exchange is stopping or halted"))
+            return
+        self._inbox.put((cmd, callback))
+
+    def submit_wait(self, cmd: Command, timeout: float = 30.0) -> tuple[int, list[Event]]:
+        """Submit and block until the command is durable."""
+        done = threading.Event()
+        out: list[tuple[int, list[Event]]] = []
+
+        def cb(seq: int, events: list[Event]) -> None:
+            out.append((seq, events))
+            done.set()
+
+        self.submit(cmd, cb)
+        if not done.wait(timeout):
+            raise TimeoutError("no reply from the sequencer")
+        return out[0]
+
+    async def submit_async(self, cmd: Command) -> tuple[int, list[Event]]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[int, list[Event]]] = loop.create_future()
+
+        def resolve(seq: int, events: list[Event]) -> None:
+            if not fut.done():
+                fut.set_result((seq, events))
+
+        def callback(seq: int, events: list[Event]) -> None:
+            loop.call_soon_threadsafe(resolve, seq, events)
+
+        self.submit(cmd, callback)
+        return await fut
+
+    # ------------------------------------------------------------------ engine thread
+
+    def _engine_loop(self) -> None:
+        inbox = self._inbox
+        apply = self.engine.apply
+        encode = codec.encode
+        clock = self.clock
+        batch_max = self.batch_max
+        while True:
+            try:
+                first = inbox.get(timeout=0.05)
+            except queue.Empty:
+                if self._stopping:
+                    break
+                continue
+            items = [first]
+            try:
+                while len(items) < batch_max:
+                    items.append(inbox.get_nowait())
+            except queue.Empty:
+                pass
+            if self.failed is not None:
+                for _, cb in items:
+                    if cb is not None:
+                        cb(0, _unavailable("the journal failed; the exchange must restart"))
+                continue
+            rows: list[Row] = []
+            replies: list[tuple[Callback | None, Applied]] = []
+            seq = self.seq
+            ts = self.last_ts
+            now = clock()
+            ts = max(ts, now)
+            for cmd, cb in items:
+                try:
+                    payload = encode(cmd)
+                except Exception as e:  # not a command the journal can hold: nothing happens
+                    log.warning("event=command_refused kind=%s error=%r", type(cmd).__name__, e)
+                    if cb is not None:
+                        cb(0, [(E.REJECTED, Reject.INVALID_ORDER.value, f"malformed command: {e}")])
+                    continue
+                seq += 1
+                events = apply(cmd, seq, ts)
+                rows.append((seq, ts, payload))
+                replies.append((cb, Applied(seq, ts, cmd, events)))
+            self.seq = seq
+            self.last_ts = ts
+            snapshot = None
+            if seq - self.last_snapshot >= self.snapshot_every:
+                snapshot = self._snapshot()
+            if rows:
+                self._out.put((rows, replies, snapshot))
+        self._out.put(None)
+
+    def _snapshot(self) -> tuple[int, str, bytes]:
+        t = time.perf_counter()
+        body = state.encode(self.engine)
+        snap = (self.seq, hashlib.sha256(body).hexdigest(), body)
+        self.last_snapshot = self.seq
+        log.info("event=snapshot seq=%d bytes=%d ms=%.1f", self.seq, len(body), (time.perf_counter() - t) * 1e3)
+        return snap
+
+    # ------------------------------------------------------------------ journal thread
+
+    def _journal_loop(self) -> None:
+        out = self._out
+        while True:
+            item = out.get()
+            if item is None:
+                break
+            rows, replies, snapshot = item
+            ended = False
+            # group commit: take every batch that is already waiting into the same transaction
+            while True:
+                try:
+                    more = out.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    ended = True
+                    break
+                rows.extend(more[0])
+                replies.extend(more[1])
+                snapshot = more[2] or snapshot
+            if self.failed is None:
+                try:
+                    self.journal.append(rows, snapshot)
+                    self.committed_seq = rows[-1][0]
+                except Exception as e:
+                    self.failed = e
+                    log.error("event=journal_failed error=%r", e)
+            if self.failed is not None:
+                for cb, _ in replies:
+                    if cb is not None:
+                        cb(0, _unavailable("the journal failed; the exchange must restart"))
+            else:
+                for cb, a in replies:
+                    if cb is not None:
+                        cb(a.seq, a.events)
+                batch = [a for _, a in replies]
+                for sink in self.sinks:
+                    try:
+                        sink(batch)
+                    except Exception:
+                        log.exception("event=sink_failed sink=%r", sink)
+            if ended:
+                break

@@ -1,0 +1,115 @@
+"""The projection follower: a process of its own that tails the journal, replays each command
+through its own copy of the (deterministic) engine, and writes the events to the projection
+tables. It keeps projection work off the engine's process and can restart at any time: it resumes
+after its checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from dpg.core.engine import Engine
+from dpg.journal import codec
+from dpg.journal.journal import Journal
+from dpg.journal.sequencer import Applied
+from dpg.store.projection import Projector
+
+log = logging.getLogger("dpg.follower")
+
+BATCH = 20_000
+
+
+def catch_up(journal: Journal, projector: Projector) -> Engine:
+    """Recover an engine from a snapshot no newer than the projection's checkpoint, writing the
+    events the projection has not seen yet on the way."""
+    from dpg.journal.recovery import recover
+
+    checkpoint = projector.written_seq
+    buf: list[Applied] = []
+
+    def feed(engine: Engine, a: Applied) -> None:
+        if a.seq <= checkpoint:
+            return
+        if not buf:
+            projector.bind(engine.assets, engine.markets)
+        buf.append(a)
+        if len(buf) >= BATCH:
+            projector.write(buf)
+            buf.clear()
+
+    engine = recover(journal, at_most=checkpoint, on_applied=feed)
+    projector.bind(engine.assets, engine.markets)
+    if buf:
+        projector.write(buf)
+    return engine
+
+
+def step(engine: Engine, journal: Journal, projector: Projector) -> int:
+    """Apply and project every journaled command after ``engine.seq``. Returns how many."""
+    buf: list[Applied] = []
+    n = 0
+    apply = engine.apply
+    decode = codec.decode
+    for seq, ts, payload in journal.read(engine.seq):
+        cmd = decode(payload)
+        buf.append(Applied(seq, ts, cmd, apply(cmd, seq, ts)))
+        if len(buf) >= BATCH:
+            projector.write(buf)
+            n += len(buf)
+            buf.clear()
+    if buf:
+        projector.write(buf)
+        n += len(buf)
+    return n
+
+
+def follow(url: str, stop: threading.Event, poll: float = 0.05) -> None:
+    journal = Journal(url)
+    projector = Projector(url)
+    try:
+        engine = catch_up(journal, projector)
+        log.info("event=follower_ready seq=%d", engine.seq)
+        while not stop.is_set():
+            if not step(engine, journal, projector):
+                stop.wait(poll)
+    finally:
+        projector.close()
+        journal.close()
+
+
+def spawn(url: str) -> subprocess.Popen[bytes]:
+    """Start the follower as a child process (the URL travels in its environment)."""
+    env = dict(os.environ, DPG_DATABASE_URL=url)
+    return subprocess.Popen([sys.executable, "-m", "dpg.store.follower"], env=env)
+
+
+def wait_caught_up(url: str, seq: int, timeout: float = 120.0) -> bool:
+    """Block until the projection checkpoint reaches ``seq``."""
+    projector = Projector(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if projector.checkpoint() >= seq:
+                return True
+            time.sleep(0.02)
+        return False
+    finally:
+        projector.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("DPG_LOG_LEVEL", "INFO").upper(),
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    follow(os.environ["DPG_DATABASE_URL"], stop)
+
+
+if __name__ == "__main__":
+    main()

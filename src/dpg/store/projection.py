@@ -1,0 +1,188 @@
+"""Projections: orders, trades and ledger entries in PostgreSQL, written from the engine's events.
+
+``Projector.write`` takes a batch of applied commands and writes their events in one transaction
+together with its checkpoint (``projection_state``), so a restart resumes exactly after the last
+written command. Everything here can be dropped and rebuilt from the journal
+(``dpg projections rebuild``); ``dpg.store.follower`` keeps it current.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from dpg.core import events as E
+from dpg.core.events import Cause
+from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+from dpg.journal.sequencer import Applied
+
+log = logging.getLogger("dpg.projection")
+
+SIDE = {s.value: s.name.lower() for s in Side}
+OTYPE = {t.value: t.name.lower() for t in OrderType}
+STPN = {s.value: s.name.lower() for s in STP}
+STATUS = {s.value: s.name.lower() for s in OrderStatus}
+CAUSE = {c.value: c.name.lower() for c in Cause}
+
+_NEW_COLS = (
+    "order_id, account, market, side, type, price, qty, quote_qty, client_id, stp, status, filled, "
+    "filled_quote, reason, created_seq, updated_seq, created_ts, updated_ts"
+)
+
+
+class _OrderRow:
+    """An order's accumulated change within one batch."""
+
+    __slots__ = ("filled", "filled_quote", "new", "price", "qty", "reason", "seq", "status", "ts")
+
+    def __init__(self, new: list[Any] | None) -> None:
+        self.new = new  # full row when the order was created in this batch
+        self.status: str | None = None
+        self.filled = 0
+        self.filled_quote = 0
+        self.reason: str | None = None
+        self.seq = 0
+        self.ts = 0
+        self.price: int | None = None
+        self.qty: int | None = None
+
+
+class Projector:
+    def __init__(self, url: str, name: str = "tables") -> None:
+        self.url = url
+        self.assets: list[Asset] = []
+        self.markets: list[Market] = []
+        self.name = name
+        self.conn = psycopg.connect(url)
+        self.written_seq = self.checkpoint()
+
+    def bind(self, assets: list[Asset], markets: list[Market]) -> None:
+        """Use the engine's asset and market lists (append-only; read by index)."""
+        self.assets = assets
+        self.markets = markets
+
+    def checkpoint(self) -> int:
+        row = self.conn.execute("SELECT seq FROM projection_state WHERE name = %s", (self.name,)).fetchone()
+        self.conn.commit()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, batch: Sequence[Applied]) -> None:
+        """Write the events of ``batch`` (commands after the checkpoint only) in one transaction."""
+        batch = [a for a in batch if a.seq > self.written_seq]
+        if not batch:
+            return
+        orders: dict[int, _OrderRow] = {}
+        trades: list[tuple[Any, ...]] = []
+        ledger: list[tuple[Any, ...]] = []
+        markets = self.markets
+        assets = self.assets
+        for a in batch:
+            seq, ts = a.seq, a.ts
+            for n, ev in enumerate(a.events):
+                kind = ev[0]
+                if kind == E.BALANCE:
+                    ledger.append((seq, n, ts, ev[1], assets[ev[2]].symbol, ev[3], ev[4], CAUSE[ev[5]]))
+                elif kind == E.TRADE:
+                    (_, tid, mi, price, qty, notional, t_oid, m_oid, t_acct, m_acct, t_side, t_fee, m_fee) = ev
+                    trades.append((tid, seq, ts, markets[mi].symbol, price, qty, notional, t_oid, m_oid,
+                                   t_acct, m_acct, SIDE[int(t_side)], t_fee, m_fee))
+                    for oid in (t_oid, m_oid):
+                        row = orders.get(oid)
+                        if row is None:
+                            row = orders[oid] = _OrderRow(None)
+                        row.filled += qty
+                        row.filled_quote += notional
+                        row.seq, row.ts = seq, ts
+                elif kind == E.ORDER_NEW:
+                    (_, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp) = ev
+                    orders[oid] = _OrderRow([
+                        oid, acct, markets[mi].symbol, SIDE[int(side)], OTYPE[int(otype)], price, qty, quote_qty,
+                        cid, STPN[int(stp)], "open", 0, 0, "", seq, seq, ts, ts,
+                    ])
+                elif kind == E.ORDER_DONE:
+                    row = orders.get(ev[1])
+                    if row is None:
+                        row = orders[ev[1]] = _OrderRow(None)
+                    row.status = STATUS[ev[2]]
+                    row.reason = ev[4]
+                    row.seq, row.ts = seq, ts
+                elif kind == E.ORDER_AMENDED:
+                    row = orders.get(ev[1])
+                    if row is None:
+                        row = orders[ev[1]] = _OrderRow(None)
+                    row.price, row.qty = ev[2], ev[3]
+                    row.seq, row.ts = seq, ts
+        new_rows: list[list[Any]] = []
+        updates: list[tuple[Any, ...]] = []
+        for oid, r in orders.items():
+            if r.new is not None:
+                new = r.new
+                new[11] = r.filled
+                new[12] = r.filled_quote
+                if r.price is not None:
+                    new[5], new[6] = r.price, r.qty
+                if r.status is not None:
+                    new[10] = r.status
+                    new[13] = r.reason or ""
+                elif r.filled:
+                    new[10] = "partially_filled"
+                if r.seq:
+                    new[15], new[17] = r.seq, r.ts
+                new_rows.append(new)
+            else:
+                updates.append((oid, r.filled, r.filled_quote, r.status, r.reason, r.price, r.qty, r.seq, r.ts))
+        last = batch[-1].seq
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if new_rows:
+                with cur.copy(f"COPY orders ({_NEW_COLS}) FROM STDIN") as copy:
+                    for row in new_rows:
+                        copy.write_row(row)
+            if updates:
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS order_updates (order_id bigint, d_filled numeric,"
+                    " d_filled_quote numeric, status text, reason text, price numeric, qty numeric, seq bigint,"
+                    " ts bigint) ON COMMIT DELETE ROWS"
+                )
+                with cur.copy("COPY order_updates FROM STDIN") as copy:
+                    for u in updates:
+                        copy.write_row(u)
+                cur.execute(
+                    "UPDATE orders o SET filled = o.filled + u.d_filled,"
+                    " filled_quote = o.filled_quote + u.d_filled_quote,"
+                    " status = coalesce(u.status, CASE WHEN o.filled + u.d_filled > 0 AND o.status = 'open'"
+                    "   THEN 'partially_filled' ELSE o.status END),"
+                    " reason = coalesce(u.reason, o.reason),"
+                    " price = coalesce(u.price, o.price), qty = coalesce(u.qty, o.qty),"
+                    " updated_seq = u.seq, updated_ts = u.ts"
+                    " FROM order_updates u WHERE o.order_id = u.order_id"
+                )
+            if trades:
+                with cur.copy(
+                    "COPY trades (trade_id, seq, ts, market, price, qty, notional, taker_order, maker_order,"
+                    " taker_account, maker_account, taker_side, taker_fee, maker_fee) FROM STDIN"
+                ) as copy:
+                    for t in trades:
+                        copy.write_row(t)
+            if ledger:
+                with cur.copy(
+                    "COPY ledger_entries (seq, n, ts, account, asset, d_available, d_locked, cause) FROM STDIN"
+                ) as copy:
+                    for entry in ledger:
+                        copy.write_row(entry)
+            cur.execute("UPDATE projection_state SET seq = %s WHERE name = %s", (last, self.name))
+        self.written_seq = last
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def truncate(self) -> None:
+        """Empty every projection table (before a rebuild from the journal)."""
+        with self.conn.transaction():
+            self.conn.execute("TRUNCATE orders, trades, ledger_entries")
+            self.conn.execute("UPDATE projection_state SET seq = 0 WHERE name = %s", (self.name,))
+        self.written_seq = 0
