@@ -140,8 +140,8 @@ class Projector:
         with self.conn.transaction(), self.conn.cursor() as cur:
             if new_rows:
                 with cur.copy(f"COPY orders ({_NEW_COLS}) FROM STDIN") as copy:
-                    for row in new_rows:
-                        copy.write_row(row)
+                    for new in new_rows:
+                        copy.write_row(new)
             if updates:
                 cur.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS order_updates (order_id bigint, d_filled numeric,"
