@@ -62,7 +62,9 @@ def test_price_time_priority(desk: Desk) -> None:
     c = oid(desk.order(3, "sell", PRICE, 5))  # same price as b, later than b
     ev = desk.order(4, "buy", PRICE + 1, 12)
     t = oid(ev)
-    assert trades(ev) == [(t, b, PRICE * TICK, 5 * LOT), (t, c, PRICE * TICK, 5 * LOT), (t, a, (PRICE + 1) * TICK, 2 * LOT)]
+    assert trades(ev) == [
+        (t, b, PRICE * TICK, 5 * LOT), (t, c, PRICE * TICK, 5 * LOT), (t, a, (PRICE + 1) * TICK, 2 * LOT),
+    ]
 
 
 def test_ioc_fills_what_it_can_and_expires_the_rest(desk: Desk) -> None:

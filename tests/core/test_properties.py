@@ -34,7 +34,8 @@ def commands(draw: Any) -> Any:
     qty = draw(st.integers(1, 40)) * lot
     stp = draw(st.sampled_from(list(STP)))
     if kind in ("limit", "ioc", "fok", "post"):
-        otype = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "fok": OrderType.FOK, "post": OrderType.POST_ONLY}[kind]
+        otype = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "fok": OrderType.FOK,
+                 "post": OrderType.POST_ONLY}[kind]
         return PlaceOrder(acct, market, side, otype, price, qty, stp=stp)
     if kind == "mkt":
         return PlaceOrder(acct, market, side, OrderType.MARKET, 0, qty, stp=stp)
@@ -49,7 +50,8 @@ def commands(draw: Any) -> Any:
         return AmendOrder(acct, market, draw(st.integers(1, 60)), price=draw(st.sampled_from([0, price])),
                           qty=draw(st.sampled_from([0, qty])))
     if kind == "transfer":
-        return Transfer(acct, draw(accounts), draw(st.sampled_from(["BTC", "USDT", "ETH"])), draw(st.integers(1, 10**9)))
+        asset = draw(st.sampled_from(["BTC", "USDT", "ETH"]))
+        return Transfer(acct, draw(accounts), asset, draw(st.integers(1, 10**9)))
     return Credit(acct, draw(st.sampled_from(["BTC", "USDT", "ETH", "USD"])), draw(st.integers(1, 10**20)),
                   f"ref-{draw(st.integers(0, 10**9))}")
 
@@ -99,7 +101,11 @@ def test_replay_and_snapshot_restore_are_deterministic(cmds: list[Any], data: An
 # ---------------------------------------------------------------- reference model of the replay
 
 
-def reference_match(rows: list[dict[str, str]]) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, str, int, int]]]:
+Fills = list[tuple[int, int, int, int]]
+Book = list[tuple[int, str, int, int]]
+
+
+def reference_match(rows: list[dict[str, str]]) -> tuple[Fills, Book]:
     """Plainly written price-time matching with expire-taker STP, for comparison."""
     book: list[dict[str, Any]] = []  # resting orders in arrival order
     known: set[int] = set()

@@ -150,15 +150,15 @@ def run_lightmatchingengine(ops: list[Op]) -> dict[str, Any]:
     from lightmatchingengine.lightmatchingengine import Side as LSide
 
     lme = LightMatchingEngine()
-    live: dict[int, int] = {}
+    live: dict[int, Any] = {}
     trades = 0
 
     def step(op: Op) -> None:
         nonlocal trades
         if op.op == "cancel":
-            oid = live.pop(op.id, None)
-            if oid is not None:
-                lme.cancel_order(oid, "BTCUSDT")
+            o = live.pop(op.id, None)
+            if o is not None and o.leaves_qty > 0:  # it keeps filled orders in its id map
+                lme.cancel_order(o.order_id, "BTCUSDT")
             return
         side = LSide.BUY if op.side == "buy" else LSide.SELL
         price = 0 if op.type == "market" else op.price
@@ -166,7 +166,7 @@ def run_lightmatchingengine(ops: list[Op]) -> dict[str, Any]:
         trades += sum(1 for t in fills if t.order_id != order.order_id)
         if order.leaves_qty > 0:
             if op.type == "limit":
-                live[op.id] = order.order_id
+                live[op.id] = order
             else:
                 lme.cancel_order(order.order_id, "BTCUSDT")
 

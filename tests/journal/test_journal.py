@@ -1,0 +1,119 @@
+"""The journal and the sequencer on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import psycopg
+import pytest
+
+from dpg.core import events as E
+from dpg.core import state
+from dpg.core.commands import Credit, PlaceOrder
+from dpg.core.engine import Engine
+from dpg.core.genesis import GENESIS
+from dpg.core.model import OrderType, Side
+from dpg.journal import codec
+from dpg.journal.journal import Journal, JournalGap
+from dpg.journal.recovery import recover
+from dpg.journal.sequencer import Sequencer
+
+
+def test_append_and_read_in_order(pg_url: str) -> None:
+    j = Journal(pg_url)
+    rows = [(i, 1000 + i, codec.encode(Credit(1, "USD", i, f"r{i}"))) for i in range(1, 121_000)]
+    j.append(rows[:60_000])
+    j.append(rows[60_000:])
+    assert j.last_seq() == len(rows)
+    assert list(j.read(0)) == rows
+    assert [r[0] for r in j.read(100_000)] == list(range(100_001, len(rows) + 1))
+    j.close()
+
+
+def test_a_hole_in_the_journal_is_detected(pg_url: str) -> None:
+    j = Journal(pg_url)
+    j.append([(1, 1, b"\x90"), (2, 2, b"\x90"), (4, 4, b"\x90")])
+    with pytest.raises(JournalGap):
+        list(j.read(0))
+    j.close()
+
+
+def test_replies_arrive_only_after_commit(pg_url: str) -> None:
+    """Each reply checks, on another connection, that its command is already in the journal."""
+    engine = Engine()
+    seqr = Sequencer(engine, Journal(pg_url), snapshot_every=10**9)
+    seqr.start()
+    checker = psycopg.connect(pg_url, autocommit=True)
+    seen: list[bool] = []
+    done = threading.Event()
+    n = 300
+
+    def cb(seq: int, events: list[E.Event]) -> None:
+        row = checker.execute("SELECT count(*) FROM journal WHERE seq = %s", (seq,)).fetchone()
+        seen.append(bool(row and row[0] == 1))
+        if len(seen) == n:
+            done.set()
+
+    for cmd in GENESIS:
+        seqr.submit_wait(cmd)
+    for i in range(n):
+        seqr.submit(Credit(1 + i % 7, "USDT", 10**6, f"c{i}"), cb)
+    assert done.wait(30)
+    assert all(seen) and len(seen) == n
+    seqr.stop()
+    checker.close()
+
+
+def test_sequence_numbers_and_times_are_stamped_in_order(pg_url: str) -> None:
+    engine = Engine()
+    seqr = Sequencer(engine, Journal(pg_url), snapshot_every=10**9)
+    seqr.start()
+    for cmd in GENESIS:
+        seqr.submit_wait(cmd)
+    seqr.submit_wait(Credit(1, "USDT", 10**9, "x"))
+    seq, events = seqr.submit_wait(PlaceOrder(1, "BTC/USDT", Side.BUY, OrderType.LIMIT, 10**10, 10**5))
+    assert events[0][0] == E.ORDER_NEW and seq == len(GENESIS) + 2
+    seqr.stop()
+    rows = list(Journal(pg_url).read(0))
+    assert [r[0] for r in rows] == list(range(1, seq + 1))
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(rows))
+
+
+def test_snapshots_plus_replay_equal_a_full_replay(pg_url: str) -> None:
+    engine = Engine()
+    seqr = Sequencer(engine, Journal(pg_url), snapshot_every=50)
+    seqr.start()
+    for cmd in GENESIS:
+        seqr.submit_wait(cmd)
+    for i in range(1, 5):
+        seqr.submit(Credit(i, "USDT", 10**12, f"u{i}"))
+        seqr.submit(Credit(i, "BTC", 10**10, f"b{i}"))
+    for k in range(400):
+        side = Side.BUY if k % 2 else Side.SELL
+        price = (2_000_000 + (k * 7) % 13 - 6) * 10_000
+        seqr.submit(PlaceOrder(1 + k % 4, "BTC/USDT", side, OrderType.LIMIT, price, (1 + k % 5) * 10_000))
+    seqr.submit_wait(Credit(9, "USD", 1, "fence"))
+    seqr.stop()
+    live_hash = state.state_hash(engine)
+    j = Journal(pg_url)
+    snap = j.latest_snapshot()
+    assert snap is not None and snap[0] >= 400
+    assert state.state_hash(recover(j)) == live_hash
+    assert state.state_hash(recover(j, from_snapshot=False)) == live_hash
+    j.close()
+
+
+def test_a_failed_commit_halts_the_sequencer(pg_url: str) -> None:
+    engine = Engine()
+    journal = Journal(pg_url)
+    seqr = Sequencer(engine, journal, snapshot_every=10**9)
+    seqr.start()
+    seqr.submit_wait(GENESIS[0])
+    journal.conn.close()  # the database goes away under the writer
+    seq, events = seqr.submit_wait(Credit(1, "BTC", 5, "lost"))
+    assert seq == 0 and events[0][:2] == (E.REJECTED, "UNAVAILABLE")
+    assert seqr.failed is not None
+    seq, events = seqr.submit_wait(Credit(1, "BTC", 5, "after"))
+    assert seq == 0 and events[0][1] == "UNAVAILABLE"
+    seqr.stop()

@@ -1,0 +1,125 @@
+"""The ``dpg`` command, run as a user runs it (a separate process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dpg.config import Settings
+from dpg.core import state
+from dpg.core.commands import Credit, PlaceOrder
+from dpg.core.model import OrderType, Side
+from dpg.node import Node
+
+ROOT = Path(__file__).parents[1]
+
+
+def dpg(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dpg.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=timeout, check=False)
+
+
+def start_up(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**os.environ, **env})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    return out
+
+
+def test_up_on_a_database_url_lists_the_markets_and_stops_cleanly(pg_url: str) -> None:
+    proc, line = start_up({"DPG_DATABASE_URL": pg_url})
+    assert "DPG is up" in line and "BTC/USDT, ETH/USDT, BTC/USD, ETH/USD" in line, line
+    assert "DPG stopped" in stop(proc)
+    with psycopg.connect(pg_url) as c:
+        assert c.execute("SELECT count(*) FROM journal").fetchone() == (8,)
+
+
+@pytest.mark.slow
+def test_up_with_no_configuration_runs_an_embedded_postgres_that_persists(tmp_path: Path) -> None:
+    env = {"DPG_DATA_DIR": str(tmp_path / "data"), "DPG_DATABASE_URL": ""}
+    proc, line = start_up(env)
+    assert "DPG is up: journal at seq 8 on embedded PostgreSQL" in line, line
+    stop(proc)
+    assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
+    proc, line = start_up(env)  # the same data: genesis is not listed twice
+    assert "journal at seq 8 " in line, line
+    stop(proc)
+
+
+def test_replay_verify_prints_the_live_state_hash(pg_url: str) -> None:
+    node = Node.open(pg_url, Settings.from_env({"DPG_SNAPSHOT_EVERY": "5"}), projections=False)
+    node.sequencer.submit_wait(Credit(1, "USDT", 10**12, "u1"))
+    node.sequencer.submit_wait(Credit(2, "BTC", 10**10, "b2"))
+    for i in range(20):
+        node.sequencer.submit_wait(PlaceOrder(1 + i % 2, "BTC/USDT", Side(i % 2), OrderType.LIMIT,
+                                              (2_000_000 + i % 3) * 10_000, 30_000))
+    live = state.state_hash(node.engine)
+    node.close()
+    r = dpg("replay", "--verify", env={"DPG_DATABASE_URL": pg_url})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["state_hash"] == live and out["restart_state_hash"] == live
+    assert out["verified"] is True and out["snapshots_checked"] >= 3
+    with psycopg.connect(pg_url) as c:  # a snapshot that does not match the journal is caught
+        c.execute("UPDATE snapshots SET state_hash = repeat('0', 64) WHERE seq = (SELECT min(seq) FROM snapshots)")
+    r = dpg("replay", "--verify", env={"DPG_DATABASE_URL": pg_url})
+    assert r.returncode == 1 and "verification failed" in r.stderr
+
+
+WORKLOAD = """op,id,account,side,type,price,qty
+new,1,1,sell,limit,101,5
+new,2,2,sell,limit,100,3
+new,3,3,buy,limit,101,6
+new,4,1,buy,post_only,102,1
+new,5,2,buy,fok,101,9
+new,6,3,sell,market,,1
+cancel,1,,,,,
+new,7,2,buy,limit,99,2
+cancel,42,,,,,
+"""
+
+
+def test_replay_orders_writes_trades_and_book(tmp_path: Path) -> None:
+    (tmp_path / "w.csv").write_text(WORKLOAD)
+    r = dpg("replay-orders", str(tmp_path / "w.csv"), "--trades", str(tmp_path / "t.csv"),
+            "--book", str(tmp_path / "b.csv"))
+    assert r.returncode == 0, r.stderr
+    # 3 buys 2's 3 at 100 then 3 of 1's 5 at 101; 4 post-only at 102 would cross 1 at 101: rejected;
+    # 5 (FOK 9 at 101) sees only 2 left: rejected; 6 sells 1 at market into nothing resting on the
+    # bid side... so it is rejected (no liquidity); 1 is cancelled; 7 rests.
+    assert (tmp_path / "t.csv").read_text() == "taker_id,maker_id,price,qty\n3,2,100,3\n3,1,101,3\n"
+    assert (tmp_path / "b.csv").read_text() == "id,side,price,remaining\n7,buy,99,2\n"
+
+
+def test_replay_orders_rejects_a_bad_file(tmp_path: Path) -> None:
+    (tmp_path / "w.csv").write_text("op,id,account,side,type,price,qty\nnew,1,1,sideways,limit,1,1\n")
+    r = dpg("replay-orders", str(tmp_path / "w.csv"), "--trades", str(tmp_path / "t.csv"),
+            "--book", str(tmp_path / "b.csv"))
+    assert r.returncode == 2 and "line 2" in r.stderr
+    r = dpg("replay-orders", str(tmp_path / "missing.csv"), "--trades", "t", "--book", "b")
+    assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_bench_engine_prints_json_lines_for_dpg_and_its_peers() -> None:
+    r = dpg("bench", "engine", "--json", "-n", "3000")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert [x["peer"] for x in lines] == ["dpg", "pyorderbook", "lightmatchingengine"]
+    for x in lines:
+        assert x["bench"] == "engine" and x["commands"] == 3000 and x["commands_per_s"] > 0 and x["seconds"] > 0
+    assert lines[0]["conservation_ok"] is True and lines[0]["trades"] > 0
