@@ -65,14 +65,20 @@ MAX_REF = 200
 MAX_AMOUNT = 1 << 127  # any amount or balance stays below 2**128 (proof-of-reserves leaves)
 
 _STP_REASON = "self-trade prevention"
+_SIDES = frozenset(s.value for s in Side)
+_OTYPES = frozenset(t.value for t in OrderType)
+_STPS = frozenset(s.value for s in STP)
 
 STOP_BOOK = 0  # the book ran out, or its best price is past the limit
 STOP_STP = 1  # self-trade prevention expired the taker
 STOP_BUDGET = 2  # a market buy's budget cannot pay for one more lot
 
 
+_CODE = {r: r.value for r in Reject}
+
+
 def _rej(code: Reject, reason: str) -> list[Event]:
-    return [(E.REJECTED, code.value, reason)]
+    return [(E.REJECTED, _CODE[code], reason)]
 
 
 def _is_int(x: object) -> bool:
@@ -227,24 +233,24 @@ class Engine:
     # ------------------------------------------------------------------ orders
 
     def _place(self, c: PlaceOrder) -> list[Event]:
-        m = self.market_by_symbol.get(c.market) if isinstance(c.market, str) else None
+        m = self.market_by_symbol.get(c.market) if type(c.market) is str else None
         if m is None:
             return _rej(Reject.UNKNOWN_MARKET, f"unknown market {c.market!r}")
         acct = c.account
-        if not _is_int(acct) or acct <= 0:
+        if type(acct) is not int or acct <= 0:
             return _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
         side = c.side
         otype = c.otype
-        if side != BUY and side != SELL:
-            return _rej(Reject.INVALID_ORDER, "side must be buy or sell")
-        if not (_is_int(otype) or isinstance(otype, OrderType)) or not LIMIT <= otype <= MARKET:
-            return _rej(Reject.INVALID_ORDER, "unknown order type")
         stp = c.stp
-        if stp != EXPIRE_TAKER and stp != EXPIRE_MAKER and stp != EXPIRE_BOTH:
+        if side not in _SIDES:
+            return _rej(Reject.INVALID_ORDER, "side must be buy or sell")
+        if otype not in _OTYPES:
+            return _rej(Reject.INVALID_ORDER, "unknown order type")
+        if stp not in _STPS:
             return _rej(Reject.INVALID_ORDER, "unknown self-trade prevention mode")
         cid = c.client_id
         if cid:
-            if not isinstance(cid, str) or len(cid) > MAX_CLIENT_ID or not cid.isprintable():
+            if type(cid) is not str or len(cid) > MAX_CLIENT_ID or not cid.isprintable():
                 return _rej(Reject.INVALID_ORDER, f"client order id must be 1-{MAX_CLIENT_ID} printable characters")
             if (acct, cid) in self.client_ids:
                 return _rej(Reject.DUPLICATE_CLIENT_ORDER_ID, f"client order id {cid!r} was already used")
@@ -253,7 +259,7 @@ class Engine:
         quote_qty = c.quote_qty
         lot = m.lot_size
         unit = m.unit
-        if not (_is_int(price) and _is_int(qty) and _is_int(quote_qty)):
+        if type(price) is not int or type(qty) is not int or type(quote_qty) is not int:
             return _rej(Reject.INVALID_AMOUNT, "price and quantities must be integers of base units")
         if otype == MARKET:
             if price:
@@ -295,7 +301,8 @@ class Engine:
             vec = self._vector(acct)
         book = self.books[m.index]
         if side == BUY:
-            ai = 2 * m.quote.index
+            ai = m.quote_i
+            opp = book.asks
             if otype == MARKET:
                 # A market buy locks a budget: its quote amount, or (by quantity) all that is available.
                 need = quote_qty if quote_qty else vec[ai]
@@ -306,19 +313,21 @@ class Engine:
                 if vec[ai] < need:
                     return _rej(Reject.INSUFFICIENT_FUNDS, f"available {m.quote.symbol} is insufficient")
         else:
-            ai = 2 * m.base.index
+            ai = m.base_i
+            opp = book.bids
             need = lots * lot
             if vec[ai] < need:
                 return _rej(Reject.INSUFFICIENT_FUNDS, f"available {m.base.symbol} is insufficient")
 
-        opp = book.asks if side == BUY else book.bids
+        best = opp.best()
+        crosses = best is not None and (otype == MARKET or (best.price <= pt if side == BUY else best.price >= pt))
         if otype == POST_ONLY:
-            best = opp.best()
-            if best is not None and (best.price <= pt if side == BUY else best.price >= pt):
+            if crosses:
                 return _rej(Reject.POST_ONLY_WOULD_TAKE, "a post-only order would take liquidity")
-        elif otype == FOK and not self._fillable(opp, acct, side, pt, lots, stp):
-            return _rej(Reject.FOK_NOT_FILLABLE, "the order cannot be filled completely at once")
-        elif otype == MARKET and opp.best() is None:
+        elif otype == FOK:
+            if not self._fillable(opp, acct, side, pt, lots, stp):
+                return _rej(Reject.FOK_NOT_FILLABLE, "the order cannot be filled completely at once")
+        elif otype == MARKET and best is None:
             return _rej(Reject.NO_LIQUIDITY, "no resting orders on the other side")
 
         oid = self.next_order_id
@@ -333,6 +342,15 @@ class Engine:
             (E.ORDER_NEW, oid, acct, m.index, side, otype, price, qty, quote_qty, cid, stp),
             (BAL, acct, ai >> 1, -need, need, C_LOCK),
         ]
+        if not crosses and otype != IOC and otype != FOK:
+            # nothing to take: a resting limit or post-only order (the common case) goes straight in
+            book.side(side).add(o)
+            self.orders[oid] = o
+            by = self.open_by_account.get(acct)
+            if by is None:
+                by = self.open_by_account[acct] = {}
+            by[oid] = o
+            return ev
         self._take_and_rest(o, m, book, ev)
         return ev
 
@@ -404,19 +422,20 @@ class Engine:
         rem = o.remaining
         lot = m.lot_size
         unit = m.unit
-        base_i = 2 * m.base.index
-        quote_i = 2 * m.quote.index
-        base_a = m.base.index
-        quote_a = m.quote.index
+        tick = m.tick_size
+        base_i = m.base_i
+        quote_i = m.quote_i
+        base_a = base_i >> 1
+        quote_a = quote_i >> 1
         t_ppm = m.taker_fee_ppm
         m_ppm = m.maker_fee_ppm
+        mi = m.index
         bal = self.balances
         tvec = bal[acct]
         fvec = bal[FEE_ACCOUNT]
         ivec = bal[INSURANCE_ACCOUNT]
         orders = self.orders
         open_by = self.open_by_account
-        mi = m.index
         side = o.side
         oid = o.oid
         stop = STOP_BOOK
@@ -505,7 +524,7 @@ class Engine:
                         append((BAL, INSURANCE_ACCOUNT, quote_a, ins, 0, C_FEE))
                 tid = self.next_trade_id
                 self.next_trade_id = tid + 1
-                append((TRADE, tid, mi, p * m.tick_size, qb, notional, oid, mk.oid, acct,
+                append((TRADE, tid, mi, p * tick, qb, notional, oid, mk.oid, acct,
                         mk.account, side, fee_t, fee_m))
                 rem -= n
                 level.qty -= n

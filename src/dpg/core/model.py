@@ -101,6 +101,8 @@ class Market:
     taker_fee_ppm: int
     index: int
     unit: int = field(default=0)  # quote base units per (lot x tick); set by ``listed``
+    base_i: int = field(default=0)  # position of the base asset's available balance in a vector
+    quote_i: int = field(default=0)
 
     @staticmethod
     def listed(
@@ -129,7 +131,7 @@ class Market:
             )
         return Market(
             symbol, base, quote, tick_size, lot_size, min_notional, maker_fee_ppm,
-            taker_fee_ppm, index, tick_size * lot_size // scale,
+            taker_fee_ppm, index, tick_size * lot_size // scale, 2 * base.index, 2 * quote.index,
         )
 
     @property
