@@ -205,7 +205,7 @@ def bench_durable(
     commands: Annotated[int, typer.Option("-n", "--commands", help="Commands in the workload")] = 300_000,
     seed: Annotated[int, typer.Option(help="Workload seed")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
-    window: Annotated[int, typer.Option(help="Commands in flight (awaiting their reply) at most")] = 4096,
+    window: Annotated[int, typer.Option(help="Commands in flight (awaiting their reply) at most")] = 1024,
 ) -> None:
     """The same flow through the sequencer and the PostgreSQL journal, replies after commit."""
     from dpg.bench import durable_bench

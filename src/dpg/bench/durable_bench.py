@@ -87,7 +87,7 @@ def _drive(node: Node, cmds: list[Any], window: int) -> dict[str, Any]:
             "ack_max_ms": round(ms[-1], 3), "unavailable": rejected_unavailable[0]}
 
 
-def run(commands: int, seed: int, *, window: int = 4096, accounts: int = 1000) -> list[dict[str, Any]]:
+def run(commands: int, seed: int, *, window: int = 1024, accounts: int = 1000) -> list[dict[str, Any]]:
     ops = mixed(commands, seed=seed, accounts=accounts)
     lines = []
     for projections in (False, True):

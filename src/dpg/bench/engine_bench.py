@@ -208,7 +208,7 @@ def memory(orders: int) -> dict[str, Any]:
         seq += 1
         buy = i & 1 == 0
         ticks = 5_000_000 - 1 - (i % 5000) if buy else 5_000_000 + 1 + (i % 5000)
-        apply(PlaceOrder(1 + i % 2000, MARKET, Side.BUY if buy else Side.SELL, OrderType.LIMIT, ticks * TICK, LOT),
+        apply(PlaceOrder(1 + i % 2000, MARKET, Side.BUY if buy else Side.SELL, OrderType.LIMIT, ticks * TICK, 2 * LOT),
               seq, seq)
     seconds = time.perf_counter() - t0
     gc.collect()
