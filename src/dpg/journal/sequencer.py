@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -29,7 +30,7 @@ from dpg.core.engine import Engine
 from dpg.core.errors import Reject
 from dpg.core.events import Event
 from dpg.journal import codec
-from dpg.journal.journal import Journal, Row
+from dpg.journal.journal import Journal, Row, store_snapshot_when_durable
 
 log = logging.getLogger("dpg.sequencer")
 
@@ -65,12 +66,15 @@ class Sequencer:
         batch_max: int = 8_192,
         sinks: Sequence[Sink] = (),
         clock: Callable[[], int] = time.time_ns,
+        fork_snapshots: bool = True,
     ) -> None:
         self.engine = engine
         self.journal = journal
         self.snapshot_every = snapshot_every
         self.batch_max = batch_max
         self.sinks = list(sinks)
+        self.fork_snapshots = fork_snapshots and hasattr(os, "fork")
+        self._snapshot_pid = 0
         self.clock = clock
         self.seq = engine.seq
         self.last_ts = engine.ts
@@ -94,6 +98,7 @@ class Sequencer:
         self._stopping = True
         self._engine_thread.join(timeout)
         self._journal_thread.join(timeout)
+        self._reap(block=True)
 
     # ------------------------------------------------------------------ submitting
 
@@ -183,17 +188,49 @@ class Sequencer:
             snapshot = None
             if seq - self.last_snapshot >= self.snapshot_every:
                 snapshot = self._snapshot()
+            elif self._snapshot_pid:
+                self._reap(block=False)
             if rows:
                 self._out.put((rows, replies, snapshot))
         self._out.put(None)
 
-    def _snapshot(self) -> tuple[int, str, bytes]:
+    def _snapshot(self) -> tuple[int, str, bytes] | None:
+        """Snapshot the state after ``self.seq``. With ``fork_snapshots`` a child process (a
+        copy-on-write image of this moment) encodes it and stores it once the journal holds that
+        seq, so the engine does not pause; otherwise it is encoded here and stored with the batch."""
+        if self.fork_snapshots:
+            if self._snapshot_pid and not self._reap(block=False):
+                return None  # the previous one is still being written: try again after the next batch
+            t = time.perf_counter()
+            pid = os.fork()
+            if pid == 0:  # the child: touch nothing shared, never return
+                try:
+                    store_snapshot_when_durable(self.journal.url, self.seq, state.encode(self.engine))
+                    os._exit(0)
+                finally:
+                    os._exit(1)
+            self._snapshot_pid = pid
+            self.last_snapshot = self.seq
+            log.info("event=snapshot_forked seq=%d pid=%d ms=%.1f", self.seq, pid, (time.perf_counter() - t) * 1e3)
+            return None
         t = time.perf_counter()
         body = state.encode(self.engine)
         snap = (self.seq, hashlib.sha256(body).hexdigest(), body)
         self.last_snapshot = self.seq
         log.info("event=snapshot seq=%d bytes=%d ms=%.1f", self.seq, len(body), (time.perf_counter() - t) * 1e3)
         return snap
+
+    def _reap(self, block: bool) -> bool:
+        """Whether the snapshot child (if any) has finished."""
+        if not self._snapshot_pid:
+            return True
+        pid, status = os.waitpid(self._snapshot_pid, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return False
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.warning("event=snapshot_failed pid=%d status=%d", pid, status)
+        self._snapshot_pid = 0
+        return True
 
     # ------------------------------------------------------------------ journal thread
 
