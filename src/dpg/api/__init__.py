@@ -1,0 +1,1 @@
+"""The trading API: REST and WebSocket over the exchange core (FastAPI)."""
