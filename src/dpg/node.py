@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dpg.config import Settings
@@ -48,11 +48,15 @@ class Node:
     follower: subprocess.Popen[bytes] | None
 
     @staticmethod
-    def open(url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = ()) -> Node:
-        """``projections``: run the projection follower process beside the engine."""
+    def open(url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = (),
+             on_recovered: Callable[[Engine], None] | None = None) -> Node:
+        """``projections``: run the projection follower process beside the engine. ``on_recovered``
+        sees the recovered engine before the sequencer starts (so a sink misses no batch)."""
         db.migrate(url)
         journal = Journal(url)
         engine = recover(journal)
+        if on_recovered is not None:
+            on_recovered(engine)
         tune_gc()
         sequencer = Sequencer(
             engine, journal, snapshot_every=settings.snapshot_every, batch_max=settings.batch_max, sinks=sinks,

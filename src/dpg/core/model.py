@@ -82,11 +82,25 @@ class Asset:
             )
         return int(units)
 
-    def format(self, units: int) -> str:
-        """Base units -> a plain decimal string with exactly ``decimals`` places."""
+    def format(self, units: int, places: int | None = None) -> str:
+        """Base units -> a plain decimal string with ``places`` decimals (default: all of them).
+        Fewer places than the asset has must not drop non-zero digits."""
+        places = self.decimals if places is None else places
         sign = "-" if units < 0 else ""
         q, r = divmod(abs(units), 10**self.decimals)
-        return f"{sign}{q}.{r:0{self.decimals}d}" if self.decimals else f"{sign}{q}"
+        cut = self.decimals - places
+        if cut > 0:
+            if r % 10**cut:
+                raise ValueError(f"{units} units of {self.symbol} need more than {places} decimals")
+            r //= 10**cut
+        return f"{sign}{q}.{r:0{places}d}" if places else f"{sign}{q}"
+
+    def places_of(self, step: int) -> int:
+        """Decimals needed to write any multiple of ``step`` base units."""
+        places = self.decimals
+        while places > 0 and step % 10 ** (self.decimals - places + 1) == 0:
+            places -= 1
+        return places
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +159,14 @@ class Market:
 
     def qty_to_units(self, qty: str | int | Decimal) -> int:
         return self.base.to_units(qty, "quantity")
+
+    def format_price(self, units: int) -> str:
+        return self.quote.format(units, self.quote.places_of(self.tick_size)) if units % self.tick_size == 0 \
+            else self.quote.format(units)
+
+    def format_qty(self, units: int) -> str:
+        return self.base.format(units, self.base.places_of(self.lot_size)) if units % self.lot_size == 0 \
+            else self.base.format(units)
 
     def notional(self, price_units: int, qty_units: int) -> int:
         """Exact notional in quote base units of a quantity at a price (both on tick and lot)."""

@@ -1,0 +1,120 @@
+"""History from the projection tables: orders, own trades and ledger entries, newest first, with
+time ranges and cursor pagination. Projections trail the engine by the follower's lag; every
+answer says up to which sequence number it is complete (``projected_seq``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from dpg.core.model import Asset, Market
+
+MAX_LIMIT = 1000
+
+
+def _range(where: list[str], args: list[Any], column: str, start_ms: int | None, end_ms: int | None) -> None:
+    if start_ms is not None:
+        where.append(f"{column} >= %s")
+        args.append(start_ms * 1_000_000)
+    if end_ms is not None:
+        where.append(f"{column} < %s")
+        args.append(end_ms * 1_000_000)
+
+
+class History:
+    def __init__(self, pool: AsyncConnectionPool, markets: list[Market], assets: list[Asset]) -> None:
+        self.pool = pool
+        self.markets = markets
+        self.assets = assets
+
+    def _market(self, symbol: str) -> Market:
+        return next(m for m in self.markets if m.symbol == symbol)
+
+    async def _rows(self, sql: str, args: list[Any]) -> tuple[int, list[tuple[Any, ...]]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT seq FROM projection_state WHERE name = 'tables'")
+            row = await cur.fetchone()
+            cur = await conn.execute(sql, args)
+            return (int(row[0]) if row else 0), list(await cur.fetchall())
+
+    async def orders(self, account: int, market: str | None, start_ms: int | None, end_ms: int | None,
+                     before_id: int | None, limit: int) -> dict[str, Any]:
+        where: list[str] = ["account = %s"]
+        args: list[Any] = [account]
+        if market:
+            where.append("market = %s")
+            args.append(market)
+        _range(where, args, "created_ts", start_ms, end_ms)
+        if before_id:
+            where.append("order_id < %s")
+            args.append(before_id)
+        args.append(min(limit, MAX_LIMIT))
+        projected, rows = await self._rows(
+            "SELECT order_id, market, side, type, price, qty, quote_qty, client_id, status, filled, filled_quote,"
+            f" reason, created_ts, updated_ts FROM orders WHERE {' AND '.join(where)}"
+            " ORDER BY order_id DESC LIMIT %s", args)
+        out = []
+        for (oid, mk, side, typ, price, qty, qq, cid, status, filled, fq, reason, cts, uts) in rows:
+            m = self._market(mk)
+            out.append({"order_id": oid, "market": mk, "side": side, "type": typ,
+                        "price": m.format_price(int(price)) if price else None,
+                        "quantity": m.format_qty(int(qty)) if qty else None,
+                        "quote_quantity": m.quote.format(int(qq)) if qq else None,
+                        "client_order_id": cid or None, "status": status, "filled": m.format_qty(int(filled)),
+                        "filled_quote": m.quote.format(int(fq)), "reason": reason or None,
+                        "created_at": cts // 1_000_000, "updated_at": uts // 1_000_000})
+        return {"projected_seq": projected, "orders": out,
+                "next_before_id": out[-1]["order_id"] if len(out) == min(limit, MAX_LIMIT) else None}
+
+    async def trades(self, account: int, market: str | None, start_ms: int | None, end_ms: int | None,
+                     before_id: int | None, limit: int) -> dict[str, Any]:
+        where: list[str] = ["(taker_account = %s OR maker_account = %s)"]
+        args: list[Any] = [account, account]
+        if market:
+            where.append("market = %s")
+            args.append(market)
+        _range(where, args, "ts", start_ms, end_ms)
+        if before_id:
+            where.append("trade_id < %s")
+            args.append(before_id)
+        args.append(min(limit, MAX_LIMIT))
+        projected, rows = await self._rows(
+            "SELECT trade_id, seq, ts, market, price, qty, notional, taker_order, maker_order, taker_account,"
+            f" taker_side, taker_fee, maker_fee FROM trades WHERE {' AND '.join(where)}"
+            " ORDER BY trade_id DESC LIMIT %s", args)
+        out = []
+        for (tid, seq, ts, mk, price, qty, notional, t_oid, m_oid, t_acct, t_side, t_fee, m_fee) in rows:
+            m = self._market(mk)
+            taker = int(t_acct) == account
+            side = t_side if taker else ("sell" if t_side == "buy" else "buy")
+            fee_asset = m.base if side == "buy" else m.quote
+            out.append({"trade_id": tid, "seq": seq, "time": ts // 1_000_000, "market": mk, "side": side,
+                        "role": "taker" if taker else "maker", "order_id": t_oid if taker else m_oid,
+                        "price": m.format_price(int(price)), "quantity": m.format_qty(int(qty)),
+                        "quote_quantity": m.quote.format(int(notional)),
+                        "fee": fee_asset.format(int(t_fee if taker else m_fee)), "fee_asset": fee_asset.symbol})
+        return {"projected_seq": projected, "trades": out,
+                "next_before_id": out[-1]["trade_id"] if len(out) == min(limit, MAX_LIMIT) else None}
+
+    async def ledger(self, account: int, asset: str | None, start_ms: int | None, end_ms: int | None,
+                     before: tuple[int, int] | None, limit: int) -> dict[str, Any]:
+        where: list[str] = ["account = %s"]
+        args: list[Any] = [account]
+        if asset:
+            where.append("asset = %s")
+            args.append(asset)
+        _range(where, args, "ts", start_ms, end_ms)
+        if before:
+            where.append("(seq, n) < (%s, %s)")
+            args.extend(before)
+        args.append(min(limit, MAX_LIMIT))
+        projected, rows = await self._rows(
+            "SELECT seq, n, ts, asset, d_available, d_locked, cause FROM ledger_entries"
+            f" WHERE {' AND '.join(where)} ORDER BY seq DESC, n DESC LIMIT %s", args)
+        by_symbol = {a.symbol: a for a in self.assets}
+        out = [{"seq": seq, "n": n, "time": ts // 1_000_000, "asset": sym,
+                "available": by_symbol[sym].format(int(da)), "locked": by_symbol[sym].format(int(dl)), "cause": cause}
+               for seq, n, ts, sym, da, dl, cause in rows]
+        return {"projected_seq": projected, "entries": out,
+                "next_before": f"{out[-1]['seq']}:{out[-1]['n']}" if len(out) == min(limit, MAX_LIMIT) else None}

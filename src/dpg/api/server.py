@@ -1,0 +1,165 @@
+"""Running the API: in the exchange's own process (``dpg up``, the embedded default), or as an
+API process beside an engine process over Redis (``dpg engine`` + ``dpg api``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+import uvicorn
+from psycopg_pool import AsyncConnectionPool
+
+from dpg.api.app import Runtime, create_app
+from dpg.api.auth import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
+from dpg.api.history import History
+from dpg.bus.local import LocalBus
+from dpg.bus.redis_bus import EngineBridge, RedisBus
+from dpg.config import Settings
+from dpg.core.engine import Engine
+from dpg.journal.journal import Journal
+from dpg.journal.recovery import recover
+from dpg.journal.sequencer import Applied
+from dpg.node import Node
+
+log = logging.getLogger("dpg.server")
+
+
+def admin_token(settings: Settings) -> str:
+    """DPG_ADMIN_TOKEN, else a token kept in DPG_DATA_DIR/admin.token (created 0600)."""
+    token = os.environ.get("DPG_ADMIN_TOKEN", "")
+    if token:
+        return token
+    path = settings.data_dir / "admin.token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _replay_guard(settings: Settings) -> ReplayGuard:
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        return RedisReplayGuard(aioredis.Redis.from_url(settings.redis_url))
+    return MemoryReplayGuard()
+
+
+def _recent_trades(url: str) -> list[tuple[int, str, int, int, int, str]]:
+    """The last 24 h of trades from the projection, oldest first, to seed tickers and candles."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT trade_id, market, price, qty, ts, taker_side FROM trades"
+            " WHERE ts >= (SELECT coalesce(max(ts), 0) FROM trades) - 86400000000000 ORDER BY trade_id"
+        ).fetchall()
+    return [(int(t), m, int(p), int(q), int(ts), s) for t, m, p, q, ts, s in rows]
+
+
+def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Runtime, AsyncConnectionPool]:
+    pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False)
+    accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings))
+    rt = Runtime(bus, engine.markets, engine.assets, accounts, History(pool, engine.markets, engine.assets),
+                 admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate)
+    rt.load(engine)
+    trades = _recent_trades(url)
+    if trades:
+        rt.md.seed_trades(trades)
+    return rt, pool
+
+
+def _serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool,
+           ready: Any = None) -> None:
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", loop="none", ws_max_size=64 * 1024,
+                            lifespan="off")
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        await pool.open()
+        if ready is not None:
+            await ready()
+        await server.serve()
+        await pool.close()
+
+    loop.run_until_complete(main())
+
+
+def run_single(settings: Settings, url: str, host: str, port: int, announce: Callable[[str], None],
+               demo: bool = False) -> None:
+    """The embedded default: engine, journal, projections and API in this process."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    holder: dict[str, tuple[Runtime, AsyncConnectionPool]] = {}
+
+    def sink(batch: Sequence[Applied]) -> None:
+        loop.call_soon_threadsafe(holder["rt"][0].on_batch, [(a.seq, a.ts, a.events) for a in batch])
+
+    def recovered(engine: Engine) -> None:  # before the sequencer starts: no batch is missed
+        holder["rt"] = _runtime(url, settings, None, engine)
+
+    node = Node.open(url, settings, sinks=[sink], on_recovered=recovered)
+    rt, pool = holder["rt"]
+    rt.bus = LocalBus(node.sequencer)
+    rt.trading.bus = rt.bus
+
+    async def ready() -> None:
+        if demo:
+            from dpg.api.demo import start_demo
+
+            await start_demo(rt, url)
+        where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+        announce(f"DPG is up on http://{host}:{port} (API docs at /docs): journal at seq {node.engine.seq} on "
+                 f"{where}; markets {', '.join(m.symbol for m in node.engine.markets)}. Ctrl-C stops.")
+
+    try:
+        _serve(create_app(rt), host, port, loop, pool, ready)
+    finally:
+        node.close()
+        announce(f"DPG stopped at seq {node.sequencer.committed_seq}.")
+
+
+def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) -> None:
+    """The engine process of the multi-process mode: journal, projections, Redis in and out."""
+    node = Node.open(url, settings)
+    bridge = EngineBridge(settings.redis_url, node.sequencer)
+    bridge.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    announce(f"DPG engine is up: journal at seq {node.engine.seq}; commands from Redis.")
+    while not stop.wait(0.5):
+        if node.sequencer.failed is not None:
+            break
+    bridge.stop()
+    node.close()
+
+
+def run_api(settings: Settings, url: str, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """An API process of the multi-process mode: a replica of the state from the journal, then the
+    committed event batches from Redis."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    bus = RedisBus(settings.redis_url)
+    after = loop.run_until_complete(bus.last_event_id())
+    journal = Journal(url)
+    engine = recover(journal)
+    journal.close()
+    rt, pool = _runtime(url, settings, bus, engine)
+
+    async def ready() -> None:
+        await bus.start()
+        bus.follow(after, rt.on_batch)
+        announce(f"DPG API is up on http://{host}:{port}: state at seq {engine.seq}.")
+
+    try:
+        _serve(create_app(rt), host, port, loop, pool, ready)
+    finally:
+        loop.run_until_complete(bus.close())
+

@@ -1,0 +1,209 @@
+"""Trading requests as the API receives them, turned into commands and answered: the one place
+where API decimals become base units and engine events become API answers (REST and WebSocket
+share it)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from dpg.api.errors import ApiError, rejection
+from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES, AccountViews, OrderView
+from dpg.core import events as E
+from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Command, Credit, PlaceOrder, Transfer
+from dpg.core.errors import DomainError
+from dpg.core.events import Event
+from dpg.core.model import STP, Asset, Market, OrderType, Side
+
+Amount = str  # decimal strings at the edge: never floats
+
+
+class Bus(Protocol):
+    async def submit(self, cmd: Command) -> tuple[int, list[Event]]: ...
+
+
+class OrderRequest(BaseModel):
+    market: str = Field(description="e.g. BTC/USDT (also BTC-USDT or BTCUSDT)", max_length=20)
+    side: Literal["buy", "sell"]
+    type: Literal["limit", "ioc", "fok", "post_only", "market"] = "limit"
+    price: Amount | None = Field(default=None, description="limit price, quote per 1 base", max_length=40)
+    quantity: Amount | None = Field(default=None, description="base quantity", max_length=40)
+    quote_quantity: Amount | None = Field(default=None, description="market buy: quote to spend", max_length=40)
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    stp: Literal["expire_taker", "expire_maker", "expire_both"] = "expire_taker"
+
+
+class AmendRequest(BaseModel):
+    market: str = Field(max_length=20)
+    price: Amount | None = Field(default=None, max_length=40)
+    quantity: Amount | None = Field(default=None, description="new total quantity", max_length=40)
+
+
+class TransferRequest(BaseModel):
+    to_user_id: int = Field(gt=0, lt=2**62)
+    asset: str = Field(max_length=12)
+    amount: Amount = Field(max_length=60)
+
+
+class CreditRequest(BaseModel):
+    user_id: int = Field(gt=0, lt=2**62)
+    asset: str = Field(max_length=12)
+    amount: Amount = Field(max_length=60)
+    reference: str = Field(min_length=1, max_length=200)
+
+
+_OTYPES = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "fok": OrderType.FOK, "post_only": OrderType.POST_ONLY,
+           "market": OrderType.MARKET}
+_STPS = {"expire_taker": STP.EXPIRE_TAKER, "expire_maker": STP.EXPIRE_MAKER, "expire_both": STP.EXPIRE_BOTH}
+
+
+class Trading:
+    def __init__(self, bus: Bus, views: AccountViews, markets: list[Market], assets: list[Asset]) -> None:
+        self.bus = bus
+        self.views = views
+        self.markets = markets  # the engine's append-only lists (or a replica's)
+        self.assets = assets
+
+    # ------------------------------------------------------------------ lookups and conversions
+
+    def market(self, name: str) -> Market:
+        key = name.upper().replace("-", "/").replace("_", "/")
+        for m in self.markets:
+            if m.symbol == key or m.compact == key:
+                return m
+        raise ApiError(404, "UNKNOWN_MARKET", f"unknown market {name!r}")
+
+    def asset(self, symbol: str) -> Asset:
+        for a in self.assets:
+            if a.symbol == symbol.upper():
+                return a
+        raise ApiError(404, "UNKNOWN_ASSET", f"unknown asset {symbol!r}")
+
+    @staticmethod
+    def _units(convert: Any, text: str, what: str) -> int:
+        try:
+            units: int = convert(text)
+        except DomainError as e:
+            raise ApiError(400, e.code.value, e.reason) from None
+        return units
+
+    async def _submit(self, cmd: Command) -> tuple[int, list[Event]]:
+        seq, events = await self.bus.submit(cmd)
+        if events and events[0][0] == E.REJECTED:
+            raise rejection(events[0][1], events[0][2])
+        await self.views.wait_for(seq)  # read your own write
+        return seq, events
+
+    # ------------------------------------------------------------------ commands
+
+    async def place(self, account: int, req: OrderRequest) -> dict[str, Any]:
+        m = self.market(req.market)
+        otype = _OTYPES[req.type]
+        price = qty = quote_qty = 0
+        if otype == OrderType.MARKET:
+            if req.price is not None:
+                raise ApiError(400, "INVALID_PRICE", "a market order takes no price")
+            if (req.quantity is None) == (req.quote_quantity is None):
+                raise ApiError(400, "INVALID_ORDER", "a market order needs exactly one of quantity, quote_quantity")
+        else:
+            if req.price is None or req.quantity is None:
+                raise ApiError(400, "INVALID_ORDER", f"a {req.type} order needs price and quantity")
+            if req.quote_quantity is not None:
+                raise ApiError(400, "INVALID_ORDER", "quote_quantity is only for market buys")
+        if req.price is not None:
+            price = self._units(m.price_to_units, req.price, "price")
+        if req.quantity is not None:
+            qty = self._units(m.qty_to_units, req.quantity, "quantity")
+        if req.quote_quantity is not None:
+            quote_qty = self._units(m.quote.to_units, req.quote_quantity, "quote_quantity")
+        side = Side.BUY if req.side == "buy" else Side.SELL
+        cmd = PlaceOrder(account, m.symbol, side, otype, price, qty, quote_qty, req.client_order_id or "",
+                         _STPS[req.stp])
+        _, events = await self._submit(cmd)
+        oid = events[0][1]
+        v = self.views.order(account, oid)
+        assert v is not None
+        return self.order_json(v)
+
+    async def cancel(self, account: int, market: str, order_id: int = 0, client_id: str = "") -> dict[str, Any]:
+        m = self.market(market)
+        _, events = await self._submit(CancelOrder(account, m.symbol, order_id, client_id))
+        done = next(e for e in events if e[0] == E.ORDER_DONE)
+        v = self.views.order(account, done[1])
+        assert v is not None
+        return self.order_json(v)
+
+    async def cancel_all(self, account: int, market: str) -> dict[str, Any]:
+        m = self.market(market)
+        _, events = await self._submit(CancelAll(account, m.symbol))
+        ids = [e[1] for e in events if e[0] == E.ORDER_DONE]
+        return {"market": m.symbol, "cancelled": ids}
+
+    async def amend(self, account: int, order_id: int, req: AmendRequest) -> dict[str, Any]:
+        m = self.market(req.market)
+        if req.price is None and req.quantity is None:
+            raise ApiError(400, "INVALID_ORDER", "give a new price, a new quantity, or both")
+        price = self._units(m.price_to_units, req.price, "price") if req.price is not None else 0
+        qty = self._units(m.qty_to_units, req.quantity, "quantity") if req.quantity is not None else 0
+        if (req.price is not None and price <= 0) or (req.quantity is not None and qty <= 0):
+            raise ApiError(400, "INVALID_AMOUNT", "price and quantity must be positive")
+        await self._submit(AmendOrder(account, m.symbol, order_id, price, qty))
+        v = self.views.order(account, order_id)
+        assert v is not None
+        return self.order_json(v)
+
+    async def transfer(self, account: int, req: TransferRequest) -> dict[str, Any]:
+        a = self.asset(req.asset)
+        amount = self._units(a.to_units, req.amount, "amount")
+        seq, _ = await self._submit(Transfer(account, req.to_user_id, a.symbol, amount))
+        return {"seq": seq, "from_user_id": account, "to_user_id": req.to_user_id, "asset": a.symbol,
+                "amount": a.format(amount)}
+
+    async def credit(self, req: CreditRequest) -> dict[str, Any]:
+        a = self.asset(req.asset)
+        amount = self._units(a.to_units, req.amount, "amount")
+        seq, _ = await self._submit(Credit(req.user_id, a.symbol, amount, req.reference))
+        return {"seq": seq, "user_id": req.user_id, "asset": a.symbol, "amount": a.format(amount),
+                "reference": req.reference}
+
+    # ------------------------------------------------------------------ answers
+
+    def order_json(self, v: OrderView) -> dict[str, Any]:
+        m = self.markets[v.market]
+        fee_asset = m.base if v.side == Side.BUY else m.quote
+        return {
+            "order_id": v.order_id,
+            "client_order_id": v.client_id or None,
+            "market": m.symbol,
+            "side": SIDE_NAMES[v.side],
+            "type": TYPE_NAMES[v.otype],
+            "price": m.format_price(v.price) if v.price else None,
+            "quantity": m.format_qty(v.qty) if v.qty else None,
+            "quote_quantity": m.quote.format(v.quote_qty) if v.quote_qty else None,
+            "filled": m.format_qty(v.filled),
+            "filled_quote": m.quote.format(v.filled_quote),
+            "remaining": m.format_qty(max(0, v.qty - v.filled)) if v.qty else None,
+            "fee": fee_asset.format(v.fee),
+            "fee_asset": fee_asset.symbol,
+            "status": STATUS_NAMES[v.status],
+            "reason": v.reason or None,
+            "stp": STP_NAMES[v.stp],
+            "created_seq": v.created_seq,
+            "created_at": v.created_ts // 1_000_000,
+            "updated_seq": v.updated_seq,
+            "updated_at": v.updated_ts // 1_000_000,
+            "fills": [{"trade_id": f["trade_id"], "price": m.format_price(f["price"]),
+                       "quantity": m.format_qty(f["qty"]), "fee": fee_asset.format(f["fee"]), "role": f["role"]}
+                      for f in v.fills],
+        }
+
+    def balances_json(self, account: int) -> list[dict[str, str]]:
+        mine = self.views.balance(account)
+        out = []
+        for a in self.assets:
+            avail, locked = mine.get(a.index, [0, 0])
+            out.append({"asset": a.symbol, "available": a.format(avail), "locked": a.format(locked),
+                        "total": a.format(avail + locked)})
+        return out
+

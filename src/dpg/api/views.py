@@ -1,0 +1,172 @@
+"""What an API process knows of accounts right now: balances and open (and recently finished)
+orders, built from committed event batches only, so a reply never shows uncommitted state.
+
+Loaded from an engine at its seq, then advanced by ``apply`` one command at a time, in order.
+``wait_for(seq)`` lets a request that got a reply for ``seq`` read its own write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from dpg.core import events as E
+from dpg.core.engine import Engine
+from dpg.core.events import Event
+from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+
+FINISHED_KEPT = 100_000
+
+
+@dataclass(slots=True)
+class OrderView:
+    order_id: int
+    account: int
+    market: int
+    side: int
+    otype: int
+    price: int  # units (quote per whole base); 0 for market orders
+    qty: int  # units
+    quote_qty: int
+    client_id: str
+    stp: int
+    status: int = OrderStatus.OPEN.value
+    filled: int = 0
+    filled_quote: int = 0
+    fee: int = 0
+    reason: str = ""
+    created_seq: int = 0
+    created_ts: int = 0
+    updated_seq: int = 0
+    updated_ts: int = 0
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+
+class AccountViews:
+    def __init__(self, markets: list[Market], assets: list[Asset]) -> None:
+        self.markets = markets  # the engine's own append-only lists
+        self.assets = assets
+        self.seq = 0
+        self.balances: dict[int, dict[int, list[int]]] = {}  # account -> asset -> [available, locked]
+        self.open: dict[int, OrderView] = {}
+        self.by_account: dict[int, dict[int, OrderView]] = {}
+        self.by_client_id: dict[tuple[int, str], int] = {}
+        self.finished: OrderedDict[int, OrderView] = OrderedDict()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # ------------------------------------------------------------------ building
+
+    def load(self, engine: Engine) -> None:
+        self.seq = engine.seq
+        for acct, vec in engine.balances.items():
+            if acct > 0 and any(vec):
+                self.balances[acct] = {a: [vec[2 * a], vec[2 * a + 1]] for a in range(len(vec) // 2)}
+        for o in engine.orders.values():
+            m = engine.markets[o.market]
+            qty = o.qty * m.lot_size
+            v = OrderView(o.oid, o.account, o.market, o.side, o.otype, o.price * m.tick_size, qty, 0, o.client_id,
+                          o.stp, created_seq=o.seq, created_ts=o.ts, updated_seq=o.seq, updated_ts=o.ts)
+            v.filled = qty - o.remaining * m.lot_size
+            v.status = OrderStatus.PARTIALLY_FILLED.value if v.filled else OrderStatus.OPEN.value
+            self._track(v)
+        self.by_client_id.update({k: v for k, v in engine.client_ids.items() if v in self.open})
+
+    def _track(self, v: OrderView) -> None:
+        self.open[v.order_id] = v
+        self.by_account.setdefault(v.account, {})[v.order_id] = v
+        if v.client_id:
+            self.by_client_id[(v.account, v.client_id)] = v.order_id
+
+    def _finish(self, v: OrderView) -> None:
+        self.open.pop(v.order_id, None)
+        mine = self.by_account.get(v.account)
+        if mine is not None:
+            mine.pop(v.order_id, None)
+        self.finished[v.order_id] = v
+        if len(self.finished) > FINISHED_KEPT:
+            _, old = self.finished.popitem(last=False)
+            if old.client_id and self.by_client_id.get((old.account, old.client_id)) == old.order_id:
+                del self.by_client_id[(old.account, old.client_id)]
+
+    def apply(self, seq: int, ts: int, events: list[Event]) -> None:
+        if seq != self.seq + 1:
+            raise ValueError(f"views at seq {self.seq} cannot apply {seq}")
+        self.seq = seq
+        for ev in events:
+            kind = ev[0]
+            if kind == E.BALANCE:
+                acct = ev[1]
+                if acct > 0:
+                    b = self.balances.setdefault(acct, {}).setdefault(ev[2], [0, 0])
+                    b[0] += ev[3]
+                    b[1] += ev[4]
+            elif kind == E.ORDER_NEW:
+                _, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp = ev
+                self._track(OrderView(oid, acct, mi, int(side), int(otype), price, qty, quote_qty, cid, int(stp),
+                                      created_seq=seq, created_ts=ts, updated_seq=seq, updated_ts=ts))
+            elif kind == E.TRADE:
+                _, tid, _mi, price, qty, notional, t_oid, m_oid, _ta, _ma, _side, t_fee, m_fee = ev
+                for oid, fee, role in ((t_oid, t_fee, "taker"), (m_oid, m_fee, "maker")):
+                    v = self.open.get(oid)
+                    if v is None:
+                        continue
+                    v.filled += qty
+                    v.filled_quote += notional
+                    v.fee += fee
+                    v.status = OrderStatus.PARTIALLY_FILLED.value
+                    v.updated_seq, v.updated_ts = seq, ts
+                    if len(v.fills) < 200:
+                        v.fills.append({"trade_id": tid, "price": price, "qty": qty, "fee": fee, "role": role})
+            elif kind == E.ORDER_DONE:
+                v = self.open.get(ev[1])
+                if v is not None:
+                    v.status = ev[2]
+                    v.reason = ev[4]
+                    v.updated_seq, v.updated_ts = seq, ts
+                    self._finish(v)
+            elif kind == E.ORDER_AMENDED:
+                v = self.open.get(ev[1])
+                if v is not None:
+                    v.price, v.qty = ev[2], ev[3]
+                    v.updated_seq, v.updated_ts = seq, ts
+        if self._waiters:
+            still = []
+            for want, fut in self._waiters:
+                if want <= seq:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    still.append((want, fut))
+            self._waiters = still
+
+    async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
+        if seq <= self.seq:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, fut))
+        await asyncio.wait_for(fut, timeout)
+
+    # ------------------------------------------------------------------ reading
+
+    def order(self, account: int, order_id: int) -> OrderView | None:
+        v = self.open.get(order_id) or self.finished.get(order_id)
+        return v if v is not None and v.account == account else None
+
+    def order_by_client_id(self, account: int, client_id: str) -> OrderView | None:
+        oid = self.by_client_id.get((account, client_id))
+        return self.order(account, oid) if oid else None
+
+    def open_orders(self, account: int, market: int | None = None) -> list[OrderView]:
+        mine = self.by_account.get(account, {})
+        return sorted((v for v in mine.values() if market is None or v.market == market), key=lambda v: v.order_id)
+
+    def balance(self, account: int) -> dict[int, list[int]]:
+        return self.balances.get(account, {})
+
+
+SIDE_NAMES = {s.value: s.name.lower() for s in Side}
+TYPE_NAMES = {t.value: t.name.lower() for t in OrderType}
+STP_NAMES = {s.value: s.name.lower() for s in STP}
+STATUS_NAMES = {s.value: s.name.lower() for s in OrderStatus}
