@@ -49,7 +49,9 @@ def _replay_guard(settings: Settings) -> ReplayGuard:
     if settings.redis_url:
         import redis.asyncio as aioredis
 
-        return RedisReplayGuard(aioredis.Redis.from_url(settings.redis_url))
+        from dpg.bus.redis_bus import PREFIX
+
+        return RedisReplayGuard(aioredis.Redis.from_url(settings.redis_url), prefix=f"{PREFIX}:replay:")
     return MemoryReplayGuard()
 
 
@@ -106,6 +108,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
 
     node = Node.open(url, settings, sinks=[sink], on_recovered=recovered)
     rt, pool = holder["rt"]
+    tasks: list[asyncio.Task[None]] = []  # kept referenced while the server runs
     rt.bus = LocalBus(node.sequencer)
     rt.trading.bus = rt.bus
 
@@ -113,7 +116,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
         if demo:
             from dpg.api.demo import start_demo
 
-            await start_demo(rt, url)
+            tasks.append(await start_demo(rt, url))
         where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
         announce(f"DPG is up on http://{host}:{port} (API docs at /docs): journal at seq {node.engine.seq} on "
                  f"{where}; markets {', '.join(m.symbol for m in node.engine.markets)}. Ctrl-C stops.")

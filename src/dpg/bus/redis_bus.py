@@ -1,5 +1,7 @@
 """The Redis bus, for an engine process and any number of API processes.
 
+Keys start with ``DPG_REDIS_PREFIX`` (default ``dpg``).
+
 - Commands: API processes ``XADD dpg:cmd`` (payload = the journal's codec, a request id, the
   reply channel, the time sent). The engine process reads the stream and submits each command to
   its sequencer. Delivery is at most once: a command older than ``STALE_MS`` when the engine reads
@@ -35,8 +37,9 @@ from dpg.journal.sequencer import Applied, Sequencer
 
 log = logging.getLogger("dpg.bus")
 
-CMD_STREAM = "dpg:cmd"
-EVENT_STREAM = "dpg:events"
+PREFIX = os.environ.get("DPG_REDIS_PREFIX", "dpg")  # lets several exchanges (or test runs) share a Redis
+CMD_STREAM = f"{PREFIX}:cmd"
+EVENT_STREAM = f"{PREFIX}:events"
 EVENTS_KEPT = 200_000
 STALE_MS = 10_000
 REPLY_TIMEOUT_S = 10.0
@@ -137,7 +140,7 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         self.url = url
         self.r = aioredis.Redis.from_url(url)
-        self.channel = f"dpg:reply:{os.getpid()}:{os.urandom(4).hex()}"
+        self.channel = f"{PREFIX}:reply:{os.getpid()}:{os.urandom(4).hex()}"
         self._ids = itertools.count(1)
         self._waiting: dict[str, asyncio.Future[tuple[int, list[Event]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
