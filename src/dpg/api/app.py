@@ -120,7 +120,7 @@ class Runtime:
 
     def depth_json(self, market: Market, limit: int) -> dict[str, Any]:
         d = self.md.depth(market.symbol, limit)
-        return {"market": market.symbol, "seq": self.depth_seq.get(market.index, d["seq"]),
+        return {"market": market.symbol, "seq": self.depth_seq.get(market.index, 0),
                 "bids": [[market.format_price(p), market.format_qty(q)] for p, q in d["bids"]],
                 "asks": [[market.format_price(p), market.format_qty(q)] for p, q in d["asks"]]}
 

@@ -1,0 +1,132 @@
+"""Test clients for a running DPG: start ``dpg up`` (or the multi-process pair) as a user would,
+then talk HTTP and WebSocket to it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).parents[2]
+ADMIN = "test-admin-token"
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    """A dpg subprocess whose output is collected; ready when a line contains ``ready``."""
+
+    def __init__(self, args: list[str], env: dict[str, str], ready: str, timeout: float = 120) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", *args], cwd=ROOT, env={**os.environ, **env},
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        seen = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                if ready in line:
+                    seen.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not seen.wait(timeout):
+            self.stop()
+            raise RuntimeError("did not start:\n" + "".join(self.lines[-40:]))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@contextmanager
+def exchange(db_url: str, tmp: Path, **env: str) -> Iterator[str]:
+    """``dpg up`` on ``db_url``; yields the base URL."""
+    port = free_port()
+    p = Process(["up", "--port", str(port)], {"DPG_DATABASE_URL": db_url, "DPG_ADMIN_TOKEN": ADMIN,
+                                              "DPG_DATA_DIR": str(tmp), **env}, "DPG is up")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        p.stop()
+
+
+class User:
+    """A signed-up, logged-in user with an HTTP client."""
+
+    def __init__(self, base: str, email: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=30)
+        r = self.http.post("/api/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        self.id: int = r.json()["user_id"]
+        self.email = email
+        self.login()
+
+    def login(self, totp: str | None = None) -> httpx.Response:
+        r = self.http.post("/api/v1/auth/login", json={"email": self.email, "password": PASSWORD, "totp": totp})
+        if r.status_code == 200:
+            self.token = r.json()["token"]
+            self.http.headers["authorization"] = f"Bearer {self.token}"
+        return r
+
+    def credit(self, asset: str, amount: str, ref: str | None = None) -> dict[str, Any]:
+        r = self.http.post("/api/v1/admin/credits", headers={"x-dpg-admin-token": ADMIN},
+                           json={"user_id": self.id, "asset": asset, "amount": amount,
+                                 "reference": ref or f"test-{self.id}-{asset}-{time.time_ns()}"})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def order(self, **body: Any) -> httpx.Response:
+        return self.http.post("/api/v1/orders", json=body)
+
+    def balance(self, asset: str) -> tuple[str, str]:
+        for b in self.http.get("/api/v1/balances").json():
+            if b["asset"] == asset:
+                return b["available"], b["locked"]
+        raise KeyError(asset)
+
+
+def sign(secret: str, ts: int, method: str, path: str, body: bytes = b"") -> str:
+    return hmac.new(secret.encode(), f"{ts}\n{method}\n{path}\n".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signed(client: httpx.Client, key: str, secret: str, method: str, path: str, body: Any = None,
+           ts: int | None = None, signature: str | None = None) -> httpx.Response:
+    raw = json.dumps(body).encode() if body is not None else b""
+    ts = ts if ts is not None else int(time.time() * 1000)
+    headers = {"x-dpg-apikey": key, "x-dpg-timestamp": str(ts), "x-dpg-signature": signature or sign(secret, ts, method, path, raw)}
+    if raw:
+        headers["content-type"] = "application/json"
+    return client.request(method, path, content=raw or None, headers=headers)
+
+
+def wait_projected(user: User, seq: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if user.http.get("/api/v1/ledger?limit=1").json()["projected_seq"] >= seq:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("projections did not catch up")
