@@ -1,0 +1,753 @@
+"""Accounts of the trading API: sign-up, password + TOTP login, sessions, API keys whose requests
+are signed with HMAC-SHA256, and the sealing of stored secrets. A library: the HTTP routes that
+call it live elsewhere. Every rejection is an ``AuthError`` with a stable code and an HTTP status.
+
+Nothing here logs a password, session token, secret, TOTP or recovery code, or signature; log
+lines name users by id and API keys by their public id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import heapq
+import hmac
+import ipaddress
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+log = logging.getLogger("dpg.api.auth")
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+PERMISSIONS = ("read", "trade", "withdraw")
+PASSWORD_MIN, PASSWORD_MAX = 10, 128
+EMAIL_MAX = 254
+KEY_NAME_MAX = 64
+MAX_KEYS_PER_USER = 20
+MAX_IP_ALLOW = 100
+RECOVERY_CODE_COUNT = 10
+MAX_RECV_WINDOW_MS = 60_000
+FUTURE_SKEW_MS = 1_000
+TOTP_ISSUER = "DPG"
+LAST_USED_EVERY_S = 60.0
+
+_KEY_RE = re.compile(r"dpg_[A-Za-z0-9_-]{32}")
+_TOTP_RE = re.compile(r"[0-9]{6}")
+_RECOVERY_RE = re.compile(r"[0-9a-f]{12}")
+
+
+class AuthError(Exception):
+    """A rejected request: ``code`` for programs, ``reason`` for people, ``status`` for HTTP."""
+
+    def __init__(self, code: str, reason: str, status: int) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.status = status
+
+
+def _invalid_credentials() -> AuthError:
+    return AuthError("INVALID_CREDENTIALS", "wrong email or password", 401)
+
+
+def _user_unknown() -> AuthError:
+    return AuthError("USER_UNKNOWN", "no such user", 404)
+
+
+# --- sealed secrets -------------------------------------------------------------------------
+
+
+class SecretBox:
+    """AES-256-GCM with one 32-byte key. ``seal`` gives nonce (12 bytes) ‖ ciphertext ‖ tag;
+    ``aad`` binds a sealed value to its place (a different ``aad`` fails to open)."""
+
+    ENV = "DPG_SECRET_KEY"
+    FILE = "secret.key"
+    NONCE_BYTES = 12
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a SecretBox key is 32 bytes")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_env_or_file(cls, data_dir: Path) -> SecretBox:
+        """The key from ``DPG_SECRET_KEY`` (64 hex characters), else from ``data_dir/secret.key``
+        (the same form), which is created with a new random key and mode 0600 when missing."""
+        text = os.environ.get(cls.ENV, "").strip()
+        if text:
+            return cls(_parse_key(text, cls.ENV))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / cls.FILE
+        if not path.exists():
+            _create_key_file(path)
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("event=secret_key_readable_by_others path=%s mode=%o", path, mode)
+        return cls(_parse_key(path.read_text().strip(), str(path)))
+
+    def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
+        nonce = os.urandom(self.NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad or None)
+
+    def open(self, sealed: bytes, aad: bytes = b"") -> bytes:
+        """The plaintext; ``ValueError`` if ``sealed`` was altered, sealed under another key or
+        with another ``aad``."""
+        if len(sealed) < self.NONCE_BYTES + 16:
+            raise ValueError("sealed value too short")
+        try:
+            return self._aead.decrypt(sealed[: self.NONCE_BYTES], sealed[self.NONCE_BYTES :], aad or None)
+        except InvalidTag:
+            raise ValueError("sealed value does not open with this key") from None
+
+
+def _parse_key(text: str, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ValueError(f"{where}: the secret key must be 64 hexadecimal characters")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new key to a private temporary file, then link it into place: a concurrent
+    creator never sees a partial file, and the first link wins."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(os.urandom(32).hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+            log.info("event=secret_key_created path=%s", path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- replay guards --------------------------------------------------------------------------
+
+
+class ReplayGuard(Protocol):
+    async def first_seen(self, token: str, ttl_ms: int) -> bool:
+        """True the first time ``token`` is offered within ``ttl_ms``, False on a repeat."""
+        ...
+
+
+class MemoryReplayGuard:
+    """Tokens in this process's memory, forgotten as they expire: for one API process and tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._expiry: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    async def first_seen(self, token: str, ttl_ms: int) -> bool:
+        if ttl_ms < 1:
+            raise ValueError("ttl_ms must be positive")
+        now = self.clock()
+        heap, expiry = self._heap, self._expiry
+        while heap and heap[0][0] <= now:
+            at, old = heapq.heappop(heap)
+            if expiry.get(old) == at:
+                del expiry[old]
+        if token in expiry:
+            return False
+        at = now + ttl_ms / 1000
+        expiry[token] = at
+        heapq.heappush(heap, (at, token))
+        return True
+
+
+class RedisReplayGuard:
+    """Tokens in Redis (``SET prefix+token 1 NX PX ttl``), shared by every API process."""
+
+    def __init__(self, redis: Redis, prefix: str = "dpg:replay:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def first_seen(self, token: str, ttl_ms: int) -> bool:
+        if ttl_ms < 1:
+            raise ValueError("ttl_ms must be positive")
+        return bool(await self.redis.set(self.prefix + token, b"1", nx=True, px=ttl_ms))
+
+
+# --- failed attempts ------------------------------------------------------------------------
+
+
+class _Failures:
+    """Failed attempts per subject in a fixed window, in this process's memory. A subject with
+    ``limit`` failures in the window is refused (TOO_MANY_ATTEMPTS) until the window ends."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._pruned_at = 0.0
+
+    def check(self, who: str) -> None:
+        start, n = self._seen.get(who, (0.0, 0))
+        if n >= self.limit and self.clock() - start < self.window_s:
+            raise AuthError("TOO_MANY_ATTEMPTS", "too many failed attempts; try again later", 429)
+
+    def record(self, who: str) -> None:
+        now = self.clock()
+        start, n = self._seen.get(who, (now, 0))
+        if now - start >= self.window_s:
+            start, n = now, 0
+        self._seen[who] = (start, n + 1)
+        if now - self._pruned_at >= self.window_s:
+            self._pruned_at = now
+            for k in [k for k, (s, _) in self._seen.items() if now - s >= self.window_s]:
+                del self._seen[k]
+
+    def clear(self, who: str) -> None:
+        self._seen.pop(who, None)
+
+
+# --- validation helpers ---------------------------------------------------------------------
+
+
+def normalize_email(email: str) -> str:
+    """The stored form of an email address (trimmed, lower-case); INVALID_EMAIL if it is not
+    shaped like one: at most 254 characters, one '@', a dot inside the domain, no spaces."""
+    e = email.strip().lower()
+    local, _, domain = e.partition("@")
+    labels = domain.split(".")
+    if (
+        len(e) > EMAIL_MAX
+        or e.count("@") != 1
+        or not local
+        or len(labels) < 2
+        or not all(labels)
+        or any(c.isspace() or not c.isprintable() for c in e)
+    ):
+        raise AuthError("INVALID_EMAIL", "not a valid email address", 400)
+    return e
+
+
+def _parse_ip_allow(ip_allow: Iterable[str]) -> list[str]:
+    if isinstance(ip_allow, str | bytes):
+        raise AuthError("INVALID_IP", "ip_allow is a list of addresses or networks", 400)
+    out: list[str] = []
+    for entry in ip_allow:
+        if not isinstance(entry, str):
+            raise AuthError("INVALID_IP", "ip_allow is a list of addresses or networks", 400)
+        try:
+            net = str(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise AuthError("INVALID_IP", f"not an IP address or network: {entry[:64]!r}", 400) from None
+        if net not in out:
+            out.append(net)
+    if len(out) > MAX_IP_ALLOW:
+        raise AuthError("INVALID_IP", f"at most {MAX_IP_ALLOW} entries in ip_allow", 400)
+    return out
+
+
+def _ip_allowed(client_ip: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        addr = ipaddress.ip_address(client_ip.strip())
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in networks)
+
+
+def _sha256(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _totp_aad(user_id: int) -> bytes:
+    return b"dpg.totp:%d" % user_id
+
+
+def _key_aad(key: str) -> bytes:
+    return b"dpg.api_key:" + key.encode()
+
+
+def _new_recovery_code() -> str:
+    """48 random bits shown as three groups of four hex digits."""
+    h = secrets.token_hex(6)
+    return f"{h[0:4]}-{h[4:8]}-{h[8:12]}"
+
+
+def _at(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    user_id: int
+    secret: bytes
+    permissions: frozenset[str]
+    networks: tuple[Network, ...]
+    revoked: bool
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class Accounts:
+    """Users, sessions and API keys in PostgreSQL (migration 0003).
+
+    Passwords and recovery codes are argon2 hashes; TOTP and API secrets are sealed with
+    ``secret_box``; session tokens are stored as their SHA-256. ``clock`` (epoch seconds) decides
+    session expiry, TOTP codes and signature timestamps. Failed password and TOTP attempts are
+    counted in memory, per process: ``max_failures`` within ``failure_window_s`` (per email for
+    the password, per user for TOTP) makes further attempts fail with TOO_MANY_ATTEMPTS (429).
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        secret_box: SecretBox,
+        replay_guard: ReplayGuard,
+        *,
+        session_ttl_s: float = 86400,
+        clock: Callable[[], float] = time.time,
+        hasher: PasswordHasher | None = None,
+        key_cache_s: float = 5.0,
+        max_failures: int = 10,
+        failure_window_s: float = 900.0,
+    ) -> None:
+        self.pool = pool
+        self.box = secret_box
+        self.replay = replay_guard
+        self.session_ttl_s = session_ttl_s
+        self.clock = clock
+        self.hasher = hasher if hasher is not None else PasswordHasher()
+        self.key_cache_s = key_cache_s
+        self._failures = _Failures(max_failures, failure_window_s, clock)
+        self._dummy_hash: str | None = None
+        self._keys: dict[str, tuple[float, _Key]] = {}  # key -> (monotonic time fetched, record)
+        self._touched: dict[str, float] = {}  # key -> monotonic time last_used_at was written
+        self._keys_pruned_at = time.monotonic()
+
+    # -- argon2, off the event loop --
+
+    async def _hash(self, secret: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, secret)
+
+    async def _verify(self, hashed: str, secret: str) -> bool:
+        def verify() -> bool:
+            try:
+                return self.hasher.verify(hashed, secret)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(verify)
+
+    async def _dummy_verify(self, password: str) -> None:
+        """As long as a real verification, for the answers that need none."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._hash(secrets.token_urlsafe(16))
+        await self._verify(self._dummy_hash, password)
+
+    # -- users --
+
+    async def sign_up(self, email: str, password: str) -> int:
+        """A new user; returns its id (its ledger account number)."""
+        address = normalize_email(email)
+        if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+            raise AuthError("WEAK_PASSWORD", f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters", 400)
+        password_hash = await self._hash(password)
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "INSERT INTO users (email, password_hash, created_at) VALUES (%s, %s, %s) RETURNING id",
+                    (address, password_hash, _at(self.clock())),
+                )
+                row = await cur.fetchone()
+        except psycopg.errors.UniqueViolation:
+            raise AuthError("EMAIL_TAKEN", "an account with this email exists", 409) from None
+        assert row is not None
+        user_id = int(row[0])
+        log.info("event=user_created user=%d", user_id)
+        return user_id
+
+    async def login(self, email: str, password: str, totp_code: str | None, ip: str) -> tuple[str, float]:
+        """A new session: (token, expiry in epoch seconds). With TOTP enabled, ``totp_code`` is
+        the current code or one unused recovery code (which is then used up)."""
+        try:
+            address: str | None = normalize_email(email)
+        except AuthError:
+            address = None
+        who = "email:" + (address or email.strip().lower()[:EMAIL_MAX])
+        self._failures.check(who)
+        row = None
+        if address is not None:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT id, password_hash, totp_enabled, totp_secret FROM users WHERE email = %s", (address,)
+                )
+                row = await cur.fetchone()
+        if row is None or len(password) > PASSWORD_MAX:
+            await self._dummy_verify(password[:PASSWORD_MAX])
+            self._failures.record(who)
+            log.info("event=login_failed reason=credentials")
+            raise _invalid_credentials()
+        user_id, password_hash, totp_enabled, totp_secret = int(row[0]), str(row[1]), bool(row[2]), row[3]
+        if not await self._verify(password_hash, password):
+            self._failures.record(who)
+            log.info("event=login_failed reason=credentials user=%d", user_id)
+            raise _invalid_credentials()
+        if totp_enabled:
+            await self._second_factor(user_id, str(totp_secret), totp_code, allow_recovery=True)
+        self._failures.clear(who)
+        if self.hasher.check_needs_rehash(password_hash):
+            await self._rehash(user_id, password)
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        expires = now + self.session_ttl_s
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ip) VALUES (%s, %s, %s, %s, %s)",
+                (_sha256(token), user_id, _at(now), _at(expires), ip),
+            )
+        log.info("event=login user=%d", user_id)
+        return token, expires
+
+    async def _rehash(self, user_id: int, password: str) -> None:
+        new_hash = await self._hash(password)
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (new_hash, user_id))
+        log.info("event=password_rehashed user=%d", user_id)
+
+    # -- sessions --
+
+    async def session_user(self, token: str) -> int:
+        """The user of a live session."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT user_id, expires_at, revoked_at FROM sessions WHERE token_hash = %s", (_sha256(token),)
+            )
+            row = await cur.fetchone()
+        if row is None or row[2] is not None:
+            raise AuthError("SESSION_INVALID", "not signed in", 401)
+        if row[1].timestamp() <= self.clock():
+            raise AuthError("SESSION_EXPIRED", "the session has expired; sign in again", 401)
+        return int(row[0])
+
+    async def logout(self, token: str) -> None:
+        """Revoke the session; nothing happens for an unknown or already revoked token."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL RETURNING user_id",
+                (_at(self.clock()), _sha256(token)),
+            )
+            row = await cur.fetchone()
+        if row is not None:
+            log.info("event=logout user=%d", int(row[0]))
+
+    # -- TOTP --
+
+    async def totp_begin(self, user_id: int) -> tuple[str, str]:
+        """A new TOTP secret for the user, stored but not yet enabled: (base32 secret, otpauth://
+        URI). TOTP_ALREADY_ENABLED (409) if TOTP is on."""
+        secret = pyotp.random_base32()
+        sealed = base64.b64encode(self.box.seal(secret.encode(), _totp_aad(user_id))).decode()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT email, totp_enabled FROM users WHERE id = %s FOR UPDATE", (user_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise _user_unknown()
+            if row[1]:
+                raise AuthError("TOTP_ALREADY_ENABLED", "two-factor authentication is already on", 409)
+            await conn.execute("UPDATE users SET totp_secret = %s WHERE id = %s", (sealed, user_id))
+        log.info("event=totp_begin user=%d", user_id)
+        return secret, pyotp.TOTP(secret).provisioning_uri(name=str(row[0]), issuer_name=TOTP_ISSUER)
+
+    async def totp_enable(self, user_id: int, code: str) -> list[str]:
+        """Turn TOTP on with a current code from the secret of ``totp_begin``; returns the
+        recovery codes, shown once."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT totp_secret, totp_enabled FROM users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise _user_unknown()
+        if row[1]:
+            raise AuthError("TOTP_ALREADY_ENABLED", "two-factor authentication is already on", 409)
+        if row[0] is None:
+            raise AuthError("TOTP_NOT_STARTED", "begin the enrolment first", 409)
+        sealed = str(row[0])
+        who = f"user:{user_id}"
+        self._failures.check(who)
+        if not self._totp_ok(user_id, sealed, "".join((code or "").split())):
+            self._failures.record(who)
+            log.info("event=totp_failed user=%d step=enable", user_id)
+            raise AuthError("TOTP_INVALID", "wrong authentication code", 401)
+        self._failures.clear(who)
+        codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+        hashes = await asyncio.gather(*(self._hash(c.replace("-", "")) for c in codes))
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE users SET totp_enabled = true, recovery_codes = %s"
+                " WHERE id = %s AND totp_secret = %s AND NOT totp_enabled RETURNING id",
+                (list(hashes), user_id, sealed),
+            )
+            done = await cur.fetchone()
+        if done is None:
+            raise AuthError("TOTP_NOT_STARTED", "the enrolment changed meanwhile; begin again", 409)
+        log.info("event=totp_enabled user=%d", user_id)
+        return codes
+
+    async def totp_enabled(self, user_id: int) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT totp_enabled FROM users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise _user_unknown()
+        return bool(row[0])
+
+    async def check_totp(self, user_id: int, code: str | None) -> None:
+        """Pass when TOTP is off or ``code`` is a current code; else TOTP_REQUIRED / TOTP_INVALID.
+        Recovery codes are accepted only by ``login``."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT totp_enabled, totp_secret FROM users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise _user_unknown()
+        if row[0]:
+            await self._second_factor(user_id, str(row[1]), code, allow_recovery=False)
+
+    def _totp_ok(self, user_id: int, sealed: str, code: str) -> bool:
+        if not _TOTP_RE.fullmatch(code):
+            return False
+        secret = self.box.open(base64.b64decode(sealed), _totp_aad(user_id)).decode()
+        return pyotp.TOTP(secret).verify(code, for_time=self.clock(), valid_window=1)
+
+    async def _second_factor(self, user_id: int, sealed: str, code: str | None, *, allow_recovery: bool) -> None:
+        if code is None or not code.strip():
+            raise AuthError("TOTP_REQUIRED", "an authentication code is required", 401)
+        who = f"user:{user_id}"
+        self._failures.check(who)
+        compact = "".join(code.split())
+        if _TOTP_RE.fullmatch(compact):
+            ok = self._totp_ok(user_id, sealed, compact)
+        elif allow_recovery:
+            ok = await self._use_recovery_code(user_id, compact.replace("-", "").lower())
+        else:
+            ok = False
+        if not ok:
+            self._failures.record(who)
+            log.info("event=totp_failed user=%d", user_id)
+            raise AuthError("TOTP_INVALID", "wrong authentication code", 401)
+        self._failures.clear(who)
+
+    async def _use_recovery_code(self, user_id: int, code: str) -> bool:
+        """Use up the matching recovery code, if any (the row is locked meanwhile)."""
+        if not _RECOVERY_RE.fullmatch(code):
+            return False
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT recovery_codes FROM users WHERE id = %s FOR UPDATE", (user_id,))
+            row = await cur.fetchone()
+            hashes: list[str] = list(row[0]) if row is not None else []
+            matches = await asyncio.gather(*(self._verify(h, code) for h in hashes))
+            for hashed, ok in zip(hashes, matches, strict=True):
+                if ok:
+                    await conn.execute(
+                        "UPDATE users SET recovery_codes = array_remove(recovery_codes, %s) WHERE id = %s",
+                        (hashed, user_id),
+                    )
+                    log.info("event=recovery_code_used user=%d left=%d", user_id, len(hashes) - 1)
+                    return True
+        return False
+
+    # -- API keys --
+
+    async def create_api_key(
+        self,
+        user_id: int,
+        name: str,
+        permissions: Iterable[str],
+        ip_allow: Iterable[str],
+        totp_code: str | None,
+    ) -> tuple[str, str]:
+        """A new API key: (public key id, secret). The secret is shown once; requests are signed
+        with HMAC-SHA256 keyed by its UTF-8 bytes. ``ip_allow`` entries are stored as networks
+        ('10.0.0.1' becomes '10.0.0.1/32')."""
+        name = name.strip()
+        if not 1 <= len(name) <= KEY_NAME_MAX or not name.isprintable():
+            raise AuthError("INVALID_NAME", f"the name must have 1 to {KEY_NAME_MAX} printable characters", 400)
+        perms = set() if isinstance(permissions, str | bytes) else set(permissions)
+        if not perms or not perms <= set(PERMISSIONS):
+            raise AuthError("INVALID_PERMISSIONS", f"permissions: a non-empty subset of {', '.join(PERMISSIONS)}", 400)
+        networks = _parse_ip_allow(ip_allow)
+        await self.check_totp(user_id, totp_code)
+        key = "dpg_" + secrets.token_urlsafe(24)
+        secret = secrets.token_urlsafe(32)
+        sealed = self.box.seal(secret.encode(), _key_aad(key))
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user_id,))
+            if await cur.fetchone() is None:
+                raise _user_unknown()
+            cur = await conn.execute(
+                "SELECT count(*) FROM api_keys WHERE user_id = %s AND revoked_at IS NULL", (user_id,)
+            )
+            live = await cur.fetchone()
+            if live is not None and live[0] >= MAX_KEYS_PER_USER:
+                raise AuthError("TOO_MANY_KEYS", f"at most {MAX_KEYS_PER_USER} live API keys; revoke one", 409)
+            await conn.execute(
+                "INSERT INTO api_keys (key, user_id, name, secret_enc, permissions, ip_allow, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (key, user_id, name, sealed, [p for p in PERMISSIONS if p in perms], networks, _at(self.clock())),
+            )
+        log.info("event=api_key_created user=%d key=%s permissions=%s", user_id, key, ",".join(sorted(perms)))
+        return key, secret
+
+    async def list_api_keys(self, user_id: int) -> list[dict[str, Any]]:
+        """The user's keys, revoked ones included, oldest first; never their secrets.
+        ``last_used_at`` is written at most once a minute per key and API process."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT key, name, permissions, ip_allow, created_at, revoked_at, last_used_at"
+                " FROM api_keys WHERE user_id = %s ORDER BY created_at, key",
+                (user_id,),
+            )
+            rows = await cur.fetchall()
+        return [
+            {
+                "key": r[0],
+                "name": r[1],
+                "permissions": list(r[2]),
+                "ip_allow": list(r[3]),
+                "created_at": r[4],
+                "revoked": r[5] is not None,
+                "last_used_at": r[6],
+            }
+            for r in rows
+        ]
+
+    async def revoke_api_key(self, user_id: int, key: str) -> None:
+        """Revoke one of the user's keys (again is fine); KEY_UNKNOWN (404) if it is not theirs.
+        Other API processes notice within their key cache time (5 s)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s) WHERE key = %s AND user_id = %s"
+                " RETURNING key",
+                (_at(self.clock()), key, user_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise AuthError("KEY_UNKNOWN", "no such API key", 404)
+        self._keys.pop(key, None)
+        log.info("event=api_key_revoked user=%d key=%s", user_id, key)
+
+    async def verify_signature(
+        self,
+        key: str,
+        signature_hex: str,
+        payload: bytes,
+        timestamp_ms: int,
+        recv_window_ms: int,
+        client_ip: str,
+        need: str,
+    ) -> int:
+        """The user id behind a signed request, checked in this order: the receive window, the
+        key, its revocation, the timestamp, the signature (hex HMAC-SHA256 of ``payload``), the
+        IP allow-list, the permission ``need``, then that the same signature was not seen before.
+
+        ``payload`` must include the timestamp and the receive window; a signature is remembered
+        for as long as its timestamp could pass any receive window (up to 62 s)."""
+        if need not in PERMISSIONS:
+            raise ValueError(f"unknown permission {need!r}")
+        if not 1 <= recv_window_ms <= MAX_RECV_WINDOW_MS:
+            raise AuthError("INVALID_RECV_WINDOW", f"recv_window must be 1 to {MAX_RECV_WINDOW_MS} ms", 400)
+        record = await self._key_record(key)
+        if record is None:
+            raise AuthError("KEY_UNKNOWN", "no such API key", 401)
+        if record.revoked:
+            raise AuthError("KEY_REVOKED", "this API key was revoked", 401)
+        now_ms = self.clock() * 1000
+        if not now_ms - recv_window_ms <= timestamp_ms <= now_ms + FUTURE_SKEW_MS:
+            raise AuthError("STALE_TIMESTAMP", "timestamp outside the receive window; check the clock", 401)
+        expected = hmac.new(record.secret, payload, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature_hex.strip().lower().encode()):
+            raise AuthError("BAD_SIGNATURE", "the signature does not match", 401)
+        if record.networks and not _ip_allowed(client_ip, record.networks):
+            raise AuthError("IP_NOT_ALLOWED", "this address may not use this API key", 403)
+        if need not in record.permissions:
+            raise AuthError("PERMISSION_DENIED", f"this API key lacks the {need} permission", 403)
+        ttl_ms = int(timestamp_ms + MAX_RECV_WINDOW_MS - now_ms) + FUTURE_SKEW_MS
+        token = hashlib.sha256(f"{key}:{expected}".encode()).hexdigest()
+        if not await self.replay.first_seen(token, ttl_ms):
+            raise AuthError("REPLAYED", "this request was already received", 401)
+        await self._touch(key)
+        return record.user_id
+
+    async def _key_record(self, key: str) -> _Key | None:
+        """The key's record, from the cache when younger than ``key_cache_s``."""
+        if not _KEY_RE.fullmatch(key):
+            return None
+        now = time.monotonic()
+        hit = self._keys.get(key)
+        if hit is not None and now - hit[0] < self.key_cache_s:
+            return hit[1]
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT user_id, secret_enc, permissions, ip_allow, revoked_at FROM api_keys WHERE key = %s", (key,)
+            )
+            row = await cur.fetchone()
+        if row is None:
+            self._keys.pop(key, None)
+            return None
+        record = _Key(
+            user_id=int(row[0]),
+            secret=self.box.open(bytes(row[1]), _key_aad(key)),
+            permissions=frozenset(row[2]),
+            networks=tuple(ipaddress.ip_network(n, strict=False) for n in row[3]),
+            revoked=row[4] is not None,
+        )
+        self._keys[key] = (now, record)
+        if now - self._keys_pruned_at >= LAST_USED_EVERY_S:
+            self._keys_pruned_at = now
+            for k in [k for k, (t, _) in self._keys.items() if now - t >= self.key_cache_s]:
+                del self._keys[k]
+            for k in [k for k, t in self._touched.items() if now - t >= LAST_USED_EVERY_S]:
+                del self._touched[k]
+        return record
+
+    async def _touch(self, key: str) -> None:
+        """Write last_used_at, at most once a minute per key; a failure is only logged."""
+        now = time.monotonic()
+        last = self._touched.get(key)
+        if last is not None and now - last < LAST_USED_EVERY_S:
+            return
+        self._touched[key] = now
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute("UPDATE api_keys SET last_used_at = %s WHERE key = %s", (_at(self.clock()), key))
+        except psycopg.Error as e:
+            log.warning("event=api_key_touch_failed key=%s error=%s", key, type(e).__name__)

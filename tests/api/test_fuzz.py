@@ -1,0 +1,50 @@
+"""Schema-driven fuzzing of the OpenAPI with schemathesis: no input gets a 5xx, logged in or not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.client import ADMIN, User, exchange
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from dpg.store import db
+
+    url = db.create_scratch(pg_server, "dpg_test_fuzz")
+    try:
+        # generous limits: the fuzzer itself must not be the thing that gets refused
+        with exchange(url, tmp_path_factory.mktemp("fuzz"), DPG_RATE_IP="100000", DPG_RATE_KEY="100000") as b:
+            yield b
+    finally:
+        db.drop(url)
+
+
+def st(base: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    cli = Path(sys.executable).with_name("st")
+    return subprocess.run(
+        [str(cli), "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "25",
+         "--generation-deterministic", "--request-timeout", "20", "--no-color", *extra],
+        capture_output=True, text=True, timeout=540, check=False,
+    )
+
+
+def test_no_input_gets_a_server_error(base: str) -> None:
+    u = User(base, "fuzz@test.dpg")
+    u.credit("USDT", "100000")
+    u.credit("BTC", "10")
+    u.order(market="BTC/USDT", side="buy", price="100", quantity="0.1")
+    anonymous = st(base)
+    assert anonymous.returncode == 0, anonymous.stdout[-6000:]
+    # logged in (and as the operator): everything but logging this session out
+    logged_in = st(base, "-H", f"Authorization: Bearer {u.token}", "-H", f"X-DPG-Admin-Token: {ADMIN}",
+                   "--exclude-path", "/api/v1/auth/logout")
+    assert logged_in.returncode == 0, logged_in.stdout[-6000:]
+    assert "Authentication failed" not in logged_in.stdout, logged_in.stdout[-3000:]
