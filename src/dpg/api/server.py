@@ -84,6 +84,8 @@ def _serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool
     server = uvicorn.Server(config)
 
     async def main() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         await pool.open()
         if ready is not None:
             await ready()

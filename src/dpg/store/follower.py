@@ -69,12 +69,14 @@ def step(engine: Engine, journal: Journal, projector: Projector) -> int:
 
 
 def follow(url: str, stop: threading.Event, poll: float = 0.05) -> None:
+    """Until ``stop`` is set, or the process that started this one is gone."""
+    parent = os.getppid()
     journal = Journal(url)
     projector = Projector(url)
     try:
         engine = catch_up(journal, projector)
         log.info("event=follower_ready seq=%d", engine.seq)
-        while not stop.is_set():
+        while not stop.is_set() and os.getppid() == parent:
             if not step(engine, journal, projector):
                 stop.wait(poll)
     finally:

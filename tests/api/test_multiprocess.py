@@ -1,0 +1,73 @@
+"""Several processes over the real Redis: one engine process and two API processes. An order entered
+on one API process is seen on the other's WebSocket, and both answer the same state."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.api.client import ADMIN, Process, User, free_port
+
+pytestmark = pytest.mark.timeout(300)
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def recv_until(ws: Any, pred: Any, timeout: float = 15) -> list[dict[str, Any]]:
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        got.append(msg)
+        if pred(msg):
+            return got
+    raise TimeoutError(got)
+
+
+def test_order_on_one_api_process_reaches_the_others_websocket(pg_url: str, tmp_path: Path) -> None:
+    env = {"DPG_DATABASE_URL": pg_url, "DPG_REDIS_URL": REDIS, "DPG_REDIS_PREFIX": f"dpgtest{secrets.token_hex(4)}",
+           "DPG_ADMIN_TOKEN": ADMIN, "DPG_DATA_DIR": str(tmp_path)}
+    engine = Process(["engine"], env, "DPG engine is up")
+    ports = [free_port(), free_port()]
+    apis = []
+    try:
+        apis = [Process(["api", "--port", str(p)], env, "DPG API is up") for p in ports]
+        one, two = (f"http://127.0.0.1:{p}" for p in ports)
+        alice, bob = User(one, "alice@multi.dpg"), User(two, "bob@multi.dpg")
+        alice.credit("USDT", "100000")
+        bob.credit("BTC", "3")
+        with connect(two.replace("http", "ws") + "/ws") as ws_two:
+            ws_two.send(json.dumps({"op": "subscribe", "channels": ["depth:BTC/USDT", "trades:BTC/USDT"]}))
+            snap = recv_until(ws_two, lambda m: m.get("type") == "snapshot")[-1]
+            assert snap["bids"] == [] and snap["asks"] == []
+            ws_two.send(json.dumps({"op": "auth", "token": bob.token}))
+            recv_until(ws_two, lambda m: m.get("op") == "auth")
+            ws_two.send(json.dumps({"op": "subscribe", "channels": ["fills"]}))
+
+            r = alice.order(market="BTC/USDT", side="buy", price="60000", quantity="1.5", client_order_id="m-1")
+            assert r.status_code == 201, r.text
+            upd = recv_until(ws_two, lambda m: m.get("channel") == "depth:BTC/USDT" and m.get("type") == "update")[-1]
+            assert upd["bids"] == [["60000.00", "1.5000"]]
+
+            # bob trades on the other process, against alice's order
+            r = bob.order(market="BTC/USDT", side="sell", type="market", quantity="0.5")
+            assert r.status_code == 201 and r.json()["filled"] == "0.5000", r.text
+            got = recv_until(ws_two, lambda m: m.get("channel") == "fills")
+            trades = [m for m in got if m.get("channel") == "trades:BTC/USDT"]
+            assert trades and trades[-1]["data"]["price"] == "60000.00"
+        # both processes answer the same state
+        for base in (one, two):
+            depth = User(base, f"viewer{base[-5:]}@multi.dpg").http.get("/api/v1/depth",
+                                                                         params={"market": "BTC/USDT"}).json()
+            assert depth["bids"] == [["60000.00", "1.0000"]]
+        assert alice.http.get("/api/v1/orders/by-client-id/m-1").json()["filled"] == "0.5000"
+    finally:
+        for p in apis:
+            p.stop()
+        engine.stop()
