@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -31,7 +32,7 @@ def start_up(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
 
     proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up", "--port", str(free_port())],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "DPG_DATA_DIR": env.get("DPG_DATA_DIR", "/tmp/dpg-test-cli"), **env})
+                            env={**os.environ, "DPG_DATA_DIR": env.get("DPG_DATA_DIR") or tempfile.mkdtemp(), **env})
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, line

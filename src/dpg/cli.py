@@ -239,6 +239,26 @@ def bench_durable(
         typer.echo(json.dumps(line))
 
 
+@bench_app.command("api")
+def bench_api(
+    rates: Annotated[str, typer.Option(help="Comma-separated order rates per second")] = "250,500,1000,2000,3000",
+    seconds: Annotated[float, typer.Option(help="Seconds at each rate")] = 3.0,
+    subscribers: Annotated[int, typer.Option(help="WebSocket subscribers for the fan-out")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+) -> None:
+    """Orders over HTTP at rising fixed rates, and market-data fan-out to many WebSocket clients."""
+    from dpg.bench import api_bench
+
+    try:
+        chosen = [int(r) for r in rates.split(",") if r.strip()]
+    except ValueError:
+        raise _fail("--rates must be comma-separated integers") from None
+    if not chosen or min(chosen) <= 0 or seconds <= 0 or subscribers <= 0:
+        raise _fail("rates, seconds and subscribers must be positive")
+    for line in api_bench.run(chosen, seconds, subscribers):
+        typer.echo(json.dumps(line))
+
+
 @bench_app.command("memory")
 def bench_memory(
     orders: Annotated[int, typer.Option("-n", "--orders", help="Resting orders")] = 1_000_000,

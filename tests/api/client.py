@@ -117,7 +117,8 @@ def signed(client: httpx.Client, key: str, secret: str, method: str, path: str, 
            ts: int | None = None, signature: str | None = None) -> httpx.Response:
     raw = json.dumps(body).encode() if body is not None else b""
     ts = ts if ts is not None else int(time.time() * 1000)
-    headers = {"x-dpg-apikey": key, "x-dpg-timestamp": str(ts), "x-dpg-signature": signature or sign(secret, ts, method, path, raw)}
+    headers = {"x-dpg-apikey": key, "x-dpg-timestamp": str(ts),
+               "x-dpg-signature": signature or sign(secret, ts, method, path, raw)}
     if raw:
         headers["content-type"] = "application/json"
     return client.request(method, path, content=raw or None, headers=headers)

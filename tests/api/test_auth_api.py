@@ -28,7 +28,8 @@ def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         db.drop(url)
 
 
-def make_key(u: User, permissions: list[str], ip_allow: list[str] | None = None, totp: str | None = None) -> tuple[str, str]:
+def make_key(u: User, permissions: list[str], ip_allow: list[str] | None = None,
+             totp: str | None = None) -> tuple[str, str]:
     r = u.http.post("/api/v1/api-keys", json={"name": "bot", "permissions": permissions, "ip_allow": ip_allow or [],
                                               "totp": totp})
     assert r.status_code == 201, r.text
@@ -125,7 +126,8 @@ def test_sessions_end_at_logout(base: str) -> None:
 
 def test_request_size_and_rate_limits(base: str) -> None:
     anon = httpx.Client(base_url=base, timeout=30)
-    big = anon.post("/api/v1/auth/signup", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"})
+    big = anon.post("/api/v1/auth/signup", content=b"{" + b" " * 70_000 + b"}",
+                    headers={"content-type": "application/json"})
     assert (big.status_code, big.json()["code"]) == (413, "BODY_TOO_LARGE")
     codes = [anon.get("/api/v1/time") for _ in range(150)]
     limited = [r for r in codes if r.status_code == 429]

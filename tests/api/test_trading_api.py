@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,7 +100,8 @@ def test_sign_up_credit_trade_amend_cancel_history(base: str) -> None:
     hist = alice.http.get("/api/v1/orders/history", params={"market": "BTC/USDT"}).json()["orders"]
     assert [(o["order_id"], o["status"], o["filled"]) for o in hist] == [(buy["order_id"], "canceled", "0.2000")]
     mine = bob.http.get("/api/v1/my-trades").json()["trades"]
-    assert [(t["side"], t["role"], t["price"], t["quantity"]) for t in mine] == [("sell", "taker", "50000.00", "0.2000")]
+    assert [(t["side"], t["role"], t["price"], t["quantity"]) for t in mine] == [
+        ("sell", "taker", "50000.00", "0.2000")]
     ledger = alice.http.get("/api/v1/ledger", params={"asset": "USDT", "limit": 100}).json()["entries"]
     total = sum(Decimal(e["available"]) + Decimal(e["locked"]) for e in ledger)
     assert total == Decimal("90000")

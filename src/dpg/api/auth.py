@@ -48,6 +48,7 @@ MAX_KEYS_PER_USER = 20
 MAX_IP_ALLOW = 100
 RECOVERY_CODE_COUNT = 10
 MAX_RECV_WINDOW_MS = 60_000
+SESSION_CACHE_S = 5.0  # how long an API process trusts a session it has looked up
 FUTURE_SKEW_MS = 1_000
 TOTP_ISSUER = "DPG"
 LAST_USED_EVERY_S = 60.0
@@ -352,6 +353,7 @@ class Accounts:
         self._failures = _Failures(max_failures, failure_window_s, clock)
         self._dummy_hash: str | None = None
         self._keys: dict[str, tuple[float, _Key]] = {}  # key -> (monotonic time fetched, record)
+        self._sessions: dict[bytes, tuple[int, float, float]] = {}  # token hash -> (user, expires, cached until)
         self._touched: dict[str, float] = {}  # key -> monotonic time last_used_at was written
         self._keys_pruned_at = time.monotonic()
 
@@ -448,20 +450,32 @@ class Accounts:
     # -- sessions --
 
     async def session_user(self, token: str) -> int:
-        """The user of a live session."""
+        """The user of a live session. Live sessions are cached for a few seconds per process (a
+        logout here takes effect at once; in another API process within SESSION_CACHE_S)."""
+        digest = _sha256(token)
+        now = self.clock()
+        hit = self._sessions.get(digest)
+        if hit is not None and hit[2] > now:
+            if hit[1] <= now:
+                raise AuthError("SESSION_EXPIRED", "the session has expired; sign in again", 401)
+            return hit[0]
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT user_id, expires_at, revoked_at FROM sessions WHERE token_hash = %s", (_sha256(token),)
+                "SELECT user_id, expires_at, revoked_at FROM sessions WHERE token_hash = %s", (digest,)
             )
             row = await cur.fetchone()
         if row is None or row[2] is not None:
             raise AuthError("SESSION_INVALID", "not signed in", 401)
-        if row[1].timestamp() <= self.clock():
+        if row[1].timestamp() <= now:
             raise AuthError("SESSION_EXPIRED", "the session has expired; sign in again", 401)
+        if len(self._sessions) > 100_000:
+            self._sessions.clear()
+        self._sessions[digest] = (int(row[0]), row[1].timestamp(), now + SESSION_CACHE_S)
         return int(row[0])
 
     async def logout(self, token: str) -> None:
         """Revoke the session; nothing happens for an unknown or already revoked token."""
+        self._sessions.pop(_sha256(token), None)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL RETURNING user_id",

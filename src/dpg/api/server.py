@@ -87,9 +87,12 @@ def _serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         await pool.open()
-        if ready is not None:
-            await ready()
-        await server.serve()
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if ready is not None and server.started:
+            await ready()  # listening now: announce, start the demo
+        await serving
         await pool.close()
 
     loop.run_until_complete(main())

@@ -1,0 +1,542 @@
+"""Public market data from engine events: depth, recent trades, 24 h tickers and candles, and the
+private per-account updates of each command, for the API to serve and stream.
+
+Pure: no I/O and no clock; every time is a command's ``ts`` (ns since the epoch, UTC). Loaded from
+an engine at its seq, then advanced by ``apply`` one command at a time, in order. Prices and
+quantities are int base units (quote units per whole base; base units), as in the events.
+
+``apply`` only updates dicts and appends; sorting happens in the queries. The depth follows each
+resting order by id (market, side, price, remaining), so an ORDER_DONE or a re-queueing amend
+knows which level to lower. The 24 h ticker is rolling with one-minute precision: it counts the
+one-minute buckets that end after ``latest ts - 24 h`` (the window is 24 h to 24 h + 1 min long).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from heapq import nlargest, nsmallest
+from itertools import islice
+from typing import Any
+
+from dpg.core import events as E
+from dpg.core.engine import Engine
+from dpg.core.events import Cause, Event
+from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+
+MINUTE = 60 * 10**9  # ns
+DAY = 24 * 60 * MINUTE
+INTERVALS: dict[str, int] = {
+    "1m": MINUTE,
+    "5m": 5 * MINUTE,
+    "15m": 15 * MINUTE,
+    "1h": 60 * MINUTE,
+    "4h": 240 * MINUTE,
+    "1d": DAY,
+}
+_INTERVAL_NS = tuple(INTERVALS.values())
+_INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
+CANDLES_KEPT = 1000  # per market and interval
+
+BUY = Side.BUY.value
+SIDE_NAMES = ("buy", "sell")  # by Side value
+_OTYPE_NAMES = {t.value: t.name.lower() for t in OrderType}
+_STP_NAMES = {s.value: s.name.lower() for s in STP}
+_STATUS_NAMES = {s.value: s.name.lower() for s in OrderStatus}
+_CAUSE_NAMES = {c.value: c.name.lower() for c in Cause}
+_RESTING_TYPES = frozenset((OrderType.LIMIT.value, OrderType.POST_ONLY.value))
+
+_EMPTY = 0  # cached best price of an empty side (prices are positive)
+_DIRTY = -1  # cached best price unknown: recomputed by the next query
+_NEVER = 1 << 126  # a time later than any ts
+
+_BALANCE = E.BALANCE
+_TRADE = E.TRADE
+_DONE = E.ORDER_DONE
+_NEW = E.ORDER_NEW
+_AMENDED = E.ORDER_AMENDED
+
+
+@dataclass(slots=True)
+class Update:
+    """What one ``apply`` changed, for streaming to WebSocket clients."""
+
+    seq: int
+    depth: dict[str, dict[str, list[list[int]]]]  # market -> changed levels [price, new total]; 0: gone
+    trades: list[dict[str, Any]]  # like ``MarketData.trades`` rows, with "market"
+    tickers: set[str]  # markets whose ticker changed
+    candles: set[str]  # markets whose candles changed
+    accounts: dict[int, list[dict[str, Any]]]  # private updates per account id (> 0)
+
+
+class _Open:
+    """A resting order as the depth sees it."""
+
+    __slots__ = ("account", "market", "price", "remaining", "side")
+
+    def __init__(self, market: int, side: int, price: int, remaining: int, account: int) -> None:
+        self.market = market
+        self.side = side
+        self.price = price  # units
+        self.remaining = remaining  # units
+        self.account = account
+
+
+class _Market:
+    """Everything kept for one market. A candle is ``[t, open, high, low, close, volume,
+    quote_volume, trades]``; the rolling window holds the same one-minute candle lists."""
+
+    __slots__ = (
+        "base",
+        "best",
+        "candles",
+        "index",
+        "last",
+        "last_ts",
+        "quote",
+        "r_buckets",
+        "r_count",
+        "r_high",
+        "r_hl_ok",
+        "r_low",
+        "r_quote",
+        "r_volume",
+        "sides",
+        "symbol",
+        "trades",
+    )
+
+    def __init__(self, index: int, symbol: str, trades_kept: int) -> None:
+        self.index = index
+        self.symbol = symbol
+        base, _, quote = symbol.partition("/")
+        self.base = base
+        self.quote = quote
+        self.sides: tuple[dict[int, int], dict[int, int]] = ({}, {})  # bids, asks: price -> total qty
+        self.best = [_EMPTY, _EMPTY]  # cached best bid, best ask (or _DIRTY)
+        self.trades: deque[dict[str, Any]] = deque(maxlen=trades_kept)
+        self.candles: tuple[deque[list[int]], ...] = tuple(deque(maxlen=CANDLES_KEPT) for _ in _INTERVAL_NS)
+        self.last = 0  # last trade price, 0 before the first trade
+        self.last_ts = 0  # ts the last trade was counted at (never decreases)
+        self.r_buckets: deque[list[int]] = deque()  # one-minute candles inside the 24 h window
+        self.r_volume = 0
+        self.r_quote = 0
+        self.r_count = 0
+        self.r_high = 0
+        self.r_low = 0
+        self.r_hl_ok = False  # whether r_high/r_low are right (else recomputed from the buckets)
+
+    def best_price(self, side: int) -> int:
+        """The best price of a side, or 0 when it is empty."""
+        b = self.best[side]
+        if b == _DIRTY:
+            levels = self.sides[side]
+            b = (max(levels) if side == BUY else min(levels)) if levels else _EMPTY
+            self.best[side] = b
+        return b
+
+
+class MarketData:
+    """Depth, trades, tickers and candles of every market, kept current from engine events."""
+
+    def __init__(self, engine_markets: list[Market], assets: list[Asset], *, trades_kept: int = 1000) -> None:
+        if trades_kept < 1:
+            raise ValueError("trades_kept must be at least 1")
+        self._markets_ref = engine_markets  # the engine's append-only list, read by index
+        self._assets_ref = assets
+        self._trades_kept = trades_kept
+        self._m: list[_Market] = []
+        self._by_symbol: dict[str, _Market] = {}
+        self._asset_symbols: list[str] = [a.symbol for a in assets]
+        self._orders: dict[int, _Open] = {}  # resting orders by id
+        self._latest = 0  # latest ts seen (commands and trades)
+        self._next_expiry = _NEVER  # when the oldest bucket of some rolling window leaves it
+        self._last_trade_id = 0
+        self._loaded = False
+        self.seq = 0
+        for i, m in enumerate(engine_markets):
+            self._add_market(i, m.symbol)
+
+    # ------------------------------------------------------------------ feeding
+
+    def load(self, engine: Engine) -> None:
+        """Take the depth and the resting orders of ``engine`` at ``engine.seq`` (copied)."""
+        for i, m in enumerate(engine.markets):
+            self._add_market(i, m.symbol)
+        self._asset_symbols = [a.symbol for a in engine.assets]
+        for st in self._m:
+            st.sides = ({}, {})
+            st.best = [_DIRTY, _DIRTY]
+        for i, book in enumerate(engine.books):
+            m = engine.markets[i]
+            tick, lot = m.tick_size, m.lot_size
+            st = self._m[i]
+            st.sides = (
+                {p * tick: lv.qty * lot for p, lv in book.bids.levels.items() if lv.qty},
+                {p * tick: lv.qty * lot for p, lv in book.asks.levels.items() if lv.qty},
+            )
+        orders: dict[int, _Open] = {}
+        for o in engine.orders.values():
+            m = engine.markets[o.market]
+            orders[o.oid] = _Open(o.market, o.side, o.price * m.tick_size, o.remaining * m.lot_size, o.account)
+        self._orders = orders
+        self.seq = engine.seq
+        self._advance(engine.ts, set())
+        self._loaded = True
+
+    def seed_trades(self, rows: Iterable[tuple[int, str, int, int, int, str]]) -> None:
+        """Past trades, oldest first: (trade id, market symbol, price, qty, ts, taker side 'buy'/'sell').
+        Rows with an id not above the last trade already known are skipped."""
+        for tid, symbol, price, qty, ts, side in rows:
+            if tid <= self._last_trade_id:
+                continue
+            if side not in SIDE_NAMES:
+                raise ValueError(f"trade {tid}: taker side must be 'buy' or 'sell', not {side!r}")
+            st = self._state(symbol)
+            notional = price * qty // 10 ** self._markets_ref[st.index].base.decimals
+            self._advance(ts, set())
+            st.trades.append({"id": tid, "price": price, "qty": qty, "quote_qty": notional, "side": side, "ts": ts})
+            self._record(st, price, qty, notional, ts)
+            self._last_trade_id = tid
+
+    def apply(self, seq: int, ts: int, events: list[Event]) -> Update:
+        """Apply the events of the command ``seq`` (exactly one more than the last), stamped ``ts``."""
+        if not self._loaded:
+            raise RuntimeError("MarketData.load() must be called before apply()")
+        if seq != self.seq + 1:
+            raise ValueError(f"market data at seq {self.seq} cannot apply seq {seq}")
+        self.seq = seq
+        up = Update(seq, {}, [], set(), set(), {})
+        if ts > self._latest:
+            self._advance(ts, up.tickers)
+        orders = self._orders
+        accounts = up.accounts
+        markets = self._m
+        assets = self._asset_symbols
+        touched: dict[tuple[int, int, int], None] = {}
+        # the order of this command that may come to rest: a new order, or a re-queued amend
+        p_oid = 0
+        p_rec: _Open | None = None
+        p_rests = False
+        for e in events:
+            kind = e[0]
+            if kind == _BALANCE:
+                acct = e[1]
+                if acct > 0:
+                    msgs = accounts.get(acct)
+                    if msgs is None:
+                        msgs = accounts[acct] = []
+                    a = e[2]
+                    msgs.append({
+                        "type": "balance", "asset": (assets[a] if a < len(assets) else "") or self._asset_symbol(a),
+                        "d_available": e[3], "d_locked": e[4], "cause": _CAUSE_NAMES.get(e[5], str(e[5])),
+                    })
+            elif kind == _TRADE:
+                (_, tid, mi, price, qty, notional, t_oid, m_oid, t_acct, m_acct, t_side, t_fee, m_fee) = e
+                mk = orders.get(m_oid)
+                if mk is not None:
+                    mk.remaining -= qty
+                    self._level(mk.market, mk.side, mk.price, -qty, touched)
+                if p_rec is not None and t_oid == p_oid:
+                    p_rec.remaining -= qty
+                st = markets[mi]
+                sym = st.symbol
+                row = {"id": tid, "price": price, "qty": qty, "quote_qty": notional, "side": SIDE_NAMES[t_side],
+                       "ts": ts}
+                st.trades.append(row)
+                up.trades.append({**row, "market": sym})
+                self._record(st, price, qty, notional, ts)
+                self._last_trade_id = tid
+                up.tickers.add(sym)
+                up.candles.add(sym)
+                buy = t_side == BUY
+                for acct, oid, role, side, fee, fee_asset in (
+                    (t_acct, t_oid, "taker", t_side, t_fee, st.base if buy else st.quote),
+                    (m_acct, m_oid, "maker", 1 - t_side, m_fee, st.quote if buy else st.base),
+                ):
+                    if acct > 0:
+                        accounts.setdefault(acct, []).append({
+                            "type": "fill", "role": role, "trade_id": tid, "order_id": oid, "market": sym,
+                            "side": SIDE_NAMES[side], "price": price, "qty": qty, "quote_qty": notional,
+                            "fee": fee, "fee_asset": fee_asset, "ts": ts,
+                        })
+            elif kind == _DONE:
+                oid = e[1]
+                rec = orders.pop(oid, None)
+                if rec is not None:
+                    if rec.remaining:
+                        self._level(rec.market, rec.side, rec.price, -rec.remaining, touched)
+                elif p_rec is not None and oid == p_oid:
+                    rec, p_rec = p_rec, None
+                if rec is not None and rec.account > 0:
+                    accounts.setdefault(rec.account, []).append({
+                        "type": "order", "event": _STATUS_NAMES.get(e[2], str(e[2])), "order_id": oid,
+                        "market": markets[rec.market].symbol, "remaining": e[3], "reason": e[4], "ts": ts,
+                    })
+            elif kind == _NEW:
+                if p_rec is not None and p_rests:
+                    self._rest(p_oid, p_rec, touched)
+                (_, p_oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp) = e
+                p_rec = _Open(mi, side, price, qty, acct)
+                p_rests = otype in _RESTING_TYPES
+                if acct > 0:
+                    accounts.setdefault(acct, []).append({
+                        "type": "order", "event": "new", "order_id": p_oid, "client_id": cid,
+                        "market": markets[mi].symbol, "side": SIDE_NAMES[side],
+                        "order_type": _OTYPE_NAMES.get(otype, str(otype)), "price": price, "qty": qty,
+                        "quote_qty": quote_qty, "stp": _STP_NAMES.get(stp, str(stp)), "ts": ts,
+                    })
+            elif kind == _AMENDED:
+                (_, oid, price, qty, remaining, requeued) = e
+                rec = orders.get(oid)
+                if rec is None:
+                    continue
+                if requeued:
+                    # off its level now; back as a taker that may trade, then rest at the new price
+                    if p_rec is not None and p_rests:
+                        self._rest(p_oid, p_rec, touched)
+                    del orders[oid]
+                    if rec.remaining:
+                        self._level(rec.market, rec.side, rec.price, -rec.remaining, touched)
+                    p_oid, p_rests = oid, True
+                    p_rec = _Open(rec.market, rec.side, price, remaining, rec.account)
+                elif remaining != rec.remaining:
+                    self._level(rec.market, rec.side, rec.price, remaining - rec.remaining, touched)
+                    rec.remaining = remaining
+                if rec.account > 0:
+                    accounts.setdefault(rec.account, []).append({
+                        "type": "order", "event": "amended", "order_id": oid, "market": markets[rec.market].symbol,
+                        "price": price, "qty": qty, "remaining": remaining, "requeued": requeued, "ts": ts,
+                    })
+            elif kind == E.MARKET_LISTED:
+                self._add_market(e[1], e[2])
+            elif kind == E.ASSET_LISTED:
+                while len(assets) <= e[1]:
+                    assets.append("")
+                assets[e[1]] = e[2]
+        if p_rec is not None and p_rests:
+            self._rest(p_oid, p_rec, touched)
+        if touched:
+            self._publish_depth(touched, up)
+        return up
+
+    # ------------------------------------------------------------------ queries
+
+    def markets(self) -> list[str]:
+        """The symbols known, in listing order."""
+        return [st.symbol for st in self._m]
+
+    def depth(self, market: str, limit: int = 100) -> dict[str, Any]:
+        """The aggregated book: ``[price, total qty]`` per level, best first, at most ``limit`` a side."""
+        st = self._state(market)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        bids, asks = st.sides
+        return {
+            "market": st.symbol,
+            "seq": self.seq,
+            "bids": [[p, bids[p]] for p in nlargest(limit, bids)],
+            "asks": [[p, asks[p]] for p in nsmallest(limit, asks)],
+        }
+
+    def trades(self, market: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent trades, newest first: id, price, qty, quote_qty, side (the taker's), ts."""
+        st = self._state(market)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        return [dict(t) for t in islice(reversed(st.trades), limit)]
+
+    def ticker(self, market: str) -> dict[str, Any]:
+        """24 h rolling statistics up to the latest ts seen, and the best bid and ask.
+
+        With no trade in the window open, high, low and change are None (last is the last trade
+        ever, None if there was none); an empty side gives None for its price and quantity."""
+        st = self._state(market)
+        buckets = st.r_buckets
+        if buckets and not st.r_hl_ok:
+            st.r_high = max(c[2] for c in buckets)
+            st.r_low = min(c[3] for c in buckets)
+            st.r_hl_ok = True
+        last = st.last or None
+        if buckets:
+            open_: int | None = buckets[0][1]
+            high: int | None = st.r_high
+            low: int | None = st.r_low
+            change: int | None = st.last - buckets[0][1]
+        else:
+            open_ = high = low = change = None
+        bid = st.best_price(0)
+        ask = st.best_price(1)
+        return {
+            "market": st.symbol,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "last": last,
+            "volume": st.r_volume,
+            "quote_volume": st.r_quote,
+            "change": change,
+            "trades": st.r_count,
+            "bid": bid or None,
+            "bid_qty": st.sides[0][bid] if bid else None,
+            "ask": ask or None,
+            "ask_qty": st.sides[1][ask] if ask else None,
+            "seq": self.seq,
+            "ts": self._latest,
+        }
+
+    def candles(
+        self,
+        market: str,
+        interval: str,
+        limit: int = 500,
+        start_ts: int | None = None,
+        end_ts: int | None = None,
+    ) -> list[dict[str, int]]:
+        """Candles oldest first, the forming one included; only buckets that had trades.
+
+        The candles whose bucket overlaps [start_ts, end_ts]; then the first ``limit`` of them
+        when ``start_ts`` is given, else the last ``limit``."""
+        st = self._state(market)
+        i = _INTERVAL_INDEX.get(interval)
+        if i is None:
+            raise ValueError(f"unknown interval {interval!r}; one of {', '.join(INTERVALS)}")
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        iv = _INTERVAL_NS[i]
+        rows: Iterable[list[int]] = st.candles[i]
+        if start_ts is not None:
+            lo = start_ts
+            rows = (c for c in rows if c[0] + iv > lo)
+        if end_ts is not None:
+            hi = end_ts
+            rows = (c for c in rows if c[0] <= hi)
+        picked = list(islice(rows, limit)) if start_ts is not None else list(rows)[-limit:]
+        return [
+            {"t": c[0], "open": c[1], "high": c[2], "low": c[3], "close": c[4], "volume": c[5],
+             "quote_volume": c[6], "trades": c[7]}
+            for c in picked
+        ]
+
+    # ------------------------------------------------------------------ inside
+
+    def _state(self, market: str) -> _Market:
+        st = self._by_symbol.get(market)
+        if st is None:
+            raise KeyError(f"unknown market {market!r}")
+        return st
+
+    def _add_market(self, index: int, symbol: str) -> None:
+        while len(self._m) <= index:
+            i = len(self._m)
+            sym = symbol if i == index else self._markets_ref[i].symbol
+            st = _Market(i, sym, self._trades_kept)
+            self._m.append(st)
+            self._by_symbol[sym] = st
+
+    def _asset_symbol(self, index: int) -> str:
+        """An asset not listed by an event seen here: from the engine's list."""
+        symbol = self._assets_ref[index].symbol
+        while len(self._asset_symbols) <= index:
+            self._asset_symbols.append("")
+        self._asset_symbols[index] = symbol
+        return symbol
+
+    def _level(self, mi: int, side: int, price: int, dq: int, touched: dict[tuple[int, int, int], None]) -> None:
+        levels = self._m[mi].sides[side]
+        q = levels.get(price, 0) + dq
+        if q > 0:
+            levels[price] = q
+        else:
+            levels.pop(price, None)
+        touched[(mi, side, price)] = None
+
+    def _rest(self, oid: int, rec: _Open, touched: dict[tuple[int, int, int], None]) -> None:
+        if rec.remaining > 0:
+            self._orders[oid] = rec
+            self._level(rec.market, rec.side, rec.price, rec.remaining, touched)
+
+    def _publish_depth(self, touched: dict[tuple[int, int, int], None], up: Update) -> None:
+        """The changed levels with their new totals; tickers whose best bid or ask may have moved."""
+        markets = self._m
+        depth = up.depth
+        for mi, side, price in touched:
+            st = markets[mi]
+            q = st.sides[side].get(price, 0)
+            d = depth.get(st.symbol)
+            if d is None:
+                d = depth[st.symbol] = {"bids": [], "asks": []}
+            d["bids" if side == BUY else "asks"].append([price, q])
+            best = st.best
+            b = best[side]
+            if b == _DIRTY:
+                up.tickers.add(st.symbol)
+            elif q:
+                if b == _EMPTY or (price > b if side == BUY else price < b):
+                    best[side] = price
+                    up.tickers.add(st.symbol)
+                elif price == b:
+                    up.tickers.add(st.symbol)
+            elif price == b:
+                best[side] = _DIRTY
+                up.tickers.add(st.symbol)
+
+    def _advance(self, ts: int, changed: set[str]) -> None:
+        """Move the latest ts forward; drop the buckets that left the 24 h windows."""
+        if ts <= self._latest:
+            return
+        self._latest = ts
+        if ts < self._next_expiry:
+            return
+        horizon = ts - DAY  # a bucket stays while it ends after the horizon
+        nxt = _NEVER
+        for st in self._m:
+            buckets = st.r_buckets
+            if buckets and buckets[0][0] + MINUTE <= horizon:
+                while buckets and buckets[0][0] + MINUTE <= horizon:
+                    c = buckets.popleft()
+                    st.r_volume -= c[5]
+                    st.r_quote -= c[6]
+                    st.r_count -= c[7]
+                    if c[2] >= st.r_high or c[3] <= st.r_low:
+                        st.r_hl_ok = False
+                changed.add(st.symbol)
+            if buckets and buckets[0][0] + MINUTE + DAY < nxt:
+                nxt = buckets[0][0] + MINUTE + DAY
+        self._next_expiry = nxt
+
+    def _record(self, st: _Market, price: int, qty: int, notional: int, ts: int) -> None:
+        """Count a trade in the candles and the rolling window. A trade stamped before the market's
+        last one is counted at the last one's time, so candles only ever grow at the end."""
+        if ts < st.last_ts:
+            ts = st.last_ts
+        else:
+            st.last_ts = ts
+        st.last = price
+        minute = ts - ts % MINUTE
+        in_window = minute + MINUTE + DAY > self._latest
+        for iv, dq in zip(_INTERVAL_NS, st.candles, strict=True):
+            t = ts - ts % iv
+            if dq and dq[-1][0] == t:
+                c = dq[-1]
+                c[2] = max(c[2], price)
+                c[3] = min(c[3], price)
+                c[4] = price
+                c[5] += qty
+                c[6] += notional
+                c[7] += 1
+            else:
+                c = [t, price, price, price, price, qty, notional, 1]
+                dq.append(c)
+                if iv == MINUTE and in_window:
+                    if not st.r_buckets and t + MINUTE + DAY < self._next_expiry:
+                        self._next_expiry = t + MINUTE + DAY
+                    st.r_buckets.append(c)
+        if in_window:
+            st.r_volume += qty
+            st.r_quote += notional
+            st.r_count += 1
+            if st.r_hl_ok:
+                st.r_high = max(st.r_high, price)
+                st.r_low = min(st.r_low, price)
