@@ -45,6 +45,14 @@ def admin_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    import uvloop
+
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
 def _replay_guard(settings: Settings) -> ReplayGuard:
     if settings.redis_url:
         import redis.asyncio as aioredis
@@ -101,8 +109,7 @@ def _serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool
 def run_single(settings: Settings, url: str, host: str, port: int, announce: Callable[[str], None],
                demo: bool = False) -> None:
     """The embedded default: engine, journal, projections and API in this process."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    loop = _new_loop()
     holder: dict[str, tuple[Runtime, AsyncConnectionPool]] = {}
 
     def sink(batch: Sequence[Applied]) -> None:
@@ -152,8 +159,7 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
 def run_api(settings: Settings, url: str, host: str, port: int, announce: Callable[[str], None]) -> None:
     """An API process of the multi-process mode: a replica of the state from the journal, then the
     committed event batches from Redis."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    loop = _new_loop()
     bus = RedisBus(settings.redis_url)
     after = loop.run_until_complete(bus.last_event_id())
     journal = Journal(url)

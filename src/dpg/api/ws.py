@@ -20,6 +20,34 @@ from fastapi import WebSocket
 log = logging.getLogger("dpg.ws")
 
 OUTBOX = 20_000
+MAX_BUFFERED = 8 * 1024 * 1024  # bytes waiting in a client's socket buffer before it counts as too slow
+
+
+def frame(text: str) -> bytes:
+    """One unmasked, final text frame (RFC 6455), encoded once and written to every subscriber."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def _transport(ws: WebSocket) -> asyncio.WriteTransport | None:
+    """The connection's transport under the ASGI server (uvicorn's websockets protocol), so that a
+    message for many clients is framed once and written directly; None elsewhere."""
+    send: Any = getattr(ws, "_send", None)
+    for _ in range(4):
+        owner = getattr(send, "__self__", None)
+        transport = getattr(owner, "transport", None)
+        if isinstance(transport, asyncio.WriteTransport):
+            return transport
+        cells = getattr(send, "__closure__", None) or ()
+        send = next((c.cell_contents for c in cells if callable(c.cell_contents)), None)
+        if send is None:
+            return None
+    return None
 PRIVATE = ("orders", "fills", "balances")
 INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 
@@ -34,8 +62,23 @@ class Client:
         self.can_trade = False
         self.closed = False
         self.sender: asyncio.Task[None] | None = None
+        self.transport: asyncio.WriteTransport | None = None  # set once accepted: the direct path
 
     def send(self, text: str) -> bool:
+        return self.send_frame(frame(text)) if self.transport is not None else self._enqueue(text)
+
+    def send_frame(self, data: bytes) -> bool:
+        t = self.transport
+        if self.closed or t is None or t.is_closing():
+            return False
+        if t.get_write_buffer_size() > MAX_BUFFERED:
+            self.closed = True
+            t.close()
+            return False
+        t.write(data)
+        return True
+
+    def _enqueue(self, text: str) -> bool:
         if self.closed:
             return False
         try:
@@ -68,7 +111,9 @@ class Hub:
 
     def connect(self, client: Client) -> None:
         self.clients.add(client)
-        client.sender = asyncio.create_task(client.run_sender())
+        client.transport = _transport(client.ws)
+        if client.transport is None:
+            client.sender = asyncio.create_task(client.run_sender())
 
     def disconnect(self, client: Client) -> None:
         client.closed = True
@@ -105,8 +150,9 @@ class Hub:
             return
         message["channel"] = channel
         text = json.dumps(message, separators=(",", ":"))
+        data = frame(text)
         for c in list(subs):
-            if not c.send(text):
+            if not (c.send_frame(data) if c.transport is not None else c.send(text)):
                 self.disconnect(c)
 
     def publish_private(self, account: int, channel: str, message: dict[str, Any]) -> None:

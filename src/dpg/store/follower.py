@@ -107,6 +107,7 @@ def wait_caught_up(url: str, seq: int, timeout: float = 120.0) -> bool:
 def main() -> None:
     logging.basicConfig(level=os.environ.get("DPG_LOG_LEVEL", "INFO").upper(),
                         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    os.nice(10)  # projections yield the CPU to the engine and the API under load; they catch up after
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
