@@ -302,3 +302,25 @@ def test_bad_input_is_rejected_with_a_reason_and_changes_nothing(desk: Desk, cod
     assert rejected(ev) == code
     assert isinstance(ev[0][2], str) and len(ev[0][2]) > 5
     assert canonical(desk.engine)[3:] == before
+
+
+def test_withdrawal_locks_then_leaves_or_returns(desk: Desk) -> None:
+    from dpg.core.commands import CompleteWithdrawal, FailWithdrawal, RequestWithdrawal
+
+    ev = desk.apply(RequestWithdrawal(1, "USDT", 3_000 * USDT, "w-1", "ethereum:0xabc"))
+    assert ev[0][0] == E.WITHDRAWAL_REQUESTED
+    assert desk.balance(1, "USDT") == (997_000 * USDT, 3_000 * USDT)
+    assert not desk.engine.conservation_errors()
+    assert rejected(desk.apply(RequestWithdrawal(1, "USDT", 1, "w-1", "ethereum:0xabc"))) == "DUPLICATE_WITHDRAWAL"
+    assert rejected(desk.apply(RequestWithdrawal(1, "USDT", 10**13, "w-2", "x"))) == "INSUFFICIENT_FUNDS"
+    desk.apply(CompleteWithdrawal("w-1", "ethereum:0xtx"))
+    assert desk.balance(1, "USDT") == (997_000 * USDT, 0)
+    usdt = desk.engine.asset_by_symbol["USDT"].index
+    assert desk.engine.debits[usdt] == 3_000 * USDT
+    assert rejected(desk.apply(CompleteWithdrawal("w-1", "again"))) == "WITHDRAWAL_NOT_FOUND"
+    desk.apply(RequestWithdrawal(1, "BTC", BTC, "w-3", "polygon:0xdef"))
+    desk.apply(FailWithdrawal("w-3", "expired"))
+    assert desk.balance(1, "BTC") == (10 * BTC, 0)
+    # an id is never reused, even after it failed
+    assert rejected(desk.apply(RequestWithdrawal(1, "BTC", 1, "w-3", "x"))) == "DUPLICATE_WITHDRAWAL"
+    assert not desk.engine.conservation_errors()

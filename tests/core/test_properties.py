@@ -10,7 +10,17 @@ from hypothesis import strategies as st
 
 from dpg.core import events as E
 from dpg.core import state
-from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Credit, PlaceOrder, Transfer
+from dpg.core.commands import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    CompleteWithdrawal,
+    Credit,
+    FailWithdrawal,
+    PlaceOrder,
+    RequestWithdrawal,
+    Transfer,
+)
 from dpg.core.engine import Engine
 from dpg.core.model import STP, OrderType, Side
 from dpg.core.public_replay import replay
@@ -25,7 +35,7 @@ accounts = st.integers(1, 4)
 @st.composite
 def commands(draw: Any) -> Any:
     kind = draw(st.sampled_from(["limit"] * 6 + ["ioc", "fok", "post", "mkt", "mktq", "cancel", "cancel_all",
-                                 "amend", "transfer", "credit"]))
+                                 "amend", "transfer", "credit", "withdraw", "withdrawn"]))
     acct = draw(accounts)
     market = draw(st.sampled_from(MARKETS))
     lot = ETH_LOT if market.startswith("ETH") else LOT
@@ -49,6 +59,12 @@ def commands(draw: Any) -> Any:
     if kind == "amend":
         return AmendOrder(acct, market, draw(st.integers(1, 60)), price=draw(st.sampled_from([0, price])),
                           qty=draw(st.sampled_from([0, qty])))
+    if kind == "withdraw":
+        asset = draw(st.sampled_from(["BTC", "USDT", "ETH"]))
+        return RequestWithdrawal(acct, asset, draw(st.integers(1, 10**9)), f"w{draw(st.integers(0, 8))}", "chain:0x1")
+    if kind == "withdrawn":
+        wid = f"w{draw(st.integers(0, 8))}"
+        return CompleteWithdrawal(wid, "tx") if draw(st.booleans()) else FailWithdrawal(wid, "failed")
     if kind == "transfer":
         asset = draw(st.sampled_from(["BTC", "USDT", "ETH"]))
         return Transfer(acct, draw(accounts), asset, draw(st.integers(1, 10**9)))

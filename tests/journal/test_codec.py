@@ -8,7 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Credit, ListAsset, ListMarket, PlaceOrder, Transfer
+from dpg.core.commands import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    CompleteWithdrawal,
+    Credit,
+    FailWithdrawal,
+    ListAsset,
+    ListMarket,
+    PlaceOrder,
+    RequestWithdrawal,
+    Transfer,
+)
 from dpg.core.model import STP, OrderType, Side
 from dpg.journal import codec
 
@@ -31,6 +43,9 @@ def test_place_order_round_trip(cmd: PlaceOrder) -> None:
     CancelOrder(1, "BTC/USDT", 9, "cid"),
     CancelAll(1, "ETH/USD"),
     AmendOrder(1, "BTC/USDT", 9, 10_000, 0),
+    RequestWithdrawal(3, "ETH", 10**20, "w-9", "ethereum:0x00"),
+    CompleteWithdrawal("w-9", "ethereum:0xff"),
+    FailWithdrawal("w-9", "expired"),
 ])
 def test_every_command_round_trips(cmd: Any) -> None:
     assert codec.decode(codec.encode(cmd)) == cmd

@@ -54,6 +54,34 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestWithdrawal:
+    """A user's withdrawal, accepted by the edge (allow-list, 2FA, limits): its funds are locked
+    until the chain pays it out (CompleteWithdrawal) or it fails (FailWithdrawal)."""
+
+    account: int
+    asset: str
+    amount: int
+    withdrawal_id: str
+    destination: str  # "<chain>:<address>", for the record
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteWithdrawal:
+    """The payout is final on the chain: the locked funds leave the exchange."""
+
+    withdrawal_id: str
+    reference: str  # e.g. "<chain>:<tx hash>"
+
+
+@dataclass(frozen=True, slots=True)
+class FailWithdrawal:
+    """The payout failed or expired: the locked funds return to the user."""
+
+    withdrawal_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceOrder:
     account: int
     market: str
@@ -92,4 +120,7 @@ class AmendOrder:
     qty: int = 0  # new total quantity in base units (filled part included); 0: unchanged
 
 
-Command = ListAsset | ListMarket | Credit | Transfer | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+Command = (
+    ListAsset | ListMarket | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
+    | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+)

@@ -16,10 +16,13 @@ from dpg.core.commands import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    CompleteWithdrawal,
     Credit,
+    FailWithdrawal,
     ListAsset,
     ListMarket,
     PlaceOrder,
+    RequestWithdrawal,
     Transfer,
 )
 from dpg.core.errors import DomainError, Reject
@@ -99,6 +102,8 @@ class Engine:
         self.open_by_account: dict[int, dict[int, Order]] = {}
         self.client_ids: dict[tuple[int, str], int] = {}  # every accepted client id -> order id
         self.refs: set[str] = set()  # credited external references
+        self.withdrawals: dict[str, tuple[int, int, int]] = {}  # pending id -> (account, asset, amount)
+        self.withdrawal_ids: set[str] = set()  # every withdrawal id ever requested
         self.credits: list[int] = []  # per asset: total that entered
         self.debits: list[int] = []  # per asset: total that left
         self.next_order_id = 1
@@ -112,6 +117,9 @@ class Engine:
             AmendOrder: self._amend,
             Credit: self._credit,
             Transfer: self._transfer,
+            RequestWithdrawal: self._request_withdrawal,
+            CompleteWithdrawal: self._complete_withdrawal,
+            FailWithdrawal: self._fail_withdrawal,
             ListAsset: self._list_asset,
             ListMarket: self._list_market,
         }
@@ -229,6 +237,51 @@ class Engine:
         dvec[i] += c.amount
         t = Cause.TRANSFER.value
         return [(BAL, src, asset.index, -c.amount, 0, t), (BAL, dst, asset.index, c.amount, 0, t)]
+
+    def _request_withdrawal(self, c: RequestWithdrawal) -> list[Event]:
+        asset = self.asset_by_symbol.get(c.asset) if isinstance(c.asset, str) else None
+        if asset is None:
+            return _rej(Reject.UNKNOWN_ASSET, f"unknown asset {c.asset!r}")
+        if not _is_int(c.account) or c.account <= 0:
+            return _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
+        if not _is_int(c.amount) or c.amount <= 0 or c.amount >= MAX_AMOUNT:
+            return _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
+        wid = c.withdrawal_id
+        if not isinstance(wid, str) or not wid or len(wid) > MAX_REF or not isinstance(c.destination, str):
+            return _rej(Reject.INVALID_ORDER, "a withdrawal needs an id of 1-200 characters and a destination")
+        if wid in self.withdrawal_ids:
+            return _rej(Reject.DUPLICATE_WITHDRAWAL, f"withdrawal {wid!r} was already requested")
+        vec = self.balances.get(c.account)
+        i = 2 * asset.index
+        if vec is None or vec[i] < c.amount:
+            return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
+        vec[i] -= c.amount
+        vec[i + 1] += c.amount
+        self.withdrawal_ids.add(wid)
+        self.withdrawals[wid] = (c.account, asset.index, c.amount)
+        return [(E.WITHDRAWAL_REQUESTED, wid, c.account, asset.index, c.amount, c.destination),
+                (BAL, c.account, asset.index, -c.amount, c.amount, C_LOCK)]
+
+    def _complete_withdrawal(self, c: CompleteWithdrawal) -> list[Event]:
+        pending = self.withdrawals.pop(c.withdrawal_id, None) if isinstance(c.withdrawal_id, str) else None
+        if pending is None:
+            return _rej(Reject.WITHDRAWAL_NOT_FOUND, "no pending withdrawal with this id")
+        account, a, amount = pending
+        self.balances[account][2 * a + 1] -= amount
+        self.debits[a] += amount
+        return [(E.WITHDRAWAL_DONE, c.withdrawal_id, True, str(c.reference)),
+                (BAL, account, a, 0, -amount, Cause.WITHDRAWAL.value)]
+
+    def _fail_withdrawal(self, c: FailWithdrawal) -> list[Event]:
+        pending = self.withdrawals.pop(c.withdrawal_id, None) if isinstance(c.withdrawal_id, str) else None
+        if pending is None:
+            return _rej(Reject.WITHDRAWAL_NOT_FOUND, "no pending withdrawal with this id")
+        account, a, amount = pending
+        vec = self.balances[account]
+        vec[2 * a] += amount
+        vec[2 * a + 1] -= amount
+        return [(E.WITHDRAWAL_DONE, c.withdrawal_id, False, str(c.reason)),
+                (BAL, account, a, amount, -amount, C_UNLOCK)]
 
     # ------------------------------------------------------------------ orders
 
@@ -687,7 +740,7 @@ class Engine:
 
     def conservation_errors(self) -> list[str]:
         """Empty when, per asset, balances + fees + insurance == credits - debits, locks match the
-        open orders exactly, and no balance is negative."""
+        open orders and pending withdrawals exactly, and no balance is negative."""
         errs: list[str] = []
         for a, total in enumerate(self.totals()):
             if total != self.credits[a] - self.debits[a]:
@@ -701,6 +754,8 @@ class Engine:
             else:
                 key, amount = (o.account, m.base.index), o.remaining * m.lot_size
             locked[key] = locked.get(key, 0) + amount
+        for account, a, amount in self.withdrawals.values():
+            locked[(account, a)] = locked.get((account, a), 0) + amount
         for acct, vec in self.balances.items():
             for a in range(len(self.assets)):
                 if vec[2 * a] < 0 or vec[2 * a + 1] < 0:

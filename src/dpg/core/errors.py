@@ -30,6 +30,8 @@ class Reject(StrEnum):
     NO_LIQUIDITY = "NO_LIQUIDITY"
     SELF_TRANSFER = "SELF_TRANSFER"
     MARKET_HALTED = "MARKET_HALTED"
+    DUPLICATE_WITHDRAWAL = "DUPLICATE_WITHDRAWAL"
+    WITHDRAWAL_NOT_FOUND = "WITHDRAWAL_NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"  # the journal failed or the exchange is stopping: nothing was applied
 
 

@@ -12,6 +12,8 @@ and lots, so that every consumer reads them without the market's parameters.
     (BALANCE, account, asset, d_available, d_locked, cause)
     (ASSET_LISTED, index, symbol, decimals)
     (MARKET_LISTED, index, symbol)
+    (WITHDRAWAL_REQUESTED, withdrawal_id, account, asset, amount, destination)
+    (WITHDRAWAL_DONE, withdrawal_id, completed, reference_or_reason)
 
 ``market`` and ``asset`` are indices in listing order. Fees are in the asset the payer receives:
 a buyer pays in base, a seller in quote. Every change of a balance is one BALANCE event.
@@ -32,6 +34,8 @@ ORDER_AMENDED = 4
 BALANCE = 5
 ASSET_LISTED = 6
 MARKET_LISTED = 7
+WITHDRAWAL_REQUESTED = 8
+WITHDRAWAL_DONE = 9
 
 
 class Cause(IntEnum):
@@ -43,6 +47,7 @@ class Cause(IntEnum):
     FEE = 3
     CREDIT = 4
     TRANSFER = 5
+    WITHDRAWAL = 6  # a completed withdrawal leaves the exchange
 
 
 KIND_NAMES = {
@@ -54,4 +59,6 @@ KIND_NAMES = {
     BALANCE: "balance",
     ASSET_LISTED: "asset_listed",
     MARKET_LISTED: "market_listed",
+    WITHDRAWAL_REQUESTED: "withdrawal_requested",
+    WITHDRAWAL_DONE: "withdrawal_done",
 }

@@ -16,7 +16,7 @@ from dpg.core.book import OrderBook
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market, Order
 
-FORMAT = 1
+FORMAT = 2
 
 
 def canonical(engine: Engine) -> list[Any]:
@@ -48,6 +48,8 @@ def canonical(engine: Engine) -> list[Any]:
         books,
         sorted([acct, cid, oid] for (acct, cid), oid in engine.client_ids.items()),
         sorted(engine.refs),
+        sorted([wid, acct, a, wrap(amount)] for wid, (acct, a, amount) in engine.withdrawals.items()),
+        sorted(engine.withdrawal_ids),
     ]
 
 
@@ -63,7 +65,7 @@ def state_hash(engine: Engine) -> str:
 def decode(body: bytes) -> Engine:
     """Rebuild an engine from a snapshot body."""
     (fmt, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
-     client_ids, refs) = unpackb(body)
+     client_ids, refs, withdrawals, withdrawal_ids) = unpackb(body)
     if fmt != FORMAT:
         raise ValueError(f"snapshot format {fmt} is not {FORMAT}")
     e = Engine()
@@ -93,5 +95,7 @@ def decode(body: bytes) -> Engine:
                 e.open_by_account.setdefault(acct, {})[oid] = o
     e.client_ids = {(acct, cid): oid for acct, cid, oid in client_ids}
     e.refs = set(refs)
+    e.withdrawals = {wid: (acct, a, amount) for wid, acct, a, amount in withdrawals}
+    e.withdrawal_ids = set(withdrawal_ids)
     e.seq, e.ts, e.next_order_id, e.next_trade_id = seq, ts, next_oid, next_tid
     return e

@@ -16,10 +16,13 @@ from dpg.core.commands import (
     CancelAll,
     CancelOrder,
     Command,
+    CompleteWithdrawal,
     Credit,
+    FailWithdrawal,
     ListAsset,
     ListMarket,
     PlaceOrder,
+    RequestWithdrawal,
     Transfer,
 )
 from dpg.core.model import STP, OrderType, Side
@@ -29,6 +32,9 @@ KINDS: dict[type, int] = {
     ListMarket: 2,
     Credit: 3,
     Transfer: 4,
+    RequestWithdrawal: 5,
+    CompleteWithdrawal: 6,
+    FailWithdrawal: 7,
     PlaceOrder: 10,
     CancelOrder: 11,
     CancelAll: 12,
