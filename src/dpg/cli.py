@@ -19,6 +19,9 @@ bench_app = typer.Typer(help="Benchmarks: JSON lines, one per measurement", no_a
 projections_app = typer.Typer(help="Projection tables (orders, trades, ledger entries)", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(projections_app, name="projections")
+por_app = typer.Typer(help="Proof of reserves: Merkle sum trees and proofs (docs/proof-of-reserves.md)",
+                      no_args_is_help=True)
+app.add_typer(por_app, name="por")
 
 
 class _KeyValueFormatter(logging.Formatter):
@@ -278,6 +281,89 @@ def bench_restart(
 
     for line in durable_bench.restart(commands):
         typer.echo(json.dumps(line))
+
+
+@por_app.command("build-tree")
+def por_build_tree(
+    balances: Annotated[Path, typer.Argument(help="CSV with header account,balance (integers of base units)")],
+    epoch: Annotated[int, typer.Option(help="Epoch number (uint64)")],
+    asset: Annotated[str, typer.Option(help="Asset symbol, e.g. USDT")],
+    chain_id: Annotated[int, typer.Option("--chain-id", help="Chain id of the registry")],
+    registry: Annotated[str, typer.Option(help="Registry contract address, 0x…")],
+    secret: Annotated[str, typer.Option(help="The exchange's proof-of-reserves secret, hex")],
+    out: Annotated[Path, typer.Option(help="Where to write the tree (JSON)")],
+) -> None:
+    """Build one asset's Merkle sum tree; prints root, total, depth and the number of leaves."""
+    from dpg.por import tree as por
+
+    if not balances.is_file():
+        raise _fail(f"{balances}: no such file")
+    try:
+        key = bytes.fromhex(secret.removeprefix("0x"))
+    except ValueError:
+        raise _fail("--secret must be hex") from None
+    if len(key) < 16:
+        raise _fail("--secret must be at least 16 bytes")
+    rows: list[tuple[str, int]] = []
+    with balances.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"account", "balance"} <= set(reader.fieldnames):
+            raise _fail(f"{balances}: header must be account,balance")
+        for n, row in enumerate(reader, start=2):
+            raw = (row.get("balance") or "").strip()
+            if not raw.lstrip("-").isdigit():
+                raise _fail(f"{balances} line {n}: balance must be an integer of base units, got {raw!r}")
+            rows.append(((row.get("account") or "").strip(), int(raw)))
+    try:
+        t = por.build(por.Params(chain_id, registry, epoch, asset), rows, key)
+    except por.ProofError as e:
+        raise _fail(str(e)) from None
+    out.write_text(json.dumps(por.tree_json(t)))
+    typer.echo(json.dumps({"root": "0x" + t.root.hex(), "total": str(t.total), "depth": t.depth,
+                           "leaves": len(t.accounts)}))
+
+
+@por_app.command("prove")
+def por_prove(
+    tree_file: Annotated[Path, typer.Argument(help="A tree written by build-tree")],
+    account: Annotated[str, typer.Option(help="Account id")],
+    out: Annotated[Path, typer.Option(help="Where to write the proof (JSON)")],
+) -> None:
+    """Write one account's proof."""
+    from dpg.por import tree as por
+
+    try:
+        t = por.load_tree(json.loads(tree_file.read_text()))
+        out.write_text(json.dumps(por.proof(t, account), indent=2) + "\n")
+    except FileNotFoundError:
+        raise _fail(f"{tree_file}: no such file") from None
+    except (por.ProofError, KeyError, ValueError) as e:
+        raise _fail(str(e)) from None
+    typer.echo(json.dumps({"account": account, "out": str(out)}))
+
+
+@por_app.command("verify")
+def por_verify(
+    proof_file: Annotated[Path, typer.Argument(help="A proof file")],
+    root: Annotated[str | None, typer.Option(help="The published root, 0x…")] = None,
+    total: Annotated[str | None, typer.Option(help="The published total (base units)")] = None,
+) -> None:
+    """Check a proof; exit code 0 only when it holds."""
+    from dpg.por import tree as por
+
+    if root is None or total is None:
+        raise _fail("reading the root from the registry on the chain is not available yet: pass --root and --total")
+    try:
+        doc = json.loads(proof_file.read_text())
+        want_root = bytes.fromhex(root.removeprefix("0x"))
+        got_root, got_total = por.verify(doc, want_root, int(total))
+    except FileNotFoundError:
+        raise _fail(f"{proof_file}: no such file") from None
+    except (por.ProofError, ValueError) as e:
+        typer.echo(json.dumps({"valid": False, "reason": str(e)}))
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"valid": True, "account": doc["accountId"], "asset": doc["asset"], "balance": doc["balance"],
+                           "root": "0x" + got_root.hex(), "total": str(got_total)}))
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Proof of reserves: Merkle sum trees of balances, proofs, and their verification."""
