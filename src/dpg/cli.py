@@ -262,6 +262,19 @@ def bench_api(
         typer.echo(json.dumps(line))
 
 
+@bench_app.command("por")
+def bench_por(
+    accounts: Annotated[int, typer.Option(help="Accounts with a balance")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+) -> None:
+    """Seconds and peak memory to build one asset's proof-of-reserves tree and every proof."""
+    from dpg.bench import por_bench
+
+    if accounts <= 0:
+        raise _fail("--accounts must be positive")
+    typer.echo(json.dumps(por_bench.run(accounts)))
+
+
 @bench_app.command("memory")
 def bench_memory(
     orders: Annotated[int, typer.Option("-n", "--orders", help="Resting orders")] = 1_000_000,
