@@ -127,3 +127,26 @@ def test_bench_engine_prints_json_lines_for_dpg_and_its_peers() -> None:
     for x in lines:
         assert x["bench"] == "engine" and x["commands"] == 3000 and x["commands_per_s"] > 0 and x["seconds"] > 0
     assert lines[0]["conservation_ok"] is True and lines[0]["trades"] > 0
+
+
+def test_por_snapshot_marks_an_epoch_on_the_running_exchange(pg_url: str, tmp_path: Path) -> None:
+    from tests.api.client import ADMIN, free_port
+
+    port = free_port()
+    env = {"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_ADMIN_TOKEN": ADMIN, "DPG_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**os.environ, **env})
+    assert proc.stdout is not None and "DPG is up" in proc.stdout.readline()
+    try:
+        r = dpg("por", "snapshot", env=env)
+        assert r.returncode == 0, r.stderr
+        marked = json.loads(r.stdout)
+        assert marked["seq"] > 8 and abs(marked["epoch"] - __import__("time").time()) < 60
+        again = dpg("por", "snapshot", env=env)  # within the same second: refused, or a later epoch
+        assert again.returncode == 0 or "STALE_EPOCH" in again.stderr
+        wrong = dpg("por", "snapshot", env={**env, "DPG_ADMIN_TOKEN": "wrong"})
+        assert wrong.returncode == 1 and "ADMIN_ONLY" in wrong.stderr
+    finally:
+        stop(proc)
+    gone = dpg("por", "snapshot", env=env)
+    assert gone.returncode == 1 and "no exchange" in gone.stderr

@@ -296,6 +296,31 @@ def bench_restart(
         typer.echo(json.dumps(line))
 
 
+@por_app.command("snapshot")
+def por_snapshot(
+    url: Annotated[str | None, typer.Option(help="The running exchange (default http://DPG_HOST:DPG_PORT)")] = None,
+) -> None:
+    """Mark a proof-of-reserves epoch on the running exchange now; trading goes on."""
+    import urllib.error
+    import urllib.request
+
+    from dpg.api.server import admin_token
+
+    settings = Settings.from_env()
+    base = url or f"http://{settings.host}:{settings.port}"
+    if not base.startswith(("http://", "https://")):
+        raise _fail("--url must be an http(s) URL")
+    req = urllib.request.Request(f"{base}/api/v1/admin/por/epochs", method="POST", data=b"",  # noqa: S310
+                                 headers={"X-DPG-Admin-Token": admin_token(settings)})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (an operator-given http URL)
+            typer.echo(resp.read().decode())
+    except urllib.error.HTTPError as e:
+        raise _fail(f"the exchange refused: {e.read().decode()}", 1) from None
+    except OSError as e:
+        raise _fail(f"no exchange at {base}: {e}", 1) from None
+
+
 @por_app.command("build-tree")
 def por_build_tree(
     balances: Annotated[Path, typer.Argument(help="CSV with header account,balance (integers of base units)")],

@@ -19,6 +19,7 @@ class Settings:
     port: int  # DPG_PORT
     ip_rate: float  # DPG_RATE_IP: requests per second per client address (burst: twice that)
     key_rate: float  # DPG_RATE_KEY: requests per second per API key or session user
+    por_interval: int  # DPG_POR_INTERVAL: seconds between proof-of-reserves epochs (86400: daily at 00:00 UTC)
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -34,6 +35,7 @@ class Settings:
             port=_positive(e, "DPG_PORT", 8000),
             ip_rate=float(_positive(e, "DPG_RATE_IP", 100)),
             key_rate=float(_positive(e, "DPG_RATE_KEY", 100)),
+            por_interval=_positive(e, "DPG_POR_INTERVAL", 86_400),
         )
 
 

@@ -324,3 +324,12 @@ def test_withdrawal_locks_then_leaves_or_returns(desk: Desk) -> None:
     # an id is never reused, even after it failed
     assert rejected(desk.apply(RequestWithdrawal(1, "BTC", 1, "w-3", "x"))) == "DUPLICATE_WITHDRAWAL"
     assert not desk.engine.conservation_errors()
+
+
+def test_epochs_only_move_forward(desk: Desk) -> None:
+    from dpg.core.commands import MarkEpoch
+
+    assert desk.apply(MarkEpoch(1_795_564_800))[0] == (E.EPOCH_MARKED, 1_795_564_800)
+    assert rejected(desk.apply(MarkEpoch(1_795_564_800))) == "STALE_EPOCH"
+    assert rejected(desk.apply(MarkEpoch(0))) == "INVALID_ORDER"
+    assert desk.apply(MarkEpoch(1_795_651_200))[0][0] == E.EPOCH_MARKED

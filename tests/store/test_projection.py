@@ -118,3 +118,46 @@ def test_the_follower_process_keeps_projections_current(pg_url: str) -> None:
     finally:
         node.close()
     assert node.follower is not None and node.follower.returncode is not None
+
+
+def test_an_epoch_records_every_balance_at_its_seq_while_trading_goes_on(pg_url: str) -> None:
+    from dpg.core.commands import MarkEpoch
+    from dpg.journal.recovery import recover
+
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    for a in range(1, 21):
+        node.sequencer.submit(Credit(a, "BTC", 10**10, f"b{a}"))
+        node.sequencer.submit(Credit(a, "USDT", 10**12, f"u{a}"))
+    cmds = list(dpg_commands(mixed(3_000, seed=9, accounts=20)))
+    for cmd in cmds[:1_500]:
+        node.sequencer.submit(cmd)
+    mark_seq, events = node.sequencer.submit_wait(MarkEpoch(1_795_564_800))
+    assert events[0][1] == 1_795_564_800
+    for cmd in cmds[1_500:]:
+        node.sequencer.submit(cmd)
+    node.sequencer.submit_wait(Credit(1, "USD", 1, "fence"))
+    node.close()
+
+    expected: dict[tuple[str, int], int] = {}
+
+    def at_mark(engine: Engine, a: Any) -> None:
+        if a.seq == mark_seq:
+            for acct, vec in engine.balances.items():
+                for asset in engine.assets:
+                    total = vec[2 * asset.index] + vec[2 * asset.index + 1]
+                    if acct > 0 and total:
+                        expected[(asset.symbol, acct)] = total
+
+    journal = Journal(pg_url)
+    recover(journal, from_snapshot=False, on_applied=at_mark)
+    projector = Projector(pg_url)
+    follower.catch_up(journal, projector)
+    with psycopg.connect(pg_url) as c:
+        rows = c.execute("SELECT asset, account, balance FROM por_balances WHERE epoch = 1795564800").fetchall()
+        assert c.execute("SELECT seq FROM por_epochs").fetchall() == [(mark_seq,)]
+    assert {(s, int(a)): int(b) for s, a, b in rows} == expected
+    assert len(expected) > 20
+    # replaying again records nothing twice
+    assert projector.write_epoch(1_795_564_800, mark_seq, 0, recover(journal)) is False
+    projector.close()
+    journal.close()

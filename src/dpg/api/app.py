@@ -497,6 +497,19 @@ def create_app(rt: Runtime) -> FastAPI:
     async def credit(req: CreditRequest) -> dict[str, Any]:
         return await rt.trading.credit(req)
 
+    @app.post("/api/v1/admin/por/epochs", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
+    async def mark_epoch() -> dict[str, Any]:
+        """Mark a proof-of-reserves epoch now (its number: the UTC time in seconds)."""
+        from dpg.core import events as E
+        from dpg.core.commands import MarkEpoch
+
+        epoch = int(time.time())
+        seq, events = await rt.bus.submit(MarkEpoch(epoch))
+        if not events or events[0][0] != E.EPOCH_MARKED:
+            code, reason = (events[0][1], events[0][2]) if events else ("UNAVAILABLE", "no reply")
+            raise ApiError(409 if code == "STALE_EPOCH" else 503, code, reason)
+        return {"epoch": epoch, "seq": seq}
+
     # ------------------------------------------------------------------ websocket
 
     @app.websocket("/ws")

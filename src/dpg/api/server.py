@@ -27,6 +27,7 @@ from dpg.journal.journal import Journal
 from dpg.journal.recovery import recover
 from dpg.journal.sequencer import Applied
 from dpg.node import Node
+from dpg.por.schedule import Scheduler
 
 log = logging.getLogger("dpg.server")
 
@@ -120,6 +121,8 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
 
     node = Node.open(url, settings, sinks=[sink], on_recovered=recovered)
     rt, pool = holder["rt"]
+    schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval)
+    schedule.start()
     tasks: list[asyncio.Task[None]] = []  # kept referenced while the server runs
     rt.bus = LocalBus(node.sequencer)
     rt.trading.bus = rt.bus
@@ -136,6 +139,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     try:
         _serve(create_app(rt), host, port, loop, pool, ready)
     finally:
+        schedule.stop()
         node.close()
         announce(f"DPG stopped at seq {node.sequencer.committed_seq}.")
 
@@ -145,6 +149,8 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     node = Node.open(url, settings)
     bridge = EngineBridge(settings.redis_url, node.sequencer)
     bridge.start()
+    schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval)
+    schedule.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -152,6 +158,7 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     while not stop.wait(0.5):
         if node.sequencer.failed is not None:
             break
+    schedule.stop()
     bridge.stop()
     node.close()
 

@@ -82,6 +82,14 @@ class FailWithdrawal:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkEpoch:
+    """The proof-of-reserves snapshot point: every balance as of this command's seq belongs to
+    ``epoch``. Trading goes on; the projection follower records the balances off the hot path."""
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceOrder:
     account: int
     market: str
@@ -122,5 +130,5 @@ class AmendOrder:
 
 Command = (
     ListAsset | ListMarket | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
-    | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+    | MarkEpoch | PlaceOrder | CancelOrder | CancelAll | AmendOrder
 )

@@ -21,6 +21,7 @@ from dpg.core.commands import (
     FailWithdrawal,
     ListAsset,
     ListMarket,
+    MarkEpoch,
     PlaceOrder,
     RequestWithdrawal,
     Transfer,
@@ -104,6 +105,7 @@ class Engine:
         self.refs: set[str] = set()  # credited external references
         self.withdrawals: dict[str, tuple[int, int, int]] = {}  # pending id -> (account, asset, amount)
         self.withdrawal_ids: set[str] = set()  # every withdrawal id ever requested
+        self.epoch = 0  # the last proof-of-reserves epoch marked
         self.credits: list[int] = []  # per asset: total that entered
         self.debits: list[int] = []  # per asset: total that left
         self.next_order_id = 1
@@ -120,6 +122,7 @@ class Engine:
             RequestWithdrawal: self._request_withdrawal,
             CompleteWithdrawal: self._complete_withdrawal,
             FailWithdrawal: self._fail_withdrawal,
+            MarkEpoch: self._mark_epoch,
             ListAsset: self._list_asset,
             ListMarket: self._list_market,
         }
@@ -282,6 +285,14 @@ class Engine:
         vec[2 * a + 1] -= amount
         return [(E.WITHDRAWAL_DONE, c.withdrawal_id, False, str(c.reason)),
                 (BAL, account, a, amount, -amount, C_UNLOCK)]
+
+    def _mark_epoch(self, c: MarkEpoch) -> list[Event]:
+        if not _is_int(c.epoch) or not 0 < c.epoch < 1 << 64:
+            return _rej(Reject.INVALID_ORDER, "an epoch is a positive uint64")
+        if c.epoch <= self.epoch:
+            return _rej(Reject.STALE_EPOCH, f"epoch {c.epoch} is not after the last one ({self.epoch})")
+        self.epoch = c.epoch
+        return [(E.EPOCH_MARKED, c.epoch)]
 
     # ------------------------------------------------------------------ orders
 

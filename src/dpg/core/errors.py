@@ -31,6 +31,7 @@ class Reject(StrEnum):
     SELF_TRANSFER = "SELF_TRANSFER"
     MARKET_HALTED = "MARKET_HALTED"
     DUPLICATE_WITHDRAWAL = "DUPLICATE_WITHDRAWAL"
+    STALE_EPOCH = "STALE_EPOCH"
     WITHDRAWAL_NOT_FOUND = "WITHDRAWAL_NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"  # the journal failed or the exchange is stopping: nothing was applied
 

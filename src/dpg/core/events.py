@@ -14,6 +14,7 @@ and lots, so that every consumer reads them without the market's parameters.
     (MARKET_LISTED, index, symbol)
     (WITHDRAWAL_REQUESTED, withdrawal_id, account, asset, amount, destination)
     (WITHDRAWAL_DONE, withdrawal_id, completed, reference_or_reason)
+    (EPOCH_MARKED, epoch)
 
 ``market`` and ``asset`` are indices in listing order. Fees are in the asset the payer receives:
 a buyer pays in base, a seller in quote. Every change of a balance is one BALANCE event.
@@ -36,6 +37,7 @@ ASSET_LISTED = 6
 MARKET_LISTED = 7
 WITHDRAWAL_REQUESTED = 8
 WITHDRAWAL_DONE = 9
+EPOCH_MARKED = 10
 
 
 class Cause(IntEnum):
@@ -61,4 +63,5 @@ KIND_NAMES = {
     MARKET_LISTED: "market_listed",
     WITHDRAWAL_REQUESTED: "withdrawal_requested",
     WITHDRAWAL_DONE: "withdrawal_done",
+    EPOCH_MARKED: "epoch_marked",
 }

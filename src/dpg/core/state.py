@@ -16,7 +16,7 @@ from dpg.core.book import OrderBook
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market, Order
 
-FORMAT = 2
+FORMAT = 3
 
 
 def canonical(engine: Engine) -> list[Any]:
@@ -50,6 +50,7 @@ def canonical(engine: Engine) -> list[Any]:
         sorted(engine.refs),
         sorted([wid, acct, a, wrap(amount)] for wid, (acct, a, amount) in engine.withdrawals.items()),
         sorted(engine.withdrawal_ids),
+        engine.epoch,
     ]
 
 
@@ -65,7 +66,7 @@ def state_hash(engine: Engine) -> str:
 def decode(body: bytes) -> Engine:
     """Rebuild an engine from a snapshot body."""
     (fmt, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
-     client_ids, refs, withdrawals, withdrawal_ids) = unpackb(body)
+     client_ids, refs, withdrawals, withdrawal_ids, epoch) = unpackb(body)
     if fmt != FORMAT:
         raise ValueError(f"snapshot format {fmt} is not {FORMAT}")
     e = Engine()
@@ -97,5 +98,6 @@ def decode(body: bytes) -> Engine:
     e.refs = set(refs)
     e.withdrawals = {wid: (acct, a, amount) for wid, acct, a, amount in withdrawals}
     e.withdrawal_ids = set(withdrawal_ids)
+    e.epoch = epoch
     e.seq, e.ts, e.next_order_id, e.next_trade_id = seq, ts, next_oid, next_tid
     return e

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+from dpg.core import events as E
 from dpg.core.engine import Engine
 from dpg.journal import codec
 from dpg.journal.journal import Journal
@@ -38,7 +39,11 @@ def catch_up(journal: Journal, projector: Projector) -> Engine:
         if not buf:
             projector.bind(engine.assets, engine.markets)
         buf.append(a)
-        if len(buf) >= BATCH:
+        if a.events and a.events[0][0] == E.EPOCH_MARKED:
+            projector.write(buf)
+            buf.clear()
+            projector.write_epoch(a.events[0][1], a.seq, a.ts, engine)
+        elif len(buf) >= BATCH:
             projector.write(buf)
             buf.clear()
 
@@ -57,8 +62,14 @@ def step(engine: Engine, journal: Journal, projector: Projector) -> int:
     decode = codec.decode
     for seq, ts, payload in journal.read(engine.seq):
         cmd = decode(payload)
-        buf.append(Applied(seq, ts, cmd, apply(cmd, seq, ts)))
-        if len(buf) >= BATCH:
+        events = apply(cmd, seq, ts)
+        buf.append(Applied(seq, ts, cmd, events))
+        if events and events[0][0] == E.EPOCH_MARKED:  # the engine is exactly at this seq now
+            projector.write(buf)
+            n += len(buf)
+            buf.clear()
+            projector.write_epoch(events[0][1], seq, ts, engine)
+        elif len(buf) >= BATCH:
             projector.write(buf)
             n += len(buf)
             buf.clear()

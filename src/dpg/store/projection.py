@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from dpg.core import events as E
+from dpg.core.engine import Engine
 from dpg.core.events import Cause
 from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
 from dpg.journal.sequencer import Applied
@@ -176,6 +177,26 @@ class Projector:
                         copy.write_row(entry)
             cur.execute("UPDATE projection_state SET seq = %s WHERE name = %s", (last, self.name))
         self.written_seq = last
+
+    def write_epoch(self, epoch: int, seq: int, ts: int, engine: Engine) -> bool:
+        """Record every user's balance per asset as of ``seq`` (the engine must be exactly there).
+        Once per epoch: False when it was already recorded."""
+        assets = engine.assets
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("INSERT INTO por_epochs (epoch, seq, ts) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+                        " RETURNING epoch", (epoch, seq, ts))
+            if cur.fetchone() is None:
+                return False
+            with cur.copy("COPY por_balances (epoch, asset, account, balance) FROM STDIN") as copy:
+                for acct, vec in engine.balances.items():
+                    if acct <= 0:
+                        continue  # the fee account and the insurance fund are the exchange's own
+                    for a in assets:
+                        total = vec[2 * a.index] + vec[2 * a.index + 1]
+                        if total:
+                            copy.write_row((epoch, a.symbol, acct, total))
+        log.info("event=por_epoch_recorded epoch=%d seq=%d", epoch, seq)
+        return True
 
     def close(self) -> None:
         self.conn.close()
