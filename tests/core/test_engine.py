@@ -333,3 +333,51 @@ def test_epochs_only_move_forward(desk: Desk) -> None:
     assert rejected(desk.apply(MarkEpoch(1_795_564_800))) == "STALE_EPOCH"
     assert rejected(desk.apply(MarkEpoch(0))) == "INVALID_ORDER"
     assert desk.apply(MarkEpoch(1_795_651_200))[0][0] == E.EPOCH_MARKED
+
+
+def test_stop_loss_sell_triggers_on_the_last_trade_price(desk: Desk) -> None:
+    # a trade at PRICE sets the last price
+    desk.order(1, "sell", PRICE, 1)
+    desk.order(2, "buy", PRICE, 1)
+    bid = oid(desk.order(3, "buy", PRICE - 100, 5))
+    ev = desk.apply(PlaceOrder(1, M, Side.SELL, OrderType.STOP_LIMIT, (PRICE - 150) * TICK, 5 * LOT,
+                               stop_price=(PRICE - 50) * TICK))
+    stop = oid(ev)
+    assert not trades(ev) and desk.balance(1, "BTC")[1] == 5 * LOT  # funds locked while it waits
+    assert stop not in [o.oid for o in desk.engine.books[0].asks.orders_in_priority()]
+    # a trade above the stop: nothing happens
+    oid(desk.order(4, "sell", PRICE - 10, 2))
+    ev = desk.order(2, "buy", PRICE - 10, 2)
+    assert trades(ev) and kinds(ev, E.ORDER_TRIGGERED) == []
+    # a trade at or below the stop triggers it, and it sells into the bid at PRICE - 100
+    oid(desk.order(4, "sell", PRICE - 60, 2))
+    ev = desk.order(2, "buy", PRICE - 60, 2)
+    assert kinds(ev, E.ORDER_TRIGGERED)[0][1] == stop
+    assert (stop, bid, (PRICE - 100) * TICK, 5 * LOT) in trades(ev)
+    assert not desk.engine.conservation_errors()
+
+
+def test_take_profit_and_cancel_of_a_pending_stop(desk: Desk) -> None:
+    desk.order(1, "sell", PRICE, 1)
+    desk.order(2, "buy", PRICE, 1)
+    # a buy take-profit waits for the price to fall to its stop
+    tp = oid(desk.apply(PlaceOrder(3, M, Side.BUY, OrderType.TAKE_PROFIT_LIMIT, (PRICE - 10) * TICK, 2 * LOT,
+                                   stop_price=(PRICE - 20) * TICK)))
+    assert desk.balance(3, "USDT")[1] == 2 * (PRICE - 10)
+    ev = desk.apply(CancelOrder(3, M, tp))
+    assert kinds(ev, E.ORDER_DONE)[0][2] == OrderStatus.CANCELED
+    assert desk.balance(3, "USDT")[1] == 0
+    # a stop that would trigger at once is refused
+    r = desk.apply(PlaceOrder(3, M, Side.BUY, OrderType.STOP_LIMIT, (PRICE + 10) * TICK, 2 * LOT,
+                              stop_price=(PRICE - 5) * TICK))
+    assert rejected(r) == "STOP_WOULD_TRIGGER"
+    assert rejected(desk.apply(PlaceOrder(3, M, Side.BUY, OrderType.LIMIT, PRICE * TICK, LOT,
+                                          stop_price=PRICE * TICK))) == "INVALID_ORDER"
+    # triggered by a later fall, then it rests as a limit order
+    tp2 = oid(desk.apply(PlaceOrder(3, M, Side.BUY, OrderType.TAKE_PROFIT_LIMIT, (PRICE - 30) * TICK, 2 * LOT,
+                                    stop_price=(PRICE - 20) * TICK)))
+    oid(desk.order(1, "buy", PRICE - 25, 2))
+    ev = desk.order(2, "sell", PRICE - 25, 2)
+    assert kinds(ev, E.ORDER_TRIGGERED)[0][1] == tp2
+    assert desk.engine.orders[tp2].stop == 0 and tp2 in [o.oid for o in desk.engine.books[0].bids.orders_in_priority()]
+    assert not desk.engine.conservation_errors()

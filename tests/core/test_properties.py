@@ -35,7 +35,7 @@ accounts = st.integers(1, 4)
 @st.composite
 def commands(draw: Any) -> Any:
     kind = draw(st.sampled_from(["limit"] * 6 + ["ioc", "fok", "post", "mkt", "mktq", "cancel", "cancel_all",
-                                 "amend", "transfer", "credit", "withdraw", "withdrawn"]))
+                                 "amend", "transfer", "credit", "withdraw", "withdrawn", "stop", "take_profit"]))
     acct = draw(accounts)
     market = draw(st.sampled_from(MARKETS))
     lot = ETH_LOT if market.startswith("ETH") else LOT
@@ -59,6 +59,10 @@ def commands(draw: Any) -> Any:
     if kind == "amend":
         return AmendOrder(acct, market, draw(st.integers(1, 60)), price=draw(st.sampled_from([0, price])),
                           qty=draw(st.sampled_from([0, qty])))
+    if kind in ("stop", "take_profit"):
+        otype = OrderType.STOP_LIMIT if kind == "stop" else OrderType.TAKE_PROFIT_LIMIT
+        stop_price = draw(st.integers(2_000_000, 2_000_040)) * TICK
+        return PlaceOrder(acct, market, side, otype, price, qty, stp=stp, stop_price=stop_price)
     if kind == "withdraw":
         asset = draw(st.sampled_from(["BTC", "USDT", "ETH"]))
         return RequestWithdrawal(acct, asset, draw(st.integers(1, 10**9)), f"w{draw(st.integers(0, 8))}", "chain:0x1")

@@ -277,7 +277,7 @@ class MarketData:
             elif kind == _NEW:
                 if p_rec is not None and p_rests:
                     self._rest(p_oid, p_rec, touched)
-                (_, p_oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp) = e
+                (_, p_oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, *_) = e
                 p_rec = _Open(mi, side, price, qty, acct)
                 p_rests = otype in _RESTING_TYPES
                 if acct > 0:
@@ -308,6 +308,18 @@ class MarketData:
                     accounts.setdefault(rec.account, []).append({
                         "type": "order", "event": "amended", "order_id": oid, "market": markets[rec.market].symbol,
                         "price": price, "qty": qty, "remaining": remaining, "requeued": requeued, "ts": ts,
+                    })
+            elif kind == E.ORDER_TRIGGERED:
+                # a stop order becomes a limit order here: it may trade, then rest like a new one
+                (_, oid, acct, mi, side, price, remaining) = e
+                if p_rec is not None and p_rests:
+                    self._rest(p_oid, p_rec, touched)
+                p_oid, p_rests = oid, True
+                p_rec = _Open(mi, side, price, remaining, acct)
+                if acct > 0:
+                    accounts.setdefault(acct, []).append({
+                        "type": "order", "event": "triggered", "order_id": oid, "market": markets[mi].symbol,
+                        "price": price, "remaining": remaining, "ts": ts,
                     })
             elif kind == E.MARKET_LISTED:
                 self._add_market(e[1], e[2])

@@ -26,10 +26,12 @@ class Bus(Protocol):
 class OrderRequest(BaseModel):
     market: str = Field(description="e.g. BTC/USDT (also BTC-USDT or BTCUSDT)", max_length=20)
     side: Literal["buy", "sell"]
-    type: Literal["limit", "ioc", "fok", "post_only", "market"] = "limit"
+    type: Literal["limit", "ioc", "fok", "post_only", "market", "stop_limit", "take_profit_limit"] = "limit"
     price: Amount | None = Field(default=None, description="limit price, quote per 1 base", max_length=40)
     quantity: Amount | None = Field(default=None, description="base quantity", max_length=40)
     quote_quantity: Amount | None = Field(default=None, description="market buy: quote to spend", max_length=40)
+    stop_price: Amount | None = Field(default=None, description="stop_limit and take_profit_limit: the last trade"
+                                      " price that turns the order into a limit order", max_length=40)
     client_order_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_.:\-]+$")
     stp: Literal["expire_taker", "expire_maker", "expire_both"] = "expire_taker"
 
@@ -54,7 +56,8 @@ class CreditRequest(BaseModel):
 
 
 _OTYPES = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "fok": OrderType.FOK, "post_only": OrderType.POST_ONLY,
-           "market": OrderType.MARKET}
+           "market": OrderType.MARKET, "stop_limit": OrderType.STOP_LIMIT,
+           "take_profit_limit": OrderType.TAKE_PROFIT_LIMIT}
 _STPS = {"expire_taker": STP.EXPIRE_TAKER, "expire_maker": STP.EXPIRE_MAKER, "expire_both": STP.EXPIRE_BOTH}
 
 
@@ -117,9 +120,16 @@ class Trading:
             qty = self._units(m.qty_to_units, req.quantity, "quantity")
         if req.quote_quantity is not None:
             quote_qty = self._units(m.quote.to_units, req.quote_quantity, "quote_quantity")
+        stop_price = 0
+        if otype in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            if req.stop_price is None:
+                raise ApiError(400, "INVALID_ORDER", f"a {req.type} order needs stop_price")
+            stop_price = self._units(m.price_to_units, req.stop_price, "stop_price")
+        elif req.stop_price is not None:
+            raise ApiError(400, "INVALID_ORDER", "stop_price is only for stop_limit and take_profit_limit orders")
         side = Side.BUY if req.side == "buy" else Side.SELL
         cmd = PlaceOrder(account, m.symbol, side, otype, price, qty, quote_qty, req.client_order_id or "",
-                         _STPS[req.stp])
+                         _STPS[req.stp], stop_price)
         _, events = await self._submit(cmd)
         oid = events[0][1]
         v = self.views.order(account, oid)
@@ -189,6 +199,8 @@ class Trading:
             "status": STATUS_NAMES[v.status],
             "reason": v.reason or None,
             "stp": STP_NAMES[v.stp],
+            "stop_price": m.format_price(v.stop_price) if v.stop_price else None,
+            "triggered": v.triggered,
             "created_seq": v.created_seq,
             "created_at": v.created_ts // 1_000_000,
             "updated_seq": v.updated_seq,

@@ -42,6 +42,8 @@ class OrderView:
     updated_seq: int = 0
     updated_ts: int = 0
     fills: list[dict[str, Any]] = field(default_factory=list)
+    stop_price: int = 0  # units; stop and take-profit orders
+    triggered: bool = True  # False while a stop order waits for its trigger
 
 
 class AccountViews:
@@ -67,7 +69,8 @@ class AccountViews:
             m = engine.markets[o.market]
             qty = o.qty * m.lot_size
             v = OrderView(o.oid, o.account, o.market, o.side, o.otype, o.price * m.tick_size, qty, 0, o.client_id,
-                          o.stp, created_seq=o.seq, created_ts=o.ts, updated_seq=o.seq, updated_ts=o.ts)
+                          o.stp, created_seq=o.seq, created_ts=o.ts, updated_seq=o.seq, updated_ts=o.ts,
+                          stop_price=o.stop * m.tick_size, triggered=not o.stop)
             v.filled = qty - o.remaining * m.lot_size
             v.status = OrderStatus.PARTIALLY_FILLED.value if v.filled else OrderStatus.OPEN.value
             self._track(v)
@@ -103,9 +106,15 @@ class AccountViews:
                     b[0] += ev[3]
                     b[1] += ev[4]
             elif kind == E.ORDER_NEW:
-                _, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp = ev
+                _, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, stop_price = ev
                 self._track(OrderView(oid, acct, mi, int(side), int(otype), price, qty, quote_qty, cid, int(stp),
-                                      created_seq=seq, created_ts=ts, updated_seq=seq, updated_ts=ts))
+                                      created_seq=seq, created_ts=ts, updated_seq=seq, updated_ts=ts,
+                                      stop_price=stop_price, triggered=not stop_price))
+            elif kind == E.ORDER_TRIGGERED:
+                v = self.open.get(ev[1])
+                if v is not None:
+                    v.triggered = True
+                    v.updated_seq, v.updated_ts = seq, ts
             elif kind == E.TRADE:
                 _, tid, _mi, price, qty, notional, t_oid, m_oid, _ta, _ma, _side, t_fee, m_fee = ev
                 for oid, fee, role in ((t_oid, t_fee, "taker"), (m_oid, m_fee, "maker")):

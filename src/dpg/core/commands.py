@@ -100,6 +100,7 @@ class PlaceOrder:
     quote_qty: int = 0  # quote base units; only for a market buy by quote amount
     client_id: str = ""
     stp: STP = STP.EXPIRE_TAKER
+    stop_price: int = 0  # stop and take-profit orders: the last trade price that triggers them
 
 
 @dataclass(frozen=True, slots=True)

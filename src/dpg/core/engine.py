@@ -8,6 +8,7 @@ account, ``[available_0, locked_0, available_1, locked_1, ...]`` indexed by asse
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 from dpg.core import events as E
@@ -49,6 +50,8 @@ IOC = OrderType.IOC.value
 FOK = OrderType.FOK.value
 POST_ONLY = OrderType.POST_ONLY.value
 MARKET = OrderType.MARKET.value
+STOP_LIMIT = OrderType.STOP_LIMIT.value
+TAKE_PROFIT_LIMIT = OrderType.TAKE_PROFIT_LIMIT.value
 EXPIRE_TAKER = STP.EXPIRE_TAKER.value
 EXPIRE_MAKER = STP.EXPIRE_MAKER.value
 EXPIRE_BOTH = STP.EXPIRE_BOTH.value
@@ -106,6 +109,11 @@ class Engine:
         self.withdrawals: dict[str, tuple[int, int, int]] = {}  # pending id -> (account, asset, amount)
         self.withdrawal_ids: set[str] = set()  # every withdrawal id ever requested
         self.epoch = 0  # the last proof-of-reserves epoch marked
+        self.last_price: list[int] = []  # per market: the last trade's price in ticks (0: none yet)
+        # per market, pending stop orders (also in ``orders``) by trigger: when the last price
+        # rises to (stop, oid) of ``stops_up``, or falls to (-stop, oid) of ``stops_down``
+        self.stops_up: list[list[tuple[int, int]]] = []
+        self.stops_down: list[list[tuple[int, int]]] = []
         self.credits: list[int] = []  # per asset: total that entered
         self.debits: list[int] = []  # per asset: total that left
         self.next_order_id = 1
@@ -183,6 +191,9 @@ class Engine:
         self.markets.append(market)
         self.market_by_symbol[c.symbol] = market
         self.books.append(OrderBook(market.index))
+        self.last_price.append(0)
+        self.stops_up.append([])
+        self.stops_down.append([])
         return [(E.MARKET_LISTED, market.index, c.symbol)]
 
     # ------------------------------------------------------------------ ledger
@@ -359,6 +370,19 @@ class Engine:
             lots = qty // lot
             if pt * lots * unit < m.min_notional:
                 return _rej(Reject.BELOW_MIN_NOTIONAL, f"notional is below the minimum {m.min_notional}")
+        stop_price = c.stop_price
+        if otype in (STOP_LIMIT, TAKE_PROFIT_LIMIT):
+            if type(stop_price) is not int or stop_price <= 0 or stop_price >= MAX_AMOUNT:
+                return _rej(Reject.INVALID_PRICE, "a stop order needs a positive stop price")
+            if stop_price % m.tick_size:
+                return _rej(Reject.PRICE_OFF_TICK, f"stop price must be a multiple of the tick size {m.tick_size}")
+            st = stop_price // m.tick_size
+            rising = (side == BUY) == (otype == STOP_LIMIT)
+            last = self.last_price[m.index]
+            if last and (last >= st if rising else last <= st):
+                return _rej(Reject.STOP_WOULD_TRIGGER, "the last price has already reached the stop price")
+        elif stop_price:
+            return _rej(Reject.INVALID_ORDER, "a stop price is only for stop and take-profit orders")
 
         vec = self.balances.get(acct)
         if vec is None:
@@ -383,6 +407,8 @@ class Engine:
             if vec[ai] < need:
                 return _rej(Reject.INSUFFICIENT_FUNDS, f"available {m.base.symbol} is insufficient")
 
+        if otype in (STOP_LIMIT, TAKE_PROFIT_LIMIT):
+            return self._place_stop(c, m, vec, ai, need, pt, lots, st, rising)
         best = opp.best()
         crosses = best is not None and (otype == MARKET or (best.price <= pt if side == BUY else best.price >= pt))
         if otype == POST_ONLY:
@@ -403,7 +429,7 @@ class Engine:
         o = Order(oid, acct, m.index, side, otype, pt, lots, lots if lots else (1 << 62),
                   need if otype == MARKET and side == BUY else 0, cid, stp, self.seq, self.ts)
         ev: list[Event] = [
-            (E.ORDER_NEW, oid, acct, m.index, side, otype, price, qty, quote_qty, cid, stp),
+            (E.ORDER_NEW, oid, acct, m.index, side, otype, price, qty, quote_qty, cid, stp, 0),
             (BAL, acct, ai >> 1, -need, need, C_LOCK),
         ]
         if not crosses and otype != IOC and otype != FOK:
@@ -416,7 +442,66 @@ class Engine:
             by[oid] = o
             return ev
         self._take_and_rest(o, m, book, ev)
+        if self.stops_up[m.index] or self.stops_down[m.index]:
+            self._trigger(m, book, ev)
         return ev
+
+    def _place_stop(self, c: PlaceOrder, m: Market, vec: list[int], ai: int, need: int, pt: int, lots: int,
+                    st: int, rising: bool) -> list[Event]:
+        """A stop or take-profit order: funds locked now, waiting off the book for its trigger."""
+        acct = c.account
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
+        if c.client_id:
+            self.client_ids[(acct, c.client_id)] = oid
+        vec[ai] -= need
+        vec[ai + 1] += need
+        o = Order(oid, acct, m.index, c.side, c.otype, pt, lots, lots, 0, c.client_id, c.stp, self.seq, self.ts, st)
+        self.orders[oid] = o
+        by = self.open_by_account.get(acct)
+        if by is None:
+            by = self.open_by_account[acct] = {}
+        by[oid] = o
+        if rising:
+            heappush(self.stops_up[m.index], (st, oid))
+        else:
+            heappush(self.stops_down[m.index], (-st, oid))
+        return [
+            (E.ORDER_NEW, oid, acct, m.index, c.side, c.otype, c.price, c.qty, 0, c.client_id, c.stp, c.stop_price),
+            (BAL, acct, ai >> 1, -need, need, C_LOCK),
+        ]
+
+    def _trigger(self, m: Market, book: OrderBook, ev: list[Event]) -> None:
+        """Turn every stop order whose stop the last price has reached into a limit order, oldest
+        first; their trades move the last price, so repeat until nothing more triggers."""
+        mi = m.index
+        up, down = self.stops_up[mi], self.stops_down[mi]
+        orders = self.orders
+        while True:
+            last = self.last_price[mi]
+            if not last:
+                return
+            fired: list[Order] = []
+            while up and up[0][0] <= last:
+                o = orders.get(heappop(up)[1])
+                if o is not None and o.stop:
+                    fired.append(o)
+            while down and -down[0][0] >= last:
+                o = orders.get(heappop(down)[1])
+                if o is not None and o.stop:
+                    fired.append(o)
+            if not fired:
+                return
+            fired.sort(key=lambda o: o.oid)
+            for o in fired:
+                o.stop = 0
+                o.otype = LIMIT
+                o.seq, o.ts = self.seq, self.ts
+                del orders[o.oid]
+                del self.open_by_account[o.account][o.oid]
+                ev.append((E.ORDER_TRIGGERED, o.oid, o.account, mi, o.side, o.price * m.tick_size,
+                           o.remaining * m.lot_size))
+                self._take_and_rest(o, m, book, ev)
 
     def _fillable(self, opp: Any, acct: int, side: int, pt: int, lots: int, stp: int) -> bool:
         """Whether a FOK order would fill completely (own orders: skipped under expire-maker,
@@ -504,6 +589,7 @@ class Engine:
         oid = o.oid
         stop = STOP_BOOK
         start = rem
+        last_p = 0
         append = ev.append
         levels = opp.levels
         while rem:
@@ -593,6 +679,7 @@ class Engine:
                 rem -= n
                 level.qty -= n
                 mrem -= n
+                last_p = p
                 mk.remaining = mrem
                 if not mrem:
                     dq.popleft()
@@ -611,6 +698,8 @@ class Engine:
         o.remaining = rem
         if budgeted:
             o.quote_qty = budget
+        if last_p:
+            self.last_price[mi] = last_p
         return stop, start - rem
 
     def _expire_resting(self, mk: Order, m: Market, ev: list[Event]) -> None:
@@ -654,7 +743,11 @@ class Engine:
     def _cancel_resting(self, o: Order) -> list[Event]:
         m = self.markets[o.market]
         left = o.remaining
-        self.books[o.market].side(o.side).remove(o)
+        if o.stop:  # a pending stop order is not in the book; its trigger entry is dropped lazily
+            o.stop = 0
+            o.remaining = 0
+        else:
+            self.books[o.market].side(o.side).remove(o)
         del self.orders[o.oid]
         del self.open_by_account[o.account][o.oid]
         ev: list[Event] = []
@@ -677,6 +770,8 @@ class Engine:
         if o is None:
             return err
         m = self.markets[o.market]
+        if o.stop:
+            return _rej(Reject.INVALID_ORDER, "a pending stop order cannot be amended: cancel it and place another")
         price, qty = c.price, c.qty
         if not (_is_int(price) and _is_int(qty)) or price < 0 or qty < 0:
             return _rej(Reject.INVALID_AMOUNT, "price and quantity must be non-negative integers")
@@ -737,6 +832,8 @@ class Engine:
                   o.stp, self.seq, self.ts)
         ev.append((E.ORDER_AMENDED, n.oid, pt * m.tick_size, total * m.lot_size, new_rem * m.lot_size, True))
         self._take_and_rest(n, m, book, ev)
+        if self.stops_up[m.index] or self.stops_down[m.index]:
+            self._trigger(m, book, ev)
         return ev
 
     # ------------------------------------------------------------------ checks used by tests and tools

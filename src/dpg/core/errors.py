@@ -32,6 +32,7 @@ class Reject(StrEnum):
     MARKET_HALTED = "MARKET_HALTED"
     DUPLICATE_WITHDRAWAL = "DUPLICATE_WITHDRAWAL"
     STALE_EPOCH = "STALE_EPOCH"
+    STOP_WOULD_TRIGGER = "STOP_WOULD_TRIGGER"
     WITHDRAWAL_NOT_FOUND = "WITHDRAWAL_NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"  # the journal failed or the exchange is stopping: nothing was applied
 

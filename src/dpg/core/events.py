@@ -15,6 +15,7 @@ and lots, so that every consumer reads them without the market's parameters.
     (WITHDRAWAL_REQUESTED, withdrawal_id, account, asset, amount, destination)
     (WITHDRAWAL_DONE, withdrawal_id, completed, reference_or_reason)
     (EPOCH_MARKED, epoch)
+    (ORDER_TRIGGERED, oid, account, market, side, price, remaining)  a stop order becomes a limit order
 
 ``market`` and ``asset`` are indices in listing order. Fees are in the asset the payer receives:
 a buyer pays in base, a seller in quote. Every change of a balance is one BALANCE event.
@@ -38,6 +39,7 @@ MARKET_LISTED = 7
 WITHDRAWAL_REQUESTED = 8
 WITHDRAWAL_DONE = 9
 EPOCH_MARKED = 10
+ORDER_TRIGGERED = 11
 
 
 class Cause(IntEnum):
@@ -64,4 +66,5 @@ KIND_NAMES = {
     WITHDRAWAL_REQUESTED: "withdrawal_requested",
     WITHDRAWAL_DONE: "withdrawal_done",
     EPOCH_MARKED: "epoch_marked",
+    ORDER_TRIGGERED: "order_triggered",
 }

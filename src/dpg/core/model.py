@@ -33,6 +33,8 @@ class OrderType(IntEnum):
     FOK = 2  # fill or kill
     POST_ONLY = 3  # rests or is rejected; never takes
     MARKET = 4
+    STOP_LIMIT = 5  # a limit order that waits until the last trade price reaches its stop price
+    TAKE_PROFIT_LIMIT = 6  # the same, triggered from the other side (a sell above, a buy below)
 
 
 class STP(IntEnum):
@@ -188,6 +190,7 @@ class Order:
         "remaining",
         "seq",
         "side",
+        "stop",
         "stp",
         "ts",
     )
@@ -207,6 +210,7 @@ class Order:
         stp: int,
         seq: int,
         ts: int,
+        stop: int = 0,
     ) -> None:
         self.oid = oid
         self.account = account
@@ -221,11 +225,12 @@ class Order:
         self.stp = stp
         self.seq = seq  # sequence number of the command that placed (or last re-queued) it
         self.ts = ts
+        self.stop = stop  # ticks; non-zero while a stop order waits for its trigger
 
     def copy(self) -> Order:
         return Order(
             self.oid, self.account, self.market, self.side, self.otype, self.price, self.qty,
-            self.remaining, self.quote_qty, self.client_id, self.stp, self.seq, self.ts,
+            self.remaining, self.quote_qty, self.client_id, self.stp, self.seq, self.ts, self.stop,
         )
 
     def __repr__(self) -> str:

@@ -9,14 +9,15 @@ balances, books, counters and idempotency keys.
 from __future__ import annotations
 
 import hashlib
+from heapq import heapify
 from typing import Any
 
 from dpg.core.bigint import packb, unpackb, wrap
 from dpg.core.book import OrderBook
 from dpg.core.engine import Engine
-from dpg.core.model import Asset, Market, Order
+from dpg.core.model import Asset, Market, Order, OrderType, Side
 
-FORMAT = 3
+FORMAT = 4
 
 
 def canonical(engine: Engine) -> list[Any]:
@@ -51,6 +52,9 @@ def canonical(engine: Engine) -> list[Any]:
         sorted([wid, acct, a, wrap(amount)] for wid, (acct, a, amount) in engine.withdrawals.items()),
         sorted(engine.withdrawal_ids),
         engine.epoch,
+        list(engine.last_price),
+        sorted([o.oid, o.account, o.market, o.side, o.otype, wrap(o.price), wrap(o.qty), wrap(o.remaining),
+                o.client_id, o.stp, o.seq, o.ts, wrap(o.stop)] for o in engine.orders.values() if o.stop),
     ]
 
 
@@ -66,7 +70,7 @@ def state_hash(engine: Engine) -> str:
 def decode(body: bytes) -> Engine:
     """Rebuild an engine from a snapshot body."""
     (fmt, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
-     client_ids, refs, withdrawals, withdrawal_ids, epoch) = unpackb(body)
+     client_ids, refs, withdrawals, withdrawal_ids, epoch, last_price, stops) = unpackb(body)
     if fmt != FORMAT:
         raise ValueError(f"snapshot format {fmt} is not {FORMAT}")
     e = Engine()
@@ -99,5 +103,19 @@ def decode(body: bytes) -> Engine:
     e.withdrawals = {wid: (acct, a, amount) for wid, acct, a, amount in withdrawals}
     e.withdrawal_ids = set(withdrawal_ids)
     e.epoch = epoch
+    e.last_price = list(last_price)
+    e.stops_up = [[] for _ in e.markets]
+    e.stops_down = [[] for _ in e.markets]
+    for oid, acct, mi, side, otype, price, qty, rem, cid, stp, oseq, ots, stop in stops:
+        o = Order(oid, acct, mi, side, otype, price, qty, rem, 0, cid, stp, oseq, ots, stop)
+        e.orders[oid] = o
+        e.open_by_account.setdefault(acct, {})[oid] = o
+        rising = (side == Side.BUY) == (otype == OrderType.STOP_LIMIT)
+        if rising:
+            e.stops_up[mi].append((stop, oid))
+        else:
+            e.stops_down[mi].append((-stop, oid))
+    for heap in (*e.stops_up, *e.stops_down):
+        heapify(heap)
     e.seq, e.ts, e.next_order_id, e.next_trade_id = seq, ts, next_oid, next_tid
     return e

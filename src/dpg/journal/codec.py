@@ -56,9 +56,9 @@ def encode(cmd: Command) -> bytes:
     cls = type(cmd)
     if cls is PlaceOrder:
         c: Any = cmd
-        if 0 <= c.price < HI and 0 <= c.qty < HI and 0 <= c.quote_qty < HI:
+        if 0 <= c.price < HI and 0 <= c.qty < HI and 0 <= c.quote_qty < HI and 0 <= c.stop_price < HI:
             return packb((10, c.account, c.market, int(c.side), int(c.otype), c.price, c.qty, c.quote_qty,
-                          c.client_id, int(c.stp)))
+                          c.client_id, int(c.stp), c.stop_price))
     return packb((KINDS[cls], *(_field(getattr(cmd, f)) for f in _FIELDS[cls])))
 
 

@@ -100,7 +100,7 @@ class Projector:
                         row.filled_quote += notional
                         row.seq, row.ts = seq, ts
                 elif kind == E.ORDER_NEW:
-                    (_, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp) = ev
+                    (_, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, _stop) = ev
                     orders[oid] = _OrderRow([
                         oid, acct, markets[mi].symbol, SIDE[int(side)], OTYPE[int(otype)], price, qty, quote_qty,
                         cid, STPN[int(stp)], "open", 0, 0, "", seq, seq, ts, ts,
