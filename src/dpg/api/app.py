@@ -283,6 +283,11 @@ def create_app(rt: Runtime) -> FastAPI:
 
     app.add_exception_handler(AuthError, auth_error)
 
+    from dpg.api import binance  # the Binance dialect under /api/v3
+
+    app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
+    app.include_router(binance.router(rt))
+
     app.add_middleware(Limits, buckets=rt.ip_limits)
 
     async def principal(request: Request) -> Principal:
