@@ -29,7 +29,8 @@ def client(base: str) -> ccxt.binance:
     api = f"{base}/api/v3"
     return ccxt.binance({
         "urls": {"api": {"public": api, "private": api, "v1": api, "sapi": api}},
-        "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
+        "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
+                    "fetchCurrencies": False,
                     "adjustForTimeDifference": False},
         "timeout": 20_000,
     })
@@ -63,3 +64,67 @@ def test_ccxt_reads_markets_books_trades_candles_and_tickers(base: str) -> None:
     assert {"BTC/USDT", "ETH/USDT", "BTC/USD", "ETH/USD"} <= set(tickers)
     with pytest.raises(ccxt.BadSymbol):
         ex.fetch_order_book("DOGE/USDT")
+
+
+def trader(base: str, email: str) -> tuple[User, ccxt.binance]:
+    u = User(base, email)
+    r = u.http.post("/api/v1/api-keys", json={"name": "ccxt", "permissions": ["read", "trade"]})
+    assert r.status_code == 201, r.text
+    ex = client(base)
+    ex.apiKey, ex.secret = r.json()["key"], r.json()["secret"]
+    ex.load_markets()
+    return u, ex
+
+
+def test_two_ccxt_bots_trade_with_each_other(base: str) -> None:
+    alice, a = trader(base, "alice@binance.dpg")
+    bob, b = trader(base, "bob@binance.dpg")
+    alice.credit("ETH", "10")
+    bob.credit("USDT", "50000")
+
+    sell = a.create_order("ETH/USDT", "limit", "sell", 2, 3000)
+    assert sell["status"] == "open" and sell["amount"] == 2
+    maker = a.create_order("ETH/USDT", "LIMIT_MAKER", "sell", 1, 3100)
+    assert maker["status"] == "open"
+    with pytest.raises(ccxt.OrderImmediatelyFillable):  # a post-only order that would take
+        b.create_order("ETH/USDT", "LIMIT_MAKER", "buy", 1, 3000)
+    buy = b.create_order("ETH/USDT", "market", "buy", 0.5)
+    assert buy["status"] == "closed" and buy["filled"] == 0.5 and buy["average"] == 3000
+    assert buy["fees"] or buy["fee"]
+    stop = b.create_order("ETH/USDT", "STOP_LOSS_LIMIT", "buy", 0.5, 3150, {"stopPrice": 3120})
+    assert b.fetch_order(stop["id"], "ETH/USDT")["status"] == "open"
+
+    got = a.fetch_order(sell["id"], "ETH/USDT")
+    assert (got["filled"], got["remaining"], got["status"]) == (0.5, 1.5, "open")
+    assert {o["id"] for o in a.fetch_open_orders("ETH/USDT")} == {sell["id"], maker["id"]}
+    cancelled = a.cancel_order(maker["id"], "ETH/USDT")
+    assert cancelled["status"] == "canceled"
+    with pytest.raises(ccxt.OrderNotFound):
+        a.cancel_order(maker["id"], "ETH/USDT")
+    with pytest.raises(ccxt.OrderNotFound):
+        a.fetch_order("999999", "ETH/USDT")
+
+    mine = b.fetch_my_trades("ETH/USDT")
+    assert [(t["side"], t["price"], t["amount"], t["takerOrMaker"]) for t in mine] == [("buy", 3000.0, 0.5, "taker")]
+    # balances agree with DPG's own API to the base unit
+    for user, ex in ((alice, a), (bob, b)):
+        bal = ex.fetch_balance()
+        for asset in ("ETH", "USDT"):
+            free, locked = user.balance(asset)
+            assert Decimal(str(bal[asset]["free"])) == Decimal(free)
+            assert Decimal(str(bal[asset]["used"])) == Decimal(locked)
+
+    # the error paths bots rely on, each as the exception ccxt maps Binance's code to
+    with pytest.raises(ccxt.InsufficientFunds):
+        b.create_order("ETH/USDT", "limit", "buy", 100, 3000)
+    with pytest.raises(ccxt.BadRequest):  # -1013 Filter failure: NOTIONAL, as ccxt maps it for Binance
+        b.create_order("ETH/USDT", "limit", "buy", 0.001, 1)
+    wrong = client(base)
+    wrong.apiKey, wrong.secret = b.apiKey, "not-the-secret"
+    with pytest.raises(ccxt.AuthenticationError):
+        wrong.fetch_balance()
+    stale = client(base)
+    stale.apiKey, stale.secret = b.apiKey, b.secret
+    stale.milliseconds = lambda: int(__import__("time").time() * 1000) - 120_000  # type: ignore[method-assign]
+    with pytest.raises(ccxt.InvalidNonce):
+        stale.fetch_balance()

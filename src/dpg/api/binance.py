@@ -1,16 +1,61 @@
 """The Binance spot dialect under ``/api/v3``, so that existing bots (ccxt, freqtrade) point at
 DPG by changing a URL. Symbols like ``BTCUSDT``, decimal strings, Binance's field names and error
-codes (``{"code": -1121, "msg": "Invalid symbol."}``). This module holds the public market data;
-it reads the same state as DPG's own API."""
+codes (``{"code": -1121, "msg": "Invalid symbol."}``), and Binance's signed requests: header
+``X-MBX-APIKEY`` and ``signature`` = hex HMAC-SHA256(secret, query string + body) with
+``timestamp`` and ``recvWindow``. It reads and changes the same state as DPG's own API."""
 
+import secrets
+import time
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from dpg.api.app import Runtime
+from dpg.api.app import Runtime, client_ip
+from dpg.api.auth import AuthError
 from dpg.api.errors import ApiError
-from dpg.core.model import Market
+from dpg.api.trading import OrderRequest
+from dpg.api.views import OrderView
+from dpg.core.model import Market, OrderStatus, OrderType, Side
+
+# DPG's rejection codes in Binance's words (HTTP status, code, message)
+_REJECTIONS: dict[str, tuple[int, int, str]] = {
+    "PRICE_OFF_TICK": (400, -1013, "Filter failure: PRICE_FILTER"),
+    "INVALID_PRICE": (400, -1013, "Filter failure: PRICE_FILTER"),
+    "QUANTITY_OFF_LOT": (400, -1013, "Filter failure: LOT_SIZE"),
+    "INVALID_QUANTITY": (400, -1013, "Filter failure: LOT_SIZE"),
+    "BELOW_MIN_NOTIONAL": (400, -1013, "Filter failure: NOTIONAL"),
+    "INVALID_AMOUNT": (400, -1100, "Illegal characters found in a parameter."),
+    "INSUFFICIENT_FUNDS": (400, -2010, "Account has insufficient balance for requested action."),
+    "POST_ONLY_WOULD_TAKE": (400, -2010, "Order would immediately match and take."),
+    "STOP_WOULD_TRIGGER": (400, -2010, "Order would trigger immediately."),
+    "FOK_NOT_FILLABLE": (400, -2010, "Order would not be filled completely."),
+    "NO_LIQUIDITY": (400, -2010, "Market order cannot be filled: no liquidity."),
+    "DUPLICATE_CLIENT_ORDER_ID": (400, -2010, "Duplicate order sent."),
+    "UNKNOWN_MARKET": (400, -1121, "Invalid symbol."),
+    "UNAVAILABLE": (503, -1001, "Internal error; unable to process your request. Please try again."),
+}
+_AUTH: dict[str, tuple[int, int, str]] = {
+    "KEY_UNKNOWN": (401, -2015, "Invalid API-key, IP, or permissions for action."),
+    "KEY_REVOKED": (401, -2015, "Invalid API-key, IP, or permissions for action."),
+    "IP_NOT_ALLOWED": (401, -2015, "Invalid API-key, IP, or permissions for action."),
+    "PERMISSION_DENIED": (401, -2015, "Invalid API-key, IP, or permissions for action."),
+    "STALE_TIMESTAMP": (400, -1021, "Timestamp for this request is outside of the recvWindow."),
+    "REPLAYED": (400, -1021, "Timestamp for this request was already used."),
+    "BAD_SIGNATURE": (400, -1022, "Signature for this request is not valid."),
+    "INVALID_RECV_WINDOW": (400, -1131, "recvWindow must be less than 60000"),
+}
+_STATUS = {OrderStatus.OPEN.value: "NEW", OrderStatus.PARTIALLY_FILLED.value: "PARTIALLY_FILLED",
+           OrderStatus.FILLED.value: "FILLED", OrderStatus.CANCELED.value: "CANCELED",
+           OrderStatus.EXPIRED.value: "EXPIRED", OrderStatus.REJECTED.value: "REJECTED"}
+_TYPE = {OrderType.LIMIT.value: ("LIMIT", "GTC"), OrderType.IOC.value: ("LIMIT", "IOC"),
+         OrderType.FOK.value: ("LIMIT", "FOK"), OrderType.POST_ONLY.value: ("LIMIT_MAKER", "GTC"),
+         OrderType.MARKET.value: ("MARKET", "GTC"), OrderType.STOP_LIMIT.value: ("STOP_LOSS_LIMIT", "GTC"),
+         OrderType.TAKE_PROFIT_LIMIT.value: ("TAKE_PROFIT_LIMIT", "GTC")}
+_MANDATORY = "Mandatory parameter '{}' was not sent, was empty/null, or malformed."
+_STP = {"EXPIRE_TAKER": "expire_taker", "EXPIRE_MAKER": "expire_maker", "EXPIRE_BOTH": "expire_both",
+        "NONE": "expire_taker"}
 
 INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3_600, "4h": 14_400, "1d": 86_400}
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
@@ -170,5 +215,234 @@ def router(rt: Runtime) -> APIRouter:
                     "askPrice": price(m, ask[0]), "askQty": m.format_qty(ask[1])}
 
         return one(market(symbol)) if symbol else [one(m) for m in rt.markets]
+
+    # ------------------------------------------------------------------ signed
+
+    async def signed(request: Request, need: str) -> tuple[int, dict[str, str]]:
+        """The user and the parameters of a signed request (query string and form body)."""
+        key = request.headers.get("x-mbx-apikey", "")
+        if not key:
+            raise BinanceError(401, -2014, "API-key format invalid.")
+        query = request.url.query
+        body = (await request.body()).decode("utf-8", "replace")
+        sig = ""
+        signed_parts = []
+        for raw in (query, body):
+            kept = []
+            for part in raw.split("&") if raw else []:
+                if part.startswith("signature="):
+                    sig = part[len("signature="):]
+                else:
+                    kept.append(part)
+            signed_parts.append("&".join(kept))
+        payload = signed_parts[0] + signed_parts[1]  # Binance's totalParams: query string, then body
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        params.pop("signature", None)
+        if not sig:
+            raise BinanceError(400, -1102, _MANDATORY.format("signature"))
+        ts = params.get("timestamp", "")
+        window = params.get("recvWindow", "5000")
+        if not ts.isdigit() or len(ts) > 16:
+            raise BinanceError(400, -1102, _MANDATORY.format("timestamp"))
+        if not window.isdigit() or len(window) > 6:
+            raise BinanceError(400, -1131, "recvWindow must be less than 60000")
+        try:
+            user = await rt.accounts.verify_signature(key, sig, payload.encode(), int(ts), int(window),
+                                                      client_ip(request), need)
+        except AuthError as e:
+            status, code, msg = _AUTH.get(e.code, (400, -1022, e.reason))
+            raise BinanceError(status, code, msg) from None
+        if rt.key_limits.take(key):
+            raise BinanceError(429, -1003, "Too many requests; please use the websocket for live updates.")
+        return user, params
+
+    def need_param(params: dict[str, str], name: str) -> str:
+        v = params.get(name, "")
+        if not v:
+            raise BinanceError(400, -1102, _MANDATORY.format(name))
+        return v
+
+    def order_json(v: OrderView) -> dict[str, Any]:
+        m = rt.markets[v.market]
+        typ, tif = _TYPE[v.otype]
+        status = _STATUS.get(v.status, "NEW")
+        if v.status == OrderStatus.EXPIRED.value and v.reason == "self-trade prevention":
+            status = "EXPIRED_IN_MATCH"
+        return {
+            "symbol": m.compact, "orderId": v.order_id, "orderListId": -1, "clientOrderId": v.client_id,
+            "price": m.format_price(v.price) if v.price else "0.00",
+            "origQty": m.format_qty(v.qty) if v.qty else m.format_qty(v.filled),
+            "executedQty": m.format_qty(v.filled), "cummulativeQuoteQty": m.quote.format(v.filled_quote),
+            "status": status, "timeInForce": tif, "type": typ, "side": "BUY" if v.side == Side.BUY else "SELL",
+            "stopPrice": m.format_price(v.stop_price) if v.stop_price else "0.00", "icebergQty": "0.00",
+            "time": _ms(v.created_ts), "updateTime": _ms(v.updated_ts), "isWorking": v.triggered,
+            "workingTime": _ms(v.created_ts), "origQuoteOrderQty": m.quote.format(v.quote_qty),
+            "selfTradePreventionMode": ("EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")[v.stp],
+            "transactTime": _ms(v.updated_ts),
+        }
+
+    def find(user: int, params: dict[str, str], missing: int) -> OrderView:
+        oid, cid = params.get("orderId"), params.get("origClientOrderId")
+        v = None
+        if oid:
+            if not oid.isdigit():
+                raise BinanceError(400, -1100, "Illegal characters found in parameter 'orderId'.")
+            v = rt.views.order(user, int(oid))
+        elif cid:
+            v = rt.views.order_by_client_id(user, cid)
+        else:
+            raise BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were"
+                                           " empty/null!")
+        if v is None or (params.get("symbol") and rt.markets[v.market].compact != market(params["symbol"]).compact):
+            raise BinanceError(400, missing, "Unknown order sent." if missing == -2011 else "Order does not exist.")
+        return v
+
+    async def rejections(coro: Any) -> Any:
+        try:
+            return await coro
+        except ApiError as e:
+            status, code, msg = _REJECTIONS.get(e.code, (400, -1013 if "FILTER" in e.code else -2010, e.reason))
+            if e.code == "ORDER_NOT_FOUND":
+                status, code, msg = 400, -2011, "Unknown order sent."
+            raise BinanceError(status, code, msg) from None
+
+    @r.get("/account")
+    async def account(request: Request) -> dict[str, Any]:
+        user, _ = await signed(request, "read")
+        mine = rt.views.balance(user)
+        return {
+            "makerCommission": 8, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
+            "commissionRates": {"maker": "0.00080000", "taker": "0.00100000", "buyer": "0.00000000",
+                                "seller": "0.00000000"},
+            "canTrade": True, "canWithdraw": False, "canDeposit": True, "brokered": False,
+            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": int(time.time() * 1000),
+            "accountType": "SPOT", "permissions": ["SPOT"], "uid": user,
+            "balances": [{"asset": a.symbol, "free": a.format(mine.get(a.index, [0, 0])[0]),
+                          "locked": a.format(mine.get(a.index, [0, 0])[1])} for a in rt.assets],
+        }
+
+    @r.post("/order")
+    async def new_order(request: Request) -> dict[str, Any]:
+        user, p = await signed(request, "trade")
+        m = market(need_param(p, "symbol"))
+        side = need_param(p, "side").upper()
+        typ = need_param(p, "type").upper()
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(400, -1117, "Invalid side.")
+        tif = p.get("timeInForce", "GTC").upper()
+        kinds = {("LIMIT", "GTC"): "limit", ("LIMIT", "IOC"): "ioc", ("LIMIT", "FOK"): "fok",
+                 ("LIMIT_MAKER", "GTC"): "post_only", ("MARKET", "GTC"): "market", ("MARKET", "IOC"): "market",
+                 ("STOP_LOSS_LIMIT", "GTC"): "stop_limit", ("TAKE_PROFIT_LIMIT", "GTC"): "take_profit_limit"}
+        kind = kinds.get((typ, "GTC" if typ in ("LIMIT_MAKER",) else tif))
+        if typ not in {t for t, _ in kinds}:
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        if kind is None:
+            raise BinanceError(400, -1115, "Invalid timeInForce.")
+        cid = p.get("newClientOrderId") or "dpg" + secrets.token_hex(10)
+        if len(cid) > 36:
+            raise BinanceError(400, -1100, "Illegal characters found in parameter 'newClientOrderId'; legal range is"
+                               " '^[a-zA-Z0-9-_.]{1,36}$'.")
+        stp = _STP.get(p.get("selfTradePreventionMode", "EXPIRE_TAKER").upper())
+        if stp is None:
+            raise BinanceError(400, -1100, "Illegal characters found in parameter 'selfTradePreventionMode'.")
+        try:
+            req = OrderRequest.model_validate({
+                "market": m.symbol, "side": side.lower(), "type": kind, "price": p.get("price") or None,
+                "quantity": p.get("quantity") or None, "quote_quantity": p.get("quoteOrderQty") or None,
+                "client_order_id": cid, "stp": stp, "stop_price": p.get("stopPrice") or None})
+        except ValueError:
+            raise BinanceError(400, -1100, "Illegal characters found in a parameter.") from None
+        if kind == "market" and req.price is not None:
+            req.price = None  # Binance ignores a price on a market order
+        done = await rejections(rt.trading.place(user, req))
+        v = rt.views.order(user, done["order_id"])
+        assert v is not None
+        full = order_json(v)
+        resp = p.get("newOrderRespType", "FULL" if typ in ("LIMIT", "MARKET") else "ACK").upper()
+        if resp == "ACK":
+            return {k: full[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId", "transactTime")}
+        if resp == "FULL":
+            fee_asset = m.base.symbol if v.side == Side.BUY else m.quote.symbol
+            fee_fmt = m.base if v.side == Side.BUY else m.quote
+            full["fills"] = [{"price": m.format_price(f["price"]), "qty": m.format_qty(f["qty"]),
+                              "commission": fee_fmt.format(f["fee"]), "commissionAsset": fee_asset,
+                              "tradeId": f["trade_id"]} for f in v.fills]
+        return full
+
+    @r.get("/order")
+    async def get_order(request: Request) -> dict[str, Any]:
+        user, p = await signed(request, "read")
+        return order_json(find(user, p, -2013))
+
+    @r.delete("/order")
+    async def cancel_order(request: Request) -> dict[str, Any]:
+        user, p = await signed(request, "trade")
+        m = market(need_param(p, "symbol"))
+        v = find(user, p, -2011)
+        if v.order_id not in rt.views.open:
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        await rejections(rt.trading.cancel(user, m.symbol, order_id=v.order_id))
+        out = order_json(v)
+        out["origClientOrderId"] = v.client_id
+        return out
+
+    @r.get("/openOrders", response_model=None)
+    async def open_orders(request: Request) -> Any:
+        user, p = await signed(request, "read")
+        mi = market(p["symbol"]).index if p.get("symbol") else None
+        return [order_json(v) for v in rt.views.open_orders(user, mi)]
+
+    @r.delete("/openOrders", response_model=None)
+    async def cancel_open_orders(request: Request) -> Any:
+        user, p = await signed(request, "trade")
+        m = market(need_param(p, "symbol"))
+        mine = rt.views.open_orders(user, m.index)
+        await rejections(rt.trading.cancel_all(user, m.symbol))
+        out = []
+        for v in mine:
+            o = order_json(v)
+            o["origClientOrderId"] = v.client_id
+            out.append(o)
+        return out
+
+    def my_orders(user: int, m: Market) -> list[OrderView]:
+        mine = [v for v in (*rt.views.open.values(), *rt.views.finished.values())
+                if v.account == user and v.market == m.index]
+        return sorted(mine, key=lambda v: v.order_id)
+
+    @r.get("/allOrders", response_model=None)
+    async def all_orders(request: Request) -> Any:
+        user, p = await signed(request, "read")
+        m = market(need_param(p, "symbol"))
+        start, end = int(p.get("startTime") or 0), int(p.get("endTime") or 2**62)
+        from_id = int(p.get("orderId") or 0)
+        limit = min(1000, int(p.get("limit") or 500))
+        rows = [v for v in my_orders(user, m)
+                if v.order_id >= from_id and start <= _ms(v.created_ts) <= end]
+        return [order_json(v) for v in rows[:limit]]
+
+    @r.get("/myTrades", response_model=None)
+    async def my_trades(request: Request) -> Any:
+        user, p = await signed(request, "read")
+        m = market(need_param(p, "symbol"))
+        start, end = int(p.get("startTime") or 0), int(p.get("endTime") or 2**62)
+        from_id = int(p.get("fromId") or 0)
+        limit = min(1000, int(p.get("limit") or 500))
+        out = []
+        for v in my_orders(user, m):
+            fee_asset = m.base if v.side == Side.BUY else m.quote
+            for f in v.fills:
+                t = _ms(v.updated_ts)
+                if f["trade_id"] < from_id or not start <= t <= end:
+                    continue
+                out.append({"symbol": m.compact, "id": f["trade_id"], "orderId": v.order_id, "orderListId": -1,
+                            "price": m.format_price(f["price"]), "qty": m.format_qty(f["qty"]),
+                            "quoteQty": m.quote.format(f["price"] * f["qty"] // 10**m.base.decimals),
+                            "commission": fee_asset.format(f["fee"]), "commissionAsset": fee_asset.symbol,
+                            "time": t, "isBuyer": v.side == Side.BUY, "isMaker": f["role"] == "maker",
+                            "isBestMatch": True})
+        out.sort(key=lambda x: x["id"])
+        return out[:limit]
 
     return r
