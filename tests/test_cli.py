@@ -150,3 +150,37 @@ def test_por_snapshot_marks_an_epoch_on_the_running_exchange(pg_url: str, tmp_pa
         stop(proc)
     gone = dpg("por", "snapshot", env=env)
     assert gone.returncode == 1 and "no exchange" in gone.stderr
+
+
+def test_operator_commands_act_on_the_running_exchange(pg_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.api.client import ADMIN, free_port, signed
+
+    port = free_port()
+    env = {"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_ADMIN_TOKEN": ADMIN, "DPG_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**os.environ, **env})
+    assert proc.stdout is not None and "DPG is up" in proc.stdout.readline()
+    try:
+        r = dpg("user", "create", "carol", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        user = json.loads(r.stdout)
+        assert dpg("user", "create", "carol", "--json", env=env).returncode == 1  # taken
+        r = dpg("apikey", "create", "carol", "--permissions", "read,trade", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        key = json.loads(r.stdout)
+        assert key["permissions"] == ["read", "trade"] and key["secret"]
+        r = dpg("credit", "carol", "USDT", "1234.5", env=env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["amount"] == "1234.500000"
+        refused = dpg("credit", "carol", "USDT", "0", env=env)
+        assert refused.returncode == 1 and "INVALID_AMOUNT" in refused.stderr
+        assert dpg("credit", "nobody", "USDT", "1", env=env).returncode == 1
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        balances = signed(http, key["key"], key["secret"], "GET", "/api/v1/balances").json()
+        assert {"asset": "USDT", "available": "1234.500000", "locked": "0.000000", "total": "1234.500000"} in balances
+        login = http.post("/api/v1/auth/login", json={"email": user["email"], "password": user["password"]})
+        assert login.status_code == 200
+    finally:
+        stop(proc)

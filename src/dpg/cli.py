@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +22,10 @@ app.add_typer(projections_app, name="projections")
 por_app = typer.Typer(help="Proof of reserves: Merkle sum trees and proofs (docs/proof-of-reserves.md)",
                       no_args_is_help=True)
 app.add_typer(por_app, name="por")
+user_app = typer.Typer(help="Users (on the exchange's database)", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys (on the exchange's database)", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
 
 
 class _KeyValueFormatter(logging.Formatter):
@@ -294,6 +298,78 @@ def bench_restart(
 
     for line in durable_bench.restart(commands):
         typer.echo(json.dumps(line))
+
+
+def _operator_call(work: Any) -> Any:
+    from dpg.api.auth import AuthError
+
+    try:
+        return work()
+    except AuthError as e:
+        raise _fail(f"{e.code}: {e.reason}", 1) from None
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Argument(help="A name (stands for NAME@users.dpg.local) or an email address")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create a user with a random password (printed once)."""
+    from dpg.api import operator
+    from dpg.node import database_url
+
+    settings = Settings.from_env()
+    url = database_url(settings)
+    from dpg.store import db
+
+    db.migrate(url)
+    out = _operator_call(lambda: operator.create_user(url, settings, name))
+    typer.echo(json.dumps(out) if as_json else f"user {out['id']} ({out['email']}), password {out['password']}")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="The user's name or email")],
+    permissions: Annotated[str, typer.Option(help="Comma-separated: read, trade, withdraw")] = "read",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create an API key for a user; the secret is printed once."""
+    from dpg.api import operator
+    from dpg.node import database_url
+
+    settings = Settings.from_env()
+    perms = [p.strip() for p in permissions.split(",") if p.strip()]
+    out = _operator_call(lambda: operator.create_api_key(database_url(settings), settings, name, perms))
+    typer.echo(json.dumps(out) if as_json else f"key {out['key']}\nsecret {out['secret']}")
+
+
+@app.command()
+def credit(
+    name: Annotated[str, typer.Argument(help="The user's name or email")],
+    asset: Annotated[str, typer.Argument(help="e.g. USDT")],
+    amount: Annotated[str, typer.Argument(help="Decimal amount, e.g. 1000.50")],
+    reference: Annotated[str | None, typer.Option(help="External reference (default: a new one)")] = None,
+    url: Annotated[str | None, typer.Option(help="The running exchange (default http://DPG_HOST:DPG_PORT)")] = None,
+) -> None:
+    """Credit a user's balance on the running exchange (a journaled command)."""
+    import secrets
+    import urllib.error
+
+    from dpg.api import operator
+    from dpg.api.server import admin_token
+    from dpg.node import database_url
+
+    settings = Settings.from_env()
+    uid = _operator_call(lambda: operator.user_id(database_url(settings), settings, name))
+    base = url or f"http://{settings.host}:{settings.port}"
+    try:
+        out = operator.credit(base, admin_token(settings), uid, asset, amount,
+                              reference or f"cli-{secrets.token_hex(8)}")
+    except urllib.error.HTTPError as e:
+        raise _fail(f"the exchange refused: {e.read().decode()}", 1) from None
+    except OSError as e:
+        raise _fail(f"no exchange at {base}: {e}", 1) from None
+    typer.echo(json.dumps(out))
 
 
 @por_app.command("snapshot")
