@@ -128,3 +128,66 @@ def test_two_ccxt_bots_trade_with_each_other(base: str) -> None:
     stale.milliseconds = lambda: int(__import__("time").time() * 1000) - 120_000  # type: ignore[method-assign]
     with pytest.raises(ccxt.InvalidNonce):
         stale.fetch_balance()
+
+
+def test_ccxt_watches_the_book_and_trades_over_the_binance_streams(base: str) -> None:
+    import asyncio
+    import random
+
+    import ccxt.pro
+
+    u1, u2 = User(base, "w1@binance.dpg"), User(base, "w2@binance.dpg")
+    for u in (u1, u2):
+        u.credit("BTC", "20")
+        u.credit("USDT", "2000000")
+    api = f"{base}/api/v3"
+
+    def rest_depth() -> dict[str, object]:
+        got: dict[str, object] = u1.http.get("/api/v3/depth", params={"symbol": "BTCUSD", "limit": 1000}).json()
+        return got
+
+    def as_floats(levels: object) -> list[list[float]]:
+        assert isinstance(levels, list)
+        return [[float(p), float(q)] for p, q in levels]
+
+    async def main() -> None:
+        ex = ccxt.pro.binance({
+            "urls": {"api": {"public": api, "private": api, "v1": api, "sapi": api,
+                             "ws": {"spot": base.replace("http", "ws") + "/stream/ws"}}},
+            "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
+                        "fetchCurrencies": False},
+        })
+        loop = asyncio.get_running_loop()
+        rng = random.Random(1)
+        u1.credit("USD", "2000000")
+        u2.credit("USD", "2000000")
+        try:
+            await ex.watch_order_book("BTC/USD")
+            checked = 0
+            for step in range(40):
+                side = rng.choice(["buy", "sell"])
+                ticks = 5_000_000 + rng.randint(-20, 20)
+                body = {"market": "BTC/USD", "side": side, "price": f"{ticks // 100}.{ticks % 100:02d}",
+                        "quantity": f"0.{rng.randint(1, 50):04d}"}
+                who = u1 if step % 2 else u2
+                await loop.run_in_executor(None, lambda b=body, w=who: w.order(**b))
+                rest = await loop.run_in_executor(None, rest_depth)
+                ob = ex.orderbooks["BTC/USD"]
+                while ob["nonce"] < rest["lastUpdateId"]:  # type: ignore[operator]
+                    ob = await asyncio.wait_for(ex.watch_order_book("BTC/USD"), 10)
+                assert ob["nonce"] == rest["lastUpdateId"]
+                assert [list(x) for x in ob["bids"]] == as_floats(rest["bids"])
+                assert [list(x) for x in ob["asks"]] == as_floats(rest["asks"])
+                checked += 1
+            assert checked == 40
+            trades_task = asyncio.ensure_future(ex.watch_trades("BTC/USD"))
+            await asyncio.sleep(0.5)
+            r = await loop.run_in_executor(None, lambda: u2.order(market="BTC/USD", side="sell", price="49000",
+                                                                  quantity="0.0100"))
+            assert r.status_code == 201 and r.json()["filled"] != "0.0000", r.text
+            trades = await asyncio.wait_for(trades_task, 10)
+            assert trades and trades[-1]["symbol"] == "BTC/USD" and trades[-1]["side"] == "sell"
+        finally:
+            await ex.close()
+
+    asyncio.run(main())

@@ -14,6 +14,7 @@ an API key and a signature: headers ``X-DPG-APIKEY``, ``X-DPG-TIMESTAMP`` (ms), 
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -55,6 +56,8 @@ class Runtime:
         self.trading = Trading(bus, self.views, markets, assets)
         self.hub = Hub()
         self.depth_seq: dict[int, int] = {}
+        # more publishers of each update (other dialects): f(update, {market index: previous depth seq})
+        self.publishers: list[Callable[[Update, dict[int, int]], None]] = []
         self.ip_limits = TokenBuckets(ip_rate, ip_rate * 2)
         self.key_limits = TokenBuckets(key_rate, key_rate * 2)
         self.healthy = True
@@ -80,9 +83,10 @@ class Runtime:
 
     def _dispatch(self, upd: Update) -> None:
         hub = self.hub
+        prevs: dict[int, int] = {}
         for symbol, change in upd.depth.items():
             m = self.trading.market(symbol)
-            prev = self.depth_seq.get(m.index, 0)
+            prev = prevs[m.index] = self.depth_seq.get(m.index, 0)
             self.depth_seq[m.index] = upd.seq
             channel = f"depth:{m.symbol}"
             if hub.has(channel):
@@ -106,6 +110,8 @@ class Runtime:
                 if hub.has(channel):
                     last = self.md.candles(m.symbol, interval, limit=1)
                     hub.publish(channel, {"type": "candle", "data": [self.candle_json(m, c) for c in last]})
+        for publish in self.publishers:
+            publish(upd, prevs)
         for account, items in upd.accounts.items():
             if account not in hub.by_account:
                 continue
@@ -287,6 +293,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
     app.include_router(binance.router(rt))
+    app.include_router(binance.streams(rt))
 
     app.add_middleware(Limits, buckets=rt.ip_limits)
 

@@ -4,19 +4,22 @@ codes (``{"code": -1121, "msg": "Invalid symbol."}``), and Binance's signed requ
 ``X-MBX-APIKEY`` and ``signature`` = hex HMAC-SHA256(secret, query string + body) with
 ``timestamp`` and ``recvWindow``. It reads and changes the same state as DPG's own API."""
 
+import json
 import secrets
 import time
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from dpg.api.app import Runtime, client_ip
 from dpg.api.auth import AuthError
 from dpg.api.errors import ApiError
+from dpg.api.marketdata import Update
 from dpg.api.trading import OrderRequest
 from dpg.api.views import OrderView
+from dpg.api.ws import Client
 from dpg.core.model import Market, OrderStatus, OrderType, Side
 
 # DPG's rejection codes in Binance's words (HTTP status, code, message)
@@ -445,4 +448,107 @@ def router(rt: Runtime) -> APIRouter:
         out.sort(key=lambda x: x["id"])
         return out[:limit]
 
+    return r
+
+
+def streams(rt: Runtime) -> APIRouter:
+    """Market streams in Binance's words at ``/stream/ws/…`` (any suffix): ``SUBSCRIBE`` to
+    ``<symbol>@depth@100ms`` (diffs whose ``U``/``u`` continue exactly from REST ``lastUpdateId``;
+    a removed level has quantity 0), ``<symbol>@trade``, ``<symbol>@kline_<interval>``,
+    ``<symbol>@bookTicker``. Each diff is one command's change: ``U`` = the previous change of that
+    book + 1, ``u`` = this command's seq."""
+    r = APIRouter(tags=["binance"])
+
+    def channel(stream: str) -> tuple[str, Market] | None:
+        sym, _, kind = stream.partition("@")
+        try:
+            m = rt.trading.market(sym.upper())
+        except ApiError:
+            return None
+        if kind in ("depth", "depth@100ms", "depth@1000ms"):
+            return f"bn:depth:{m.compact}", m
+        if kind in ("trade", "aggTrade", "bookTicker"):
+            return f"bn:{kind}:{m.compact}", m
+        if kind.startswith("kline_") and kind[6:] in INTERVALS:
+            return f"bn:{kind}:{m.compact}", m
+        return None
+
+    def publish(upd: Update, prevs: dict[int, int]) -> None:
+        hub = rt.hub
+        now = int(time.time() * 1000)
+        for symbol, change in upd.depth.items():
+            m = rt.trading.market(symbol)
+            ch = f"bn:depth:{m.compact}"
+            if hub.has(ch):
+                hub.publish_raw(ch, {
+                    "e": "depthUpdate", "E": now, "s": m.compact, "U": prevs.get(m.index, 0) + 1, "u": upd.seq,
+                    "b": [[m.format_price(p), m.format_qty(q)] for p, q in change.get("bids", [])],
+                    "a": [[m.format_price(p), m.format_qty(q)] for p, q in change.get("asks", [])]})
+            ch = f"bn:bookTicker:{m.compact}"
+            if hub.has(ch):
+                d = rt.md.depth(m.symbol, 1)
+                bid = d["bids"][0] if d["bids"] else (0, 0)
+                ask = d["asks"][0] if d["asks"] else (0, 0)
+                hub.publish_raw(ch, {"u": upd.seq, "s": m.compact, "b": m.format_price(bid[0]) if bid[0] else "0",
+                                     "B": m.format_qty(bid[1]), "a": m.format_price(ask[0]) if ask[0] else "0",
+                                     "A": m.format_qty(ask[1])})
+        for t in upd.trades:
+            m = rt.trading.market(t["market"])
+            for kind in ("trade", "aggTrade"):
+                ch = f"bn:{kind}:{m.compact}"
+                if hub.has(ch):
+                    key = "t" if kind == "trade" else "a"
+                    hub.publish_raw(ch, {"e": kind, "E": now, "s": m.compact, key: t["id"],
+                                         "p": m.format_price(t["price"]), "q": m.format_qty(t["qty"]),
+                                         "T": _ms(t["ts"]), "m": t["side"] == "sell", "M": True})
+        for symbol in upd.candles:
+            m = rt.trading.market(symbol)
+            for interval, seconds in INTERVALS.items():
+                ch = f"bn:kline_{interval}:{m.compact}"
+                if hub.has(ch):
+                    for c in rt.md.candles(m.symbol, interval, limit=1):
+                        hub.publish_raw(ch, {"e": "kline", "E": now, "s": m.compact, "k": {
+                            "t": _ms(c["t"]), "T": _ms(c["t"]) + seconds * 1000 - 1, "s": m.compact, "i": interval,
+                            "f": -1, "L": -1, "o": m.format_price(c["open"]), "c": m.format_price(c["close"]),
+                            "h": m.format_price(c["high"]), "l": m.format_price(c["low"]),
+                            "v": m.format_qty(c["volume"]), "n": c["trades"], "x": False,
+                            "q": m.quote.format(c["quote_volume"]), "V": "0", "Q": "0", "B": "0"}})
+
+    rt.publishers.append(publish)
+
+    async def session(ws: WebSocket) -> None:
+        await ws.accept()
+        client = Client(ws, client_ip(ws))
+        rt.hub.connect(client)
+        try:
+            while True:
+                text = await ws.receive_text()
+                try:
+                    msg = json.loads(text)
+                except ValueError:
+                    client.send_json({"error": {"code": 3, "msg": "Invalid JSON"}})
+                    continue
+                if not isinstance(msg, dict):
+                    client.send_json({"error": {"code": 3, "msg": "Invalid request"}})
+                    continue
+                method, params, rid = msg.get("method"), msg.get("params", []), msg.get("id")
+                if method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list) and len(params) <= 200:
+                    found = [channel(p) if isinstance(p, str) else None for p in params]
+                    if any(f is None for f in found):
+                        client.send_json({"error": {"code": 2, "msg": "Invalid request: unknown stream"}, "id": rid})
+                        continue
+                    for ch, _ in (f for f in found if f is not None):
+                        (rt.hub.subscribe if method == "SUBSCRIBE" else rt.hub.unsubscribe)(client, ch)
+                    client.send_json({"result": None, "id": rid})
+                elif method == "LIST_SUBSCRIPTIONS":
+                    client.send_json({"result": sorted(client.channels), "id": rid})
+                else:
+                    client.send_json({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": rid})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            rt.hub.disconnect(client)
+
+    r.add_api_websocket_route("/stream/ws", session)
+    r.add_api_websocket_route("/stream/ws/{suffix:path}", session)
     return r

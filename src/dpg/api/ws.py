@@ -155,6 +155,17 @@ class Hub:
             if not (c.send_frame(data) if c.transport is not None else c.send(text)):
                 self.disconnect(c)
 
+    def publish_raw(self, channel: str, message: dict[str, Any]) -> None:
+        """Send ``message`` as it is (no channel field): for other dialects' streams."""
+        subs = self.by_channel.get(channel)
+        if not subs:
+            return
+        text = json.dumps(message, separators=(",", ":"))
+        data = frame(text)
+        for c in list(subs):
+            if not (c.send_frame(data) if c.transport is not None else c.send(text)):
+                self.disconnect(c)
+
     def publish_private(self, account: int, channel: str, message: dict[str, Any]) -> None:
         clients = self.by_account.get(account)
         if not clients:
