@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+/// @title DPG custody vault
+/// @notice Holds the exchange's on-chain funds: ETH and ERC-20 tokens.
+///
+/// Deposits: anyone deposits for an exchange account (`uint64`, never 0). Each deposit emits
+/// `Deposit` with a unique id, keccak256(abi.encode(chainid, vault, nonce)), and the amount that
+/// actually arrived (a fee-on-transfer token is credited what the vault received, or refused
+/// when `refuseFeeTokens[token]` is set). Plain ETH transfers without an account are refused.
+///
+/// Withdrawals need 3 distinct signatures of the 5 current signers over EIP-712 typed data
+/// (domain "DPG Vault", version "1", this chain id and this vault's address). Signatures are
+/// passed sorted by signer address, strictly ascending, which makes "distinct" a comparison.
+/// Every id is used once: it is paid, or queued (and later paid or cancelled), never both and
+/// never twice. An amount above `largeThreshold[token]` (0 = no threshold) is queued and can be
+/// paid by anyone through `executeQueued` once `timelock` seconds have passed, unless a signer
+/// or the guardian cancels it first. The signed `deadline` bounds when `withdraw` may be called;
+/// a withdrawal queued in time stays executable after its deadline.
+///
+/// Daily limit: `dailyLimit[token]` (0 = unlimited) caps what is paid out per token per
+/// calendar day in UTC (day = block.timestamp / 1 days), counted when the funds leave, queued
+/// withdrawals included. A payment that would exceed it reverts and can be retried on a later
+/// day (or after the signers raise the limit).
+///
+/// Pause: the guardian pauses (deposits, withdrawals and queued executions stop); only 3 of the
+/// 5 signers unpause, so a stolen guardian key can freeze the vault but never reopen it.
+/// Cancelling a queued withdrawal and every signed administrative call still work while paused.
+///
+/// Administration (signer set, per-token limits, guardian, unpause) takes 3 signer signatures
+/// over EIP-712 typed data carrying `adminNonce` (each signed change is usable once, in order)
+/// and a deadline. The time-lock itself is fixed at deployment.
+contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    // ---------------------------------------------------------------- constants
+
+    uint256 public constant SIGNER_COUNT = 5;
+    uint256 public constant THRESHOLD = 3;
+    uint256 public constant MAX_TIMELOCK = 30 days;
+
+    bytes32 public constant WITHDRAWAL_TYPEHASH =
+        keccak256("Withdrawal(bytes32 id,uint64 account,address token,address to,uint256 amount,uint256 deadline)");
+    bytes32 public constant CHANGE_SIGNERS_TYPEHASH =
+        keccak256("ChangeSigners(address[5] signers,uint256 nonce,uint256 deadline)");
+    bytes32 public constant CONFIGURE_TYPEHASH = keccak256(
+        "Configure(address token,uint256 largeThreshold,uint256 dailyLimit,bool refuseFeeTokens,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant SET_GUARDIAN_TYPEHASH =
+        keccak256("SetGuardian(address guardian,uint256 nonce,uint256 deadline)");
+    bytes32 public constant UNPAUSE_TYPEHASH = keccak256("Unpause(uint256 nonce,uint256 deadline)");
+
+    // ---------------------------------------------------------------- types
+
+    struct Withdrawal {
+        bytes32 id;
+        uint64 account;
+        address token; // address(0) for ETH
+        address to;
+        uint256 amount;
+        uint256 deadline;
+    }
+
+    /// Per-token settings, in the constructor and in `configure`.
+    struct TokenConfig {
+        address token; // address(0) for ETH
+        uint256 largeThreshold; // amounts above it are time-locked; 0 = none is
+        uint256 dailyLimit; // most paid out per UTC day; 0 = unlimited
+        bool refuseFeeTokens; // refuse a deposit of which less arrives than was sent
+    }
+
+    enum Status {
+        None,
+        Queued,
+        Executed,
+        Cancelled
+    }
+
+    struct QueuedWithdrawal {
+        uint64 account;
+        uint64 executableAt;
+        address token;
+        address to;
+        uint256 amount;
+    }
+
+    // ---------------------------------------------------------------- state
+
+    /// Seconds a queued (large) withdrawal waits before `executeQueued`.
+    uint256 public immutable timelock;
+
+    address public guardian;
+    address[5] private _signers;
+    mapping(address => bool) public isSigner;
+
+    /// Nonce of the next signed administrative call (changeSigners, configure, setGuardian, unpause).
+    uint256 public adminNonce;
+    /// Number of deposits so far; the next deposit id is derived from it.
+    uint256 public depositNonce;
+
+    mapping(address token => uint256) public largeThreshold;
+    mapping(address token => uint256) public dailyLimit;
+    mapping(address token => bool) public refuseFeeTokens;
+    /// Paid out per token and UTC day number (block.timestamp / 1 days).
+    mapping(address token => mapping(uint256 day => uint256)) public outflow;
+
+    mapping(bytes32 id => Status) public status;
+    mapping(bytes32 id => QueuedWithdrawal) public queued;
+
+    // ---------------------------------------------------------------- events
+
+    event Deposit(bytes32 indexed depositId, uint64 indexed account, address indexed token, uint256 amount);
+    event WithdrawalQueued(bytes32 id, uint256 executableAt);
+    event WithdrawalExecuted(bytes32 id, uint64 account, address token, address to, uint256 amount);
+    event WithdrawalCancelled(bytes32 id, address by);
+    event SignersChanged(address[5] signers);
+    event LimitsChanged(address indexed token, uint256 largeThreshold, uint256 dailyLimit, bool refuseFeeTokens);
+    event GuardianChanged(address guardian);
+
+    // ---------------------------------------------------------------- errors
+
+    error ZeroAmount();
+    error ZeroAccount();
+    error ZeroAddress();
+    error FeeOnTransferRefused(address token, uint256 sent, uint256 received);
+    error InvalidSignerSet();
+    error WrongSignatureCount(uint256 count);
+    error InvalidSignature(uint256 index);
+    error NotASigner(address signer);
+    error SignersNotAscending(uint256 index);
+    error Expired(uint256 deadline);
+    error WrongNonce(uint256 expected, uint256 given);
+    error AlreadyUsed(bytes32 id);
+    error NotQueued(bytes32 id);
+    error TimelockActive(bytes32 id, uint256 executableAt);
+    error DailyLimitExceeded(address token, uint256 day, uint256 limit, uint256 wouldBe);
+    error InsufficientHoldings(address token, uint256 holdings, uint256 amount);
+    error EthTransferFailed(address to, uint256 amount);
+    error Unauthorized(address caller);
+    error InvalidTimelock(uint256 timelock);
+
+    // ---------------------------------------------------------------- construction
+
+    constructor(address[5] memory signers_, address guardian_, uint256 timelock_, TokenConfig[] memory configs)
+        EIP712("DPG Vault", "1")
+    {
+        if (guardian_ == address(0)) revert ZeroAddress();
+        if (timelock_ > MAX_TIMELOCK) revert InvalidTimelock(timelock_);
+        _setSigners(signers_);
+        guardian = guardian_;
+        timelock = timelock_;
+        emit GuardianChanged(guardian_);
+        for (uint256 i; i < configs.length; ++i) {
+            _configure(configs[i]);
+        }
+    }
+
+    /// Plain ETH transfers carry no account: refused (use depositETH).
+    receive() external payable {
+        revert ZeroAccount();
+    }
+
+    // ---------------------------------------------------------------- deposits
+
+    function depositETH(uint64 account) external payable nonReentrant whenNotPaused returns (bytes32 depositId) {
+        if (msg.value == 0) revert ZeroAmount();
+        if (account == 0) revert ZeroAccount();
+        depositId = _nextDepositId();
+        emit Deposit(depositId, account, address(0), msg.value);
+    }
+
+    function depositToken(address token, uint256 amount, uint64 account)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes32 depositId)
+    {
+        if (token == address(0)) revert ZeroAddress();
+        if (amount == 0) revert ZeroAmount();
+        if (account == 0) revert ZeroAccount();
+        IERC20 erc20 = IERC20(token);
+        uint256 before = erc20.balanceOf(address(this));
+        erc20.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = erc20.balanceOf(address(this)) - before;
+        if (received != amount && refuseFeeTokens[token]) revert FeeOnTransferRefused(token, amount, received);
+        if (received == 0) revert ZeroAmount();
+        depositId = _nextDepositId();
+        emit Deposit(depositId, account, token, received);
+    }
+
+    // ---------------------------------------------------------------- withdrawals
+
+    /// Pays `w` now, or queues it when its amount is above the token's large threshold.
+    /// @return paid true when paid now, false when queued
+    function withdraw(Withdrawal calldata w, bytes[] calldata signatures)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bool paid)
+    {
+        if (block.timestamp > w.deadline) revert Expired(w.deadline);
+        if (status[w.id] != Status.None) revert AlreadyUsed(w.id);
+        if (w.amount == 0) revert ZeroAmount();
+        if (w.account == 0) revert ZeroAccount();
+        if (w.to == address(0)) revert ZeroAddress();
+        _checkSignatures(_withdrawalStructHash(w), signatures);
+
+        uint256 large = largeThreshold[w.token];
+        if (large != 0 && w.amount > large) {
+            // casting to uint64 is safe: a timestamp plus at most 30 days fits for 500 billion years
+            // forge-lint: disable-next-line(unsafe-typecast)
+            uint64 executableAt = uint64(block.timestamp + timelock);
+            status[w.id] = Status.Queued;
+            queued[w.id] = QueuedWithdrawal({
+                account: w.account, executableAt: executableAt, token: w.token, to: w.to, amount: w.amount
+            });
+            emit WithdrawalQueued(w.id, executableAt);
+            return false;
+        }
+        status[w.id] = Status.Executed;
+        _pay(w.id, w.account, w.token, w.to, w.amount);
+        return true;
+    }
+
+    /// Pays a queued withdrawal once its time-lock has passed. Anyone may call it.
+    function executeQueued(bytes32 id) external nonReentrant whenNotPaused {
+        if (status[id] != Status.Queued) revert NotQueued(id);
+        QueuedWithdrawal memory q = queued[id];
+        if (block.timestamp < q.executableAt) revert TimelockActive(id, q.executableAt);
+        status[id] = Status.Executed;
+        delete queued[id];
+        _pay(id, q.account, q.token, q.to, q.amount);
+    }
+
+    /// A signer or the guardian cancels a queued withdrawal (also while paused).
+    function cancelQueued(bytes32 id) external nonReentrant {
+        if (!isSigner[msg.sender] && msg.sender != guardian) revert Unauthorized(msg.sender);
+        if (status[id] != Status.Queued) revert NotQueued(id);
+        status[id] = Status.Cancelled;
+        delete queued[id];
+        emit WithdrawalCancelled(id, msg.sender);
+    }
+
+    // ---------------------------------------------------------------- administration
+
+    function changeSigners(address[5] calldata newSigners, uint256 nonce, uint256 deadline, bytes[] calldata signatures)
+        external
+        nonReentrant
+    {
+        _checkAdmin(
+            keccak256(abi.encode(CHANGE_SIGNERS_TYPEHASH, keccak256(abi.encode(newSigners)), nonce, deadline)),
+            nonce,
+            deadline,
+            signatures
+        );
+        for (uint256 i; i < SIGNER_COUNT; ++i) {
+            isSigner[_signers[i]] = false;
+        }
+        _setSigners(newSigners);
+    }
+
+    function configure(TokenConfig calldata c, uint256 nonce, uint256 deadline, bytes[] calldata signatures)
+        external
+        nonReentrant
+    {
+        _checkAdmin(
+            keccak256(
+                abi.encode(
+                    CONFIGURE_TYPEHASH, c.token, c.largeThreshold, c.dailyLimit, c.refuseFeeTokens, nonce, deadline
+                )
+            ),
+            nonce,
+            deadline,
+            signatures
+        );
+        _configure(c);
+    }
+
+    function setGuardian(address newGuardian, uint256 nonce, uint256 deadline, bytes[] calldata signatures)
+        external
+        nonReentrant
+    {
+        if (newGuardian == address(0)) revert ZeroAddress();
+        _checkAdmin(
+            keccak256(abi.encode(SET_GUARDIAN_TYPEHASH, newGuardian, nonce, deadline)), nonce, deadline, signatures
+        );
+        guardian = newGuardian;
+        emit GuardianChanged(newGuardian);
+    }
+
+    /// The guardian stops deposits, withdrawals and queued executions.
+    function pause() external {
+        if (msg.sender != guardian) revert Unauthorized(msg.sender);
+        _pause();
+    }
+
+    /// 3 of the 5 signers resume the vault (the guardian alone cannot).
+    function unpause(uint256 nonce, uint256 deadline, bytes[] calldata signatures) external nonReentrant {
+        _checkAdmin(keccak256(abi.encode(UNPAUSE_TYPEHASH, nonce, deadline)), nonce, deadline, signatures);
+        _unpause();
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// What the vault holds of `token` (address(0): ETH).
+    function holdings(address token) public view returns (uint256) {
+        return token == address(0) ? address(this).balance : IERC20(token).balanceOf(address(this));
+    }
+
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    function signers() external view returns (address[5] memory) {
+        return _signers;
+    }
+
+    function executed(bytes32 id) external view returns (bool) {
+        return status[id] == Status.Executed;
+    }
+
+    /// The EIP-712 digest the signers sign for `w`.
+    function withdrawalDigest(Withdrawal calldata w) external view returns (bytes32) {
+        return _hashTypedDataV4(_withdrawalStructHash(w));
+    }
+
+    /// What may still be paid out of `token` today (type(uint256).max when unlimited).
+    function remainingToday(address token) external view returns (uint256) {
+        uint256 limit = dailyLimit[token];
+        if (limit == 0) return type(uint256).max;
+        uint256 spent = outflow[token][block.timestamp / 1 days];
+        return spent >= limit ? 0 : limit - spent;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _nextDepositId() private returns (bytes32) {
+        return keccak256(abi.encode(block.chainid, address(this), depositNonce++));
+    }
+
+    function _withdrawalStructHash(Withdrawal calldata w) private pure returns (bytes32) {
+        return keccak256(abi.encode(WITHDRAWAL_TYPEHASH, w.id, w.account, w.token, w.to, w.amount, w.deadline));
+    }
+
+    function _pay(bytes32 id, uint64 account, address token, address to, uint256 amount) private {
+        uint256 held = holdings(token);
+        if (amount > held) revert InsufficientHoldings(token, held, amount);
+        uint256 limit = dailyLimit[token];
+        if (limit != 0) {
+            uint256 day = block.timestamp / 1 days;
+            uint256 wouldBe = outflow[token][day] + amount;
+            if (wouldBe > limit) revert DailyLimitExceeded(token, day, limit, wouldBe);
+            outflow[token][day] = wouldBe;
+        }
+        emit WithdrawalExecuted(id, account, token, to, amount);
+        if (token == address(0)) {
+            (bool ok,) = to.call{value: amount}("");
+            if (!ok) revert EthTransferFailed(to, amount);
+        } else {
+            IERC20(token).safeTransfer(to, amount);
+        }
+    }
+
+    function _checkAdmin(bytes32 structHash, uint256 nonce, uint256 deadline, bytes[] calldata signatures) private {
+        if (block.timestamp > deadline) revert Expired(deadline);
+        if (nonce != adminNonce) revert WrongNonce(adminNonce, nonce);
+        _checkSignatures(structHash, signatures);
+        adminNonce = nonce + 1;
+    }
+
+    /// Reverts unless `signatures` are 3 to 5 valid signatures of current signers over the typed
+    /// data `structHash`, sorted by signer address, strictly ascending (so all distinct).
+    function _checkSignatures(bytes32 structHash, bytes[] calldata signatures) private view {
+        uint256 n = signatures.length;
+        if (n < THRESHOLD || n > SIGNER_COUNT) revert WrongSignatureCount(n);
+        bytes32 digest = _hashTypedDataV4(structHash);
+        address previous;
+        for (uint256 i; i < n; ++i) {
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signatures[i]);
+            if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(i);
+            if (!isSigner[signer]) revert NotASigner(signer);
+            if (signer <= previous) revert SignersNotAscending(i);
+            previous = signer;
+        }
+    }
+
+    function _setSigners(address[5] memory newSigners) private {
+        for (uint256 i; i < SIGNER_COUNT; ++i) {
+            address s = newSigners[i];
+            if (s == address(0) || isSigner[s]) revert InvalidSignerSet();
+            isSigner[s] = true;
+            _signers[i] = s;
+        }
+        emit SignersChanged(newSigners);
+    }
+
+    function _configure(TokenConfig memory c) private {
+        largeThreshold[c.token] = c.largeThreshold;
+        dailyLimit[c.token] = c.dailyLimit;
+        refuseFeeTokens[c.token] = c.refuseFeeTokens;
+        emit LimitsChanged(c.token, c.largeThreshold, c.dailyLimit, c.refuseFeeTokens);
+    }
+}

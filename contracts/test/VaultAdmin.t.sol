@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {VaultSetup} from "./utils/VaultSetup.sol";
+import {Vault} from "../src/Vault.sol";
+
+contract VaultAdminTest is VaultSetup {
+    event SignersChanged(address[5] signers);
+    event LimitsChanged(address indexed token, uint256 largeThreshold, uint256 dailyLimit, bool refuseFeeTokens);
+    event GuardianChanged(address guardian);
+
+    uint256[5] internal newKeys;
+    address[5] internal newAddrs;
+
+    function setUp() public override {
+        super.setUp();
+        // the new set keeps signers 3 and 4 and brings three new ones
+        newKeys[0] = signerKeys[3];
+        newKeys[1] = signerKeys[4];
+        for (uint256 i = 2; i < 5; ++i) {
+            newKeys[i] = uint256(keccak256(abi.encode("new signer", i)));
+        }
+        for (uint256 i; i < 5; ++i) {
+            newAddrs[i] = vm.addr(newKeys[i]);
+        }
+        fundETH(10 ether);
+    }
+
+    function signChange(uint256[] memory keys, address[5] memory s, uint256 nonce, uint256 deadline)
+        internal
+        view
+        returns (bytes[] memory)
+    {
+        return sign(keys, changeSignersDigest(address(vault), s, nonce, deadline));
+    }
+
+    // ------------------------------------------------------------------ signer change
+
+    function test_ChangeSigners_ThreeOfFive() public {
+        uint256 deadline = block.timestamp + 1 days;
+        bytes[] memory sigs = signChange(keys3(signerKeys[0], signerKeys[2], signerKeys[4]), newAddrs, 0, deadline);
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit SignersChanged(newAddrs);
+        vault.changeSigners(newAddrs, 0, deadline, sigs);
+
+        address[5] memory s = vault.signers();
+        for (uint256 i; i < 5; ++i) {
+            vm.assertEq(s[i], newAddrs[i], "new signer");
+            vm.assertTrue(vault.isSigner(newAddrs[i]), "isSigner new");
+        }
+        for (uint256 i; i < 3; ++i) {
+            vm.assertFalse(vault.isSigner(signerAddrs[i]), "old signer kept");
+        }
+        vm.assertEq(vault.adminNonce(), 1, "nonce");
+
+        // old signers no longer sign withdrawals; the new ones do
+        Vault.Withdrawal memory w = withdrawal("after change", address(0), 1 ether);
+        bytes[] memory old = sign3(w);
+        vm.expectPartialRevert(Vault.NotASigner.selector);
+        vault.withdraw(w, old);
+        vault.withdraw(w, sign(keys3(newKeys[0], newKeys[2], newKeys[3]), withdrawalDigest(address(vault), w)));
+        vm.assertEq(recipient.balance, 1 ether, "paid");
+    }
+
+    function test_ChangeSigners_TwoRejected() public {
+        uint256 deadline = block.timestamp + 1 days;
+        bytes[] memory sigs = signChange(keys2(signerKeys[0], signerKeys[1]), newAddrs, 0, deadline);
+        vm.expectRevert(abi.encodeWithSelector(Vault.WrongSignatureCount.selector, 2));
+        vault.changeSigners(newAddrs, 0, deadline, sigs);
+        // two current signers and one of the incoming ones are not three current signers
+        sigs = signChange(keys3(signerKeys[0], signerKeys[1], newKeys[2]), newAddrs, 0, deadline);
+        vm.expectRevert(abi.encodeWithSelector(Vault.NotASigner.selector, newAddrs[2]));
+        vault.changeSigners(newAddrs, 0, deadline, sigs);
+        vm.assertTrue(vault.isSigner(signerAddrs[0]), "changed");
+    }
+
+    function test_ChangeSigners_ReplayAndNonce() public {
+        uint256 deadline = block.timestamp + 1 days;
+        bytes[] memory sigs = signChange(signersKeys(3), newAddrs, 0, deadline);
+        vm.expectRevert(abi.encodeWithSelector(Vault.WrongNonce.selector, 0, 1));
+        vault.changeSigners(newAddrs, 1, deadline, sigs);
+        vault.changeSigners(newAddrs, 0, deadline, sigs);
+        vm.expectRevert(abi.encodeWithSelector(Vault.WrongNonce.selector, 1, 0));
+        vault.changeSigners(newAddrs, 0, deadline, sigs);
+    }
+
+    function test_ChangeSigners_Expired() public {
+        uint256 deadline = block.timestamp + 1 days;
+        bytes[] memory sigs = signChange(signersKeys(3), newAddrs, 0, deadline);
+        vm.warp(deadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(Vault.Expired.selector, deadline));
+        vault.changeSigners(newAddrs, 0, deadline, sigs);
+    }
+
+    function test_ChangeSigners_SignaturesBindTheNewSet() public {
+        uint256 deadline = block.timestamp + 1 days;
+        bytes[] memory sigs = signChange(signersKeys(3), newAddrs, 0, deadline);
+        address[5] memory other = newAddrs;
+        other[4] = address(0xE11E);
+        vm.expectPartialRevert(Vault.NotASigner.selector);
+        vault.changeSigners(other, 0, deadline, sigs);
+    }
+
+    function test_ChangeSigners_InvalidSetRejected() public {
+        uint256 deadline = block.timestamp + 1 days;
+        address[5] memory dup = newAddrs;
+        dup[4] = dup[0];
+        bytes[] memory sigs = signChange(signersKeys(3), dup, 0, deadline);
+        vm.expectRevert(Vault.InvalidSignerSet.selector);
+        vault.changeSigners(dup, 0, deadline, sigs);
+        address[5] memory zero = newAddrs;
+        zero[2] = address(0);
+        sigs = signChange(signersKeys(3), zero, 0, deadline);
+        vm.expectRevert(Vault.InvalidSignerSet.selector);
+        vault.changeSigners(zero, 0, deadline, sigs);
+        vm.assertEq(vault.adminNonce(), 0, "nonce used by a failure");
+    }
+
+    function test_ChangeSigners_QueuedWithdrawalSurvives() public {
+        Vault.Withdrawal memory w = withdrawal("queued", address(0), 10 ether);
+        // make ETH withdrawals above 1 ether time-locked first
+        Vault.TokenConfig memory c = Vault.TokenConfig(address(0), 1 ether, 0, false);
+        uint256 deadline = block.timestamp + 1 days;
+        vault.configure(c, 0, deadline, sign(signersKeys(3), configureDigest(address(vault), c, 0, deadline)));
+        vm.assertFalse(vault.withdraw(w, sign3(w)), "paid");
+        vault.changeSigners(newAddrs, 1, deadline, signChange(signersKeys(3), newAddrs, 1, deadline));
+        // a removed signer can no longer cancel; the queued withdrawal still executes
+        vm.prank(signerAddrs[0]);
+        vm.expectRevert(abi.encodeWithSelector(Vault.Unauthorized.selector, signerAddrs[0]));
+        vault.cancelQueued("queued");
+        vm.warp(block.timestamp + TIMELOCK);
+        vault.executeQueued("queued");
+        vm.assertEq(recipient.balance, 10 ether, "paid");
+    }
+
+    // ------------------------------------------------------------------ configure, guardian
+
+    function test_Configure() public {
+        Vault.TokenConfig memory c = Vault.TokenConfig(address(wbtc), 5e8, 20e8, true);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes32 digest = configureDigest(address(vault), c, 0, deadline);
+        bytes[] memory two = sign(keys2(signerKeys[1], signerKeys[2]), digest);
+        vm.expectRevert(abi.encodeWithSelector(Vault.WrongSignatureCount.selector, 2));
+        vault.configure(c, 0, deadline, two);
+
+        bytes[] memory sigs = sign(keys3(signerKeys[1], signerKeys[2], signerKeys[3]), digest);
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit LimitsChanged(address(wbtc), 5e8, 20e8, true);
+        vault.configure(c, 0, deadline, sigs);
+        vm.assertEq(vault.largeThreshold(address(wbtc)), 5e8, "large");
+        vm.assertEq(vault.dailyLimit(address(wbtc)), 20e8, "daily");
+        vm.assertTrue(vault.refuseFeeTokens(address(wbtc)), "refuse");
+        vm.expectRevert(abi.encodeWithSelector(Vault.WrongNonce.selector, 1, 0));
+        vault.configure(c, 0, deadline, sigs);
+
+        // signatures for one token's settings do not configure another token
+        Vault.TokenConfig memory other = Vault.TokenConfig(address(usdt), 0, 0, false);
+        bytes[] memory sigs1 = sign(signersKeys(3), configureDigest(address(vault), c, 1, deadline));
+        vm.expectPartialRevert(Vault.NotASigner.selector);
+        vault.configure(other, 1, deadline, sigs1);
+    }
+
+    function test_SetGuardian() public {
+        address g = address(0x9A4D);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes[] memory sigs = sign(signersKeys(3), setGuardianDigest(address(vault), g, 0, deadline));
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit GuardianChanged(g);
+        vault.setGuardian(g, 0, deadline, sigs);
+        vm.assertEq(vault.guardian(), g, "guardian");
+        vm.prank(guardian);
+        vm.expectRevert(abi.encodeWithSelector(Vault.Unauthorized.selector, guardian));
+        vault.pause();
+        vm.prank(g);
+        vault.pause();
+        vm.expectRevert(Vault.ZeroAddress.selector);
+        vault.setGuardian(address(0), 1, deadline, sigs);
+    }
+
+    function test_AdminCallsWorkWhilePaused() public {
+        vm.prank(guardian);
+        vault.pause();
+        uint256 deadline = block.timestamp + 1 hours;
+        vault.changeSigners(newAddrs, 0, deadline, signChange(signersKeys(3), newAddrs, 0, deadline));
+        uint256[] memory k = new uint256[](3);
+        (k[0], k[1], k[2]) = (newKeys[0], newKeys[1], newKeys[2]);
+        vault.unpause(1, deadline, sign(k, unpauseDigest(address(vault), 1, deadline)));
+        vm.assertFalse(vault.paused(), "paused");
+    }
+
+    // ------------------------------------------------------------------ constructor
+
+    function test_Constructor_Rejects() public {
+        Vault.TokenConfig[] memory none = new Vault.TokenConfig[](0);
+        address[5] memory s = signerAddrs;
+        s[3] = s[1];
+        vm.expectRevert(Vault.InvalidSignerSet.selector);
+        new Vault(s, guardian, TIMELOCK, none);
+        s = signerAddrs;
+        s[0] = address(0);
+        vm.expectRevert(Vault.InvalidSignerSet.selector);
+        new Vault(s, guardian, TIMELOCK, none);
+        vm.expectRevert(Vault.ZeroAddress.selector);
+        new Vault(signerAddrs, address(0), TIMELOCK, none);
+        vm.expectRevert(abi.encodeWithSelector(Vault.InvalidTimelock.selector, 31 days));
+        new Vault(signerAddrs, guardian, 31 days, none);
+    }
+
+    function test_Constructor_ZeroTimelockPaysQueuedAtOnce() public {
+        Vault.TokenConfig[] memory c = new Vault.TokenConfig[](1);
+        c[0] = Vault.TokenConfig(address(0), 1 ether, 0, false);
+        Vault v = new Vault(signerAddrs, guardian, 0, c);
+        vm.deal(user, 5 ether);
+        vm.prank(user);
+        v.depositETH{value: 5 ether}(1);
+        Vault.Withdrawal memory w = withdrawal("q0", address(0), 2 ether);
+        vm.assertFalse(v.withdraw(w, sign(signersKeys(3), withdrawalDigest(address(v), w))), "paid");
+        v.executeQueued("q0");
+        vm.assertEq(recipient.balance, 2 ether, "paid");
+    }
+}
