@@ -1,0 +1,245 @@
+"""Chain settings: which EVM chains DPG keeps custody on, their vaults, tokens and confirmation depths.
+
+The list comes from the JSON or TOML file named by ``DPG_CHAINS`` (``.json`` is read as JSON,
+anything else as TOML); without it, the embedded development default: Ethereum and Polygon, each
+an anvil node started by DPG with the contracts deployed at start (``dpg.chain.embedded``).
+
+TOML (JSON has the same shape: ``{"chains": [{"name": ..., "tokens": {"USDT": {...}}}]}``)::
+
+    [[chains]]
+    name = "ethereum"            # the chain's name in DPG: deposit references are "<name>:<tx>:<log index>"
+    chain_id = 1                 # checked against the node's eth_chainId
+    rpc_url = "https://…"        # a JSON-RPC node; "" = an embedded chain started by DPG
+    vault = "0x…"                # the Vault; "" only on an embedded chain (deployed at start)
+    confirmations = 12           # blocks (the deposit's own included) before a deposit is credited
+    native_asset = "ETH"         # the DPG asset the native coin credits; "" = native deposits are not credited
+    start_block = 21000000       # optional: where the first scan starts (the vault's deployment block); 0
+    poll_seconds = 6.0           # optional: seconds between two polls; 2
+    max_block_range = 2000       # optional: most blocks one eth_getLogs asks for; 2000
+    block_seconds = 2.0          # optional, embedded chains only: the dev chain's block interval; 2
+
+    [chains.tokens.USDT]         # the token's symbol on that chain
+    address = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+    decimals = 6
+    # asset = "USDT"             # optional: the DPG asset it credits; by default from the symbol
+
+    [chains.tokens.WBTC]
+    address = "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599"
+    decimals = 8                 # WBTC credits BTC
+
+A token symbol maps to a DPG asset (ETH and WETH to ETH, USDT to USDT, WBTC and BTC to BTC, or
+``asset``); its decimals must equal the asset's, so an on-chain amount is the credit amount,
+unit for unit: a file that says otherwise is refused. On Polygon the native coin (POL) is no
+DPG asset, so a Polygon entry has ``native_asset = ""`` and credits ETH through WETH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dpg.core.genesis import ASSETS
+
+# DPG's chain assets and their decimals (from the genesis listing: BTC 8, ETH 18, USDT 6, USD 6)
+ASSET_DECIMALS: dict[str, int] = dict(ASSETS)
+# a token symbol on a chain -> the DPG asset it credits
+TOKEN_ASSETS: dict[str, str] = {"ETH": "ETH", "WETH": "ETH", "USDT": "USDT", "WBTC": "BTC", "BTC": "BTC"}
+NATIVE = "0x" + "00" * 20  # the token address of the native coin in Vault events
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+class ChainConfigError(ValueError):
+    """The chain settings are invalid; the message says which field of which chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    symbol: str  # on the chain: USDT, WBTC, WETH
+    asset: str  # the DPG asset it credits
+    address: str  # lower-case 0x address; "" = deployed by the embedded chain
+    decimals: int  # equal to the DPG asset's
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", self.address.lower())
+        want = ASSET_DECIMALS.get(self.asset)
+        if want is None:
+            raise ChainConfigError(f"token {self.symbol}: {self.asset!r} is not a DPG asset")
+        if self.decimals != want:
+            raise ChainConfigError(
+                f"token {self.symbol}: {self.decimals} decimals, but {self.asset} has {want}; amounts must convert 1:1"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    name: str
+    chain_id: int
+    rpc_url: str  # "" = embedded
+    vault: str  # lower-case 0x address; "" = deployed by the embedded chain
+    confirmations: int
+    native_asset: str  # "" = native deposits are not credited
+    tokens: tuple[Token, ...] = ()
+    start_block: int = 0
+    poll_seconds: float = 2.0
+    max_block_range: int = 2000
+    block_seconds: float = 2.0
+    _by_address: dict[str, Token] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vault", self.vault.lower())
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", self.name):
+            raise ChainConfigError(f"chain name {self.name!r}: lower-case letters, digits, - and _, at most 32")
+        if self.confirmations < 1:
+            raise ChainConfigError(f"chain {self.name}: confirmations must be at least 1")
+        if self.native_asset and ASSET_DECIMALS.get(self.native_asset) != 18:
+            raise ChainConfigError(f"chain {self.name}: native_asset {self.native_asset!r} is not an 18-decimal asset")
+        if not self.embedded and not self.vault:
+            raise ChainConfigError(f"chain {self.name}: a chain with an rpc_url needs its vault address")
+        if self.native_asset:
+            self._by_address[NATIVE] = Token("native", self.native_asset, NATIVE, 18)
+        for t in self.tokens:
+            if t.address == NATIVE:
+                raise ChainConfigError(f"chain {self.name}: token {t.symbol} at the zero address (the native coin)")
+            if not t.address and not self.embedded:
+                raise ChainConfigError(f"chain {self.name}: token {t.symbol} needs an address")
+            if t.address:
+                if t.address in self._by_address:
+                    raise ChainConfigError(f"chain {self.name}: token address {t.address} listed twice")
+                self._by_address[t.address] = t
+
+    @property
+    def embedded(self) -> bool:
+        """Started by DPG (an anvil node), not reached at a configured URL."""
+        return not self.rpc_url
+
+    def token_at(self, address: str) -> Token | None:
+        """The configured token at ``address`` (any case); the native coin at the zero address."""
+        return self._by_address.get(address.lower())
+
+
+def _address(value: Any, what: str, *, allow_empty: bool) -> str:
+    if value in ("", None) and allow_empty:
+        return ""
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise ChainConfigError(f"{what}: {value!r} is not a 0x address of 40 hex digits")
+    return value.lower()
+
+
+def _int(entry: Mapping[str, Any], key: str, what: str, default: int | None = None) -> int:
+    value = entry.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ChainConfigError(f"{what}: {key} must be a non-negative integer, not {value!r}")
+    return value
+
+
+def _number(entry: Mapping[str, Any], key: str, what: str, default: float) -> float:
+    value = entry.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ChainConfigError(f"{what}: {key} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
+    """One chain from its JSON/TOML table (see the module docstring)."""
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise ChainConfigError(f"a chain needs a name: {dict(entry)!r}")
+    what = f"chain {name}"
+    known = {"name", "chain_id", "rpc_url", "vault", "confirmations", "native_asset", "tokens", "start_block",
+             "poll_seconds", "max_block_range", "block_seconds"}
+    unknown = set(entry) - known
+    if unknown:
+        raise ChainConfigError(f"{what}: unknown keys {sorted(unknown)}")
+    rpc_url = entry.get("rpc_url", "")
+    if not isinstance(rpc_url, str) or (rpc_url and not rpc_url.startswith(("http://", "https://"))):
+        raise ChainConfigError(f"{what}: rpc_url must be an http(s) URL or empty, not {rpc_url!r}")
+    native = entry.get("native_asset", "")
+    if not isinstance(native, str):
+        raise ChainConfigError(f"{what}: native_asset must be a string")
+    tokens_in = entry.get("tokens", {})
+    if not isinstance(tokens_in, Mapping):
+        raise ChainConfigError(f"{what}: tokens must be a table of symbol -> {{address, decimals}}")
+    tokens = []
+    for symbol, t in tokens_in.items():
+        if not isinstance(t, Mapping):
+            raise ChainConfigError(f"{what}: token {symbol} must be a table")
+        extra = set(t) - {"address", "decimals", "asset"}
+        if extra:
+            raise ChainConfigError(f"{what}: token {symbol}: unknown keys {sorted(extra)}")
+        asset = t.get("asset", TOKEN_ASSETS.get(symbol, ""))
+        if not isinstance(asset, str) or not asset:
+            raise ChainConfigError(f"{what}: token {symbol} maps to no DPG asset (set asset = ...)")
+        tokens.append(Token(
+            symbol=symbol,
+            asset=asset,
+            address=_address(t.get("address", ""), f"{what}: token {symbol}", allow_empty=not rpc_url),
+            decimals=_int(t, "decimals", f"{what}: token {symbol}"),
+        ))
+    max_range = _int(entry, "max_block_range", what, 2000)
+    if max_range < 1:
+        raise ChainConfigError(f"{what}: max_block_range must be at least 1")
+    return ChainConfig(
+        name=name,
+        chain_id=_int(entry, "chain_id", what),
+        rpc_url=rpc_url,
+        vault=_address(entry.get("vault", ""), f"{what}: vault", allow_empty=not rpc_url),
+        confirmations=_int(entry, "confirmations", what),
+        native_asset=native,
+        tokens=tuple(tokens),
+        start_block=_int(entry, "start_block", what, 0),
+        poll_seconds=_number(entry, "poll_seconds", what, 2.0),
+        max_block_range=max_range,
+        block_seconds=_number(entry, "block_seconds", what, 2.0),
+    )
+
+
+def parse_chains(doc: Mapping[str, Any]) -> tuple[ChainConfig, ...]:
+    entries = doc.get("chains")
+    if not isinstance(entries, list):
+        raise ChainConfigError("the chain settings need a list 'chains'")
+    chains = tuple(parse_chain(e) for e in entries)
+    names = [c.name for c in chains]
+    if len(set(names)) != len(names):
+        raise ChainConfigError(f"chain names must be unique: {names}")
+    return chains
+
+
+def default_chains() -> tuple[ChainConfig, ...]:
+    """The embedded development setup: two anvil chains, 3 confirmations, the tokens deployed at start."""
+    return (
+        ChainConfig(
+            name="ethereum", chain_id=31337, rpc_url="", vault="", confirmations=3, native_asset="ETH",
+            tokens=(Token("USDT", "USDT", "", 6), Token("WBTC", "BTC", "", 8)),
+        ),
+        ChainConfig(
+            name="polygon", chain_id=31338, rpc_url="", vault="", confirmations=3, native_asset="",
+            tokens=(Token("USDT", "USDT", "", 6), Token("WBTC", "BTC", "", 8), Token("WETH", "ETH", "", 18)),
+        ),
+    )
+
+
+def load_chains(env: Mapping[str, str] | None = None) -> tuple[ChainConfig, ...]:
+    """The chains of the file named by ``DPG_CHAINS``, else the embedded defaults."""
+    e = os.environ if env is None else env
+    path = e.get("DPG_CHAINS", "")
+    if not path:
+        return default_chains()
+    p = Path(path).expanduser()
+    try:
+        raw = p.read_bytes()
+    except OSError as err:
+        raise ChainConfigError(f"DPG_CHAINS={path}: {err}") from None
+    try:
+        doc = json.loads(raw) if p.suffix == ".json" else tomllib.loads(raw.decode())
+    except (ValueError, tomllib.TOMLDecodeError) as err:
+        raise ChainConfigError(f"DPG_CHAINS={path}: {err}") from None
+    if not isinstance(doc, dict):
+        raise ChainConfigError(f"DPG_CHAINS={path}: expected a table with 'chains'")
+    return parse_chains(doc)

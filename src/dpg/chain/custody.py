@@ -1,0 +1,76 @@
+"""Custody for a running exchange: every configured chain's deposit watcher, each in its own thread.
+
+A node wires it in after ``Node.open`` and stops it before ``node.close()``::
+
+    custody = Custody.start(node.url, node.sequencer.submit_wait, load_chains(), settings.data_dir)
+    ...
+    custody.stop()
+
+An embedded chain (no ``rpc_url``) is started first (``dpg.chain.embedded``); one that cannot be
+(no anvil binary) is logged and left out, so the exchange still runs. A chain reached by URL is
+watched even while its node is down: its watcher retries until the node answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dpg.chain.config import ChainConfig
+from dpg.chain.embedded import EmbeddedChain, start_embedded
+from dpg.chain.rpc import Rpc
+from dpg.chain.store import Deposit, DepositStore
+from dpg.chain.watcher import DepositWatcher, Submit
+
+log = logging.getLogger("dpg.chain.custody")
+
+
+@dataclass
+class Custody:
+    url: str
+    watchers: list[DepositWatcher] = field(default_factory=list)
+    embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
+
+    @staticmethod
+    def start(url: str, submit: Submit, chains: Sequence[ChainConfig], data_dir: Path, *,
+              anvil: Path | None = None) -> Custody:
+        """``url``: the exchange's PostgreSQL (migrated); ``submit``: ``node.sequencer.submit_wait``."""
+        custody = Custody(url)
+        for configured in chains:
+            chain, reset = configured, False
+            if configured.embedded:
+                try:
+                    dev = start_embedded(configured, data_dir, anvil)
+                except (RuntimeError, OSError) as e:
+                    log.error("event=chain_not_started chain=%s error=%r", configured.name, str(e))
+                    continue
+                custody.embedded[configured.name] = dev
+                chain = dev.config
+                reset = True  # its state file may be removed: start over rather than halt
+            watcher = DepositWatcher(chain, Rpc(chain.rpc_url), DepositStore(url), submit, reset_on_mismatch=reset)
+            watcher.start()
+            custody.watchers.append(watcher)
+        log.info("event=custody_started chains=%s", ",".join(w.chain.name for w in custody.watchers) or "-")
+        return custody
+
+    def chains(self) -> list[ChainConfig]:
+        """The watched chains, resolved (an embedded chain with its URL and addresses)."""
+        return [w.chain for w in self.watchers]
+
+    def deposits(self, account: int, limit: int = 100) -> list[Deposit]:
+        """An account's deposits on every chain, newest first, with their confirmations."""
+        store = DepositStore(self.url)
+        try:
+            return store.deposits(account=account, limit=limit)
+        finally:
+            store.close()
+
+    def stop(self) -> None:
+        for w in self.watchers:
+            w.stop()
+        for dev in self.embedded.values():
+            dev.stop()
+        self.watchers.clear()
+        self.embedded.clear()

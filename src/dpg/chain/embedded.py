@@ -1,0 +1,158 @@
+"""The embedded development chain: an anvil node per chain with DPG's contracts deployed at start.
+
+A chain configured without an ``rpc_url`` is started here: anvil on a free port of 127.0.0.1 with
+interval mining (``block_seconds``), its state kept in ``<data dir>/chain/<name>/state.json``
+between runs, and on first start the Vault (signers: anvil's dev accounts 1-5, guardian and
+deployer: account 0, time-lock one hour) and a ``DevToken`` for every token without an address
+(the symbol and decimals of the configuration: USDT 6, WBTC 8, WETH 18). The addresses are kept in
+``deployment.json`` beside the state. anvil's dev accounts come from its well-known test mnemonic:
+never send anything of value to them.
+
+``deposit_eth`` and ``deposit_token`` make deposits from a dev account, for the demo and tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dpg.chain.anvil import Anvil, find_anvil
+from dpg.chain.config import ChainConfig
+from dpg.chain.contracts import encode_call, encode_deploy, load_artifact
+from dpg.chain.rpc import Rpc, to_int
+
+log = logging.getLogger("dpg.chain.embedded")
+
+TIMELOCK_SECONDS = 3600
+_GAS_DEPLOY = 8_000_000
+_GAS_CALL = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    vault: str
+    tokens: dict[str, str]  # symbol -> address
+
+
+def _contract_address(rpc: Rpc, tx_hash: str) -> str:
+    receipt = rpc.wait_receipt(tx_hash)
+    if to_int(receipt["status"]) != 1 or not receipt.get("contractAddress"):
+        raise RuntimeError(f"deployment {tx_hash} failed: {receipt}")
+    return str(receipt["contractAddress"]).lower()
+
+
+def deploy(rpc: Rpc, deployer: str, signers: list[str], tokens: list[tuple[str, int]]) -> Deployment:
+    """Deploy the Vault and a DevToken per (symbol, decimals); returns their addresses. The
+    transactions are sent together and mined at once (on a node with interval mining as well)."""
+    vault_art = load_artifact("Vault")
+    token_art = load_artifact("DevToken")
+    vault_tx = rpc.send_transaction({
+        "from": deployer, "gas": hex(_GAS_DEPLOY),
+        "data": encode_deploy(vault_art, signers, deployer, TIMELOCK_SECONDS, []),
+    })
+    token_txs = {
+        symbol: rpc.send_transaction({
+            "from": deployer, "gas": hex(_GAS_DEPLOY),
+            "data": encode_deploy(token_art, f"Dev {symbol}", symbol, decimals),
+        })
+        for symbol, decimals in tokens
+    }
+    rpc.mine()
+    return Deployment(
+        vault=_contract_address(rpc, vault_tx),
+        tokens={symbol: _contract_address(rpc, tx) for symbol, tx in token_txs.items()},
+    )
+
+
+def deposit_eth(rpc: Rpc, vault: str, sender: str, account: int, amount: int) -> str:
+    """``depositETH(account)`` with ``amount`` wei from ``sender``; returns the transaction hash."""
+    return rpc.send_transaction({
+        "from": sender, "to": vault, "value": hex(amount), "gas": hex(_GAS_CALL),
+        "data": encode_call("depositETH(uint64)", account),
+    })
+
+
+def deposit_token(rpc: Rpc, vault: str, token: str, sender: str, account: int, amount: int, *,
+                  mint: bool = True) -> str:
+    """Mint ``amount`` of a DevToken to ``sender`` (if ``mint``), approve the vault and deposit it
+    for ``account``; returns the deposit's transaction hash. Explicit gas limits, so the three may
+    land in one block."""
+    if mint:
+        rpc.send_transaction({"from": sender, "to": token, "gas": hex(_GAS_CALL),
+                              "data": encode_call("mint(address,uint256)", sender, amount)})
+    rpc.send_transaction({"from": sender, "to": token, "gas": hex(_GAS_CALL),
+                          "data": encode_call("approve(address,uint256)", vault, amount)})
+    return rpc.send_transaction({
+        "from": sender, "to": vault, "gas": hex(_GAS_CALL),
+        "data": encode_call("depositToken(address,uint256,uint64)", token, amount, account),
+    })
+
+
+@dataclass
+class EmbeddedChain:
+    config: ChainConfig  # resolved: rpc_url, vault and token addresses filled in
+    anvil: Anvil
+    rpc: Rpc
+    accounts: list[str]  # anvil's unlocked dev accounts
+
+    def deposit_eth(self, account: int, amount: int, sender: int = 9) -> str:
+        return deposit_eth(self.rpc, self.config.vault, self.accounts[sender], account, amount)
+
+    def deposit_token(self, symbol: str, account: int, amount: int, sender: int = 9) -> str:
+        token = next(t for t in self.config.tokens if t.symbol == symbol)
+        return deposit_token(self.rpc, self.config.vault, token.address, self.accounts[sender], account, amount)
+
+    def stop(self) -> None:
+        self.anvil.stop()
+
+
+def _has_code(rpc: Rpc, address: str) -> bool:
+    return bool(address) and len(rpc.code(address)) > 0
+
+
+def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = None) -> EmbeddedChain:
+    """Start the anvil node of an embedded chain, deploy the contracts if they are not there yet,
+    and return the chain with its configuration resolved."""
+    if not config.embedded:
+        raise ValueError(f"chain {config.name} has an rpc_url: it is not embedded")
+    binary = binary or find_anvil()
+    if binary is None:
+        raise RuntimeError(
+            f"chain {config.name}: no anvil binary for the embedded chain (run contracts/build.sh, set DPG_ANVIL, "
+            "or configure the chain's rpc_url in the file named by DPG_CHAINS)"
+        )
+    home = data_dir / "chain" / config.name
+    home.mkdir(parents=True, exist_ok=True)
+    anvil = Anvil.start(binary, chain_id=config.chain_id, block_seconds=config.block_seconds,
+                        state=home / "state.json", log_path=home / "anvil.log")
+    try:
+        rpc = Rpc(anvil.url)
+        accounts = rpc.accounts()
+        wanted = [(t.symbol, t.decimals) for t in config.tokens if not t.address]
+        record = home / "deployment.json"
+        deployment: Deployment | None = None
+        if record.exists():
+            doc: dict[str, Any] = json.loads(record.read_text())
+            d = Deployment(doc["vault"], dict(doc["tokens"]))
+            if _has_code(rpc, d.vault) and all(_has_code(rpc, d.tokens.get(s, "")) for s, _ in wanted):
+                deployment = d
+        if deployment is None:
+            deployment = deploy(rpc, accounts[0], accounts[1:6], wanted)
+            record.write_text(json.dumps({"vault": deployment.vault, "tokens": deployment.tokens}, indent=2) + "\n")
+            log.info("event=contracts_deployed chain=%s vault=%s tokens=%s", config.name, deployment.vault,
+                     ",".join(f"{s}:{a}" for s, a in deployment.tokens.items()))
+        tokens = tuple(
+            t if t.address else dataclasses.replace(t, address=deployment.tokens[t.symbol]) for t in config.tokens
+        )
+        resolved = dataclasses.replace(config, rpc_url=anvil.url, vault=config.vault or deployment.vault, tokens=tokens)
+    except BaseException:
+        anvil.stop()
+        raise
+    log.info("event=embedded_chain_up chain=%s url=%s chain_id=%d vault=%s", config.name, anvil.url,
+             config.chain_id, resolved.vault)
+    return EmbeddedChain(resolved, anvil, rpc, accounts)
+
