@@ -73,6 +73,31 @@ def exchange(db_url: str, tmp: Path, **env: str) -> Iterator[str]:
         p.stop()
 
 
+@contextmanager
+def served(pg_server: str, tmp: Path, prefix: str, **env: str) -> Iterator[str]:
+    """``dpg up`` on a scratch database of ``pg_server`` (dropped afterwards); yields the base URL."""
+    from dpg.store import db
+
+    url = db.create_scratch(pg_server, prefix)
+    try:
+        with exchange(url, tmp, **env) as base:
+            yield base
+    finally:
+        db.drop(url)
+
+
+def recv_until(ws: Any, pred: Any, timeout: float = 15) -> list[dict[str, Any]]:
+    """WebSocket messages until one satisfies ``pred`` (all of them, that one last)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        got.append(msg)
+        if pred(msg):
+            return got
+    raise TimeoutError(got)
+
+
 class User:
     """A signed-up, logged-in user with an HTTP client."""
 

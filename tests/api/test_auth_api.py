@@ -11,21 +11,15 @@ import httpx
 import pyotp
 import pytest
 
-from tests.api.client import User, exchange, sign, signed
+from tests.api.client import User, served, sign, signed
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from dpg.store import db
-
-    url = db.create_scratch(pg_server, "dpg_test_auth")
-    try:
-        with exchange(url, tmp_path_factory.mktemp("auth"), DPG_RATE_IP="40", DPG_RATE_KEY="40") as b:
-            yield b
-    finally:
-        db.drop(url)
+    with served(pg_server, tmp_path_factory.mktemp("auth"), "dpg_test_auth", DPG_RATE_IP="40", DPG_RATE_KEY="40") as b:
+        yield b
 
 
 def make_key(u: User, permissions: list[str], ip_allow: list[str] | None = None,

@@ -8,21 +8,15 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from tests.api.client import User, exchange
+from tests.api.client import User, served
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from dpg.store import db
-
-    url = db.create_scratch(pg_server, "dpg_test_binance")
-    try:
-        with exchange(url, tmp_path_factory.mktemp("binance")) as b:
-            yield b
-    finally:
-        db.drop(url)
+    with served(pg_server, tmp_path_factory.mktemp("binance"), "dpg_test_binance") as b:
+        yield b
 
 
 def client(base: str) -> ccxt.binance:

@@ -13,21 +13,15 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from tests.api.client import User, exchange
+from tests.api.client import User, served
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from dpg.store import db
-
-    url = db.create_scratch(pg_server, "dpg_test_depth")
-    try:
-        with exchange(url, tmp_path_factory.mktemp("depth")) as b:
-            yield b
-    finally:
-        db.drop(url)
+    with served(pg_server, tmp_path_factory.mktemp("depth"), "dpg_test_depth") as b:
+        yield b
 
 
 class Follower:

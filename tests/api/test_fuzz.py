@@ -9,22 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.client import ADMIN, User, exchange
+from tests.api.client import ADMIN, User, served
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
 def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from dpg.store import db
-
-    url = db.create_scratch(pg_server, "dpg_test_fuzz")
-    try:
-        # generous limits: the fuzzer itself must not be the thing that gets refused
-        with exchange(url, tmp_path_factory.mktemp("fuzz"), DPG_RATE_IP="100000", DPG_RATE_KEY="100000") as b:
-            yield b
-    finally:
-        db.drop(url)
+    # generous limits: the fuzzer itself must not be the thing that gets refused
+    with served(pg_server, tmp_path_factory.mktemp("fuzz"), "dpg_test_fuzz",
+                DPG_RATE_IP="100000", DPG_RATE_KEY="100000") as b:
+        yield b
 
 
 def st(base: str, *extra: str) -> subprocess.CompletedProcess[str]:

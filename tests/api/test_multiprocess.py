@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.sync.client import connect
 
-from tests.api.client import ADMIN, Process, User, free_port
+from tests.api.client import ADMIN, Process, User, free_port, recv_until
 
 pytestmark = pytest.mark.timeout(300)
 
 REDIS = "redis://127.0.0.1:6379/0"
 
-
-def recv_until(ws: Any, pred: Any, timeout: float = 15) -> list[dict[str, Any]]:
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        got.append(msg)
-        if pred(msg):
-            return got
-    raise TimeoutError(got)
 
 
 def test_order_on_one_api_process_reaches_the_others_websocket(pg_url: str, tmp_path: Path) -> None:

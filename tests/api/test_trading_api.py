@@ -7,37 +7,20 @@ import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from websockets.sync.client import connect
 
-from tests.api.client import User, exchange, wait_projected
+from tests.api.client import User, recv_until, served, wait_projected
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from dpg.store import db
+    with served(pg_server, tmp_path_factory.mktemp("api"), "dpg_test_api") as b:
+        yield b
 
-    url = db.create_scratch(pg_server, "dpg_test_api")
-    try:
-        with exchange(url, tmp_path_factory.mktemp("api")) as b:
-            yield b
-    finally:
-        db.drop(url)
-
-
-def recv_until(ws: Any, pred: Any, timeout: float = 10) -> list[dict[str, Any]]:
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        got.append(msg)
-        if pred(msg):
-            return got
-    raise TimeoutError(got)
 
 
 def test_public_endpoints(base: str) -> None:

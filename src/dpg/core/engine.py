@@ -210,14 +210,21 @@ class Engine:
         a = self.asset_by_symbol[asset].index
         return (vec[2 * a], vec[2 * a + 1]) if vec else (0, 0)
 
-    def _credit(self, c: Credit) -> list[Event]:
-        asset = self.asset_by_symbol.get(c.asset) if isinstance(c.asset, str) else None
+    def _movement(self, symbol: object, account: object, amount: object) -> tuple[Asset | None, list[Event]]:
+        """The asset of a credit or withdrawal, or the rejection of its asset, account or amount."""
+        asset = self.asset_by_symbol.get(symbol) if isinstance(symbol, str) else None
         if asset is None:
-            return _rej(Reject.UNKNOWN_ASSET, f"unknown asset {c.asset!r}")
-        if not _is_int(c.account) or c.account <= 0:
-            return _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
-        if not _is_int(c.amount) or c.amount <= 0 or c.amount >= MAX_AMOUNT:
-            return _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
+            return None, _rej(Reject.UNKNOWN_ASSET, f"unknown asset {symbol!r}")
+        if not _is_int(account) or account <= 0:  # type: ignore[operator]
+            return None, _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
+        if not _is_int(amount) or not 0 < amount < MAX_AMOUNT:  # type: ignore[operator]
+            return None, _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
+        return asset, []
+
+    def _credit(self, c: Credit) -> list[Event]:
+        asset, err = self._movement(c.asset, c.account, c.amount)
+        if asset is None:
+            return err
         if not isinstance(c.ref, str) or not c.ref or len(c.ref) > MAX_REF:
             return _rej(Reject.INVALID_ORDER, "a credit needs a reference of 1-200 characters")
         if c.ref in self.refs:
@@ -253,13 +260,9 @@ class Engine:
         return [(BAL, src, asset.index, -c.amount, 0, t), (BAL, dst, asset.index, c.amount, 0, t)]
 
     def _request_withdrawal(self, c: RequestWithdrawal) -> list[Event]:
-        asset = self.asset_by_symbol.get(c.asset) if isinstance(c.asset, str) else None
+        asset, err = self._movement(c.asset, c.account, c.amount)
         if asset is None:
-            return _rej(Reject.UNKNOWN_ASSET, f"unknown asset {c.asset!r}")
-        if not _is_int(c.account) or c.account <= 0:
-            return _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
-        if not _is_int(c.amount) or c.amount <= 0 or c.amount >= MAX_AMOUNT:
-            return _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
+            return err
         wid = c.withdrawal_id
         if not isinstance(wid, str) or not wid or len(wid) > MAX_REF or not isinstance(c.destination, str):
             return _rej(Reject.INVALID_ORDER, "a withdrawal needs an id of 1-200 characters and a destination")
