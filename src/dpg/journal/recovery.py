@@ -15,10 +15,6 @@ from dpg.journal.sequencer import Applied
 log = logging.getLogger("dpg.recovery")
 
 
-class SnapshotCorrupt(RuntimeError):
-    pass
-
-
 def recover(
     journal: Journal,
     *,
@@ -30,13 +26,15 @@ def recover(
     """Rebuild the engine. ``at_most`` picks the newest snapshot at or below that seq (a lagging
     projection needs the events after its checkpoint); ``from_snapshot=False`` replays all."""
     snap = journal.latest_snapshot(at_most) if from_snapshot else None
+    while snap is not None and hashlib.sha256(snap[2]).hexdigest() != snap[1]:
+        # a damaged snapshot is never trusted: fall back to an older one (or to the whole journal)
+        log.error("event=snapshot_corrupt seq=%d", snap[0])
+        snap = journal.latest_snapshot(snap[0] - 1)
     if snap is None:
         engine = Engine()
         start = 0
     else:
-        start, digest, body = snap
-        if hashlib.sha256(body).hexdigest() != digest:
-            raise SnapshotCorrupt(f"snapshot {start} does not match its state hash")
+        start, _, body = snap
         engine = state.decode(body)
     log.info("event=replay_start snapshot=%d", start)
     apply = engine.apply
