@@ -551,4 +551,233 @@ def streams(rt: Runtime) -> APIRouter:
 
     r.add_api_websocket_route("/stream/ws", session)
     r.add_api_websocket_route("/stream/ws/{suffix:path}", session)
+    r.include_router(ws_api(rt))
     return r
+
+
+# ---------------------------------------------------------------------- WebSocket API
+
+_DONE_EXEC = {"canceled": ("CANCELED", "CANCELED"), "expired": ("EXPIRED", "EXPIRED"),
+              "rejected": ("REJECTED", "REJECTED")}
+_WS_METHODS = ("ping", "time", "session.logon", "session.status", "session.logout", "userDataStream.subscribe",
+               "userDataStream.subscribe.signature", "userDataStream.unsubscribe")
+
+
+def _exec_report(rt: Runtime, v: OrderView, now: int, ts: int, x: str, status: str, **fill: Any) -> dict[str, Any]:
+    """An ``executionReport`` of order ``v`` (its state after the command stamped ``ts``);
+    ``fill`` carries a trade's last quantity/price/fee and the cumulative figures up to it."""
+    m = rt.markets[v.market]
+    typ, tif = _TYPE[v.otype]
+    fee_asset = m.base if v.side == Side.BUY else m.quote
+    fee = fill.get("fee", 0)
+    return {
+        "e": "executionReport", "E": now, "s": m.compact, "c": v.client_id,
+        "S": "BUY" if v.side == Side.BUY else "SELL", "o": typ, "f": tif, "q": m.format_qty(v.qty),
+        "p": m.format_price(v.price) if v.price else "0.00",
+        "P": m.format_price(v.stop_price) if v.stop_price else "0.00", "F": "0.00", "g": -1,
+        "C": v.client_id if x == "CANCELED" else "", "x": x, "X": status, "r": "NONE", "i": v.order_id,
+        "l": m.format_qty(fill.get("qty", 0)), "z": m.format_qty(fill.get("filled", v.filled)),
+        "L": m.format_price(fill["price"]) if fill.get("price") else "0.00",
+        "n": fee_asset.format(fee) if "fee" in fill else "0", "N": fee_asset.symbol if "fee" in fill else None,
+        "T": _ms(ts), "t": fill.get("trade_id", -1), "I": v.updated_seq,
+        "w": v.order_id in rt.views.open and v.triggered and v.otype in _RESTING,
+        "m": fill.get("role") == "maker", "M": "trade_id" in fill, "O": _ms(v.created_ts),
+        "Z": m.quote.format(fill.get("filled_quote", v.filled_quote)),
+        "Y": m.quote.format(fill.get("quote_qty", 0)), "Q": m.quote.format(v.quote_qty), "W": _ms(v.created_ts),
+        "V": ("EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")[v.stp],
+    }
+
+
+_RESTING = (OrderType.LIMIT.value, OrderType.POST_ONLY.value, OrderType.STOP_LIMIT.value,
+            OrderType.TAKE_PROFIT_LIMIT.value)
+
+
+def user_events(rt: Runtime, account: int, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Binance's user data events for one account's private updates of one command (the items
+    ``/ws`` sends as orders, fills and balances): an ``executionReport`` per new order, trade,
+    amendment, cancellation and expiry, then ``balanceUpdate`` for a credit, transfer or
+    withdrawal and one ``outboundAccountPosition`` with every asset whose balance moved."""
+    now = int(time.time() * 1000)
+    out: list[dict[str, Any]] = []
+    # cumulative figures before this command: the view's, less this command's fills
+    later: dict[int, list[int]] = {}
+    last_fill: dict[int, int] = {}
+    done_filled: set[int] = set()
+    for n, it in enumerate(items):
+        if it["type"] == "fill":
+            acc = later.setdefault(it["order_id"], [0, 0])
+            acc[0] += it["qty"]
+            acc[1] += it["quote_qty"]
+            last_fill[it["order_id"]] = n
+        elif it["type"] == "order" and it["event"] == "filled":
+            done_filled.add(it["order_id"])
+    moved: dict[str, None] = {}  # assets, in order
+    for n, it in enumerate(items):
+        kind = it["type"]
+        if kind == "balance":
+            moved[it["asset"]] = None
+            if it["cause"] in ("credit", "transfer", "withdrawal") and it["d_available"]:
+                a = rt.trading.asset(it["asset"])
+                out.append({"e": "balanceUpdate", "E": now, "a": a.symbol, "d": a.format(it["d_available"]), "T": now})
+            continue
+        v = rt.views.order(account, it["order_id"])
+        if v is None:
+            continue
+        ts = it.get("ts", v.updated_ts)
+        if kind == "fill":
+            acc = later[v.order_id]
+            acc[0] -= it["qty"]
+            acc[1] -= it["quote_qty"]
+            filled, filled_quote = v.filled - acc[0], v.filled_quote - acc[1]
+            status = "FILLED" if n == last_fill[v.order_id] and v.order_id in done_filled else "PARTIALLY_FILLED"
+            out.append(_exec_report(rt, v, now, ts, "TRADE", status, qty=it["qty"], price=it["price"],
+                                    fee=it["fee"], trade_id=it["trade_id"], role=it["role"],
+                                    quote_qty=it["quote_qty"], filled=filled, filled_quote=filled_quote))
+        elif it["event"] == "new":
+            out.append(_exec_report(rt, v, now, ts, "NEW", "NEW", filled=0, filled_quote=0))
+        elif it["event"] == "amended":
+            out.append(_exec_report(rt, v, now, ts, "REPLACED", "PARTIALLY_FILLED" if v.filled else "NEW"))
+        elif it["event"] in _DONE_EXEC:
+            x, status = _DONE_EXEC[it["event"]]
+            if it["event"] == "expired" and v.reason == "self-trade prevention":
+                x, status = "TRADE_PREVENTION", "EXPIRED_IN_MATCH"
+            out.append(_exec_report(rt, v, now, ts, x, status))
+    if moved:
+        mine = rt.views.balance(account)
+        assets = [rt.trading.asset(a) for a in moved]
+        out.append({"e": "outboundAccountPosition", "E": now, "u": now,
+                    "B": [{"a": a.symbol, "f": a.format(mine.get(a.index, [0, 0])[0]),
+                           "l": a.format(mine.get(a.index, [0, 0])[1])} for a in assets]})
+    return out
+
+
+def ws_api(rt: Runtime) -> APIRouter:
+    """Binance's WebSocket API at ``/ws-api/v3``: requests ``{"id", "method", "params"}``, answers
+    ``{"id", "status": 200, "result"}`` or ``{"id", "status": 4xx, "error": {"code", "msg"}}``.
+    Methods: ``ping``, ``time``, ``session.logon``/``status``/``logout``, and the user data stream:
+    ``userDataStream.subscribe.signature`` (``apiKey``, ``timestamp``, optional ``recvWindow``,
+    ``signature`` = hex HMAC-SHA256 of the other parameters sorted by name as ``k=v&…``) or
+    ``userDataStream.subscribe`` after ``session.logon``; then ``executionReport``,
+    ``balanceUpdate`` and ``outboundAccountPosition`` events arrive as
+    ``{"subscriptionId": 0, "event": {…}}``, built from the same private updates as ``/ws``."""
+    from dpg.api.app import MAX_WS_MESSAGE
+
+    r = APIRouter(tags=["binance"])
+    listeners: dict[int, dict[Client, int]] = {}  # account -> connection -> its subscription id
+
+    def publish(upd: Update, _: dict[int, int]) -> None:
+        for account, items in upd.accounts.items():
+            conns = listeners.get(account)
+            if not conns:
+                continue
+            for ev in user_events(rt, account, items):
+                for c, sub in list(conns.items()):
+                    if not c.send_json({"subscriptionId": sub, "event": ev}):
+                        drop(c)
+
+    rt.publishers.append(publish)
+
+    def drop(c: Client) -> None:
+        for account, conns in list(listeners.items()):
+            conns.pop(c, None)
+            if not conns:
+                del listeners[account]
+        rt.hub.disconnect(c)
+
+    class Failed(Exception):
+        def __init__(self, status: int, code: int, msg: str) -> None:
+            super().__init__(msg)
+            self.status, self.code, self.msg = status, code, msg
+
+    async def verify(client: Client, p: dict[str, Any], need: str) -> int:
+        for name in ("apiKey", "timestamp", "signature"):
+            if name not in p or p[name] in ("", None):
+                raise Failed(400, -1102, _MANDATORY.format(name))
+        ts, window = str(p["timestamp"]), str(p.get("recvWindow", 5000))
+        if not ts.isdigit() or len(ts) > 16:
+            raise Failed(400, -1100, "Illegal characters found in parameter 'timestamp'.")
+        if not window.isdigit() or len(window) > 6:
+            raise Failed(400, -1131, "recvWindow must be less than 60000")
+        payload = "&".join(f"{k}={_plain(v)}" for k, v in sorted(p.items()) if k != "signature")
+        try:
+            return await rt.accounts.verify_signature(str(p["apiKey"]), str(p["signature"]), payload.encode(),
+                                                      int(ts), int(window), client.ip, need)
+        except AuthError as e:
+            status, code, msg = _AUTH.get(e.code, (400, -1022, e.reason))
+            raise Failed(status, code, msg) from None
+
+    def subscribe(client: Client, account: int) -> int:
+        conns = listeners.setdefault(account, {})
+        return conns.setdefault(client, 0)
+
+    async def handle(client: Client, session: dict[str, Any], method: str, p: dict[str, Any]) -> Any:
+        if method == "ping":
+            return {}
+        if method == "time":
+            return {"serverTime": int(time.time() * 1000)}
+        if method == "session.logon":
+            session["user"] = await verify(client, p, "read")
+            session["key"] = str(p["apiKey"])
+            session["since"] = int(time.time() * 1000)
+        elif method == "session.logout":
+            session.clear()
+        elif method == "userDataStream.subscribe.signature":
+            return {"subscriptionId": subscribe(client, await verify(client, p, "read"))}
+        elif method == "userDataStream.subscribe":
+            if "user" not in session:
+                raise Failed(401, -2015, "Invalid API-key, IP, or permissions for action.")
+            return {"subscriptionId": subscribe(client, session["user"])}
+        elif method == "userDataStream.unsubscribe":
+            for conns in listeners.values():
+                conns.pop(client, None)
+            return {}
+        elif method not in _WS_METHODS:
+            raise Failed(400, -1020, "This operation is not supported.")
+        now = int(time.time() * 1000)
+        return {"apiKey": session.get("key"), "authorizedSince": session.get("since"), "connectedSince": now,
+                "returnRateLimits": False, "serverTime": now, "userDataStream": any(
+                    client in conns for conns in listeners.values())}
+
+    async def connection(ws: WebSocket) -> None:
+        await ws.accept()
+        client = Client(ws, client_ip(ws))
+        rt.hub.connect(client)
+        session: dict[str, Any] = {}
+        try:
+            while True:
+                text = await ws.receive_text()
+                rid: Any = None
+                try:
+                    if len(text) > MAX_WS_MESSAGE:
+                        raise Failed(400, -1104, "Too many parameters sent for this endpoint.")
+                    try:
+                        msg = json.loads(text)
+                    except ValueError:
+                        raise Failed(400, -1000, "Invalid JSON: the request is not a JSON object.") from None
+                    if not isinstance(msg, dict):
+                        raise Failed(400, -1000, "Invalid request: the request is not a JSON object.")
+                    rid, method, params = msg.get("id"), msg.get("method"), msg.get("params", {})
+                    if not isinstance(method, str):
+                        raise Failed(400, -1102, _MANDATORY.format("method"))
+                    if not isinstance(params, dict):
+                        raise Failed(400, -1104, "Invalid request: 'params' must be an object.")
+                    if rt.ip_limits.take(client.ip):
+                        raise Failed(429, -1003, "Too many requests; current limit of IP is exceeded.")
+                    result = await handle(client, session, method, params)
+                    client.send_json({"id": rid, "status": 200, "result": result})
+                except Failed as e:
+                    client.send_json({"id": rid, "status": e.status, "error": {"code": e.code, "msg": e.msg}})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            drop(client)
+
+    r.add_api_websocket_route("/ws-api/v3", connection)
+    return r
+
+
+def _plain(v: Any) -> str:
+    """A parameter's value as Binance signs it: JSON's true/false, numbers and strings as written."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
