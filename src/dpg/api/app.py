@@ -277,7 +277,7 @@ class ApiKeyRequest(BaseModel):
     totp: str | None = Field(default=None, max_length=16)
 
 
-def create_app(rt: Runtime) -> FastAPI:
+def create_app(rt: Runtime, settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="DPG", version="0.1.0",
                   description="DPG exchange API. Amounts are decimal strings; never floats.")
     app.add_exception_handler(ApiError, api_error_handler)
@@ -294,6 +294,9 @@ def create_app(rt: Runtime) -> FastAPI:
     app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
     app.include_router(binance.router(rt))
     app.include_router(binance.streams(rt))
+    from dpg.api.web import mount_web  # the web exchange: pages at /, files under /static/
+
+    mount_web(app)
 
     app.add_middleware(Limits, buckets=rt.ip_limits)
 
@@ -314,7 +317,8 @@ def create_app(rt: Runtime) -> FastAPI:
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             payload = f"{ts}\n{request.method}\n{path}\n".encode() + await request.body()
             need = "read" if request.method == "GET" else "trade"
-            if request.url.path.startswith("/api/v1/transfers"):
+            if request.url.path.startswith("/api/v1/transfers") or (
+                    request.method != "GET" and request.url.path.startswith(("/api/v1/withdrawals", "/api/v1/wallet"))):
                 need = "withdraw"
             user = await rt.accounts.verify_signature(key, sig, payload, int(ts), int(window), client_ip(request), need)
             p = Principal(user, "key", key)

@@ -1,0 +1,56 @@
+// Building the page: h() makes elements, plus small pieces every page shares (tables, notices).
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** A table with a header row and rows of cells; `empty` when there are no rows. */
+export function table(head, rows, empty = "Nothing yet") {
+  return h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
+    h("tbody", {}, rows.length ? rows : h("tr", { class: "empty" }, h("td", { colspan: head.length }, empty))));
+}
+
+/** Show a message (error or success) in a notice element. */
+export function notify(el, text, kind = "error") {
+  el.className = `notice ${kind}`;
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+export function errorText(e) {
+  return e?.code ? `${e.reason || e.message} (${e.code})` : String(e?.message || e);
+}
+
+export function time(ms) {
+  const d = new Date(Number(ms));
+  return d.toLocaleTimeString([], { hour12: false });
+}
+
+export function dateTime(ms) {
+  const d = new Date(Number(ms));
+  return `${d.toISOString().slice(0, 10)} ${d.toLocaleTimeString([], { hour12: false })}`;
+}

@@ -1,0 +1,39 @@
+// Log in: email and password, then the 2FA code when the account asks for one.
+import { post } from "../api.js";
+import { errorText, h, notify } from "../dom.js";
+import { go } from "../router.js";
+import * as session from "../session.js";
+
+export function mount(root) {
+  const email = h("input", { name: "email", type: "email", autocomplete: "username", required: true });
+  const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+  const totp = h("input", { name: "totp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: 16 });
+  const totpRow = h("label", { hidden: true }, "Authentication code (or a recovery code)", totp);
+  const msg = h("p", { class: "notice", hidden: true, role: "alert" });
+  const form = h("form", { class: "panel narrow", "data-testid": "login" },
+    h("h1", {}, "Log in"),
+    h("label", {}, "Email", email),
+    h("label", {}, "Password", password),
+    totpRow, msg,
+    h("button", { type: "submit", class: "btn primary" }, "Log in"),
+    h("p", { class: "muted" }, "No account? ", h("a", { href: "/account/signup" }, "Sign up")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    notify(msg, "");
+    try {
+      const r = await post("/api/v1/auth/login", { email: email.value, password: password.value, totp: totp.value || null });
+      session.save({ token: r.token, user_id: r.user_id, expires_at: r.expires_at, email: email.value.trim() });
+      go("/");
+    } catch (err) {
+      if (err.code === "TOTP_REQUIRED") {
+        totpRow.hidden = false;
+        totp.focus();
+        notify(msg, "Enter the code from your authenticator app.", "info");
+      } else {
+        notify(msg, errorText(err));
+      }
+    }
+  });
+  root.append(form);
+  email.focus();
+}
