@@ -277,7 +277,7 @@ class ApiKeyRequest(BaseModel):
     totp: str | None = Field(default=None, max_length=16)
 
 
-def create_app(rt: Runtime, settings: Settings | None = None) -> FastAPI:
+def create_app(rt: Runtime) -> FastAPI:
     app = FastAPI(title="DPG", version="0.1.0",
                   description="DPG exchange API. Amounts are decimal strings; never floats.")
     app.add_exception_handler(ApiError, api_error_handler)
@@ -317,8 +317,7 @@ def create_app(rt: Runtime, settings: Settings | None = None) -> FastAPI:
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             payload = f"{ts}\n{request.method}\n{path}\n".encode() + await request.body()
             need = "read" if request.method == "GET" else "trade"
-            if request.url.path.startswith("/api/v1/transfers") or (
-                    request.method != "GET" and request.url.path.startswith(("/api/v1/withdrawals", "/api/v1/wallet"))):
+            if request.url.path.startswith("/api/v1/transfers"):
                 need = "withdraw"
             user = await rt.accounts.verify_signature(key, sig, payload, int(ts), int(window), client_ip(request), need)
             p = Principal(user, "key", key)
