@@ -16,6 +16,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $(STAMP)
 
+# the web exchange's libraries, pinned by src/dpg/web/package-lock.json, copied into src/dpg/web/vendor/
+WEB := src/dpg/web
+WEB_STAMP := $(WEB)/vendor/.installed
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(WEB)/vendor && mkdir -p $(WEB)/vendor/noble-hashes
+	cp $(WEB)/node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.mjs $(WEB)/vendor/lightweight-charts.mjs
+	cp $(WEB)/node_modules/lightweight-charts/LICENSE $(WEB)/vendor/lightweight-charts.LICENSE.txt
+	cp $(WEB)/node_modules/qrcode-generator/dist/qrcode.mjs $(WEB)/vendor/qrcode.mjs
+	cp $(WEB)/node_modules/@noble/hashes/*.js $(WEB)/node_modules/@noble/hashes/LICENSE $(WEB)/vendor/noble-hashes/
+	@touch $(WEB_STAMP)
+
+up test: $(WEB_STAMP)
+
 up: $(STAMP)
 	$(BIN)/dpg up $(ARGS)
 
