@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# freqtrade (for its live-trading test) pins numpy/pandas/TA-Lib of its own: a separate environment,
+# with the versions of pyproject.toml's optional group "freqtrade"
+FT_VENV := .venv-freqtrade
+FT_STAMP := $(FT_VENV)/.installed
 
 .PHONY: up test lint bench clean
 
@@ -15,6 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $(STAMP)
+
+$(FT_STAMP): pyproject.toml
+	@test -x $(FT_VENV)/bin/python || $(PYTHON) -m venv $(FT_VENV)
+	$(FT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(FT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$($(PYTHON) -c \
+		'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["freqtrade"]))')
+	@touch $(FT_STAMP)
 
 # the web exchange's libraries, pinned by src/dpg/web/package-lock.json, copied into src/dpg/web/vendor/
 WEB := src/dpg/web
@@ -38,7 +49,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-test: lint
+test: lint $(FT_STAMP)
 	$(BIN)/pytest $(ARGS)
 
 bench: $(STAMP)
@@ -46,4 +57,4 @@ bench: $(STAMP)
 	$(BIN)/dpg bench durable --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FT_VENV) .pytest_cache .mypy_cache .ruff_cache

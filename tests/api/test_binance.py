@@ -23,7 +23,7 @@ def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 def client(base: str) -> ccxt.binance:
     api = f"{base}/api/v3"
     return ccxt.binance({
-        "urls": {"api": {"public": api, "private": api, "v1": api, "sapi": api}},
+        "urls": {"api": {"public": api, "private": api, "v1": api, "sapi": f"{base}/sapi/v1"}},
         "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
                     "fetchCurrencies": False,
                     "adjustForTimeDifference": False},
@@ -200,6 +200,17 @@ def pro_client(base: str, key: str = "", secret: str = "") -> object:
         "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
                     "fetchCurrencies": False},
     })
+
+
+def test_ccxt_reads_trading_fees_and_the_delist_schedule(base: str) -> None:
+    _, ex = trader(base, "fees@binance.dpg")
+    fees = ex.fetch_trading_fees()
+    assert (fees["BTC/USDT"]["maker"], fees["BTC/USDT"]["taker"]) == (0.0008, 0.001)
+    assert ex.sapi_get_spot_delist_schedule() == []
+    wrong = client(base)
+    wrong.apiKey, wrong.secret = ex.apiKey, "not-the-secret"
+    with pytest.raises(ccxt.AuthenticationError):
+        wrong.fetch_trading_fees()
 
 
 def test_ccxt_pro_watches_orders_trades_and_balance_over_the_websocket_api(base: str) -> None:

@@ -448,7 +448,35 @@ def router(rt: Runtime) -> APIRouter:
         out.sort(key=lambda x: x["id"])
         return out[:limit]
 
-    return r
+    # ------------------------------------------------------------------ /sapi/v1: what spot bots ask of it
+
+    sapi = APIRouter(prefix="/sapi/v1", tags=["binance"])
+
+    @sapi.get("/asset/tradeFee", response_model=None)
+    async def trade_fee(request: Request) -> Any:
+        """Each market's maker and taker fee rates (ccxt's ``fetch_trading_fees``)."""
+        _, p = await signed(request, "read")
+        chosen = [market(p["symbol"])] if p.get("symbol") else rt.markets
+        return [{"symbol": m.compact, "makerCommission": _ppm(m.maker_fee_ppm),
+                 "takerCommission": _ppm(m.taker_fee_ppm)} for m in chosen]
+
+    @sapi.get("/spot/delist-schedule", response_model=None)
+    async def delist_schedule(request: Request) -> Any:
+        """Markets about to be delisted (freqtrade asks): none, DPG delists no market."""
+        await signed(request, "read")
+        return []
+
+    both = APIRouter()
+    both.include_router(r)
+    both.include_router(sapi)
+    return both
+
+
+def _ppm(ppm: int) -> str:
+    """A fee rate in parts per million as Binance writes rates (``0.001``)."""
+    from decimal import Decimal
+
+    return format((Decimal(ppm) / Decimal(1_000_000)).normalize(), "f")
 
 
 def streams(rt: Runtime) -> APIRouter:
