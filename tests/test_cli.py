@@ -32,7 +32,8 @@ def start_up(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
 
     proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up", "--port", str(free_port())],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "DPG_DATA_DIR": env.get("DPG_DATA_DIR") or tempfile.mkdtemp(), **env})
+                            env={**os.environ, "DPG_DATA_DIR": env.get("DPG_DATA_DIR") or tempfile.mkdtemp(),
+                                 "DPG_CUSTODY": "0", **env})
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, line
@@ -133,7 +134,8 @@ def test_por_snapshot_marks_an_epoch_on_the_running_exchange(pg_url: str, tmp_pa
     from tests.api.client import ADMIN, free_port
 
     port = free_port()
-    env = {"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_ADMIN_TOKEN": ADMIN, "DPG_PORT": str(port)}
+    env = {"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_ADMIN_TOKEN": ADMIN, "DPG_PORT": str(port),
+           "DPG_CUSTODY": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT, env={**os.environ, **env})
     assert proc.stdout is not None and "DPG is up" in proc.stdout.readline()
@@ -158,7 +160,8 @@ def test_operator_commands_act_on_the_running_exchange(pg_url: str, tmp_path: Pa
     from tests.api.client import ADMIN, free_port, signed
 
     port = free_port()
-    env = {"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_ADMIN_TOKEN": ADMIN, "DPG_PORT": str(port)}
+    env = {"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_ADMIN_TOKEN": ADMIN, "DPG_PORT": str(port),
+           "DPG_CUSTODY": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT, env={**os.environ, **env})
     assert proc.stdout is not None and "DPG is up" in proc.stdout.readline()

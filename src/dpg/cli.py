@@ -26,6 +26,10 @@ user_app = typer.Typer(help="Users (on the exchange's database)", no_args_is_hel
 apikey_app = typer.Typer(help="API keys (on the exchange's database)", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+from dpg.custody_cli import signer_app, wallet_app  # noqa: E402 (the custody commands, in their own module)
+
+app.add_typer(signer_app, name="signer")
+app.add_typer(wallet_app, name="wallet")
 
 
 class _KeyValueFormatter(logging.Formatter):

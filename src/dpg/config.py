@@ -20,6 +20,10 @@ class Settings:
     ip_rate: float  # DPG_RATE_IP: requests per second per client address (burst: twice that)
     key_rate: float  # DPG_RATE_KEY: requests per second per API key or session user
     por_interval: int  # DPG_POR_INTERVAL: seconds between proof-of-reserves epochs (86400: daily at 00:00 UTC)
+    custody: bool  # DPG_CUSTODY: 0 runs the exchange without its chains (no deposits, no withdrawals)
+    withdrawal_ttl: int  # DPG_WITHDRAWAL_TTL: seconds a withdrawal's signatures stay valid (its signed deadline)
+    withdrawal_replace_after: int  # DPG_WITHDRAWAL_REPLACE_AFTER: seconds before a stuck transaction is replaced
+    withdrawal_daily_limits: dict[str, str]  # DPG_WITHDRAWAL_DAILY_LIMITS: "BTC=10,ETH=200,USDT=1000000" per account
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -36,6 +40,10 @@ class Settings:
             ip_rate=float(_positive(e, "DPG_RATE_IP", 100)),
             key_rate=float(_positive(e, "DPG_RATE_KEY", 100)),
             por_interval=_positive(e, "DPG_POR_INTERVAL", 86_400),
+            custody=e.get("DPG_CUSTODY", "1") not in ("0", "off", "false", "no"),
+            withdrawal_ttl=_positive(e, "DPG_WITHDRAWAL_TTL", 6 * 3600),
+            withdrawal_replace_after=_positive(e, "DPG_WITHDRAWAL_REPLACE_AFTER", 30),
+            withdrawal_daily_limits=_limits(e.get("DPG_WITHDRAWAL_DAILY_LIMITS", "BTC=10,ETH=200,USDT=1000000")),
         )
 
 
@@ -50,3 +58,13 @@ def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -
     if value <= 0:
         raise SystemExit(f"{name} must be a positive integer, not {raw!r}")
     return value
+
+
+def _limits(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in raw.split(","):
+        asset, sep, amount = part.strip().partition("=")
+        if not sep or not asset or not amount.replace(".", "", 1).isdigit():
+            raise SystemExit(f"DPG_WITHDRAWAL_DAILY_LIMITS: ASSET=AMOUNT pairs, comma-separated, not {raw!r}")
+        out[asset.strip().upper()] = amount.strip()
+    return out

@@ -63,10 +63,10 @@ class Process:
 
 @contextmanager
 def exchange(db_url: str, tmp: Path, **env: str) -> Iterator[str]:
-    """``dpg up`` on ``db_url``; yields the base URL."""
+    """``dpg up`` on ``db_url``; yields the base URL. Without its chains unless ``DPG_CUSTODY="1"``."""
     port = free_port()
     p = Process(["up", "--port", str(port)], {"DPG_DATABASE_URL": db_url, "DPG_ADMIN_TOKEN": ADMIN,
-                                              "DPG_DATA_DIR": str(tmp), **env}, "DPG is up")
+                                              "DPG_DATA_DIR": str(tmp), "DPG_CUSTODY": "0", **env}, "DPG is up")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

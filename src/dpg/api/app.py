@@ -61,6 +61,9 @@ class Runtime:
         self.ip_limits = TokenBuckets(ip_rate, ip_rate * 2)
         self.key_limits = TokenBuckets(key_rate, key_rate * 2)
         self.healthy = True
+        # withdrawals (dpg.api.wallet): the signed deadline's distance and the per-account 24 h limits
+        self.withdrawal_ttl = 6 * 3600
+        self.withdrawal_daily_limits: dict[str, str] = {"BTC": "10", "ETH": "200", "USDT": "1000000"}
 
     def load(self, engine: Engine) -> None:
         self.views.load(engine)
@@ -317,7 +320,8 @@ def create_app(rt: Runtime) -> FastAPI:
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             payload = f"{ts}\n{request.method}\n{path}\n".encode() + await request.body()
             need = "read" if request.method == "GET" else "trade"
-            if request.url.path.startswith("/api/v1/transfers"):
+            if request.url.path.startswith("/api/v1/transfers") or (
+                    request.method != "GET" and request.url.path.startswith(("/api/v1/withdrawals", "/api/v1/wallet"))):
                 need = "withdraw"
             user = await rt.accounts.verify_signature(key, sig, payload, int(ts), int(window), client_ip(request), need)
             p = Principal(user, "key", key)
@@ -340,6 +344,9 @@ def create_app(rt: Runtime) -> FastAPI:
             raise ApiError(403, "ADMIN_ONLY", "operator calls need X-DPG-Admin-Token")
 
     Auth = Annotated[Principal, Depends(principal)]
+    from dpg.api import wallet  # deposits, the withdrawal allow-list, withdrawals
+
+    app.include_router(wallet.router(rt, principal, admin))
     Session = Annotated[int, Depends(session_only)]
     MarketQ = Annotated[str, Query(max_length=20, description="e.g. BTC/USDT, BTC-USDT or BTCUSDT")]
     Limit = Annotated[int, Query(ge=1, le=1000)]

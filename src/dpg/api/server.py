@@ -79,6 +79,8 @@ def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Ru
     accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings))
     rt = Runtime(bus, engine.markets, engine.assets, accounts, History(pool, engine.markets, engine.assets),
                  admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate)
+    rt.withdrawal_ttl = settings.withdrawal_ttl
+    rt.withdrawal_daily_limits = settings.withdrawal_daily_limits
     rt.load(engine)
     trades = _recent_trades(url)
     if trades:
@@ -107,6 +109,17 @@ def _serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool
     loop.run_until_complete(main())
 
 
+def start_custody(settings: Settings, node: Node) -> Any:
+    """The chains' deposit watchers and withdrawal broadcasters (``DPG_CUSTODY=0``: none)."""
+    if not settings.custody:
+        return None
+    from dpg.chain.config import load_chains
+    from dpg.chain.custody import Custody
+
+    return Custody.start(node.url, node.sequencer.submit_wait, load_chains(), settings.data_dir,
+                         replace_after=settings.withdrawal_replace_after)
+
+
 def run_single(settings: Settings, url: str, host: str, port: int, announce: Callable[[str], None],
                demo: bool = False) -> None:
     """The embedded default: engine, journal, projections and API in this process."""
@@ -123,6 +136,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     rt, pool = holder["rt"]
     schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval)
     schedule.start()
+    custody = start_custody(settings, node)
     tasks: list[asyncio.Task[None]] = []  # kept referenced while the server runs
     rt.bus = LocalBus(node.sequencer)
     rt.trading.bus = rt.bus
@@ -133,12 +147,16 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
 
             tasks.append(await start_demo(rt, url))
         where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+        chains = ", ".join(f"{c.name} (vault {c.vault})" for c in custody.chains()) if custody else "none"
         announce(f"DPG is up on http://{host}:{port} (API docs at /docs): journal at seq {node.engine.seq} on "
-                 f"{where}; markets {', '.join(m.symbol for m in node.engine.markets)}. Ctrl-C stops.")
+                 f"{where}; markets {', '.join(m.symbol for m in node.engine.markets)}; chains {chains}."
+                 " Ctrl-C stops.")
 
     try:
         _serve(create_app(rt), host, port, loop, pool, ready)
     finally:
+        if custody is not None:
+            custody.stop()
         schedule.stop()
         node.close()
         announce(f"DPG stopped at seq {node.sequencer.committed_seq}.")
@@ -151,6 +169,7 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     bridge.start()
     schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval)
     schedule.start()
+    custody = start_custody(settings, node)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -158,6 +177,8 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     while not stop.wait(0.5):
         if node.sequencer.failed is not None:
             break
+    if custody is not None:
+        custody.stop()
     schedule.stop()
     bridge.stop()
     node.close()

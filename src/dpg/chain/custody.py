@@ -1,4 +1,5 @@
-"""Custody for a running exchange: every configured chain's deposit watcher, each in its own thread.
+"""Custody for a running exchange: every configured chain's deposit watcher and withdrawal
+broadcaster (dpg.chain.broadcaster), each in its own thread.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
@@ -8,21 +9,28 @@ A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
 An embedded chain (no ``rpc_url``) is started first (``dpg.chain.embedded``); one that cannot be
 (no anvil binary) is logged and left out, so the exchange still runs. A chain reached by URL is
-watched even while its node is down: its watcher retries until the node answers.
+watched even while its node is down: its watcher retries until the node answers. Each chain, as
+resolved, is written to the ``chains`` table (with the vault's signers) for the API's wallet pages.
+An embedded chain's three human signer keys (anvil's test accounts 3-5) are written to
+``<data dir>/chain/<name>/signers/`` for ``dpg signer sign --key-file``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dpg.chain.broadcaster import Broadcaster, Policy
 from dpg.chain.config import ChainConfig
 from dpg.chain.embedded import EmbeddedChain, start_embedded
-from dpg.chain.rpc import Rpc
+from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
+from dpg.chain.signer import dev_key, load_keys, write_key
 from dpg.chain.store import Deposit, DepositStore
 from dpg.chain.watcher import DepositWatcher, Submit
+from dpg.chain.withdrawals import WithdrawalStore
 
 log = logging.getLogger("dpg.chain.custody")
 
@@ -31,13 +39,17 @@ log = logging.getLogger("dpg.chain.custody")
 class Custody:
     url: str
     watchers: list[DepositWatcher] = field(default_factory=list)
+    broadcasters: list[Broadcaster] = field(default_factory=list)
     embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
 
     @staticmethod
     def start(url: str, submit: Submit, chains: Sequence[ChainConfig], data_dir: Path, *,
-              anvil: Path | None = None) -> Custody:
-        """``url``: the exchange's PostgreSQL (migrated); ``submit``: ``node.sequencer.submit_wait``."""
+              anvil: Path | None = None, env: Mapping[str, str] | None = None, policy: Policy | None = None,
+              replace_after: float = 30.0, poll: float = 1.0) -> Custody:
+        """``url``: the exchange's PostgreSQL (migrated); ``submit``: ``node.sequencer.submit_wait``;
+        ``env``: where the exchange's keys are named (``dpg.chain.signer.load_keys``)."""
         custody = Custody(url)
+        environ = os.environ if env is None else env
         for configured in chains:
             chain, reset = configured, False
             if configured.embedded:
@@ -52,6 +64,26 @@ class Custody:
             watcher = DepositWatcher(chain, Rpc(chain.rpc_url), DepositStore(url), submit, reset_on_mismatch=reset)
             watcher.start()
             custody.watchers.append(watcher)
+            try:
+                keys = load_keys(environ, configured.embedded)
+            except ValueError as e:
+                log.error("event=withdrawals_disabled chain=%s error=%r", chain.name, str(e))
+                continue
+            store = WithdrawalStore(url)
+            broadcaster = Broadcaster(chain, Rpc(chain.rpc_url), store, submit, keys, policy,
+                                      replace_after=replace_after)
+            try:
+                store.save_chain(chain, broadcaster.signers())
+            except (RpcError, RpcUnavailable) as e:
+                log.error("event=withdrawals_disabled chain=%s error=%r", chain.name, str(e))
+                continue
+            if configured.embedded:
+                for n, index in enumerate((3, 4, 5), start=1):
+                    path = data_dir / "chain" / chain.name / "signers" / f"human-{n}.key"
+                    if not path.exists():
+                        write_key(path, dev_key(index))
+            broadcaster.start(poll)
+            custody.broadcasters.append(broadcaster)
         log.info("event=custody_started chains=%s", ",".join(w.chain.name for w in custody.watchers) or "-")
         return custody
 
@@ -68,6 +100,9 @@ class Custody:
             store.close()
 
     def stop(self) -> None:
+        for b in self.broadcasters:
+            b.stop()
+        self.broadcasters.clear()
         for w in self.watchers:
             w.stop()
         for dev in self.embedded.values():

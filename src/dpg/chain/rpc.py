@@ -28,11 +28,12 @@ class RpcUnavailable(Exception):
 class RpcError(Exception):
     """The node answered with a JSON-RPC error."""
 
-    def __init__(self, method: str, code: int, message: str) -> None:
+    def __init__(self, method: str, code: int, message: str, data: str = "") -> None:
         super().__init__(f"{method}: {code} {message}")
         self.method = method
         self.code = code
         self.message = message
+        self.data = data  # a revert's return data (0x…), when the node gives it
 
 
 def to_int(value: Any) -> int:
@@ -83,7 +84,8 @@ class Rpc:
         if err is not None:
             code = err.get("code", 0) if isinstance(err, dict) else 0
             message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-            raise RpcError(method, int(code), str(message))
+            data = err.get("data", "") if isinstance(err, dict) else ""
+            raise RpcError(method, int(code), str(message), data if isinstance(data, str) else "")
         return reply.get("result")
 
     # ------------------------------------------------------------------ reading

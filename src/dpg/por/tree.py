@@ -29,8 +29,8 @@ def _raw_keccak() -> Callable[[bytes], bytes]:
     """pycryptodome's C Keccak without its per-call object layer (about twice as fast, which
     matters for a million leaves); the public API where that layer is not there."""
     try:
-        from Crypto.Hash.keccak import _raw_keccak_lib as lib
-        from Crypto.Util._raw_api import (
+        from Crypto.Hash.keccak import _raw_keccak_lib as lib  # type: ignore[attr-defined]
+        from Crypto.Util._raw_api import (  # type: ignore[attr-defined]  # the stubs lack c_ubyte
             SmartPointer,
             VoidPointer,
             c_size_t,
@@ -49,7 +49,7 @@ def _raw_keccak() -> Callable[[bytes], bytes]:
         init(state.address_of(), capacity, rounds)
         st = SmartPointer(state.get(), destroy)
         absorb(st.get(), c_uint8_ptr(data), c_size_t(len(data)))
-        buf = create_string_buffer(32)
+        buf = create_string_buffer(32)  # type: ignore[call-arg]  # the stubs' signature is wrong
         digest(st.get(), buf, out, pad)
         raw: bytes = get_raw_buffer(buf)
         return raw

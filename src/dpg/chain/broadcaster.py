@@ -1,0 +1,429 @@
+"""The withdrawal pipeline of one chain: policy signers, then the broadcaster, then the engine.
+
+Each ``step`` moves every open withdrawal of the chain as far as it can go (see the states in
+0010_withdrawals.sql):
+
+- ``signing``: the two policy signers review it (``Policy``) and sign or decline; human signers add
+  theirs with ``dpg signer sign``. Signatures are recovered and must be the vault's current signers;
+  at 3 it is ``signed``. A human rejection fails it while fewer than 3 signatures exist.
+- ``signed``: ``withdraw(w, signatures)`` is estimated first (a revert costs nothing and is retried
+  at the next step, its reason shown), then signed with the broadcaster's key and sent with EIP-1559
+  fees; the nonce is the account's pending count.
+- ``broadcast``: a transaction not mined after ``replace_after`` seconds is replaced by one with the
+  same nonce and fees raised by a quarter; whichever of them is mined counts.
+- ``confirming``: followed to the chain's depth (a receipt that disappears, or whose block is no
+  longer canonical, was reorged out: the transaction is sent again); then the vault's
+  ``WithdrawalExecuted`` completes it (``CompleteWithdrawal``: the engine debits the locked funds),
+  or ``WithdrawalQueued`` makes it ``queued``; a reverted transaction goes back to be retried.
+- ``queued``: time-locked by the vault; once the chain's time passes ``executable_at`` the
+  broadcaster sends ``executeQueued(id)``. Cancelled on the chain by a signer or the guardian: failed.
+
+A withdrawal fails (``FailWithdrawal``: the funds return to the user) only when it can never be
+paid: its signed deadline has passed on the chain while the vault has not executed or queued its id,
+or the vault cancelled it. So an unlock can never meet a payout of the same funds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_abi.abi import decode
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+
+from dpg.chain.config import ASSET_DECIMALS, NATIVE, ChainConfig
+from dpg.chain.contracts import encode_call, load_artifact, selector
+from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
+from dpg.chain.signer import Keys, SignatureError, ordered, recover, sign
+from dpg.chain.withdrawals import SentTx, Withdrawal, WithdrawalStore
+from dpg.core import events as E
+from dpg.core.commands import CompleteWithdrawal, FailWithdrawal
+from dpg.core.errors import Reject
+from dpg.core.events import Event
+
+log = logging.getLogger("dpg.chain.broadcaster")
+
+Submit = Callable[[Any], tuple[int, list[Event]]]
+
+THRESHOLD = 3
+WITHDRAW = "withdraw((bytes32,uint64,address,address,uint256,uint256),bytes[])"
+EXECUTE = "executeQueued(bytes32)"
+EXECUTED_TOPIC = "0x" + keccak(text="WithdrawalExecuted(bytes32,uint64,address,address,uint256)").hex()
+QUEUED_TOPIC = "0x" + keccak(text="WithdrawalQueued(bytes32,uint256)").hex()
+STATUS_NONE, STATUS_QUEUED, STATUS_EXECUTED, STATUS_CANCELLED = 0, 1, 2, 3
+
+
+def _units(asset: str, text: str) -> int:
+    whole, _, frac = text.partition(".")
+    places = ASSET_DECIMALS[asset]
+    return int(int(whole) * 10**places + int((frac + "0" * places)[:places] or 0))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the automated signers sign without a person: at most ``auto_limit`` per withdrawal and
+    ``velocity`` per account and asset in 24 hours (base units), to an allow-listed address that is
+    neither the vault nor a token contract, with a deadline at most ``max_ttl`` seconds away."""
+
+    auto_limit: Mapping[str, int] = field(default_factory=lambda: {
+        "BTC": _units("BTC", "2"), "ETH": _units("ETH", "50"), "USDT": _units("USDT", "100000")})
+    velocity: Mapping[str, int] = field(default_factory=lambda: {
+        "BTC": _units("BTC", "5"), "ETH": _units("ETH", "120"), "USDT": _units("USDT", "250000")})
+    max_ttl: int = 7 * 86400
+
+    def review(self, w: Withdrawal, store: WithdrawalStore, chain: ChainConfig, now: float) -> str | None:
+        """None when the policy signs ``w``; else why not."""
+        limit = self.auto_limit.get(w.asset, 0)
+        if w.amount > limit:
+            return f"amount {w.amount} above the automatic limit {limit} of {w.asset}"
+        outflow = store.outflow(w.account, w.asset)
+        if outflow > self.velocity.get(w.asset, 0):
+            return f"24 h outflow {outflow} of {w.asset} above the velocity limit {self.velocity.get(w.asset, 0)}"
+        if not store.allowed(w.account, w.chain, w.to_address):
+            return "the destination is not on the account's allow-list"
+        token = chain.token_at(w.to_address)
+        if w.to_address == chain.vault or (token is not None and token.address != NATIVE):
+            return "the destination is the vault or a token contract"
+        if w.deadline > now + self.max_ttl:
+            return "the deadline is too far away"
+        if w.vault != chain.vault or w.chain_id != chain.chain_id:
+            return "the withdrawal names another vault or chain"
+        return None
+
+
+class Broadcaster:
+    def __init__(self, chain: ChainConfig, rpc: Rpc, store: WithdrawalStore, submit: Submit, keys: Keys,
+                 policy: Policy | None = None, *, replace_after: float = 30.0, request_grace: float = 30.0,
+                 gas_limit: int = 400_000) -> None:
+        self.chain = chain
+        self.rpc = rpc
+        self.store = store
+        self.submit = submit
+        self.keys = keys
+        self.policy = policy or Policy()
+        self.replace_after = replace_after
+        self.request_grace = request_grace
+        self.gas_limit = gas_limit
+        self._signers: list[str] = []
+        self._errors = _error_names()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ chain reads
+
+    def signers(self) -> list[str]:
+        if not self._signers:
+            (addrs,) = decode(["address[5]"], self.rpc.eth_call(self.chain.vault, encode_call("signers()")))
+            self._signers = [str(a).lower() for a in addrs]
+        return self._signers
+
+    def vault_status(self, wid: str) -> int:
+        (s,) = decode(["uint8"], self.rpc.eth_call(self.chain.vault, encode_call("status(bytes32)",
+                                                                                bytes.fromhex(wid[2:]))))
+        return int(s)
+
+    def chain_time(self) -> int:
+        b = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        return to_int(b["timestamp"])
+
+    def revert_reason(self, err: RpcError) -> str:
+        data = err.data or ""
+        if data.startswith("0x") and len(data) >= 10:
+            name = self._errors.get(data[:10].lower())
+            if name:
+                return name
+        return err.message
+
+    # ------------------------------------------------------------------ the pipeline
+
+    def step(self) -> None:
+        """Move every open withdrawal of this chain one or more states on."""
+        now = self.chain_time()
+        for w in self.store.open(self.chain.name):
+            try:
+                self._advance(w, now)
+            except RpcError as e:
+                log.warning("event=withdrawal_step_failed id=%s status=%s error=%r", w.id, w.status, str(e))
+
+    def _advance(self, w: Withdrawal, now: int) -> None:
+        if w.status == "requesting":
+            self._unconfirmed_request(w)
+        elif w.status == "signing":
+            self._collect(w, now)
+        elif w.status == "signed":
+            self._send(w, now, "withdraw")
+        elif w.status == "broadcast":
+            self._follow_sent(w)
+        elif w.status == "confirming":
+            self._confirm(w)
+        elif w.status == "queued":
+            self._queued(w, now)
+
+    def _unconfirmed_request(self, w: Withdrawal) -> None:
+        age = (datetime.now(UTC) - w.created_at).total_seconds()
+        if age > self.request_grace:
+            # the API wrote the row and died before the engine answered; unlock whatever was locked
+            self._fail(w, "the request was not confirmed")
+
+    def _collect(self, w: Withdrawal, now: int) -> None:
+        if now > w.deadline:
+            self._fail(w, "expired before it had 3 signatures")
+            return
+        reviews = self.store.reviews(w.id)
+        rejected = [f"{s}: {r}" for s, (d, r) in reviews.items() if d == "rejected"]
+        valid = self.valid_signatures(w)
+        if rejected and len(valid) < THRESHOLD:
+            self._fail(w, f"rejected by a signer ({rejected[0]})")
+            return
+        for key in self.keys.policy:
+            who = key.address.lower()
+            if who in valid or who in reviews or who not in self.signers():
+                continue
+            reason = self.policy.review(w, self.store, self.chain, time.time())
+            if reason is None:
+                self.store.add_signature(w.id, who, sign(w.terms(), key), "policy")
+                valid[who] = ""
+            else:
+                self.store.add_review(w.id, who, "declined", reason)
+                log.info("event=withdrawal_declined id=%s signer=%s reason=%r", w.id, who, reason)
+        if len(valid) >= THRESHOLD:
+            self.store.update(w.id, "signed", f"{len(valid)} signatures", status="signed")
+            w = self.store.get(w.id) or w
+            self._send(w, now, "withdraw")
+
+    def valid_signatures(self, w: Withdrawal) -> dict[str, str]:
+        """The stored signatures that recover to a current signer of the vault."""
+        signers = set(self.signers())
+        out: dict[str, str] = {}
+        terms = w.terms()
+        for signer, sig in self.store.signatures(w.id).items():
+            try:
+                who = recover(terms, sig)
+            except SignatureError:
+                continue
+            if who == signer and who in signers:
+                out[who] = sig
+        return out
+
+    def _calldata(self, w: Withdrawal, purpose: str) -> str:
+        if purpose == "execute":
+            return encode_call(EXECUTE, bytes.fromhex(w.id[2:]))
+        sigs = self.valid_signatures(w)
+        chosen = dict(sorted(sigs.items(), key=lambda kv: int(kv[0], 16))[:5])
+        return encode_call(WITHDRAW, w.terms().as_tuple(), [bytes.fromhex(s[2:]) for s in ordered(chosen)])
+
+    def _send(self, w: Withdrawal, now: int, purpose: str) -> None:
+        if purpose == "withdraw" and now > w.deadline:
+            status = self.vault_status(w.id)
+            if status == STATUS_NONE:
+                self._fail(w, "expired: the deadline passed before the vault paid it")
+                return
+        data = self._calldata(w, purpose)
+        sender = self.keys.broadcaster.address
+        try:
+            gas = to_int(self.rpc.call("eth_estimateGas", [{"from": sender, "to": self.chain.vault, "data": data}]))
+        except RpcError as e:
+            reason = self.revert_reason(e)
+            if reason != w.reason:
+                self.store.update(w.id, "retry", reason, reason=reason)
+            log.info("event=withdrawal_would_revert id=%s reason=%s", w.id, reason)
+            return
+        nonce = to_int(self.rpc.call("eth_getTransactionCount", [sender, "pending"]))
+        tip, max_fee = self._fees()
+        tx = self._sign_and_send(w, purpose, data, nonce, max(gas * 5 // 4, 60_000), tip, max_fee)
+        self.store.update(w.id, "broadcast", f"{tx.tx_hash} nonce {nonce}", status="broadcast", tx_hash=tx.tx_hash,
+                          reason=None)
+
+    def _fees(self) -> tuple[int, int]:
+        latest = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        base = to_int(latest.get("baseFeePerGas", "0x0"))
+        try:
+            tip = to_int(self.rpc.call("eth_maxPriorityFeePerGas"))
+        except RpcError:
+            tip = 1_000_000_000
+        return tip, 2 * base + tip
+
+    def _sign_and_send(self, w: Withdrawal, purpose: str, data: str, nonce: int, gas: int, tip: int,
+                       max_fee: int) -> SentTx:
+        key: LocalAccount = self.keys.broadcaster
+        tx_fields: dict[str, Any] = {
+            "type": 2, "chainId": self.chain.chain_id, "nonce": nonce, "to": _checksum(self.chain.vault),
+            "value": 0, "data": data, "gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
+        }
+        signed = key.sign_transaction(tx_fields)
+        raw = "0x" + bytes(signed.raw_transaction).hex()
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        tx = SentTx(tx_hash, purpose, key.address.lower(), nonce, max_fee, tip, raw, datetime.now(UTC))
+        self.store.add_tx(w.id, tx)  # recorded first: a crash after sending still knows the hash
+        self._raw(raw)
+        log.info("event=withdrawal_sent id=%s purpose=%s tx=%s nonce=%d max_fee=%d", w.id, purpose, tx_hash, nonce,
+                 max_fee)
+        return tx
+
+    def _raw(self, raw: str) -> None:
+        try:
+            self.rpc.call("eth_sendRawTransaction", [raw])
+        except RpcError as e:
+            text = e.message.lower()
+            if "already" in text or "known" in text or "nonce too low" in text:
+                return  # the node has it (or mined a transaction of this nonce): followed by receipts
+            raise
+
+    def _follow_sent(self, w: Withdrawal) -> None:
+        sent = self.store.txs(w.id)
+        current = next((t for t in sent if t.tx_hash == w.tx_hash), None)
+        txs = [t for t in sent if current is not None and t.nonce == current.nonce and t.purpose == current.purpose]
+        for t in reversed(txs):
+            r = self.rpc.receipt(t.tx_hash)
+            if r is not None and r.get("blockNumber"):
+                self.store.update(w.id, "mined", f"{t.tx_hash} in block {to_int(r['blockNumber'])}",
+                                  status="confirming", tx_hash=t.tx_hash, block_number=to_int(r["blockNumber"]),
+                                  confirmations=max(0, self.rpc.block_number() - to_int(r["blockNumber"]) + 1))
+                w2 = self.store.get(w.id)
+                if w2 is not None:
+                    self._confirm(w2)
+                return
+        if not txs:
+            self.store.update(w.id, status="signed")
+            return
+        last = txs[-1]
+        mined_nonce = to_int(self.rpc.call("eth_getTransactionCount", [last.sender, "latest"]))
+        if mined_nonce > last.nonce:
+            # the nonce was used by a transaction that is not one of these: send again
+            back = "queued" if last.purpose == "execute" else "signed"
+            self.store.update(w.id, "nonce used elsewhere", f"nonce {last.nonce}", status=back)
+            return
+        age = (datetime.now(UTC) - last.sent_at).total_seconds()
+        if age > self.replace_after:
+            tip, max_fee = self._fees()
+            tip = max(tip, last.priority_fee * 5 // 4 + 1)
+            max_fee = max(max_fee, last.max_fee * 5 // 4 + 1, tip)
+            data = self._calldata(w, last.purpose)
+            tx = self._sign_and_send(w, last.purpose, data, last.nonce, self.gas_limit, tip, max_fee)
+            self.store.update(w.id, "replaced", f"{last.tx_hash} by {tx.tx_hash} (max fee {max_fee})",
+                              tx_hash=tx.tx_hash)
+        else:
+            self._raw(last.raw)  # a node that lost it (restart, reorg) gets it again
+
+    def _confirm(self, w: Withdrawal) -> None:
+        assert w.tx_hash is not None
+        r = self.rpc.receipt(w.tx_hash)
+        canonical = r is not None and r.get("blockNumber") and \
+            self.rpc.block_hash(to_int(r["blockNumber"])) == str(r.get("blockHash", "")).lower()
+        if r is None or not canonical:
+            self.store.update(w.id, "reorged out", w.tx_hash, status="broadcast", block_number=None, confirmations=0)
+            return
+        block = to_int(r["blockNumber"])
+        confirmations = self.rpc.block_number() - block + 1
+        if confirmations != w.confirmations or block != w.block_number:
+            self.store.update(w.id, confirmations=confirmations, block_number=block)
+        if confirmations < w.required:
+            return
+        purpose = next((t.purpose for t in self.store.txs(w.id) if t.tx_hash == w.tx_hash), "withdraw")
+        if to_int(r["status"]) != 1:
+            back = "queued" if purpose == "execute" else "signed"
+            self.store.update(w.id, "reverted", w.tx_hash, status=back, reason="the transaction reverted")
+            return
+        wid = w.id.lower()
+        for lg in r.get("logs", []):
+            if str(lg.get("address", "")).lower() != self.chain.vault:
+                continue
+            topics = [str(t).lower() for t in lg.get("topics", [])]
+            data = bytes.fromhex(str(lg.get("data", "0x"))[2:])
+            if topics and topics[0] == EXECUTED_TOPIC and len(data) >= 32 and "0x" + data[:32].hex() == wid:
+                self._complete(w, f"{self.chain.name}:{w.tx_hash}", confirmations)
+                return
+            if topics and topics[0] == QUEUED_TOPIC and len(data) >= 64 and "0x" + data[:32].hex() == wid:
+                (executable_at,) = decode(["uint256"], data[32:64])
+                self.store.update(w.id, "queued", f"time-locked until {int(executable_at)}", status="queued",
+                                  executable_at=int(executable_at))
+                return
+        self.store.update(w.id, "no vault event", w.tx_hash, status="signed" if purpose == "withdraw" else "queued")
+
+    def _queued(self, w: Withdrawal, now: int) -> None:
+        status = self.vault_status(w.id)
+        if status == STATUS_CANCELLED:
+            self._fail(w, "cancelled on the chain by a signer or the guardian")
+        elif status == STATUS_EXECUTED:
+            self._complete(w, f"{self.chain.name}:executed", w.required)
+        elif w.executable_at is not None and now >= w.executable_at:
+            self._send(w, now, "execute")
+
+    # ------------------------------------------------------------------ the engine
+
+    def _complete(self, w: Withdrawal, reference: str, confirmations: int) -> None:
+        seq, events = self.submit(CompleteWithdrawal(w.id, reference))
+        first = events[0] if events else (E.REJECTED, Reject.UNAVAILABLE.value, "no events")
+        if first[0] == E.REJECTED and first[1] != Reject.WITHDRAWAL_NOT_FOUND.value:
+            log.error("event=withdrawal_complete_refused id=%s reason=%r", w.id, first)
+            return
+        self.store.update(w.id, "completed", reference, status="completed", confirmations=confirmations,
+                          done_seq=seq if first[0] != E.REJECTED else None)
+        log.info("event=withdrawal_completed id=%s account=%d asset=%s amount=%d ref=%s seq=%d", w.id, w.account,
+                 w.asset, w.amount, reference, seq)
+
+    def _fail(self, w: Withdrawal, reason: str) -> None:
+        seq, events = self.submit(FailWithdrawal(w.id, reason))
+        first = events[0] if events else (E.REJECTED, Reject.UNAVAILABLE.value, "no events")
+        if first[0] == E.REJECTED and first[1] != Reject.WITHDRAWAL_NOT_FOUND.value:
+            log.error("event=withdrawal_fail_refused id=%s reason=%r", w.id, first)
+            return
+        self.store.update(w.id, "failed", reason, status="failed", reason=reason,
+                          done_seq=seq if first[0] != E.REJECTED else None)
+        log.info("event=withdrawal_failed id=%s account=%d reason=%r", w.id, w.account, reason)
+
+    # ------------------------------------------------------------------ thread
+
+    def run(self, stop: threading.Event, poll: float = 1.0) -> None:
+        delay = poll
+        while not stop.is_set():
+            try:
+                self.step()
+                delay = poll
+            except (RpcUnavailable, RpcError, OSError) as e:
+                log.warning("event=broadcaster_retry chain=%s error=%r in=%.1fs", self.chain.name, str(e), delay)
+                delay = min(delay * 2, 30.0)
+            except Exception:
+                log.exception("event=broadcaster_error chain=%s", self.chain.name)
+                delay = min(delay * 2, 30.0)
+            stop.wait(delay)
+
+    def start(self, poll: float = 1.0) -> threading.Thread:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, args=(self._stop, poll), daemon=True,
+                                        name=f"dpg-broadcaster-{self.chain.name}")
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def _checksum(address: str) -> str:
+    from eth_utils.address import to_checksum_address
+
+    return str(to_checksum_address(address))
+
+
+def _error_names() -> dict[str, str]:
+    """The Vault's custom errors by selector, to say why a call would revert."""
+    out: dict[str, str] = {}
+    try:
+        abi = load_artifact("Vault").abi
+    except FileNotFoundError:
+        return out
+    for item in abi:
+        if item.get("type") == "error":
+            sig = f"{item['name']}({','.join(i['type'] for i in item.get('inputs', []))})"
+            out["0x" + selector(sig).hex()] = item["name"]
+    return out
+

@@ -1,0 +1,244 @@
+"""What the withdrawal pipeline keeps in PostgreSQL (migration 0010_withdrawals.sql): the chains
+custody runs on, users' address allow-lists, withdrawals with their signatures, reviews,
+transactions and timeline.
+
+Used by the pipeline's threads and by the operator's and signers' commands; one connection per
+store, one thread at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from dpg.chain.config import ChainConfig
+from dpg.chain.signer import Terms
+
+OPEN = ("requesting", "signing", "signed", "broadcast", "confirming", "queued")
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """A row of ``withdrawals``."""
+
+    id: str
+    account: int
+    asset: str
+    amount: int
+    chain: str
+    chain_id: int
+    vault: str
+    token: str
+    to_address: str
+    deadline: int
+    status: str
+    required: int
+    confirmations: int
+    tx_hash: str | None
+    block_number: int | None
+    executable_at: int | None
+    reason: str | None
+    request_seq: int | None
+    done_seq: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    def terms(self) -> Terms:
+        return Terms(self.id, self.account, self.token, self.to_address, self.amount, self.deadline, self.chain_id,
+                     self.vault)
+
+
+COLUMNS = ("id, account, asset, amount, chain, chain_id, vault, token, to_address, deadline, status,"
+           " required, confirmations, tx_hash, block_number, executable_at, reason, request_seq, done_seq,"
+           " created_at, updated_at")
+
+
+def row(r: tuple[Any, ...]) -> Withdrawal:
+    def opt(v: Any) -> int | None:
+        return None if v is None else int(v)
+
+    return Withdrawal(r[0], int(r[1]), r[2], int(r[3]), r[4], int(r[5]), r[6], r[7], r[8], int(r[9]), r[10],
+                      int(r[11]), int(r[12]), r[13], opt(r[14]), opt(r[15]), r[16], opt(r[17]), opt(r[18]), r[19],
+                      r[20])
+
+
+@dataclass(frozen=True, slots=True)
+class SentTx:
+    tx_hash: str
+    purpose: str  # withdraw, execute
+    sender: str
+    nonce: int
+    max_fee: int
+    priority_fee: int
+    raw: str
+    sent_at: datetime
+
+
+class WithdrawalStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._lock = threading.RLock()
+
+    def _c(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        return self._conn
+
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cur = self._c().execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # ------------------------------------------------------------------ chains
+
+    def save_chain(self, chain: ChainConfig, signers: list[str]) -> None:
+        tokens = [{"symbol": t.symbol, "asset": t.asset, "address": t.address, "decimals": t.decimals}
+                  for t in chain.tokens]
+        self._q(
+            "INSERT INTO chains (name, chain_id, rpc_url, vault, confirmations, native_asset, tokens, signers)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET chain_id = excluded.chain_id,"
+            " rpc_url = excluded.rpc_url, vault = excluded.vault, confirmations = excluded.confirmations,"
+            " native_asset = excluded.native_asset,"
+            " tokens = excluded.tokens, signers = excluded.signers, updated_at = now()",
+            (chain.name, chain.chain_id, chain.rpc_url, chain.vault, chain.confirmations, chain.native_asset,
+             Jsonb(tokens), Jsonb([s.lower() for s in signers])),
+        )
+
+    def chain(self, name: str) -> dict[str, Any] | None:
+        rows = self._q("SELECT name, chain_id, rpc_url, vault, confirmations, native_asset, tokens, signers"
+                       " FROM chains WHERE name = %s", (name,))
+        if not rows:
+            return None
+        n, cid, rpc_url, vault, conf, native, tokens, signers = rows[0]
+        return {"name": n, "chain_id": int(cid), "rpc_url": rpc_url, "vault": vault, "confirmations": int(conf),
+                "native_asset": native,
+                "tokens": tokens, "signers": signers}
+
+    # ------------------------------------------------------------------ withdrawals
+
+    def get(self, wid: str) -> Withdrawal | None:
+        rows = self._q(f"SELECT {COLUMNS} FROM withdrawals WHERE id = %s", (wid,))
+        return row(rows[0]) if rows else None
+
+    def open(self, chain: str | None = None) -> list[Withdrawal]:
+        if chain is None:
+            rows = self._q(f"SELECT {COLUMNS} FROM withdrawals WHERE status = ANY(%s) ORDER BY created_at",
+                           (list(OPEN),))
+        else:
+            rows = self._q(f"SELECT {COLUMNS} FROM withdrawals WHERE chain = %s AND status = ANY(%s)"
+                           " ORDER BY created_at", (chain, list(OPEN)))
+        return [row(r) for r in rows]
+
+    def recent(self, limit: int = 50) -> list[Withdrawal]:
+        return [row(r) for r in self._q(f"SELECT {COLUMNS} FROM withdrawals ORDER BY created_at DESC LIMIT %s",
+                                        (limit,))]
+
+    def update(self, wid: str, step: str | None = None, detail: str = "", **fields: Any) -> None:
+        """Set ``fields`` of a withdrawal and, with ``step``, add it to the timeline; one transaction."""
+        allowed = {"status", "confirmations", "tx_hash", "block_number", "executable_at", "reason", "request_seq",
+                   "done_seq"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown withdrawal fields {sorted(unknown)}")
+        with self._lock:
+            conn = self._c()
+            with conn.transaction():
+                if fields:
+                    sets = ", ".join(f"{k} = %s" for k in fields)
+                    conn.execute(f"UPDATE withdrawals SET {sets}, updated_at = now() WHERE id = %s",
+                                 (*fields.values(), wid))
+                if step:
+                    conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, %s, %s)",
+                                 (wid, step, detail))
+
+    def events(self, wid: str) -> list[tuple[datetime, str, str]]:
+        return [(r[0], r[1], r[2]) for r in self._q(
+            "SELECT at, step, detail FROM withdrawal_events WHERE withdrawal_id = %s ORDER BY at", (wid,))]
+
+    # ------------------------------------------------------------------ signatures and reviews
+
+    def signatures(self, wid: str) -> dict[str, str]:
+        return {r[0]: r[1] for r in self._q(
+            "SELECT signer, signature FROM withdrawal_signatures WHERE withdrawal_id = %s", (wid,))}
+
+    def add_signature(self, wid: str, signer: str, signature: str, kind: str) -> bool:
+        """Store a signature (checked by the caller); False when this signer had already signed."""
+        with self._lock:
+            conn = self._c()
+            with conn.transaction():
+                cur = conn.execute(
+                    "INSERT INTO withdrawal_signatures (withdrawal_id, signer, signature, kind) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING", (wid, signer.lower(), signature.lower(), kind))
+                if cur.rowcount != 1:
+                    return False
+                n = conn.execute("SELECT count(*) FROM withdrawal_signatures WHERE withdrawal_id = %s",
+                                 (wid,)).fetchone()
+                count = int(n[0]) if n else 0
+                conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, %s, %s)",
+                             (wid, f"signed {min(count, 3)}/3", f"{kind} signer {signer.lower()}"))
+        return True
+
+    def reviews(self, wid: str) -> dict[str, tuple[str, str]]:
+        return {r[0]: (r[1], r[2]) for r in self._q(
+            "SELECT signer, decision, reason FROM withdrawal_reviews WHERE withdrawal_id = %s", (wid,))}
+
+    def add_review(self, wid: str, signer: str, decision: str, reason: str) -> None:
+        with self._lock:
+            conn = self._c()
+            with conn.transaction():
+                cur = conn.execute(
+                    "INSERT INTO withdrawal_reviews (withdrawal_id, signer, decision, reason) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING", (wid, signer.lower(), decision, reason))
+                if cur.rowcount == 1:
+                    conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, %s, %s)",
+                                 (wid, f"review {decision}", f"{signer.lower()}: {reason}"))
+
+    # ------------------------------------------------------------------ policy inputs
+
+    def outflow(self, account: int, asset: str, hours: int = 24) -> int:
+        """What ``account`` withdrew or is withdrawing of ``asset`` in the last ``hours`` (failed excluded)."""
+        rows = self._q("SELECT coalesce(sum(amount), 0) FROM withdrawals WHERE account = %s AND asset = %s"
+                       " AND status <> 'failed' AND created_at > now() - make_interval(hours => %s)",
+                       (account, asset, hours))
+        return int(rows[0][0])
+
+    def allowed(self, account: int, chain: str, address: str) -> bool:
+        return bool(self._q("SELECT 1 FROM withdrawal_addresses WHERE account = %s AND chain = %s AND address = %s",
+                            (account, chain, address.lower())))
+
+    # ------------------------------------------------------------------ transactions
+
+    def add_tx(self, wid: str, tx: SentTx) -> None:
+        self._q("INSERT INTO withdrawal_transactions (tx_hash, withdrawal_id, purpose, sender, nonce, max_fee,"
+                " priority_fee, raw, sent_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (tx_hash) DO NOTHING",
+                (tx.tx_hash, wid, tx.purpose, tx.sender, tx.nonce, tx.max_fee, tx.priority_fee, tx.raw, tx.sent_at))
+
+    def txs(self, wid: str, purpose: str | None = None) -> list[SentTx]:
+        rows = self._q("SELECT tx_hash, purpose, sender, nonce, max_fee, priority_fee, raw, sent_at"
+                       " FROM withdrawal_transactions WHERE withdrawal_id = %s AND (%s::text IS NULL OR purpose = %s)"
+                       " ORDER BY sent_at", (wid, purpose, purpose))
+        return [SentTx(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), r[6], r[7]) for r in rows]
+
+    def timeline(self, wid: str) -> dict[str, Any]:
+        """Everything about one withdrawal, for operators and signers."""
+        w = self.get(wid)
+        if w is None:
+            raise KeyError(wid)
+        return {"withdrawal": w, "signatures": self.signatures(wid), "reviews": self.reviews(wid),
+                "txs": self.txs(wid), "events": self.events(wid)}
+

@@ -1,0 +1,226 @@
+"""``dpg signer …`` (human signers review and sign withdrawals with their own keys) and
+``dpg wallet …`` (deposits from a dev chain's funded account, for trying custody by hand).
+
+Both act on the exchange that ``DPG_DATA_DIR`` (or ``DPG_DATABASE_URL``) points at. A signer's key
+never leaves their machine: ``sign`` recomputes the EIP-712 digest from the withdrawal's terms and
+the chain's vault, signs it locally and stores only the signature, which the pipeline checks again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+
+from dpg.config import Settings
+
+signer_app = typer.Typer(help="Withdrawal signers: review, sign or reject pending withdrawals", no_args_is_help=True)
+wallet_app = typer.Typer(help="A wallet on the dev chain: deposit to the vault and follow the credit",
+                         no_args_is_help=True)
+
+KeyFile = Annotated[str | None, typer.Option("--key-file", help="File holding the signer's key (0x + 64 hex); "
+                                                                "default: DPG_SIGNER_KEY")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _store() -> Any:
+    from dpg.chain.withdrawals import WithdrawalStore
+    from dpg.node import database_url
+
+    return WithdrawalStore(database_url(Settings.from_env()))
+
+
+def _key(key_file: str | None) -> Any:
+    from dpg.chain.signer import load_key
+
+    source = key_file or os.environ.get("DPG_SIGNER_KEY", "")
+    if not source:
+        raise _fail("name the signer's key: --key-file FILE or DPG_SIGNER_KEY", 2)
+    try:
+        return load_key(source, "--key-file" if key_file else "DPG_SIGNER_KEY")
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+
+
+def _describe(store: Any, w: Any) -> dict[str, Any]:
+    from dpg.chain.config import ASSET_DECIMALS
+
+    places = ASSET_DECIMALS.get(w.asset, 0)
+    whole, frac = divmod(w.amount, 10**places)
+    amount = f"{whole}.{str(frac).rjust(places, '0').rstrip('0')}".rstrip(".") if places else str(whole)
+    return {"id": w.id, "account": w.account, "asset": w.asset, "amount": amount, "base_units": str(w.amount),
+            "chain": w.chain, "chain_id": w.chain_id, "vault": w.vault, "token": w.token, "to": w.to_address,
+            "deadline": w.deadline, "status": w.status, "signatures": sorted(store.signatures(w.id)),
+            "reviews": {k: list(v) for k, v in store.reviews(w.id).items()}, "reason": w.reason,
+            "tx_hash": w.tx_hash, "confirmations": f"{w.confirmations}/{w.required}"}
+
+
+def _pending(store: Any, wid: str) -> Any:
+    w = store.get(wid.lower())
+    if w is None:
+        raise _fail(f"no withdrawal {wid}")
+    return w
+
+
+@signer_app.command("list")
+def signer_list(
+    show_all: Annotated[bool, typer.Option("--all", help="Every open withdrawal, not only those to sign")] = False,
+) -> None:
+    """Withdrawals waiting for signatures (JSON lines)."""
+    store = _store()
+    for w in store.open():
+        if show_all or w.status == "signing":
+            typer.echo(json.dumps(_describe(store, w)))
+
+
+@signer_app.command("show")
+def signer_show(wid: Annotated[str, typer.Argument(help="The withdrawal id (0x…)")]) -> None:
+    """One withdrawal: its terms, the digest to sign, signatures, transactions and timeline."""
+    store = _store()
+    w = _pending(store, wid)
+    out = _describe(store, w)
+    out["digest"] = "0x" + w.terms().digest().hex()
+    out["transactions"] = [{"tx_hash": t.tx_hash, "purpose": t.purpose, "nonce": t.nonce, "max_fee": str(t.max_fee)}
+                           for t in store.txs(w.id)]
+    out["timeline"] = [{"at": at.isoformat(), "step": step, "detail": detail}
+                       for at, step, detail in store.events(w.id)]
+    typer.echo(json.dumps(out, indent=2))
+
+
+@signer_app.command("address")
+def signer_address(key_file: KeyFile = None) -> None:
+    """The address of a signer's key."""
+    typer.echo(_key(key_file).address.lower())
+
+
+@signer_app.command("sign")
+def signer_sign(
+    wid: Annotated[str, typer.Argument(help="The withdrawal id (0x…)")],
+    key_file: KeyFile = None,
+) -> None:
+    """Sign a withdrawal after reviewing it (``dpg signer show``)."""
+    from dpg.chain.signer import sign
+
+    key = _key(key_file)
+    store = _store()
+    w = _pending(store, wid)
+    if w.status != "signing":
+        raise _fail(f"withdrawal {w.id} is {w.status}: it takes no more signatures")
+    chain = store.chain(w.chain)
+    who = key.address.lower()
+    if chain is None or who not in chain["signers"]:
+        raise _fail(f"{who} is not a signer of the vault on {w.chain}")
+    if chain["vault"] != w.vault or chain["chain_id"] != w.chain_id:
+        raise _fail("the withdrawal names another vault or chain than the exchange's")
+    if not store.add_signature(w.id, who, sign(w.terms(), key), "human"):
+        raise _fail(f"{who} has already signed {w.id}")
+    typer.echo(json.dumps({"id": w.id, "signer": who, "signatures": len(store.signatures(w.id))}))
+
+
+@signer_app.command("reject")
+def signer_reject(
+    wid: Annotated[str, typer.Argument(help="The withdrawal id (0x…)")],
+    reason: Annotated[str, typer.Option(help="Why (shown to the user and operators)")],
+    key_file: KeyFile = None,
+) -> None:
+    """Reject a withdrawal: it fails and its funds return to the user (while it has fewer than 3 signatures)."""
+    key = _key(key_file)
+    store = _store()
+    w = _pending(store, wid)
+    chain = store.chain(w.chain)
+    who = key.address.lower()
+    if chain is None or who not in chain["signers"]:
+        raise _fail(f"{who} is not a signer of the vault on {w.chain}")
+    if w.status != "signing":
+        raise _fail(f"withdrawal {w.id} is {w.status}: too late to reject")
+    store.add_review(w.id, who, "rejected", reason[:200])
+    typer.echo(json.dumps({"id": w.id, "rejected_by": who}))
+
+
+@wallet_app.command("deposit")
+def wallet_deposit(
+    user: Annotated[str, typer.Argument(help="The user's name, email or account number")],
+    amount: Annotated[str, typer.Argument(help="Decimal amount, e.g. 1.5")],
+    asset: Annotated[str, typer.Option(help="ETH, USDT or BTC (as WBTC)")] = "ETH",
+    chain: Annotated[str, typer.Option(help="The custody chain")] = "ethereum",
+    sender: Annotated[int, typer.Option(help="The dev chain's funded account that pays (anvil: 0-9)")] = 9,
+) -> None:
+    """Deposit from a dev chain's funded account to the vault, for a user; prints the transaction."""
+    from decimal import Decimal, InvalidOperation
+
+    from dpg.api import operator
+    from dpg.chain.config import ASSET_DECIMALS, NATIVE
+    from dpg.chain.embedded import deposit_eth, deposit_token
+    from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
+    from dpg.node import database_url
+
+    settings = Settings.from_env()
+    url = database_url(settings)
+    if user.isdigit():
+        account = int(user)
+    else:
+        from dpg.api.auth import AuthError
+
+        try:
+            account = operator.user_id(url, settings, user)
+        except AuthError as e:
+            raise _fail(f"{e.code}: {e.reason}") from None
+    store = _store()
+    c = store.chain(chain)
+    if c is None:
+        raise _fail(f"no custody chain {chain!r} on this exchange (is it running with its chains?)")
+    asset = asset.upper()
+    token = NATIVE if c["native_asset"] == asset else next(
+        (t["address"] for t in c["tokens"] if t["asset"] == asset), None)
+    if token is None or asset not in ASSET_DECIMALS:
+        raise _fail(f"{asset} cannot be deposited on {chain}")
+    try:
+        units = Decimal(amount.replace(",", ".")) * 10 ** ASSET_DECIMALS[asset]
+    except InvalidOperation:
+        raise _fail(f"not an amount: {amount!r}", 2) from None
+    if units <= 0 or units != units.to_integral_value():
+        raise _fail(f"{amount} is not a positive amount of {asset} (at most {ASSET_DECIMALS[asset]} decimals)", 2)
+    rpc = Rpc(c["rpc_url"])
+    try:
+        accounts = rpc.accounts()
+        if not 0 <= sender < len(accounts):
+            raise _fail(f"the node holds no dev account {sender}", 2)
+        if token == NATIVE:
+            tx = deposit_eth(rpc, c["vault"], accounts[sender], account, int(units))
+        else:
+            tx = deposit_token(rpc, c["vault"], token, accounts[sender], account, int(units))
+        receipt = rpc.wait_receipt(tx, timeout=60)
+    except (RpcError, RpcUnavailable, TimeoutError) as e:
+        raise _fail(f"the chain refused the deposit: {e}") from None
+    ok = to_int(receipt["status"]) == 1
+    typer.echo(json.dumps({"tx_hash": tx, "status": "mined" if ok else "reverted", "account": account,
+                           "asset": asset, "amount": amount, "block": to_int(receipt["blockNumber"]),
+                           "gas_used": to_int(receipt["gasUsed"]),
+                           "credited_after": f"{c['confirmations']} confirmations"}))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@wallet_app.command("deposits")
+def wallet_deposits(
+    user: Annotated[str, typer.Argument(help="The user's name, email or account number")],
+) -> None:
+    """A user's deposits with their confirmations (JSON lines, newest first)."""
+    from dpg.api import operator
+    from dpg.chain.store import DepositStore
+    from dpg.node import database_url
+
+    settings = Settings.from_env()
+    url = database_url(settings)
+    account = int(user) if user.isdigit() else operator.user_id(url, settings, user)
+    store = DepositStore(url)
+    for d in store.deposits(account=account):
+        typer.echo(json.dumps({"chain": d.chain, "tx_hash": d.tx_hash, "asset": d.asset, "amount": str(d.amount),
+                               "status": d.status,
+                               "confirmations": f"{min(d.confirmations, d.required)}/{d.required}"}))
