@@ -368,6 +368,54 @@ def test_the_websocket_api_answers_in_binance_words(base: str) -> None:
         assert isinstance(err, mapped), repr(info.value)
 
 
+def test_execution_reports_follow_a_taker_through_its_fills(base: str) -> None:
+    """One order that takes two price levels: NEW, then a TRADE report per fill with the last and
+    cumulative figures (the last one FILLED), then the balances as DPG's own API has them."""
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    from websockets.sync.client import connect
+
+    taker, a = trader(base, "sweeper@binance.dpg")
+    maker = User(base, "levels@binance.dpg")
+    maker.credit("ETH", "1")
+    taker.credit("USD", "10000")
+    for price, qty in (("5000", "0.2"), ("5001", "0.2")):
+        assert maker.order(market="ETH/USD", side="sell", price=price, quantity=qty).status_code == 201
+    with connect(base.replace("http", "ws") + "/ws-api/v3") as ws:
+        params: dict[str, Any] = {"apiKey": a.apiKey, "timestamp": int(time.time() * 1000), "recvWindow": 5000}
+        query = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+        params["signature"] = hmac.new(a.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+        ws.send(json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature", "params": params}))
+        assert json.loads(ws.recv(timeout=10)) == {"id": "sub", "status": 200, "result": {"subscriptionId": 0}}
+        r = taker.order(market="ETH/USD", side="buy", price="5001", quantity="0.3", client_order_id="sweep-1")
+        assert r.status_code == 201, r.text
+        events = []
+        while not events or events[-1]["e"] != "outboundAccountPosition":
+            msg = json.loads(ws.recv(timeout=10))
+            assert msg["subscriptionId"] == 0
+            events.append(msg["event"])
+    reports = [e for e in events if e["e"] == "executionReport"]
+    assert [(e["x"], e["X"], e["l"], e["z"], e["L"], e["Z"], e["m"]) for e in reports] == [
+        ("NEW", "NEW", "0.0000", "0.0000", "0.00", "0.000000", False),
+        ("TRADE", "PARTIALLY_FILLED", "0.2000", "0.2000", "5000.00", "1000.000000", False),
+        ("TRADE", "FILLED", "0.1000", "0.3000", "5001.00", "1500.100000", False)]
+    oid = r.json()["order_id"]
+    fills = {f["trade_id"]: f for f in taker.http.get(f"/api/v1/orders/{oid}").json()["fills"]}
+    for e in reports:
+        assert (e["s"], e["c"], e["S"], e["o"], e["f"], e["q"], e["p"], e["i"]) == (
+            "ETHUSD", "sweep-1", "BUY", "LIMIT", "GTC", "0.3000", "5001.00", oid)
+        if e["x"] == "TRADE":
+            assert (e["n"], e["N"]) == (fills[e["t"]]["fee"], "ETH")
+    assert not reports[-1]["w"]
+    position = {b["a"]: (b["f"], b["l"]) for b in events[-1]["B"]}
+    assert set(position) == {"ETH", "USD"}
+    for asset, (free, locked) in position.items():
+        assert tuple(Decimal(x) for x in taker.balance(asset)) == (Decimal(free), Decimal(locked))
+
+
 def test_async_ccxt_trades_and_agrees_with_the_native_api(base: str) -> None:
     import asyncio
 

@@ -450,7 +450,8 @@ def router(rt: Runtime) -> APIRouter:
 
     # ------------------------------------------------------------------ /sapi/v1: what spot bots ask of it
 
-    sapi = APIRouter(prefix="/sapi/v1", tags=["binance"])
+    # kept out of the OpenAPI document: two answers for bots, not part of DPG's documented API
+    sapi = APIRouter(prefix="/sapi/v1", tags=["binance"], include_in_schema=False)
 
     @sapi.get("/asset/tradeFee", response_model=None)
     async def trade_fee(request: Request) -> Any:
