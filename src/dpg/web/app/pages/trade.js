@@ -424,7 +424,9 @@ export async function mount(root, params) {
       },
       key(k) {
         pickSide(k === "b" ? "buy" : "sell");
-        (type === "market" ? amount : price).focus();
+        const field = type === "market" ? amount : price;
+        field.focus();
+        field.select();
       },
       update,
     };
