@@ -347,6 +347,9 @@ def create_app(rt: Runtime) -> FastAPI:
     from dpg.api import wallet  # deposits, the withdrawal allow-list, withdrawals
 
     app.include_router(wallet.router(rt, principal, admin))
+    from dpg.api import por_routes  # proof of reserves: epochs, reports, a user's proofs, the /por page
+
+    app.include_router(por_routes.router(rt, principal))
     Session = Annotated[int, Depends(session_only)]
     MarketQ = Annotated[str, Query(max_length=20, description="e.g. BTC/USDT, BTC-USDT or BTCUSDT")]
     Limit = Annotated[int, Query(ge=1, le=1000)]

@@ -1,0 +1,306 @@
+"""Publishing an epoch's proof of reserves: every asset's tree from the balances recorded at the
+epoch's seq, the public tree on IPFS, the root in the ReserveRegistry, and the reserves report.
+
+The registry lives on one chain (the first configured, the "home" chain); the other chains' vault
+holdings enter as declarations. Each chain's reserves are read at its snapshot block: the last
+block whose timestamp is at most the epoch (an epoch's number is its UTC time in seconds). The
+registry itself can only read this chain's holdings now, when the publication is mined.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import urllib.request
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eth_abi.abi import decode
+
+from dpg.chain.config import NATIVE, ChainConfig
+from dpg.chain.contracts import abi_type, encode_call, encode_deploy, load_artifact, selector
+from dpg.chain.rpc import Rpc, to_int
+from dpg.por import ipfs
+from dpg.por import tree as por
+
+log = logging.getLogger("dpg.por.publish")
+
+PUBLISH = "publish(uint64,bytes32,bytes32,uint256,uint8,uint64,bytes32,string,(uint256,uint256)[])"
+ROOT_OF = "rootOf(uint64,bytes32)"
+VERIFY = "verifyProof(uint64,bytes32,bytes32,uint256,bytes32,uint256,(bytes32,uint256)[])"
+_GAS_DEPLOY = 3_000_000
+_GAS_PUBLISH = 1_000_000
+
+
+class PublishError(Exception):
+    """An epoch that cannot be published, with the reason (a revert of the registry included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """One chain's reserves side: its node, its vault and the token of each DPG asset on it."""
+
+    name: str
+    chain_id: int
+    rpc: Rpc
+    vault: str
+    tokens: dict[str, str]  # DPG asset -> token address (NATIVE for the native coin)
+
+    @staticmethod
+    def from_config(cfg: ChainConfig) -> Chain:
+        if not cfg.rpc_url or not cfg.vault:
+            raise PublishError(f"chain {cfg.name}: the proof of reserves needs its rpc_url and vault")
+        tokens: dict[str, str] = {}
+        if cfg.native_asset:
+            tokens[cfg.native_asset] = NATIVE
+        for t in cfg.tokens:
+            tokens.setdefault(t.asset, t.address)
+        return Chain(cfg.name, cfg.chain_id, Rpc(cfg.rpc_url), cfg.vault, tokens)
+
+
+# ---------------------------------------------------------------------- the chain
+
+
+def snapshot_block(rpc: Rpc, at: int) -> tuple[int, str]:
+    """(number, hash) of the last block with a timestamp <= ``at`` (block 0 if none is that old)."""
+    lo, hi = 0, rpc.block_number()
+
+    def ts(n: int) -> int:
+        b = rpc.block(n)
+        if b is None:
+            raise PublishError(f"the node has no block {n}")
+        return to_int(b["timestamp"])
+
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ts(mid) <= at:
+            lo = mid
+        else:
+            hi = mid - 1
+    h = rpc.block_hash(lo)
+    assert h is not None
+    return lo, h
+
+
+def holdings(chain: Chain, asset: str, block: int | str = "latest") -> int:
+    """The vault's holdings of ``asset`` on ``chain`` at ``block``."""
+    token = chain.tokens[asset]
+    tag = hex(block) if isinstance(block, int) else block
+    if token == NATIVE:
+        return to_int(chain.rpc.call("eth_getBalance", [chain.vault, tag]))
+    (value,) = decode(["uint256"], chain.rpc.eth_call(token, encode_call("balanceOf(address)", chain.vault), tag))
+    return int(value)
+
+
+def deploy_registry(rpc: Rpc, owner: str, vault: str, tokens: dict[str, str]) -> str:
+    """Deploy a ReserveRegistry (owner = the operator, who publishes) listing ``tokens`` (asset -> token)."""
+    art = load_artifact("ReserveRegistry")
+    assets = sorted(tokens)
+    tx = rpc.send_transaction({"from": owner, "gas": hex(_GAS_DEPLOY), "data": encode_deploy(
+        art, owner, vault, [por.asset_id(a) for a in assets], [tokens[a] for a in assets])})
+    receipt = rpc.wait_receipt(tx)
+    if to_int(receipt["status"]) != 1 or not receipt.get("contractAddress"):
+        raise PublishError(f"the registry's deployment {tx} failed")
+    address = str(receipt["contractAddress"]).lower()
+    log.info("event=por_registry_deployed address=%s chain_id=%d", address, rpc.chain_id())
+    return address
+
+
+def published(rpc: Rpc, registry: str, epoch: int, asset: str) -> tuple[bytes, int, int]:
+    """(root, total, depth) the registry holds for (epoch, asset); depth 0 when nothing is published."""
+    raw = rpc.eth_call(registry, encode_call(ROOT_OF, epoch, por.asset_id(asset)))
+    root, total, depth = decode(["bytes32", "uint256", "uint8"], raw)
+    return bytes(root), int(total), int(depth)
+
+
+def verify_onchain(rpc: Rpc, registry: str, proof: dict[str, Any]) -> bool:
+    """The registry's ``verifyProof`` of a proof file (eth_call)."""
+    (ok,) = decode(["bool"], rpc.eth_call(registry, verify_proof_call(registry, proof)["data"]))
+    return bool(ok)
+
+
+def verify_proof_call(registry: str, proof: dict[str, Any]) -> dict[str, str]:
+    """The eth_call / eth_estimateGas transaction object of verifyProof for ``proof``."""
+    siblings = [(bytes.fromhex(s["hash"][2:]), int(s["value"])) for s in proof["siblings"]]
+    return {"to": registry, "data": encode_call(
+        VERIFY, int(proof["epoch"]), por.asset_id(proof["asset"]), bytes.fromhex(proof["accountKey"][2:]),
+        int(proof["balance"]), bytes.fromhex(proof["salt"][2:]), int(proof["index"]), siblings)}
+
+
+# ---------------------------------------------------------------------- the registry record
+
+
+def record_path(data_dir: Path) -> Path:
+    return data_dir / "por" / "registry.json"
+
+
+def write_record(data_dir: Path, chain_id: int, registry: str, rpc_url: str) -> None:
+    path = record_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"chainId": chain_id, "registry": registry, "rpcUrl": rpc_url}, indent=2) + "\n")
+
+
+def read_record(data_dir: Path) -> dict[str, Any] | None:
+    path = record_path(data_dir)
+    return dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+# ---------------------------------------------------------------------- publishing
+
+
+def _ratio(reserves: int, liabilities: int) -> str | None:
+    if liabilities == 0:
+        return None
+    return format((Decimal(reserves) / Decimal(liabilities)).quantize(Decimal("0.000001")), "f")
+
+
+def _registry_errors() -> dict[bytes, tuple[str, list[str]]]:
+    """selector -> (name, argument types) of the registry's custom errors (and Ownable's)."""
+    out: dict[bytes, tuple[str, list[str]]] = {}
+    for item in load_artifact("ReserveRegistry").abi:
+        if item.get("type") == "error":
+            types = [abi_type(i) for i in item.get("inputs", [])]
+            out[selector(f"{item['name']}({','.join(types)})")] = (item["name"], types)
+    return out
+
+
+def revert_reason(rpc: Rpc, tx: dict[str, Any]) -> str | None:
+    """Why the registry would refuse ``tx`` (an eth_call on the pending block), decoded: e.g.
+    ``ReservesShort(total, holdings, declared)``; None when it would go through."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [tx, "pending"]}).encode()
+    req = urllib.request.Request(rpc.url, data=body, headers={"content-type": "application/json"},  # noqa: S310
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=rpc.timeout) as resp:  # noqa: S310 (the node's http(s) URL)
+        reply = json.loads(resp.read())
+    err = reply.get("error")
+    if not err:
+        return None
+    data = err.get("data") if isinstance(err, dict) else None
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+        raw = bytes.fromhex(data[2:])
+        known = _registry_errors().get(raw[:4])
+        if known is not None:
+            name, types = known
+            args = decode(types, raw[4:])
+            return f"{name}({', '.join('0x' + a.hex() if isinstance(a, bytes) else str(a) for a in args)})"
+    message = err.get("message", "") if isinstance(err, dict) else str(err)
+    return "".join(c for c in str(message) if c.isprintable()) or "reverted"
+
+
+def latest_epoch(conn: psycopg.Connection[Any]) -> int | None:
+    row = conn.execute("SELECT max(epoch) FROM por_epochs").fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home: Chain, registry: str,
+                  others: list[Chain], store: ipfs.Store, sender: str | None = None) -> dict[str, Any]:
+    """Build, store and publish every asset of ``epoch`` that has a token on the home chain, and
+    write the reserves report (returned; ``ok`` False when an asset could not be published or its
+    reserves are short). An asset already published is left as it is."""
+    row = conn.execute("SELECT seq, ts FROM por_epochs WHERE epoch = %s", (epoch,)).fetchone()
+    if row is None:
+        raise PublishError(f"epoch {epoch} has not been recorded (dpg por snapshot marks one)")
+    seq = int(row[0])
+    registry = registry.lower()
+    if home.rpc.chain_id() != home.chain_id:
+        raise PublishError(f"chain {home.name}: the node's chain id is not {home.chain_id}")
+    sender = sender or home.rpc.accounts()[0]
+    balances: dict[str, list[tuple[str, int]]] = {}
+    for asset, account, balance in conn.execute(
+            "SELECT asset, account, balance FROM por_balances WHERE epoch = %s ORDER BY asset, account", (epoch,)):
+        balances.setdefault(str(asset), []).append((str(account), int(balance)))
+
+    chains = [home, *others]
+    blocks = {c.name: snapshot_block(c.rpc, epoch) for c in chains}
+    report: dict[str, Any] = {
+        "version": 1, "epoch": str(epoch), "seq": str(seq), "generatedAt": int(time.time()),
+        "registry": {"chain": home.name, "chainId": str(home.chain_id), "address": registry},
+        "chains": [{"name": c.name, "chainId": str(c.chain_id), "vault": c.vault, "snapshotBlock": blocks[c.name][0],
+                    "snapshotBlockHash": blocks[c.name][1]} for c in chains],
+        "assets": [], "unpublished": [],
+    }
+    ok = True
+    for asset in sorted(set(balances) | set(home.tokens)):
+        rows = balances.get(asset, [])
+        if asset not in home.tokens:
+            report["unpublished"].append({"asset": asset, "liabilities": str(sum(b for _, b in rows)),
+                                          "reason": f"no token of {asset} on {home.name}, the registry's chain"})
+            continue
+        entry, asset_ok = _publish_asset(conn, epoch, asset, rows, secret, home, registry, others, store, sender,
+                                         blocks)
+        report["assets"].append(entry)
+        ok = ok and asset_ok
+    report["ok"] = ok
+    with conn.transaction():
+        conn.execute("INSERT INTO por_reports (epoch, report, ok) VALUES (%s, %s, %s) ON CONFLICT (epoch)"
+                     " DO UPDATE SET report = EXCLUDED.report, ok = EXCLUDED.ok", (epoch, json.dumps(report), ok))
+    log.info("event=por_epoch_published epoch=%d ok=%s assets=%d", epoch, ok, len(report["assets"]))
+    return report
+
+
+def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: list[tuple[str, int]], secret: bytes,
+                   home: Chain, registry: str, others: list[Chain], store: ipfs.Store, sender: str,
+                   blocks: dict[str, tuple[int, str]]) -> tuple[dict[str, Any], bool]:
+    t = por.build(por.Params(home.chain_id, registry, epoch, asset), rows, secret)
+    doc = por.tree_json(t)
+    cid = store.put(json.dumps(por.public_tree(doc), separators=(",", ":")).encode())
+    held = [(c, holdings(c, asset, blocks[c.name][0])) for c in [home, *others] if asset in c.tokens]
+    reserves = [{"chain": c.name, "chainId": str(c.chain_id), "block": blocks[c.name][0], "holdings": str(h)}
+                for c, h in held]
+    declarations = [(c.chain_id, h) for c, h in held[1:]]  # held[0] is the home chain's
+    total_reserves = sum(h for _, h in held)
+    entry: dict[str, Any] = {
+        "asset": asset, "assetId": "0x" + t.params.asset_id.hex(), "liabilities": str(t.total),
+        "accounts": len(t.accounts), "root": "0x" + t.root.hex(), "depth": t.depth, "cid": cid,
+        "reserves": reserves, "reservesTotal": str(total_reserves), "ratio": _ratio(total_reserves, t.total),
+        "declarations": [{"chainId": str(c), "amount": str(a)} for c, a in declarations],
+    }
+    block, block_hash = blocks[home.name]
+    have = conn.execute("SELECT tx_hash, gas_used FROM por_publications WHERE epoch = %s AND asset = %s",
+                        (epoch, asset)).fetchone()
+    on_root, on_total, on_depth = published(home.rpc, registry, epoch, asset)
+    if on_depth:
+        if on_root != t.root or on_total != t.total:
+            entry["error"] = "the registry holds another root for this epoch and asset"
+            return entry, False
+        entry["tx"] = have[0] if have else None
+        entry["onChain"] = True
+        return entry, total_reserves >= t.total
+    tx = {"from": sender, "to": registry, "gas": hex(_GAS_PUBLISH), "data": encode_call(
+        PUBLISH, epoch, t.params.asset_id, t.root, t.total, t.depth, block, bytes.fromhex(block_hash[2:]), cid,
+        declarations)}
+    reason = revert_reason(home.rpc, tx)
+    if reason is not None:
+        entry["error"] = f"the registry refused the publication: {reason}"
+        log.warning("event=por_publish_refused epoch=%d asset=%s reason=%r", epoch, asset, reason)
+        return entry, False
+    tx_hash = home.rpc.send_transaction(tx)
+    receipt = home.rpc.wait_receipt(tx_hash)
+    if to_int(receipt["status"]) != 1:
+        entry["error"] = f"the publication {tx_hash} reverted"
+        return entry, False
+    gas = to_int(receipt["gasUsed"])
+    entry.update({"tx": tx_hash, "gasUsed": gas, "onChain": True})
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO por_publications (epoch, asset, chain_id, registry, root, total, depth, leaves, cid,"
+            " snapshot_block, snapshot_block_hash, tx_hash, gas_used) VALUES"
+            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (epoch, asset, home.chain_id, registry, "0x" + t.root.hex(), t.total, t.depth, len(t.accounts), cid,
+             block, block_hash, tx_hash, gas))
+        conn.execute("INSERT INTO por_trees (epoch, asset, tree) VALUES (%s, %s, %s)",
+                     (epoch, asset, gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)))
+    log.info("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
+             t.root.hex(), t.total, cid, tx_hash, gas)
+    return entry, total_reserves >= t.total
+
+
+def load_private_tree(raw: bytes) -> por.Tree:
+    return por.load_tree(json.loads(gzip.decompress(raw)))
