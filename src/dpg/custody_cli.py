@@ -110,12 +110,12 @@ def signer_sign(
     key = _key(key_file)
     store = _store()
     w = _pending(store, wid)
-    if w.status != "signing":
-        raise _fail(f"withdrawal {w.id} is {w.status}: it takes no more signatures")
     chain = store.chain(w.chain)
     who = key.address.lower()
     if chain is None or who not in chain["signers"]:
         raise _fail(f"{who} is not a signer of the vault on {w.chain}")
+    if w.status != "signing":
+        raise _fail(f"withdrawal {w.id} is {w.status}: it takes no more signatures")
     if chain["vault"] != w.vault or chain["chain_id"] != w.chain_id:
         raise _fail("the withdrawal names another vault or chain than the exchange's")
     if not store.add_signature(w.id, who, sign(w.terms(), key), "human"):

@@ -4,9 +4,10 @@ allow-list, withdrawals and their timeline (tables of 0004_chain.sql and 0010_wi
 A withdrawal request is checked here (an allow-listed address on a custody chain that carries the
 asset, 2FA when the user has it on, the per-account daily limit), written as ``requesting``, then
 the engine locks the funds (``RequestWithdrawal``); the chain's broadcaster takes it from there.
-"""
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: FastAPI must see the route parameters' local
+``Annotated`` dependencies as objects, not names.)
+"""
 
 import re
 import secrets

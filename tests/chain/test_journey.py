@@ -1,0 +1,232 @@
+"""The brief's journey through a running exchange (``dpg up`` with its custody on an anvil chain
+over JSON-RPC): deposit 1 ETH, credited after 3 confirmations; sell it for USDT; withdraw 3,000
+USDT; two policy signatures and a human's by ``dpg signer sign``; the on-chain transfer; then the
+user's balance, the ledger and the vault's holdings agree. And what the wallet API refuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+from eth_abi.abi import decode
+
+from dpg.chain.contracts import encode_call
+from dpg.chain.rpc import to_int
+from dpg.chain.signer import dev_key, write_key
+from dpg.store import db
+from tests.api.client import User, exchange, signed, wait_projected
+from tests.chain.conftest import CHAIN_ID, DevChain
+
+ROOT = Path(__file__).resolve().parents[2]
+ETH = 10**18
+USDT = 10**6
+DEST = dev_key(8).address
+
+
+def _env(dev: DevChain, tmp: Path) -> dict[str, str]:
+    chains = tmp / "chains.json"
+    chains.write_text(json.dumps({"chains": [{
+        "name": "ethereum", "chain_id": CHAIN_ID, "rpc_url": dev.anvil.url, "vault": dev.vault, "confirmations": 3,
+        "native_asset": "ETH", "poll_seconds": 0.1,
+        "tokens": {"USDT": {"address": dev.usdt, "decimals": 6}, "WBTC": {"address": dev.wbtc, "decimals": 8,
+                                                                            "asset": "BTC"}},
+    }]}))
+    keys = tmp / "keys"
+    for name, index in (("policy-1", 1), ("policy-2", 2), ("broadcaster", 0), ("human", 3)):
+        write_key(keys / f"{name}.key", dev_key(index))
+    return {"DPG_CUSTODY": "1", "DPG_CHAINS": str(chains),
+            "DPG_POLICY_SIGNER_KEYS": f"{keys / 'policy-1.key'},{keys / 'policy-2.key'}",
+            "DPG_BROADCASTER_KEY": str(keys / "broadcaster.key")}
+
+
+@contextmanager
+def running(pg_server: str, tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """``dpg up`` with custody on a scratch database; yields its URL and the environment that points
+    the operator's and signers' commands at it."""
+    url = db.create_scratch(pg_server, prefix)
+    try:
+        with exchange(url, tmp, **env) as base:
+            yield base, {**env, "DPG_DATA_DIR": str(tmp), "DPG_DATABASE_URL": url}
+    finally:
+        db.drop(url)
+
+
+def _until(what: str, check: Any, timeout: float = 60, tick: Any = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        if tick is not None:
+            tick()
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def _token_balance(dev: DevChain, token: str, who: str) -> int:
+    (v,) = decode(["uint256"], dev.rpc.eth_call(token, encode_call("balanceOf(address)", who)))
+    return int(v)
+
+
+def _dpg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dpg.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **env}, timeout=120, check=False)
+
+
+def test_deposit_trade_withdraw_with_three_signatures_and_everything_agrees(
+        dev_chain: DevChain, pg_server: str, tmp_path: Path) -> None:
+    env = _env(dev_chain, tmp_path)
+    with running(pg_server, tmp_path, "journey", env) as (base, scan_env):
+        alice = User(base, "alice@journey.dpg")
+        bob = User(base, "bob@journey.dpg")
+        chains = alice.http.get("/api/v1/wallet/chains").json()
+        assert chains[0]["vault"] == dev_chain.vault and chains[0]["confirmations"] == 3
+        r = alice.http.get("/api/v1/wallet/deposit-address", params={"chain": "ethereum"})
+        assert r.status_code == 200, r.text
+        where = r.json()
+        assert where["account"] == alice.id and where["vault"] == dev_chain.vault
+
+        # deposits: 1 ETH for alice (from the dev wallet command), 10,000 USDT for bob
+        r = _dpg(scan_env, "wallet", "deposit", str(alice.id), "1", "--asset", "ETH")
+        assert r.returncode == 0, r.stderr
+        deposit = json.loads(r.stdout)
+        dev_chain.deposit_token(dev_chain.usdt, bob.id, 10_000 * USDT)
+        pending = _until("the pending deposit", lambda: [d for d in alice.http.get("/api/v1/wallet/deposits").json()
+                                                          if d["status"] == "pending"])
+        assert pending[0]["confirmations"] < 3 and pending[0]["required"] == 3 and Decimal(pending[0]["amount"]) == 1
+        assert _dec(alice.balance("ETH")) == (0, 0)  # not before its depth
+        dev_chain.mine(3)
+        _until("alice's credit", lambda: _dec(alice.balance("ETH")) == (1, 0))
+        _until("bob's credit", lambda: _dec(bob.balance("USDT")) == (10_000, 0))
+        done = alice.http.get("/api/v1/wallet/deposits").json()[0]
+        assert (done["status"], done["confirmations"]) == ("credited", 3)
+
+        # alice sells her ETH to bob's bid
+        assert bob.order(market="ETH/USDT", side="buy", type="limit", price="3100", quantity="1").status_code == 201
+        r = alice.order(market="ETH/USDT", side="sell", type="market", quantity="1")
+        assert r.status_code == 201, r.text
+        usdt_after_sale = Decimal(alice.balance("USDT")[0])
+        assert usdt_after_sale == Decimal("3100") - Decimal("3.1")  # the taker fee, 0.1 %
+
+        # withdraw 3,000 USDT: refused off the allow-list, then allowed
+        body = {"asset": "USDT", "chain": "ethereum", "address": DEST, "amount": "3000"}
+        r = alice.http.post("/api/v1/withdrawals", json=body)
+        assert r.status_code == 403 and r.json()["code"] == "ADDRESS_NOT_ALLOWED"
+        r = alice.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": DEST, "label": "cold"})
+        assert r.status_code == 201, r.text
+        r = alice.http.post("/api/v1/withdrawals", json=body)
+        assert r.status_code == 201, r.text
+        w = r.json()
+        assert w["status"] == "signing" and _dec(alice.balance("USDT")) == (usdt_after_sale - 3000, 3000)
+
+        def status() -> dict[str, Any]:
+            return dict(alice.http.get(f"/api/v1/withdrawals/{w['id']}").json())
+
+        _until("two policy signatures", lambda: status()["signatures"] == 2)
+        listed = _dpg(scan_env, "signer", "list")
+        assert listed.returncode == 0 and w["id"] in listed.stdout
+        r = _dpg(scan_env, "signer", "sign", w["id"], "--key-file", str(tmp_path / "keys" / "human.key"))
+        assert r.returncode == 0, r.stderr
+        again = _dpg(scan_env, "signer", "sign", w["id"], "--key-file", str(tmp_path / "keys" / "human.key"))
+        assert again.returncode != 0  # signed already, or past signing
+        stranger = tmp_path / "keys" / "stranger.key"
+        write_key(stranger, dev_key(7))
+        r = _dpg(scan_env, "signer", "sign", w["id"], "--key-file", str(stranger))
+        assert r.returncode != 0 and "not a signer" in r.stderr
+
+        seen = _until("confirming", lambda: status()["status"] in ("confirming", "completed") and status())
+        assert seen["tx_hash"]
+        final = _until("completed", lambda: status()["status"] == "completed" and status(),
+                       tick=lambda: dev_chain.mine(1))
+        steps = [e["step"] for e in final["timeline"]]
+        for step in ("requested", "signed 1/3", "signed 2/3", "signed 3/3", "broadcast", "mined", "completed"):
+            assert step in steps, steps
+
+        # the user's balance, the ledger and the vault agree
+        assert _dec(alice.balance("USDT")) == (usdt_after_sale - 3000, 0)
+        assert _token_balance(dev_chain, dev_chain.usdt, DEST) == 3_000 * USDT
+        assert _token_balance(dev_chain, dev_chain.usdt, dev_chain.vault) == 7_000 * USDT
+        assert dev_chain.rpc.balance(dev_chain.vault) == 1 * ETH
+        wait_projected(alice, _seq(alice))
+        ledger = alice.http.get("/api/v1/ledger", params={"asset": "USDT", "limit": 100}).json()["entries"]
+        assert sum(Decimal(e["available"]) + Decimal(e["locked"]) for e in ledger) == usdt_after_sale - 3000
+        assert any(e["cause"] == "withdrawal" and Decimal(e["locked"]) == -3000 for e in ledger), ledger
+        receipt = dev_chain.rpc.receipt(final["tx_hash"])
+        assert receipt is not None
+        deposit_receipt = dev_chain.rpc.receipt(deposit["tx_hash"])
+        assert deposit_receipt is not None
+        print(f"\ngas: depositETH {to_int(deposit_receipt['gasUsed'])}, withdraw (3 signatures, USDT) "
+              f"{to_int(receipt['gasUsed'])}")
+
+
+def _dec(pair: tuple[str, str]) -> tuple[Decimal, Decimal]:
+    return Decimal(pair[0]), Decimal(pair[1])
+
+
+def _seq(user: User) -> int:
+    return int(user.http.get("/api/v1/health").json()["seq"])
+
+
+def test_the_wallet_refuses_what_it_must(dev_chain: DevChain, pg_server: str, tmp_path: Path) -> None:
+    env = _env(dev_chain, tmp_path)
+    with running(pg_server, tmp_path, "wallet", env) as (base, _):
+        carol = User(base, "carol@journey.dpg")
+        carol.credit("USDT", "500")
+        ok = carol.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": DEST})
+        assert ok.status_code == 201
+        cases = [
+            ({"chain": "ethereum", "address": dev_chain.vault}, 400, "INVALID_ADDRESS"),
+            ({"chain": "ethereum", "address": "0x" + "00" * 20}, 400, "INVALID_ADDRESS"),
+            ({"chain": "ethereum", "address": DEST.lower()[:-1] + "G"}, 400, "INVALID_ADDRESS"),
+            ({"chain": "ethereum", "address": DEST[:-1] + ("a" if DEST[-1] == "A" else "A")}, 400,
+             "INVALID_ADDRESS"),  # a broken EIP-55 checksum
+            ({"chain": "mars", "address": DEST}, 404, "UNKNOWN_CHAIN"),
+        ]
+        for body, code, name in cases:
+            r = carol.http.post("/api/v1/wallet/addresses", json=body)
+            assert (r.status_code, r.json().get("code")) == (code, name), (body, r.text)
+        w = {"asset": "USDT", "chain": "ethereum", "address": DEST}
+        for amount, code, name in [("600", 422, "INSUFFICIENT_FUNDS"), ("0", 400, "INVALID_AMOUNT"),
+                                   ("-5", 400, None), ("1.0000001", 400, None), ("abc", 400, None)]:
+            r = carol.http.post("/api/v1/withdrawals", json={**w, "amount": amount})
+            assert r.status_code == code, (amount, r.text)
+            if name:
+                assert r.json()["code"] == name
+        r = carol.http.post("/api/v1/withdrawals", json={**w, "asset": "USD", "amount": "5"})
+        assert r.status_code == 400 and r.json()["code"] == "ASSET_NOT_ON_CHAIN"
+        assert _dec(carol.balance("USDT")) == (500, 0)
+        assert carol.http.get("/api/v1/withdrawals").json() == []  # nothing half-made is left behind
+
+        # 2FA on: a withdrawal needs the code
+        secret = carol.http.post("/api/v1/auth/2fa/setup").json()["secret"]
+        assert carol.http.post("/api/v1/auth/2fa/enable", json={"code": pyotp.TOTP(secret).now()}).status_code == 200
+        r = carol.http.post("/api/v1/withdrawals", json={**w, "amount": "5"})
+        assert r.status_code in (401, 403) and "TOTP" in r.json()["code"]
+        r = carol.http.post("/api/v1/withdrawals", json={**w, "amount": "5", "totp": pyotp.TOTP(secret).now()})
+        assert r.status_code == 201, r.text
+        assert _dec(carol.balance("USDT")) == (495, 5)
+
+        # an API key without the withdraw permission cannot withdraw; without a session, nobody can
+        dave = User(base, "dave@journey.dpg")
+        dave.credit("USDT", "50")
+        k = dave.http.post("/api/v1/api-keys", json={"name": "bot", "permissions": ["read", "trade"]}).json()
+        bot = httpx.Client(base_url=base, timeout=30)  # the key alone, no session
+        r = signed(bot, k["key"], k["secret"], "POST", "/api/v1/wallet/addresses",
+                   {"chain": "ethereum", "address": DEST})
+        assert r.status_code == 403 and r.json()["code"] == "PERMISSION_DENIED", r.text
+        r = signed(bot, k["key"], k["secret"], "POST", "/api/v1/withdrawals", {**w, "amount": "5"})
+        assert r.status_code == 403 and r.json()["code"] == "PERMISSION_DENIED", r.text
+        assert signed(bot, k["key"], k["secret"], "GET", "/api/v1/withdrawals").status_code == 200
+        anon = dave.http.post("/api/v1/withdrawals", json={**w, "amount": "5"}, headers={"authorization": ""})
+        assert anon.status_code == 401
+        assert _dec(dave.balance("USDT")) == (50, 0)
