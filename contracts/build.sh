@@ -6,6 +6,7 @@
 #                                src/dpg/chain/artifacts/<Name>.json
 #   contracts/build.sh --check   the same, but writes the artifacts to a temporary directory and
 #                                exits 1 if they differ from the committed ones
+#   contracts/build.sh --toolchain  only the npm ci (make up runs it: anvil is the embedded chain)
 #
 # Everything comes from the npm registry (contracts/package-lock.json): forge and anvil (the
 # platform packages carry the binaries), OpenZeppelin, and solc as WebAssembly, which
@@ -17,11 +18,13 @@ ROOT=$(cd "$HERE/.." && pwd)
 ARTIFACTS="$ROOT/src/dpg/chain/artifacts"
 
 check=0
+toolchain_only=0
 case "${1:-}" in
     "") ;;
     --check) check=1 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: contracts/build.sh [--check]" >&2; exit 2 ;;
+    --toolchain) toolchain_only=1 ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: contracts/build.sh [--check | --toolchain]" >&2; exit 2 ;;
 esac
 
 cd "$HERE"
@@ -36,6 +39,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
     npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
     echo "$lock_hash" >"$stamp"
 fi
+[ "$toolchain_only" = 1 ] && exit 0
 
 case "$(uname -s)-$(uname -m)" in
     Linux-x86_64) platform=linux-amd64 ;;
