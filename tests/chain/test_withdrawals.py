@@ -285,6 +285,28 @@ def test_a_payout_reorged_out_is_sent_again_and_completes_once(dev_chain: DevCha
     assert usdt_of(node, ACCOUNT) == (2_000 * USDT, 0)
 
 
+def test_a_signed_withdrawal_someone_else_sends_completes_once_at_depth(
+        dev_chain: DevChain, node: Node, store: WithdrawalStore) -> None:
+    p = Pipeline(dev_chain, node, store)
+    p.fund(ACCOUNT, 5_000 * USDT)
+    wid = p.request(ACCOUNT, 3_000 * USDT)
+    p.b.step()
+    p.human(wid, 3)
+    w = store.get(wid)
+    assert w is not None
+    data = encode_call(WITHDRAW, w.terms().as_tuple(),
+                       [bytes.fromhex(x[2:]) for x in ordered(p.b.valid_signatures(w))])
+    dev_chain.mined(dev_chain.rpc.send_transaction({"from": dev_chain.accounts[9], "to": dev_chain.vault,
+                                                    "data": data, "gas": hex(400_000)}))
+    p.b.step()  # 3/3, but the vault already paid it: nothing is sent, and not yet deep enough
+    assert p.status(wid) == "signed" and store.txs(wid) == []
+    dev_chain.mine(2)
+    p.b.step()
+    assert p.status(wid) == "completed"
+    assert token_balance(dev_chain.rpc, dev_chain.usdt, DEST) == 3_000 * USDT
+    assert usdt_of(node, ACCOUNT) == (2_000 * USDT, 0)
+
+
 # ---------------------------------------------------------------------- the vault refuses
 
 

@@ -123,10 +123,15 @@ class Broadcaster:
             self._signers = [str(a).lower() for a in addrs]
         return self._signers
 
-    def vault_status(self, wid: str) -> int:
+    def vault_status(self, wid: str, block: str = "latest") -> int:
         (s,) = decode(["uint8"], self.rpc.eth_call(self.chain.vault, encode_call("status(bytes32)",
-                                                                                bytes.fromhex(wid[2:]))))
+                                                                                bytes.fromhex(wid[2:])), block))
         return int(s)
+
+    def confirmed_status(self, wid: str, depth: int) -> int:
+        """The vault's status of ``wid`` at the block ``depth`` confirmations deep."""
+        block = max(0, self.rpc.block_number() - depth + 1)
+        return self.vault_status(wid, hex(block))
 
     def chain_time(self) -> int:
         b = self.rpc.call("eth_getBlockByNumber", ["latest", False])
@@ -219,9 +224,13 @@ class Broadcaster:
         return encode_call(WITHDRAW, w.terms().as_tuple(), [bytes.fromhex(s[2:]) for s in ordered(chosen)])
 
     def _send(self, w: Withdrawal, now: int, purpose: str) -> None:
-        if purpose == "withdraw" and now > w.deadline:
+        if purpose == "withdraw":
             status = self.vault_status(w.id)
-            if status == STATUS_NONE:
+            if status != STATUS_NONE:
+                # someone else sent the signed withdrawal (its calldata is public once broadcast)
+                self._settled_elsewhere(w, status)
+                return
+            if now > w.deadline:
                 self._fail(w, "expired: the deadline passed before the vault paid it")
                 return
         data = self._calldata(w, purpose)
@@ -346,12 +355,25 @@ class Broadcaster:
                 return
         self.store.update(w.id, "no vault event", w.tx_hash, status="signed" if purpose == "withdraw" else "queued")
 
+    def _settled_elsewhere(self, w: Withdrawal, status: int) -> None:
+        """The vault executed, queued or cancelled ``w`` through a transaction not ours: follow the
+        vault's state once it is as deep as the chain's confirmation depth."""
+        if self.confirmed_status(w.id, w.required) != status:
+            return  # not deep enough yet
+        if status == STATUS_EXECUTED:
+            self._complete(w, f"{self.chain.name}:executed", w.required)
+        elif status == STATUS_CANCELLED:
+            self._fail(w, "cancelled on the chain by a signer or the guardian")
+        elif status == STATUS_QUEUED:
+            (_, executable_at, *_) = decode(["uint64", "uint64", "address", "address", "uint256"], self.rpc.eth_call(
+                self.chain.vault, encode_call("queued(bytes32)", bytes.fromhex(w.id[2:]))))
+            self.store.update(w.id, "queued", f"time-locked until {int(executable_at)}", status="queued",
+                              executable_at=int(executable_at))
+
     def _queued(self, w: Withdrawal, now: int) -> None:
         status = self.vault_status(w.id)
-        if status == STATUS_CANCELLED:
-            self._fail(w, "cancelled on the chain by a signer or the guardian")
-        elif status == STATUS_EXECUTED:
-            self._complete(w, f"{self.chain.name}:executed", w.required)
+        if status in (STATUS_CANCELLED, STATUS_EXECUTED):
+            self._settled_elsewhere(w, status)
         elif w.executable_at is not None and now >= w.executable_at:
             self._send(w, now, "execute")
 
