@@ -285,6 +285,32 @@ def test_a_payout_reorged_out_is_sent_again_and_completes_once(dev_chain: DevCha
     assert usdt_of(node, ACCOUNT) == (2_000 * USDT, 0)
 
 
+def test_a_broadcaster_restarted_mid_way_picks_up_where_it_was(
+        dev_chain: DevChain, node: Node, store: WithdrawalStore) -> None:
+    p = Pipeline(dev_chain, node, store)
+    p.fund(ACCOUNT, 5_000 * USDT)
+    first, second = p.request(ACCOUNT, 1_000 * USDT), p.request(ACCOUNT, 2_000 * USDT)
+    p.b.step()
+    p.human(first, 3)
+    p.human(second, 4)
+    dev_chain.rpc.call("evm_setAutomine", [False])
+    p.b.step()  # both sent, neither mined
+    assert p.status(first) == p.status(second) == "broadcast"
+    nonces = sorted(t.nonce for w in (first, second) for t in store.txs(w))
+    assert nonces[1] == nonces[0] + 1  # one nonce each
+    dev_chain.rpc.call("evm_setAutomine", [True])
+    dev_chain.mine(1)
+    again = Pipeline(dev_chain, node, store)  # a new process: only what the database holds
+    for _ in range(2):
+        again.b.step()
+        dev_chain.mine(1)
+    again.b.step()
+    assert again.status(first) == again.status(second) == "completed"
+    assert token_balance(dev_chain.rpc, dev_chain.usdt, DEST) == 3_000 * USDT
+    assert usdt_of(node, ACCOUNT) == (2_000 * USDT, 0)
+    assert len(store.txs(first)) == len(store.txs(second)) == 1  # nothing sent twice
+
+
 def test_a_signed_withdrawal_someone_else_sends_completes_once_at_depth(
         dev_chain: DevChain, node: Node, store: WithdrawalStore) -> None:
     p = Pipeline(dev_chain, node, store)
