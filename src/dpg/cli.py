@@ -478,11 +478,10 @@ def _por_chains(chains_file: Path | None) -> list[Any]:
 
 
 def _por_secret(secret: str | None) -> bytes:
-    import os
-
-    raw = secret or os.environ.get("DPG_POR_SECRET", "")
+    """--secret, else the exchange's (DPG_POR_SECRET, else DPG_DATA_DIR/por.secret, as dpg up uses)."""
+    raw = secret
     if not raw:
-        raise _fail("the proof-of-reserves secret: --secret HEX or DPG_POR_SECRET")
+        return Settings.from_env().por_key()
     try:
         key = bytes.fromhex(raw.removeprefix("0x"))
     except ValueError:
@@ -524,15 +523,14 @@ def por_publish(
     chains_file: Annotated[Path | None, typer.Option("--chains", help="Chains file (default DPG_CHAINS)")] = None,
     registry: Annotated[str | None, typer.Option(help="ReserveRegistry address (default: DPG_POR_REGISTRY, "
                                                       "else the one dpg por deploy-registry recorded)")] = None,
-    secret: Annotated[str | None, typer.Option(help="The proof-of-reserves secret, hex (default DPG_POR_SECRET)")]
+    secret: Annotated[str | None, typer.Option(help="The proof-of-reserves secret, hex (default DPG_POR_SECRET, "
+                                                    "else DPG_DATA_DIR/por.secret)")]
     = None,
     sender: Annotated[str | None, typer.Option("--from", help="Operator account the node holds (default its first)")]
     = None,
 ) -> None:
     """Build every asset's tree of an epoch, add it to IPFS, publish its root in the registry, and
     write the reserves report (printed); exit code 1 when anything is short or refused."""
-    import os
-
     import psycopg
 
     from dpg.node import database_url
@@ -542,8 +540,7 @@ def por_publish(
     settings = Settings.from_env()
     key = _por_secret(secret)
     chains = _por_chains(chains_file)
-    address = registry or os.environ.get("DPG_POR_REGISTRY") or (pub.read_record(settings.data_dir) or {}).get(
-        "registry")
+    address = registry or settings.por_registry or (pub.read_record(settings.data_dir) or {}).get("registry")
     if not address:
         raise _fail("no registry: --registry, DPG_POR_REGISTRY or dpg por deploy-registry")
     with psycopg.connect(database_url(settings)) as conn:

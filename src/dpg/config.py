@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,10 @@ class Settings:
     withdrawal_ttl: int  # DPG_WITHDRAWAL_TTL: seconds a withdrawal's signatures stay valid (its signed deadline)
     withdrawal_replace_after: int  # DPG_WITHDRAWAL_REPLACE_AFTER: seconds before a stuck transaction is replaced
     withdrawal_daily_limits: dict[str, str]  # DPG_WITHDRAWAL_DAILY_LIMITS: "BTC=10,ETH=200,USDT=1000000" per account
+    por_secret: str  # DPG_POR_SECRET: hex; empty = the one kept in DPG_DATA_DIR/por.secret (see por_key)
+    por_registry: str  # DPG_POR_REGISTRY: the ReserveRegistry; empty = recorded or deployed on an embedded chain
+    por_rpc: str  # DPG_POR_RPC: the registry chain's public JSON-RPC URL (verifiers, browsers); empty = the chain's
+    por_publish: bool  # DPG_POR_PUBLISH: 0 = dpg up/engine leave publishing to dpg por publish
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -44,7 +49,28 @@ class Settings:
             withdrawal_ttl=_positive(e, "DPG_WITHDRAWAL_TTL", 6 * 3600),
             withdrawal_replace_after=_positive(e, "DPG_WITHDRAWAL_REPLACE_AFTER", 30),
             withdrawal_daily_limits=_limits(e.get("DPG_WITHDRAWAL_DAILY_LIMITS", "BTC=10,ETH=200,USDT=1000000")),
+            por_secret=_secret(e.get("DPG_POR_SECRET", ""), "DPG_POR_SECRET"),
+            por_registry=_registry(e.get("DPG_POR_REGISTRY", "")),
+            por_rpc=e.get("DPG_POR_RPC", ""),
+            por_publish=e.get("DPG_POR_PUBLISH", "1") not in ("0", "off", "false", "no"),
         )
+
+    def por_key(self) -> bytes:
+        """The proof-of-reserves secret (the salts' HMAC key): DPG_POR_SECRET, else 32 random bytes
+        kept as hex in DPG_DATA_DIR/por.secret (created 0600 on first use)."""
+        if self.por_secret:
+            return bytes.fromhex(self.por_secret)
+        path = self.data_dir / "por.secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32) + "\n")
+        return bytes.fromhex(_secret(path.read_text().strip(), str(path)))
 
 
 def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
@@ -58,6 +84,27 @@ def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -
     if value <= 0:
         raise SystemExit(f"{name} must be a positive integer, not {raw!r}")
     return value
+
+
+def _secret(raw: str, name: str) -> str:
+    """A hex secret of at least 16 bytes (``0x`` allowed), normalized to bare lower-case hex."""
+    raw = raw.strip().removeprefix("0x").lower()
+    if not raw:
+        return ""
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be hex") from None
+    if len(key) < 16:
+        raise SystemExit(f"{name} must be at least 16 bytes")
+    return key.hex()
+
+
+def _registry(raw: str) -> str:
+    raw = raw.strip().lower()
+    if raw and (len(raw) != 42 or not raw.startswith("0x") or not all(c in "0123456789abcdef" for c in raw[2:])):
+        raise SystemExit(f"DPG_POR_REGISTRY must be a 0x address, not {raw!r}")
+    return raw
 
 
 def _limits(raw: str) -> dict[str, str]:

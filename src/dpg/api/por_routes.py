@@ -53,6 +53,17 @@ def router(rt: Any, principal: Callable[[Request], Awaitable[Any]]) -> APIRouter
         return [{"epoch": str(e), "seq": str(seq), "reportOk": ok, "published": by_epoch.get(int(e), [])}
                 for e, seq, ok in found]
 
+    @r.get("/api/v1/por/registry", tags=["public"])
+    async def registry() -> Response:
+        """Where the roots are published: the registry's chain id and address, and a JSON-RPC URL
+        of that chain to read them from (null when the exchange gives none out), for verifiers and
+        the browser's proof page."""
+        found = await rows("SELECT chain, chain_id, registry, rpc_url FROM por_registry")
+        if not found:
+            raise ApiError(404, "NO_REGISTRY", "the proof of reserves is not published on a chain yet")
+        chain, chain_id, address, rpc_url = found[0]
+        return _json({"chain": chain, "chainId": str(chain_id), "registry": address, "rpcUrl": rpc_url or None})
+
     @r.get("/api/v1/por/epochs", tags=["public"])
     async def epochs(limit: Annotated[int, Query(ge=1, le=1000)] = 30) -> Response:
         """Proof-of-reserves epochs, newest first, with what was published in the registry for each."""

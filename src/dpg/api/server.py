@@ -120,6 +120,26 @@ def start_custody(settings: Settings, node: Node) -> Any:
                          replace_after=settings.withdrawal_replace_after)
 
 
+def start_publisher(settings: Settings, url: str, custody: Any, schedule: Scheduler) -> Any:
+    """The proof of reserves published every epoch on the custody chains (``DPG_POR_PUBLISH=0``, or
+    no custody: none). Starts a thread; never waits on a chain."""
+    if custody is None or not settings.por_publish:
+        return None
+    chains = custody.chains()
+    if not chains:
+        log.warning("event=por_publish_off reason=%r", "no custody chain is running")
+        return None
+    from dpg.por import ipfs
+    from dpg.por.publish import AutoPublisher
+
+    publisher = AutoPublisher(url, chains, set(custody.embedded), settings.data_dir, settings.por_key(),
+                              ipfs.Store.from_env(settings.data_dir), registry=settings.por_registry,
+                              public_rpc=settings.por_rpc)
+    schedule.on_marked = publisher.epoch_marked
+    publisher.start()
+    return publisher
+
+
 def run_single(settings: Settings, url: str, host: str, port: int, announce: Callable[[str], None],
                demo: bool = False) -> None:
     """The embedded default: engine, journal, projections and API in this process."""
@@ -137,6 +157,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval)
     schedule.start()
     custody = start_custody(settings, node)
+    publisher = start_publisher(settings, url, custody, schedule)
     tasks: list[asyncio.Task[None]] = []  # kept referenced while the server runs
     rt.bus = LocalBus(node.sequencer)
     rt.trading.bus = rt.bus
@@ -155,6 +176,8 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     try:
         _serve(create_app(rt), host, port, loop, pool, ready)
     finally:
+        if publisher is not None:
+            publisher.stop()
         if custody is not None:
             custody.stop()
         schedule.stop()
@@ -170,6 +193,7 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval)
     schedule.start()
     custody = start_custody(settings, node)
+    publisher = start_publisher(settings, url, custody, schedule)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -177,6 +201,8 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     while not stop.wait(0.5):
         if node.sequencer.failed is not None:
             break
+    if publisher is not None:
+        publisher.stop()
     if custody is not None:
         custody.stop()
     schedule.stop()

@@ -32,7 +32,8 @@ def mark(submit: Callable[[MarkEpoch], tuple[int, list[Event]]], epoch: int) -> 
 
 
 class Scheduler:
-    """A thread that marks an epoch at every boundary."""
+    """A thread that marks an epoch at every boundary; ``on_marked(epoch)`` is told of each one
+    marked (the publisher, which then waits for the epoch's balances to be recorded)."""
 
     def __init__(self, submit: Callable[[MarkEpoch], tuple[int, list[Event]]], interval: int,
                  clock: Callable[[], float] = time.time) -> None:
@@ -41,6 +42,7 @@ class Scheduler:
         self.submit = submit
         self.interval = interval
         self.clock = clock
+        self.on_marked: Callable[[int], None] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dpg-por-schedule", daemon=True)
 
@@ -56,6 +58,8 @@ class Scheduler:
             if self._stop.wait(max(0.0, boundary - self.clock())):
                 return
             try:
-                mark(self.submit, boundary)
+                _, events = mark(self.submit, boundary)
+                if events and events[0][0] == E.EPOCH_MARKED and self.on_marked is not None:
+                    self.on_marked(boundary)
             except Exception:
                 log.exception("event=por_epoch_failed epoch=%d", boundary)
