@@ -230,3 +230,43 @@ def test_the_wallet_refuses_what_it_must(dev_chain: DevChain, pg_server: str, tm
         anon = dave.http.post("/api/v1/withdrawals", json={**w, "amount": "5"}, headers={"authorization": ""})
         assert anon.status_code == 401
         assert _dec(dave.balance("USDT")) == (50, 0)
+
+
+def test_the_embedded_default_chain_takes_a_deposit_and_pays_a_withdrawal(pg_server: str, tmp_path: Path) -> None:
+    """``make up``'s custody: the in-process dev chains, nothing configured, no keys given."""
+    import psycopg
+
+    from dpg.chain.rpc import Rpc
+
+    env = {"DPG_CUSTODY": "1", "DPG_DEV_CHAIN": ""}
+    with running(pg_server, tmp_path, "embedded", env) as (base, cli_env):
+        erin = User(base, "erin@journey.dpg")
+        names = [c["chain"] for c in erin.http.get("/api/v1/wallet/chains").json()]
+        assert names == ["ethereum", "polygon"]
+        r = _dpg(cli_env, "wallet", "deposit", str(erin.id), "2", "--asset", "ETH")
+        assert r.returncode == 0, r.stderr
+        _until("the credit at 3 confirmations", lambda: _dec(erin.balance("ETH")) == (2, 0))
+        dest = dev_key(8).address
+        r = erin.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": dest})
+        assert r.status_code == 201, r.text
+        r = erin.http.post("/api/v1/withdrawals", json={"asset": "ETH", "chain": "ethereum", "address": dest,
+                                                         "amount": "0.5"})
+        assert r.status_code == 201, r.text
+        wid = r.json()["id"]
+
+        def status() -> dict[str, Any]:
+            return dict(erin.http.get(f"/api/v1/withdrawals/{wid}").json())
+
+        _until("two policy signatures", lambda: status()["signatures"] == 2)
+        with psycopg.connect(cli_env["DPG_DATABASE_URL"]) as conn:
+            row = conn.execute("SELECT rpc_url FROM chains WHERE name = 'ethereum'").fetchone()
+        assert row is not None
+        rpc = Rpc(row[0])
+        before = rpc.balance(dest)
+        key = tmp_path / "chain" / "ethereum" / "signers" / "human-1.key"
+        r = _dpg(cli_env, "signer", "sign", wid, "--key-file", str(key))
+        assert r.returncode == 0, r.stderr
+        done = _until("completed", lambda: status()["status"] == "completed" and status())
+        assert done["confirmations"] == 3
+        assert rpc.balance(dest) - before == ETH // 2
+        assert _dec(erin.balance("ETH")) == (Decimal("1.5"), 0)

@@ -483,12 +483,16 @@ def test_a_node_that_is_not_the_configured_chain_is_refused(
 # ---------------------------------------------------------------------- the embedded chain, end to end
 
 
+@pytest.mark.parametrize("kind", ["in-process", "anvil"])
 def test_custody_starts_an_embedded_chain_and_credits_its_deposits(
-    anvil_bin: Path, artifacts: Path, node: Node, pg_url: str, tmp_path: Path,
+    kind: str, anvil_bin: Path, artifacts: Path, node: Node, pg_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("DPG_DEV_CHAIN", raising=False)
+    binary = anvil_bin if kind == "anvil" else None  # no binary: the default, in this process
     chain = ChainConfig(name="ethereum", chain_id=31337, rpc_url="", vault="", confirmations=2, native_asset="ETH",
                         tokens=(Token("USDT", "USDT", "", 6),), poll_seconds=0.05, block_seconds=0.2)
-    custody = Custody.start(pg_url, node.sequencer.submit_wait, [chain], tmp_path, anvil=anvil_bin)
+    custody = Custody.start(pg_url, node.sequencer.submit_wait, [chain], tmp_path, anvil=binary)
     try:
         (resolved,) = custody.chains()
         assert resolved.rpc_url.startswith("http://127.0.0.1:") and resolved.vault
@@ -501,10 +505,11 @@ def test_custody_starts_an_embedded_chain_and_credits_its_deposits(
     finally:
         custody.stop()
     # the chain keeps its state and its contracts between runs
-    assert (tmp_path / "chain" / "ethereum" / "state.json").exists()
-    again = Custody.start(pg_url, node.sequencer.submit_wait, [chain], tmp_path, anvil=anvil_bin)
+    assert (tmp_path / "chain" / "ethereum" / ("state.json" if kind == "anvil" else "state.msgpack")).exists()
+    again = Custody.start(pg_url, node.sequencer.submit_wait, [chain], tmp_path, anvil=binary)
     try:
         assert again.chains()[0].vault == resolved.vault
+        assert again.embedded["ethereum"].rpc.balance(resolved.vault) == ETH // 10
         time.sleep(0.3)
         assert node.engine.balance(11, "ETH") == (ETH // 10, 0)
     finally:

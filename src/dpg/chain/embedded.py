@@ -1,8 +1,10 @@
-"""The embedded development chain: an anvil node per chain with DPG's contracts deployed at start.
+"""The embedded development chain: a node per chain with DPG's contracts deployed at start.
 
-A chain configured without an ``rpc_url`` is started here: anvil on a free port of 127.0.0.1 with
-interval mining (``block_seconds``), its state kept in ``<data dir>/chain/<name>/state.json``
-between runs, and on first start the Vault (signers: anvil's dev accounts 1-5, guardian and
+A chain configured without an ``rpc_url`` is started here: by default an EVM in this process
+(``dpg.chain.inprocess``: py-evm, served over JSON-RPC on 127.0.0.1, state in
+``<data dir>/chain/<name>/state.msgpack``); with ``DPG_DEV_CHAIN=anvil``, an anvil node from npm
+(state in ``state.json``). Either mines a block every ``block_seconds`` and keeps its state
+between runs. On first start the Vault (signers: anvil's dev accounts 1-5, guardian and
 deployer: account 0, time-lock one hour) and a ``DevToken`` for every token without an address
 (the symbol and decimals of the configuration: USDT 6, WBTC 8, WETH 18). The addresses are kept in
 ``deployment.json`` beside the state. anvil's dev accounts come from its well-known test mnemonic:
@@ -16,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dpg.chain.anvil import Anvil, find_anvil
 from dpg.chain.config import ChainConfig
@@ -92,12 +95,19 @@ def deposit_token(rpc: Rpc, vault: str, token: str, sender: str, account: int, a
     })
 
 
+class DevNode(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class EmbeddedChain:
     config: ChainConfig  # resolved: rpc_url, vault and token addresses filled in
-    anvil: Anvil
+    node: DevNode  # an InProcessChain or an Anvil
     rpc: Rpc
-    accounts: list[str]  # anvil's unlocked dev accounts
+    accounts: list[str]  # the unlocked dev accounts (the dev mnemonic's)
 
     def deposit_eth(self, account: int, amount: int, sender: int = 9) -> str:
         return deposit_eth(self.rpc, self.config.vault, self.accounts[sender], account, amount)
@@ -107,30 +117,41 @@ class EmbeddedChain:
         return deposit_token(self.rpc, self.config.vault, token.address, self.accounts[sender], account, amount)
 
     def stop(self) -> None:
-        self.anvil.stop()
+        self.node.stop()
 
 
 def _has_code(rpc: Rpc, address: str) -> bool:
     return bool(address) and len(rpc.code(address)) > 0
 
 
-def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = None) -> EmbeddedChain:
-    """Start the anvil node of an embedded chain, deploy the contracts if they are not there yet,
-    and return the chain with its configuration resolved."""
+def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = None,
+                   kind: str | None = None) -> EmbeddedChain:
+    """Start the node of an embedded chain (``kind``: "in-process", the default, or "anvil"; else
+    ``DPG_DEV_CHAIN``), deploy the contracts if they are not there yet, and return the chain with
+    its configuration resolved."""
     if not config.embedded:
         raise ValueError(f"chain {config.name} has an rpc_url: it is not embedded")
-    binary = binary or find_anvil()
-    if binary is None:
-        raise RuntimeError(
-            f"chain {config.name}: no anvil binary for the embedded chain (run contracts/build.sh, set DPG_ANVIL, "
-            "or configure the chain's rpc_url in the file named by DPG_CHAINS)"
-        )
+    kind = kind or os.environ.get("DPG_DEV_CHAIN", "") or ("anvil" if binary else "in-process")
     home = data_dir / "chain" / config.name
     home.mkdir(parents=True, exist_ok=True)
-    anvil = Anvil.start(binary, chain_id=config.chain_id, block_seconds=config.block_seconds,
-                        state=home / "state.json", log_path=home / "anvil.log")
+    node: DevNode
+    if kind == "anvil":
+        binary = binary or find_anvil()
+        if binary is None:
+            raise RuntimeError(
+                f"chain {config.name}: no anvil binary for the embedded chain (run contracts/build.sh, set "
+                "DPG_ANVIL, or configure the chain's rpc_url in the file named by DPG_CHAINS)"
+            )
+        node = Anvil.start(binary, chain_id=config.chain_id, block_seconds=config.block_seconds,
+                           state=home / "state.json", log_path=home / "anvil.log")
+    elif kind == "in-process":
+        from dpg.chain.inprocess import InProcessChain
+
+        node = InProcessChain(config.chain_id, config.block_seconds, home / "state.msgpack").start()
+    else:
+        raise RuntimeError(f"DPG_DEV_CHAIN={kind!r}: in-process or anvil")
     try:
-        rpc = Rpc(anvil.url)
+        rpc = Rpc(node.url)
         accounts = rpc.accounts()
         wanted = [(t.symbol, t.decimals) for t in config.tokens if not t.address]
         record = home / "deployment.json"
@@ -148,11 +169,11 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
         tokens = tuple(
             t if t.address else dataclasses.replace(t, address=deployment.tokens[t.symbol]) for t in config.tokens
         )
-        resolved = dataclasses.replace(config, rpc_url=anvil.url, vault=config.vault or deployment.vault, tokens=tokens)
+        resolved = dataclasses.replace(config, rpc_url=node.url, vault=config.vault or deployment.vault, tokens=tokens)
     except BaseException:
-        anvil.stop()
+        node.stop()
         raise
-    log.info("event=embedded_chain_up chain=%s url=%s chain_id=%d vault=%s", config.name, anvil.url,
+    log.info("event=embedded_chain_up chain=%s kind=%s url=%s chain_id=%d vault=%s", config.name, kind, node.url,
              config.chain_id, resolved.vault)
-    return EmbeddedChain(resolved, anvil, rpc, accounts)
+    return EmbeddedChain(resolved, node, rpc, accounts)
 
