@@ -42,13 +42,14 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 
 up test: $(WEB_STAMP)
 
-# the embedded chains run anvil from npm (contracts/package-lock.json); build.sh keeps its own stamp
+# the contract toolchain from npm (contracts/package-lock.json): forge, and the anvil nodes the
+# custody tests start (dpg up's dev chains run in its own process); build.sh keeps its own stamp
 CHAIN_STAMP := contracts/node_modules/.dpg-lock.sha256
 
 $(CHAIN_STAMP): contracts/package.json contracts/package-lock.json
 	contracts/build.sh --toolchain
 
-up test: $(CHAIN_STAMP)
+test: $(CHAIN_STAMP)
 
 up: $(STAMP)
 	$(BIN)/dpg up $(ARGS)

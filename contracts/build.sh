@@ -6,7 +6,7 @@
 #                                src/dpg/chain/artifacts/<Name>.json
 #   contracts/build.sh --check   the same, but writes the artifacts to a temporary directory and
 #                                exits 1 if they differ from the committed ones
-#   contracts/build.sh --toolchain  only the npm ci (make up runs it: anvil is the embedded chain)
+#   contracts/build.sh --toolchain  only the npm ci (make test runs it first: the tests start anvil)
 #
 # Everything comes from the npm registry (contracts/package-lock.json): forge and anvil (the
 # platform packages carry the binaries), OpenZeppelin, and solc as WebAssembly, which
