@@ -6,7 +6,7 @@ commands reach it exactly as they reach any node by URL.
 - Blocks: each transaction is mined at once, and an empty block every ``block_seconds`` gives
   deposits their confirmations.
 - State: the chain database is written to ``state`` (MessagePack of its key/value store,
-  replaced atomically) every few seconds when it changed and at stop, and read back at start.
+  replaced atomically) every 10 seconds when it changed and at stop, and read back at start.
 - The Prague rules; the configured chain id.
 
 Answered: eth_chainId, net_version, web3_clientVersion, eth_blockNumber, eth_getBlockByNumber,
@@ -85,7 +85,7 @@ _SNAKE_OF = {"gasPrice": "gas_price", "maxFeePerGas": "max_fee_per_gas",
 
 class InProcessChain:
     def __init__(self, chain_id: int, block_seconds: float = 2.0, state: Path | None = None,
-                 save_seconds: float = 2.0) -> None:
+                 save_seconds: float = 10.0) -> None:
         from eth.db.atomic import AtomicDB
         from eth.db.backends.memory import MemoryDB
         from eth.vm.chain_context import ChainContext
