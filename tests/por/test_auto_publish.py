@@ -23,13 +23,23 @@ import pytest
 
 from dpg.chain.embedded import deposit_eth, deposit_token
 from dpg.chain.rpc import Rpc
+from dpg.por import ipfs
 from dpg.por import publish as pub
 from dpg.store import db
 from tests.api.client import ADMIN, ROOT, Process, User, free_port
-from tests.chain.conftest import anvil_bin, artifacts  # noqa: F401 (fixtures)
+from tests.chain.conftest import (  # noqa: F401 (fixtures)
+    DevChain,
+    anvil_bin,
+    artifacts,
+    dev_chain,
+    dev_chain_with_state,
+)
 
 ETH = 10**18
 USDT = 10**6
+
+
+SECRET = bytes.fromhex("a7" * 32)
 
 
 def _until(what: str, check: Any, timeout: float = 60) -> Any:
@@ -147,3 +157,144 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
         proc.stop()
         db.drop(url)
         print("".join(proc.lines[-80:]))  # shown when the test fails
+
+
+def _publisher(url: str, dev: DevChain, data_dir: Path, embedded: bool = True, **options: Any) -> pub.AutoPublisher:
+    options.setdefault("poll", 0.1)
+    options.setdefault("backoff_initial", 0.1)
+    options.setdefault("backoff_max", 0.5)
+    return pub.AutoPublisher(url, [dev.config()], {"ethereum"} if embedded else set(), data_dir, SECRET,
+                             ipfs.Store(data_dir / "ipfs"), **options)
+
+
+def _registry_row(url: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT chain, chain_id, registry, rpc_url FROM por_registry").fetchone()
+
+
+def test_the_registry_is_recorded_reused_and_deployed_again_on_a_reset_chain(
+        dev_chain: DevChain, pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+    first = _publisher(pg_url, dev_chain, tmp_path)
+    first.start()
+    try:
+        reg = _until("the registry", lambda: first.registry)
+    finally:
+        first.stop()
+    assert dev_chain.rpc.code(reg.address)
+    assert _registry_row(pg_url) == ("ethereum", 31337, reg.address, dev_chain.anvil.url)
+    assert pub.read_record(tmp_path) == {"chainId": 31337, "registry": reg.address, "rpcUrl": dev_chain.anvil.url}
+
+    again = _publisher(pg_url, dev_chain, tmp_path, public_rpc="https://rpc.example/eth")
+    again.start()
+    try:
+        assert _until("the registry", lambda: again.registry).address == reg.address  # recorded: not redeployed
+    finally:
+        again.stop()
+    assert _registry_row(pg_url) == ("ethereum", 31337, reg.address, "https://rpc.example/eth")
+
+    # the record names an address with no code (the dev chain was reset): a new registry
+    pub.write_record(tmp_path, 31337, "0x" + "11" * 20, dev_chain.anvil.url)
+    reset = _publisher(pg_url, dev_chain, tmp_path)
+    reset.start()
+    try:
+        fresh = _until("the registry", lambda: reset.registry)
+    finally:
+        reset.stop()
+    assert fresh.address not in (reg.address, "0x" + "11" * 20) and dev_chain.rpc.code(fresh.address)
+
+
+def test_a_chain_by_url_needs_a_registry(dev_chain: DevChain, pg_url: str, tmp_path: Path,  # noqa: F811
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="dpg.por.publish")
+    off = _publisher(pg_url, dev_chain, tmp_path, embedded=False)
+    off.start()
+    _until("publishing off", lambda: "event=por_publish_off" in caplog.text)
+    off.stop()
+    assert off.registry is None and _registry_row(pg_url) is None
+
+    address = pub.deploy_registry(dev_chain.rpc, dev_chain.accounts[0], dev_chain.vault,
+                                  pub.Chain.from_config(dev_chain.config()).tokens)
+    named = _publisher(pg_url, dev_chain, tmp_path / "other", embedded=False, registry=address)
+    named.start()
+    try:
+        got = _until("the registry", lambda: named.registry)
+    finally:
+        named.stop()
+    assert got.address == address and got.public_rpc == ""  # a node URL is never given out unless DPG_POR_RPC
+
+
+def _record_epoch(url: str, epoch: int, balances: list[tuple[str, int, int]]) -> None:
+    """What the projection writes for a marked epoch: its row and its balances, in one transaction."""
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute("INSERT INTO por_epochs (epoch, seq, ts) VALUES (%s, 1, %s)", (epoch, epoch * 10**9))
+        for asset, account, balance in balances:
+            conn.execute("INSERT INTO por_balances (epoch, asset, account, balance) VALUES (%s, %s, %s, %s)",
+                         (epoch, asset, account, balance))
+
+
+def _reported(url: str) -> dict[int, bool]:
+    with psycopg.connect(url) as conn:
+        return {int(e): bool(ok) for e, ok in conn.execute("SELECT epoch, ok FROM por_reports")}
+
+
+def _line(caplog: pytest.LogCaptureFixture, *parts: str) -> str:
+    return next(m for m in (r.getMessage() for r in caplog.records) if all(p in m for p in parts))
+
+
+def test_an_epoch_is_published_once_its_balances_are_recorded_and_a_down_chain_is_waited_for(
+        dev_chain_with_state: DevChain, pg_url: str, tmp_path: Path,  # noqa: F811
+        caplog: pytest.LogCaptureFixture) -> None:
+    dev = dev_chain_with_state
+    caplog.set_level("INFO", logger="dpg.por.publish")
+    before = int(time.time()) - 3600  # an epoch older than the chain: its snapshot block is block 0
+    _record_epoch(pg_url, before, [("ETH", 7, ETH)])
+    time.sleep(1.5)  # anvil has written its state file
+    dev.stop()  # down when publishing starts: retried until it is back
+    publisher = _publisher(pg_url, dev, tmp_path, attempts=2)
+    publisher.start()
+    try:
+        _until("a retry", lambda: "event=por_publish_retry" in caplog.text)
+        assert publisher.registry is None
+        dev.restart()
+        reg = _until("the registry", lambda: publisher.registry)
+        # the restarted dev node no longer has the state of block 0: an error each time, given up
+        _until("the epoch given up", lambda: f"event=por_epoch_failed epoch={before}" in caplog.text)
+        dev.deposit_eth(7, 2 * ETH)
+        time.sleep(1.1)  # the deposit's block is older than the epoch
+        epoch = int(time.time())
+        time.sleep(1.0)  # marked, but the projection has not recorded it yet: nothing to publish
+        assert _reported(pg_url) == {}
+        _record_epoch(pg_url, epoch, [("ETH", 7, ETH), ("ETH", 8, ETH // 2), ("USDT", 7, 10 * USDT)])
+        publisher.epoch_marked(epoch)
+        _until("the epoch's report", lambda: epoch in _reported(pg_url))
+        time.sleep(0.5)
+    finally:
+        publisher.stop()
+    assert _reported(pg_url) == {epoch: False}  # USDT: nothing in the vault; 'before' has no report
+    assert publisher.published == [epoch]  # a refusal is final: not retried
+    root, total, depth = pub.published(dev.rpc, reg.address, epoch, "ETH")
+    assert total == ETH + ETH // 2 and depth == 1
+    assert pub.published(dev.rpc, reg.address, epoch, "USDT")[2] == 0
+    line = _line(caplog, "event=por_published", f"epoch={epoch} asset=ETH")
+    assert f"root=0x{root.hex()}" in line and f"total={total}" in line and "ok=true" in line and "cid=bafkrei" in line
+    short = _line(caplog, "event=por_published", f"epoch={epoch} asset=USDT")
+    assert "ok=false" in short and "ReservesShort" in short
+
+
+def test_older_epochs_left_unpublished_before_start_are_skipped(
+        dev_chain: DevChain, pg_url: str, tmp_path: Path,  # noqa: F811
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="dpg.por.publish")
+    now = int(time.time())
+    _record_epoch(pg_url, now - 7200, [("ETH", 7, ETH)])  # older and unpublished: left to dpg por publish
+    _record_epoch(pg_url, now - 3600, [("ETH", 7, ETH)])  # the newest: published (short: nothing held)
+    publisher = _publisher(pg_url, dev_chain, tmp_path)
+    publisher.start()
+    try:
+        _until("the newest epoch's report", lambda: now - 3600 in _reported(pg_url))
+        assert f"event=por_epoch_skipped epoch={now - 7200}" in caplog.text
+        time.sleep(0.5)
+    finally:
+        publisher.stop()
+    assert _reported(pg_url) == {now - 3600: False}  # the older one is not published
+    assert publisher.published == [now - 3600]

@@ -27,7 +27,7 @@ from eth_abi.abi import decode
 
 from dpg.chain.config import NATIVE, ChainConfig
 from dpg.chain.contracts import abi_type, encode_call, encode_deploy, load_artifact, selector
-from dpg.chain.rpc import Rpc, to_int
+from dpg.chain.rpc import Rpc, RpcUnavailable, to_int
 from dpg.por import ipfs
 from dpg.por import tree as por
 
@@ -96,7 +96,10 @@ def holdings(chain: Chain, asset: str, block: int | str = "latest") -> int:
     tag = hex(block) if isinstance(block, int) else block
     if token == NATIVE:
         return to_int(chain.rpc.call("eth_getBalance", [chain.vault, tag]))
-    (value,) = decode(["uint256"], chain.rpc.eth_call(token, encode_call("balanceOf(address)", chain.vault), tag))
+    raw = chain.rpc.eth_call(token, encode_call("balanceOf(address)", chain.vault), tag)
+    if not raw:
+        return 0  # no token contract there yet at that block: nothing held
+    (value,) = decode(["uint256"], raw)
     return int(value)
 
 
@@ -345,13 +348,17 @@ class AutoPublisher:
     projection only delays it. It publishes, oldest first, the epochs without a reserves report that
     are newer than the last report: those marked while it runs, and the newest one (an older one
     left unpublished before, e.g. while publishing was off, is logged and left to ``dpg por publish
-    --epoch``). Chain, IPFS or database errors are retried with back-off; a refusal by the registry
-    (reserves short) is part of the report and final. The other chains' vault holdings are declared.
+    --epoch``). Errors are retried with back-off: for ever while a node, IPFS or the database does
+    not answer; ``attempts`` times when one answers with an error (e.g. a restarted dev chain that
+    no longer has the state at the epoch's snapshot block), then the epoch is given up (logged) and
+    the next one taken. A refusal by the registry (reserves short) is part of the report and final.
+    The other chains' vault holdings are declared.
     """
 
     def __init__(self, url: str, chains: Sequence[ChainConfig], embedded: Collection[str], data_dir: Path,
                  secret: bytes, store: ipfs.Store, *, registry: str = "", public_rpc: str = "",
-                 poll: float = 1.0, backoff_initial: float = 1.0, backoff_max: float = 60.0) -> None:
+                 poll: float = 1.0, backoff_initial: float = 1.0, backoff_max: float = 60.0,
+                 attempts: int = 5) -> None:
         if not chains:
             raise ValueError("publishing needs at least one chain")
         self.url = url
@@ -365,10 +372,13 @@ class AutoPublisher:
         self.poll = poll
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.attempts = attempts
         self.registry: Registry | None = None
         self.published: list[int] = []  # epochs reported by this publisher, in order
         self._started = int(time.time())
         self._skipped: set[int] = set()
+        self._failures: dict[int, int] = {}  # epoch -> attempts that failed with an answer
+        self._given_up: set[int] = set()
         self._conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -401,7 +411,16 @@ class AutoPublisher:
                 for epoch in self._pending():
                     if self._stop.is_set():
                         return
-                    self._publish(epoch, home, others, self.registry.address)
+                    try:
+                        self._publish(epoch, home, others, self.registry.address)
+                    except (RpcUnavailable, OSError, ipfs.IpfsError, psycopg.OperationalError):
+                        raise  # nobody answered: retried for ever
+                    except Exception as e:
+                        n = self._failures[epoch] = self._failures.get(epoch, 0) + 1
+                        if n < self.attempts:
+                            raise
+                        self._given_up.add(epoch)
+                        log.error("event=por_epoch_failed epoch=%d attempts=%d error=%r", epoch, n, str(e))
                 delay = self.backoff_initial
                 wait = self.poll
             except Exception as e:  # a chain, IPFS or the database: try again later
@@ -454,7 +473,9 @@ class AutoPublisher:
         newer = [int(r[0]) for r in conn.execute(
             "SELECT e.epoch FROM por_epochs e LEFT JOIN por_reports r USING (epoch) WHERE r.epoch IS NULL"
             " AND e.epoch > coalesce((SELECT max(epoch) FROM por_reports), -1) ORDER BY e.epoch")]
-        todo = [e for e in newer if e >= self._started or e == newer[-1]]
+        newest = newer[-1] if newer else None
+        newer = [e for e in newer if e not in self._given_up]
+        todo = [e for e in newer if e >= self._started or e == newest]
         for e in newer:
             if e not in todo and e not in self._skipped:
                 self._skipped.add(e)
