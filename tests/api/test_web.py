@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from dpg.api.errors import ApiError, api_error_handler
-from dpg.api.web import WEB, mount_web
+from dpg.api.web import WEB, mount_web, origin
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,29 @@ def test_static_serves_nothing_else(client: TestClient, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 404
     assert r.json()["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(("url", "want"), [
+    ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+    ("https://user:secret@rpc.example.org/v3/KEY?x=1", "https://rpc.example.org"),
+    ("http://[::1]:8545/", "http://[::1]:8545"),
+    ("ws://127.0.0.1:8545", None),
+    ("javascript:alert(1)", None),
+    ("http://evil.example; script-src *", None),
+    ("", None),
+])
+def test_origin_of_an_rpc_url_keeps_only_scheme_host_and_port(url: str, want: str | None) -> None:
+    assert origin(url) == want
+
+
+def test_csp_connect_src_adds_the_registry_chains_origin() -> None:
+    async def registry_rpc() -> list[str]:
+        return ["http://127.0.0.1:8545"]
+
+    app = FastAPI()
+    mount_web(app, registry_rpc)
+    csp = TestClient(app).get("/proof").headers["content-security-policy"]
+    assert "connect-src 'self' http://127.0.0.1:8545;" in csp
+    plain = FastAPI()
+    mount_web(plain)
+    assert "connect-src 'self';" in TestClient(plain).get("/").headers["content-security-policy"]

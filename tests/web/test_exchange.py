@@ -98,11 +98,11 @@ def test_sign_up_two_factor_log_in_and_api_keys(page: Any, web: str) -> None:
     page.goto(f"{web}/account/api-keys")
     expect(page.locator("[data-testid=key-secret]")).to_have_count(0)  # never shown again
 
-    # the pages still to come are in the navigation
+    # the wallet and proof pages from the navigation, on an exchange without custody or a publication
     page.click("#nav a[data-nav=wallet]")
-    expect(page.locator("[data-testid=wallet-soon]")).to_be_visible()
+    expect(page.locator("[data-testid=deposit]")).to_contain_text("no custody chain")
     page.click("#nav a[data-nav=proof]")
-    expect(page.locator("[data-testid=proof-soon]")).to_be_visible()
+    expect(page.locator("[data-testid=reserves]")).to_contain_text("No reserves report")
 
 
 def test_amounts_are_parsed_to_exact_base_units(page: Any, web: str) -> None:

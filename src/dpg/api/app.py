@@ -297,9 +297,9 @@ def create_app(rt: Runtime) -> FastAPI:
     app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
     app.include_router(binance.router(rt))
     app.include_router(binance.streams(rt))
-    from dpg.api.web import mount_web  # the web exchange: pages at /, files under /static/
+    from dpg.api.web import mount_web, registry_origins  # the web exchange: pages at /, files under /static/
 
-    mount_web(app)
+    mount_web(app, registry_origins(rt.history.pool))  # the proof page may read the registry's chain
 
     app.add_middleware(Limits, buckets=rt.ip_limits)
 
@@ -428,6 +428,11 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.post("/api/v1/auth/2fa/enable", tags=["account"])
     async def totp_enable(req: TotpRequest, user: Session) -> dict[str, list[str]]:
         return {"recovery_codes": await rt.accounts.totp_enable(user, req.code)}
+
+    @app.get("/api/v1/auth/2fa", tags=["account"])
+    async def totp_status(user: Session) -> dict[str, bool]:
+        """Whether 2FA is on: then withdrawals and new allow-listed addresses need a code."""
+        return {"enabled": await rt.accounts.totp_enabled(user)}
 
     @app.post("/api/v1/api-keys", tags=["account"], status_code=201)
     async def create_key(req: ApiKeyRequest, user: Session) -> dict[str, Any]:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -38,26 +42,77 @@ CACHE = {"vendor": "public, max-age=86400", "default": "no-cache"}
 SECURITY = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 
 
-def _csp(import_map_hash: str) -> str:
+def _csp(import_map_hash: str, connect: Sequence[str] = ()) -> str:
+    sources = " ".join(["'self'", *connect])
     return ("default-src 'self'; "
             f"script-src 'self' 'sha256-{import_map_hash}'; "
-            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+            f"style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src {sources}; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'")
+
+
+def origin(url: str) -> str | None:
+    """The origin (scheme://host[:port]) of an http(s) URL, for a CSP source; None for anything else
+    (no path, query or credentials of the URL ever reach the header)."""
+    try:
+        u = urlsplit(url.strip())
+        port = u.port
+    except ValueError:
+        return None
+    host = u.hostname or ""
+    if u.scheme not in ("http", "https") or not re.fullmatch(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+", host):
+        return None
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{u.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def registry_origins(pool: Any, ttl: float = 10.0) -> Callable[[], Awaitable[list[str]]]:
+    """The origins the proof page may send JSON-RPC to: the public RPC URL recorded with the
+    registry (``por_registry``) when there is one; else, for roots published by ``dpg por publish``,
+    the RPC URLs of the custody chains (``chains``) the roots were published on. A found answer is
+    kept ``ttl`` seconds; none found is asked again on the next page (publishing may start any time)."""
+    cached: tuple[float, list[str]] = (0.0, [])
+
+    async def origins() -> list[str]:
+        nonlocal cached
+        if cached[1] and time.monotonic() - cached[0] < ttl:
+            return cached[1]
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT to_regclass('por_registry') IS NOT NULL")
+            row = await cur.fetchone()
+            urls: list[str] | None = None
+            if row and row[0]:
+                cur = await conn.execute("SELECT rpc_url FROM por_registry")
+                found = await cur.fetchall()
+                if found:
+                    urls = [str(found[0][0] or "")]
+            if urls is None:
+                cur = await conn.execute("SELECT rpc_url FROM chains WHERE chain_id IN"
+                                         " (SELECT DISTINCT chain_id FROM por_publications) ORDER BY name")
+                urls = [str(r[0]) for r in await cur.fetchall()]
+        out = sorted({o for o in map(origin, urls) if o})
+        cached = (time.monotonic(), out)
+        return out
+
+    return origins
 
 
 @lru_cache(maxsize=1)
 def _shell(mtime_ns: int) -> tuple[bytes, str]:
-    """The page shell and its content security policy, which allows its one inline script (the
-    import map) by hash."""
+    """The page shell and the hash of its one inline script (the import map), which its content
+    security policy allows."""
     raw = (WEB / "index.html").read_bytes()
     found = re.search(rb'<script type="importmap">(.*?)</script>', raw, re.S)
     digest = base64.b64encode(hashlib.sha256(found.group(1) if found else b"").digest()).decode()
-    return raw, _csp(digest)
+    return raw, digest
 
 
-def shell() -> Response:
-    raw, csp = _shell((WEB / "index.html").stat().st_mtime_ns)
-    return HTMLResponse(raw, headers={"Cache-Control": "no-cache", "Content-Security-Policy": csp, **SECURITY})
+def shell(connect: Sequence[str] = ()) -> Response:
+    """The page shell; ``connect``: origins besides the exchange's own that pages may fetch from
+    (the proof-of-reserves registry chain's JSON-RPC)."""
+    raw, digest = _shell((WEB / "index.html").stat().st_mtime_ns)
+    return HTMLResponse(raw, headers={"Cache-Control": "no-cache", "Content-Security-Policy": _csp(digest, connect),
+                                      **SECURITY})
 
 
 def static_file(path: str, request: Request) -> Response:
@@ -74,11 +129,12 @@ def static_file(path: str, request: Request) -> Response:
     return FileResponse(target, media_type=TYPES[target.suffix], headers=headers)
 
 
-def mount_web(app: FastAPI) -> None:
-    """Serve the web exchange on ``app``: ``/`` (the trade page), the other page paths, ``/static/``."""
+def mount_web(app: FastAPI, connect: Callable[[], Awaitable[list[str]]] | None = None) -> None:
+    """Serve the web exchange on ``app``: ``/`` (the trade page), the other page paths, ``/static/``.
+    ``connect`` gives the extra origins of the CSP's connect-src (see ``registry_origins``)."""
 
     async def page() -> Response:
-        return shell()
+        return shell(await connect() if connect is not None else ())
 
     async def static(path: str, request: Request) -> Response:
         return static_file(path, request)

@@ -11,8 +11,8 @@ const ROUTES = [
   { path: /^\/account\/security$/, nav: "account", load: () => import("./pages/security.js") },
   { path: /^\/account\/api-keys$/, nav: "account", load: () => import("./pages/apikeys.js") },
   { path: /^\/account$/, nav: "account", load: () => import("./pages/account.js") },
-  { path: /^\/wallet(\/.*)?$/, nav: "wallet", load: () => import("./pages/soon.js"), params: { what: "wallet" } },
-  { path: /^\/proof(\/.*)?$/, nav: "proof", load: () => import("./pages/soon.js"), params: { what: "proof" } },
+  { path: /^\/wallet$/, nav: "wallet", load: () => import("./pages/wallet.js") },
+  { path: /^\/proof$/, nav: "proof", load: () => import("./pages/proof.js") },
 ];
 
 let unmount = null;
