@@ -161,14 +161,14 @@ export async function mount(root) {
   function showDeposits(list) {
     const pending = list.filter((d) => d.status === "pending");
     const rows = list.map((d) => h("tr", { dataset: { status: d.status, tx: d.tx_hash }, "data-testid": `deposit-${d.status}` },
-      h("td", {}, dateTime(d.seen_at)), h("td", {}, d.asset), h("td", { class: "num" }, group(trim(d.amount))),
-      h("td", {}, d.chain), h("td", {}, h("code", { title: d.tx_hash }, short(d.tx_hash))),
+      h("td", {}, d.asset), h("td", { class: "num" }, group(trim(d.amount))),
       h("td", { class: "num", "data-testid": "confirmations" }, `${d.confirmations}/${d.required}`),
-      h("td", { class: d.status === "credited" ? "ok" : "pending" }, d.status === "credited" ? "credited" : "pending")));
+      h("td", { class: d.status === "credited" ? "ok" : "pending" }, d.status === "credited" ? "credited" : "pending"),
+      h("td", {}, d.chain), h("td", {}, dateTime(d.seen_at)), h("td", {}, h("code", { title: d.tx_hash }, short(d.tx_hash)))));
     replace(depositsBox,
       pending.length ? h("p", { class: "notice info", "data-testid": "pending-note" },
         `${pending.length} deposit${pending.length > 1 ? "s" : ""} waiting for confirmations`) : null,
-      table(["Seen", "Asset", "Amount", "Chain", "Transaction", "Confirmations", "Status"], rows, "No deposits yet"));
+      table(["Asset", "Amount", "Confirmations", "Status", "Chain", "Seen", "Transaction"], rows, "No deposits yet"));
   }
 
   // ---------------------------------------------------------------- allow-list
