@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from dpg.chain.embedded import deposit_eth, deposit_token
-from dpg.chain.rpc import Rpc
+from dpg.chain.rpc import Rpc, to_int
 from dpg.por import ipfs
 from dpg.por import publish as pub
 from dpg.store import db
@@ -110,7 +110,11 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
         r = alice.order(market="ETH/USDT", side="sell", type="market", quantity="1")
         assert r.status_code == 201, r.text
 
-        # an epoch marked: nothing else to do, it is published
+        # an epoch marked: nothing else to do, it is published. First the chains' clocks: a dev chain
+        # that mines a block per transaction runs ahead of the wall clock (each block's timestamp is
+        # after its parent's), and a deposit's block must be older than the epoch to be counted.
+        heads = [to_int(c["rpc"].block(c["rpc"].block_number())["timestamp"]) for c in (eth, poly)]
+        _until("the wall clock past the chains' heads", lambda: time.time() > max(heads) + 1, timeout=30)
         r = _dpg(env, "por", "snapshot", "--url", base)
         assert r.returncode == 0, r.stdout + r.stderr
         epoch = str(json.loads(r.stdout)["epoch"])
