@@ -4,7 +4,8 @@ commands reach it exactly as they reach any node by URL.
 
 - Accounts: the dev mnemonic's first ten (anvil's test accounts), unlocked, 1,000,000 ETH each.
 - Blocks: each transaction is mined at once, and an empty block every ``block_seconds`` gives
-  deposits their confirmations.
+  deposits their confirmations. A block's time is the wall clock (one second past its parent's
+  when transactions come faster than one a second), so the chain's time follows the clock.
 - State: the chain database is written to ``state`` (MessagePack of its key/value store,
   replaced atomically) every 10 seconds when it changed and at stop, and read back at start.
 - The Prague rules; the configured chain id.
@@ -19,11 +20,13 @@ geth and anvil do.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -186,9 +189,17 @@ class InProcessChain:
         tmp.write_bytes(msgpack.packb(kv))
         os.replace(tmp, self.state)
 
+    def _restamp(self) -> None:
+        """The next block's time: now, or a second past its parent's."""
+        chain = self.tester.backend.chain
+        ts = max(chain.get_canonical_head().timestamp + 1, int(time.time()))
+        if chain.header.timestamp != ts:
+            chain.header = chain.header.copy(timestamp=ts)
+
     def _mine_loop(self) -> None:
         while not self._stop.wait(self.block_seconds):
             with self._lock:
+                self._restamp()
                 self.tester.mine_blocks(1)
                 self._dirty = True
 
@@ -240,6 +251,8 @@ class InProcessChain:
         except TransactionFailed as e:
             reason = e.args[0] if e.args else b""
             data = getattr(reason, "args", [b""])[0] if not isinstance(reason, bytes | str) else reason
+            if isinstance(data, str) and data.startswith(("b'", 'b"')):
+                data = ast.literal_eval(data)  # eth-tester's call gives the revert data as its repr
             if isinstance(data, str):
                 raise RpcFailure(3, f"execution reverted: {data}") from None
             raise RpcFailure(3, "execution reverted", "0x" + bytes(data or b"").hex()) from None
@@ -316,6 +329,7 @@ class InProcessChain:
             out["logs"] = [{**x, "removed": False} for x in out.get("logs", [])]
             return out
         if method == "eth_sendTransaction":
+            self._restamp()
             tx = _tx_in(p[0])
             if "gas" not in tx:
                 tx["gas"] = self._executing(lambda: t.estimate_gas(tx)) * 5 // 4
@@ -323,6 +337,7 @@ class InProcessChain:
             self._dirty = True
             return h
         if method == "eth_sendRawTransaction":
+            self._restamp()
             h = self._executing(lambda: t.send_raw_transaction(p[0]))
             self._dirty = True
             return h
@@ -333,6 +348,7 @@ class InProcessChain:
             return hex(1_000_000_000)
         if method in ("evm_mine", "anvil_mine", "hardhat_mine"):
             n = int(p[0], 16) if p and isinstance(p[0], str) else int(p[0]) if p else 1
+            self._restamp()
             t.mine_blocks(max(1, n))
             self._dirty = True
             return "0x0"
