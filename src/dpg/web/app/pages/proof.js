@@ -74,7 +74,8 @@ export async function checkOnChain(proof, rpcUrl, expectRegistry) {
     }
     published = await readPublished(rpcUrl, proof.registry, proof.epoch, proof.asset);
   } catch (e) {
-    return { valid: false, unreachable: true, reason: `cannot read the registry at ${rpcUrl}: ${e.message}` };
+    return { valid: false, unreachable: true, reason: `cannot read the registry at ${rpcUrl}: ${e.message} (this page `
+      + "may reach only the exchange and the RPC URL it gives for the registry's chain; elsewhere use dpg por verify --rpc)" };
   }
   if (!published.depth) {
     return { valid: false, reason: `the registry ${proof.registry} has nothing published for epoch ${proof.epoch} and ${proof.asset}`, published };
