@@ -243,7 +243,7 @@ export async function mount(root) {
         h("tr", { dataset: { asset: a.asset } }, h("td", {}, a.asset), h("td", { class: "num" }, amount(a.liabilities, a.asset, decimals)),
           h("td", {}, a.reserves.map((c) => h("div", {}, `${c.chain}: ${amount(c.holdings, a.asset, decimals)} (${c.block})`))),
           h("td", { class: "num" }, amount(a.reservesTotal, a.asset, decimals)),
-          h("td", { class: "num", "data-testid": `ratio-${a.asset}` }, String(a.ratio)),
+          h("td", { class: "num", "data-testid": `ratio-${a.asset}` }, a.ratio === null || a.ratio === undefined ? "— (no liabilities)" : String(a.ratio)),
           h("td", { class: "num" }, String(a.accounts ?? ""))))),
       latest.unpublished?.length ? h("p", { class: "muted" }, "Not published (no token on the registry's chain): ",
         latest.unpublished.map((u) => u.asset).join(", ")) : null);
