@@ -48,13 +48,18 @@ def _key(key_file: str | None) -> Any:
         raise _fail(str(e), 2) from None
 
 
-def _describe(store: Any, w: Any) -> dict[str, Any]:
+def _amount(asset: str, units: int) -> str:
+    """Base units as a decimal string of the asset, e.g. 1500000000000000000 ETH -> "1.5"."""
     from dpg.chain.config import ASSET_DECIMALS
 
-    places = ASSET_DECIMALS.get(w.asset, 0)
-    whole, frac = divmod(w.amount, 10**places)
-    amount = f"{whole}.{str(frac).rjust(places, '0').rstrip('0')}".rstrip(".") if places else str(whole)
-    return {"id": w.id, "account": w.account, "asset": w.asset, "amount": amount, "base_units": str(w.amount),
+    places = ASSET_DECIMALS.get(asset, 0)
+    whole, frac = divmod(units, 10**places)
+    return f"{whole}.{str(frac).rjust(places, '0').rstrip('0')}".rstrip(".") if places else str(whole)
+
+
+def _describe(store: Any, w: Any) -> dict[str, Any]:
+    return {"id": w.id, "account": w.account, "asset": w.asset, "amount": _amount(w.asset, w.amount),
+            "base_units": str(w.amount),
             "chain": w.chain, "chain_id": w.chain_id, "vault": w.vault, "token": w.token, "to": w.to_address,
             "deadline": w.deadline, "status": w.status, "signatures": sorted(store.signatures(w.id)),
             "reviews": {k: list(v) for k, v in store.reviews(w.id).items()}, "reason": w.reason,
@@ -221,6 +226,6 @@ def wallet_deposits(
     account = int(user) if user.isdigit() else operator.user_id(url, settings, user)
     store = DepositStore(url)
     for d in store.deposits(account=account):
-        typer.echo(json.dumps({"chain": d.chain, "tx_hash": d.tx_hash, "asset": d.asset, "amount": str(d.amount),
-                               "status": d.status,
+        typer.echo(json.dumps({"chain": d.chain, "tx_hash": d.tx_hash, "asset": d.asset,
+                               "amount": _amount(d.asset, d.amount), "status": d.status,
                                "confirmations": f"{min(d.confirmations, d.required)}/{d.required}"}))

@@ -246,6 +246,11 @@ def test_the_embedded_default_chain_takes_a_deposit_and_pays_a_withdrawal(pg_ser
         r = _dpg(cli_env, "wallet", "deposit", str(erin.id), "2", "--asset", "ETH")
         assert r.returncode == 0, r.stderr
         _until("the credit at 3 confirmations", lambda: _dec(erin.balance("ETH")) == (2, 0))
+        r = _dpg(cli_env, "wallet", "deposits", str(erin.id))
+        assert r.returncode == 0, r.stderr
+        (listed,) = [json.loads(line) for line in r.stdout.splitlines()]
+        assert (listed["amount"], listed["asset"], listed["status"], listed["confirmations"]) == (
+            "2", "ETH", "credited", "3/3")
         dest = dev_key(8).address
         r = erin.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": dest})
         assert r.status_code == 201, r.text
