@@ -205,6 +205,21 @@ def test_trade_place_cancel_cancel_all_and_a_live_fill(page: Any, web: str, exch
     expect(fill.first).to_contain_text("41,000.00")
     expect(fill.first).to_contain_text("0.0100")
     expect(fill.first).to_contain_text("maker")
+
+    # a deeper book: depth bars, then the 1.00 grouping (100 ticks) merges levels
+    for price, qty in (("40900.10", "0.0500"), ("40900.40", "0.0700"), ("40850.00", "0.1200"), ("40700.00", "0.2500")):
+        assert bob.order(market="BTC/USDT", side="buy", price=price, quantity=qty).status_code == 201
+    for price, qty in (("41100.00", "0.0300"), ("41250.00", "0.0800"), ("41400.00", "0.1500")):
+        assert alice.order(market="BTC/USDT", side="sell", price=price, quantity=qty).status_code == 201
+    bids = page.locator("[data-testid=bids] .level")
+    expect(bids).to_have_count(4)
+    expect(page.locator("[data-testid=asks] .level")).to_have_count(3)
+    page.select_option("select[name=grouping]", "100")
+    expect(bids).to_have_count(3)
+    merged = page.locator("[data-testid=bids] .level[data-price='40900.00']")
+    expect(merged).to_contain_text("0.1200")  # 0.0500 + 0.0700 at 40,900.00
+    page.select_option("select[name=grouping]", "1")
+    expect(bids).to_have_count(4)
     shot(page, "trade")
     page.get_by_role("tab", name="Order history").click()
     expect(page.locator(".orders tbody")).to_contain_text("filled")
