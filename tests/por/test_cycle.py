@@ -132,6 +132,21 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
                 root, total, depth = pub.published(eth.rpc, registry, epoch, a["asset"])
                 assert ("0x" + root.hex(), str(total), depth) == (a["root"], a["liabilities"], a["depth"])
 
+            # a publisher that stopped after its transaction was mined, before it wrote the rows: a
+            # second run finds the Published event and writes them, so users' proofs are served
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DELETE FROM por_trees WHERE epoch = %s AND asset = 'USDT'", (epoch,))
+                conn.execute("DELETE FROM por_publications WHERE epoch = %s AND asset = 'USDT'", (epoch,))
+            r = _dpg(env, "por", "publish", "--chains", str(chains), "--epoch", str(epoch))
+            assert r.returncode == 0, r.stdout + r.stderr
+            report = json.loads(r.stdout)  # the report as the second run wrote it
+            again = {a["asset"]: a for a in report["assets"]}
+            assert again["USDT"]["tx"] == usdt["tx"] and again["USDT"]["root"] == usdt["root"]
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT tx_hash FROM por_publications WHERE epoch = %s AND asset = 'USDT'",
+                                   (epoch,)).fetchone()
+            assert row is not None and row[0] == usdt["tx"]
+
             # every user's proof of every asset they hold, from the API
             anonymous = httpx.get(f"{base}/api/v1/por/proof?asset=USDT")
             assert anonymous.status_code == 401

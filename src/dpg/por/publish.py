@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 from eth_abi.abi import decode
+from eth_utils.crypto import keccak
 
 from dpg.chain.config import NATIVE, ChainConfig
 from dpg.chain.contracts import abi_type, encode_call, encode_deploy, load_artifact, selector
@@ -276,7 +277,17 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
         if on_root != t.root or on_total != t.total:
             entry["error"] = "the registry holds another root for this epoch and asset"
             return entry, False
-        entry["tx"] = have[0] if have else None
+        if have is None:
+            # published, but the process stopped before it wrote the row: find the transaction by
+            # its Published event and write what users' proofs are served from
+            found = _published_tx(home, registry, epoch, t.params.asset_id)
+            if found is None:
+                entry["error"] = "the registry holds this root, but its Published event was not found"
+                return entry, False
+            have = found
+            _record(conn, epoch, asset, t, doc, home, registry, cid, block, block_hash, found[0], found[1])
+            log.info("event=por_publication_recovered epoch=%d asset=%s tx=%s", epoch, asset, found[0])
+        entry["tx"] = have[0]
         entry["onChain"] = True
         return entry, total_reserves >= t.total
     tx = {"from": sender, "to": registry, "gas": hex(_GAS_PUBLISH), "data": encode_call(
@@ -294,6 +305,15 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
         return entry, False
     gas = to_int(receipt["gasUsed"])
     entry.update({"tx": tx_hash, "gasUsed": gas, "onChain": True})
+    _record(conn, epoch, asset, t, doc, home, registry, cid, block, block_hash, tx_hash, gas)
+    log.info("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
+             t.root.hex(), t.total, cid, tx_hash, gas)
+    return entry, total_reserves >= t.total
+
+
+def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: por.Tree, doc: dict[str, Any], home: Chain,
+            registry: str, cid: str, block: int, block_hash: str, tx_hash: str, gas: int) -> None:
+    """The publication and its private tree (users' proofs are served from it), in one transaction."""
     with conn.transaction():
         conn.execute(
             "INSERT INTO por_publications (epoch, asset, chain_id, registry, root, total, depth, leaves, cid,"
@@ -303,9 +323,21 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
              block, block_hash, tx_hash, gas))
         conn.execute("INSERT INTO por_trees (epoch, asset, tree) VALUES (%s, %s, %s)",
                      (epoch, asset, gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)))
-    log.info("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
-             t.root.hex(), t.total, cid, tx_hash, gas)
-    return entry, total_reserves >= t.total
+
+
+PUBLISHED_TOPIC = "0x" + keccak(
+    text="Published(uint64,bytes32,bytes32,uint256,uint8,uint64,bytes32,string,uint256,uint256)").hex()
+
+
+def _published_tx(home: Chain, registry: str, epoch: int, asset_id: bytes) -> tuple[str, int] | None:
+    """(transaction hash, gas used) of the registry's Published event of (epoch, asset)."""
+    logs = home.rpc.get_logs(registry, [PUBLISHED_TOPIC, "0x" + epoch.to_bytes(32, "big").hex(),
+                                        "0x" + asset_id.hex()], 0, home.rpc.block_number())
+    if not logs:
+        return None
+    tx_hash = str(logs[-1]["transactionHash"]).lower()
+    receipt = home.rpc.receipt(tx_hash)
+    return tx_hash, to_int(receipt["gasUsed"]) if receipt else 0
 
 
 def load_private_tree(raw: bytes) -> por.Tree:
