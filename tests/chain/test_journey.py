@@ -96,11 +96,12 @@ def test_deposit_trade_withdraw_with_three_signatures_and_everything_agrees(
         where = r.json()
         assert where["account"] == alice.id and where["vault"] == dev_chain.vault
 
-        # deposits: 1 ETH for alice (from the dev wallet command), 10,000 USDT for bob
+        # deposits: 10,000 USDT for bob, then 1 ETH for alice (from the dev wallet command), in the
+        # head block: the test node mines only on a transaction or when told, so it stays pending
+        dev_chain.deposit_token(dev_chain.usdt, bob.id, 10_000 * USDT)
         r = _dpg(scan_env, "wallet", "deposit", str(alice.id), "1", "--asset", "ETH")
         assert r.returncode == 0, r.stderr
         deposit = json.loads(r.stdout)
-        dev_chain.deposit_token(dev_chain.usdt, bob.id, 10_000 * USDT)
         pending = _until("the pending deposit", lambda: [d for d in alice.http.get("/api/v1/wallet/deposits").json()
                                                           if d["status"] == "pending"])
         assert pending[0]["confirmations"] < 3 and pending[0]["required"] == 3 and Decimal(pending[0]["amount"]) == 1
