@@ -20,7 +20,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 
 def test_order_on_one_api_process_reaches_the_others_websocket(pg_url: str, tmp_path: Path) -> None:
     env = {"DPG_DATABASE_URL": pg_url, "DPG_REDIS_URL": REDIS, "DPG_REDIS_PREFIX": f"dpgtest{secrets.token_hex(4)}",
-           "DPG_ADMIN_TOKEN": ADMIN, "DPG_DATA_DIR": str(tmp_path)}
+           "DPG_ADMIN_TOKEN": ADMIN, "DPG_DATA_DIR": str(tmp_path), "DPG_CUSTODY": "0"}  # the bus, not the chains
     engine = Process(["engine"], env, "DPG engine is up")
     ports = [free_port(), free_port()]
     apis = []
