@@ -167,9 +167,14 @@ def test_ccxt_watches_the_book_and_trades_over_the_binance_streams(base: str) ->
                 who = u1 if step % 2 else u2
                 await loop.run_in_executor(None, lambda b=body, w=who: w.order(**b))
                 rest = await loop.run_in_executor(None, rest_depth)
+                # ccxt applies each diff as it arrives; waiting for "the next" watch_order_book could
+                # miss the one that lands before the wait is registered, so poll the live book
+                deadline = loop.time() + 10
                 ob = ex.orderbooks["BTC/USD"]
                 while ob["nonce"] < rest["lastUpdateId"]:  # type: ignore[operator]
-                    ob = await asyncio.wait_for(ex.watch_order_book("BTC/USD"), 10)
+                    assert loop.time() < deadline, (ob["nonce"], rest["lastUpdateId"])
+                    await asyncio.sleep(0.01)
+                    ob = ex.orderbooks["BTC/USD"]
                 assert ob["nonce"] == rest["lastUpdateId"]
                 assert [list(x) for x in ob["bids"]] == as_floats(rest["bids"])
                 assert [list(x) for x in ob["asks"]] == as_floats(rest["asks"])
@@ -241,7 +246,17 @@ def test_ccxt_pro_watches_orders_trades_and_balance_over_the_websocket_api(base:
                      asyncio.ensure_future(follow(ex.watch_balance, balances))]
             mine: list[dict[str, Any]] = []
             tasks.append(asyncio.ensure_future(follow(lambda: ex.watch_my_trades("ETH/USD"), mine)))
-            await asyncio.sleep(0.5)  # subscribed (the first watch signs userDataStream.subscribe.signature)
+            # subscribed (the first watch signs userDataStream.subscribe.signature): a credit's balance
+            # update comes through before the order, whose NEW report must not be missed
+            for _ in range(40):
+                await loop.run_in_executor(None, lambda: alice.credit("USD", "1"))
+                for _ in range(10):
+                    if balances:
+                        break
+                    await asyncio.sleep(0.05)
+                if balances:
+                    break
+            assert balances, "the user data stream never started"
 
             async def state(oid: str, want: Any) -> dict[str, Any]:
                 for _ in range(200):
