@@ -104,14 +104,9 @@ def signer_address(key_file: KeyFile = None) -> None:
     typer.echo(_key(key_file).address.lower())
 
 
-@signer_app.command("sign")
-def signer_sign(
-    wid: Annotated[str, typer.Argument(help="The withdrawal id (0x…)")],
-    key_file: KeyFile = None,
-) -> None:
-    """Sign a withdrawal after reviewing it (``dpg signer show``)."""
-    from dpg.chain.signer import sign
-
+def _as_signer(wid: str, key_file: str | None, too_late: str) -> tuple[Any, Any, Any, str]:
+    """(key, store, withdrawal, signer address) when the key is one of the vault's signers and the
+    withdrawal still takes signatures; else the reason, exit code 1."""
     key = _key(key_file)
     store = _store()
     w = _pending(store, wid)
@@ -120,9 +115,21 @@ def signer_sign(
     if chain is None or who not in chain["signers"]:
         raise _fail(f"{who} is not a signer of the vault on {w.chain}")
     if w.status != "signing":
-        raise _fail(f"withdrawal {w.id} is {w.status}: it takes no more signatures")
+        raise _fail(f"withdrawal {w.id} is {w.status}: {too_late}")
     if chain["vault"] != w.vault or chain["chain_id"] != w.chain_id:
         raise _fail("the withdrawal names another vault or chain than the exchange's")
+    return key, store, w, who
+
+
+@signer_app.command("sign")
+def signer_sign(
+    wid: Annotated[str, typer.Argument(help="The withdrawal id (0x…)")],
+    key_file: KeyFile = None,
+) -> None:
+    """Sign a withdrawal after reviewing it (``dpg signer show``)."""
+    from dpg.chain.signer import sign
+
+    key, store, w, who = _as_signer(wid, key_file, "it takes no more signatures")
     if not store.add_signature(w.id, who, sign(w.terms(), key), "human"):
         raise _fail(f"{who} has already signed {w.id}")
     typer.echo(json.dumps({"id": w.id, "signer": who, "signatures": len(store.signatures(w.id))}))
@@ -135,15 +142,7 @@ def signer_reject(
     key_file: KeyFile = None,
 ) -> None:
     """Reject a withdrawal: it fails and its funds return to the user (while it has fewer than 3 signatures)."""
-    key = _key(key_file)
-    store = _store()
-    w = _pending(store, wid)
-    chain = store.chain(w.chain)
-    who = key.address.lower()
-    if chain is None or who not in chain["signers"]:
-        raise _fail(f"{who} is not a signer of the vault on {w.chain}")
-    if w.status != "signing":
-        raise _fail(f"withdrawal {w.id} is {w.status}: too late to reject")
+    _, store, w, who = _as_signer(wid, key_file, "too late to reject")
     store.add_review(w.id, who, "rejected", reason[:200])
     typer.echo(json.dumps({"id": w.id, "rejected_by": who}))
 

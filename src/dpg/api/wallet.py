@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from dpg.api.errors import ApiError
+from dpg.chain.signer import checksum
 from dpg.core.commands import FailWithdrawal, RequestWithdrawal
 from dpg.core.model import Asset
 
@@ -47,9 +48,7 @@ def checksum_ok(address: str) -> bool:
     body = address[2:]
     if body.lower() == body or body.upper() == body:
         return True
-    from eth_utils.address import to_checksum_address
-
-    return bool(to_checksum_address(address) == address)
+    return checksum(address) == address
 
 
 def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIRouter:

@@ -40,7 +40,7 @@ from eth_utils.crypto import keccak
 from dpg.chain.config import ASSET_DECIMALS, NATIVE, ChainConfig
 from dpg.chain.contracts import encode_call, load_artifact, selector
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
-from dpg.chain.signer import Keys, SignatureError, ordered, recover, sign
+from dpg.chain.signer import Keys, SignatureError, checksum, ordered, recover, sign
 from dpg.chain.withdrawals import SentTx, Withdrawal, WithdrawalStore
 from dpg.core import events as E
 from dpg.core.commands import CompleteWithdrawal, FailWithdrawal
@@ -59,10 +59,9 @@ QUEUED_TOPIC = "0x" + keccak(text="WithdrawalQueued(bytes32,uint256)").hex()
 STATUS_NONE, STATUS_QUEUED, STATUS_EXECUTED, STATUS_CANCELLED = 0, 1, 2, 3
 
 
-def _units(asset: str, text: str) -> int:
-    whole, _, frac = text.partition(".")
-    places = ASSET_DECIMALS[asset]
-    return int(int(whole) * 10**places + int((frac + "0" * places)[:places] or 0))
+def _whole(asset: str, n: int) -> int:
+    """``n`` whole units of ``asset`` in base units."""
+    return n * int(10 ** ASSET_DECIMALS[asset])
 
 
 @dataclass(frozen=True)
@@ -72,9 +71,9 @@ class Policy:
     neither the vault nor a token contract, with a deadline at most ``max_ttl`` seconds away."""
 
     auto_limit: Mapping[str, int] = field(default_factory=lambda: {
-        "BTC": _units("BTC", "2"), "ETH": _units("ETH", "50"), "USDT": _units("USDT", "100000")})
+        "BTC": _whole("BTC", 2), "ETH": _whole("ETH", 50), "USDT": _whole("USDT", 100000)})
     velocity: Mapping[str, int] = field(default_factory=lambda: {
-        "BTC": _units("BTC", "5"), "ETH": _units("ETH", "120"), "USDT": _units("USDT", "250000")})
+        "BTC": _whole("BTC", 5), "ETH": _whole("ETH", 120), "USDT": _whole("USDT", 250000)})
     max_ttl: int = 7 * 86400
 
     def review(self, w: Withdrawal, store: WithdrawalStore, chain: ChainConfig, now: float) -> str | None:
@@ -262,7 +261,7 @@ class Broadcaster:
                        max_fee: int) -> SentTx:
         key: LocalAccount = self.keys.broadcaster
         tx_fields: dict[str, Any] = {
-            "type": 2, "chainId": self.chain.chain_id, "nonce": nonce, "to": _checksum(self.chain.vault),
+            "type": 2, "chainId": self.chain.chain_id, "nonce": nonce, "to": checksum(self.chain.vault),
             "value": 0, "data": data, "gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
         }
         signed = key.sign_transaction(tx_fields)
@@ -380,25 +379,24 @@ class Broadcaster:
     # ------------------------------------------------------------------ the engine
 
     def _complete(self, w: Withdrawal, reference: str, confirmations: int) -> None:
-        seq, events = self.submit(CompleteWithdrawal(w.id, reference))
-        first = events[0] if events else (E.REJECTED, Reject.UNAVAILABLE.value, "no events")
-        if first[0] == E.REJECTED and first[1] != Reject.WITHDRAWAL_NOT_FOUND.value:
-            log.error("event=withdrawal_complete_refused id=%s reason=%r", w.id, first)
-            return
-        self.store.update(w.id, "completed", reference, status="completed", confirmations=confirmations,
-                          done_seq=seq if first[0] != E.REJECTED else None)
-        log.info("event=withdrawal_completed id=%s account=%d asset=%s amount=%d ref=%s seq=%d", w.id, w.account,
-                 w.asset, w.amount, reference, seq)
+        self._settle(w, CompleteWithdrawal(w.id, reference), "completed", reference, confirmations=confirmations)
 
     def _fail(self, w: Withdrawal, reason: str) -> None:
-        seq, events = self.submit(FailWithdrawal(w.id, reason))
+        self._settle(w, FailWithdrawal(w.id, reason), "failed", reason, reason=reason)
+
+    def _settle(self, w: Withdrawal, cmd: CompleteWithdrawal | FailWithdrawal, status: str, detail: str,
+                **fields: Any) -> None:
+        """The engine debits (completed) or unlocks (failed) the withdrawal's locked funds. A refusal
+        because it is no longer pending means it was settled before a restart: recorded all the same."""
+        seq, events = self.submit(cmd)
         first = events[0] if events else (E.REJECTED, Reject.UNAVAILABLE.value, "no events")
-        if first[0] == E.REJECTED and first[1] != Reject.WITHDRAWAL_NOT_FOUND.value:
-            log.error("event=withdrawal_fail_refused id=%s reason=%r", w.id, first)
+        settled_before = first[0] == E.REJECTED
+        if settled_before and first[1] != Reject.WITHDRAWAL_NOT_FOUND.value:
+            log.error("event=withdrawal_settle_refused id=%s status=%s reason=%r", w.id, status, first)
             return
-        self.store.update(w.id, "failed", reason, status="failed", reason=reason,
-                          done_seq=seq if first[0] != E.REJECTED else None)
-        log.info("event=withdrawal_failed id=%s account=%d reason=%r", w.id, w.account, reason)
+        self.store.update(w.id, status, detail, status=status, done_seq=None if settled_before else seq, **fields)
+        log.info("event=withdrawal_%s id=%s account=%d asset=%s amount=%d detail=%r seq=%d", status, w.id,
+                 w.account, w.asset, w.amount, detail, seq)
 
     # ------------------------------------------------------------------ thread
 
@@ -428,12 +426,6 @@ class Broadcaster:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-
-
-def _checksum(address: str) -> str:
-    from eth_utils.address import to_checksum_address
-
-    return str(to_checksum_address(address))
 
 
 def _error_names() -> dict[str, str]:

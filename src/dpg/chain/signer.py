@@ -76,9 +76,9 @@ class Terms:
             },
             "primaryType": "Withdrawal",
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.chain_id,
-                       "verifyingContract": _checksum(self.vault)},
-            "message": {"id": bytes.fromhex(self.id[2:]), "account": self.account, "token": _checksum(self.token),
-                        "to": _checksum(self.to), "amount": self.amount, "deadline": self.deadline},
+                       "verifyingContract": checksum(self.vault)},
+            "message": {"id": bytes.fromhex(self.id[2:]), "account": self.account, "token": checksum(self.token),
+                        "to": checksum(self.to), "amount": self.amount, "deadline": self.deadline},
         }
 
     def signable(self) -> SignableMessage:
@@ -91,11 +91,12 @@ class Terms:
 
     def as_tuple(self) -> tuple[bytes, int, str, str, int, int]:
         """The vault's ``Withdrawal`` struct, for ABI encoding."""
-        return (bytes.fromhex(self.id[2:]), self.account, _checksum(self.token), _checksum(self.to), self.amount,
+        return (bytes.fromhex(self.id[2:]), self.account, checksum(self.token), checksum(self.to), self.amount,
                 self.deadline)
 
 
-def _checksum(address: str) -> str:
+def checksum(address: str) -> str:
+    """The EIP-55 spelling of ``address``."""
     from eth_utils.address import to_checksum_address
 
     return str(to_checksum_address(address))

@@ -72,18 +72,13 @@ def _row(r: tuple[Any, ...]) -> Deposit:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S", bound="Connected")
 
 
-def _locked(method: Callable[Concatenate[DepositStore, P], R]) -> Callable[Concatenate[DepositStore, P], R]:
-    @functools.wraps(method)
-    def run(store: DepositStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with store._lock:
-            return method(store, *args, **kwargs)
+class Connected:
+    """One autocommit connection to ``url``, used by one thread at a time (``_lock``), and opened
+    again after a failure: the chain stores' way to outlive a database restart."""
 
-    return run
-
-
-class DepositStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -96,11 +91,23 @@ class DepositStore:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         return self._conn
 
-    @_locked
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _locked(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    @functools.wraps(method)
+    def run(store: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with store._lock:
+            return method(store, *args, **kwargs)
+
+    return run
+
+
+class DepositStore(Connected):
 
     # ------------------------------------------------------------------ cursor
 

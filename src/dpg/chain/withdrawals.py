@@ -8,16 +8,15 @@ store, one thread at a time.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from dpg.chain.config import ChainConfig
 from dpg.chain.signer import Terms
+from dpg.chain.store import Connected
 
 OPEN = ("requesting", "signing", "signed", "broadcast", "confirming", "queued")
 
@@ -79,29 +78,11 @@ class SentTx:
     sent_at: datetime
 
 
-class WithdrawalStore:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._lock = threading.RLock()
-
-    def _c(self) -> psycopg.Connection[tuple[Any, ...]]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-        return self._conn
-
+class WithdrawalStore(Connected):
     def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             cur = self._c().execute(sql, params)
             return cur.fetchall() if cur.description else []
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
     # ------------------------------------------------------------------ chains
 
