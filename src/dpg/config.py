@@ -108,10 +108,18 @@ def _registry(raw: str) -> str:
 
 
 def _limits(raw: str) -> dict[str, str]:
+    """ASSET=AMOUNT pairs of listed assets, each amount within its asset's decimals."""
+    from dpg.core.genesis import ASSETS
+
+    places = dict(ASSETS)
     out: dict[str, str] = {}
     for part in raw.split(","):
-        asset, sep, amount = part.strip().partition("=")
-        if not sep or not asset or not amount.replace(".", "", 1).isdigit():
-            raise SystemExit(f"DPG_WITHDRAWAL_DAILY_LIMITS: ASSET=AMOUNT pairs, comma-separated, not {raw!r}")
-        out[asset.strip().upper()] = amount.strip()
+        asset, sep, amount = (x.strip() for x in part.partition("="))
+        asset = asset.upper()
+        whole, _, frac = amount.partition(".")
+        if not sep or asset not in places or not whole.isdigit() or not (frac == "" or frac.isdigit()) \
+                or len(frac) > places[asset]:
+            raise SystemExit(f"DPG_WITHDRAWAL_DAILY_LIMITS: ASSET=AMOUNT pairs of {', '.join(places)}, comma-"
+                             f"separated, within each asset's decimals; not {raw!r}")
+        out[asset] = amount
     return out
