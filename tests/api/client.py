@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -156,3 +156,22 @@ def wait_projected(user: User, seq: int, timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError("projections did not catch up")
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = 60, tick: Callable[[], None] | None = None) -> Any:
+    """``check()``'s first truthy answer, asked every 0.1 s (``tick()`` between tries); TimeoutError(``what``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        if tick is not None:
+            tick()
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def dpg_cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """The ``dpg`` command with ``env`` over this environment; its output captured."""
+    return subprocess.run([sys.executable, "-m", "dpg.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **env}, timeout=timeout, check=False)

@@ -6,10 +6,6 @@ user's balance, the ledger and the vault's holdings agree. And what the wallet A
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -24,7 +20,7 @@ from dpg.chain.contracts import encode_call
 from dpg.chain.rpc import to_int
 from dpg.chain.signer import dev_key, write_key
 from dpg.store import db
-from tests.api.client import User, exchange, signed, wait_projected
+from tests.api.client import User, dpg_cli, exchange, signed, until, wait_projected
 from tests.chain.conftest import CHAIN_ID, DevChain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,26 +57,9 @@ def running(pg_server: str, tmp: Path, prefix: str, env: dict[str, str]) -> Iter
         db.drop(url)
 
 
-def _until(what: str, check: Any, timeout: float = 60, tick: Any = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        if tick is not None:
-            tick()
-        time.sleep(0.1)
-    raise TimeoutError(what)
-
-
 def _token_balance(dev: DevChain, token: str, who: str) -> int:
     (v,) = decode(["uint256"], dev.rpc.eth_call(token, encode_call("balanceOf(address)", who)))
     return int(v)
-
-
-def _dpg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dpg.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **env}, timeout=120, check=False)
 
 
 def test_deposit_trade_withdraw_with_three_signatures_and_everything_agrees(
@@ -99,16 +78,16 @@ def test_deposit_trade_withdraw_with_three_signatures_and_everything_agrees(
         # deposits: 10,000 USDT for bob, then 1 ETH for alice (from the dev wallet command), in the
         # head block: the test node mines only on a transaction or when told, so it stays pending
         dev_chain.deposit_token(dev_chain.usdt, bob.id, 10_000 * USDT)
-        r = _dpg(scan_env, "wallet", "deposit", str(alice.id), "1", "--asset", "ETH")
+        r = dpg_cli(scan_env, "wallet", "deposit", str(alice.id), "1", "--asset", "ETH")
         assert r.returncode == 0, r.stderr
         deposit = json.loads(r.stdout)
-        pending = _until("the pending deposit", lambda: [d for d in alice.http.get("/api/v1/wallet/deposits").json()
+        pending = until("the pending deposit", lambda: [d for d in alice.http.get("/api/v1/wallet/deposits").json()
                                                           if d["status"] == "pending"])
         assert pending[0]["confirmations"] < 3 and pending[0]["required"] == 3 and Decimal(pending[0]["amount"]) == 1
         assert _dec(alice.balance("ETH")) == (0, 0)  # not before its depth
         dev_chain.mine(3)
-        _until("alice's credit", lambda: _dec(alice.balance("ETH")) == (1, 0))
-        _until("bob's credit", lambda: _dec(bob.balance("USDT")) == (10_000, 0))
+        until("alice's credit", lambda: _dec(alice.balance("ETH")) == (1, 0))
+        until("bob's credit", lambda: _dec(bob.balance("USDT")) == (10_000, 0))
         done = alice.http.get("/api/v1/wallet/deposits").json()[0]
         assert (done["status"], done["confirmations"]) == ("credited", 3)
 
@@ -133,21 +112,21 @@ def test_deposit_trade_withdraw_with_three_signatures_and_everything_agrees(
         def status() -> dict[str, Any]:
             return dict(alice.http.get(f"/api/v1/withdrawals/{w['id']}").json())
 
-        _until("two policy signatures", lambda: status()["signatures"] == 2)
-        listed = _dpg(scan_env, "signer", "list")
+        until("two policy signatures", lambda: status()["signatures"] == 2)
+        listed = dpg_cli(scan_env, "signer", "list")
         assert listed.returncode == 0 and w["id"] in listed.stdout
-        r = _dpg(scan_env, "signer", "sign", w["id"], "--key-file", str(tmp_path / "keys" / "human.key"))
+        r = dpg_cli(scan_env, "signer", "sign", w["id"], "--key-file", str(tmp_path / "keys" / "human.key"))
         assert r.returncode == 0, r.stderr
-        again = _dpg(scan_env, "signer", "sign", w["id"], "--key-file", str(tmp_path / "keys" / "human.key"))
+        again = dpg_cli(scan_env, "signer", "sign", w["id"], "--key-file", str(tmp_path / "keys" / "human.key"))
         assert again.returncode != 0  # signed already, or past signing
         stranger = tmp_path / "keys" / "stranger.key"
         write_key(stranger, dev_key(7))
-        r = _dpg(scan_env, "signer", "sign", w["id"], "--key-file", str(stranger))
+        r = dpg_cli(scan_env, "signer", "sign", w["id"], "--key-file", str(stranger))
         assert r.returncode != 0 and "not a signer" in r.stderr
 
-        seen = _until("confirming", lambda: status()["status"] in ("confirming", "completed") and status())
+        seen = until("confirming", lambda: status()["status"] in ("confirming", "completed") and status())
         assert seen["tx_hash"]
-        final = _until("completed", lambda: status()["status"] == "completed" and status(),
+        final = until("completed", lambda: status()["status"] == "completed" and status(),
                        tick=lambda: dev_chain.mine(1))
         steps = [e["step"] for e in final["timeline"]]
         for step in ("requested", "signed 1/3", "signed 2/3", "signed 3/3", "broadcast", "mined", "completed"):
@@ -244,10 +223,10 @@ def test_the_embedded_default_chain_takes_a_deposit_and_pays_a_withdrawal(pg_ser
         erin = User(base, "erin@journey.dpg")
         names = [c["chain"] for c in erin.http.get("/api/v1/wallet/chains").json()]
         assert names == ["ethereum", "polygon"]
-        r = _dpg(cli_env, "wallet", "deposit", str(erin.id), "2", "--asset", "ETH")
+        r = dpg_cli(cli_env, "wallet", "deposit", str(erin.id), "2", "--asset", "ETH")
         assert r.returncode == 0, r.stderr
-        _until("the credit at 3 confirmations", lambda: _dec(erin.balance("ETH")) == (2, 0))
-        r = _dpg(cli_env, "wallet", "deposits", str(erin.id))
+        until("the credit at 3 confirmations", lambda: _dec(erin.balance("ETH")) == (2, 0))
+        r = dpg_cli(cli_env, "wallet", "deposits", str(erin.id))
         assert r.returncode == 0, r.stderr
         (listed,) = [json.loads(line) for line in r.stdout.splitlines()]
         assert (listed["amount"], listed["asset"], listed["status"], listed["confirmations"]) == (
@@ -263,16 +242,16 @@ def test_the_embedded_default_chain_takes_a_deposit_and_pays_a_withdrawal(pg_ser
         def status() -> dict[str, Any]:
             return dict(erin.http.get(f"/api/v1/withdrawals/{wid}").json())
 
-        _until("two policy signatures", lambda: status()["signatures"] == 2)
+        until("two policy signatures", lambda: status()["signatures"] == 2)
         with psycopg.connect(cli_env["DPG_DATABASE_URL"]) as conn:
             row = conn.execute("SELECT rpc_url FROM chains WHERE name = 'ethereum'").fetchone()
         assert row is not None
         rpc = Rpc(row[0])
         before = rpc.balance(dest)
         key = tmp_path / "chain" / "ethereum" / "signers" / "human-1.key"
-        r = _dpg(cli_env, "signer", "sign", wid, "--key-file", str(key))
+        r = dpg_cli(cli_env, "signer", "sign", wid, "--key-file", str(key))
         assert r.returncode == 0, r.stderr
-        done = _until("completed", lambda: status()["status"] == "completed" and status())
+        done = until("completed", lambda: status()["status"] == "completed" and status())
         assert done["confirmations"] == 3
         assert rpc.balance(dest) - before == ETH // 2
         assert _dec(erin.balance("ETH")) == (Decimal("1.5"), 0)

@@ -8,10 +8,7 @@ the chain named by ``/api/v1/por/registry``, and ``dpg por audit CID`` passes.""
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +23,7 @@ from dpg.chain.rpc import Rpc, to_int
 from dpg.por import ipfs
 from dpg.por import publish as pub
 from dpg.store import db
-from tests.api.client import ADMIN, ROOT, Process, User, free_port
+from tests.api.client import ADMIN, Process, User, dpg_cli, free_port, until
 from tests.chain.conftest import (  # noqa: F401 (fixtures)
     DevChain,
     anvil_bin,
@@ -40,21 +37,6 @@ USDT = 10**6
 
 
 SECRET = bytes.fromhex("a7" * 32)
-
-
-def _until(what: str, check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise TimeoutError(what)
-
-
-def _dpg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dpg.cli", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def _chains(url: str) -> dict[str, dict[str, Any]]:
@@ -84,7 +66,7 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
     base = f"http://127.0.0.1:{port}"
     try:
         # the registry: deployed on the first embedded chain, recorded, and given out by the API
-        reg = _until("the registry", lambda: (r := httpx.get(f"{base}/api/v1/por/registry")).status_code == 200
+        reg = until("the registry", lambda: (r := httpx.get(f"{base}/api/v1/por/registry")).status_code == 200
                      and r.json())
         assert reg["chain"] == "ethereum" and reg["chainId"] == "31337"
         assert reg["rpcUrl"].startswith("http://127.0.0.1:")
@@ -103,7 +85,7 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
         deposit_token(eth["rpc"], eth["vault"], eth["tokens"]["USDT"], payer, bob.id, 5_000 * USDT)
         deposit_token(poly["rpc"], poly["vault"], poly["tokens"]["USDT"], poly["rpc"].accounts()[9], bob.id,
                       2_000 * USDT)
-        _until("the deposits' credits", lambda: _balance(alice, "ETH") == 1 and _balance(bob, "USDT") == 7_000)
+        until("the deposits' credits", lambda: _balance(alice, "ETH") == 1 and _balance(bob, "USDT") == 7_000)
 
         # a trade: bob buys alice's ether
         assert bob.order(market="ETH/USDT", side="buy", type="limit", price="3000", quantity="1").status_code == 201
@@ -114,8 +96,8 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
         # that mines a block per transaction runs ahead of the wall clock (each block's timestamp is
         # after its parent's), and a deposit's block must be older than the epoch to be counted.
         heads = [to_int(c["rpc"].block(c["rpc"].block_number())["timestamp"]) for c in (eth, poly)]
-        _until("the wall clock past the chains' heads", lambda: time.time() > max(heads) + 1, timeout=30)
-        r = _dpg(env, "por", "snapshot", "--url", base)
+        until("the wall clock past the chains' heads", lambda: time.time() > max(heads) + 1, timeout=30)
+        r = dpg_cli(env, "por", "snapshot", "--url", base)
         assert r.returncode == 0, r.stdout + r.stderr
         epoch = str(json.loads(r.stdout)["epoch"])
 
@@ -123,7 +105,7 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
             listed = httpx.get(f"{base}/api/v1/por/epochs").json()
             return listed and listed[0]["epoch"] == epoch and listed[0]["reportOk"] is not None and listed[0]
 
-        listed = _until("the epoch's publication", published)
+        listed = until("the epoch's publication", published)
         assert listed["reportOk"] is True
         assert sorted(p["asset"] for p in listed["published"]) == ["BTC", "ETH", "USDT"]
         assert {p["registry"] for p in listed["published"]} == {reg["registry"]}
@@ -131,7 +113,7 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
         usdt = next(a for a in report["assets"] if a["asset"] == "USDT")
         assert usdt["declarations"] == [{"chainId": "31338", "amount": str(2_000 * USDT)}]
         assert 5_000 * USDT < int(usdt["liabilities"]) <= 7_000 * USDT <= int(usdt["reservesTotal"])
-        lines = _until("the publication's log lines",
+        lines = until("the publication's log lines",
                        lambda: [x for x in proc.lines if "event=por_published" in x and f"epoch={epoch}" in x])
         usdt_line = next(x for x in lines if "asset=USDT" in x)
         for part in (f"root={usdt['root']}", f"total={usdt['liabilities']}", f"cid={usdt['cid']}", "ok=true"):
@@ -146,15 +128,15 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
             assert proof["epoch"] == epoch and proof["registry"] == reg["registry"] and proof["chainId"] == "31337"
             f = tmp_path / f"proof-{asset}.json"
             f.write_text(json.dumps(proof))
-            r = _dpg(check, "por", "verify", str(f), "--rpc", reg["rpcUrl"])
+            r = dpg_cli(check, "por", "verify", str(f), "--rpc", reg["rpcUrl"])
             assert r.returncode == 0, r.stdout + r.stderr
             out = json.loads(r.stdout)
             assert out["valid"] is True and out["checkedAgainst"].startswith("registry")
             forged = tmp_path / f"forged-{asset}.json"
             forged.write_text(json.dumps(dict(proof, balance=str(int(proof["balance"]) + 1))))
-            assert _dpg(check, "por", "verify", str(forged), "--rpc", reg["rpcUrl"]).returncode == 1
+            assert dpg_cli(check, "por", "verify", str(forged), "--rpc", reg["rpcUrl"]).returncode == 1
         for p in listed["published"]:
-            r = _dpg(env, "por", "audit", p["cid"], "--rpc", reg["rpcUrl"])
+            r = dpg_cli(env, "por", "audit", p["cid"], "--rpc", reg["rpcUrl"])
             assert r.returncode == 0, r.stdout + r.stderr
             assert json.loads(r.stdout)["ok"] is True
     finally:
@@ -181,7 +163,7 @@ def test_the_registry_is_recorded_reused_and_deployed_again_on_a_reset_chain(
     first = _publisher(pg_url, dev_chain, tmp_path)
     first.start()
     try:
-        reg = _until("the registry", lambda: first.registry)
+        reg = until("the registry", lambda: first.registry)
     finally:
         first.stop()
     assert dev_chain.rpc.code(reg.address)
@@ -191,7 +173,7 @@ def test_the_registry_is_recorded_reused_and_deployed_again_on_a_reset_chain(
     again = _publisher(pg_url, dev_chain, tmp_path, public_rpc="https://rpc.example/eth")
     again.start()
     try:
-        assert _until("the registry", lambda: again.registry).address == reg.address  # recorded: not redeployed
+        assert until("the registry", lambda: again.registry).address == reg.address  # recorded: not redeployed
     finally:
         again.stop()
     assert _registry_row(pg_url) == ("ethereum", 31337, reg.address, "https://rpc.example/eth")
@@ -201,7 +183,7 @@ def test_the_registry_is_recorded_reused_and_deployed_again_on_a_reset_chain(
     reset = _publisher(pg_url, dev_chain, tmp_path)
     reset.start()
     try:
-        fresh = _until("the registry", lambda: reset.registry)
+        fresh = until("the registry", lambda: reset.registry)
     finally:
         reset.stop()
     assert fresh.address not in (reg.address, "0x" + "11" * 20) and dev_chain.rpc.code(fresh.address)
@@ -212,7 +194,7 @@ def test_a_chain_by_url_needs_a_registry(dev_chain: DevChain, pg_url: str, tmp_p
     caplog.set_level("INFO", logger="dpg.por.publish")
     off = _publisher(pg_url, dev_chain, tmp_path, embedded=False)
     off.start()
-    _until("publishing off", lambda: "event=por_publish_off" in caplog.text)
+    until("publishing off", lambda: "event=por_publish_off" in caplog.text)
     off.stop()
     assert off.registry is None and _registry_row(pg_url) is None
 
@@ -221,7 +203,7 @@ def test_a_chain_by_url_needs_a_registry(dev_chain: DevChain, pg_url: str, tmp_p
     named = _publisher(pg_url, dev_chain, tmp_path / "other", embedded=False, registry=address)
     named.start()
     try:
-        got = _until("the registry", lambda: named.registry)
+        got = until("the registry", lambda: named.registry)
     finally:
         named.stop()
     assert got.address == address and got.public_rpc == ""  # a node URL is never given out unless DPG_POR_RPC
@@ -257,12 +239,12 @@ def test_an_epoch_is_published_once_its_balances_are_recorded_and_a_down_chain_i
     publisher = _publisher(pg_url, dev, tmp_path, attempts=2)
     publisher.start()
     try:
-        _until("a retry", lambda: "event=por_publish_retry" in caplog.text)
+        until("a retry", lambda: "event=por_publish_retry" in caplog.text)
         assert publisher.registry is None
         dev.restart()
-        reg = _until("the registry", lambda: publisher.registry)
+        reg = until("the registry", lambda: publisher.registry)
         # the restarted dev node no longer has the state of block 0: an error each time, given up
-        _until("the epoch given up", lambda: f"event=por_epoch_failed epoch={before}" in caplog.text)
+        until("the epoch given up", lambda: f"event=por_epoch_failed epoch={before}" in caplog.text)
         dev.deposit_eth(7, 2 * ETH)
         time.sleep(1.1)  # the deposit's block is older than the epoch
         epoch = int(time.time())
@@ -270,7 +252,7 @@ def test_an_epoch_is_published_once_its_balances_are_recorded_and_a_down_chain_i
         assert _reported(pg_url) == {}
         _record_epoch(pg_url, epoch, [("ETH", 7, ETH), ("ETH", 8, ETH // 2), ("USDT", 7, 10 * USDT)])
         publisher.epoch_marked(epoch)
-        _until("the epoch's report", lambda: epoch in _reported(pg_url))
+        until("the epoch's report", lambda: epoch in _reported(pg_url))
         time.sleep(0.5)
     finally:
         publisher.stop()
@@ -295,7 +277,7 @@ def test_older_epochs_left_unpublished_before_start_are_skipped(
     publisher = _publisher(pg_url, dev_chain, tmp_path)
     publisher.start()
     try:
-        _until("the newest epoch's report", lambda: now - 3600 in _reported(pg_url))
+        until("the newest epoch's report", lambda: now - 3600 in _reported(pg_url))
         assert f"event=por_epoch_skipped epoch={now - 7200}" in caplog.text
         time.sleep(0.5)
     finally:

@@ -8,9 +8,6 @@ holdings is refused by the registry."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,27 +22,12 @@ from dpg.chain.rpc import Rpc, to_int
 from dpg.por import ipfs
 from dpg.por import publish as pub
 from dpg.store import db
-from tests.api.client import ADMIN, ROOT, User, exchange
+from tests.api.client import ADMIN, User, dpg_cli, exchange, until
 from tests.chain.conftest import DevChain, anvil_bin, artifacts, dev_chain  # noqa: F401 (fixtures)
 from tests.por.jsverifier import run_module
 
 SECRET = "5e" * 32
 POLYGON = 31338
-
-
-def _wait(pred: Any, what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise TimeoutError(what)
-
-
-def _dpg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dpg.cli", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=180, check=False)
 
 
 def _chains_file(path: Path, eth: DevChain, poly: DevChain, weth: str) -> Path:
@@ -62,7 +44,7 @@ def _chains_file(path: Path, eth: DevChain, poly: DevChain, weth: str) -> Path:
 
 
 def _mark(base: str, env: dict[str, str], url: str) -> int:
-    r = _dpg(env, "por", "snapshot", "--url", base)
+    r = dpg_cli(env, "por", "snapshot", "--url", base)
     assert r.returncode == 0, r.stdout + r.stderr
     epoch = int(json.loads(r.stdout)["epoch"])
 
@@ -70,7 +52,7 @@ def _mark(base: str, env: dict[str, str], url: str) -> int:
         with psycopg.connect(url) as conn:
             return conn.execute("SELECT 1 FROM por_epochs WHERE epoch = %s", (epoch,)).fetchone() is not None
 
-    _wait(recorded, "the epoch's balances were not recorded")
+    until("the epoch's balances were not recorded", recorded)
     return epoch
 
 
@@ -105,10 +87,10 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
             time.sleep(1.1)  # the deposits' blocks are older than the epoch
             epoch = _mark(base, env, url)
 
-            r = _dpg(env, "por", "deploy-registry", "--chains", str(chains))
+            r = dpg_cli(env, "por", "deploy-registry", "--chains", str(chains))
             assert r.returncode == 0, r.stdout + r.stderr
             registry = json.loads(r.stdout)["registry"]
-            r = _dpg(env, "por", "publish", "--chains", str(chains))
+            r = dpg_cli(env, "por", "publish", "--chains", str(chains))
             assert r.returncode == 0, r.stdout + r.stderr
             report = json.loads(r.stdout)
             assert report["ok"] is True and report["epoch"] == str(epoch)
@@ -137,7 +119,7 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("DELETE FROM por_trees WHERE epoch = %s AND asset = 'USDT'", (epoch,))
                 conn.execute("DELETE FROM por_publications WHERE epoch = %s AND asset = 'USDT'", (epoch,))
-            r = _dpg(env, "por", "publish", "--chains", str(chains), "--epoch", str(epoch))
+            r = dpg_cli(env, "por", "publish", "--chains", str(chains), "--epoch", str(epoch))
             assert r.returncode == 0, r.stdout + r.stderr
             report = json.loads(r.stdout)  # the report as the second run wrote it
             again = {a["asset"]: a for a in report["assets"]}
@@ -167,13 +149,13 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
             for i, p in enumerate(proofs):
                 f = tmp_path / f"proof-{i}.json"
                 f.write_text(json.dumps(p))
-                r = _dpg(rpc_env, "por", "verify", str(f))
+                r = dpg_cli(rpc_env, "por", "verify", str(f))
                 assert r.returncode == 0, r.stdout + r.stderr
                 out = json.loads(r.stdout)
                 assert out["valid"] is True and out["checkedAgainst"].startswith("registry")
             bad = dict(proofs[0], balance=str(int(proofs[0]["balance"]) + 1))
             (tmp_path / "bad.json").write_text(json.dumps(bad))
-            r = _dpg(rpc_env, "por", "verify", str(tmp_path / "bad.json"))
+            r = dpg_cli(rpc_env, "por", "verify", str(tmp_path / "bad.json"))
             assert r.returncode == 1 and json.loads(r.stdout)["valid"] is False
 
             # on-chain
@@ -199,7 +181,7 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
 
             # the audit of every published tree
             for a in assets.values():
-                r = _dpg(rpc_env, "por", "audit", a["cid"])
+                r = dpg_cli(rpc_env, "por", "audit", a["cid"])
                 assert r.returncode == 0, r.stdout + r.stderr
                 out = json.loads(r.stdout)
                 assert out["ok"] is True and out["total"] == a["liabilities"]
@@ -208,7 +190,7 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
             assert "accounts" not in tree  # the published tree names no account
             tree["leaves"][0][1] = str(int(tree["leaves"][0][1]) + 1)
             forged = store.put(json.dumps(tree).encode())
-            r = _dpg(rpc_env, "por", "audit", forged)
+            r = dpg_cli(rpc_env, "por", "audit", forged)
             assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
 
             # the public side of the API
@@ -224,7 +206,7 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
             carol.credit("ETH", "1")
             time.sleep(1.1)
             later = _mark(base, env, url)
-            r = _dpg(env, "por", "publish", "--chains", str(chains), "--epoch", str(later))
+            r = dpg_cli(env, "por", "publish", "--chains", str(chains), "--epoch", str(later))
             assert r.returncode == 1, r.stdout + r.stderr
             refused = {a["asset"]: a for a in json.loads(r.stdout)["assets"]}
             assert "ReservesShort" in refused["ETH"]["error"] or "revert" in refused["ETH"]["error"]

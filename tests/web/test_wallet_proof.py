@@ -12,12 +12,9 @@ logging in: the genuine one valid, one with its balance changed failing."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +27,9 @@ from playwright.sync_api import expect
 from dpg.chain.rpc import to_int
 from dpg.chain.signer import dev_key, write_key
 from dpg.store import db
-from tests.api.client import ADMIN, PASSWORD, User, exchange
+from tests.api.client import ADMIN, PASSWORD, User, dpg_cli, exchange, until
 from tests.chain.conftest import CHAIN_ID, DevChain, _start, anvil_bin, artifacts  # noqa: F401 (fixtures)
-from tests.web.conftest import DESKTOP, PHONE, ROOT, shot
+from tests.web.conftest import DESKTOP, PHONE, shot
 from tests.web.test_exchange import log_in
 
 pytestmark = pytest.mark.timeout(600)
@@ -49,23 +46,6 @@ class Custody:
     env: dict[str, str]  # points dpg's operator and signer commands at the exchange
     keys: Path
     registry: str
-
-
-def _dpg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dpg.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **env}, timeout=180, check=False)
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 90, tick: Callable[[], None] | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        if tick is not None:
-            tick()
-        time.sleep(0.2)
-    raise TimeoutError(what)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +71,7 @@ def custody(anvil_bin: Path, artifacts: Path, pg_server: str,  # noqa: F811
                "DPG_BROADCASTER_KEY": str(keys / "broadcaster.key"), "DPG_POR_SECRET": POR_SECRET,
                "DPG_POR_RPC": dev.anvil.url, "DPG_DATA_DIR": str(tmp), "DPG_DATABASE_URL": url,
                "DPG_ADMIN_TOKEN": ADMIN}
-        r = _dpg(env, "por", "deploy-registry", "--chains", str(chains))
+        r = dpg_cli(env, "por", "deploy-registry", "--chains", str(chains))
         assert r.returncode == 0, r.stdout + r.stderr
         registry = json.loads(r.stdout)["registry"]
         env["DPG_POR_REGISTRY"] = registry
@@ -126,7 +106,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     expect(page.locator("[data-testid=deposit]")).to_contain_text(f"ethereum:{dev.vault}@{CHAIN_ID}/depositETH?uint64={uid}")
 
     # a deposit of 1 ETH: its confirmations count up in the page as blocks are mined, then it is credited
-    r = _dpg(custody.env, "wallet", "deposit", str(uid), "1", "--asset", "ETH")
+    r = dpg_cli(custody.env, "wallet", "deposit", str(uid), "1", "--asset", "ETH")
     assert r.returncode == 0, r.stderr
     pending = page.locator("[data-testid=deposit-pending]")
     expect(pending.locator("[data-testid=confirmations]")).to_have_text("1/3")
@@ -167,7 +147,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     expect(w.locator("[data-step=signed-3]")).to_have_class(re.compile(r"\bcurrent\b"))
     wid = w.get_attribute("data-id")
     assert wid and re.fullmatch(r"0x[0-9a-f]{64}", wid)
-    r = _dpg(custody.env, "signer", "sign", wid, "--key-file", str(custody.keys / "human.key"))
+    r = dpg_cli(custody.env, "signer", "sign", wid, "--key-file", str(custody.keys / "human.key"))
     assert r.returncode == 0, r.stdout + r.stderr
     expect(w.locator("[data-step=broadcast]")).to_have_class(re.compile(r"\bdone\b"))
     expect(w.locator("[data-step=confirmed]")).to_have_text(re.compile(r"confirmed 1/3"))
@@ -188,7 +168,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
 
     # more blocks: the withdrawal completes, the second deposit is credited
     status = w.get_attribute
-    _until("the withdrawal completed", lambda: status("data-status") == "completed", tick=lambda: dev.mine(1))
+    until("the withdrawal completed", lambda: status("data-status") == "completed", 90, tick=lambda: dev.mine(1))
     for step in ("requested", "signed-1", "signed-2", "signed-3", "broadcast", "confirmed", "completed"):
         expect(w.locator(f"[data-step={step}]")).to_have_class(re.compile(r"\bdone\b"))
     expect(w.locator("[data-step=confirmed]")).to_have_text(re.compile(r"confirmed 3/3"))
@@ -210,12 +190,12 @@ def test_proof_of_my_balance_and_a_tampered_file(page: Any, browser: Any, custod
     user = User(web, "proof@web.dpg")
     dev.deposit_eth(user.id, 2 * ETH)
     dev.mine(3)
-    _until("the deposit credited", lambda: user.balance("ETH")[0].rstrip("0").rstrip(".") == "2")
+    until("the deposit credited", lambda: user.balance("ETH")[0].rstrip("0").rstrip(".") == "2", 90)
     head = dev.rpc.call("eth_getBlockByNumber", ["latest", False])
-    _until("a second past the last block", lambda: time.time() >= to_int(head["timestamp"]) + 1.1)
+    until("a second past the last block", lambda: time.time() >= to_int(head["timestamp"]) + 1.1)
 
     # an epoch marked; the exchange publishes it in the registry by itself
-    r = _dpg(custody.env, "por", "snapshot", "--url", web)
+    r = dpg_cli(custody.env, "por", "snapshot", "--url", web)
     assert r.returncode == 0, r.stdout + r.stderr
     epoch = str(json.loads(r.stdout)["epoch"])
 
@@ -223,7 +203,7 @@ def test_proof_of_my_balance_and_a_tampered_file(page: Any, browser: Any, custod
         listed = httpx.get(f"{web}/api/v1/por/epochs").json()
         return next((e for e in listed if e["epoch"] == epoch and e["reportOk"] is not None), None)
 
-    done = _until("the epoch published", reported, timeout=180)
+    done = until("the epoch published", reported, timeout=180)
     assert done["reportOk"] is True and "ETH" in [p["asset"] for p in done["published"]]
     registry = httpx.get(f"{web}/api/v1/por/registry").json()
     assert registry["registry"] == custody.registry and registry["rpcUrl"] == dev.anvil.url
