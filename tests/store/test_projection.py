@@ -117,7 +117,7 @@ def test_the_follower_process_keeps_projections_current(pg_url: str) -> None:
         _check_against(node.engine, pg_url)
     finally:
         node.close()
-    assert node.follower is not None and node.follower.returncode is not None
+    assert node.follower is not None and node.follower.proc.returncode is not None
 
 
 def test_an_epoch_records_every_balance_at_its_seq_while_trading_goes_on(pg_url: str) -> None:

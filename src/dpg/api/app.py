@@ -18,9 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,6 +66,13 @@ class Runtime:
         # withdrawals (dpg.api.wallet): the signed deadline's distance and the per-account 24 h limits
         self.withdrawal_ttl = 6 * 3600
         self.withdrawal_daily_limits: dict[str, str] = {"BTC": "10", "ETH": "200", "USDT": "1000000"}
+
+    def status(self) -> tuple[bool, str]:
+        """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""
+        if not self.healthy:
+            return False, "this API process lost its place in the event feed; restart it"
+        status = getattr(self.bus, "status", None)
+        return status() if status is not None else (True, "")
 
     def load(self, engine: Engine) -> None:
         self.views.load(engine)
@@ -292,6 +301,14 @@ def create_app(rt: Runtime) -> FastAPI:
 
     app.add_exception_handler(AuthError, auth_error)
 
+    async def database_error(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("event=database_unavailable error=%r", str(exc).strip()[:200])
+        return JSONResponse(body("DATABASE_UNAVAILABLE", "the exchange's database is unreachable; try again shortly"),
+                            status_code=503, headers={"Retry-After": "2"})
+
+    app.add_exception_handler(psycopg.OperationalError, database_error)
+    app.add_exception_handler(PoolTimeout, database_error)
+
     from dpg.api import binance  # the Binance dialect under /api/v3
 
     app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
@@ -362,9 +379,13 @@ def create_app(rt: Runtime) -> FastAPI:
     async def server_time() -> dict[str, int]:
         return {"server_time": int(time.time() * 1000)}
 
-    @app.get("/api/v1/health", tags=["public"])
-    async def health() -> dict[str, Any]:
-        return {"ok": rt.healthy, "seq": rt.views.seq}
+    @app.get("/api/v1/health", tags=["public"], responses={503: {"description": "halted, with the reason"}})
+    async def health() -> Response:
+        """200 while the exchange takes commands; 503 with the reason while it does not (its
+        database or, for an API process, the engine process is unreachable)."""
+        ok, reason = rt.status()
+        return _json({"ok": True, "seq": rt.views.seq} if ok else
+                     {"ok": False, "seq": rt.views.seq, "code": "UNAVAILABLE", "reason": reason}, 200 if ok else 503)
 
     @app.get("/api/v1/markets", tags=["public"])
     async def markets() -> list[dict[str, Any]]:

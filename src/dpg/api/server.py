@@ -23,7 +23,7 @@ from dpg.bus.local import LocalBus
 from dpg.bus.redis_bus import EngineBridge, RedisBus
 from dpg.config import Settings
 from dpg.core.engine import Engine
-from dpg.journal.journal import Journal
+from dpg.journal.journal import LIVELINESS, Journal
 from dpg.journal.recovery import recover
 from dpg.journal.sequencer import Applied
 from dpg.node import Node
@@ -75,7 +75,10 @@ def _recent_trades(url: str) -> list[tuple[int, str, int, int, int, str]]:
 
 
 def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Runtime, AsyncConnectionPool]:
-    pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False)
+    # a request waits at most 5 s for a connection; a connection the server dropped is found out
+    # (checked) before use, so requests recover by themselves once the database is back
+    pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False, timeout=5.0,
+                               check=AsyncConnectionPool.check_connection, kwargs=dict(LIVELINESS))
     accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings))
     rt = Runtime(bus, engine.markets, engine.assets, accounts, History(pool, engine.markets, engine.assets),
                  admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate)
@@ -91,7 +94,7 @@ def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Ru
 def _serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool,
            ready: Any = None) -> None:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", loop="none", ws_max_size=64 * 1024,
-                            lifespan="off")
+                            lifespan="off", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
 
     async def main() -> None:
@@ -168,7 +171,8 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
 
             tasks.append(await start_demo(rt, url))
         where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
-        chains = ", ".join(f"{c.name} (vault {c.vault})" for c in custody.chains()) if custody else "none"
+        chains = ", ".join(f"{c.name} (RPC {c.rpc_url}, vault {c.vault})" for c in custody.chains()) \
+            if custody else "none"
         announce(f"DPG is up on http://{host}:{port} (API docs at /docs): journal at seq {node.engine.seq} on "
                  f"{where}; markets {', '.join(m.symbol for m in node.engine.markets)}; chains {chains}."
                  " Ctrl-C stops.")
@@ -197,10 +201,10 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    announce(f"DPG engine is up: journal at seq {node.engine.seq}; commands from Redis.")
-    while not stop.wait(0.5):
-        if node.sequencer.failed is not None:
-            break
+    chains = ", ".join(f"{c.name} (RPC {c.rpc_url}, vault {c.vault})" for c in custody.chains()) \
+        if custody else "none"
+    announce(f"DPG engine is up: journal at seq {node.engine.seq}; commands from Redis; chains {chains}.")
+    stop.wait()
     if publisher is not None:
         publisher.stop()
     if custody is not None:
@@ -208,6 +212,7 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     schedule.stop()
     bridge.stop()
     node.close()
+    announce(f"DPG engine stopped at seq {node.sequencer.committed_seq}.")
 
 
 def run_api(settings: Settings, url: str, host: str, port: int, announce: Callable[[str], None]) -> None:

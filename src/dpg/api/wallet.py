@@ -51,6 +51,14 @@ def checksum_ok(address: str) -> bool:
     return checksum(address) == address
 
 
+def local_rpc(url: str) -> str | None:
+    """The RPC URL when it points at this machine (the embedded dev chains, a local node), else None."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return url if host in ("127.0.0.1", "localhost", "::1") else None
+
+
 def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIRouter:
     """``auth``: the dependency giving the caller's principal; ``admin``: the operator's. The limits
     are the runtime's ``withdrawal_daily_limits`` (per asset, decimal strings: the most an account
@@ -61,11 +69,11 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     async def chains() -> dict[str, dict[str, Any]]:
         async with pool.connection() as conn:
-            cur = await conn.execute("SELECT name, chain_id, vault, confirmations, native_asset, tokens FROM chains"
-                                     " ORDER BY name")
+            cur = await conn.execute("SELECT name, chain_id, vault, confirmations, native_asset, tokens, rpc_url"
+                                     " FROM chains ORDER BY name")
             rows = await cur.fetchall()
         return {n: {"chain": n, "chain_id": int(cid), "vault": v, "confirmations": int(c), "native_asset": na,
-                    "tokens": t} for n, cid, v, c, na, t in rows}
+                    "tokens": t, "rpc_url": local_rpc(url)} for n, cid, v, c, na, t, url in rows}
 
     def token_for(chain: dict[str, Any], asset: str) -> str | None:
         if chain["native_asset"] == asset:
@@ -78,14 +86,16 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     @r.get("/api/v1/wallet/chains")
     async def list_chains() -> list[dict[str, Any]]:
-        """The custody chains: vault, confirmation depth, and which token carries which asset."""
+        """The custody chains: vault, confirmation depth, which token carries which asset, and the
+        JSON-RPC URL of a dev chain on this machine (a chain reached by URL: null, since its URL may
+        carry the operator's provider key)."""
         out = []
         for c in (await chains()).values():
             assets = ([{"asset": c["native_asset"], "token": NATIVE, "symbol": c["native_asset"]}]
                       if c["native_asset"] else [])
             assets += [{"asset": t["asset"], "token": t["address"], "symbol": t["symbol"]} for t in c["tokens"]]
             out.append({"chain": c["chain"], "chain_id": c["chain_id"], "vault": c["vault"],
-                        "confirmations": c["confirmations"], "assets": assets})
+                        "confirmations": c["confirmations"], "assets": assets, "rpc_url": c["rpc_url"]})
         return out
 
     @r.get("/api/v1/wallet/deposit-address")

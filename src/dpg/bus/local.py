@@ -27,5 +27,9 @@ class LocalBus:
 
         self.sequencer.sinks.append(sink)
 
+    def status(self) -> tuple[bool, str]:
+        """(ok, reason): whether the engine takes commands."""
+        return self.sequencer.status()
+
     async def close(self) -> None:
         return None

@@ -10,12 +10,17 @@ Keys start with ``DPG_REDIS_PREFIX`` (default ``dpg``).
 - Replies: after commit, the engine publishes ``(request id, seq, events)`` on the caller's channel.
 - Events: after commit, the engine appends each batch ``[(seq, ts, events), ...]`` to the stream
   ``dpg:events`` (capped); every API process reads it in order and checks that seq never skips.
+- Liveness: the engine sets ``dpg:engine`` (its seq, and whether it takes commands) every second with
+  a 3 s expiry. An API process reads it every second: while it is missing or says halted, health
+  answers 503 with the reason, commands are refused at once (never sent, so never executed later),
+  and the log says when the outage began and ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import queue
@@ -41,8 +46,11 @@ PREFIX = os.environ.get("DPG_REDIS_PREFIX", "dpg")  # lets several exchanges (or
 CMD_STREAM = f"{PREFIX}:cmd"
 EVENT_STREAM = f"{PREFIX}:events"
 EVENTS_KEPT = 200_000
+ENGINE_KEY = f"{PREFIX}:engine"
 STALE_MS = 10_000
 REPLY_TIMEOUT_S = 10.0
+HEARTBEAT_S = 1.0
+HEARTBEAT_TTL_MS = 3_000
 
 
 class EngineBridge:
@@ -55,17 +63,37 @@ class EngineBridge:
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_commands, name="dpg-redis-in", daemon=True)
         self._writer = threading.Thread(target=self._publish, name="dpg-redis-out", daemon=True)
+        self._beat = threading.Thread(target=self._heartbeat, name="dpg-redis-beat", daemon=True)
         sequencer.sinks.append(self._sink)
 
     def start(self) -> None:
         self._reader.start()
         self._writer.start()
+        self._beat.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._out.put(None)
         self._reader.join(5)
         self._writer.join(5)
+        self._beat.join(5)
+        try:
+            r = redis.Redis.from_url(self.url)
+            r.delete(ENGINE_KEY)  # API processes see the engine gone at once, not after the expiry
+            r.close()
+        except redis.RedisError:
+            pass
+
+    def _heartbeat(self) -> None:
+        r = redis.Redis.from_url(self.url)
+        while not self._stop.wait(HEARTBEAT_S / 2):
+            ok, reason = self.sequencer.status()
+            beat = json.dumps({"seq": self.sequencer.committed_seq, "ok": ok, "reason": reason})
+            try:
+                r.set(ENGINE_KEY, beat, px=HEARTBEAT_TTL_MS)
+            except redis.RedisError as e:
+                log.warning("event=redis_heartbeat_failed error=%r", e)
+        r.close()
 
     def _sink(self, batch: Sequence[Applied]) -> None:
         self._out.put(("events", [(a.seq, a.ts, a.events) for a in batch]))
@@ -145,13 +173,48 @@ class RedisBus:
         self._waiting: dict[str, asyncio.Future[tuple[int, list[Event]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self._engine: tuple[bool, str] = (True, "")  # from the engine's heartbeat, read every second
+        self._down_since = 0.0
 
     async def start(self) -> None:
         pubsub = self.r.pubsub()
         await pubsub.subscribe(self.channel)
         self._tasks.append(asyncio.create_task(self._replies(pubsub)))
+        await self._check_engine()
+        self._tasks.append(asyncio.create_task(self._watch_engine()))
+
+    def status(self) -> tuple[bool, str]:
+        """(ok, reason): whether the engine process answers and takes commands."""
+        return self._engine
+
+    async def _check_engine(self) -> None:
+        try:
+            raw = await self.r.get(ENGINE_KEY)
+        except redis.RedisError as e:
+            state = (False, f"Redis is unreachable: {type(e).__name__}")
+        else:
+            if raw is None:
+                state = (False, "the engine process is not running or not answering (no heartbeat in Redis)")
+            else:
+                beat = json.loads(raw)
+                state = (bool(beat.get("ok")), str(beat.get("reason") or ""))
+        if state[0] != self._engine[0]:
+            if state[0]:
+                log.info("event=engine_back down_s=%.1f", time.monotonic() - self._down_since)
+            else:
+                self._down_since = time.monotonic()
+                log.error("event=engine_unreachable reason=%r", state[1])
+        self._engine = state
+
+    async def _watch_engine(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await self._check_engine()
 
     async def submit(self, cmd: Command) -> tuple[int, list[Event]]:
+        ok, reason = self._engine
+        if not ok:  # never sent: it cannot run later, after its caller was told it failed
+            return 0, [(E.REJECTED, Reject.UNAVAILABLE.value, f"{reason}; the command was not sent")]
         rid = str(next(self._ids))
         fut: asyncio.Future[tuple[int, list[Event]]] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut

@@ -839,6 +839,23 @@ class Engine:
             self._trigger(m, book, ev)
         return ev
 
+    def adopt(self, other: Engine) -> None:
+        """Take ``other``'s whole state in place (after the journal's database came back, the
+        sequencer rebuilds the state from the journal). Containers keep their identity, so whoever
+        holds this engine's lists (the API's markets and assets) sees the new contents."""
+        mine = vars(self)
+        for name, value in vars(other).items():
+            if name == "_handlers":
+                continue  # bound to ``other``
+            old = mine.get(name)
+            if isinstance(old, list) and isinstance(value, list):
+                old[:] = value
+            elif isinstance(old, dict | set) and type(value) is type(old):
+                old.clear()
+                old.update(value)
+            else:
+                mine[name] = value
+
     # ------------------------------------------------------------------ checks used by tests and tools
 
     def totals(self) -> list[int]:

@@ -3,11 +3,23 @@ commit), read them back in order, and keep snapshots of the engine state."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import psycopg
 
 Row = tuple[int, int, bytes]  # (seq, ts, payload)
+
+# a connection to a server that vanished (network cut, host down) fails within seconds instead of
+# waiting for the kernel's TCP timeouts (minutes): the journal halts, and the process can stop
+LIVELINESS: dict[str, Any] = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+              "keepalives_count": 3, "tcp_user_timeout": 10_000}
+
+
+def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
+    """A connection with the liveness settings above (TCP only: ignored on a Unix socket)."""
+    return psycopg.connect(url, **LIVELINESS, **kwargs)
 
 
 class JournalGap(RuntimeError):
@@ -19,10 +31,17 @@ class Journal:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.conn = psycopg.connect(url)
+        self.conn = connect(url)
 
     def close(self) -> None:
         self.conn.close()
+
+    def reconnect(self) -> None:
+        """A new connection in place of one the server dropped (raises while it is unreachable)."""
+        conn = connect(self.url)
+        with contextlib.suppress(psycopg.Error):
+            self.conn.close()
+        self.conn = conn
 
     def append(self, rows: Sequence[Row], snapshot: tuple[int, str, bytes] | None = None) -> None:
         """Write a batch durably: returns only after COMMIT (synchronous_commit as configured on
@@ -40,6 +59,11 @@ class Journal:
                     snapshot,
                 )
         conn.commit()
+
+    def ping(self) -> None:
+        """Raise unless the connection works."""
+        self.conn.execute("SELECT 1")
+        self.conn.commit()
 
     def save_snapshot(self, seq: int, state_hash: str, body: bytes) -> None:
         self.conn.execute(

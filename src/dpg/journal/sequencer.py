@@ -6,14 +6,21 @@ Two threads. The engine thread drains the inbox, applies commands and passes eac
 journal thread merges whatever batches are waiting into one transaction (group commit), commits,
 then releases the replies and feeds the sinks (projections, market data). The engine may run
 ahead of the journal by a bounded number of batches; none of that is visible to anyone before it
-is durable. If a commit fails, the engine's state is ahead of the journal, so the sequencer halts:
-every pending and later command is answered UNAVAILABLE and the process must restart (recovery
-rebuilds the state from the journal).
+is durable.
+
+If a commit fails (the database went away), the engine's state is ahead of the journal, so the
+sequencer halts: the batch whose commit failed is answered UNAVAILABLE with its outcome unknown,
+every later command UNAVAILABLE with nothing executed. While halted, the engine thread tries to
+reach the database again with back-off (0.5 s doubling to 5 s); once it can, it rebuilds the state
+from the journal (latest snapshot + replay, as a restart does), releases to the sinks what the
+failed commit did make durable, and resumes taking commands. Nothing unjournaled was ever
+acknowledged, and nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -56,6 +63,13 @@ def _unavailable(reason: str) -> list[Event]:
     return [(E.REJECTED, Reject.UNAVAILABLE.value, reason)]
 
 
+HALTED = "the exchange's database is unreachable; nothing was executed, send it again once it is back"
+UNCERTAIN = ("the database connection was lost while this command was being committed: it may or may not have"
+             " been executed; once the exchange is back, look it up (by client order id) before sending it again")
+RESUME_FIRST_S, RESUME_MAX_S = 0.5, 5.0
+IDLE_PING_S = 1.0  # with no batch to commit for this long, the journal thread checks its connection
+
+
 class Sequencer:
     def __init__(
         self,
@@ -80,7 +94,13 @@ class Sequencer:
         self.last_ts = engine.ts
         self.last_snapshot = engine.seq
         self.committed_seq = engine.seq
-        self.failed: BaseException | None = None
+        self.failed: BaseException | None = None  # set while halted: the commit error
+        self.halted_at = 0.0  # wall-clock time the current halt began
+        self._uncertain: list[Applied] = []  # the batch whose commit failed: durable or not, known on resume
+        self._in_flight = 0  # batches handed to the journal thread and not yet answered
+        self._flight_lock = threading.Lock()
+        self._resume_at = 0.0
+        self._resume_wait = RESUME_FIRST_S
         self._inbox: queue.SimpleQueue[tuple[Command, Callback | None]] = queue.SimpleQueue()
         self._out: queue.Queue[_Batch | None] = queue.Queue(maxsize=32)
         self._stopping = False
@@ -93,12 +113,24 @@ class Sequencer:
         self._engine_thread.start()
         self._journal_thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish what was submitted, commit it, then stop both threads."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish what was submitted, commit it, then stop both threads (halted: at once; the
+        threads are daemons, so a commit stuck on a dead connection cannot hold the process)."""
         self._stopping = True
         self._engine_thread.join(timeout)
         self._journal_thread.join(timeout)
+        if self._snapshot_pid and self.failed is not None:
+            self._kill_snapshot()
         self._reap(block=True)
+
+    def status(self) -> tuple[bool, str]:
+        """(ok, reason): whether commands are being taken, and why not."""
+        if self._stopping:
+            return False, "the exchange is stopping"
+        if self.failed is not None:
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.halted_at))
+            return False, f"halted since {since}: the journal's database is unreachable ({type(self.failed).__name__})"
+        return True, ""
 
     # ------------------------------------------------------------------ submitting
 
@@ -107,7 +139,7 @@ class Sequencer:
         (seq 0 and an UNAVAILABLE rejection if it never will be)."""
         if self._stopping or self.failed is not None:
             if callback is not None:
-                callback(0, _unavailable("the exchange is stopping or halted"))
+                callback(0, _unavailable("the exchange is stopping" if self._stopping else HALTED))
             return
         self._inbox.put((cmd, callback))
 
@@ -148,6 +180,8 @@ class Sequencer:
         clock = self.clock
         batch_max = self.batch_max
         while True:
+            if self.failed is not None and not self._stopping:
+                self._maybe_resume()
             try:
                 first = inbox.get(timeout=0.05)
             except queue.Empty:
@@ -163,7 +197,7 @@ class Sequencer:
             if self.failed is not None:
                 for _, cb in items:
                     if cb is not None:
-                        cb(0, _unavailable("the journal failed; the exchange must restart"))
+                        cb(0, _unavailable(HALTED))
                 continue
             rows: list[Row] = []
             replies: list[tuple[Callback | None, Applied]] = []
@@ -191,8 +225,56 @@ class Sequencer:
             elif self._snapshot_pid:
                 self._reap(block=False)
             if rows:
+                with self._flight_lock:
+                    self._in_flight += 1
                 self._out.put((rows, replies, snapshot))
         self._out.put(None)
+
+    def _maybe_resume(self) -> None:
+        """While halted (engine thread): once every batch sent to the journal thread is answered
+        and the back-off has passed, try to reach the database and rebuild the state from it."""
+        now = time.monotonic()
+        if now < self._resume_at or self._in_flight:
+            return
+        from dpg.journal.recovery import recover  # recovery imports this module
+
+        try:
+            self.journal.reconnect()
+            engine = recover(self.journal)
+        except Exception as e:
+            self._resume_at = now + self._resume_wait
+            log.warning("event=journal_unreachable retry_s=%.1f error=%r", self._resume_wait, e)
+            self._resume_wait = min(self._resume_wait * 2, RESUME_MAX_S)
+            return
+        durable = [a for a in self._uncertain if a.seq <= engine.seq]
+        self.engine.adopt(engine)
+        self.seq = self.committed_seq = self.last_snapshot = engine.seq
+        self.last_ts = max(self.last_ts, engine.ts)
+        if durable:
+            self._feed(durable)
+        log.info("event=journal_resumed seq=%d halted_s=%.1f uncertain=%d of_them_durable=%d",
+                 engine.seq, time.time() - self.halted_at, len(self._uncertain), len(durable))
+        self._uncertain = []
+        self._resume_wait = RESUME_FIRST_S
+        self.failed = None
+
+    def _halt(self, error: BaseException, replies: list[tuple[Callback | None, Applied]]) -> None:
+        """A commit failed (journal thread): stop taking commands until the database is back."""
+        self.failed = error
+        self.halted_at = time.time()
+        self._uncertain = [a for _, a in replies]
+        self._resume_at = time.monotonic() + RESUME_FIRST_S
+        if self._snapshot_pid:  # it would store a state the journal may never hold
+            self._kill_snapshot()
+        log.error("event=journal_failed halted=1 uncertain_from=%d uncertain_to=%d error=%r",
+                  replies[0][1].seq if replies else 0, replies[-1][1].seq if replies else 0, error)
+
+    def _kill_snapshot(self) -> None:
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._snapshot_pid, signal.SIGKILL)
+        self._reap(block=True)
 
     def _snapshot(self) -> tuple[int, str, bytes] | None:
         """Snapshot the state after ``self.seq``. With ``fork_snapshots`` a child process (a
@@ -237,10 +319,19 @@ class Sequencer:
     def _journal_loop(self) -> None:
         out = self._out
         while True:
-            item = out.get()
+            try:
+                item = out.get(timeout=IDLE_PING_S)
+            except queue.Empty:  # idle: make sure the database is still there, so health tells the truth
+                if self.failed is None and not self._stopping:
+                    try:
+                        self.journal.ping()
+                    except Exception as e:
+                        self._halt(e, [])
+                continue
             if item is None:
                 break
             rows, replies, snapshot = item
+            n_batches = 1
             ended = False
             # group commit: take every batch that is already waiting into the same transaction
             while True:
@@ -253,27 +344,33 @@ class Sequencer:
                     break
                 rows.extend(more[0])
                 replies.extend(more[1])
+                n_batches += 1
                 snapshot = more[2] or snapshot
+            reason = HALTED
             if self.failed is None:
                 try:
                     self.journal.append(rows, snapshot)
                     self.committed_seq = rows[-1][0]
                 except Exception as e:
-                    self.failed = e
-                    log.error("event=journal_failed error=%r", e)
+                    self._halt(e, replies)
+                    reason = UNCERTAIN
             if self.failed is not None:
                 for cb, _ in replies:
                     if cb is not None:
-                        cb(0, _unavailable("the journal failed; the exchange must restart"))
+                        cb(0, _unavailable(reason))
             else:
                 for cb, a in replies:
                     if cb is not None:
                         cb(a.seq, a.events)
-                batch = [a for _, a in replies]
-                for sink in self.sinks:
-                    try:
-                        sink(batch)
-                    except Exception:
-                        log.exception("event=sink_failed sink=%r", sink)
+                self._feed([a for _, a in replies])
+            with self._flight_lock:
+                self._in_flight -= n_batches
             if ended:
                 break
+
+    def _feed(self, batch: list[Applied]) -> None:
+        for sink in self.sinks:
+            try:
+                sink(batch)
+            except Exception:
+                log.exception("event=sink_failed sink=%r", sink)

@@ -5,6 +5,7 @@ after its checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import psycopg
 
 from dpg.core import events as E
 from dpg.core.engine import Engine
@@ -80,10 +83,27 @@ def step(engine: Engine, journal: Journal, projector: Projector) -> int:
 
 
 def follow(url: str, stop: threading.Event, poll: float = 0.05) -> None:
-    """Until ``stop`` is set, or the process that started this one is gone."""
+    """Until ``stop`` is set, or the process that started this one is gone. When the database goes
+    away it waits for it (back-off 0.5 s doubling to 5 s) and resumes after its checkpoint."""
     parent = os.getppid()
+    wait = 0.5
+    while not stop.is_set() and os.getppid() == parent:
+        try:
+            _follow(url, stop, poll, parent)
+            return
+        except psycopg.OperationalError as e:
+            log.warning("event=follower_database_lost retry_s=%.1f error=%r", wait, str(e).strip()[:200])
+            stop.wait(wait)
+            wait = min(wait * 2, 5.0)
+
+
+def _follow(url: str, stop: threading.Event, poll: float, parent: int) -> None:
     journal = Journal(url)
-    projector = Projector(url)
+    try:
+        projector = Projector(url)
+    except BaseException:
+        journal.close()
+        raise
     try:
         engine = catch_up(journal, projector)
         log.info("event=follower_ready seq=%d", engine.seq)
@@ -91,8 +111,9 @@ def follow(url: str, stop: threading.Event, poll: float = 0.05) -> None:
             if not step(engine, journal, projector):
                 stop.wait(poll)
     finally:
-        projector.close()
-        journal.close()
+        for part in (projector, journal):
+            with contextlib.suppress(psycopg.Error):
+                part.close()
 
 
 def spawn(url: str) -> subprocess.Popen[bytes]:
@@ -116,8 +137,9 @@ def wait_caught_up(url: str, seq: int, timeout: float = 120.0) -> bool:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("DPG_LOG_LEVEL", "INFO").upper(),
-                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    from dpg.logs import setup
+
+    setup(os.environ.get("DPG_LOG_LEVEL", "INFO"))
     os.nice(10)  # projections yield the CPU to the engine and the API under load; they catch up after
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

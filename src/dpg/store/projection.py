@@ -12,12 +12,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-
 from dpg.core import events as E
 from dpg.core.engine import Engine
 from dpg.core.events import Cause
 from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+from dpg.journal.journal import connect
 from dpg.journal.sequencer import Applied
 
 log = logging.getLogger("dpg.projection")
@@ -57,7 +56,7 @@ class Projector:
         self.assets: list[Asset] = []
         self.markets: list[Market] = []
         self.name = name
-        self.conn = psycopg.connect(url)
+        self.conn = connect(url)
         self.written_seq = self.checkpoint()
 
     def bind(self, assets: list[Asset], markets: list[Market]) -> None:
