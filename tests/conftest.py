@@ -18,6 +18,9 @@ from dpg.store import db
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+# exchanges started by the tests register themselves (dpg.running) here, not in the user's state dir
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dpg-test-state-")
+
 
 def _reachable(url: str) -> bool:
     try:

@@ -187,3 +187,51 @@ def test_operator_commands_act_on_the_running_exchange(pg_url: str, tmp_path: Pa
         assert login.status_code == 200
     finally:
         stop(proc)
+
+
+def test_operator_commands_find_the_running_exchange_from_another_folder_and_never_make_a_second(
+        pg_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.api.client import free_port
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("DPG_")}
+    bare["XDG_STATE_HOME"] = str(tmp_path / "state")
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dpg.cli", *args], capture_output=True, text=True,
+                              cwd=elsewhere, env={**bare, **env}, timeout=120, check=False)
+
+    # nothing runs and this folder holds no exchange: a clear refusal, and no new database
+    r = run("user", "create", "bob", "--json")
+    assert r.returncode == 1 and "no exchange data in" in r.stderr and "no exchange running" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("user", "create", "bob", DPG_DATA_DIR=str(tmp_path / "nothing"))
+    assert r.returncode == 1 and "holds no exchange" in r.stderr, r.stderr
+    assert not (elsewhere / ".dpg").exists() and not (tmp_path / "nothing" / "pg").exists()
+
+    # with an exchange running (started from another folder), the commands act on it
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dpg.cli", "up", "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**bare, "DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path / "data"),
+                                 "DPG_CUSTODY": "0"})
+    assert proc.stdout is not None and "DPG is up" in proc.stdout.readline()
+    try:
+        r = run("user", "create", "dave", "--json")
+        assert r.returncode == 0, r.stderr
+        dave = json.loads(r.stdout)
+        r = run("credit", "dave", "USDT", "5")  # finds its API address and admin token too
+        assert r.returncode == 0, r.stderr
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        login = http.post("/api/v1/auth/login", json={"email": dave["email"], "password": dave["password"]})
+        assert login.status_code == 200, login.text
+        balances = http.get("/api/v1/balances", headers={"authorization": f"Bearer {login.json()['token']}"}).json()
+        assert {"asset": "USDT", "available": "5.000000", "locked": "0.000000", "total": "5.000000"} in balances
+    finally:
+        stop(proc)
+    assert not (elsewhere / ".dpg").exists()
+    r = run("user", "create", "erin")  # stopped: nothing to act on again
+    assert r.returncode == 1 and "no exchange running" in r.stderr, r.stderr

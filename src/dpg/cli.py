@@ -47,6 +47,17 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _target(schema: bool = True) -> Any:
+    """The existing exchange an operator command acts on (``dpg.node.operator_target``)."""
+    from dpg.node import operator_target
+    from dpg.running import NotFound
+
+    try:
+        return operator_target(schema=schema)
+    except NotFound as e:
+        raise _fail(str(e), 1) from None
+
+
 @app.command()
 def up(
     port: Annotated[int | None, typer.Option(help="HTTP port (default DPG_PORT or 8000)")] = None,
@@ -83,22 +94,27 @@ def api(
     """An API process of the multi-process mode (needs DPG_REDIS_URL and the engine's database)."""
     from dpg.api.server import run_api
     from dpg.node import database_url
+    from dpg.store import db
 
     settings = Settings.from_env()
     if not settings.redis_url:
-        raise _fail("dpg api needs DPG_REDIS_URL")
+        raise _fail("dpg api needs DPG_REDIS_URL (the same as the engine's)")
+    if not settings.database_url and not (settings.data_dir / "pg").is_dir():
+        raise _fail("dpg api needs the engine's database: set DPG_DATABASE_URL to the engine's (or run it beside "
+                    f"the engine with the same DPG_DATA_DIR; {settings.data_dir} holds none)")
+    url = database_url(settings)
+    if not db.has_schema(url):
+        raise _fail("the database holds no DPG exchange yet: start `dpg engine` on it first")
     _setup_logging(settings)
-    run_api(settings, database_url(settings), host or settings.host, port or settings.port, _say)
+    run_api(settings, url, host or settings.host, port or settings.port, _say)
 
 
 @app.command()
 def migrate() -> None:
     """Apply the database migrations."""
-    from dpg.node import database_url
     from dpg.store import db
 
-    settings = Settings.from_env()
-    applied = db.migrate(database_url(settings))
+    applied = db.migrate(_target(schema=False).url)
     typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
 
 
@@ -110,11 +126,9 @@ def replay(
     from dpg.core import state
     from dpg.journal.journal import Journal
     from dpg.journal.recovery import recover
-    from dpg.node import database_url
     from dpg.store import db
 
-    settings = Settings.from_env()
-    url = database_url(settings)
+    url = _target().url
     db.migrate(url)
     journal = Journal(url)
     snapshots = {
@@ -192,13 +206,11 @@ def replay_orders(
 def projections_rebuild() -> None:
     """Drop the projection tables' rows and rebuild them from the journal."""
     from dpg.journal.journal import Journal
-    from dpg.node import database_url
     from dpg.store import db
     from dpg.store.follower import catch_up
     from dpg.store.projection import Projector
 
-    settings = Settings.from_env()
-    url = database_url(settings)
+    url = _target().url
     db.migrate(url)
     projector = Projector(url)
     projector.truncate()
@@ -306,14 +318,11 @@ def user_create(
 ) -> None:
     """Create a user with a random password (printed once)."""
     from dpg.api import operator
-    from dpg.node import database_url
-
-    settings = Settings.from_env()
-    url = database_url(settings)
     from dpg.store import db
 
-    db.migrate(url)
-    out = _operator_call(lambda: operator.create_user(url, settings, name))
+    target = _target()
+    db.migrate(target.url)
+    out = _operator_call(lambda: operator.create_user(target.url, target.settings, name))
     typer.echo(json.dumps(out) if as_json else f"user {out['id']} ({out['email']}), password {out['password']}")
 
 
@@ -325,11 +334,10 @@ def apikey_create(
 ) -> None:
     """Create an API key for a user; the secret is printed once."""
     from dpg.api import operator
-    from dpg.node import database_url
 
-    settings = Settings.from_env()
+    target = _target()
     perms = [p.strip() for p in permissions.split(",") if p.strip()]
-    out = _operator_call(lambda: operator.create_api_key(database_url(settings), settings, name, perms))
+    out = _operator_call(lambda: operator.create_api_key(target.url, target.settings, name, perms))
     typer.echo(json.dumps(out) if as_json else f"key {out['key']}\nsecret {out['secret']}")
 
 
@@ -339,7 +347,8 @@ def credit(
     asset: Annotated[str, typer.Argument(help="e.g. USDT")],
     amount: Annotated[str, typer.Argument(help="Decimal amount, e.g. 1000.50")],
     reference: Annotated[str | None, typer.Option(help="External reference (default: a new one)")] = None,
-    url: Annotated[str | None, typer.Option(help="The running exchange (default http://DPG_HOST:DPG_PORT)")] = None,
+    url: Annotated[str | None, typer.Option(help="The running exchange (default: the one registered on this machine, "
+                                                 "else http://DPG_HOST:DPG_PORT)")] = None,
 ) -> None:
     """Credit a user's balance on the running exchange (a journaled command)."""
     import secrets
@@ -347,24 +356,24 @@ def credit(
 
     from dpg.api import operator
     from dpg.api.server import admin_token
-    from dpg.node import database_url
 
-    settings = Settings.from_env()
-    uid = _operator_call(lambda: operator.user_id(database_url(settings), settings, name))
-    base = url or f"http://{settings.host}:{settings.port}"
+    target = _target()
+    uid = _operator_call(lambda: operator.user_id(target.url, target.settings, name))
+    base = url or target.api
     try:
-        out = operator.credit(base, admin_token(settings), uid, asset, amount,
+        out = operator.credit(base, admin_token(target.settings), uid, asset, amount,
                               reference or f"cli-{secrets.token_hex(8)}")
     except urllib.error.HTTPError as e:
         raise _fail(f"the exchange refused: {e.read().decode()}", 1) from None
     except OSError as e:
-        raise _fail(f"no exchange at {base}: {e}", 1) from None
+        raise _fail(_unreachable(base, e), 1) from None
     typer.echo(json.dumps(out))
 
 
 @por_app.command("snapshot")
 def por_snapshot(
-    url: Annotated[str | None, typer.Option(help="The running exchange (default http://DPG_HOST:DPG_PORT)")] = None,
+    url: Annotated[str | None, typer.Option(help="The running exchange (default: the one registered on this machine, "
+                                                 "else http://DPG_HOST:DPG_PORT)")] = None,
 ) -> None:
     """Mark a proof-of-reserves epoch on the running exchange now; trading goes on."""
     import urllib.error
@@ -372,8 +381,9 @@ def por_snapshot(
 
     from dpg.api.server import admin_token
 
-    settings = Settings.from_env()
-    base = url or f"http://{settings.host}:{settings.port}"
+    target = _target()
+    settings = target.settings
+    base = url or target.api
     if not base.startswith(("http://", "https://")):
         raise _fail("--url must be an http(s) URL")
     req = urllib.request.Request(f"{base}/api/v1/admin/por/epochs", method="POST", data=b"",  # noqa: S310
@@ -384,7 +394,13 @@ def por_snapshot(
     except urllib.error.HTTPError as e:
         raise _fail(f"the exchange refused: {e.read().decode()}", 1) from None
     except OSError as e:
-        raise _fail(f"no exchange at {base}: {e}", 1) from None
+        raise _fail(_unreachable(base, e), 1) from None
+
+
+def _unreachable(base: str, e: OSError) -> str:
+    reason = getattr(e, "reason", e)
+    return (f"no exchange answers at {base} ({reason}): is `dpg up` running? Name its address with --url, "
+            "or set DPG_HOST/DPG_PORT as the exchange has them")
 
 
 @por_app.command("build-tree")

@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from dpg.config import Settings
-
 signer_app = typer.Typer(help="Withdrawal signers: review, sign or reject pending withdrawals", no_args_is_help=True)
 wallet_app = typer.Typer(help="A wallet on the dev chain: deposit to the vault and follow the credit",
                          no_args_is_help=True)
@@ -29,11 +27,16 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _target() -> Any:
+    from dpg.cli import _target as target
+
+    return target()
+
+
 def _store() -> Any:
     from dpg.chain.withdrawals import WithdrawalStore
-    from dpg.node import database_url
 
-    return WithdrawalStore(database_url(Settings.from_env()))
+    return WithdrawalStore(_target().url)
 
 
 def _key(key_file: str | None) -> Any:
@@ -162,10 +165,9 @@ def wallet_deposit(
     from dpg.chain.config import ASSET_DECIMALS, NATIVE
     from dpg.chain.embedded import deposit_eth, deposit_token
     from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
-    from dpg.node import database_url
 
-    settings = Settings.from_env()
-    url = database_url(settings)
+    target = _target()
+    settings, url = target.settings, target.url
     if user.isdigit():
         account = int(user)
     else:
@@ -218,10 +220,9 @@ def wallet_deposits(
     """A user's deposits with their confirmations (JSON lines, newest first)."""
     from dpg.api import operator
     from dpg.chain.store import DepositStore
-    from dpg.node import database_url
 
-    settings = Settings.from_env()
-    url = database_url(settings)
+    target = _target()
+    settings, url = target.settings, target.url
     account = int(user) if user.isdigit() else operator.user_id(url, settings, user)
     store = DepositStore(url)
     for d in store.deposits(account=account):

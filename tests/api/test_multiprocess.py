@@ -59,3 +59,40 @@ def test_order_on_one_api_process_reaches_the_others_websocket(pg_url: str, tmp_
         for p in apis:
             p.stop()
         engine.stop()
+
+
+def test_an_api_process_tells_of_an_engine_outage_and_refuses_commands_at_once(pg_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.api.client import until
+
+    env = {"DPG_DATABASE_URL": pg_url, "DPG_REDIS_URL": REDIS, "DPG_REDIS_PREFIX": f"dpgtest{secrets.token_hex(4)}",
+           "DPG_ADMIN_TOKEN": ADMIN, "DPG_DATA_DIR": str(tmp_path), "DPG_CUSTODY": "0"}
+    engine = Process(["engine"], env, "DPG engine is up")
+    port = free_port()
+    api = Process(["api", "--port", str(port)], env, "DPG API is up")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        user = User(base, "dora@multi.dpg")
+        user.credit("USDT", "1000")
+        assert httpx.get(f"{base}/api/v1/health").json()["ok"] is True
+
+        engine.stop()
+        assert any("DPG engine stopped at seq" in line for line in engine.lines), engine.lines[-5:]
+        down = until("health to tell of the outage", lambda: (h := httpx.get(f"{base}/api/v1/health")).status_code
+                     == 503 and h.json(), 15)
+        assert down["ok"] is False and "engine process" in down["reason"], down
+        r = user.order(market="BTC/USDT", side="buy", price="10000", quantity="0.01", client_order_id="outage-1")
+        assert r.status_code == 503 and r.json()["code"] == "UNAVAILABLE", r.text
+        assert "not sent" in r.json()["reason"]  # refused at once, never queued to run later
+        assert any("event=engine_unreachable" in line for line in api.lines), api.lines[-5:]
+
+        engine = Process(["engine"], env, "DPG engine is up")
+        until("health to be back", lambda: httpx.get(f"{base}/api/v1/health").status_code == 200, 15)
+        assert any("event=engine_back" in line for line in api.lines), api.lines[-5:]
+        r = user.order(market="BTC/USDT", side="buy", price="10000", quantity="0.01", client_order_id="outage-2")
+        assert r.status_code == 201, r.text
+        assert user.http.get("/api/v1/orders/by-client-id/outage-1").status_code == 404  # never executed
+    finally:
+        api.stop()
+        engine.stop()

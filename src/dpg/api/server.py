@@ -10,12 +10,14 @@ import secrets
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
+from dpg import running
 from dpg.api.app import Runtime, create_app
 from dpg.api.auth import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
 from dpg.api.history import History
@@ -162,6 +164,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     custody = start_custody(settings, node)
     publisher = start_publisher(settings, url, custody, schedule)
     tasks: list[asyncio.Task[None]] = []  # kept referenced while the server runs
+    registered: list[Path] = []  # this exchange in dpg.running, for operator commands
     rt.bus = LocalBus(node.sequencer)
     rt.trading.bus = rt.bus
 
@@ -173,6 +176,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
         where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
         chains = ", ".join(f"{c.name} (RPC {c.rpc_url}, vault {c.vault})" for c in custody.chains()) \
             if custody else "none"
+        registered.append(running.register(settings, f"http://{host}:{port}"))
         announce(f"DPG is up on http://{host}:{port} (API docs at /docs): journal at seq {node.engine.seq} on "
                  f"{where}; markets {', '.join(m.symbol for m in node.engine.markets)}; chains {chains}."
                  " Ctrl-C stops.")
@@ -180,6 +184,8 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     try:
         _serve(create_app(rt), host, port, loop, pool, ready)
     finally:
+        for path in registered:
+            running.unregister(path)
         if publisher is not None:
             publisher.stop()
         if custody is not None:
@@ -203,8 +209,10 @@ def run_engine(settings: Settings, url: str, announce: Callable[[str], None]) ->
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     chains = ", ".join(f"{c.name} (RPC {c.rpc_url}, vault {c.vault})" for c in custody.chains()) \
         if custody else "none"
+    registered = running.register(settings, "")
     announce(f"DPG engine is up: journal at seq {node.engine.seq}; commands from Redis; chains {chains}.")
     stop.wait()
+    running.unregister(registered)
     if publisher is not None:
         publisher.stop()
     if custody is not None:

@@ -306,8 +306,9 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
     gas = to_int(receipt["gasUsed"])
     entry.update({"tx": tx_hash, "gasUsed": gas, "onChain": True})
     _record(conn, epoch, asset, t, doc, home, registry, cid, block, block_hash, tx_hash, gas)
-    log.info("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
-             t.root.hex(), t.total, cid, tx_hash, gas)
+    # one line per asset is the caller's (the AutoPublisher's por_published, or dpg por publish's report)
+    log.debug("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
+              t.root.hex(), t.total, cid, tx_hash, gas)
     return entry, total_reserves >= t.total
 
 
@@ -519,9 +520,9 @@ class AutoPublisher:
         report = publish_epoch(self._db(), epoch, self.secret, home, registry, others, self.store)
         for a in report["assets"]:
             ok = bool(a.get("onChain")) and "error" not in a and int(a["reservesTotal"]) >= int(a["liabilities"])
-            log.info("event=por_published epoch=%d asset=%s root=%s total=%s cid=%s ok=%s tx=%s%s", epoch,
+            log.info("event=por_published epoch=%d asset=%s root=%s total=%s cid=%s ok=%s tx=%s gas=%s%s", epoch,
                      a["asset"], a["root"], a["liabilities"], a["cid"], str(ok).lower(), a.get("tx") or "-",
-                     f" error={a['error']!r}" if a.get("error") else "")
+                     a.get("gasUsed") or "-", f" error={a['error']!r}" if a.get("error") else "")
         for u in report["unpublished"]:
             log.info("event=por_unpublished epoch=%d asset=%s total=%s reason=%r", epoch, u["asset"],
                      u["liabilities"], u["reason"])

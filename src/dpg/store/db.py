@@ -33,6 +33,13 @@ def ensure_database(admin_url: str, database: str) -> None:
             conn.execute(f'CREATE DATABASE "{database}"')
 
 
+def has_schema(url: str) -> bool:
+    """Whether the database holds DPG's tables (its journal)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT to_regclass('journal') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every migration shipped with DPG, in order."""
     out = []
