@@ -89,7 +89,8 @@ def _stopped_within(p: Process, seconds: float) -> float:
         p.proc.wait(seconds)
     except Exception:
         p.proc.kill()
-        raise AssertionError("SIGTERM did not stop dpg up within %.0f s:\n%s" % (seconds, "".join(p.lines[-30:])))
+        tail = "".join(p.lines[-30:])
+        raise AssertionError(f"SIGTERM did not stop dpg up within {seconds:.0f} s:\n{tail}") from None
     return time.monotonic() - t
 
 

@@ -142,6 +142,8 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
                     proofs.append(p)
                 assert user.http.get("/api/v1/por/proof", params={"asset": "ETH" if user is not carol else "BTC"}
                                      ).json()["code"] == "NO_PROOF"
+            usd = alice.http.get("/api/v1/por/proof", params={"asset": "USD"}).json()  # no token carries it
+            assert usd["code"] == "NOT_ON_CHAIN" and "held off chain" in usd["reason"], usd
             assert sum(int(p["balance"]) for p in proofs if p["asset"] == "USDT") == int(usdt["liabilities"])
 
             # by the CLI, the root read from the chain

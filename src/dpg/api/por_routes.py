@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from psycopg.types.json import Jsonb
 
 from dpg.api.errors import ApiError
 from dpg.por import tree as por
@@ -110,7 +111,15 @@ def router(rt: Any, principal: Callable[[Request], Awaitable[Any]]) -> APIRouter
         if epoch is None:
             latest = await rows("SELECT max(epoch) FROM por_publications WHERE asset = %s", (symbol,))
             if not latest or latest[0][0] is None:
-                raise ApiError(404, "NO_PROOF", f"nothing of {symbol} has been published yet")
+                if not any(a.symbol == symbol for a in rt.assets):
+                    raise ApiError(404, "UNKNOWN_ASSET", f"unknown asset {asset!r}")
+                held = await rows("SELECT 1 FROM chains WHERE native_asset = %s OR tokens @> %s",
+                                  (symbol, Jsonb([{"asset": symbol}])))
+                if not held:
+                    raise ApiError(404, "NOT_ON_CHAIN", f"{symbol} is held off chain (no custody chain carries it), "
+                                   "so it is not in the proof of reserves")
+                raise ApiError(404, "NO_PROOF", f"nothing of {symbol} has been published yet: the first epoch is "
+                               "published after the next daily snapshot (or `dpg por snapshot`)")
             epoch = int(latest[0][0])
         t = await tree_of(epoch, symbol)
         try:
