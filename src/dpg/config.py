@@ -20,6 +20,7 @@ class Settings:
     port: int  # DPG_PORT
     ip_rate: float  # DPG_RATE_IP: requests per second per client address (burst: twice that)
     key_rate: float  # DPG_RATE_KEY: requests per second per API key or session user
+    ws_max_streams: int  # DPG_WS_MAX_STREAMS: channels (streams) one WebSocket connection may hold
     por_interval: int  # DPG_POR_INTERVAL: seconds between proof-of-reserves epochs (86400: daily at 00:00 UTC)
     custody: bool  # DPG_CUSTODY: 0 runs the exchange without its chains (no deposits, no withdrawals)
     withdrawal_ttl: int  # DPG_WITHDRAWAL_TTL: seconds a withdrawal's signatures stay valid (its signed deadline)
@@ -44,6 +45,7 @@ class Settings:
             port=_positive(e, "DPG_PORT", 8000),
             ip_rate=float(_positive(e, "DPG_RATE_IP", 100)),
             key_rate=float(_positive(e, "DPG_RATE_KEY", 100)),
+            ws_max_streams=_positive(e, "DPG_WS_MAX_STREAMS", 200),
             por_interval=_positive(e, "DPG_POR_INTERVAL", 86_400),
             custody=e.get("DPG_CUSTODY", "1") not in ("0", "off", "false", "no"),
             withdrawal_ttl=_positive(e, "DPG_WITHDRAWAL_TTL", 6 * 3600),

@@ -175,3 +175,27 @@ def dpg_cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess
     """The ``dpg`` command with ``env`` over this environment; its output captured."""
     return subprocess.run([sys.executable, "-m", "dpg.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, **env}, timeout=timeout, check=False)
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def cluster(db_url: str, tmp: Path, apis: int = 2) -> Iterator[list[str]]:
+    """The multi-process mode on ``db_url`` over the real Redis (a prefix of its own): ``dpg engine``
+    without its chains and ``apis`` processes ``dpg api``; yields the API processes' base URLs."""
+    import secrets
+
+    env = {"DPG_DATABASE_URL": db_url, "DPG_REDIS_URL": REDIS, "DPG_REDIS_PREFIX": f"dpgtest{secrets.token_hex(4)}",
+           "DPG_ADMIN_TOKEN": ADMIN, "DPG_DATA_DIR": str(tmp), "DPG_CUSTODY": "0"}
+    engine = Process(["engine"], env, "DPG engine is up")
+    started: list[Process] = []
+    try:
+        ports = [free_port() for _ in range(apis)]
+        for port in ports:
+            started.append(Process(["api", "--port", str(port)], env, "DPG API is up"))
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+    finally:
+        for p in started:
+            p.stop()
+        engine.stop()

@@ -75,7 +75,7 @@ def freqtrade_config(base: str, key: str, secret: str, db: Path) -> dict[str, An
     api, ws = f"{base}/api/v3", base.replace("http", "ws")
     ccxt_config = {
         "urls": {"api": {"public": api, "private": api, "v1": api, "sapi": f"{base}/sapi/v1",
-                         "ws": {"spot": f"{ws}/stream/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}}}},
+                         "ws": {"spot": f"{ws}/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}}}},
         "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
                     "fetchCurrencies": False},
     }
@@ -100,7 +100,7 @@ def freqtrade_config(base: str, key: str, secret: str, db: Path) -> dict[str, An
             "name": "binance",
             "key": key,
             "secret": secret,
-            "enable_ws": True,  # candles from the kline streams of /stream/ws
+            "enable_ws": True,  # candles from the kline streams, at /ws/<n> (the host-swapped Binance URL)
             "ccxt_config": ccxt_config,
             "ccxt_async_config": ccxt_config,
             "pair_whitelist": PAIRS,

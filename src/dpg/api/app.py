@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
@@ -33,7 +33,7 @@ from dpg.api.marketdata import MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
 from dpg.api.trading import AmendRequest, CreditRequest, OrderRequest, Trading, TransferRequest
 from dpg.api.views import AccountViews
-from dpg.api.ws import INTERVALS, PRIVATE, Client, Hub
+from dpg.api.ws import INTERVALS, MAX_STREAMS, PRIVATE, Client, Dialect, Grant, Hub
 from dpg.bus.wire import Batch
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market
@@ -41,12 +41,12 @@ from dpg.core.model import Asset, Market
 log = logging.getLogger("dpg.api")
 
 MAX_BODY = 64 * 1024
-MAX_WS_MESSAGE = 16 * 1024
 
 
 class Runtime:
     def __init__(self, bus: Any, markets: list[Market], assets: list[Asset], accounts: Accounts,
-                 history: History, admin_token: str, *, ip_rate: float = 50.0, key_rate: float = 50.0) -> None:
+                 history: History, admin_token: str, *, ip_rate: float = 50.0, key_rate: float = 50.0,
+                 max_streams: int = MAX_STREAMS) -> None:
         self.bus = bus
         self.markets = markets
         self.assets = assets
@@ -56,12 +56,14 @@ class Runtime:
         self.views = AccountViews(markets, assets)
         self.md = MarketData(markets, assets)
         self.trading = Trading(bus, self.views, markets, assets)
-        self.hub = Hub()
         self.depth_seq: dict[int, int] = {}
         # more publishers of each update (other dialects): f(update, {market index: previous depth seq})
         self.publishers: list[Callable[[Update, dict[int, int]], None]] = []
         self.ip_limits = TokenBuckets(ip_rate, ip_rate * 2)
         self.key_limits = TokenBuckets(key_rate, key_rate * 2)
+        # every socket: its messages against its address's bucket and one of its own at the per-key rate
+        self.hub = Hub(accounts, self.ip_limits, key_rate, max_streams)
+        accounts.on_revoke.append(self.hub.revoked)  # a logout or key revocation closes its sockets
         self.healthy = True
         # withdrawals (dpg.api.wallet): the signed deadline's distance and the per-account 24 h limits
         self.withdrawal_ttl = 6 * 3600
@@ -563,22 +565,15 @@ def create_app(rt: Runtime) -> FastAPI:
 
     # ------------------------------------------------------------------ websocket
 
+    native = Dialect(lambda client, msg: _ws_message(rt, client, msg), _ws_refuse)
+    binance_streams = binance.stream_dialect(rt)
+
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
-        await ws.accept()
-        client = Client(ws, client_ip(ws))
-        rt.hub.connect(client)
-        try:
-            while True:
-                text = await ws.receive_text()
-                if len(text) > MAX_WS_MESSAGE:
-                    client.send_json({"error": body("MESSAGE_TOO_LARGE", f"messages are limited to {MAX_WS_MESSAGE}")})
-                    continue
-                await _ws_message(rt, client, text)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            rt.hub.disconnect(client)
+        """DPG's own protocol; a connection whose first message is Binance's (``{"method": …}``
+        rather than ``{"op": …}``) is served Binance's market streams, as at ``/ws/<anything>``."""
+        client = await rt.hub.accept(ws, client_ip(ws))
+        await rt.hub.serve(client, lambda first: binance_streams if binance.is_binance(first) else native)
 
     return app
 
@@ -595,20 +590,13 @@ def _rate(ppm: int) -> str:
     return format((Decimal(ppm) / Decimal(1_000_000)).normalize(), "f")
 
 
-async def _ws_message(rt: Runtime, client: Client, text: str) -> None:
-    try:
-        msg = json.loads(text)
-        if not isinstance(msg, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        client.send_json({"error": body("INVALID_JSON", "messages are JSON objects")})
-        return
+def _ws_refuse(client: Client, msg: dict[str, Any] | None, code: str, reason: str) -> None:
+    client.send_json({**({"op": msg.get("op"), "id": msg.get("id")} if msg else {}), "error": body(code, reason)})
+
+
+async def _ws_message(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:
     op = msg.get("op")
     rid = msg.get("id")
-    wait = rt.ip_limits.take(client.ip)
-    if wait:
-        client.send_json({"id": rid, "error": body("RATE_LIMITED", f"retry in {wait:.2f} s")})
-        return
     try:
         if op == "ping":
             client.send_json({"op": "pong", "id": rid})
@@ -616,10 +604,16 @@ async def _ws_message(rt: Runtime, client: Client, text: str) -> None:
             channels = msg.get("channels")
             if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels) or len(channels) > 50:
                 raise ApiError(400, "INVALID_CHANNELS", "channels must be a list of at most 50 names")
-            for ch in channels:
-                if op == "subscribe":
-                    _subscribe(rt, client, ch)
-                else:
+            if op == "subscribe":
+                names = [_channel(rt, client, ch) for ch in channels]
+                if not rt.hub.room(client, names):
+                    raise ApiError(400, "TOO_MANY_STREAMS", f"at most {rt.hub.max_streams} channels per connection")
+                if any(name in PRIVATE for name in names):
+                    await rt.hub.recheck(client)
+                for name in names:
+                    _subscribe(rt, client, name)
+            else:
+                for ch in channels:
                     rt.hub.unsubscribe(client, ch)
             client.send_json({"op": op, "id": rid, "channels": channels})
         elif op == "auth":
@@ -628,6 +622,7 @@ async def _ws_message(rt: Runtime, client: Client, text: str) -> None:
         elif op in ("place", "cancel"):
             if client.account is None or not client.can_trade:
                 raise ApiError(401, "AUTH_REQUIRED", "authenticate with trade permission first")
+            await rt.hub.recheck(client)
             if op == "place":
                 order = msg.get("order")
                 if not isinstance(order, dict):
@@ -650,12 +645,12 @@ async def _ws_message(rt: Runtime, client: Client, text: str) -> None:
         client.send_json({"op": op, "id": rid, "error": body("INVALID_REQUEST", str(e)[:500])})
 
 
-def _subscribe(rt: Runtime, client: Client, channel: str) -> None:
+def _channel(rt: Runtime, client: Client, channel: str) -> str:
+    """A channel's own name (``depth:btc-usdt`` is ``depth:BTC/USDT``); INVALID_CHANNELS if none."""
     if channel in PRIVATE:
         if client.account is None:
             raise ApiError(401, "AUTH_REQUIRED", f"{channel} needs authentication")
-        rt.hub.subscribe(client, channel)
-        return
+        return channel
     kind, _, rest = channel.partition(":")
     market_name, _, interval = rest.partition(":")
     if kind not in ("depth", "trades", "ticker", "candles"):
@@ -663,20 +658,25 @@ def _subscribe(rt: Runtime, client: Client, channel: str) -> None:
     m = rt.trading.market(market_name)
     if kind == "candles" and interval not in INTERVALS:
         raise ApiError(400, "INVALID_CHANNELS", f"candle interval must be one of {', '.join(INTERVALS)}")
-    name = f"{kind}:{m.symbol}" + (f":{interval}" if kind == "candles" else "")
+    return f"{kind}:{m.symbol}" + (f":{interval}" if kind == "candles" else "")
+
+
+def _subscribe(rt: Runtime, client: Client, name: str) -> None:
+    """Subscribe to a channel named by ``_channel``; a depth or ticker channel starts with its state."""
     rt.hub.subscribe(client, name)
+    kind, _, rest = name.partition(":")
     if kind == "depth":
-        snap = rt.depth_json(m, 1000)
+        snap = rt.depth_json(rt.trading.market(rest), 1000)
         client.send_json({"channel": name, "type": "snapshot", **snap})
     elif kind == "ticker":
-        client.send_json({"channel": name, "type": "ticker", "data": rt.ticker_json(m.symbol)})
+        client.send_json({"channel": name, "type": "ticker", "data": rt.ticker_json(rest)})
 
 
 async def _ws_auth(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:
     token = msg.get("token")
     if isinstance(token, str):
-        client.account = await rt.accounts.session_user(token)
-        client.can_trade = True
+        user = await rt.accounts.session_user(token)
+        grant = Grant(user, "trade", token=token)
     else:
         key, ts, sig = msg.get("key"), msg.get("timestamp"), msg.get("signature")
         window = msg.get("recv_window", 5000)
@@ -684,13 +684,17 @@ async def _ws_auth(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:
             raise ApiError(400, "INVALID_AUTH", "auth needs token, or key, timestamp (ms) and signature")
         payload = f"{ts}\nGET\n/ws\n".encode()
         try:  # permissions are checked before the replay guard, so a read-only key can try again
-            client.account = await rt.accounts.verify_signature(key, sig, payload, ts, window, client.ip, "trade")
-            client.can_trade = True
+            user = await rt.accounts.verify_signature(key, sig, payload, ts, window, client.ip, "trade")
+            grant = Grant(user, "trade", key=key)
         except AuthError as e:
             if e.code != "PERMISSION_DENIED":
                 raise
-            client.account = await rt.accounts.verify_signature(key, sig, payload, ts, window, client.ip, "read")
-            client.can_trade = False
+            user = await rt.accounts.verify_signature(key, sig, payload, ts, window, client.ip, "read")
+            grant = Grant(user, "read", key=key)
+    if client.account is not None and client.account != user:  # signed in again as someone else
+        rt.hub.by_account.get(client.account, set()).discard(client)
+    client.account, client.can_trade = user, grant.need == "trade"
+    rt.hub.grant(client, "auth", grant)
     for ch in PRIVATE:
         if ch in client.channels:
             rt.hub.subscribe(client, ch)

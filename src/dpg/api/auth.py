@@ -19,7 +19,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -308,6 +308,10 @@ def _at(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
+# Told of every logout and key revocation: (user id, the session token's SHA-256 digest | the API key).
+RevocationHook = Callable[[int, bytes | str], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Key:
     user_id: int
@@ -315,6 +319,16 @@ class _Key:
     permissions: frozenset[str]
     networks: tuple[Network, ...]
     revoked: bool
+
+
+def _key_allows(record: _Key, client_ip: str, need: str) -> None:
+    """Raise unless the key is live and lets ``client_ip`` use the permission ``need``."""
+    if record.revoked:
+        raise AuthError("KEY_REVOKED", "this API key was revoked", 401)
+    if record.networks and not _ip_allowed(client_ip, record.networks):
+        raise AuthError("IP_NOT_ALLOWED", "this address may not use this API key", 403)
+    if need not in record.permissions:
+        raise AuthError("PERMISSION_DENIED", f"this API key lacks the {need} permission", 403)
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -356,6 +370,7 @@ class Accounts:
         self._sessions: dict[bytes, tuple[int, float, float]] = {}  # token hash -> (user, expires, cached until)
         self._touched: dict[str, float] = {}  # key -> monotonic time last_used_at was written
         self._keys_pruned_at = time.monotonic()
+        self.on_revoke: list[RevocationHook] = []  # awaited after each logout and key revocation
 
     # -- argon2, off the event loop --
 
@@ -484,6 +499,7 @@ class Accounts:
             row = await cur.fetchone()
         if row is not None:
             log.info("event=logout user=%d", int(row[0]))
+            await self._revoked(int(row[0]), _sha256(token))
 
     # -- TOTP --
 
@@ -678,6 +694,32 @@ class Accounts:
             raise AuthError("KEY_UNKNOWN", "no such API key", 404)
         self._keys.pop(key, None)
         log.info("event=api_key_revoked user=%d key=%s", user_id, key)
+        await self._revoked(user_id, key)
+
+    async def _revoked(self, user_id: int, credential: bytes | str) -> None:
+        for hook in self.on_revoke:
+            try:
+                await hook(user_id, credential)
+            except Exception:
+                log.exception("event=revocation_hook_failed user=%d", user_id)
+
+    def forget(self, credential: bytes | str) -> None:
+        """Drop a session (by its token's SHA-256 digest) or an API key from this process's caches,
+        so that a revocation made by another API process takes effect here at once."""
+        if isinstance(credential, bytes):
+            self._sessions.pop(credential, None)
+        else:
+            self._keys.pop(credential, None)
+
+    async def key_user(self, key: str, client_ip: str, need: str) -> int:
+        """The user of a live API key that lets ``client_ip`` use the permission ``need``, without a
+        signature (for a connection the key signed in before): from the key cache, at most
+        ``key_cache_s`` old. The AuthError ``verify_signature`` would raise otherwise."""
+        record = await self._key_record(key)
+        if record is None:
+            raise AuthError("KEY_UNKNOWN", "no such API key", 401)
+        _key_allows(record, client_ip, need)
+        return record.user_id
 
     async def verify_signature(
         self,
@@ -710,10 +752,7 @@ class Accounts:
         expected = hmac.new(record.secret, payload, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), signature_hex.strip().lower().encode()):
             raise AuthError("BAD_SIGNATURE", "the signature does not match", 401)
-        if record.networks and not _ip_allowed(client_ip, record.networks):
-            raise AuthError("IP_NOT_ALLOWED", "this address may not use this API key", 403)
-        if need not in record.permissions:
-            raise AuthError("PERMISSION_DENIED", f"this API key lacks the {need} permission", 403)
+        _key_allows(record, client_ip, need)
         ttl_ms = int(timestamp_ms + MAX_RECV_WINDOW_MS - now_ms) + FUTURE_SKEW_MS
         token = hashlib.sha256(f"{key}:{expected}".encode()).hexdigest()
         if not await self.replay.first_seen(token, ttl_ms):

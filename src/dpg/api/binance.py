@@ -4,13 +4,12 @@ codes (``{"code": -1121, "msg": "Invalid symbol."}``), and Binance's signed requ
 ``X-MBX-APIKEY`` and ``signature`` = hex HMAC-SHA256(secret, query string + body) with
 ``timestamp`` and ``recvWindow``. It reads and changes the same state as DPG's own API."""
 
-import json
 import secrets
 import time
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from dpg.api.app import Runtime, client_ip
@@ -19,7 +18,7 @@ from dpg.api.errors import ApiError
 from dpg.api.marketdata import Update
 from dpg.api.trading import OrderRequest
 from dpg.api.views import OrderView
-from dpg.api.ws import Client
+from dpg.api.ws import Client, Dialect, Grant
 from dpg.core.model import Market, OrderStatus, OrderType, Side
 
 # DPG's rejection codes in Binance's words (HTTP status, code, message)
@@ -480,27 +479,107 @@ def _ppm(ppm: int) -> str:
     return format((Decimal(ppm) / Decimal(1_000_000)).normalize(), "f")
 
 
-def streams(rt: Runtime) -> APIRouter:
-    """Market streams in Binance's words at ``/stream/ws/…`` (any suffix): ``SUBSCRIBE`` to
-    ``<symbol>@depth@100ms`` (diffs whose ``U``/``u`` continue exactly from REST ``lastUpdateId``;
-    a removed level has quantity 0), ``<symbol>@trade``, ``<symbol>@kline_<interval>``,
-    ``<symbol>@bookTicker``. Each diff is one command's change: ``U`` = the previous change of that
-    book + 1, ``u`` = this command's seq."""
-    r = APIRouter(tags=["binance"])
-
-    def channel(stream: str) -> tuple[str, Market] | None:
-        sym, _, kind = stream.partition("@")
-        try:
-            m = rt.trading.market(sym.upper())
-        except ApiError:
-            return None
-        if kind in ("depth", "depth@100ms", "depth@1000ms"):
-            return f"bn:depth:{m.compact}", m
-        if kind in ("trade", "aggTrade", "bookTicker"):
-            return f"bn:{kind}:{m.compact}", m
-        if kind.startswith("kline_") and kind[6:] in INTERVALS:
-            return f"bn:{kind}:{m.compact}", m
+def _channel(rt: Runtime, stream: str) -> str | None:
+    """The hub channel of a Binance stream name (``btcusdt@depth@100ms``), None if there is none."""
+    sym, _, kind = stream.partition("@")
+    try:
+        m = rt.trading.market(sym.upper())
+    except ApiError:
         return None
+    if kind in ("depth", "depth@100ms", "depth@1000ms"):
+        return f"bn:depth:{m.compact}"
+    if kind in ("trade", "aggTrade", "bookTicker"):
+        return f"bn:{kind}:{m.compact}"
+    if kind.startswith("kline_") and kind[6:] in INTERVALS:
+        return f"bn:{kind}:{m.compact}"
+    return None
+
+
+def is_binance(msg: dict[str, Any] | None) -> bool:
+    """Whether a first message on ``/ws`` is Binance's (``{"method": "SUBSCRIBE", …}``), not DPG's
+    own (``{"op": …}``)."""
+    return msg is not None and "method" in msg and "op" not in msg
+
+
+def stream_dialect(rt: Runtime) -> Dialect:
+    """Binance's market streams protocol: ``SUBSCRIBE``/``UNSUBSCRIBE`` (``params``: stream names),
+    ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``/``GET_PROPERTY`` ``combined``; answers
+    ``{"result": …, "id": …}`` or ``{"error": {"code", "msg"}, "id": …}``."""
+
+    def error(client: Client, rid: Any, code: int, msg: str) -> None:
+        client.send_json({"error": {"code": code, "msg": msg}, "id": rid})
+
+    async def handle(client: Client, msg: dict[str, Any]) -> None:
+        method, params, rid = msg.get("method"), msg.get("params", []), msg.get("id")
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or len(params) > 200 or not all(isinstance(p, str) for p in params):
+                return error(client, rid, 2, "Invalid request: params must be a list of at most 200 stream names")
+            if method == "SUBSCRIBE":
+                wrong = open_streams(rt, client, params)
+            else:
+                channels = [_channel(rt, p) for p in params]
+                wrong = "Invalid request: unknown stream" if None in channels else ""
+                for ch in channels:
+                    if ch is not None and not wrong:
+                        rt.hub.unsubscribe(client, ch)
+            if wrong:
+                return error(client, rid, 2, wrong)
+            client.send_json({"result": None, "id": rid})
+        elif method == "LIST_SUBSCRIPTIONS":
+            client.send_json({"result": sorted(client.names.values()), "id": rid})
+        elif method in ("SET_PROPERTY", "GET_PROPERTY"):
+            if not isinstance(params, list) or not params or params[0] != "combined":
+                return error(client, rid, 0, "Unknown property")
+            if method == "GET_PROPERTY":
+                client.send_json({"result": client.combined, "id": rid})
+            elif len(params) != 2 or not isinstance(params[1], bool):
+                error(client, rid, 1, "Invalid value type: expected Boolean")
+            else:
+                client.combined = params[1]
+                client.send_json({"result": None, "id": rid})
+        else:
+            error(client, rid, 2, "Invalid request: unknown method")
+        return None
+
+    def refuse(client: Client, msg: dict[str, Any] | None, code: str, reason: str) -> None:
+        # Binance's code 3 for invalid JSON, 2 for any other invalid request (too large, too many)
+        rid = msg.get("id") if msg else None
+        if code == "INVALID_JSON":
+            error(client, rid, 3, f"Invalid JSON: {reason}")
+        else:
+            error(client, rid, 2, f"Invalid request: {reason}")
+
+    return Dialect(handle, refuse)
+
+
+def open_streams(rt: Runtime, client: Client, names: list[str]) -> str:
+    """Subscribe ``client`` to Binance streams, all or none: "" when done, else why not (an
+    unknown stream, more than the hub's cap)."""
+    found = [(n, _channel(rt, n)) for n in names]
+    unknown = [n for n, ch in found if ch is None]
+    if unknown:
+        return f"Invalid request: unknown stream {unknown[0][:64]!r}"
+    channels = [ch for _, ch in found if ch is not None]
+    if not rt.hub.room(client, channels):
+        return f"Invalid request: at most {rt.hub.max_streams} streams per connection"
+    for (name, _), ch in zip(found, channels, strict=True):
+        rt.hub.subscribe(client, ch)
+        client.names[ch] = name
+    return ""
+
+
+def streams(rt: Runtime) -> APIRouter:
+    """Market streams in Binance's words wherever a Binance stream URL with its host swapped for
+    DPG's lands: ``/ws/<anything>`` (ccxt's ``/ws/<n>``; a path part naming a stream, as in
+    ``/ws/btcusdt@trade``, subscribes it), ``/stream/ws[/…]``, ``/stream?streams=a/b`` (combined
+    streams: each message as ``{"stream": name, "data": …}``), and ``/ws`` itself when the first
+    message is Binance's. ``SUBSCRIBE`` to ``<symbol>@depth@100ms`` (diffs whose ``U``/``u``
+    continue exactly from REST ``lastUpdateId``; a removed level has quantity 0),
+    ``<symbol>@trade``, ``<symbol>@aggTrade``, ``<symbol>@kline_<interval>``, ``<symbol>@bookTicker``.
+    Each diff is one command's change: ``U`` = the previous change of that book + 1, ``u`` = this
+    command's seq."""
+    r = APIRouter(tags=["binance"])
+    dialect = stream_dialect(rt)
 
     def publish(upd: Update, prevs: dict[int, int]) -> None:
         hub = rt.hub
@@ -546,40 +625,20 @@ def streams(rt: Runtime) -> APIRouter:
     rt.publishers.append(publish)
 
     async def session(ws: WebSocket) -> None:
-        await ws.accept()
-        client = Client(ws, client_ip(ws))
-        rt.hub.connect(client)
-        try:
-            while True:
-                text = await ws.receive_text()
-                try:
-                    msg = json.loads(text)
-                except ValueError:
-                    client.send_json({"error": {"code": 3, "msg": "Invalid JSON"}})
-                    continue
-                if not isinstance(msg, dict):
-                    client.send_json({"error": {"code": 3, "msg": "Invalid request"}})
-                    continue
-                method, params, rid = msg.get("method"), msg.get("params", []), msg.get("id")
-                if method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list) and len(params) <= 200:
-                    found = [channel(p) if isinstance(p, str) else None for p in params]
-                    if any(f is None for f in found):
-                        client.send_json({"error": {"code": 2, "msg": "Invalid request: unknown stream"}, "id": rid})
-                        continue
-                    for ch, _ in (f for f in found if f is not None):
-                        (rt.hub.subscribe if method == "SUBSCRIBE" else rt.hub.unsubscribe)(client, ch)
-                    client.send_json({"result": None, "id": rid})
-                elif method == "LIST_SUBSCRIPTIONS":
-                    client.send_json({"result": sorted(client.channels), "id": rid})
-                else:
-                    client.send_json({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": rid})
-        except WebSocketDisconnect:
-            pass
-        finally:
-            rt.hub.disconnect(client)
+        client = await rt.hub.accept(ws, client_ip(ws))
+        combined = ws.url.path.rstrip("/") == "/stream"
+        if combined:
+            client.combined = True
+            names = [n for n in ws.query_params.get("streams", "").split("/") if n]
+        else:  # in a raw stream's path, the parts naming a stream (ccxt's numbers name none)
+            names = [n for n in ws.path_params.get("suffix", "").split("/") if "@" in n]
+        wrong = open_streams(rt, client, names)
+        if wrong:
+            client.send_json({"error": {"code": 2, "msg": wrong}, "id": None})
+        await rt.hub.serve(client, lambda _: dialect)
 
-    r.add_api_websocket_route("/stream/ws", session)
-    r.add_api_websocket_route("/stream/ws/{suffix:path}", session)
+    for path in ("/stream", "/stream/ws", "/stream/ws/{suffix:path}", "/ws/{suffix:path}"):
+        r.add_api_websocket_route(path, session)
     r.include_router(ws_api(rt))
     return r
 
@@ -680,6 +739,11 @@ def user_events(rt: Runtime, account: int, items: list[dict[str, Any]]) -> list[
     return out
 
 
+_WS_API_REFUSALS = {"INVALID_JSON": (400, -1000, "Invalid JSON: the request is not a JSON object."),
+                    "MESSAGE_TOO_LARGE": (400, -1104, "Too many parameters sent for this endpoint."),
+                    "RATE_LIMITED": (429, -1003, "Too many requests; current limit is exceeded.")}
+
+
 def ws_api(rt: Runtime) -> APIRouter:
     """Binance's WebSocket API at ``/ws-api/v3``: requests ``{"id", "method", "params"}``, answers
     ``{"id", "status": 200, "result"}`` or ``{"id", "status": 4xx, "error": {"code", "msg"}}``.
@@ -688,9 +752,8 @@ def ws_api(rt: Runtime) -> APIRouter:
     ``signature`` = hex HMAC-SHA256 of the other parameters sorted by name as ``k=v&…``) or
     ``userDataStream.subscribe`` after ``session.logon``; then ``executionReport``,
     ``balanceUpdate`` and ``outboundAccountPosition`` events arrive as
-    ``{"subscriptionId": 0, "event": {…}}``, built from the same private updates as ``/ws``."""
-    from dpg.api.app import MAX_WS_MESSAGE
-
+    ``{"subscriptionId": 0, "event": {…}}``, built from the same private updates as ``/ws``.
+    Revoking the key of a logon or of a subscription closes the connection (``ws.REVOKED``)."""
     r = APIRouter(tags=["binance"])
     listeners: dict[int, dict[Client, int]] = {}  # account -> connection -> its subscription id
 
@@ -701,7 +764,7 @@ def ws_api(rt: Runtime) -> APIRouter:
                 continue
             for ev in user_events(rt, account, items):
                 for c, sub in list(conns.items()):
-                    if not c.send_json({"subscriptionId": sub, "event": ev}):
+                    if c.ending or not c.send_json({"subscriptionId": sub, "event": ev}):
                         drop(c)
 
     rt.publishers.append(publish)
@@ -718,7 +781,7 @@ def ws_api(rt: Runtime) -> APIRouter:
             super().__init__(msg)
             self.status, self.code, self.msg = status, code, msg
 
-    async def verify(client: Client, p: dict[str, Any], need: str) -> int:
+    async def verify(client: Client, p: dict[str, Any], need: str) -> Grant:
         for name in ("apiKey", "timestamp", "signature"):
             if name not in p or p[name] in ("", None):
                 raise Failed(400, -1102, _MANDATORY.format(name))
@@ -729,36 +792,46 @@ def ws_api(rt: Runtime) -> APIRouter:
             raise Failed(400, -1131, "recvWindow must be less than 60000")
         payload = "&".join(f"{k}={_plain(v)}" for k, v in sorted(p.items()) if k != "signature")
         try:
-            return await rt.accounts.verify_signature(str(p["apiKey"]), str(p["signature"]), payload.encode(),
+            user = await rt.accounts.verify_signature(str(p["apiKey"]), str(p["signature"]), payload.encode(),
                                                       int(ts), int(window), client.ip, need)
         except AuthError as e:
             status, code, msg = _AUTH.get(e.code, (400, -1022, e.reason))
             raise Failed(status, code, msg) from None
+        return Grant(user, need, key=str(p["apiKey"]))
 
-    def subscribe(client: Client, account: int) -> int:
-        conns = listeners.setdefault(account, {})
+    def subscribe(client: Client, grant: Grant) -> int:
+        rt.hub.grant(client, f"sub:{grant.user_id}", grant)
+        conns = listeners.setdefault(grant.user_id, {})
         return conns.setdefault(client, 0)
 
-    async def handle(client: Client, session: dict[str, Any], method: str, p: dict[str, Any]) -> Any:
+    async def call(client: Client, session: dict[str, Any], method: str, p: dict[str, Any]) -> Any:
         if method == "ping":
             return {}
         if method == "time":
             return {"serverTime": int(time.time() * 1000)}
         if method == "session.logon":
-            session["user"] = await verify(client, p, "read")
-            session["key"] = str(p["apiKey"])
+            grant = await verify(client, p, "read")
+            rt.hub.grant(client, "logon", grant)
+            session["key"] = grant.key
             session["since"] = int(time.time() * 1000)
         elif method == "session.logout":
             session.clear()
+            rt.hub.ungrant(client, "logon")
         elif method == "userDataStream.subscribe.signature":
             return {"subscriptionId": subscribe(client, await verify(client, p, "read"))}
         elif method == "userDataStream.subscribe":
-            if "user" not in session:
+            if "logon" not in client.grants:
                 raise Failed(401, -2015, "Invalid API-key, IP, or permissions for action.")
-            return {"subscriptionId": subscribe(client, session["user"])}
+            try:
+                await rt.hub.recheck(client)
+            except AuthError:
+                raise Failed(401, -2015, "Invalid API-key, IP, or permissions for action.") from None
+            return {"subscriptionId": subscribe(client, client.grants["logon"])}
         elif method == "userDataStream.unsubscribe":
             for conns in listeners.values():
                 conns.pop(client, None)
+            for role in [role for role in client.grants if role.startswith("sub:")]:
+                rt.hub.ungrant(client, role)
             return {}
         elif method not in _WS_METHODS:
             raise Failed(400, -1020, "This operation is not supported.")
@@ -767,37 +840,29 @@ def ws_api(rt: Runtime) -> APIRouter:
                 "returnRateLimits": False, "serverTime": now, "userDataStream": any(
                     client in conns for conns in listeners.values())}
 
+    def refuse(client: Client, msg: dict[str, Any] | None, code: str, reason: str) -> None:
+        status, number, text = _WS_API_REFUSALS.get(code, (400, -1000, reason))
+        client.send_json({"id": msg.get("id") if msg else None, "status": status,
+                          "error": {"code": number, "msg": text}})
+
     async def connection(ws: WebSocket) -> None:
-        await ws.accept()
-        client = Client(ws, client_ip(ws))
-        rt.hub.connect(client)
+        client = await rt.hub.accept(ws, client_ip(ws))
         session: dict[str, Any] = {}
+
+        async def handle(c: Client, msg: dict[str, Any]) -> None:
+            rid, method, params = msg.get("id"), msg.get("method"), msg.get("params", {})
+            try:
+                if not isinstance(method, str):
+                    raise Failed(400, -1102, _MANDATORY.format("method"))
+                if not isinstance(params, dict):
+                    raise Failed(400, -1104, "Invalid request: 'params' must be an object.")
+                c.send_json({"id": rid, "status": 200, "result": await call(c, session, method, params)})
+            except Failed as e:
+                c.send_json({"id": rid, "status": e.status, "error": {"code": e.code, "msg": e.msg}})
+
+        dialect = Dialect(handle, refuse)
         try:
-            while True:
-                text = await ws.receive_text()
-                rid: Any = None
-                try:
-                    if len(text) > MAX_WS_MESSAGE:
-                        raise Failed(400, -1104, "Too many parameters sent for this endpoint.")
-                    try:
-                        msg = json.loads(text)
-                    except ValueError:
-                        raise Failed(400, -1000, "Invalid JSON: the request is not a JSON object.") from None
-                    if not isinstance(msg, dict):
-                        raise Failed(400, -1000, "Invalid request: the request is not a JSON object.")
-                    rid, method, params = msg.get("id"), msg.get("method"), msg.get("params", {})
-                    if not isinstance(method, str):
-                        raise Failed(400, -1102, _MANDATORY.format("method"))
-                    if not isinstance(params, dict):
-                        raise Failed(400, -1104, "Invalid request: 'params' must be an object.")
-                    if rt.ip_limits.take(client.ip):
-                        raise Failed(429, -1003, "Too many requests; current limit of IP is exceeded.")
-                    result = await handle(client, session, method, params)
-                    client.send_json({"id": rid, "status": 200, "result": result})
-                except Failed as e:
-                    client.send_json({"id": rid, "status": e.status, "error": {"code": e.code, "msg": e.msg}})
-        except WebSocketDisconnect:
-            pass
+            await rt.hub.serve(client, lambda _: dialect)
         finally:
             drop(client)
 

@@ -21,6 +21,7 @@ from dpg import running
 from dpg.api.app import Runtime, create_app
 from dpg.api.auth import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
 from dpg.api.history import History
+from dpg.api.revocations import RedisRevocations
 from dpg.bus.local import LocalBus
 from dpg.bus.redis_bus import EngineBridge, RedisBus
 from dpg.config import Settings
@@ -83,7 +84,8 @@ def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Ru
                                check=AsyncConnectionPool.check_connection, kwargs=dict(LIVELINESS))
     accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings))
     rt = Runtime(bus, engine.markets, engine.assets, accounts, History(pool, engine.markets, engine.assets),
-                 admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate)
+                 admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate,
+                 max_streams=settings.ws_max_streams)
     rt.withdrawal_ttl = settings.withdrawal_ttl
     rt.withdrawal_daily_limits = settings.withdrawal_daily_limits
     rt.load(engine)
@@ -233,14 +235,17 @@ def run_api(settings: Settings, url: str, host: str, port: int, announce: Callab
     engine = recover(journal)
     journal.close()
     rt, pool = _runtime(url, settings, bus, engine)
+    revocations = RedisRevocations(settings.redis_url, rt.accounts, rt.hub)
 
     async def ready() -> None:
         await bus.start()
         bus.follow(after, rt.on_batch)
+        await revocations.start()
         announce(f"DPG API is up on http://{host}:{port}: state at seq {engine.seq}.")
 
     try:
         _serve(create_app(rt), host, port, loop, pool, ready)
     finally:
+        loop.run_until_complete(revocations.close())
         loop.run_until_complete(bus.close())
 
