@@ -9,6 +9,11 @@ ahead of the journal by a bounded number of batches; none of that is visible to 
 is durable. If a commit fails, the engine's state is ahead of the journal, so the sequencer halts:
 every pending and later command is answered UNAVAILABLE and the process must restart (recovery
 rebuilds the state from the journal).
+
+A snapshot is stored only by the writer that journaled the commands it contains, in a journal
+transaction after the one holding its sequence number: a forked child only encodes the image, and
+the journal thread stores it. A snapshot of commands that never committed (the writer failed or was
+killed) is never stored, so it cannot stand for other commands journaled later at those numbers.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import hashlib
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from dpg.core import events as E
 from dpg.core import state
@@ -30,7 +37,7 @@ from dpg.core.engine import Engine
 from dpg.core.errors import Reject
 from dpg.core.events import Event
 from dpg.journal import codec
-from dpg.journal.journal import Journal, Row, store_snapshot_when_durable
+from dpg.journal.journal import Journal, Row
 
 log = logging.getLogger("dpg.sequencer")
 
@@ -47,9 +54,25 @@ class Applied:
     events: list[Event]
 
 
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """A snapshot a child process encoded into a file (its SHA-256 in hex, then the body), read by
+    the journal thread (off the engine thread) to be stored."""
+
+    seq: int
+    file: BinaryIO
+
+    def read(self) -> tuple[int, str, bytes]:
+        with self.file as f:
+            f.seek(0)  # the child's writes moved the shared file offset
+            digest = f.read(64).decode()
+            return self.seq, digest, f.read()
+
+
 Sink = Callable[[Sequence[Applied]], None]
+_Snapshot = tuple[int, str, bytes] | _Encoded
 # (journal rows, (reply callback, applied command) pairs, snapshot to store with them)
-_Batch = tuple[list[Row], list[tuple["Callback | None", Applied]], tuple[int, str, bytes] | None]
+_Batch = tuple[list[Row], list[tuple["Callback | None", Applied]], _Snapshot | None]
 
 
 def _unavailable(reason: str) -> list[Event]:
@@ -74,7 +97,10 @@ class Sequencer:
         self.batch_max = batch_max
         self.sinks = list(sinks)
         self.fork_snapshots = fork_snapshots and hasattr(os, "fork")
-        self._snapshot_pid = 0
+        self._snapshot_pid = 0  # the child encoding a snapshot, if any
+        self._snapshot_seq = 0  # ... of the state after this seq
+        self._snapshot_fd = -1  # ... into this (unlinked) file
+        self._finished: _Encoded | None = None  # a child's snapshot, to be stored
         self.clock = clock
         self.seq = engine.seq
         self.last_ts = engine.ts
@@ -151,6 +177,11 @@ class Sequencer:
             try:
                 first = inbox.get(timeout=0.05)
             except queue.Empty:
+                if self._snapshot_pid:  # idle: store a finished snapshot (on stop, wait for it)
+                    self._reap(block=self._stopping)
+                if self._finished is not None:
+                    self._out.put(([], [], self._finished))
+                    self._finished = None
                 if self._stopping:
                     break
                 continue
@@ -190,27 +221,45 @@ class Sequencer:
                 snapshot = self._snapshot()
             elif self._snapshot_pid:
                 self._reap(block=False)
-            if rows:
+            if snapshot is None:
+                # a forked snapshot goes with a batch after the one holding its seq
+                snapshot, self._finished = self._finished, None
+            if rows or snapshot is not None:
                 self._out.put((rows, replies, snapshot))
         self._out.put(None)
 
-    def _snapshot(self) -> tuple[int, str, bytes] | None:
+    def _snapshot(self) -> _Snapshot | None:
         """Snapshot the state after ``self.seq``. With ``fork_snapshots`` a child process (a
-        copy-on-write image of this moment) encodes it and stores it once the journal holds that
-        seq, so the engine does not pause; otherwise it is encoded here and stored with the batch."""
+        copy-on-write image of this moment) encodes it into a file, so the engine does not pause;
+        once it has finished (``_reap``), it goes to the journal thread with a later batch.
+        Otherwise it is encoded here and stored with this batch."""
         if self.fork_snapshots:
             if self._snapshot_pid and not self._reap(block=False):
                 return None  # the previous one is still being written: try again after the next batch
             t = time.perf_counter()
-            pid = os.fork()
+            self.last_snapshot = self.seq
+            fd = -1
+            try:
+                fd, path = tempfile.mkstemp(prefix="dpg-snapshot-")
+                os.unlink(path)  # gone with the last descriptor, even if this process is killed
+                pid = os.fork()
+            except OSError as e:
+                if fd >= 0:
+                    os.close(fd)
+                log.warning("event=snapshot_failed seq=%d error=%r", self.seq, e)
+                return None
             if pid == 0:  # the child: touch nothing shared, never return
                 try:
-                    store_snapshot_when_durable(self.journal.url, self.seq, state.encode(self.engine))
+                    body = state.encode(self.engine)
+                    with open(fd, "wb") as out:
+                        out.write(hashlib.sha256(body).hexdigest().encode())
+                        out.write(body)
                     os._exit(0)
                 finally:
                     os._exit(1)
             self._snapshot_pid = pid
-            self.last_snapshot = self.seq
+            self._snapshot_seq = self.seq
+            self._snapshot_fd = fd
             log.info("event=snapshot_forked seq=%d pid=%d ms=%.1f", self.seq, pid, (time.perf_counter() - t) * 1e3)
             return None
         t = time.perf_counter()
@@ -221,7 +270,7 @@ class Sequencer:
         return snap
 
     def _reap(self, block: bool) -> bool:
-        """Whether the snapshot child (if any) has finished."""
+        """Whether the snapshot child (if any) has finished; its snapshot becomes ``_finished``."""
         if not self._snapshot_pid:
             return True
         pid, status = os.waitpid(self._snapshot_pid, 0 if block else os.WNOHANG)
@@ -229,7 +278,11 @@ class Sequencer:
             return False
         if os.waitstatus_to_exitcode(status) != 0:
             log.warning("event=snapshot_failed pid=%d status=%d", pid, status)
+            os.close(self._snapshot_fd)
+        else:
+            self._finished = _Encoded(self._snapshot_seq, open(self._snapshot_fd, "rb"))  # noqa: SIM115
         self._snapshot_pid = 0
+        self._snapshot_fd = -1
         return True
 
     # ------------------------------------------------------------------ journal thread
@@ -253,11 +306,24 @@ class Sequencer:
                     break
                 rows.extend(more[0])
                 replies.extend(more[1])
-                snapshot = more[2] or snapshot
+                if more[2] is not None:  # the newer snapshot is kept
+                    if isinstance(snapshot, _Encoded):
+                        snapshot.file.close()
+                    snapshot = more[2]
+            if isinstance(snapshot, _Encoded):
+                encoded, snapshot = snapshot, None
+                if self.failed is None:
+                    try:
+                        snapshot = encoded.read()
+                    except OSError as e:
+                        log.warning("event=snapshot_failed seq=%d error=%r", encoded.seq, e)
+                else:
+                    encoded.file.close()
             if self.failed is None:
                 try:
                     self.journal.append(rows, snapshot)
-                    self.committed_seq = rows[-1][0]
+                    if rows:
+                        self.committed_seq = rows[-1][0]
                 except Exception as e:
                     self.failed = e
                     log.error("event=journal_failed error=%r", e)
@@ -270,7 +336,7 @@ class Sequencer:
                     if cb is not None:
                         cb(a.seq, a.events)
                 batch = [a for _, a in replies]
-                for sink in self.sinks:
+                for sink in self.sinks if batch else ():  # (a batch may carry only a snapshot)
                     try:
                         sink(batch)
                     except Exception:
