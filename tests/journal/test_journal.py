@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 
@@ -99,6 +100,7 @@ def test_snapshots_plus_replay_equal_a_full_replay(pg_url: str) -> None:
     j = Journal(pg_url)
     snap = j.latest_snapshot()
     assert snap is not None and snap[0] > len(GENESIS)
+    assert _check_snapshots(j) >= 1
     assert state.state_hash(recover(j)) == live_hash
     assert state.state_hash(recover(j, from_snapshot=False)) == live_hash
     # a damaged latest snapshot is not trusted: recovery falls back to an older one or the journal
@@ -121,3 +123,45 @@ def test_a_failed_commit_halts_the_sequencer(pg_url: str) -> None:
     seq, events = seqr.submit_wait(Credit(1, "BTC", 5, "after"))
     assert seq == 0 and events[0][1] == "UNAVAILABLE"
     seqr.stop()
+
+
+def _check_snapshots(journal: Journal) -> int:
+    """Every stored snapshot is the state a replay of the journal reaches at its seq."""
+    rows = journal.conn.execute("SELECT seq, state_hash, body FROM snapshots ORDER BY seq").fetchall()
+    journal.conn.commit()
+    for seq, digest, body in rows:
+        assert hashlib.sha256(body).hexdigest() == digest
+        replayed = Engine()
+        for s, ts, payload in journal.read(0, until=seq):
+            replayed.apply(codec.decode(payload), s, ts)
+        assert state.state_hash(replayed) == digest, f"the snapshot at {seq} is not the journal's state"
+    return len(rows)
+
+
+def test_a_snapshot_never_outlives_its_writer(pg_url: str) -> None:
+    """A writer snapshots the state after a command that never commits (its journal goes away, as
+    when it is killed); the next writer journals other commands at the same sequence numbers. The
+    first writer's snapshot must not be stored: a restart from it would not be the journal's state."""
+    first = Journal(pg_url)
+    a = Sequencer(Engine(), first, snapshot_every=len(GENESIS) + 1)
+    a.start()
+    for cmd in GENESIS:
+        a.submit_wait(cmd)
+    first.conn.close()
+    seq, events = a.submit_wait(Credit(1, "USDT", 10**6, "lost"))  # applied and snapshotted, never durable
+    assert seq == 0 and events[0][1] == "UNAVAILABLE"
+    journal = Journal(pg_url)
+    b = Sequencer(recover(journal), Journal(pg_url), snapshot_every=2)
+    b.start()
+    seq, events = b.submit_wait(Credit(2, "BTC", 10**8, "kept"))
+    assert seq == len(GENESIS) + 1 and events[0][0] == E.BALANCE
+    seq, events = b.submit_wait(Credit(3, "BTC", 10**8, "kept too"))  # the second writer snapshots here
+    assert seq == len(GENESIS) + 2 and events[0][0] == E.BALANCE
+    a.stop()  # the first writer's snapshot work is over
+    b.stop()  # and the second writer's snapshot is stored
+    b.journal.close()
+    assert _check_snapshots(journal) == 1
+    fresh = recover(journal, from_snapshot=False)
+    assert fresh.balance(2, "BTC") == (10**8, 0) and fresh.balance(1, "USDT") == (0, 0)
+    assert state.state_hash(recover(journal)) == state.state_hash(fresh)
+    journal.close()

@@ -112,25 +112,3 @@ class Journal:
                 # later rows shows up as a jump on the next read)
                 return
 
-
-def store_snapshot_when_durable(url: str, seq: int, body: bytes, timeout: float = 120.0) -> bool:
-    """Store a snapshot taken after ``seq`` as soon as the journal holds ``seq`` (never before:
-    a snapshot must not get ahead of the commands it contains). Runs in the snapshot process."""
-    import hashlib
-    import time
-
-    digest = hashlib.sha256(body).hexdigest()
-    with psycopg.connect(url, autocommit=True) as conn:
-        deadline = time.monotonic() + timeout
-        while True:
-            row = conn.execute("SELECT 1 FROM journal WHERE seq = %s", (seq,)).fetchone()
-            if row:
-                break
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        conn.execute(
-            "INSERT INTO snapshots (seq, state_hash, body) VALUES (%s, %s, %s) ON CONFLICT (seq) DO NOTHING",
-            (seq, digest, body),
-        )
-    return True

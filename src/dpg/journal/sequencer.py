@@ -15,6 +15,11 @@ reach the database again with back-off (0.5 s doubling to 5 s); once it can, it 
 from the journal (latest snapshot + replay, as a restart does), releases to the sinks what the
 failed commit did make durable, and resumes taking commands. Nothing unjournaled was ever
 acknowledged, and nothing acknowledged is lost.
+
+A snapshot is stored only by the writer that journaled the commands it contains, in a journal
+transaction after the one holding its sequence number: a forked child only encodes the image, and
+the journal thread stores it. A snapshot of commands that never committed (the writer failed or was
+killed) is never stored, so it cannot stand for other commands journaled later at those numbers.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ import hashlib
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from dpg.core import events as E
 from dpg.core import state
@@ -37,7 +44,7 @@ from dpg.core.engine import Engine
 from dpg.core.errors import Reject
 from dpg.core.events import Event
 from dpg.journal import codec
-from dpg.journal.journal import Journal, Row, store_snapshot_when_durable
+from dpg.journal.journal import Journal, Row
 
 log = logging.getLogger("dpg.sequencer")
 
@@ -54,9 +61,25 @@ class Applied:
     events: list[Event]
 
 
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """A snapshot a child process encoded into a file (its SHA-256 in hex, then the body), read by
+    the journal thread (off the engine thread) to be stored."""
+
+    seq: int
+    file: BinaryIO
+
+    def read(self) -> tuple[int, str, bytes]:
+        with self.file as f:
+            f.seek(0)  # the child's writes moved the shared file offset
+            digest = f.read(64).decode()
+            return self.seq, digest, f.read()
+
+
 Sink = Callable[[Sequence[Applied]], None]
+_Snapshot = tuple[int, str, bytes] | _Encoded
 # (journal rows, (reply callback, applied command) pairs, snapshot to store with them)
-_Batch = tuple[list[Row], list[tuple["Callback | None", Applied]], tuple[int, str, bytes] | None]
+_Batch = tuple[list[Row], list[tuple["Callback | None", Applied]], _Snapshot | None]
 
 
 def _unavailable(reason: str) -> list[Event]:
@@ -88,7 +111,10 @@ class Sequencer:
         self.batch_max = batch_max
         self.sinks = list(sinks)
         self.fork_snapshots = fork_snapshots and hasattr(os, "fork")
-        self._snapshot_pid = 0
+        self._snapshot_pid = 0  # the child encoding a snapshot, if any
+        self._snapshot_seq = 0  # ... of the state after this seq
+        self._snapshot_fd = -1  # ... into this (unlinked) file
+        self._finished: _Encoded | None = None  # a child's snapshot, to be stored
         self.clock = clock
         self.seq = engine.seq
         self.last_ts = engine.ts
@@ -119,8 +145,8 @@ class Sequencer:
         self._stopping = True
         self._engine_thread.join(timeout)
         self._journal_thread.join(timeout)
-        if self._snapshot_pid and self.failed is not None:
-            self._kill_snapshot()
+        if self.failed is not None:
+            self._drop_snapshot()
         self._reap(block=True)
 
     def status(self) -> tuple[bool, str]:
@@ -185,6 +211,11 @@ class Sequencer:
             try:
                 first = inbox.get(timeout=0.05)
             except queue.Empty:
+                if self._snapshot_pid:  # idle: store a finished snapshot (on stop, wait for it)
+                    self._reap(block=self._stopping)
+                if self._finished is not None and self.failed is None:
+                    self._send([], [], self._finished)
+                    self._finished = None
                 if self._stopping:
                     break
                 continue
@@ -224,11 +255,19 @@ class Sequencer:
                 snapshot = self._snapshot()
             elif self._snapshot_pid:
                 self._reap(block=False)
-            if rows:
-                with self._flight_lock:
-                    self._in_flight += 1
-                self._out.put((rows, replies, snapshot))
+            if snapshot is None:
+                # a forked snapshot goes with a batch after the one holding its seq
+                snapshot, self._finished = self._finished, None
+            if rows or snapshot is not None:
+                self._send(rows, replies, snapshot)
         self._out.put(None)
+
+    def _send(self, rows: list[Row], replies: list[tuple[Callback | None, Applied]],
+              snapshot: _Snapshot | None) -> None:
+        """Hand a batch to the journal thread (counted until it is answered)."""
+        with self._flight_lock:
+            self._in_flight += 1
+        self._out.put((rows, replies, snapshot))
 
     def _maybe_resume(self) -> None:
         """While halted (engine thread): once every batch sent to the journal thread is answered
@@ -247,6 +286,7 @@ class Sequencer:
             self._resume_wait = min(self._resume_wait * 2, RESUME_MAX_S)
             return
         durable = [a for a in self._uncertain if a.seq <= engine.seq]
+        self._drop_snapshot()  # an image of commands the journal may not hold
         self.engine.adopt(engine)
         self.seq = self.committed_seq = self.last_snapshot = engine.seq
         self.last_ts = max(self.last_ts, engine.ts)
@@ -264,35 +304,53 @@ class Sequencer:
         self.halted_at = time.time()
         self._uncertain = [a for _, a in replies]
         self._resume_at = time.monotonic() + RESUME_FIRST_S
-        if self._snapshot_pid:  # it would store a state the journal may never hold
-            self._kill_snapshot()
         log.error("event=journal_failed halted=1 uncertain_from=%d uncertain_to=%d error=%r",
                   replies[0][1].seq if replies else 0, replies[-1][1].seq if replies else 0, error)
 
-    def _kill_snapshot(self) -> None:
+    def _drop_snapshot(self) -> None:
+        """Forget the snapshot being encoded or waiting to be stored (engine thread, while halted)."""
         import signal
 
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._snapshot_pid, signal.SIGKILL)
-        self._reap(block=True)
+        if self._snapshot_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._snapshot_pid, signal.SIGKILL)
+            self._reap(block=True)
+        if self._finished is not None:
+            self._finished.file.close()
+            self._finished = None
 
-    def _snapshot(self) -> tuple[int, str, bytes] | None:
+    def _snapshot(self) -> _Snapshot | None:
         """Snapshot the state after ``self.seq``. With ``fork_snapshots`` a child process (a
-        copy-on-write image of this moment) encodes it and stores it once the journal holds that
-        seq, so the engine does not pause; otherwise it is encoded here and stored with the batch."""
+        copy-on-write image of this moment) encodes it into a file, so the engine does not pause;
+        once it has finished (``_reap``), it goes to the journal thread with a later batch.
+        Otherwise it is encoded here and stored with this batch."""
         if self.fork_snapshots:
             if self._snapshot_pid and not self._reap(block=False):
                 return None  # the previous one is still being written: try again after the next batch
             t = time.perf_counter()
-            pid = os.fork()
+            self.last_snapshot = self.seq
+            fd = -1
+            try:
+                fd, path = tempfile.mkstemp(prefix="dpg-snapshot-")
+                os.unlink(path)  # gone with the last descriptor, even if this process is killed
+                pid = os.fork()
+            except OSError as e:
+                if fd >= 0:
+                    os.close(fd)
+                log.warning("event=snapshot_failed seq=%d error=%r", self.seq, e)
+                return None
             if pid == 0:  # the child: touch nothing shared, never return
                 try:
-                    store_snapshot_when_durable(self.journal.url, self.seq, state.encode(self.engine))
+                    body = state.encode(self.engine)
+                    with open(fd, "wb") as out:
+                        out.write(hashlib.sha256(body).hexdigest().encode())
+                        out.write(body)
                     os._exit(0)
                 finally:
                     os._exit(1)
             self._snapshot_pid = pid
-            self.last_snapshot = self.seq
+            self._snapshot_seq = self.seq
+            self._snapshot_fd = fd
             log.info("event=snapshot_forked seq=%d pid=%d ms=%.1f", self.seq, pid, (time.perf_counter() - t) * 1e3)
             return None
         t = time.perf_counter()
@@ -303,7 +361,7 @@ class Sequencer:
         return snap
 
     def _reap(self, block: bool) -> bool:
-        """Whether the snapshot child (if any) has finished."""
+        """Whether the snapshot child (if any) has finished; its snapshot becomes ``_finished``."""
         if not self._snapshot_pid:
             return True
         pid, status = os.waitpid(self._snapshot_pid, 0 if block else os.WNOHANG)
@@ -311,7 +369,11 @@ class Sequencer:
             return False
         if os.waitstatus_to_exitcode(status) != 0:
             log.warning("event=snapshot_failed pid=%d status=%d", pid, status)
+            os.close(self._snapshot_fd)
+        else:
+            self._finished = _Encoded(self._snapshot_seq, open(self._snapshot_fd, "rb"))  # noqa: SIM115
         self._snapshot_pid = 0
+        self._snapshot_fd = -1
         return True
 
     # ------------------------------------------------------------------ journal thread
@@ -345,12 +407,25 @@ class Sequencer:
                 rows.extend(more[0])
                 replies.extend(more[1])
                 n_batches += 1
-                snapshot = more[2] or snapshot
+                if more[2] is not None:  # the newer snapshot is kept
+                    if isinstance(snapshot, _Encoded):
+                        snapshot.file.close()
+                    snapshot = more[2]
+            if isinstance(snapshot, _Encoded):
+                encoded, snapshot = snapshot, None
+                if self.failed is None:
+                    try:
+                        snapshot = encoded.read()
+                    except OSError as e:
+                        log.warning("event=snapshot_failed seq=%d error=%r", encoded.seq, e)
+                else:
+                    encoded.file.close()
             reason = HALTED
             if self.failed is None:
                 try:
                     self.journal.append(rows, snapshot)
-                    self.committed_seq = rows[-1][0]
+                    if rows:
+                        self.committed_seq = rows[-1][0]
                 except Exception as e:
                     self._halt(e, replies)
                     reason = UNCERTAIN
@@ -369,7 +444,7 @@ class Sequencer:
                 break
 
     def _feed(self, batch: list[Applied]) -> None:
-        for sink in self.sinks:
+        for sink in self.sinks if batch else ():  # (a batch may carry only a snapshot)
             try:
                 sink(batch)
             except Exception:
