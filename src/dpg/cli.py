@@ -329,6 +329,9 @@ def user_create(
     db.migrate(url)
     out = _operator_call(lambda: operator.create_user(url, settings, name))
     typer.echo(json.dumps(out) if as_json else f"user {out['id']} ({out['email']}), password {out['password']}")
+    if not out["account_open"]:
+        typer.echo(f"no exchange at http://{settings.host}:{settings.port} opened the account: it opens when the"
+                   " exchange starts (or at the user's first login)", err=True)
 
 
 @apikey_app.command("create")

@@ -12,7 +12,7 @@ import psycopg
 from dpg.bench.engine_bench import dpg_commands
 from dpg.bench.workload import mixed
 from dpg.config import Settings
-from dpg.core.commands import Credit
+from dpg.core.commands import Credit, OpenAccount
 from dpg.core.engine import Engine
 from dpg.journal.journal import Journal
 from dpg.node import Node
@@ -23,6 +23,7 @@ from dpg.store.projection import Projector
 def _load(url: str, n: int) -> Engine:
     node = Node.open(url, Settings.from_env({}), projections=False)
     for a in range(1, 51):
+        node.sequencer.submit(OpenAccount(a))
         node.sequencer.submit(Credit(a, "BTC", 10**12, f"b{a}"))
         node.sequencer.submit(Credit(a, "USDT", 10**14, f"u{a}"))
     for cmd in dpg_commands(mixed(n, seed=3, accounts=50)):
@@ -108,6 +109,8 @@ def test_catch_up_resumes_after_its_checkpoint(pg_url: str) -> None:
 def test_the_follower_process_keeps_projections_current(pg_url: str) -> None:
     node = Node.open(pg_url, Settings.from_env({}), projections=True)
     try:
+        node.sequencer.submit(OpenAccount(1))
+        node.sequencer.submit(OpenAccount(2))
         node.sequencer.submit_wait(Credit(1, "USDT", 10**12, "a"))
         node.sequencer.submit_wait(Credit(2, "BTC", 10**10, "b"))
         for cmd in dpg_commands(mixed(500, seed=5, accounts=2)):
@@ -126,6 +129,7 @@ def test_an_epoch_records_every_balance_at_its_seq_while_trading_goes_on(pg_url:
 
     node = Node.open(pg_url, Settings.from_env({}), projections=False)
     for a in range(1, 21):
+        node.sequencer.submit(OpenAccount(a))
         node.sequencer.submit(Credit(a, "BTC", 10**10, f"b{a}"))
         node.sequencer.submit(Credit(a, "USDT", 10**12, f"u{a}"))
     cmds = list(dpg_commands(mixed(3_000, seed=9, accounts=20)))

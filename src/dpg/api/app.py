@@ -33,6 +33,8 @@ from dpg.api.trading import AmendRequest, CreditRequest, OrderRequest, Trading, 
 from dpg.api.views import AccountViews
 from dpg.api.ws import INTERVALS, PRIVATE, Client, Hub
 from dpg.bus.wire import Batch
+from dpg.core import events as E
+from dpg.core.commands import OpenAccount
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market
 
@@ -64,6 +66,20 @@ class Runtime:
         # withdrawals (dpg.api.wallet): the signed deadline's distance and the per-account 24 h limits
         self.withdrawal_ttl = 6 * 3600
         self.withdrawal_daily_limits: dict[str, str] = {"BTC": "10", "ETH": "200", "USDT": "1000000"}
+
+    async def open_account(self, user_id: int) -> bool:
+        """Open a user's ledger account (OpenAccount is idempotent). False, logged, when the engine
+        cannot take it now: the account then opens at the user's next login, or when the exchange
+        next starts (dpg.node)."""
+        try:
+            seq, events = await self.bus.submit(OpenAccount(user_id))
+            if events and events[0][0] == E.REJECTED:
+                raise RuntimeError(f"{events[0][1]}: {events[0][2]}")
+            await self.views.wait_for(seq)
+        except Exception as e:  # the user exists either way; the account opens later
+            log.warning("event=account_open_deferred user=%d reason=%r", user_id, str(e) or type(e).__name__)
+            return False
+        return True
 
     def load(self, engine: Engine) -> None:
         self.views.load(engine)
@@ -269,6 +285,10 @@ class LoginRequest(BaseModel):
     totp: str | None = Field(default=None, max_length=16)
 
 
+class OpenAccountRequest(BaseModel):
+    user_id: int = Field(gt=0, lt=2**62)
+
+
 class TotpRequest(BaseModel):
     code: str = Field(max_length=16)
 
@@ -407,12 +427,16 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.post("/api/v1/auth/signup", tags=["account"], status_code=201)
     async def signup(req: SignupRequest) -> dict[str, int]:
-        return {"user_id": await rt.accounts.sign_up(req.email, req.password)}
+        user = await rt.accounts.sign_up(req.email, req.password)
+        await rt.open_account(user)  # if the engine cannot take it now: at the next login or start
+        return {"user_id": user}
 
     @app.post("/api/v1/auth/login", tags=["account"])
     async def login(req: LoginRequest, request: Request) -> dict[str, Any]:
         token, expires = await rt.accounts.login(req.email, req.password, req.totp, client_ip(request))
         user = await rt.accounts.session_user(token)
+        if not rt.views.has_account(user):  # its sign-up could not open it
+            await rt.open_account(user)
         return {"token": token, "expires_at": int(expires * 1000), "user_id": user}
 
     @app.post("/api/v1/auth/logout", tags=["account"])
@@ -526,6 +550,18 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.post("/api/v1/admin/credits", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
     async def credit(req: CreditRequest) -> dict[str, Any]:
         return await rt.trading.credit(req)
+
+    @app.post("/api/v1/admin/accounts", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
+    async def open_account(req: OpenAccountRequest) -> dict[str, Any]:
+        """Open a signed-up user's ledger account (``dpg user create`` does); opening again is harmless."""
+        async with rt.accounts.pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM users WHERE id = %s", (req.user_id,))
+            if await cur.fetchone() is None:
+                raise ApiError(404, "UNKNOWN_ACCOUNT", f"no user with id {req.user_id}")
+        if not await rt.open_account(req.user_id):
+            raise ApiError(503, "UNAVAILABLE", "the engine did not open the account; it opens at the user's next"
+                           " login or when the exchange starts")
+        return {"user_id": req.user_id, "open": True}
 
     @app.post("/api/v1/admin/por/epochs", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
     async def mark_epoch() -> dict[str, Any]:
