@@ -30,7 +30,7 @@ from dpg.api.history import History
 from dpg.api.marketdata import MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
 from dpg.api.trading import AmendRequest, CreditRequest, OrderRequest, Trading, TransferRequest
-from dpg.api.views import AccountViews
+from dpg.api.views import AccountViews, OrderView
 from dpg.api.ws import INTERVALS, PRIVATE, Client, Hub
 from dpg.bus.wire import Batch
 from dpg.core import events as E
@@ -80,6 +80,12 @@ class Runtime:
             log.warning("event=account_open_deferred user=%d reason=%r", user_id, str(e) or type(e).__name__)
             return False
         return True
+
+    async def find_order(self, account: int, order_id: int = 0, client_id: str = "") -> OrderView | None:
+        """An order of ``account`` by id (or else client id): open and recently finished ones from
+        the views, any other (finished before a restart, or long ago) from the projections."""
+        v = self.views.order(account, order_id) if order_id else self.views.order_by_client_id(account, client_id)
+        return v if v is not None else await self.history.order(account, order_id, client_id)
 
     def load(self, engine: Engine) -> None:
         self.views.load(engine)
@@ -498,14 +504,14 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.get("/api/v1/orders/by-client-id/{client_order_id}", tags=["private"])
     async def order_by_cid(client_order_id: str, p: Auth) -> dict[str, Any]:
-        v = rt.views.order_by_client_id(p.user_id, client_order_id)
+        v = await rt.find_order(p.user_id, client_id=client_order_id)
         if v is None:
             raise ApiError(404, "ORDER_NOT_FOUND", "no order with this client order id")
         return rt.trading.order_json(v)
 
     @app.get("/api/v1/orders/{order_id}", tags=["private"])
     async def order(order_id: Annotated[int, Field(ge=1, le=2**62)], p: Auth) -> dict[str, Any]:
-        v = rt.views.order(p.user_id, order_id)
+        v = await rt.find_order(p.user_id, order_id)
         if v is None:
             raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
         return rt.trading.order_json(v)
