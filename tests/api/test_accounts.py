@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.api.client import ADMIN, User, dpg_cli, exchange, free_port, wait_projected
+from tests.api.client import ADMIN, Process, User, dpg_cli, exchange, free_port, until, wait_projected
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -77,3 +77,22 @@ def test_an_account_a_sign_up_could_not_open_opens_at_login_or_at_the_next_start
         http = httpx.Client(base_url=base, timeout=30)
         r = _credit(http, eve["id"], "e-1")
         assert r.status_code == 201, r.text
+
+
+def test_the_demo_opens_and_funds_its_users(pg_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    p = Process(["up", "--port", str(port), "--demo"], {"DPG_DATABASE_URL": pg_url, "DPG_ADMIN_TOKEN": ADMIN,
+                                                       "DPG_DATA_DIR": str(tmp_path), "DPG_CUSTODY": "0"}, "DPG is up")
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        login = http.post("/api/v1/auth/login", json={"email": "alice@demo.dpg", "password": "demo-password"})
+        headers = {"authorization": f"Bearer {login.json()['token']}"}
+
+        def funded() -> bool:
+            usdt = [b for b in http.get("/api/v1/balances", headers=headers).json() if b["asset"] == "USDT"]
+            return usdt[0]["total"] != "0.000000"
+
+        until("the demo credits alice", funded)
+    finally:
+        p.stop()
+    assert not any("event=demo_market_maker_failed" in line for line in p.lines)
