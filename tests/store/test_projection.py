@@ -165,3 +165,54 @@ def test_an_epoch_records_every_balance_at_its_seq_while_trading_goes_on(pg_url:
     assert projector.write_epoch(1_795_564_800, mark_seq, 0, recover(journal)) is False
     projector.close()
     journal.close()
+
+
+def test_stop_orders_keep_their_stop_price_and_trigger_whatever_the_batches(pg_url: str) -> None:
+    from dpg.core import events as E
+    from dpg.core.commands import PlaceOrder
+    from dpg.core.model import OrderType, Side
+    from dpg.journal.recovery import recover
+
+    tick, lot, p = 10_000, 10_000, 2_000_000  # BTC/USDT: 0.01 USDT, 0.0001 BTC; 20,000.00 USDT
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    for a in (1, 2):
+        node.sequencer.submit(OpenAccount(a))
+        node.sequencer.submit(Credit(a, "BTC", 10**9, f"b{a}"))
+        node.sequencer.submit(Credit(a, "USDT", 10**12, f"u{a}"))
+
+    def place(account: int, side: Side, otype: OrderType, ticks: int, stop: int = 0) -> int:
+        _, ev = node.sequencer.submit_wait(PlaceOrder(account, "BTC/USDT", side, otype, ticks * tick, 10 * lot,
+                                                      stop_price=stop * tick))
+        assert ev[0][0] == E.ORDER_NEW, ev
+        return int(ev[0][1])
+
+    place(2, Side.SELL, OrderType.LIMIT, p)
+    place(1, Side.BUY, OrderType.LIMIT, p)  # the last price: p
+    fires = place(1, Side.BUY, OrderType.STOP_LIMIT, p + 200, stop=p + 100)
+    waits = place(1, Side.BUY, OrderType.STOP_LIMIT, p + 20_000, stop=p + 10_000)
+    place(2, Side.SELL, OrderType.LIMIT, p + 100)
+    place(1, Side.BUY, OrderType.LIMIT, p + 100)  # the last price reaches fires' stop
+    node.close()
+    assert fires not in node.engine.orders or not node.engine.orders[fires].stop
+    assert node.engine.orders[waits].stop
+
+    def rows() -> dict[int, tuple[Any, ...]]:
+        with psycopg.connect(pg_url) as c:
+            got = c.execute("SELECT order_id, stop_price, triggered FROM orders WHERE order_id IN (%s, %s)",
+                            (fires, waits)).fetchall()
+        return {int(r[0]): (int(r[1]), r[2]) for r in got}
+
+    want = {fires: ((p + 100) * tick, True), waits: ((p + 10_000) * tick, False)}
+    journal = Journal(pg_url)
+    projector = Projector(pg_url)
+    one_by_one: list[Any] = []
+    recover(journal, from_snapshot=False, on_applied=lambda e, a: one_by_one.append(a))
+    projector.bind(node.engine.assets, node.engine.markets)
+    for a in one_by_one:  # each command its own batch: the trigger updates a row written before
+        projector.write([a])
+    assert rows() == want
+    projector.truncate()
+    follower.catch_up(journal, projector)  # one batch: the row is written triggered
+    assert rows() == want
+    projector.close()
+    journal.close()
