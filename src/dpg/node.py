@@ -3,8 +3,9 @@
 ``Node.open`` finds PostgreSQL (``DPG_DATABASE_URL`` or the embedded server), applies the
 migrations, recovers the engine (latest snapshot + journal), lists the genesis markets on a new
 journal, opens the account of every signed-up user the engine does not know yet (a sign-up while
-the engine could not take it), starts the writer threads and the projection follower process. Every other part (API,
-chain watcher, scheduler) talks to the exchange only by submitting commands to ``node.sequencer``.
+the engine could not take it), starts the writer threads and the projection follower process.
+Every other part (API, chain watcher, scheduler) talks to the exchange only by submitting commands
+to ``node.sequencer``.
 """
 
 from __future__ import annotations
@@ -95,9 +96,12 @@ def open_signed_up(url: str, node: Node) -> int:
     with psycopg.connect(url) as conn:
         users = [int(r[0]) for r in conn.execute("SELECT id FROM users ORDER BY id")]
     missing = [u for u in users if not node.engine.has_account(u)]
-    for user in missing:
+    for user in missing[:-1]:
         node.sequencer.submit(OpenAccount(user))
     if missing:
-        node.sequencer.submit_wait(OpenAccount(missing[-1]))  # durable: every one before it is too
+        _, events = node.sequencer.submit_wait(OpenAccount(missing[-1]))  # durable: every one before it is too
+        if events and events[0][0] == E.REJECTED:
+            log.error("event=accounts_not_opened count=%d reason=%r", len(missing), events[0][2])
+            return 0
         log.info("event=accounts_opened count=%d reason=%r", len(missing), "signed up while the engine was away")
     return len(missing)
