@@ -15,7 +15,7 @@ import pytest
 
 from dpg.config import Settings
 from dpg.core import state
-from dpg.core.commands import Credit, PlaceOrder
+from dpg.core.commands import Credit, OpenAccount, PlaceOrder
 from dpg.core.model import OrderType, Side
 from dpg.node import Node
 
@@ -68,6 +68,8 @@ def test_up_with_no_configuration_runs_an_embedded_postgres_that_persists(tmp_pa
 
 def test_replay_verify_prints_the_live_state_hash(pg_url: str) -> None:
     node = Node.open(pg_url, Settings.from_env({"DPG_SNAPSHOT_EVERY": "5"}), projections=False)
+    node.sequencer.submit(OpenAccount(1))
+    node.sequencer.submit(OpenAccount(2))
     node.sequencer.submit_wait(Credit(1, "USDT", 10**12, "u1"))
     node.sequencer.submit_wait(Credit(2, "BTC", 10**10, "b2"))
     for i in range(20):

@@ -322,8 +322,11 @@ def user_create(
 
     target = _target()
     db.migrate(target.url)
-    out = _operator_call(lambda: operator.create_user(target.url, target.settings, name))
+    out = _operator_call(lambda: operator.create_user(target.url, target.settings, name, target.api))
     typer.echo(json.dumps(out) if as_json else f"user {out['id']} ({out['email']}), password {out['password']}")
+    if not out["account_open"]:
+        typer.echo(f"no exchange at {target.api} opened the account: it opens when the exchange starts (or at the"
+                   " user's first login)", err=True)
 
 
 @apikey_app.command("create")

@@ -228,4 +228,5 @@ def wallet_deposits(
     for d in store.deposits(account=account):
         typer.echo(json.dumps({"chain": d.chain, "tx_hash": d.tx_hash, "asset": d.asset,
                                "amount": _amount(d.asset, d.amount), "status": d.status,
-                               "confirmations": f"{min(d.confirmations, d.required)}/{d.required}"}))
+                               "confirmations": f"{min(d.confirmations, d.required)}/{d.required}",
+                               "reason": d.reason}))

@@ -2,8 +2,10 @@
 
 ``Node.open`` finds PostgreSQL (``DPG_DATABASE_URL`` or the embedded server), applies the
 migrations, recovers the engine (latest snapshot + journal), lists the genesis markets on a new
-journal, starts the writer threads and the projection follower process. Every other part (API,
-chain watcher, scheduler) talks to the exchange only by submitting commands to ``node.sequencer``.
+journal, opens the account of every signed-up user the engine does not know yet (a sign-up while
+the engine could not take it), starts the writer threads and the projection follower process.
+Every other part (API, chain watcher, scheduler) talks to the exchange only by submitting commands
+to ``node.sequencer``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import psycopg
+
 from dpg.config import Settings
 from dpg.core import events as E
+from dpg.core.commands import OpenAccount
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS
 from dpg.journal.journal import Journal
@@ -137,6 +142,7 @@ class Node:
                 if events[0][0] == E.REJECTED:
                     raise RuntimeError(f"genesis command {cmd} rejected: {events[0]}")
             log.info("event=genesis assets=%d markets=%d", len(engine.assets), len(engine.markets))
+        open_signed_up(url, node)
         log.info("event=node_open seq=%d markets=%d", engine.seq, len(engine.markets))
         return node
 
@@ -146,3 +152,20 @@ class Node:
         if self.follower is not None:
             self.follower.stop()
         self.journal.close()
+
+
+def open_signed_up(url: str, node: Node) -> int:
+    """Submit OpenAccount for every user in the users table whose account the engine does not know
+    (run before anyone else submits); returns how many."""
+    with psycopg.connect(url) as conn:
+        users = [int(r[0]) for r in conn.execute("SELECT id FROM users ORDER BY id")]
+    missing = [u for u in users if not node.engine.has_account(u)]
+    for user in missing[:-1]:
+        node.sequencer.submit(OpenAccount(user))
+    if missing:
+        _, events = node.sequencer.submit_wait(OpenAccount(missing[-1]))  # durable: every one before it is too
+        if events and events[0][0] == E.REJECTED:
+            log.error("event=accounts_not_opened count=%d reason=%r", len(missing), events[0][2])
+            return 0
+        log.info("event=accounts_opened count=%d reason=%r", len(missing), "signed up while the engine was away")
+    return len(missing)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dpg.api.marketdata import DAY, INTERVALS, MINUTE, MarketData, Update
 from dpg.core import events as E
-from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Credit, PlaceOrder, Transfer
+from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Credit, OpenAccount, PlaceOrder, Transfer
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS
 from dpg.core.model import STP, OrderType, Side
@@ -47,6 +47,8 @@ class Feed:
         return ev, up
 
     def fund(self, account: int, asset: str, amount: int, ts: int | None = None) -> Update:
+        if not self.engine.has_account(account):
+            self.apply(OpenAccount(account), ts)
         ev, up = self.apply(Credit(account, asset, amount, f"fund-{account}-{asset}-{self.seq}"), ts)
         assert ev[0][0] == E.BALANCE
         return up
@@ -534,6 +536,8 @@ def test_markets_listed_later_come_from_events() -> None:
         md.apply(seq, seq * 1000, e.apply(cmd, seq, seq * 1000))
     assert md.markets() == ["BTC/USDT", "ETH/USDT", "BTC/USD", "ETH/USD"]
     seq = len(GENESIS) + 1
+    assert md.apply(seq, seq * 1000, e.apply(OpenAccount(1), seq, seq * 1000)).accounts == {}
+    seq += 1
     up = md.apply(seq, seq * 1000, e.apply(Credit(1, "ETH", 5, "r"), seq, seq * 1000))
     assert up.accounts == {1: [{"type": "balance", "asset": "ETH", "d_available": 5, "d_locked": 0,
                                 "cause": "credit"}]}

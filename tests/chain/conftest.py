@@ -6,7 +6,7 @@ The node mines a block per transaction and more only on ``mine``, so confirmatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from dpg.chain.rpc import Rpc, to_int
 from dpg.chain.store import DepositStore
 from dpg.chain.watcher import DepositWatcher
 from dpg.config import Settings
+from dpg.core.commands import OpenAccount
 from dpg.node import Node
 
 CHAIN_ID = 31337
@@ -152,9 +153,20 @@ def dev_chain_with_state(anvil_bin: Path, artifacts: Path, tmp_path: Path) -> It
         dev.stop()
 
 
+DEPOSITORS = range(1, 13)  # the accounts the tests deposit to, opened as sign-up opens them
+
+
+def open_accounts(node: Node, accounts: Iterable[int] = DEPOSITORS) -> None:
+    for account in accounts:
+        node.sequencer.submit(OpenAccount(account))
+    node.sequencer.submit_wait(OpenAccount(1))  # a fence: every account above is open
+
+
 @pytest.fixture
 def node(pg_url: str) -> Iterator[Node]:
+    """An exchange on the test database, its DEPOSITORS open."""
     n = Node.open(pg_url, Settings.from_env({}), projections=False)
+    open_accounts(n)
     try:
         yield n
     finally:

@@ -33,7 +33,7 @@ from dpg.chain.watcher import ChainMismatch, DeepReorg, DepositWatcher
 from dpg.config import Settings
 from dpg.core.commands import Credit
 from dpg.node import Node
-from tests.chain.conftest import DEPTH, DevChain, WatcherFactory
+from tests.chain.conftest import DEPTH, DevChain, WatcherFactory, open_accounts
 
 ETH = 10**18
 
@@ -327,6 +327,7 @@ def test_restarts_of_the_watcher_and_of_the_exchange_credit_nothing_twice(
     dev_chain: DevChain, make_watcher: WatcherFactory, pg_url: str,
 ) -> None:
     node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    open_accounts(node)
     try:
         w = make_watcher(dev_chain.config(), node.sequencer.submit_wait)
         a = dev_chain.deposit_eth(1, ETH)
@@ -466,6 +467,29 @@ def test_a_credit_the_engine_refuses_is_rejected_once_and_the_watcher_moves_on(
     dev_chain.mine()
     assert w.poll_once().rejected == []
     assert node.engine.balance(6, "USDT") == (0, 0)
+
+
+def test_a_deposit_for_an_account_nobody_opened_is_recorded_unattributed_once(
+    dev_chain: DevChain, node: Node, make_watcher: WatcherFactory, pg_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.api.client import dpg_cli
+
+    caplog.set_level(logging.INFO, logger="dpg.chain")
+    w = make_watcher(dev_chain.config(), node.sequencer.submit_wait)
+    stray = dev_chain.deposit_eth(987654321, ETH)  # tagged with an id nobody signed up for
+    ok = dev_chain.deposit_eth(6, ETH)
+    dev_chain.mine(DEPTH)
+    r = w.poll_once()
+    assert [k[0] for k in r.rejected] == [stray] and [k[0] for k in r.credited] == [ok]
+    assert not node.engine.has_account(987654321) and node.engine.balance(6, "ETH") == (ETH, 0)
+    assert caplog.text.count(f"event=deposit_unattributed chain=ethereum ref=ethereum:{stray}:") == 1
+    dev_chain.mine()
+    assert w.poll_once().rejected == []  # not retried
+    # the operator sees it, with the reason
+    out = dpg_cli({"DPG_DATABASE_URL": pg_url}, "wallet", "deposits", "987654321")
+    assert out.returncode == 0, out.stderr
+    (line,) = [json.loads(x) for x in out.stdout.splitlines()]
+    assert line["tx_hash"] == stray and line["status"] == "rejected" and "UNKNOWN_ACCOUNT" in line["reason"]
 
 
 def test_a_node_that_is_not_the_configured_chain_is_refused(

@@ -1,11 +1,11 @@
-"""Building blocks for engine tests: a funded engine and short ways to place orders."""
+"""Building blocks for engine tests: a funded engine (its accounts opened) and short ways to place orders."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dpg.core import events as E
-from dpg.core.commands import Credit, PlaceOrder
+from dpg.core.commands import Credit, OpenAccount, PlaceOrder
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS
 from dpg.core.model import STP, OrderType, Side
@@ -30,7 +30,14 @@ class Desk:
         self.seq += 1
         return self.engine.apply(cmd, self.seq, self.seq * 1000)
 
+    def open(self, account: int) -> None:
+        """Open ``account`` unless it is open (as sign-up does)."""
+        if not self.engine.has_account(account):
+            assert self.apply(OpenAccount(account)) == [(E.ACCOUNT_OPENED, account)]
+
     def fund(self, account: int, asset: str, amount: int) -> None:
+        """Open ``account`` if needed, then credit it."""
+        self.open(account)
         ev = self.apply(Credit(account, asset, amount, f"fund-{account}-{asset}-{self.seq}"))
         assert ev[0][0] == E.BALANCE
 

@@ -1,11 +1,11 @@
-"""Unit tests of the engine: order types, fees, locks, amend, cancel, STP, transfers, bad input."""
+"""Unit tests of the engine: order types, fees, locks, amend, cancel, STP, accounts, transfers, bad input."""
 
 from __future__ import annotations
 
 import pytest
 
 from dpg.core import events as E
-from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Credit, PlaceOrder, Transfer
+from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Credit, OpenAccount, PlaceOrder, Transfer
 from dpg.core.model import FEE_ACCOUNT, INSURANCE_ACCOUNT, PPM, STP, OrderStatus, OrderType, Side
 from dpg.core.state import canonical
 from tests.core.helpers import BTC, LOT, TICK, USDT, Desk, M, kinds, oid, rejected, trades
@@ -259,6 +259,7 @@ def test_internal_transfer_is_instant_and_free(desk: Desk) -> None:
 
 
 def test_credit_of_fiat_is_counted_once_per_reference(desk: Desk) -> None:
+    desk.open(9)
     ev = desk.apply(Credit(9, "USD", 2_500 * 10**6, "wire-77"))
     assert ev[0][0] == E.BALANCE
     assert desk.balance(9, "USD") == (2_500 * 10**6, 0)
@@ -291,6 +292,14 @@ BAD_ORDERS = [
     ("INVALID_AMOUNT", Credit(1, "USD", 1.5, "r2")),  # type: ignore[arg-type]
     ("INVALID_AMOUNT", Transfer(1, 2, "USDT", 0)),
     ("UNKNOWN_ASSET", Transfer(1, 2, "NOPE", 1)),
+    ("UNKNOWN_ACCOUNT", Transfer(1, 987654321, "USDT", USDT)),
+    ("UNKNOWN_ACCOUNT", Transfer(987654321, 1, "USDT", USDT)),
+    ("UNKNOWN_ACCOUNT", Credit(987654321, "USD", 5, "r3")),
+    ("UNKNOWN_ACCOUNT", PlaceOrder(987654321, M, Side.BUY, OrderType.LIMIT, PRICE * TICK, LOT)),
+    ("INVALID_ACCOUNT", OpenAccount(0)),
+    ("INVALID_ACCOUNT", OpenAccount(-1)),
+    ("INVALID_ACCOUNT", OpenAccount(1 << 63)),
+    ("INVALID_ACCOUNT", OpenAccount("7")),  # type: ignore[arg-type]
 ]
 
 
@@ -302,6 +311,28 @@ def test_bad_input_is_rejected_with_a_reason_and_changes_nothing(desk: Desk, cod
     assert rejected(ev) == code
     assert isinstance(ev[0][2], str) and len(ev[0][2]) > 5
     assert canonical(desk.engine)[3:] == before
+
+
+def test_accounts_exist_once_opened_and_opening_again_changes_nothing(desk: Desk) -> None:
+    from dpg.core.commands import RequestWithdrawal
+    # the money of a transfer or credit to an account nobody opened is refused, not stranded
+    assert rejected(desk.apply(Transfer(1, 5, "USDT", 10 * USDT))) == "UNKNOWN_ACCOUNT"
+    assert rejected(desk.apply(Credit(5, "USDT", 10 * USDT, "deposit-5"))) == "UNKNOWN_ACCOUNT"
+    assert rejected(desk.apply(RequestWithdrawal(5, "USDT", 1, "w-5", "x"))) == "UNKNOWN_ACCOUNT"
+    assert desk.balance(1, "USDT") == (1_000_000 * USDT, 0) and not desk.engine.has_account(5)
+    before = canonical(desk.engine)[3:]  # the state but its seq and time
+    assert desk.apply(OpenAccount(5)) == [(E.ACCOUNT_OPENED, 5)]
+    opened = canonical(desk.engine)[3:]
+    assert opened != before  # the set of open accounts is part of the state (and its hash)
+    assert desk.apply(OpenAccount(5)) == []  # a retried sign-up: nothing changes
+    assert canonical(desk.engine)[3:] == opened
+    assert desk.apply(Transfer(1, 5, "USDT", 10 * USDT))[1] == (E.BALANCE, 5, 2, 10 * USDT, 0, E.Cause.TRANSFER)
+    assert desk.apply(Credit(5, "USDT", 10 * USDT, "deposit-5"))[0][0] == E.BALANCE
+    assert desk.balance(5, "USDT") == (20 * USDT, 0)
+    # the system accounts always exist
+    assert desk.engine.has_account(FEE_ACCOUNT) and desk.engine.has_account(INSURANCE_ACCOUNT)
+    assert desk.apply(OpenAccount(FEE_ACCOUNT))[0][1] == "INVALID_ACCOUNT"
+    assert not desk.engine.conservation_errors()
 
 
 def test_withdrawal_locks_then_leaves_or_returns(desk: Desk) -> None:

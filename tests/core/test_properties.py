@@ -17,12 +17,13 @@ from dpg.core.commands import (
     CompleteWithdrawal,
     Credit,
     FailWithdrawal,
+    OpenAccount,
     PlaceOrder,
     RequestWithdrawal,
     Transfer,
 )
 from dpg.core.engine import Engine
-from dpg.core.model import STP, OrderType, Side
+from dpg.core.model import FEE_ACCOUNT, INSURANCE_ACCOUNT, STP, OrderType, Side
 from dpg.core.public_replay import replay
 from tests.core.helpers import LOT, TICK, Desk
 
@@ -30,12 +31,14 @@ MARKETS = ["BTC/USDT", "ETH/USDT", "BTC/USD"]
 ETH_LOT = 10**14
 
 accounts = st.integers(1, 4)
+any_accounts = st.integers(1, 6)  # 5 and 6 are not open until an OpenAccount draws them
 
 
 @st.composite
 def commands(draw: Any) -> Any:
     kind = draw(st.sampled_from(["limit"] * 6 + ["ioc", "fok", "post", "mkt", "mktq", "cancel", "cancel_all",
-                                 "amend", "transfer", "credit", "withdraw", "withdrawn", "stop", "take_profit"]))
+                                 "amend", "transfer", "credit", "withdraw", "withdrawn", "stop", "take_profit",
+                                 "open"]))
     acct = draw(accounts)
     market = draw(st.sampled_from(MARKETS))
     lot = ETH_LOT if market.startswith("ETH") else LOT
@@ -71,9 +74,11 @@ def commands(draw: Any) -> Any:
         return CompleteWithdrawal(wid, "tx") if draw(st.booleans()) else FailWithdrawal(wid, "failed")
     if kind == "transfer":
         asset = draw(st.sampled_from(["BTC", "USDT", "ETH"]))
-        return Transfer(acct, draw(accounts), asset, draw(st.integers(1, 10**9)))
-    return Credit(acct, draw(st.sampled_from(["BTC", "USDT", "ETH", "USD"])), draw(st.integers(1, 10**20)),
-                  f"ref-{draw(st.integers(0, 10**9))}")
+        return Transfer(draw(any_accounts), draw(any_accounts), asset, draw(st.integers(1, 10**9)))
+    if kind == "open":
+        return OpenAccount(draw(any_accounts))
+    asset = draw(st.sampled_from(["BTC", "USDT", "ETH", "USD"]))
+    return Credit(draw(any_accounts), asset, draw(st.integers(1, 10**20)), f"ref-{draw(st.integers(0, 10**9))}")
 
 
 def funded() -> Desk:
@@ -90,10 +95,13 @@ def funded() -> Desk:
 @given(st.lists(commands(), min_size=1, max_size=120))
 def test_conservation_and_uncrossed_book_after_every_command(cmds: list[Any]) -> None:
     d = funded()
+    opened = {FEE_ACCOUNT, INSURANCE_ACCOUNT, 1, 2, 3, 4}
     for cmd in cmds:
-        d.apply(cmd)
+        events = d.apply(cmd)
         errors = d.engine.conservation_errors()
         assert not errors, (cmd, errors)
+        opened |= {e[1] for e in events if e[0] == E.ACCOUNT_OPENED}
+        assert set(d.engine.balances) == opened, cmd  # no money ever reaches an account nobody opened
         for book in d.engine.books:
             assert not book.crossed(), cmd
             for side in (book.bids, book.asks):
@@ -203,3 +211,15 @@ def test_large_amounts_survive_snapshots() -> None:
     e: Engine = state.decode(state.encode(d.engine))
     assert e.balance(1, "ETH") == (2**126, 0)
     assert d.apply(Credit(1, "ETH", 2**126, "too-much"))[0][0] == E.REJECTED
+
+
+def test_the_public_replay_opens_the_accounts_it_funds() -> None:
+    import pytest
+
+    from dpg.core.errors import DomainError
+
+    row = {"op": "new", "id": "1", "account": "7", "side": "buy", "type": "limit", "price": "100", "qty": "2"}
+    r = replay([row])
+    assert r.engine.has_account(7) and [x.id for x in r.book()] == [1]
+    with pytest.raises(DomainError, match="63-bit"):
+        replay([{**row, "account": str(1 << 63)}])

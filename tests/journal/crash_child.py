@@ -11,7 +11,7 @@ import threading
 from functools import partial
 
 from dpg.config import Settings
-from dpg.core.commands import Credit, PlaceOrder
+from dpg.core.commands import Credit, OpenAccount, PlaceOrder
 from dpg.core.events import Event
 from dpg.core.model import OrderType, Side
 from dpg.node import Node
@@ -33,7 +33,8 @@ def main() -> None:
             out.flush()
         window.release()
 
-    for a in range(1, ACCOUNTS + 1):  # refs make a repeated funding a no-op
+    for a in range(1, ACCOUNTS + 1):  # opening again changes nothing and refs make a repeated funding a no-op
+        node.sequencer.submit_wait(OpenAccount(a))
         node.sequencer.submit_wait(Credit(a, "USDT", 10**13, f"fund-usdt-{a}"))
         node.sequencer.submit_wait(Credit(a, "BTC", 10**11, f"fund-btc-{a}"))
     out.write("READY\n")

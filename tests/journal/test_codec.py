@@ -17,6 +17,7 @@ from dpg.core.commands import (
     FailWithdrawal,
     ListAsset,
     ListMarket,
+    OpenAccount,
     PlaceOrder,
     RequestWithdrawal,
     Transfer,
@@ -38,6 +39,7 @@ def test_place_order_round_trip(cmd: PlaceOrder) -> None:
 @pytest.mark.parametrize("cmd", [
     ListAsset("BTC", 8),
     ListMarket("BTC/USDT", "BTC", "USDT", 10_000, 10_000, 5_000_000, 800, 1000),
+    OpenAccount(7),
     Credit(7, "ETH", 3 * 10**30, "0xabc:1"),
     Transfer(1, 2, "USDT", 5),
     CancelOrder(1, "BTC/USDT", 9, "cid"),
@@ -49,6 +51,14 @@ def test_place_order_round_trip(cmd: PlaceOrder) -> None:
 ])
 def test_every_command_round_trips(cmd: Any) -> None:
     assert codec.decode(codec.encode(cmd)) == cmd
+
+
+def test_every_command_class_has_a_kind() -> None:
+    from typing import get_args
+
+    from dpg.core.commands import Command
+
+    assert set(codec.KINDS) == set(get_args(Command)) and len(set(codec.KINDS.values())) == len(codec.KINDS)
 
 
 def test_negative_big_integers_round_trip() -> None:

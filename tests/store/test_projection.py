@@ -12,7 +12,7 @@ import psycopg
 from dpg.bench.engine_bench import dpg_commands
 from dpg.bench.workload import mixed
 from dpg.config import Settings
-from dpg.core.commands import Credit
+from dpg.core.commands import Credit, OpenAccount
 from dpg.core.engine import Engine
 from dpg.journal.journal import Journal
 from dpg.node import Node
@@ -23,6 +23,7 @@ from dpg.store.projection import Projector
 def _load(url: str, n: int) -> Engine:
     node = Node.open(url, Settings.from_env({}), projections=False)
     for a in range(1, 51):
+        node.sequencer.submit(OpenAccount(a))
         node.sequencer.submit(Credit(a, "BTC", 10**12, f"b{a}"))
         node.sequencer.submit(Credit(a, "USDT", 10**14, f"u{a}"))
     for cmd in dpg_commands(mixed(n, seed=3, accounts=50)):
@@ -108,6 +109,8 @@ def test_catch_up_resumes_after_its_checkpoint(pg_url: str) -> None:
 def test_the_follower_process_keeps_projections_current(pg_url: str) -> None:
     node = Node.open(pg_url, Settings.from_env({}), projections=True)
     try:
+        node.sequencer.submit(OpenAccount(1))
+        node.sequencer.submit(OpenAccount(2))
         node.sequencer.submit_wait(Credit(1, "USDT", 10**12, "a"))
         node.sequencer.submit_wait(Credit(2, "BTC", 10**10, "b"))
         for cmd in dpg_commands(mixed(500, seed=5, accounts=2)):
@@ -126,6 +129,7 @@ def test_an_epoch_records_every_balance_at_its_seq_while_trading_goes_on(pg_url:
 
     node = Node.open(pg_url, Settings.from_env({}), projections=False)
     for a in range(1, 21):
+        node.sequencer.submit(OpenAccount(a))
         node.sequencer.submit(Credit(a, "BTC", 10**10, f"b{a}"))
         node.sequencer.submit(Credit(a, "USDT", 10**12, f"u{a}"))
     cmds = list(dpg_commands(mixed(3_000, seed=9, accounts=20)))
@@ -159,5 +163,56 @@ def test_an_epoch_records_every_balance_at_its_seq_while_trading_goes_on(pg_url:
     assert len(expected) > 20
     # replaying again records nothing twice
     assert projector.write_epoch(1_795_564_800, mark_seq, 0, recover(journal)) is False
+    projector.close()
+    journal.close()
+
+
+def test_stop_orders_keep_their_stop_price_and_trigger_whatever_the_batches(pg_url: str) -> None:
+    from dpg.core import events as E
+    from dpg.core.commands import PlaceOrder
+    from dpg.core.model import OrderType, Side
+    from dpg.journal.recovery import recover
+
+    tick, lot, p = 10_000, 10_000, 2_000_000  # BTC/USDT: 0.01 USDT, 0.0001 BTC; 20,000.00 USDT
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    for a in (1, 2):
+        node.sequencer.submit(OpenAccount(a))
+        node.sequencer.submit(Credit(a, "BTC", 10**9, f"b{a}"))
+        node.sequencer.submit(Credit(a, "USDT", 10**12, f"u{a}"))
+
+    def place(account: int, side: Side, otype: OrderType, ticks: int, stop: int = 0) -> int:
+        _, ev = node.sequencer.submit_wait(PlaceOrder(account, "BTC/USDT", side, otype, ticks * tick, 10 * lot,
+                                                      stop_price=stop * tick))
+        assert ev[0][0] == E.ORDER_NEW, ev
+        return int(ev[0][1])
+
+    place(2, Side.SELL, OrderType.LIMIT, p)
+    place(1, Side.BUY, OrderType.LIMIT, p)  # the last price: p
+    fires = place(1, Side.BUY, OrderType.STOP_LIMIT, p + 200, stop=p + 100)
+    waits = place(1, Side.BUY, OrderType.STOP_LIMIT, p + 20_000, stop=p + 10_000)
+    place(2, Side.SELL, OrderType.LIMIT, p + 100)
+    place(1, Side.BUY, OrderType.LIMIT, p + 100)  # the last price reaches fires' stop
+    node.close()
+    assert fires not in node.engine.orders or not node.engine.orders[fires].stop
+    assert node.engine.orders[waits].stop
+
+    def rows() -> dict[int, tuple[Any, ...]]:
+        with psycopg.connect(pg_url) as c:
+            got = c.execute("SELECT order_id, stop_price, triggered FROM orders WHERE order_id IN (%s, %s)",
+                            (fires, waits)).fetchall()
+        return {int(r[0]): (int(r[1]), r[2]) for r in got}
+
+    want = {fires: ((p + 100) * tick, True), waits: ((p + 10_000) * tick, False)}
+    journal = Journal(pg_url)
+    projector = Projector(pg_url)
+    one_by_one: list[Any] = []
+    recover(journal, from_snapshot=False, on_applied=lambda e, a: one_by_one.append(a))
+    projector.bind(node.engine.assets, node.engine.markets)
+    for a in one_by_one:  # each command its own batch: the trigger updates a row written before
+        projector.write([a])
+    assert rows() == want
+    projector.truncate()
+    follower.catch_up(journal, projector)  # one batch: the row is written triggered
+    assert rows() == want
     projector.close()
     journal.close()

@@ -32,9 +32,11 @@ from dpg.api.history import History
 from dpg.api.marketdata import MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
 from dpg.api.trading import AmendRequest, CreditRequest, OrderRequest, Trading, TransferRequest
-from dpg.api.views import AccountViews
+from dpg.api.views import AccountViews, OrderView
 from dpg.api.ws import INTERVALS, MAX_STREAMS, PRIVATE, Client, Dialect, Grant, Hub
 from dpg.bus.wire import Batch
+from dpg.core import events as E
+from dpg.core.commands import OpenAccount
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market
 
@@ -75,6 +77,26 @@ class Runtime:
             return False, "this API process lost its place in the event feed; restart it"
         status = getattr(self.bus, "status", None)
         return status() if status is not None else (True, "")
+
+    async def open_account(self, user_id: int) -> bool:
+        """Open a user's ledger account (OpenAccount is idempotent). False, logged, when the engine
+        cannot take it now: the account then opens at the user's next login, or when the exchange
+        next starts (dpg.node)."""
+        try:
+            seq, events = await self.bus.submit(OpenAccount(user_id))
+            if events and events[0][0] == E.REJECTED:
+                raise RuntimeError(f"{events[0][1]}: {events[0][2]}")
+            await self.views.wait_for(seq)
+        except Exception as e:  # the user exists either way; the account opens later
+            log.warning("event=account_open_deferred user=%d reason=%r", user_id, str(e) or type(e).__name__)
+            return False
+        return True
+
+    async def find_order(self, account: int, order_id: int = 0, client_id: str = "") -> OrderView | None:
+        """An order of ``account`` by id (or else client id): open and recently finished ones from
+        the views, any other (finished before a restart, or long ago) from the projections."""
+        v = self.views.order(account, order_id) if order_id else self.views.order_by_client_id(account, client_id)
+        return v if v is not None else await self.history.order(account, order_id, client_id)
 
     def load(self, engine: Engine) -> None:
         self.views.load(engine)
@@ -280,6 +302,10 @@ class LoginRequest(BaseModel):
     totp: str | None = Field(default=None, max_length=16)
 
 
+class OpenAccountRequest(BaseModel):
+    user_id: int = Field(gt=0, lt=2**62)
+
+
 class TotpRequest(BaseModel):
     code: str = Field(max_length=16)
 
@@ -430,12 +456,16 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.post("/api/v1/auth/signup", tags=["account"], status_code=201)
     async def signup(req: SignupRequest) -> dict[str, int]:
-        return {"user_id": await rt.accounts.sign_up(req.email, req.password)}
+        user = await rt.accounts.sign_up(req.email, req.password)
+        await rt.open_account(user)  # if the engine cannot take it now: at the next login or start
+        return {"user_id": user}
 
     @app.post("/api/v1/auth/login", tags=["account"])
     async def login(req: LoginRequest, request: Request) -> dict[str, Any]:
         token, expires = await rt.accounts.login(req.email, req.password, req.totp, client_ip(request))
         user = await rt.accounts.session_user(token)
+        if not rt.views.has_account(user):  # its sign-up could not open it
+            await rt.open_account(user)
         return {"token": token, "expires_at": int(expires * 1000), "user_id": user}
 
     @app.post("/api/v1/auth/logout", tags=["account"])
@@ -497,14 +527,14 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.get("/api/v1/orders/by-client-id/{client_order_id}", tags=["private"])
     async def order_by_cid(client_order_id: str, p: Auth) -> dict[str, Any]:
-        v = rt.views.order_by_client_id(p.user_id, client_order_id)
+        v = await rt.find_order(p.user_id, client_id=client_order_id)
         if v is None:
             raise ApiError(404, "ORDER_NOT_FOUND", "no order with this client order id")
         return rt.trading.order_json(v)
 
     @app.get("/api/v1/orders/{order_id}", tags=["private"])
     async def order(order_id: Annotated[int, Field(ge=1, le=2**62)], p: Auth) -> dict[str, Any]:
-        v = rt.views.order(p.user_id, order_id)
+        v = await rt.find_order(p.user_id, order_id)
         if v is None:
             raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
         return rt.trading.order_json(v)
@@ -549,6 +579,18 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.post("/api/v1/admin/credits", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
     async def credit(req: CreditRequest) -> dict[str, Any]:
         return await rt.trading.credit(req)
+
+    @app.post("/api/v1/admin/accounts", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
+    async def open_account(req: OpenAccountRequest) -> dict[str, Any]:
+        """Open a signed-up user's ledger account (``dpg user create`` does); opening again is harmless."""
+        async with rt.accounts.pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM users WHERE id = %s", (req.user_id,))
+            if await cur.fetchone() is None:
+                raise ApiError(404, "UNKNOWN_ACCOUNT", f"no user with id {req.user_id}")
+        if not await rt.open_account(req.user_id):
+            raise ApiError(503, "UNAVAILABLE", "the engine did not open the account; it opens at the user's next"
+                           " login or when the exchange starts")
+        return {"user_id": req.user_id, "open": True}
 
     @app.post("/api/v1/admin/por/epochs", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
     async def mark_epoch() -> dict[str, Any]:

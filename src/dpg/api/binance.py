@@ -284,15 +284,17 @@ def router(rt: Runtime) -> APIRouter:
             "transactTime": _ms(v.updated_ts),
         }
 
-    def find(user: int, params: dict[str, str], missing: int) -> OrderView:
+    async def find(user: int, params: dict[str, str], missing: int) -> OrderView:
+        """The order named by orderId or origClientOrderId: from the views, or (finished before a
+        restart, or long ago) from the projections."""
         oid, cid = params.get("orderId"), params.get("origClientOrderId")
         v = None
         if oid:
-            if not oid.isdigit():
+            if not (oid.isascii() and oid.isdigit()) or len(oid) > 19:
                 raise BinanceError(400, -1100, "Illegal characters found in parameter 'orderId'.")
-            v = rt.views.order(user, int(oid))
+            v = await rt.find_order(user, int(oid))
         elif cid:
-            v = rt.views.order_by_client_id(user, cid)
+            v = await rt.find_order(user, client_id=cid)
         else:
             raise BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were"
                                            " empty/null!")
@@ -375,13 +377,13 @@ def router(rt: Runtime) -> APIRouter:
     @r.get("/order")
     async def get_order(request: Request) -> dict[str, Any]:
         user, p = await signed(request, "read")
-        return order_json(find(user, p, -2013))
+        return order_json(await find(user, p, -2013))
 
     @r.delete("/order")
     async def cancel_order(request: Request) -> dict[str, Any]:
         user, p = await signed(request, "trade")
         m = market(need_param(p, "symbol"))
-        v = find(user, p, -2011)
+        v = await find(user, p, -2011)
         if v.order_id not in rt.views.open:
             raise BinanceError(400, -2011, "Unknown order sent.")
         await rejections(rt.trading.cancel(user, m.symbol, order_id=v.order_id))

@@ -2,8 +2,8 @@
 around a drifting reference price, so a new user sees a working exchange at once.
 
 Demo logins (password ``demo-password``): alice@demo.dpg and bob@demo.dpg. The market maker
-trades as maker@demo.dpg. Every balance comes from a journaled credit with a fixed reference, so
-restarting the demo credits nothing twice.
+trades as maker@demo.dpg. Their accounts are opened like any sign-up's, and every balance comes from
+a journaled credit with a fixed reference, so restarting the demo credits nothing twice.
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ MAKER_FUNDS = {"BTC": 10**10, "ETH": 10**21, "USDT": 10**13, "USD": 10**13}
 
 
 async def _user(rt: Runtime, email: str) -> int:
+    """The demo user's id, signed up if new; its ledger account open (opening again changes nothing)."""
     try:
-        return await rt.accounts.sign_up(email, PASSWORD)
+        user = await rt.accounts.sign_up(email, PASSWORD)
     except AuthError as e:
         if e.code != "EMAIL_TAKEN":
             raise
-    token, _ = await rt.accounts.login(email, PASSWORD, None, "127.0.0.1")
-    user = await rt.accounts.session_user(token)
-    await rt.accounts.logout(token)
+        token, _ = await rt.accounts.login(email, PASSWORD, None, "127.0.0.1")
+        user = await rt.accounts.session_user(token)
+        await rt.accounts.logout(token)
+    await rt.open_account(user)
     return user
 
 

@@ -13,6 +13,7 @@ from dpg.core.errors import Reject
 STATUS: dict[str, int] = {
     Reject.UNKNOWN_MARKET: 404,
     Reject.UNKNOWN_ASSET: 404,
+    Reject.UNKNOWN_ACCOUNT: 404,
     Reject.ORDER_NOT_FOUND: 404,
     Reject.DUPLICATE_CLIENT_ORDER_ID: 409,
     Reject.DUPLICATE_REFERENCE: 409,

@@ -1,6 +1,7 @@
 """History from the projection tables: orders, own trades and ledger entries, newest first, with
-time ranges and cursor pagination. Projections trail the engine by the follower's lag; every
-answer says up to which sequence number it is complete (``projected_seq``)."""
+time ranges and cursor pagination, and one order by id or client id with its fills. Projections
+trail the engine by the follower's lag; every list says up to which sequence number it is complete
+(``projected_seq``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,25 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES, OrderView
+from dpg.core.engine import MAX_CLIENT_ID
 from dpg.core.model import Asset, Market
 
 MAX_LIMIT = 1000
+FILLS_KEPT = 200  # an order's fills in an answer, as the views keep them
+
+_SIDES = {name: v for v, name in SIDE_NAMES.items()}
+_TYPES = {name: v for v, name in TYPE_NAMES.items()}
+_STPS = {name: v for v, name in STP_NAMES.items()}
+_STATUSES = {name: v for v, name in STATUS_NAMES.items()}
+_ORDER = ("SELECT order_id, account, market, side, type, price, qty, quote_qty, client_id, stp, status, filled,"
+          " filled_quote, reason, created_seq, created_ts, updated_seq, updated_ts, stop_price, triggered"
+          " FROM orders WHERE account = %s AND ")
+_FILLS = ("SELECT trade_id, price, qty, fee, role, sum(fee) OVER () FROM ("
+          " SELECT trade_id, price, qty, taker_fee AS fee, 'taker' AS role FROM trades WHERE taker_order = %s"
+          " UNION ALL"
+          " SELECT trade_id, price, qty, maker_fee, 'maker' FROM trades WHERE maker_order = %s) f"
+          " ORDER BY trade_id LIMIT %s")
 
 
 def _range(where: list[str], args: list[Any], column: str, start_ms: int | None, end_ms: int | None) -> None:
@@ -66,6 +83,30 @@ class History:
                         "created_at": cts // 1_000_000, "updated_at": uts // 1_000_000})
         return {"projected_seq": projected, "orders": out,
                 "next_before_id": out[-1]["order_id"] if len(out) == min(limit, MAX_LIMIT) else None}
+
+    async def order(self, account: int, order_id: int = 0, client_id: str = "") -> OrderView | None:
+        """One order of ``account`` by id (or else by client id) as the projections hold it, with its
+        fills and fee: how a finished order is found once the views no longer hold it."""
+        if not 0 <= order_id < 1 << 63 or (not order_id and not 0 < len(client_id) <= MAX_CLIENT_ID):
+            return None  # no such order can exist
+        by, key = ("order_id = %s", order_id) if order_id else ("client_id = %s", client_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the order and its fills agree
+            cur = await conn.execute(_ORDER + by, (account, key))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            cur = await conn.execute(_FILLS, (row[0], row[0], FILLS_KEPT))
+            fills = await cur.fetchall()
+        (oid, acct, mk, side, typ, price, qty, qq, cid, stp, status, filled, fq, reason, cseq, cts, useq, uts,
+         stop, triggered) = row
+        return OrderView(
+            int(oid), int(acct), self._market(mk).index, _SIDES[side], _TYPES[typ], int(price), int(qty), int(qq),
+            cid, _STPS[stp], status=_STATUSES[status], filled=int(filled), filled_quote=int(fq),
+            fee=int(fills[0][5]) if fills else 0, reason=reason, created_seq=int(cseq), created_ts=int(cts),
+            updated_seq=int(useq), updated_ts=int(uts), stop_price=int(stop), triggered=bool(triggered),
+            fills=[{"trade_id": int(t), "price": int(p), "qty": int(q), "fee": int(f), "role": r}
+                   for t, p, q, f, r, _ in fills])
 
     async def trades(self, account: int, market: str | None, start_ms: int | None, end_ms: int | None,
                      before_id: int | None, limit: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """What an operator (or a script) does from the command line: create users and API keys on the
-exchange's database, and credit balances through the running exchange (a journaled command, like
-every balance change). Names without an '@' stand for ``NAME@users.dpg.local``."""
+exchange's database, open a new user's ledger account and credit balances through the running
+exchange (journaled commands, like every balance change). Names without an '@' stand for
+``NAME@users.dpg.local``."""
 
 from __future__ import annotations
 
@@ -37,7 +38,11 @@ async def _user_id(pool: AsyncConnectionPool, name: str) -> int:
     return int(row[0])
 
 
-def create_user(url: str, settings: Settings, name: str) -> dict[str, Any]:
+def create_user(url: str, settings: Settings, name: str, api: str) -> dict[str, Any]:
+    """A new user; its ledger account opened on the running exchange at ``api`` (http://host:port;
+    ``account_open`` false when no exchange answers: it opens when the exchange starts)."""
+    from dpg.api.server import admin_token
+
     password = secrets.token_urlsafe(18)
 
     async def work(accounts: Accounts, _: AsyncConnectionPool) -> dict[str, Any]:
@@ -45,7 +50,20 @@ def create_user(url: str, settings: Settings, name: str) -> dict[str, Any]:
         return {"id": uid, "name": name, "email": email_of(name), "password": password}
 
     result: dict[str, Any] = asyncio.run(_with_accounts(url, settings, work))
+    result["account_open"] = open_account(api, admin_token(settings), result["id"])
     return result
+
+
+def open_account(base: str, token: str, uid: int) -> bool:
+    """Through the running exchange's operator API; False when it cannot be reached or refuses."""
+    body = json.dumps({"user_id": uid}).encode()
+    req = urllib.request.Request(f"{base}/api/v1/admin/accounts", method="POST", data=body,  # noqa: S310
+                                 headers={"X-DPG-Admin-Token": token, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30):  # noqa: S310 (an http URL of the operator's)
+            return True
+    except OSError:  # HTTPError included
+        return False
 
 
 def create_api_key(url: str, settings: Settings, name: str, permissions: list[str]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What an API process knows of accounts right now: balances and open (and recently finished)
-orders, built from committed event batches only, so a reply never shows uncommitted state.
+"""What an API process knows of accounts right now: which are open, balances and open (and recently
+finished) orders, built from committed event batches only, so a reply never shows uncommitted state.
 
 Loaded from an engine at its seq, then advanced by ``apply`` one command at a time, in order.
 ``wait_for(seq)`` lets a request that got a reply for ``seq`` read its own write.
@@ -51,6 +51,7 @@ class AccountViews:
         self.markets = markets  # the engine's own append-only lists
         self.assets = assets
         self.seq = 0
+        self.accounts: set[int] = set()  # the open user accounts
         self.balances: dict[int, dict[int, list[int]]] = {}  # account -> asset -> [available, locked]
         self.open: dict[int, OrderView] = {}
         self.by_account: dict[int, dict[int, OrderView]] = {}
@@ -62,6 +63,7 @@ class AccountViews:
 
     def load(self, engine: Engine) -> None:
         self.seq = engine.seq
+        self.accounts = {acct for acct in engine.balances if acct > 0}
         for acct, vec in engine.balances.items():
             if acct > 0 and any(vec):
                 self.balances[acct] = {a: [vec[2 * a], vec[2 * a + 1]] for a in range(len(vec) // 2)}
@@ -140,6 +142,8 @@ class AccountViews:
                 if v is not None:
                     v.price, v.qty = ev[2], ev[3]
                     v.updated_seq, v.updated_ts = seq, ts
+            elif kind == E.ACCOUNT_OPENED:
+                self.accounts.add(ev[1])
         if self._waiters:
             still = []
             for want, fut in self._waiters:
@@ -170,6 +174,9 @@ class AccountViews:
     def open_orders(self, account: int, market: int | None = None) -> list[OrderView]:
         mine = self.by_account.get(account, {})
         return sorted((v for v in mine.values() if market is None or v.market == market), key=lambda v: v.order_id)
+
+    def has_account(self, account: int) -> bool:
+        return account in self.accounts
 
     def balance(self, account: int) -> dict[int, list[int]]:
         return self.balances.get(account, {})

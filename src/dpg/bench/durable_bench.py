@@ -19,7 +19,7 @@ from dpg.bench.engine_bench import dpg_commands
 from dpg.bench.workload import mixed
 from dpg.config import Settings
 from dpg.core import state
-from dpg.core.commands import Credit
+from dpg.core.commands import Credit, OpenAccount
 from dpg.core.events import Event
 from dpg.journal.journal import Journal
 from dpg.journal.recovery import recover
@@ -40,6 +40,7 @@ def scratch() -> Iterator[str]:
 
 def _fund(node: Node, accounts: int) -> None:
     for a in range(1, accounts + 1):
+        node.sequencer.submit(OpenAccount(a))
         for asset in ("BTC", "USDT"):
             node.sequencer.submit(Credit(a, asset, 10**24, f"bench-{asset}-{a}"))
     node.sequencer.submit_wait(Credit(1, "USDT", 1, "bench-fence"))

@@ -16,7 +16,7 @@ from typing import Any
 
 from dpg.bench.workload import Op, mixed
 from dpg.core import events as E
-from dpg.core.commands import CancelOrder, Credit, PlaceOrder
+from dpg.core.commands import CancelOrder, Credit, OpenAccount, PlaceOrder
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS
 from dpg.core.model import OrderType, Side
@@ -36,6 +36,8 @@ def funded_engine(accounts: int) -> tuple[Engine, int]:
         seq += 1
         e.apply(cmd, seq, seq)
     for a in range(1, accounts + 1):
+        seq += 1
+        e.apply(OpenAccount(a), seq, seq)
         for asset in ("BTC", "USDT"):
             seq += 1
             e.apply(Credit(a, asset, 10**24, f"bench-{asset}-{a}"), seq, seq)

@@ -15,7 +15,9 @@ A poll:
    each, the block hash at its height must still be the log's, then ``Credit(account, asset,
    amount, ref="<chain>:<tx hash>:<log index>")`` goes to the engine through ``submit``. The engine
    refuses a reference it has credited (DUPLICATE_REFERENCE): the deposit was credited before a
-   restart, and is marked so. Any other refusal marks it rejected, for an operator;
+   restart, and is marked so. Any other refusal marks it rejected, for an operator (one tagged with
+   an account the exchange does not know, UNKNOWN_ACCOUNT, is logged as ``deposit_unattributed``;
+   ``dpg wallet deposits ACCOUNT`` lists it with its reason);
 5. moves the cursor to the last block whose deposits are all done (at most ``head - confirmations + 1``).
 
 A token the chain's settings do not list is logged and skipped, never credited. ``run`` polls until
@@ -257,8 +259,10 @@ class DepositWatcher:
                 reason = f"{first[1]}: {first[2]}"
                 self.store.mark_rejected(c.name, s.key, reason)
                 rejected.append(s.key)
-                log.error("event=deposit_rejected chain=%s ref=%s account=%d asset=%s amount=%d reason=%r",
-                          c.name, ref, lg.account, s.asset, lg.amount, reason)
+                unknown = first[1] == Reject.UNKNOWN_ACCOUNT.value
+                log.error("event=%s chain=%s ref=%s account=%d asset=%s amount=%d reason=%r",
+                          "deposit_unattributed" if unknown else "deposit_rejected", c.name, ref, lg.account, s.asset,
+                          lg.amount, reason)
 
         final = min(scanned_to, head - c.confirmations + 1)
         if blocked_at is not None:

@@ -30,6 +30,15 @@ class ListMarket:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenAccount:
+    """A user's ledger account comes into existence (at sign-up). Only an open account is credited,
+    receives transfers, places orders or withdraws; opening an open account changes nothing, so a
+    retried sign-up is harmless. The system accounts (fees, insurance) are always open."""
+
+    account: int
+
+
+@dataclass(frozen=True, slots=True)
 class Credit:
     """Money entering the exchange: an operator's fiat credit, later a confirmed chain deposit.
 
@@ -130,6 +139,6 @@ class AmendOrder:
 
 
 Command = (
-    ListAsset | ListMarket | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
+    ListAsset | ListMarket | OpenAccount | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
     | MarkEpoch | PlaceOrder | CancelOrder | CancelAll | AmendOrder
 )

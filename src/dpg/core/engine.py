@@ -2,7 +2,9 @@
 
 Pure and deterministic: no clock (the sequencer stamps ``ts``), no randomness, no I/O. Same
 commands, same state, same events, byte for byte. The ledger lives here as one integer vector per
-account, ``[available_0, locked_0, available_1, locked_1, ...]`` indexed by asset.
+account, ``[available_0, locked_0, available_1, locked_1, ...]`` indexed by asset. An account exists
+once opened (OpenAccount) and has its vector from then on; the system accounts always have theirs.
+A command that names an account the engine does not know is refused (UNKNOWN_ACCOUNT).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dpg.core.commands import (
     ListAsset,
     ListMarket,
     MarkEpoch,
+    OpenAccount,
     PlaceOrder,
     RequestWithdrawal,
     Transfer,
@@ -70,6 +73,7 @@ C_FEE = Cause.FEE.value
 MAX_CLIENT_ID = 64
 MAX_REF = 200
 MAX_AMOUNT = 1 << 127  # any amount or balance stays below 2**128 (proof-of-reserves leaves)
+MAX_ACCOUNT = 1 << 63  # account numbers are positive PostgreSQL bigints
 
 _STP_REASON = "self-trade prevention"
 _SIDES = frozenset(s.value for s in Side)
@@ -131,6 +135,7 @@ class Engine:
             CompleteWithdrawal: self._complete_withdrawal,
             FailWithdrawal: self._fail_withdrawal,
             MarkEpoch: self._mark_epoch,
+            OpenAccount: self._open_account,
             ListAsset: self._list_asset,
             ListMarket: self._list_market,
         }
@@ -198,11 +203,21 @@ class Engine:
 
     # ------------------------------------------------------------------ ledger
 
-    def _vector(self, account: int) -> list[int]:
-        vec = self.balances.get(account)
-        if vec is None:
-            vec = self.balances[account] = self._zero_vector.copy()
-        return vec
+    def has_account(self, account: int) -> bool:
+        """Whether ``account`` is open (the system accounts always are)."""
+        return account in self.balances
+
+    def _open_account(self, c: OpenAccount) -> list[Event]:
+        acct = c.account
+        if not _is_int(acct) or not 0 < acct < MAX_ACCOUNT:
+            return _rej(Reject.INVALID_ACCOUNT, "an account number is a positive 63-bit integer")
+        if acct in self.balances:
+            return []  # already open: nothing changes
+        self.balances[acct] = self._zero_vector.copy()
+        return [(E.ACCOUNT_OPENED, acct)]
+
+    def _unknown(self, account: int) -> list[Event]:
+        return _rej(Reject.UNKNOWN_ACCOUNT, f"account {account} does not exist")
 
     def balance(self, account: int, asset: str) -> tuple[int, int]:
         """(available, locked) in base units."""
@@ -229,7 +244,9 @@ class Engine:
             return _rej(Reject.INVALID_ORDER, "a credit needs a reference of 1-200 characters")
         if c.ref in self.refs:
             return _rej(Reject.DUPLICATE_REFERENCE, f"reference {c.ref!r} was already credited")
-        vec = self._vector(c.account)
+        vec = self.balances.get(c.account)
+        if vec is None:
+            return self._unknown(c.account)
         i = 2 * asset.index
         if vec[i] + vec[i + 1] + c.amount >= MAX_AMOUNT:
             return _rej(Reject.INVALID_AMOUNT, "balance would exceed 2**127 base units")
@@ -249,11 +266,15 @@ class Engine:
             return _rej(Reject.SELF_TRANSFER, "cannot transfer to the same account")
         if not _is_int(c.amount) or c.amount <= 0:
             return _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
-        i = 2 * asset.index
         svec = self.balances.get(src)
-        if svec is None or svec[i] < c.amount:
+        dvec = self.balances.get(dst)
+        if svec is None:
+            return self._unknown(src)
+        if dvec is None:
+            return self._unknown(dst)
+        i = 2 * asset.index
+        if svec[i] < c.amount:
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
-        dvec = self._vector(dst)
         svec[i] -= c.amount
         dvec[i] += c.amount
         t = Cause.TRANSFER.value
@@ -269,8 +290,10 @@ class Engine:
         if wid in self.withdrawal_ids:
             return _rej(Reject.DUPLICATE_WITHDRAWAL, f"withdrawal {wid!r} was already requested")
         vec = self.balances.get(c.account)
+        if vec is None:
+            return self._unknown(c.account)
         i = 2 * asset.index
-        if vec is None or vec[i] < c.amount:
+        if vec[i] < c.amount:
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         vec[i] -= c.amount
         vec[i + 1] += c.amount
@@ -389,7 +412,7 @@ class Engine:
 
         vec = self.balances.get(acct)
         if vec is None:
-            vec = self._vector(acct)
+            return self._unknown(acct)
         book = self.books[m.index]
         if side == BUY:
             ai = m.quote_i

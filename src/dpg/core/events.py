@@ -16,6 +16,7 @@ and lots, so that every consumer reads them without the market's parameters.
     (WITHDRAWAL_DONE, withdrawal_id, completed, reference_or_reason)
     (EPOCH_MARKED, epoch)
     (ORDER_TRIGGERED, oid, account, market, side, price, remaining)  a stop order becomes a limit order
+    (ACCOUNT_OPENED, account)
 
 ``market`` and ``asset`` are indices in listing order. Fees are in the asset the payer receives:
 a buyer pays in base, a seller in quote. Every change of a balance is one BALANCE event.
@@ -40,6 +41,7 @@ WITHDRAWAL_REQUESTED = 8
 WITHDRAWAL_DONE = 9
 EPOCH_MARKED = 10
 ORDER_TRIGGERED = 11
+ACCOUNT_OPENED = 12
 
 
 class Cause(IntEnum):
@@ -67,4 +69,5 @@ KIND_NAMES = {
     WITHDRAWAL_DONE: "withdrawal_done",
     EPOCH_MARKED: "epoch_marked",
     ORDER_TRIGGERED: "order_triggered",
+    ACCOUNT_OPENED: "account_opened",
 }

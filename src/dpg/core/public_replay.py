@@ -1,10 +1,10 @@
 """The public matching replay: run one market's order log through the real engine.
 
 Anyone can re-run DPG's matching on an order log and get the same trades. Prices are ticks and
-quantities lots (a market with tick = lot = 1 base unit and no fees); accounts are funded without
-limit; self-trade prevention is expire-taker; market orders are by base quantity. A cancel of an
-unknown or finished id is ignored; a rejected order (a post-only that would cross, a FOK that
-cannot fill) leaves no trace but its absence.
+quantities lots (a market with tick = lot = 1 base unit and no fees); each account is opened and
+funded without limit at its first order; self-trade prevention is expire-taker; market orders are
+by base quantity. A cancel of an unknown or finished id is ignored; a rejected order (a post-only
+that would cross, a FOK that cannot fill) leaves no trace but its absence.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dpg.core import events as E
-from dpg.core.commands import CancelOrder, Credit, ListAsset, ListMarket, PlaceOrder
-from dpg.core.engine import Engine
+from dpg.core.commands import CancelOrder, Credit, ListAsset, ListMarket, OpenAccount, PlaceOrder
+from dpg.core.engine import MAX_ACCOUNT, Engine
 from dpg.core.errors import DomainError, Reject
 from dpg.core.model import OrderType, Side
 
@@ -71,6 +71,7 @@ class Replay:
     def _fund(self, account: int) -> None:
         if account not in self.funded:
             self.funded.add(account)
+            self._apply(OpenAccount(account))
             self._apply(Credit(account, "BASE", _FUNDING, f"fund-base-{account}"))
             self._apply(Credit(account, "QUOTE", _FUNDING, f"fund-quote-{account}"))
 
@@ -94,8 +95,8 @@ class Replay:
             raise DomainError(Reject.INVALID_ORDER, f"line {line}: unknown side or type")
         price = 0 if otype == OrderType.MARKET else _int(row, "price", line)
         qty = _int(row, "qty", line)
-        if account <= 0:
-            raise DomainError(Reject.INVALID_ACCOUNT, f"line {line}: account must be positive")
+        if not 0 < account < MAX_ACCOUNT:
+            raise DomainError(Reject.INVALID_ACCOUNT, f"line {line}: account must be a positive 63-bit integer")
         self._fund(account)
         events = self._apply(PlaceOrder(account, MARKET, side, otype, price, qty))
         if events[0][0] != E.ORDER_NEW:

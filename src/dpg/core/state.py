@@ -3,7 +3,8 @@
 The canonical form is a nested list of ints and strings in a fixed order (accounts ascending,
 books best price first and oldest first within a price). Its MessagePack encoding is the snapshot
 body, and SHA-256 of that encoding is the state hash: two engines with equal hashes hold equal
-balances, books, counters and idempotency keys.
+balances, books, counters and idempotency keys. Every open account is listed with its balance
+vector, zeros included, so the set of open accounts is part of the hash.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from dpg.core.book import OrderBook
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market, Order, OrderType, Side
 
-FORMAT = 4
+FORMAT = 5  # 5: every open account, also with a zero balance
 
 
 def canonical(engine: Engine) -> list[Any]:
-    balances = [
-        [acct, [wrap(v) for v in vec]] for acct, vec in sorted(engine.balances.items()) if any(vec)
-    ]
+    balances = [[acct, [wrap(v) for v in vec]] for acct, vec in sorted(engine.balances.items())]
     books = []
     for book in engine.books:
         sides = []

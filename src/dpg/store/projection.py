@@ -29,14 +29,14 @@ CAUSE = {c.value: c.name.lower() for c in Cause}
 
 _NEW_COLS = (
     "order_id, account, market, side, type, price, qty, quote_qty, client_id, stp, status, filled, "
-    "filled_quote, reason, created_seq, updated_seq, created_ts, updated_ts"
+    "filled_quote, reason, created_seq, updated_seq, created_ts, updated_ts, stop_price, triggered"
 )
 
 
 class _OrderRow:
     """An order's accumulated change within one batch."""
 
-    __slots__ = ("filled", "filled_quote", "new", "price", "qty", "reason", "seq", "status", "ts")
+    __slots__ = ("filled", "filled_quote", "new", "price", "qty", "reason", "seq", "status", "triggered", "ts")
 
     def __init__(self, new: list[Any] | None) -> None:
         self.new = new  # full row when the order was created in this batch
@@ -48,6 +48,7 @@ class _OrderRow:
         self.ts = 0
         self.price: int | None = None
         self.qty: int | None = None
+        self.triggered: bool | None = None  # True once a stop order's trigger fired
 
 
 class Projector:
@@ -99,10 +100,10 @@ class Projector:
                         row.filled_quote += notional
                         row.seq, row.ts = seq, ts
                 elif kind == E.ORDER_NEW:
-                    (_, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, _stop) = ev
+                    (_, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, stop) = ev
                     orders[oid] = _OrderRow([
                         oid, acct, markets[mi].symbol, SIDE[int(side)], OTYPE[int(otype)], price, qty, quote_qty,
-                        cid, STPN[int(stp)], "open", 0, 0, "", seq, seq, ts, ts,
+                        cid, STPN[int(stp)], "open", 0, 0, "", seq, seq, ts, ts, stop, not stop,
                     ])
                 elif kind == E.ORDER_DONE:
                     row = orders.get(ev[1])
@@ -116,6 +117,12 @@ class Projector:
                     if row is None:
                         row = orders[ev[1]] = _OrderRow(None)
                     row.price, row.qty = ev[2], ev[3]
+                    row.seq, row.ts = seq, ts
+                elif kind == E.ORDER_TRIGGERED:
+                    row = orders.get(ev[1])
+                    if row is None:
+                        row = orders[ev[1]] = _OrderRow(None)
+                    row.triggered = True
                     row.seq, row.ts = seq, ts
         new_rows: list[list[Any]] = []
         updates: list[tuple[Any, ...]] = []
@@ -133,9 +140,12 @@ class Projector:
                     new[10] = "partially_filled"
                 if r.seq:
                     new[15], new[17] = r.seq, r.ts
+                if r.triggered:
+                    new[19] = True
                 new_rows.append(new)
             else:
-                updates.append((oid, r.filled, r.filled_quote, r.status, r.reason, r.price, r.qty, r.seq, r.ts))
+                updates.append((oid, r.filled, r.filled_quote, r.status, r.reason, r.price, r.qty, r.seq, r.ts,
+                                r.triggered))
         last = batch[-1].seq
         with self.conn.transaction(), self.conn.cursor() as cur:
             if new_rows:
@@ -146,7 +156,7 @@ class Projector:
                 cur.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS order_updates (order_id bigint, d_filled numeric,"
                     " d_filled_quote numeric, status text, reason text, price numeric, qty numeric, seq bigint,"
-                    " ts bigint) ON COMMIT DELETE ROWS"
+                    " ts bigint, triggered boolean) ON COMMIT DELETE ROWS"
                 )
                 with cur.copy("COPY order_updates FROM STDIN") as copy:
                     for u in updates:
@@ -158,6 +168,7 @@ class Projector:
                     "   THEN 'partially_filled' ELSE o.status END),"
                     " reason = coalesce(u.reason, o.reason),"
                     " price = coalesce(u.price, o.price), qty = coalesce(u.qty, o.qty),"
+                    " triggered = coalesce(u.triggered, o.triggered),"
                     " updated_seq = u.seq, updated_ts = u.ts"
                     " FROM order_updates u WHERE o.order_id = u.order_id"
                 )
