@@ -16,6 +16,7 @@ import pytest
 from dpg.config import Settings
 from dpg.core import state
 from dpg.core.commands import Credit, OpenAccount, PlaceOrder
+from dpg.core.genesis import GENESIS
 from dpg.core.model import OrderType, Side
 from dpg.node import Node
 
@@ -51,18 +52,18 @@ def test_up_on_a_database_url_lists_the_markets_and_stops_cleanly(pg_url: str) -
     assert "DPG is up" in line and "BTC/USDT, ETH/USDT, BTC/USD, ETH/USD" in line, line
     assert "DPG stopped" in stop(proc)
     with psycopg.connect(pg_url) as c:
-        assert c.execute("SELECT count(*) FROM journal").fetchone() == (8,)
+        assert c.execute("SELECT count(*) FROM journal").fetchone() == (len(GENESIS),)
 
 
 @pytest.mark.slow
 def test_up_with_no_configuration_runs_an_embedded_postgres_that_persists(tmp_path: Path) -> None:
     env = {"DPG_DATA_DIR": str(tmp_path / "data"), "DPG_DATABASE_URL": ""}
     proc, line = start_up(env)
-    assert "journal at seq 8 on embedded PostgreSQL" in line, line
+    assert f"journal at seq {len(GENESIS)} on embedded PostgreSQL" in line, line
     stop(proc)
     assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
     proc, line = start_up(env)  # the same data: genesis is not listed twice
-    assert "journal at seq 8 " in line, line
+    assert f"journal at seq {len(GENESIS)} " in line, line
     stop(proc)
 
 
@@ -145,7 +146,7 @@ def test_por_snapshot_marks_an_epoch_on_the_running_exchange(pg_url: str, tmp_pa
         r = dpg("por", "snapshot", env=env)
         assert r.returncode == 0, r.stderr
         marked = json.loads(r.stdout)
-        assert marked["seq"] > 8 and abs(marked["epoch"] - __import__("time").time()) < 60
+        assert marked["seq"] > len(GENESIS) and abs(marked["epoch"] - __import__("time").time()) < 60
         again = dpg("por", "snapshot", env=env)  # within the same second: refused, or a later epoch
         assert again.returncode == 0 or "STALE_EPOCH" in again.stderr
         wrong = dpg("por", "snapshot", env={**env, "DPG_ADMIN_TOKEN": "wrong"})

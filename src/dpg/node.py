@@ -21,7 +21,7 @@ import psycopg
 
 from dpg.config import Settings
 from dpg.core import events as E
-from dpg.core.commands import OpenAccount
+from dpg.core.commands import OpenAccount, RequireAccounts
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS
 from dpg.journal.journal import Journal
@@ -139,10 +139,13 @@ class Node:
         if engine.seq == 0:
             for cmd in GENESIS:
                 _, events = sequencer.submit_wait(cmd)
-                if events[0][0] == E.REJECTED:
+                if events and events[0][0] == E.REJECTED:
                     raise RuntimeError(f"genesis command {cmd} rejected: {events[0]}")
             log.info("event=genesis assets=%d markets=%d", len(engine.assets), len(engine.markets))
         open_signed_up(url, node)
+        if not engine.accounts_required:  # a journal from before OpenAccount: every account is open now
+            sequencer.submit_wait(RequireAccounts())
+            log.info("event=accounts_required seq=%d", sequencer.committed_seq)
         log.info("event=node_open seq=%d markets=%d", engine.seq, len(engine.markets))
         return node
 

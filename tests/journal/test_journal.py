@@ -153,17 +153,61 @@ def test_a_snapshot_never_outlives_its_writer(pg_url: str) -> None:
     seq, events = a.submit_wait(Credit(1, "USDT", 10**6, "lost"))  # applied and snapshotted, never durable
     assert seq == 0 and events[0][1] == "UNAVAILABLE"
     journal = Journal(pg_url)
-    b = Sequencer(recover(journal), Journal(pg_url), snapshot_every=2)
+    b = Sequencer(recover(journal), Journal(pg_url), snapshot_every=3)
     b.start()
+    b.submit_wait(OpenAccount(2))
     seq, events = b.submit_wait(Credit(2, "BTC", 10**8, "kept"))
-    assert seq == len(GENESIS) + 1 and events[0][0] == E.BALANCE
-    seq, events = b.submit_wait(Credit(3, "BTC", 10**8, "kept too"))  # the second writer snapshots here
     assert seq == len(GENESIS) + 2 and events[0][0] == E.BALANCE
+    seq, events = b.submit_wait(Credit(2, "BTC", 10**8, "kept too"))  # the second writer snapshots here
+    assert seq == len(GENESIS) + 3 and events[0][0] == E.BALANCE
     a.stop()  # the first writer's snapshot work is over
     b.stop()  # and the second writer's snapshot is stored
     b.journal.close()
     assert _check_snapshots(journal) == 1
     fresh = recover(journal, from_snapshot=False)
-    assert fresh.balance(2, "BTC") == (10**8, 0) and fresh.balance(1, "USDT") == (0, 0)
+    assert fresh.balance(2, "BTC") == (2 * 10**8, 0) and not fresh.has_account(1)
     assert state.state_hash(recover(journal)) == state.state_hash(fresh)
     journal.close()
+
+
+def test_a_journal_from_before_open_account_replays_as_it_ran_then_requires_accounts(pg_url: str) -> None:
+    """Written before accounts were opened explicitly (no RequireAccounts at its start): its credits
+    and transfers opened their accounts by themselves, and a replay does the same; the next start
+    opens every signed-up user's account and journals RequireAccounts, and from there on an unknown
+    account is refused."""
+    from dpg.config import Settings
+    from dpg.core.commands import RequireAccounts, Transfer
+    from dpg.node import Node
+
+    old_genesis = [c for c in GENESIS if not isinstance(c, RequireAccounts)]
+    old = [*old_genesis, Credit(1, "USDT", 10**9, "a"), Credit(2, "BTC", 10**8, "b"),
+           Transfer(1, 7, "USDT", 5 * 10**6),  # to an account nobody opened: it got the money then
+           PlaceOrder(2, "BTC/USDT", Side.SELL, OrderType.LIMIT, 60_000 * 10**6, 10**6)]
+    j = Journal(pg_url)
+    j.append([(seq, seq, codec.encode(cmd)) for seq, cmd in enumerate(old, start=1)])
+    with psycopg.connect(pg_url) as conn:  # a user who signed up then, and account 7 that never did
+        conn.execute("INSERT INTO users (id, email, password_hash, created_at) OVERRIDING SYSTEM VALUE"
+                     " VALUES (3, 'c@old.test', 'x', now())")
+    replayed = recover(j)
+    assert not replayed.accounts_required
+    assert replayed.balance(7, "USDT") == (5 * 10**6, 0) and replayed.balance(1, "USDT")[0] == 10**9 - 5 * 10**6
+    assert replayed.balance(2, "BTC") == (10**8 - 10**6, 10**6)
+    j.close()
+
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    try:
+        e = node.engine
+        assert e.accounts_required and e.has_account(3) and e.has_account(7)
+        assert e.balance(7, "USDT") == (5 * 10**6, 0)  # nothing was lost on the way
+        _, events = node.sequencer.submit_wait(Transfer(1, 8, "USDT", 1))
+        assert events[0][:2] == (E.REJECTED, "UNKNOWN_ACCOUNT")
+        _, events = node.sequencer.submit_wait(Credit(9, "USDT", 1, "c"))
+        assert events[0][:2] == (E.REJECTED, "UNKNOWN_ACCOUNT")
+        live = state.state_hash(e)
+    finally:
+        node.close()
+    j = Journal(pg_url)
+    fresh = recover(j, from_snapshot=False)
+    assert state.state_hash(fresh) == live and fresh.accounts_required
+    assert state.state_hash(state.decode(state.encode(fresh))) == live
+    j.close()

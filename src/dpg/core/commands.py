@@ -30,6 +30,14 @@ class ListMarket:
 
 
 @dataclass(frozen=True, slots=True)
+class RequireAccounts:
+    """From this command on, only an opened account is credited, receives transfers, trades or
+    withdraws. A new journal starts with it (genesis); a journal written before OpenAccount existed
+    gets it once at the next start, after every signed-up user's account is opened, so the commands
+    before it replay as they ran (a credit or a transfer opening its account by itself)."""
+
+
+@dataclass(frozen=True, slots=True)
 class OpenAccount:
     """A user's ledger account comes into existence (at sign-up). Only an open account is credited,
     receives transfers, places orders or withdraws; opening an open account changes nothing, so a
@@ -140,5 +148,5 @@ class AmendOrder:
 
 Command = (
     ListAsset | ListMarket | OpenAccount | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
-    | MarkEpoch | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+    | MarkEpoch | RequireAccounts | PlaceOrder | CancelOrder | CancelAll | AmendOrder
 )

@@ -28,6 +28,7 @@ from dpg.core.commands import (
     OpenAccount,
     PlaceOrder,
     RequestWithdrawal,
+    RequireAccounts,
     Transfer,
 )
 from dpg.core.errors import DomainError, Reject
@@ -136,10 +137,14 @@ class Engine:
             FailWithdrawal: self._fail_withdrawal,
             MarkEpoch: self._mark_epoch,
             OpenAccount: self._open_account,
+            RequireAccounts: self._require_accounts,
             ListAsset: self._list_asset,
             ListMarket: self._list_market,
         }
         self._zero_vector: list[int] = []
+        # set by RequireAccounts (the genesis of every journal since); before it, in an older journal,
+        # a credit, a transfer or an order opened its account by itself, and replays so
+        self.accounts_required = False
         for acct in SYSTEM_ACCOUNTS:
             self.balances[acct] = []
 
@@ -216,6 +221,18 @@ class Engine:
         self.balances[acct] = self._zero_vector.copy()
         return [(E.ACCOUNT_OPENED, acct)]
 
+    def _require_accounts(self, _: RequireAccounts) -> list[Event]:
+        self.accounts_required = True
+        return []
+
+    def _account(self, account: int) -> list[int] | None:
+        """The balance vector of an open account (None: unknown). Before RequireAccounts (an older
+        journal replaying) an unknown account is opened, as it was when that journal was written."""
+        vec = self.balances.get(account)
+        if vec is None and not self.accounts_required:
+            vec = self.balances[account] = self._zero_vector.copy()
+        return vec
+
     def _unknown(self, account: int) -> list[Event]:
         return _rej(Reject.UNKNOWN_ACCOUNT, f"account {account} does not exist")
 
@@ -244,7 +261,7 @@ class Engine:
             return _rej(Reject.INVALID_ORDER, "a credit needs a reference of 1-200 characters")
         if c.ref in self.refs:
             return _rej(Reject.DUPLICATE_REFERENCE, f"reference {c.ref!r} was already credited")
-        vec = self.balances.get(c.account)
+        vec = self._account(c.account)
         if vec is None:
             return self._unknown(c.account)
         i = 2 * asset.index
@@ -267,14 +284,15 @@ class Engine:
         if not _is_int(c.amount) or c.amount <= 0:
             return _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
         svec = self.balances.get(src)
-        dvec = self.balances.get(dst)
         if svec is None:
-            return self._unknown(src)
-        if dvec is None:
-            return self._unknown(dst)
+            return self._unknown(src) if self.accounts_required else \
+                _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         i = 2 * asset.index
         if svec[i] < c.amount:
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
+        dvec = self._account(dst)
+        if dvec is None:
+            return self._unknown(dst)
         svec[i] -= c.amount
         dvec[i] += c.amount
         t = Cause.TRANSFER.value
@@ -410,7 +428,7 @@ class Engine:
         elif stop_price:
             return _rej(Reject.INVALID_ORDER, "a stop price is only for stop and take-profit orders")
 
-        vec = self.balances.get(acct)
+        vec = self._account(acct)
         if vec is None:
             return self._unknown(acct)
         book = self.books[m.index]

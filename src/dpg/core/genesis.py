@@ -1,11 +1,11 @@
-"""The listing at first start: the assets and the four spot markets, as ordinary commands.
+"""A new journal's first commands: accounts must be opened, then the assets and the four spot markets.
 
 They are journaled like every other command, so a replay of the journal alone rebuilds them.
 """
 
 from __future__ import annotations
 
-from dpg.core.commands import ListAsset, ListMarket
+from dpg.core.commands import ListAsset, ListMarket, RequireAccounts
 
 # decimals: on-chain precision for chain assets; USD is kept at 6 like the stablecoins.
 ASSETS = (("BTC", 8), ("ETH", 18), ("USDT", 6), ("USD", 6))
@@ -19,7 +19,8 @@ def _spot(base: str, quote: str, lot: int) -> ListMarket:
     return ListMarket(f"{base}/{quote}", base, quote, 10_000, lot, 5_000_000, MAKER_FEE_PPM, TAKER_FEE_PPM)
 
 
-GENESIS: tuple[ListAsset | ListMarket, ...] = (
+GENESIS: tuple[RequireAccounts | ListAsset | ListMarket, ...] = (
+    RequireAccounts(),  # accounts exist once opened (OpenAccount), from the first command on
     *(ListAsset(sym, dec) for sym, dec in ASSETS),
     _spot("BTC", "USDT", 10_000),  # lot 0.0001 BTC
     _spot("ETH", "USDT", 10**14),  # lot 0.0001 ETH

@@ -18,7 +18,7 @@ from dpg.core.book import OrderBook
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market, Order, OrderType, Side
 
-FORMAT = 5  # 5: every open account, also with a zero balance
+FORMAT = 5  # 5: every open account, also with a zero balance, and whether accounts must be opened
 
 
 def canonical(engine: Engine) -> list[Any]:
@@ -54,6 +54,7 @@ def canonical(engine: Engine) -> list[Any]:
         list(engine.last_price),
         sorted([o.oid, o.account, o.market, o.side, o.otype, wrap(o.price), wrap(o.qty), wrap(o.remaining),
                 o.client_id, o.stp, o.seq, o.ts, wrap(o.stop)] for o in engine.orders.values() if o.stop),
+        engine.accounts_required,
     ]
 
 
@@ -68,10 +69,11 @@ def state_hash(engine: Engine) -> str:
 
 def decode(body: bytes) -> Engine:
     """Rebuild an engine from a snapshot body."""
-    (fmt, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
-     client_ids, refs, withdrawals, withdrawal_ids, epoch, last_price, stops) = unpackb(body)
-    if fmt != FORMAT:
-        raise ValueError(f"snapshot format {fmt} is not {FORMAT}")
+    fields = unpackb(body)
+    if fields[0] != FORMAT:
+        raise ValueError(f"snapshot format {fields[0]} is not {FORMAT}")
+    (_, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
+     client_ids, refs, withdrawals, withdrawal_ids, epoch, last_price, stops, accounts_required) = fields
     e = Engine()
     for i, (sym, dec) in enumerate(assets):
         asset = Asset(sym, dec, i)
@@ -117,4 +119,14 @@ def decode(body: bytes) -> Engine:
     for heap in (*e.stops_up, *e.stops_down):
         heapify(heap)
     e.seq, e.ts, e.next_order_id, e.next_trade_id = seq, ts, next_oid, next_tid
+    e.accounts_required = bool(accounts_required)
     return e
+
+
+def snapshot_format(body: bytes) -> int | None:
+    """The format number a snapshot body was written in (None: not a snapshot)."""
+    try:
+        fields = unpackb(body)
+    except ValueError:
+        return None
+    return fields[0] if isinstance(fields, list) and fields and isinstance(fields[0], int) else None

@@ -25,6 +25,7 @@ from dpg.core.commands import (
     OpenAccount,
     PlaceOrder,
     RequestWithdrawal,
+    RequireAccounts,
     Transfer,
 )
 from dpg.core.model import STP, OrderType, Side
@@ -43,6 +44,7 @@ KINDS: dict[type, int] = {
     CancelOrder: 11,
     CancelAll: 12,
     AmendOrder: 13,
+    RequireAccounts: 14,
 }
 CLASSES: dict[int, type] = {v: k for k, v in KINDS.items()}
 _ENUMS: dict[type, tuple[tuple[int, type[IntEnum]], ...]] = {

@@ -26,9 +26,14 @@ def recover(
     """Rebuild the engine. ``at_most`` picks the newest snapshot at or below that seq (a lagging
     projection needs the events after its checkpoint); ``from_snapshot=False`` replays all."""
     snap = journal.latest_snapshot(at_most) if from_snapshot else None
-    while snap is not None and hashlib.sha256(snap[2]).hexdigest() != snap[1]:
-        # a damaged snapshot is never trusted: fall back to an older one (or to the whole journal)
-        log.error("event=snapshot_corrupt seq=%d", snap[0])
+    while snap is not None and (hashlib.sha256(snap[2]).hexdigest() != snap[1]
+                                or state.snapshot_format(snap[2]) != state.FORMAT):
+        # a damaged snapshot is never trusted, and one of an older version's format cannot be read:
+        # fall back to an older one (or to the whole journal, which replays as it ran)
+        if hashlib.sha256(snap[2]).hexdigest() != snap[1]:
+            log.error("event=snapshot_corrupt seq=%d", snap[0])
+        else:
+            log.info("event=snapshot_older_format seq=%d format=%s", snap[0], state.snapshot_format(snap[2]))
         snap = journal.latest_snapshot(snap[0] - 1)
     if snap is None:
         engine = Engine()
