@@ -17,3 +17,12 @@ def test_withdrawal_limits_are_listed_assets_within_their_decimals() -> None:
 def test_bad_withdrawal_limits_are_refused(raw: str) -> None:
     with pytest.raises(SystemExit, match="DPG_WITHDRAWAL_DAILY_LIMITS"):
         Settings.from_env({"DPG_WITHDRAWAL_DAILY_LIMITS": raw})
+
+
+def test_the_address_cooldown_is_a_day_by_default_and_zero_turns_it_off() -> None:
+    assert Settings.from_env({}).address_cooldown == 86_400
+    assert Settings.from_env({"DPG_ADDRESS_COOLDOWN": "0"}).address_cooldown == 0
+    assert Settings.from_env({"DPG_ADDRESS_COOLDOWN": "3600"}).address_cooldown == 3600
+    for raw in ("-1", "1.5", "a day", "9" * 20):
+        with pytest.raises(SystemExit, match="DPG_ADDRESS_COOLDOWN"):
+            Settings.from_env({"DPG_ADDRESS_COOLDOWN": raw})

@@ -7,6 +7,72 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+// -------------------------------------------------------------------- rolling window
+
+/// What was paid in the current hour and the 24 whole hours before it: 25 hourly buckets, their
+/// running sum and a bit per bucket that holds an hour inside the window. A check reads one slot
+/// (the header) and the buckets whose hour left the window since the last update (each amount is
+/// read once when it leaves); adding writes the header and the current hour's bucket.
+struct RollingWindow {
+    uint160 total; // sum of the live buckets as of `hour`
+    uint64 hour; // block.timestamp / 1 hours at the last update
+    uint32 live; // bit i: buckets[i] holds the amount of an hour inside the window
+    uint256[25] buckets; // the amount of hour h at h % 25
+}
+
+uint256 constant WINDOW_BUCKETS = 25;
+
+/// The bit of position `i` in a bit set.
+function bitAt(uint256 i) pure returns (uint256) {
+    // forge-lint: disable-next-line(incorrect-shift)
+    return 1 << i;
+}
+
+/// The window's (sum, live bits) at `hour`, without the buckets that left it since its last update.
+function windowAt(RollingWindow storage w, uint256 hour) view returns (uint256 total, uint256 live) {
+    uint256 last = w.hour;
+    total = w.total;
+    live = w.live;
+    if (hour <= last) return (total, live);
+    if (hour - last >= WINDOW_BUCKETS) return (0, 0);
+    for (uint256 h = last + 1; h <= hour; ++h) {
+        uint256 i = h % WINDOW_BUCKETS;
+        if (live & bitAt(i) != 0) {
+            total -= w.buckets[i];
+            live &= ~bitAt(i);
+        }
+    }
+}
+
+/// What `w` counts at `timestamp`.
+function windowSum(RollingWindow storage w, uint256 timestamp) view returns (uint256 total) {
+    (total,) = windowAt(w, timestamp / 1 hours);
+}
+
+/// Counts `amount` at `timestamp` unless the window's sum would then exceed `limit`.
+/// @return added whether it was counted
+/// @return wouldBe the sum with `amount`
+function windowAdd(RollingWindow storage w, uint256 timestamp, uint256 amount, uint256 limit)
+    returns (bool added, uint256 wouldBe)
+{
+    uint256 hour = timestamp / 1 hours;
+    if (hour < w.hour) hour = w.hour; // a clock that went back counts in the latest hour
+    (uint256 total, uint256 live) = windowAt(w, hour);
+    wouldBe = total + amount;
+    if (wouldBe > limit) return (false, wouldBe);
+    uint256 i = hour % WINDOW_BUCKETS;
+    w.buckets[i] = (live & bitAt(i) != 0 ? w.buckets[i] : 0) + amount;
+    w.total = SafeCast.toUint160(wouldBe);
+    w.hour = SafeCast.toUint64(hour);
+    // casting to uint32 is safe: `live` has only the low 25 bits
+    // forge-lint: disable-next-line(unsafe-typecast)
+    w.live = uint32(live | bitAt(i));
+    return (true, wouldBe);
+}
+
+// -------------------------------------------------------------------- the vault
 
 /// @title DPG custody vault
 /// @notice Holds the exchange's on-chain funds: ETH and ERC-20 tokens.
@@ -17,22 +83,36 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 /// when `refuseFeeTokens[token]` is set). Plain ETH transfers without an account are refused.
 ///
 /// Withdrawals need 3 distinct signatures of the 5 current signers over EIP-712 typed data
-/// (domain "DPG Vault", version "1", this chain id and this vault's address). Signatures are
-/// passed sorted by signer address, strictly ascending, which makes "distinct" a comparison.
-/// Every id is used once: it is paid, or queued (and later paid or cancelled), never both and
-/// never twice. An amount above `largeThreshold[token]` (0 = no threshold) is queued and can be
-/// paid by anyone through `executeQueued` once `timelock` seconds have passed, unless a signer
-/// or the guardian cancels it first. The signed `deadline` bounds when `withdraw` may be called;
-/// a withdrawal queued in time stays executable after its deadline.
+/// (domain "DPG Vault", version "1", this chain id and this vault's address); the signed terms
+/// carry the exchange account withdrawing. Signatures are passed sorted by signer address,
+/// strictly ascending, which makes "distinct" a comparison. Every id is used once: it is paid, or
+/// queued (and later paid or cancelled), never both and never twice. The signed `deadline` bounds
+/// when `withdraw` may be called; a withdrawal queued in time stays executable after its deadline.
 ///
-/// Daily limit: `dailyLimit[token]` (0 = unlimited) caps what is paid out per token per
-/// calendar day in UTC (day = block.timestamp / 1 days), counted when the funds leave, queued
-/// withdrawals included. A payment that would exceed it reverts and can be retried on a later
-/// day (or after the signers raise the limit).
+/// Rolling windows: what is counted against a limit is what was paid in the current hour and the
+/// 24 whole hours before it (a `RollingWindow` of 25 hourly buckets), so that no 24 hours, however
+/// placed, pay more than the limit; an amount leaves the window 24 to 25 hours after it was paid.
 ///
-/// Pause: the guardian pauses (deposits, withdrawals and queued executions stop); only 3 of the
-/// 5 signers unpause, so a stolen guardian key can freeze the vault but never reopen it.
-/// Cancelling a queued withdrawal and every signed administrative call still work while paused.
+/// Time-lock: a withdrawal is queued instead of paid when what its account has withdrawn of the
+/// token without a time-lock within the rolling window, plus its amount, would exceed
+/// `largeThreshold[token]` (0 = no time-lock): splitting a large payment into small ones does not
+/// avoid it. A queued withdrawal can be paid by anyone through `executeQueued` once `timelock`
+/// seconds have passed, unless it is cancelled first.
+///
+/// Daily limit: `dailyLimit[token]` (0 = unlimited) caps what is paid out of a token, all accounts
+/// together, within the rolling window, counted when the funds leave (queued withdrawals when
+/// executed). A payment that would exceed it reverts and can be retried once earlier payments
+/// have left the window (or after the signers raise the limit).
+///
+/// Who cancels a queued withdrawal: any current signer or the guardian (`cancelQueued`, also while
+/// paused). And a signer change invalidates it: a queued withdrawal remembers the signer set
+/// (`signerEpoch`) and which of its signers approved it; if one of them is no longer a signer,
+/// `executeQueued` (anyone, any time) cancels it instead of paying it (`WithdrawalInvalidated`).
+///
+/// Pause: the guardian pauses (deposits, withdrawals and queued executions stop). Who unpauses:
+/// only 3 of the 5 current signers, with a signed `unpause`; the guardian cannot, so a stolen
+/// guardian key can freeze the vault but never reopen it. Cancelling a queued withdrawal and every
+/// signed administrative call still work while paused.
 ///
 /// Administration (signer set, per-token limits, guardian, unpause) takes 3 signer signatures
 /// over EIP-712 typed data carrying `adminNonce` (each signed change is usable once, in order)
@@ -83,11 +163,14 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         Cancelled
     }
 
+    /// A time-locked withdrawal, in 3 storage slots.
     struct QueuedWithdrawal {
-        uint64 account;
-        uint64 executableAt;
         address token;
+        uint64 account;
+        uint32 signerEpoch; // the signer set that approved it
         address to;
+        uint64 executableAt;
+        uint8 approvers; // bit i: signer i of that set signed it
         uint256 amount;
     }
 
@@ -97,8 +180,11 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     uint256 public immutable timelock;
 
     address public guardian;
-    address[5] private _signers;
-    mapping(address => bool) public isSigner;
+    /// The current signer set's number: 0 at deployment, one more at each `changeSigners`.
+    uint32 public signerEpoch;
+    mapping(uint256 epoch => address[5]) private _signerSets;
+    /// 1 + the signer's index in the current set; 0 for an address that is not a signer.
+    mapping(address => uint256) private _signerSlot;
 
     /// Nonce of the next signed administrative call (changeSigners, configure, setGuardian, unpause).
     uint256 public adminNonce;
@@ -108,8 +194,10 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     mapping(address token => uint256) public largeThreshold;
     mapping(address token => uint256) public dailyLimit;
     mapping(address token => bool) public refuseFeeTokens;
-    /// Paid out per token and UTC day number (block.timestamp / 1 days).
-    mapping(address token => mapping(uint256 day => uint256)) public outflow;
+    /// Paid out per token within the rolling window (for the daily limit).
+    mapping(address token => RollingWindow) private _outflow;
+    /// Paid without a time-lock per account and token within the rolling window (for the time-lock).
+    mapping(uint64 account => mapping(address token => RollingWindow)) private _accountOutflow;
 
     mapping(bytes32 id => Status) public status;
     mapping(bytes32 id => QueuedWithdrawal) public queued;
@@ -120,6 +208,8 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     event WithdrawalQueued(bytes32 id, uint256 executableAt);
     event WithdrawalExecuted(bytes32 id, uint64 account, address token, address to, uint256 amount);
     event WithdrawalCancelled(bytes32 id, address by);
+    /// A queued withdrawal cancelled because `signer`, who approved it, is no longer a signer.
+    event WithdrawalInvalidated(bytes32 id, address signer);
     event SignersChanged(address[5] signers);
     event LimitsChanged(address indexed token, uint256 largeThreshold, uint256 dailyLimit, bool refuseFeeTokens);
     event GuardianChanged(address guardian);
@@ -140,7 +230,7 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     error AlreadyUsed(bytes32 id);
     error NotQueued(bytes32 id);
     error TimelockActive(bytes32 id, uint256 executableAt);
-    error DailyLimitExceeded(address token, uint256 day, uint256 limit, uint256 wouldBe);
+    error DailyLimitExceeded(address token, uint256 limit, uint256 wouldBe);
     error InsufficientHoldings(address token, uint256 holdings, uint256 amount);
     error EthTransferFailed(address to, uint256 amount);
     error Unauthorized(address caller);
@@ -197,7 +287,8 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- withdrawals
 
-    /// Pays `w` now, or queues it when its amount is above the token's large threshold.
+    /// Pays `w` now, or queues it when what its account withdrew of the token without a time-lock
+    /// within the rolling window, plus `w.amount`, is above the token's large threshold.
     /// @return paid true when paid now, false when queued
     function withdraw(Withdrawal calldata w, bytes[] calldata signatures)
         external
@@ -210,16 +301,24 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         if (w.amount == 0) revert ZeroAmount();
         if (w.account == 0) revert ZeroAccount();
         if (w.to == address(0)) revert ZeroAddress();
-        _checkSignatures(_withdrawalStructHash(w), signatures);
+        uint256 approvers = _checkSignatures(_withdrawalStructHash(w), signatures);
 
         uint256 large = largeThreshold[w.token];
-        if (large != 0 && w.amount > large) {
+        if (large != 0 && !_underTimelockThreshold(w, large)) {
             // casting to uint64 is safe: a timestamp plus at most 30 days fits for 500 billion years
             // forge-lint: disable-next-line(unsafe-typecast)
             uint64 executableAt = uint64(block.timestamp + timelock);
             status[w.id] = Status.Queued;
             queued[w.id] = QueuedWithdrawal({
-                account: w.account, executableAt: executableAt, token: w.token, to: w.to, amount: w.amount
+                token: w.token,
+                account: w.account,
+                signerEpoch: signerEpoch,
+                to: w.to,
+                executableAt: executableAt,
+                // casting to uint8 is safe: one bit per signer, 5 signers
+                // forge-lint: disable-next-line(unsafe-typecast)
+                approvers: uint8(approvers),
+                amount: w.amount
             });
             emit WithdrawalQueued(w.id, executableAt);
             return false;
@@ -229,10 +328,18 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         return true;
     }
 
-    /// Pays a queued withdrawal once its time-lock has passed. Anyone may call it.
+    /// Pays a queued withdrawal once its time-lock has passed; or, when a signer who approved it
+    /// has left the signer set since, cancels it (at any time). Anyone may call it.
     function executeQueued(bytes32 id) external nonReentrant whenNotPaused {
         if (status[id] != Status.Queued) revert NotQueued(id);
         QueuedWithdrawal memory q = queued[id];
+        address departed = _departedApprover(q);
+        if (departed != address(0)) {
+            status[id] = Status.Cancelled;
+            delete queued[id];
+            emit WithdrawalInvalidated(id, departed);
+            return;
+        }
         if (block.timestamp < q.executableAt) revert TimelockActive(id, q.executableAt);
         status[id] = Status.Executed;
         delete queued[id];
@@ -241,7 +348,7 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
 
     /// A signer or the guardian cancels a queued withdrawal (also while paused).
     function cancelQueued(bytes32 id) external nonReentrant {
-        if (!isSigner[msg.sender] && msg.sender != guardian) revert Unauthorized(msg.sender);
+        if (!isSigner(msg.sender) && msg.sender != guardian) revert Unauthorized(msg.sender);
         if (status[id] != Status.Queued) revert NotQueued(id);
         status[id] = Status.Cancelled;
         delete queued[id];
@@ -260,9 +367,11 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
             deadline,
             signatures
         );
+        address[5] storage old = _signerSets[signerEpoch];
         for (uint256 i; i < SIGNER_COUNT; ++i) {
-            isSigner[_signers[i]] = false;
+            _signerSlot[old[i]] = 0;
         }
+        ++signerEpoch;
         _setSigners(newSigners);
     }
 
@@ -318,8 +427,18 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         return _domainSeparatorV4();
     }
 
+    /// The current signers.
     function signers() external view returns (address[5] memory) {
-        return _signers;
+        return _signerSets[signerEpoch];
+    }
+
+    /// The signers of set number `epoch` (see `signerEpoch`).
+    function signersAt(uint32 epoch) external view returns (address[5] memory) {
+        return _signerSets[epoch];
+    }
+
+    function isSigner(address who) public view returns (bool) {
+        return _signerSlot[who] != 0;
     }
 
     function executed(bytes32 id) external view returns (bool) {
@@ -331,12 +450,23 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         return _hashTypedDataV4(_withdrawalStructHash(w));
     }
 
-    /// What may still be paid out of `token` today (type(uint256).max when unlimited).
-    function remainingToday(address token) external view returns (uint256) {
+    /// What was paid out of `token` within the rolling window (counted while it has a daily limit).
+    function outflow(address token) public view returns (uint256) {
+        return windowSum(_outflow[token], block.timestamp);
+    }
+
+    /// What may still be paid out of `token` now (type(uint256).max when unlimited).
+    function remainingOutflow(address token) external view returns (uint256) {
         uint256 limit = dailyLimit[token];
         if (limit == 0) return type(uint256).max;
-        uint256 spent = outflow[token][block.timestamp / 1 days];
+        uint256 spent = outflow(token);
         return spent >= limit ? 0 : limit - spent;
+    }
+
+    /// What `account` withdrew of `token` without a time-lock within the rolling window (counted
+    /// while the token has a large threshold).
+    function accountOutflow(uint64 account, address token) external view returns (uint256) {
+        return windowSum(_accountOutflow[account][token], block.timestamp);
     }
 
     // ---------------------------------------------------------------- internals
@@ -354,10 +484,8 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         if (amount > held) revert InsufficientHoldings(token, held, amount);
         uint256 limit = dailyLimit[token];
         if (limit != 0) {
-            uint256 day = block.timestamp / 1 days;
-            uint256 wouldBe = outflow[token][day] + amount;
-            if (wouldBe > limit) revert DailyLimitExceeded(token, day, limit, wouldBe);
-            outflow[token][day] = wouldBe;
+            (bool added, uint256 wouldBe) = windowAdd(_outflow[token], block.timestamp, amount, limit);
+            if (!added) revert DailyLimitExceeded(token, limit, wouldBe);
         }
         emit WithdrawalExecuted(id, account, token, to, amount);
         if (token == address(0)) {
@@ -375,9 +503,32 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         adminNonce = nonce + 1;
     }
 
+    /// Whether `w` stays within its account's time-lock threshold `large` in the rolling window;
+    /// if so its amount is counted there.
+    function _underTimelockThreshold(Withdrawal calldata w, uint256 large) private returns (bool) {
+        if (w.amount > large) return false;
+        (bool added,) = windowAdd(_accountOutflow[w.account][w.token], block.timestamp, w.amount, large);
+        return added;
+    }
+
+    /// A signer who approved `q` and is no longer a signer; address(0) when every one still is.
+    function _departedApprover(QueuedWithdrawal memory q) private view returns (address) {
+        if (q.signerEpoch == signerEpoch) return address(0);
+        address[5] storage set = _signerSets[q.signerEpoch];
+        for (uint256 i; i < SIGNER_COUNT; ++i) {
+            if (q.approvers & bitAt(i) != 0 && !isSigner(set[i])) return set[i];
+        }
+        return address(0);
+    }
+
     /// Reverts unless `signatures` are 3 to 5 valid signatures of current signers over the typed
     /// data `structHash`, sorted by signer address, strictly ascending (so all distinct).
-    function _checkSignatures(bytes32 structHash, bytes[] calldata signatures) private view {
+    /// @return approvers bit i set when signer i of the current set signed
+    function _checkSignatures(bytes32 structHash, bytes[] calldata signatures)
+        private
+        view
+        returns (uint256 approvers)
+    {
         uint256 n = signatures.length;
         if (n < THRESHOLD || n > SIGNER_COUNT) revert WrongSignatureCount(n);
         bytes32 digest = _hashTypedDataV4(structHash);
@@ -385,19 +536,21 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         for (uint256 i; i < n; ++i) {
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signatures[i]);
             if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(i);
-            if (!isSigner[signer]) revert NotASigner(signer);
+            uint256 slot = _signerSlot[signer];
+            if (slot == 0) revert NotASigner(signer);
             if (signer <= previous) revert SignersNotAscending(i);
             previous = signer;
+            approvers |= bitAt(slot - 1);
         }
     }
 
     function _setSigners(address[5] memory newSigners) private {
         for (uint256 i; i < SIGNER_COUNT; ++i) {
             address s = newSigners[i];
-            if (s == address(0) || isSigner[s]) revert InvalidSignerSet();
-            isSigner[s] = true;
-            _signers[i] = s;
+            if (s == address(0) || _signerSlot[s] != 0) revert InvalidSignerSet();
+            _signerSlot[s] = i + 1;
         }
+        _signerSets[signerEpoch] = newSigners;
         emit SignersChanged(newSigners);
     }
 

@@ -8,6 +8,7 @@ contract VaultAdminTest is VaultSetup {
     event SignersChanged(address[5] signers);
     event LimitsChanged(address indexed token, uint256 largeThreshold, uint256 dailyLimit, bool refuseFeeTokens);
     event GuardianChanged(address guardian);
+    event WithdrawalInvalidated(bytes32 id, address signer);
 
     uint256[5] internal newKeys;
     address[5] internal newAddrs;
@@ -116,21 +117,87 @@ contract VaultAdminTest is VaultSetup {
         vm.assertEq(vault.adminNonce(), 0, "nonce used by a failure");
     }
 
-    function test_ChangeSigners_QueuedWithdrawalSurvives() public {
-        Vault.Withdrawal memory w = withdrawal("queued", address(0), 10 ether);
-        // make ETH withdrawals above 1 ether time-locked first
+    /// ETH withdrawals above 1 ether are time-locked (admin nonce 0 used); returns the next nonce.
+    function timelockAboveOneEther() internal returns (uint256 nonce) {
         Vault.TokenConfig memory c = Vault.TokenConfig(address(0), 1 ether, 0, false);
         uint256 deadline = block.timestamp + 1 days;
         vault.configure(c, 0, deadline, sign(signersKeys(3), configureDigest(address(vault), c, 0, deadline)));
-        vm.assertFalse(vault.withdraw(w, sign3(w)), "paid");
-        vault.changeSigners(newAddrs, 1, deadline, signChange(signersKeys(3), newAddrs, 1, deadline));
-        // a removed signer can no longer cancel; the queued withdrawal still executes
+        return 1;
+    }
+
+    function queueSignedBy(bytes32 id, uint256[] memory keys) internal returns (Vault.Withdrawal memory w) {
+        w = withdrawal(id, address(0), 2 ether);
+        vm.assertFalse(vault.withdraw(w, sign(keys, withdrawalDigest(address(vault), w))), "paid at once");
+    }
+
+    function test_ChangeSigners_InvalidatesQueuedWithdrawalsOfDepartedSigners() public {
+        uint256 nonce = timelockAboveOneEther();
+        queueSignedBy("queued", keys3(signerKeys[0], signerKeys[1], signerKeys[2]));
+        (,, uint32 epoch,,,,) = vault.queued("queued");
+        vm.assertEq(epoch, 0, "epoch");
+        uint256 deadline = block.timestamp + 1 days;
+        vault.changeSigners(newAddrs, nonce, deadline, signChange(signersKeys(3), newAddrs, nonce, deadline));
+        vm.assertEq(vault.signerEpoch(), 1, "epoch after the change");
+        vm.assertEq(vault.signersAt(0)[0], signerAddrs[0], "the old set is kept");
+        // a removed signer can no longer cancel
         vm.prank(signerAddrs[0]);
         vm.expectRevert(abi.encodeWithSelector(Vault.Unauthorized.selector, signerAddrs[0]));
         vault.cancelQueued("queued");
+        // signers 0, 1 and 2 approved it and left: executing it cancels it, paying nothing
         vm.warp(block.timestamp + TIMELOCK);
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit WithdrawalInvalidated("queued", signerAddrs[0]);
+        vm.prank(address(0xA11)); // anyone may call it
         vault.executeQueued("queued");
-        vm.assertEq(recipient.balance, 10 ether, "paid");
+        vm.assertEq(uint256(vault.status("queued")), uint256(Vault.Status.Cancelled), "status");
+        vm.assertEq(recipient.balance, 0, "paid after its signers left");
+        vm.assertEq(vault.holdings(address(0)), 10 ether, "holdings");
+        vm.expectRevert(abi.encodeWithSelector(Vault.NotQueued.selector, bytes32("queued")));
+        vault.executeQueued("queued");
+    }
+
+    function test_ChangeSigners_InvalidationNeedsNoTimelock() public {
+        uint256 nonce = timelockAboveOneEther();
+        queueSignedBy("queued", keys3(signerKeys[0], signerKeys[3], signerKeys[4]));
+        uint256 deadline = block.timestamp + 1 days;
+        vault.changeSigners(newAddrs, nonce, deadline, signChange(signersKeys(3), newAddrs, nonce, deadline));
+        // signer 0 left, 3 and 4 stay: one departed approver is enough, and nobody waits for the time-lock
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit WithdrawalInvalidated("queued", signerAddrs[0]);
+        vault.executeQueued("queued");
+        vm.assertEq(uint256(vault.status("queued")), uint256(Vault.Status.Cancelled), "status");
+    }
+
+    function test_ChangeSigners_QueuedWithdrawalOfRemainingSignersStillPays() public {
+        uint256 nonce = timelockAboveOneEther();
+        queueSignedBy("kept", keys3(signerKeys[2], signerKeys[3], signerKeys[4]));
+        queueSignedBy("dropped", keys3(signerKeys[1], signerKeys[2], signerKeys[3]));
+        // the new set keeps signers 2, 3 and 4 (in other positions) and brings two new ones
+        address[5] memory next = [newAddrs[2], signerAddrs[4], signerAddrs[2], newAddrs[3], signerAddrs[3]];
+        uint256 deadline = block.timestamp + 1 days;
+        vault.changeSigners(next, nonce, deadline, signChange(signersKeys(3), next, nonce, deadline));
+        vm.expectRevert(
+            abi.encodeWithSelector(Vault.TimelockActive.selector, bytes32("kept"), block.timestamp + TIMELOCK)
+        );
+        vault.executeQueued("kept");
+        vm.warp(block.timestamp + TIMELOCK);
+        vault.executeQueued("kept");
+        vm.assertEq(recipient.balance, 2 ether, "paid");
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit WithdrawalInvalidated("dropped", signerAddrs[1]);
+        vault.executeQueued("dropped");
+        vm.assertEq(recipient.balance, 2 ether, "the invalidated one paid");
+        // a second change: what the second set approved is judged against that set
+        queueSignedBy("second set", keys3(signerKeys[2], signerKeys[4], newKeys[2]));
+        (,, uint32 epoch,,,,) = vault.queued("second set");
+        vm.assertEq(epoch, 1, "epoch");
+        address[5] memory third = [newAddrs[2], signerAddrs[4], signerAddrs[2], newAddrs[3], newAddrs[4]];
+        deadline = block.timestamp + 1 days;
+        vault.changeSigners(third, nonce + 1, deadline, signChange(keys3(signerKeys[2], signerKeys[3], signerKeys[4]),
+            third, nonce + 1, deadline));
+        vm.warp(block.timestamp + TIMELOCK);
+        vault.executeQueued("second set");
+        vm.assertEq(recipient.balance, 4 ether, "paid by the signers who stayed");
     }
 
     // ------------------------------------------------------------------ configure, guardian

@@ -116,29 +116,62 @@ contract VaultFuzzTest is VaultSetup {
         vm.assertEq(recipient.balance, valid ? 1 ether : 0, "recipient");
     }
 
-    /// Random withdrawals against the USDT daily limit: paid while the day's total stays within it.
-    function testFuzz_DailyLimit(uint256[6] memory amounts, uint256 hoursLater) public {
+    /// Random USDT withdrawals (each by an account of its own) hours apart against the daily
+    /// limit: paid while what was paid in the current hour and the 24 before it stays within it.
+    function testFuzz_DailyLimit(uint256[8] memory amounts, uint256[8] memory gaps) public {
         fundToken(usdt, 20_000_000e6);
-        uint256 day = block.timestamp / 1 days;
-        uint256 spent;
+        uint256[8] memory paidAt;
+        uint256[8] memory paid;
+        uint256 n;
         for (uint256 i; i < amounts.length; ++i) {
             uint256 a = bound(amounts[i], 1, USDT_LARGE); // not time-locked
-            vm.warp(block.timestamp + bound(hoursLater, 0, 6) * 1 hours);
-            if (block.timestamp / 1 days != day) {
-                day = block.timestamp / 1 days;
-                spent = 0;
-            }
+            vm.warp(block.timestamp + bound(gaps[i], 0, 10 hours));
+            uint256 inWindow = paidWithin(paidAt, paid, n);
             Vault.Withdrawal memory w = withdrawal(bytes32(i + 1), address(usdt), a);
+            w.account = uint64(100 + i);
             bytes[] memory sigs = sign3(w);
-            if (spent + a > USDT_DAILY) {
+            if (inWindow + a > USDT_DAILY) {
                 vm.expectPartialRevert(Vault.DailyLimitExceeded.selector);
                 vault.withdraw(w, sigs);
             } else {
-                vault.withdraw(w, sigs);
-                spent += a;
+                vm.assertTrue(vault.withdraw(w, sigs), "queued");
+                (paidAt[n], paid[n]) = (block.timestamp, a);
+                ++n;
+                inWindow += a;
             }
-            vm.assertEq(vault.outflow(address(usdt), day), spent, "outflow");
-            vm.assertLe(spent, USDT_DAILY, "over the limit");
+            vm.assertEq(vault.outflow(address(usdt)), inWindow, "outflow");
+            vm.assertLe(inWindow, USDT_DAILY, "over the limit");
+        }
+    }
+
+    /// Random ETH withdrawals of one account hours apart against the time-lock threshold: paid at
+    /// once while the account's payments in the window stay within it, queued otherwise.
+    function testFuzz_TimelockWindow(uint256[8] memory amounts, uint256[8] memory gaps) public {
+        fundETH(1000 ether);
+        uint256[8] memory paidAt;
+        uint256[8] memory paid;
+        uint256 n;
+        for (uint256 i; i < amounts.length; ++i) {
+            uint256 a = bound(amounts[i], 1, ETH_LARGE + 1);
+            vm.warp(block.timestamp + bound(gaps[i], 0, 10 hours));
+            uint256 inWindow = paidWithin(paidAt, paid, n);
+            Vault.Withdrawal memory w = withdrawal(bytes32(i + 1), address(0), a);
+            bool paidNow = vault.withdraw(w, sign3(w));
+            vm.assertEq(paidNow, inWindow + a <= ETH_LARGE, "paid != within the threshold");
+            if (paidNow) {
+                (paidAt[n], paid[n]) = (block.timestamp, a);
+                ++n;
+                inWindow += a;
+            }
+            vm.assertEq(vault.accountOutflow(7, address(0)), inWindow, "account outflow");
+        }
+    }
+
+    /// What was paid in the current hour and the 24 whole hours before it.
+    function paidWithin(uint256[8] memory paidAt, uint256[8] memory paid, uint256 n) internal view returns (uint256 sum) {
+        uint256 hour = block.timestamp / 1 hours;
+        for (uint256 j; j < n; ++j) {
+            if (paidAt[j] / 1 hours + 24 >= hour) sum += paid[j];
         }
     }
 }

@@ -11,6 +11,7 @@ contract VaultWithdrawTest is VaultSetup {
     event WithdrawalQueued(bytes32 id, uint256 executableAt);
     event WithdrawalExecuted(bytes32 id, uint64 account, address token, address to, uint256 amount);
     event WithdrawalCancelled(bytes32 id, address by);
+    event WithdrawalInvalidated(bytes32 id, address signer);
 
     function setUp() public override {
         super.setUp();
@@ -281,9 +282,12 @@ contract VaultWithdrawTest is VaultSetup {
         Vault.Withdrawal memory w = queueLargeETH("large");
         vm.assertEq(recipient.balance, 0, "paid before the time-lock");
         vm.assertEq(uint256(vault.status("large")), uint256(Vault.Status.Queued), "status");
-        (uint64 account, uint64 executableAt, address token, address to, uint256 amount) = vault.queued("large");
+        (address token, uint64 account, uint32 epoch, address to, uint64 executableAt, uint8 approvers, uint256 amount)
+        = vault.queued("large");
         vm.assertEq(account, 7, "account");
         vm.assertEq(executableAt, START + TIMELOCK, "executableAt");
+        vm.assertEq(epoch, 0, "signer epoch");
+        vm.assertEq(approvers, 7, "approvers: signers 0, 1 and 2");
         vm.assertEq(token, address(0), "token");
         vm.assertEq(to, recipient, "to");
         vm.assertEq(amount, w.amount, "amount");
@@ -348,49 +352,165 @@ contract VaultWithdrawTest is VaultSetup {
         vm.assertTrue(vault.withdraw(w, sign3(w)), "queued without a threshold");
     }
 
-    // ------------------------------------------------------------------ daily limit
+    // ------------------------------------------------------------------ time-lock by account, rolling
+
+    /// An ETH withdrawal of `amount` by `account` (ETH: time-locked above 100 ETH, no daily limit).
+    function ethBy(bytes32 id, uint64 account, uint256 amount) internal view returns (Vault.Withdrawal memory w) {
+        w = withdrawal(id, address(0), amount);
+        w.account = account;
+    }
+
+    function test_Timelock_SplitPaymentsOfOneAccountAreQueued() public {
+        // 100 ETH is the threshold: three payments of 30 ETH by account 7 within hours are paid
+        for (uint256 i; i < 3; ++i) {
+            Vault.Withdrawal memory part = ethBy(bytes32(i + 1), 7, 30 ether);
+            vm.assertTrue(vault.withdraw(part, sign3(part)), "part paid");
+            vm.warp(block.timestamp + 1 hours);
+        }
+        vm.assertEq(vault.accountOutflow(7, address(0)), 90 ether, "window");
+        // a fourth would take the account to 120 ETH within 24 hours: time-locked like one large payment
+        Vault.Withdrawal memory w = ethBy("fourth", 7, 30 ether);
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit WithdrawalQueued("fourth", block.timestamp + TIMELOCK);
+        vm.assertFalse(vault.withdraw(w, sign3(w)), "a split payment avoided the time-lock");
+        vm.assertEq(recipient.balance, 90 ether, "recipient");
+        vm.assertEq(vault.accountOutflow(7, address(0)), 90 ether, "a queued amount counted in the window");
+        // up to the threshold is still paid; another account has a window of its own
+        w = ethBy("fits", 7, 10 ether);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "within the threshold");
+        w = ethBy("other account", 8, 30 ether);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "another account time-locked");
+        w = ethBy("one more wei", 7, 1);
+        vm.assertFalse(vault.withdraw(w, sign3(w)), "above the threshold paid");
+
+        // the first part leaves the window 24 to 25 hours after it was paid (hourly buckets)
+        uint256 firstHour = START / 1 hours;
+        vm.warp((firstHour + 24) * 1 hours + 3599);
+        w = ethBy("still inside", 7, 30 ether);
+        vm.assertFalse(vault.withdraw(w, sign3(w)), "paid while the first part was inside the window");
+        vm.warp((firstHour + 25) * 1 hours);
+        vm.assertEq(vault.accountOutflow(7, address(0)), 70 ether, "window after the first hour left");
+        w = ethBy("after it left", 7, 30 ether);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "not paid once the first part left the window");
+    }
+
+    function test_Timelock_QueuedAndExecutedAmountsDoNotCountForTheAccount() public {
+        Vault.Withdrawal memory w = queueLargeETH("big");
+        vm.warp(START + TIMELOCK);
+        vault.executeQueued("big");
+        vm.assertEq(vault.accountOutflow(7, address(0)), 0, "window");
+        w = ethBy("small", 7, ETH_LARGE);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "paid");
+    }
+
+    function test_Timelock_WindowIsPerToken() public {
+        Vault.Withdrawal memory w = withdrawal("usdt", address(usdt), USDT_LARGE);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "usdt");
+        w = ethBy("eth", 7, ETH_LARGE);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "eth");
+        w = withdrawal("usdt again", address(usdt), 1);
+        vm.assertFalse(vault.withdraw(w, sign3(w)), "usdt above its threshold paid");
+        vm.assertEq(vault.accountOutflow(7, address(usdt)), USDT_LARGE, "usdt window");
+    }
+
+    function test_Timelock_AWindowUnusedForADayStartsAfresh() public {
+        Vault.Withdrawal memory w = ethBy("a", 7, ETH_LARGE);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "a");
+        vm.warp(START + 30 days);
+        vm.assertEq(vault.accountOutflow(7, address(0)), 0, "window");
+        w = ethBy("b", 7, ETH_LARGE);
+        vm.assertTrue(vault.withdraw(w, sign3(w)), "b");
+        vm.assertEq(vault.accountOutflow(7, address(0)), ETH_LARGE, "window");
+    }
+
+    // ------------------------------------------------------------------ daily limit, rolling
+
+    /// A USDT withdrawal by an account of its own (so the account's time-lock window stays out of the way).
+    function usdtBy(bytes32 id, uint64 account, uint256 amount) internal view returns (Vault.Withdrawal memory w) {
+        w = withdrawal(id, address(usdt), amount);
+        w.account = account;
+    }
 
     function test_DailyLimit() public {
-        // USDT: 2M a UTC day
-        uint256 day = START / 1 days;
-        Vault.Withdrawal memory w = withdrawal("d1", address(usdt), 900_000e6);
+        // USDT: 2M within any 24 hours
+        Vault.Withdrawal memory w = usdtBy("d1", 1, 900_000e6);
         vault.withdraw(w, sign3(w));
-        w = withdrawal("d2", address(usdt), 900_000e6);
+        w = usdtBy("d2", 2, 900_000e6);
         vault.withdraw(w, sign3(w));
-        vm.assertEq(vault.remainingToday(address(usdt)), 200_000e6, "remaining");
-        w = withdrawal("d3", address(usdt), 200_001e6);
+        vm.assertEq(vault.remainingOutflow(address(usdt)), 200_000e6, "remaining");
+        w = usdtBy("d3", 3, 200_001e6);
         bytes[] memory sigs = sign3(w);
-        vm.expectRevert(
-            abi.encodeWithSelector(Vault.DailyLimitExceeded.selector, address(usdt), day, USDT_DAILY, 2_000_001e6)
-        );
+        vm.expectRevert(abi.encodeWithSelector(Vault.DailyLimitExceeded.selector, address(usdt), USDT_DAILY, 2_000_001e6));
         vault.withdraw(w, sigs);
-        Vault.Withdrawal memory exact = withdrawal("d4", address(usdt), 200_000e6);
+        Vault.Withdrawal memory exact = usdtBy("d4", 4, 200_000e6);
         vault.withdraw(exact, sign3(exact));
-        vm.assertEq(vault.remainingToday(address(usdt)), 0, "remaining");
-        vm.assertEq(vault.outflow(address(usdt), day), USDT_DAILY, "outflow");
+        vm.assertEq(vault.remainingOutflow(address(usdt)), 0, "remaining");
+        vm.assertEq(vault.outflow(address(usdt)), USDT_DAILY, "outflow");
 
-        // the next UTC day starts afresh; the refused withdrawal can be retried then
-        vm.warp((day + 1) * 1 days);
+        // 25 hours on the payments have left the window; the refused withdrawal can be retried then
+        vm.warp(START + 25 hours);
+        vm.assertEq(vault.outflow(address(usdt)), 0, "outflow after a day");
         w.deadline = block.timestamp + 1 hours;
         vault.withdraw(w, sign3(w));
         vm.assertEq(usdt.balanceOf(recipient), USDT_DAILY + 200_001e6, "recipient");
-        vm.assertEq(vault.remainingToday(address(0)), type(uint256).max, "ETH unlimited");
+        vm.assertEq(vault.remainingOutflow(address(0)), type(uint256).max, "ETH unlimited");
+    }
+
+    function test_DailyLimit_BurstAcrossMidnightIsLimited() public {
+        uint256 midnight = (START / 1 days + 1) * 1 days;
+        vm.warp(midnight - 60);
+        for (uint256 i; i < 2; ++i) {
+            Vault.Withdrawal memory part = usdtBy(bytes32(i + 1), uint64(i + 1), 1_000_000e6);
+            vault.withdraw(part, sign3(part));
+        }
+        vm.assertEq(vault.remainingOutflow(address(usdt)), 0, "limit used before midnight");
+        // two minutes later, on the next UTC day: nothing more (a calendar day would allow 2M again)
+        vm.warp(midnight + 60);
+        Vault.Withdrawal memory w = usdtBy("after midnight", 3, 1e6);
+        bytes[] memory sigs = sign3(w);
+        vm.expectRevert(abi.encodeWithSelector(Vault.DailyLimitExceeded.selector, address(usdt), USDT_DAILY, USDT_DAILY + 1e6));
+        vault.withdraw(w, sigs);
+        vm.warp(midnight - 60 + 24 hours);
+        w = usdtBy("a day later", 3, 1e6);
+        sigs = sign3(w);
+        vm.expectRevert(abi.encodeWithSelector(Vault.DailyLimitExceeded.selector, address(usdt), USDT_DAILY, USDT_DAILY + 1e6));
+        vault.withdraw(w, sigs);
+        // from the hour 25 hours after their hour, the burst has left the window
+        vm.warp(((midnight - 60) / 1 hours + 25) * 1 hours);
+        w = usdtBy("once it left", 3, 1e6);
+        vault.withdraw(w, sign3(w));
+        vm.assertEq(vault.outflow(address(usdt)), 1e6, "outflow");
+        vm.assertEq(usdt.balanceOf(recipient), USDT_DAILY + 1e6, "recipient");
+    }
+
+    function test_DailyLimit_SpreadOverTheDay() public {
+        // 500k every 6 hours: the fifth, 24 hours after the first, still meets the first in the window
+        for (uint256 i; i < 4; ++i) {
+            Vault.Withdrawal memory part = usdtBy(bytes32(i + 1), uint64(i + 1), 500_000e6);
+            vault.withdraw(part, sign3(part));
+            vm.warp(block.timestamp + 6 hours);
+        }
+        Vault.Withdrawal memory w = usdtBy("fifth", 5, 500_000e6);
+        bytes[] memory sigs = sign3(w);
+        vm.expectPartialRevert(Vault.DailyLimitExceeded.selector);
+        vault.withdraw(w, sigs);
+        vm.warp(block.timestamp + 1 hours);
+        vault.withdraw(w, sigs);
+        vm.assertEq(vault.outflow(address(usdt)), USDT_DAILY, "outflow");
     }
 
     function test_DailyLimit_CountsQueuedWhenPaid() public {
-        uint256 day = (START + TIMELOCK) / 1 days;
         Vault.Withdrawal memory big = withdrawal("big", address(usdt), 1_500_000e6);
         vm.assertFalse(vault.withdraw(big, sign3(big)), "paid");
         vm.warp(START + TIMELOCK);
-        Vault.Withdrawal memory w = withdrawal("small", address(usdt), 600_000e6);
+        Vault.Withdrawal memory w = usdtBy("small", 8, 600_000e6);
         vault.withdraw(w, sign3(w));
-        vm.expectRevert(
-            abi.encodeWithSelector(Vault.DailyLimitExceeded.selector, address(usdt), day, USDT_DAILY, 2_100_000e6)
-        );
+        vm.expectRevert(abi.encodeWithSelector(Vault.DailyLimitExceeded.selector, address(usdt), USDT_DAILY, 2_100_000e6));
         vault.executeQueued("big");
-        vm.warp((day + 1) * 1 days);
+        vm.warp(START + TIMELOCK + 25 hours);
         vault.executeQueued("big");
         vm.assertEq(usdt.balanceOf(recipient), 2_100_000e6, "recipient");
+        vm.assertEq(vault.outflow(address(usdt)), 1_500_000e6, "outflow");
     }
 
     // ------------------------------------------------------------------ pause

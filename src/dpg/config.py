@@ -26,6 +26,7 @@ class Settings:
     withdrawal_ttl: int  # DPG_WITHDRAWAL_TTL: seconds a withdrawal's signatures stay valid (its signed deadline)
     withdrawal_replace_after: int  # DPG_WITHDRAWAL_REPLACE_AFTER: seconds before a stuck transaction is replaced
     withdrawal_daily_limits: dict[str, str]  # DPG_WITHDRAWAL_DAILY_LIMITS: "BTC=10,ETH=200,USDT=1000000" per account
+    address_cooldown: int  # DPG_ADDRESS_COOLDOWN: seconds before a newly allow-listed address is usable (0: at once)
     por_secret: str  # DPG_POR_SECRET: hex; empty = the one kept in DPG_DATA_DIR/por.secret (see por_key)
     por_registry: str  # DPG_POR_REGISTRY: the ReserveRegistry; empty = recorded or deployed on an embedded chain
     por_rpc: str  # DPG_POR_RPC: the registry chain's public JSON-RPC URL (verifiers, browsers); empty = the chain's
@@ -51,6 +52,7 @@ class Settings:
             withdrawal_ttl=_positive(e, "DPG_WITHDRAWAL_TTL", 6 * 3600),
             withdrawal_replace_after=_positive(e, "DPG_WITHDRAWAL_REPLACE_AFTER", 30),
             withdrawal_daily_limits=_limits(e.get("DPG_WITHDRAWAL_DAILY_LIMITS", "BTC=10,ETH=200,USDT=1000000")),
+            address_cooldown=_seconds(e, "DPG_ADDRESS_COOLDOWN", 86_400),
             por_secret=_secret(e.get("DPG_POR_SECRET", ""), "DPG_POR_SECRET"),
             por_registry=_registry(e.get("DPG_POR_REGISTRY", "")),
             por_rpc=e.get("DPG_POR_RPC", ""),
@@ -86,6 +88,16 @@ def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -
     if value <= 0:
         raise SystemExit(f"{name} must be a positive integer, not {raw!r}")
     return value
+
+
+def _seconds(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
+    """A number of seconds, 0 allowed."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or len(raw.strip()) > 12:
+        raise SystemExit(f"{name} must be a whole number of seconds (0 or more), not {raw!r}")
+    return int(raw)
 
 
 def _secret(raw: str, name: str) -> str:

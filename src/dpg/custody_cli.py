@@ -131,9 +131,14 @@ def signer_sign(
 ) -> None:
     """Sign a withdrawal after reviewing it (``dpg signer show``)."""
     from dpg.chain.signer import sign
+    from dpg.chain.withdrawals import WithdrawalClosed
 
     key, store, w, who = _as_signer(wid, key_file, "it takes no more signatures")
-    if not store.add_signature(w.id, who, sign(w.terms(), key), "human"):
+    try:
+        added = store.add_signature(w.id, who, sign(w.terms(), key), "human")
+    except WithdrawalClosed as e:  # cancelled by the user (or moved on) since it was read
+        raise _fail(str(e)) from None
+    if not added:
         raise _fail(f"{who} has already signed {w.id}")
     typer.echo(json.dumps({"id": w.id, "signer": who, "signatures": len(store.signatures(w.id))}))
 

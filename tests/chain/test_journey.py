@@ -5,6 +5,7 @@ user's balance, the ledger and the vault's holdings agree. And what the wallet A
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ def _env(dev: DevChain, tmp: Path) -> dict[str, str]:
     keys = tmp / "keys"
     for name, index in (("policy-1", 1), ("policy-2", 2), ("broadcaster", 0), ("human", 3)):
         write_key(keys / f"{name}.key", dev_key(index))
-    return {"DPG_CUSTODY": "1", "DPG_CHAINS": str(chains),
+    return {"DPG_CUSTODY": "1", "DPG_CHAINS": str(chains), "DPG_ADDRESS_COOLDOWN": "0",
             "DPG_POLICY_SIGNER_KEYS": f"{keys / 'policy-1.key'},{keys / 'policy-2.key'}",
             "DPG_BROADCASTER_KEY": str(keys / "broadcaster.key")}
 
@@ -141,6 +142,18 @@ def test_deposit_trade_withdraw_with_three_signatures_and_everything_agrees(
         ledger = alice.http.get("/api/v1/ledger", params={"asset": "USDT", "limit": 100}).json()["entries"]
         assert sum(Decimal(e["available"]) + Decimal(e["locked"]) for e in ledger) == usdt_after_sale - 3000
         assert any(e["cause"] == "withdrawal" and Decimal(e["locked"]) == -3000 for e in ledger), ledger
+        # the ledger's running balance (available + locked after each entry), newest first
+        assert Decimal(ledger[0]["balance"]) == usdt_after_sale - 3000
+        for newer, older in itertools.pairwise(ledger):
+            assert Decimal(older["balance"]) + Decimal(newer["available"]) + Decimal(newer["locked"]) == \
+                Decimal(newer["balance"]), (older, newer)
+        # the payout and the deposit carry their chain and transaction
+        (payout,) = [e for e in ledger if e["cause"] == "withdrawal"]
+        assert (payout["chain"], payout["tx_hash"]) == ("ethereum", final["tx_hash"])
+        eth = alice.http.get("/api/v1/ledger", params={"asset": "ETH"}).json()["entries"]
+        (credit,) = [e for e in eth if e["cause"] == "credit"]
+        assert (credit["chain"], credit["tx_hash"], Decimal(credit["balance"])) == ("ethereum", deposit["tx_hash"], 1)
+        assert all(e["tx_hash"] is None for e in ledger if e["cause"] in ("trade", "fee", "lock"))
         receipt = dev_chain.rpc.receipt(final["tx_hash"])
         assert receipt is not None
         deposit_receipt = dev_chain.rpc.receipt(deposit["tx_hash"])
@@ -218,7 +231,7 @@ def test_the_embedded_default_chain_takes_a_deposit_and_pays_a_withdrawal(pg_ser
 
     from dpg.chain.rpc import Rpc
 
-    env = {"DPG_CUSTODY": "1", "DPG_DEV_CHAIN": ""}
+    env = {"DPG_CUSTODY": "1", "DPG_DEV_CHAIN": "", "DPG_ADDRESS_COOLDOWN": "0"}
     with running(pg_server, tmp_path, "embedded", env) as (base, cli_env):
         erin = User(base, "erin@journey.dpg")
         names = [c["chain"] for c in erin.http.get("/api/v1/wallet/chains").json()]

@@ -1,6 +1,7 @@
 """The withdrawal pipeline on a real anvil node: policy and human signatures, the broadcaster
-(nonce, fees, replacement of a stuck transaction, a reorged payout), the time-lock, expiry, and the
-vault refusing every malformed withdrawal over JSON-RPC."""
+(nonce, fees, replacement of a stuck transaction, a reorged payout), the time-lock, expiry judged at
+the confirmation depth, a queued withdrawal invalidated by a signer change, a user's cancel against
+a signer, and the vault refusing every malformed withdrawal over JSON-RPC."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from eth_abi.abi import decode
 from dpg.chain.broadcaster import WITHDRAW, Broadcaster, Policy
 from dpg.chain.contracts import encode_call, encode_deploy, load_artifact
 from dpg.chain.rpc import Rpc, RpcError, to_int
-from dpg.chain.signer import Keys, Terms, dev_key, ordered, recover, sign
+from dpg.chain.signer import Keys, Terms, checksum, dev_key, ordered, recover, sign
 from dpg.chain.withdrawals import WithdrawalStore
 from dpg.core import events as E
 from dpg.core.commands import Credit, RequestWithdrawal
 from dpg.node import Node
-from tests.chain.conftest import CHAIN_ID, DevChain
+from tests.chain.conftest import CHAIN_ID, DEPTH, DevChain
 
 USDT = 10**6
 ACCOUNT = 7
@@ -175,7 +176,7 @@ def test_an_unsigned_withdrawal_expires_and_its_funds_return(dev_chain: DevChain
     p.b.step()
     assert p.status(wid) == "signing"
     dev_chain.rpc.call("evm_increaseTime", [60])
-    dev_chain.mine(1)
+    dev_chain.mine(DEPTH)
     p.b.step()
     assert p.status(wid) == "failed"
     assert usdt_of(node, ACCOUNT) == (5_000 * USDT, 0)
@@ -193,10 +194,37 @@ def test_a_signed_withdrawal_the_vault_cannot_pay_is_retried_then_expires_safely
     assert w is not None and w.status == "signed" and w.reason == "InsufficientHoldings"
     assert usdt_of(node, ACCOUNT) == (2_000 * USDT, 3_000 * USDT)  # still locked: it may yet be paid
     dev_chain.rpc.call("evm_increaseTime", [120])
-    dev_chain.mine(1)
+    dev_chain.mine(DEPTH)
     p.b.step()
     w = store.get(wid)
     assert w is not None and w.status == "failed" and "expired" in (w.reason or "")
+    assert usdt_of(node, ACCOUNT) == (5_000 * USDT, 0)
+
+
+def test_the_deadline_is_judged_at_the_confirmation_depth_not_at_the_head(
+        dev_chain: DevChain, node: Node, store: WithdrawalStore) -> None:
+    """The head's block is past the deadline, but a reorg could replace it (and the blocks under it,
+    up to the confirmation depth) with blocks still in time: failing the withdrawal then would return
+    its funds while the vault may yet pay it. It fails once a block at the depth is past the deadline."""
+    p = Pipeline(dev_chain, node, store)
+    node.sequencer.submit_wait(Credit(ACCOUNT, "USDT", 5_000 * USDT, "test:ledger-only"))  # nothing in the vault
+    unsigned = p.request(ACCOUNT, 1_000 * USDT, ttl=60)
+    signed = p.request(ACCOUNT, 2_000 * USDT, ttl=60)
+    p.b.step()
+    p.human(signed, 3)
+    p.b.step()
+    assert (p.status(unsigned), p.status(signed)) == ("signing", "signed")  # the vault cannot pay it yet
+    deadline = max(w.deadline for w in (store.get(unsigned), store.get(signed)) if w is not None)
+    dev_chain.rpc.call("evm_increaseTime", [120])
+    for _ in range(DEPTH - 1):
+        dev_chain.mine(1)
+        assert chain_time(dev_chain.rpc) > deadline
+        p.b.step()
+        assert (p.status(unsigned), p.status(signed)) == ("signing", "signed")  # not at the depth yet
+        assert usdt_of(node, ACCOUNT) == (2_000 * USDT, 3_000 * USDT)
+    dev_chain.mine(1)  # now the block DEPTH confirmations deep is past the deadline too
+    p.b.step()
+    assert (p.status(unsigned), p.status(signed)) == ("failed", "failed")
     assert usdt_of(node, ACCOUNT) == (5_000 * USDT, 0)
 
 
@@ -234,6 +262,73 @@ def test_a_large_withdrawal_is_time_locked_then_executed(dev_chain: DevChain, no
     assert p.status(wid) == "completed"
     assert token_balance(dev_chain.rpc, dev_chain.usdt, DEST) == 3_000 * USDT
     assert usdt_of(node, ACCOUNT) == (2_000 * USDT, 0)
+
+
+def _change_signers(dev: DevChain, vault: str, new: list[str], nonce: int, by: tuple[int, ...]) -> None:
+    """The vault's ``changeSigners`` with the EIP-712 signatures of the dev signers ``by``."""
+    from eth_account.messages import encode_typed_data
+
+    deadline = chain_time(dev.rpc) + 3600
+    data = {
+        "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                   {"name": "chainId", "type": "uint256"},
+                                   {"name": "verifyingContract", "type": "address"}],
+                  "ChangeSigners": [{"name": "signers", "type": "address[5]"}, {"name": "nonce", "type": "uint256"},
+                                    {"name": "deadline", "type": "uint256"}]},
+        "primaryType": "ChangeSigners",
+        "domain": {"name": "DPG Vault", "version": "1", "chainId": CHAIN_ID, "verifyingContract": checksum(vault)},
+        "message": {"signers": [checksum(a) for a in new], "nonce": nonce, "deadline": deadline},
+    }
+    sigs = {dev_key(i).address.lower(): bytes(dev_key(i).sign_message(encode_typed_data(full_message=data)).signature)
+            for i in by}
+    call = encode_call("changeSigners(address[5],uint256,uint256,bytes[])", [checksum(a) for a in new], nonce,
+                       deadline, [sigs[a] for a in sorted(sigs, key=lambda a: int(a, 16))])
+    r = dev.rpc.wait_receipt(dev.rpc.send_transaction({"from": dev.accounts[0], "to": vault, "data": call,
+                                                       "gas": hex(1_000_000)}))
+    assert to_int(r["status"]) == 1, r
+
+
+def test_a_queued_withdrawal_whose_signer_left_fails_and_its_funds_return(
+        dev_chain: DevChain, node: Node, store: WithdrawalStore) -> None:
+    vault = _vault_with_threshold(dev_chain, 1_000 * USDT)
+    dev_chain.vault = vault
+    p = Pipeline(dev_chain, node, store, vault=vault)
+    p.fund(ACCOUNT, 5_000 * USDT)
+    wid = p.request(ACCOUNT, 3_000 * USDT)
+    p.b.step()
+    p.human(wid, 3)  # approved by the policy signers 1, 2 and the human 3
+    p.b.step()
+    p.b.step()
+    dev_chain.mine(DEPTH)
+    p.b.step()
+    assert p.status(wid) == "queued"
+    # signer 3 leaves the vault's signers (replaced by dev account 6)
+    _change_signers(dev_chain, vault, [dev_key(i).address for i in (1, 2, 6, 4, 5)], 0, by=(1, 2, 4))
+    dev_chain.rpc.call("evm_increaseTime", [3601])
+    dev_chain.mine(1)
+    p.b.step()  # executeQueued: the vault cancels it instead of paying it
+    p.b.step()
+    dev_chain.mine(DEPTH)
+    p.b.step()
+    w = store.get(wid)
+    assert w is not None and w.status == "failed", p.steps(wid)
+    assert "invalidated" in (w.reason or "") and dev_key(3).address.lower() in (w.reason or "")
+    assert token_balance(dev_chain.rpc, dev_chain.usdt, DEST) == 0
+    assert usdt_of(node, ACCOUNT) == (5_000 * USDT, 0)
+    # the broadcaster follows the new signers: signer 3's signature no longer counts
+    again = p.request(ACCOUNT, 500 * USDT)
+    p.b.step()
+    p.human(again, 3)
+    p.b.step()
+    w = store.get(again)
+    assert w is not None and w.status == "signing" and len(p.b.valid_signatures(w)) == 2
+    p.human(again, 6)
+    p.b.step()
+    dev_chain.mine(DEPTH)
+    p.b.step()
+    p.b.step()
+    assert p.status(again) == "completed"
+    assert token_balance(dev_chain.rpc, dev_chain.usdt, DEST) == 500 * USDT
 
 
 def test_a_stuck_transaction_is_replaced_and_only_one_pays(dev_chain: DevChain, node: Node,

@@ -69,6 +69,12 @@ def _check_against(engine: Engine, url: str) -> None:
         (total,) = c.execute("SELECT coalesce(sum(d_available + d_locked), 0) FROM ledger_entries"
                              " WHERE asset = 'BTC'").fetchone() or (Decimal(0),)
         assert int(total) == engine.credits[0] - engine.debits[0]
+        # every entry's running balance is its account's available + locked of the asset after it
+        (wrong, entries) = c.execute(
+            "SELECT count(*) FILTER (WHERE balance IS DISTINCT FROM running), count(*) FROM (SELECT balance,"
+            " sum(d_available + d_locked) OVER (PARTITION BY account, asset ORDER BY seq, n) AS running"
+            " FROM ledger_entries) x").fetchone() or (None, None)
+        assert (wrong, entries > 0) == (0, True)
 
 
 def test_projections_match_the_engine_and_rebuild_identically(pg_url: str) -> None:
@@ -96,9 +102,17 @@ def test_catch_up_resumes_after_its_checkpoint(pg_url: str) -> None:
     from dpg.journal.recovery import recover
 
     buf: list[Any] = []
-    recover(journal, from_snapshot=False, on_applied=lambda e, a: buf.append(a) if a.seq <= half else None)
+    at_half: dict[int, list[int]] = {}
+
+    def upto_half(e: Engine, a: Any) -> None:
+        if a.seq <= half:
+            buf.append(a)
+        if a.seq == half:
+            at_half.update({acct: list(vec) for acct, vec in e.balances.items()})
+
+    recover(journal, from_snapshot=False, on_applied=upto_half)
     projector.bind(engine.assets, engine.markets)
-    projector.write(buf)
+    projector.write(buf, at_half)
     assert projector.checkpoint() == half
     follower.catch_up(journal, projector)
     _check_against(engine, pg_url)
@@ -206,13 +220,47 @@ def test_stop_orders_keep_their_stop_price_and_trigger_whatever_the_batches(pg_u
     journal = Journal(pg_url)
     projector = Projector(pg_url)
     one_by_one: list[Any] = []
-    recover(journal, from_snapshot=False, on_applied=lambda e, a: one_by_one.append(a))
+    recover(journal, from_snapshot=False,
+            on_applied=lambda e, a: one_by_one.append((a, {k: list(v) for k, v in e.balances.items()})))
     projector.bind(node.engine.assets, node.engine.markets)
-    for a in one_by_one:  # each command its own batch: the trigger updates a row written before
-        projector.write([a])
+    for a, balances in one_by_one:  # each command its own batch: the trigger updates a row written before
+        projector.write([a], balances)
     assert rows() == want
     projector.truncate()
     follower.catch_up(journal, projector)  # one batch: the row is written triggered
     assert rows() == want
     projector.close()
     journal.close()
+
+
+def test_ledger_entries_carry_the_running_balance_and_the_chain_transaction(pg_url: str) -> None:
+    from dpg.core.commands import CompleteWithdrawal, FailWithdrawal, RequestWithdrawal
+
+    deposit_tx, payout_tx = "0x" + "ab" * 32, "0x" + "cd" * 32
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    for cmd in (OpenAccount(5), Credit(5, "ETH", 3 * 10**18, f"ethereum:{deposit_tx}:7"),  # a chain deposit (watcher)
+                Credit(5, "ETH", 10**18, "bank-transfer-42"),  # an operator's credit
+                RequestWithdrawal(5, "ETH", 2 * 10**18, "0x" + "01" * 32, "ethereum:0x" + "22" * 20),
+                CompleteWithdrawal("0x" + "01" * 32, f"ethereum:{payout_tx}"),  # the payout (broadcaster)
+                RequestWithdrawal(5, "ETH", 10**17, "0x" + "02" * 32, "polygon:0x" + "22" * 20),
+                FailWithdrawal("0x" + "02" * 32, "cancelled by the user")):
+        _, events = node.sequencer.submit_wait(cmd)
+        assert events and events[0][0] != 0, (cmd, events)  # none rejected
+    node.close()
+    journal = Journal(pg_url)
+    projector = Projector(pg_url)
+    follower.catch_up(journal, projector)
+    projector.close()
+    journal.close()
+    with psycopg.connect(pg_url) as c:
+        rows = c.execute("SELECT cause, d_available, d_locked, balance, chain, tx_hash FROM ledger_entries"
+                         " WHERE account = 5 AND asset = 'ETH' ORDER BY seq, n").fetchall()
+    e18 = 10**18
+    assert [(cause, int(da), int(dl), int(b), ch, tx) for cause, da, dl, b, ch, tx in rows] == [
+        ("credit", 3 * e18, 0, 3 * e18, "ethereum", deposit_tx),
+        ("credit", e18, 0, 4 * e18, None, None),
+        ("lock", -2 * e18, 2 * e18, 4 * e18, None, None),
+        ("withdrawal", 0, -2 * e18, 2 * e18, "ethereum", payout_tx),
+        ("lock", -e18 // 10, e18 // 10, 2 * e18, None, None),
+        ("unlock", e18 // 10, -e18 // 10, 2 * e18, None, None),
+    ]

@@ -70,7 +70,7 @@ def custody(anvil_bin: Path, artifacts: Path, pg_server: str,  # noqa: F811
                "DPG_POLICY_SIGNER_KEYS": f"{keys / 'policy-1.key'},{keys / 'policy-2.key'}",
                "DPG_BROADCASTER_KEY": str(keys / "broadcaster.key"), "DPG_POR_SECRET": POR_SECRET,
                "DPG_POR_RPC": dev.anvil.url, "DPG_DATA_DIR": str(tmp), "DPG_DATABASE_URL": url,
-               "DPG_ADMIN_TOKEN": ADMIN}
+               "DPG_ADMIN_TOKEN": ADMIN, "DPG_ADDRESS_COOLDOWN": "0"}
         r = dpg_cli(env, "por", "deploy-registry", "--chains", str(chains))
         assert r.returncode == 0, r.stdout + r.stderr
         registry = json.loads(r.stdout)["registry"]
@@ -125,6 +125,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     page.fill("input[name=allow-totp]", totp.now())
     page.click("form[data-testid=allow-add] button[type=submit]")
     expect(page.locator(f"[data-testid=allow-list] tr[data-address='{DEST.lower()}']")).to_contain_text("cold wallet")
+    expect(page.locator("[data-testid=allow-usable]")).to_have_text("now")  # no waiting period in this test
 
     # the withdraw form: amounts with "," in exact base units, the max button, 2FA
     page.select_option("select[name=withdraw-asset]", "ETH")
@@ -135,6 +136,10 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     expect(page.locator("[data-testid=withdraw-units]")).to_have_text(
         "0.250000000000000000 ETH = 250000000000000000 base units")
     page.select_option("select[name=withdraw-address]", DEST.lower())
+    # the fee and what arrives, shown before sending
+    expect(page.locator("[data-testid=withdraw-fee]")).to_have_text("0 ETH")
+    expect(page.locator("[data-testid=withdraw-receive]")).to_have_text("0.25 ETH")
+    expect(page.locator("[data-testid=withdraw-quote]")).to_contain_text(f"at {DEST.lower()[:10]}")
     page.fill("input[name=withdraw-totp]", totp.now())
     page.click("form[data-testid=withdraw-form] button[type=submit]")
     expect(page.get_by_role("alert").filter(has_text="requested")).to_be_visible()
@@ -145,11 +150,13 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     # the policy signers sign 2/3; a human signs the third with dpg signer sign
     expect(w.locator("[data-step=signed-2]")).to_have_class(re.compile(r"\bdone\b"))
     expect(w.locator("[data-step=signed-3]")).to_have_class(re.compile(r"\bcurrent\b"))
+    expect(w.locator("[data-testid=withdrawal-cancel]")).to_be_visible()  # the user may still cancel it
     wid = w.get_attribute("data-id")
     assert wid and re.fullmatch(r"0x[0-9a-f]{64}", wid)
     r = dpg_cli(custody.env, "signer", "sign", wid, "--key-file", str(custody.keys / "human.key"))
     assert r.returncode == 0, r.stdout + r.stderr
     expect(w.locator("[data-step=broadcast]")).to_have_class(re.compile(r"\bdone\b"))
+    expect(w.locator("[data-testid=withdrawal-cancel]")).to_have_count(0)
     expect(w.locator("[data-step=confirmed]")).to_have_text(re.compile(r"confirmed 1/3"))
     expect(w).to_have_attribute("data-status", "confirming")
     assert w.locator("[data-testid=tx-hash]").inner_text().startswith("0x")

@@ -70,6 +70,7 @@ class Runtime:
         # withdrawals (dpg.api.wallet): the signed deadline's distance and the per-account 24 h limits
         self.withdrawal_ttl = 6 * 3600
         self.withdrawal_daily_limits: dict[str, str] = {"BTC": "10", "ETH": "200", "USDT": "1000000"}
+        self.address_cooldown = 86_400  # seconds before a newly allow-listed address is usable
 
     def status(self) -> tuple[bool, str]:
         """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""

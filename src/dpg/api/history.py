@@ -1,7 +1,8 @@
-"""History from the projection tables: orders, own trades and ledger entries, newest first, with
-time ranges and cursor pagination, and one order by id or client id with its fills. Projections
-trail the engine by the follower's lag; every list says up to which sequence number it is complete
-(``projected_seq``)."""
+"""History from the projection tables: orders, own trades and ledger entries (each with the running
+balance after it, available + locked, and for a chain deposit or payout its chain and transaction
+hash), newest first, with time ranges and cursor pagination, and one order by id or client id with
+its fills. Projections trail the engine by the follower's lag; every answer says up to which
+sequence number it is complete (``projected_seq``)."""
 
 from __future__ import annotations
 
@@ -151,11 +152,12 @@ class History:
             args.extend(before)
         args.append(min(limit, MAX_LIMIT))
         projected, rows = await self._rows(
-            "SELECT seq, n, ts, asset, d_available, d_locked, cause FROM ledger_entries"
+            "SELECT seq, n, ts, asset, d_available, d_locked, cause, balance, chain, tx_hash FROM ledger_entries"
             f" WHERE {' AND '.join(where)} ORDER BY seq DESC, n DESC LIMIT %s", args)
         by_symbol = {a.symbol: a for a in self.assets}
         out = [{"seq": seq, "n": n, "time": ts // 1_000_000, "asset": sym,
-                "available": by_symbol[sym].format(int(da)), "locked": by_symbol[sym].format(int(dl)), "cause": cause}
-               for seq, n, ts, sym, da, dl, cause in rows]
+                "available": by_symbol[sym].format(int(da)), "locked": by_symbol[sym].format(int(dl)), "cause": cause,
+                "balance": None if bal is None else by_symbol[sym].format(int(bal)), "chain": chain, "tx_hash": tx}
+               for seq, n, ts, sym, da, dl, cause, bal, chain, tx in rows]
         return {"projected_seq": projected, "entries": out,
                 "next_before": f"{out[-1]['seq']}:{out[-1]['n']}" if len(out) == min(limit, MAX_LIMIT) else None}

@@ -88,6 +88,7 @@ def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Ru
                  max_streams=settings.ws_max_streams)
     rt.withdrawal_ttl = settings.withdrawal_ttl
     rt.withdrawal_daily_limits = settings.withdrawal_daily_limits
+    rt.address_cooldown = settings.address_cooldown
     rt.load(engine)
     trades = _recent_trades(url)
     if trades:

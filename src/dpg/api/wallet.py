@@ -1,27 +1,40 @@
 """The wallet API: where to deposit, deposits with their confirmations, the withdrawal address
-allow-list, withdrawals and their timeline (tables of 0004_chain.sql and 0010_withdrawals.sql).
+allow-list, the client addresses withdrawals may come from, the fee quote, withdrawals, their
+timeline and their cancellation (tables of 0004_chain.sql, 0010_withdrawals.sql, 0013_custody.sql).
 
-A withdrawal request is checked here (an allow-listed address on a custody chain that carries the
-asset, 2FA when the user has it on, the per-account daily limit), written as ``requesting``, then
-the engine locks the funds (``RequestWithdrawal``); the chain's broadcaster takes it from there.
+A withdrawal request is checked here (from a client address on the account's withdrawal IP list, to
+an allow-listed address past its waiting period on a custody chain that carries the asset, 2FA when
+the user has it on, the per-account daily limit), written as ``requesting``, then the engine locks
+the funds (``RequestWithdrawal``); the chain's broadcaster takes it from there. Until its third
+signature the user may cancel it: the row is locked against a signer meanwhile, and the engine
+returns the funds (``FailWithdrawal``).
 
 (No ``from __future__ import annotations`` here: FastAPI must see the route parameters' local
 ``Annotated`` dependencies as objects, not names.)
 """
 
+import ipaddress
+import logging
 import re
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from dpg.api.app import client_ip
+from dpg.api.auth import _ip_allowed, _parse_ip_allow
 from dpg.api.errors import ApiError
 from dpg.chain.signer import checksum
+from dpg.chain.withdrawals import CANCELLED_BY_USER
 from dpg.core.commands import FailWithdrawal, RequestWithdrawal
+from dpg.core.errors import Reject
 from dpg.core.model import Asset
+
+log = logging.getLogger("dpg.api.wallet")
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 NATIVE = "0x" + "00" * 20
@@ -35,12 +48,39 @@ class AddressRequest(BaseModel):
     totp: str | None = Field(default=None, max_length=16)
 
 
+class IpAllowRequest(BaseModel):
+    networks: list[str] = Field(max_length=32, description="IP addresses or networks (CIDR); empty: any address")
+    totp: str | None = Field(default=None, max_length=16)
+
+
 class WithdrawalRequest(BaseModel):
     asset: str = Field(min_length=1, max_length=12)
     chain: str = Field(min_length=1, max_length=32)
     address: str = Field(min_length=42, max_length=42)
     amount: str = Field(min_length=1, max_length=64, description="a decimal string in the asset's units")
     totp: str | None = Field(default=None, max_length=16)
+
+
+def withdrawal_fee(asset: Asset, amount: int) -> int:
+    """The fee of withdrawing ``amount`` base units of ``asset``, in the same units: none today (the
+    exchange pays the gas). Shown by the quote and carried by every withdrawal."""
+    return 0
+
+
+def notify_address_added(account: int, chain: str, address: str, usable_at: datetime) -> None:
+    """A new address on ``account``'s withdrawal allow-list: where the user is told (by e-mail once
+    the mailer is wired here) that it becomes usable at ``usable_at``, so that an address added by
+    someone else is noticed during its waiting period."""
+    log.info("event=address_added account=%d chain=%s address=%s usable_at=%s", account, chain, address,
+             usable_at.astimezone(UTC).isoformat(timespec="seconds"))
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def _utc(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def checksum_ok(address: str) -> bool:
@@ -62,7 +102,8 @@ def local_rpc(url: str) -> str | None:
 def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIRouter:
     """``auth``: the dependency giving the caller's principal; ``admin``: the operator's. The limits
     are the runtime's ``withdrawal_daily_limits`` (per asset, decimal strings: the most an account
-    may withdraw in 24 hours) and ``withdrawal_ttl`` (seconds to the signed deadline)."""
+    may withdraw in 24 hours), ``withdrawal_ttl`` (seconds to the signed deadline) and
+    ``address_cooldown`` (seconds before a newly allow-listed address may be used; 0: at once)."""
     r = APIRouter(tags=["wallet"])
     pool = rt.accounts.pool
     Principal = Annotated[Any, Depends(auth)]
@@ -83,6 +124,22 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     def asset_of(symbol: str) -> Asset:
         a: Asset = rt.trading.asset(symbol)
         return a
+
+    async def ip_networks(account: int) -> list[str]:
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT networks FROM withdrawal_ip_allow WHERE account = %s", (account,))
+            row = await cur.fetchone()
+        return list(row[0]) if row else []
+
+    async def check_ip(account: int, request: Request) -> None:
+        """Withdrawals and changes to the allow-lists come only from the account's listed addresses."""
+        networks = await ip_networks(account)
+        ip = client_ip(request)
+        if networks and not _ip_allowed(ip, tuple(ipaddress.ip_network(n) for n in networks)):
+            log.info("event=withdrawal_ip_refused account=%d ip=%s", account, ip)
+            raise ApiError(403, "WITHDRAWAL_IP_NOT_ALLOWED",
+                           f"this request comes from {ip}, which is not on your withdrawal IP list: withdrawals and"
+                           " allow-list changes are accepted only from the addresses listed there")
 
     @r.get("/api/v1/wallet/chains")
     async def list_chains() -> list[dict[str, Any]]:
@@ -128,15 +185,18 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     @r.get("/api/v1/wallet/addresses")
     async def addresses(p: Principal) -> list[dict[str, Any]]:
+        """The withdrawal allow-list; an address is usable for withdrawals from ``usable_at`` on."""
         async with pool.connection() as conn:
-            cur = await conn.execute("SELECT chain, address, label, created_at FROM withdrawal_addresses"
-                                     " WHERE account = %s ORDER BY created_at", (p.user_id,))
+            cur = await conn.execute("SELECT chain, address, label, created_at, usable_at, usable_at <= now()"
+                                     " FROM withdrawal_addresses WHERE account = %s ORDER BY created_at", (p.user_id,))
             rows = await cur.fetchall()
-        return [{"chain": c, "address": a, "label": lb, "created_at": int(t.timestamp() * 1000)}
-                for c, a, lb, t in rows]
+        return [{"chain": c, "address": a, "label": lb, "created_at": _ms(t), "usable_at": _ms(u), "usable": ok}
+                for c, a, lb, t, u, ok in rows]
 
     @r.post("/api/v1/wallet/addresses", status_code=201)
-    async def add_address(req: AddressRequest, p: Principal) -> dict[str, Any]:
+    async def add_address(req: AddressRequest, p: Principal, request: Request) -> dict[str, Any]:
+        """Add an address (with the 2FA code when 2FA is on); usable after the waiting period."""
+        await check_ip(p.user_id, request)
         await rt.accounts.check_totp(p.user_id, req.totp)
         c = (await chains()).get(req.chain)
         if c is None:
@@ -149,14 +209,24 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
         if address == NATIVE or address == c["vault"] or address in tokens:
             raise ApiError(400, "INVALID_ADDRESS", "not the zero address, the vault or a token contract")
         async with pool.connection() as conn:
-            await conn.execute("INSERT INTO withdrawal_addresses (account, chain, address, label) VALUES"
-                               " (%s, %s, %s, %s) ON CONFLICT (account, chain, address) DO UPDATE SET"
-                               " label = excluded.label", (p.user_id, req.chain, address, req.label))
-        return {"chain": req.chain, "address": address, "label": req.label}
+            cur = await conn.execute(
+                "INSERT INTO withdrawal_addresses (account, chain, address, label, usable_at) VALUES"
+                " (%s, %s, %s, %s, now() + make_interval(secs => %s)) ON CONFLICT (account, chain, address)"
+                " DO UPDATE SET label = excluded.label RETURNING usable_at, created_at, (xmax = 0)",
+                (p.user_id, req.chain, address, req.label, rt.address_cooldown))
+            row = await cur.fetchone()
+        assert row is not None
+        usable_at, created, new = row
+        if new:
+            notify_address_added(p.user_id, req.chain, address, usable_at)
+        return {"chain": req.chain, "address": address, "label": req.label, "created_at": _ms(created),
+                "usable_at": _ms(usable_at), "usable": usable_at <= datetime.now(UTC)}
 
     @r.delete("/api/v1/wallet/addresses/{chain}/{address}")
     async def remove_address(chain: Annotated[str, Field(max_length=32)],
-                             address: Annotated[str, Field(max_length=42)], p: Principal) -> dict[str, bool]:
+                             address: Annotated[str, Field(max_length=42)], p: Principal,
+                             request: Request) -> dict[str, bool]:
+        await check_ip(p.user_id, request)
         async with pool.connection() as conn:
             cur = await conn.execute("DELETE FROM withdrawal_addresses WHERE account = %s AND chain = %s"
                                      " AND address = %s", (p.user_id, chain, address.lower()))
@@ -164,30 +234,95 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
             raise ApiError(404, "ADDRESS_NOT_FOUND", "no such address on the allow-list")
         return {"ok": True}
 
+    # ------------------------------------------------------------------ client addresses (IP)
+
+    @r.get("/api/v1/wallet/ip-allow")
+    async def ip_allow(p: Principal, request: Request) -> dict[str, Any]:
+        """The client addresses (networks) withdrawals and allow-list changes are accepted from;
+        empty: any. ``your_address`` is the one this request came from."""
+        return {"networks": await ip_networks(p.user_id), "your_address": client_ip(request)}
+
+    @r.put("/api/v1/wallet/ip-allow")
+    async def set_ip_allow(req: IpAllowRequest, p: Principal, request: Request) -> dict[str, Any]:
+        """Replace the list (with the 2FA code when 2FA is on), from an address the current list
+        allows; a non-empty list must include the address the request comes from, so that it can
+        be changed again."""
+        await check_ip(p.user_id, request)
+        await rt.accounts.check_totp(p.user_id, req.totp)
+        networks = _parse_ip_allow(req.networks)
+        ip = client_ip(request)
+        if networks and not _ip_allowed(ip, tuple(ipaddress.ip_network(n) for n in networks)):
+            raise ApiError(400, "IP_ALLOW_LOCKOUT", f"the list must include the address this request comes from"
+                                                    f" ({ip}): without it you could not change the list again")
+        async with pool.connection() as conn:
+            if networks:
+                await conn.execute("INSERT INTO withdrawal_ip_allow (account, networks) VALUES (%s, %s)"
+                                   " ON CONFLICT (account) DO UPDATE SET networks = excluded.networks,"
+                                   " updated_at = now()", (p.user_id, networks))
+            else:
+                await conn.execute("DELETE FROM withdrawal_ip_allow WHERE account = %s", (p.user_id,))
+        log.info("event=withdrawal_ip_list_set account=%d networks=%d", p.user_id, len(networks))
+        return {"networks": networks, "your_address": ip}
+
     # ------------------------------------------------------------------ withdrawals
 
-    @r.post("/api/v1/withdrawals", status_code=201)
-    async def withdraw(req: WithdrawalRequest, p: Principal) -> dict[str, Any]:
-        await rt.accounts.check_totp(p.user_id, req.totp)
-        a = asset_of(req.asset)
-        amount = rt.trading._units(a.to_units, req.amount, "amount")
+    async def checked(asset: str, chain: str, amount_text: str) -> tuple[Asset, dict[str, Any], str, int, int]:
+        """(asset, chain, token, amount, fee) of a withdrawal, checked."""
+        a = asset_of(asset)
+        amount = rt.trading._units(a.to_units, amount_text, "amount")
         if amount <= 0:
             raise ApiError(400, "INVALID_AMOUNT", "the amount must be positive")
-        c = (await chains()).get(req.chain)
+        c = (await chains()).get(chain)
         if c is None:
-            raise ApiError(404, "UNKNOWN_CHAIN", f"no custody chain {req.chain!r}")
+            raise ApiError(404, "UNKNOWN_CHAIN", f"no custody chain {chain!r}")
         token = token_for(c, a.symbol)
         if token is None:
-            raise ApiError(400, "ASSET_NOT_ON_CHAIN", f"{a.symbol} cannot be withdrawn on {req.chain}")
+            raise ApiError(400, "ASSET_NOT_ON_CHAIN", f"{a.symbol} cannot be withdrawn on {chain}")
+        fee = withdrawal_fee(a, amount)
+        if fee >= amount:
+            raise ApiError(400, "AMOUNT_BELOW_FEE", f"the fee is {a.format(fee)} {a.symbol}: withdraw more than that")
+        return a, c, token, amount, fee
+
+    @r.get("/api/v1/wallet/withdrawal-quote")
+    async def withdrawal_quote(p: Principal, asset: Annotated[str, Query(max_length=12)],
+                               chain: Annotated[str, Query(max_length=32)],
+                               amount: Annotated[str, Query(max_length=64, description="a decimal string")],
+                               address: Annotated[str | None, Query(max_length=42)] = None) -> dict[str, Any]:
+        """What a withdrawal would cost before it is sent: the amount, the fee (zero today), what
+        arrives, and the destination (with whether it is on the allow-list and from when usable)."""
+        a, _, token, units, fee = await checked(asset, chain, amount)
+        destination: dict[str, Any] = {"chain": chain, "token": token, "address": None, "allow_listed": None,
+                                       "usable_at": None}
+        if address is not None:
+            if not ADDRESS.fullmatch(address):
+                raise ApiError(400, "INVALID_ADDRESS", "an address is 0x and 40 hex digits")
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT usable_at FROM withdrawal_addresses WHERE account = %s"
+                                         " AND chain = %s AND address = %s", (p.user_id, chain, address.lower()))
+                row = await cur.fetchone()
+            destination.update(address=address.lower(), allow_listed=row is not None,
+                               usable_at=_ms(row[0]) if row else None)
+        return {"asset": a.symbol, "amount": a.format(units), "fee": a.format(fee), "fee_asset": a.symbol,
+                "receive": a.format(units - fee), "destination": destination}
+
+    @r.post("/api/v1/withdrawals", status_code=201)
+    async def withdraw(req: WithdrawalRequest, p: Principal, request: Request) -> dict[str, Any]:
+        await check_ip(p.user_id, request)
+        await rt.accounts.check_totp(p.user_id, req.totp)
+        a, c, token, amount, fee = await checked(req.asset, req.chain, req.amount)
         if not ADDRESS.fullmatch(req.address):
             raise ApiError(400, "INVALID_ADDRESS", "an address is 0x and 40 hex digits")
         address = req.address.lower()
         wid = "0x" + secrets.token_bytes(32).hex()
         async with pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("SELECT 1 FROM withdrawal_addresses WHERE account = %s AND chain = %s"
+            cur = await conn.execute("SELECT usable_at FROM withdrawal_addresses WHERE account = %s AND chain = %s"
                                      " AND address = %s", (p.user_id, req.chain, address))
-            if await cur.fetchone() is None:
+            listed = await cur.fetchone()
+            if listed is None:
                 raise ApiError(403, "ADDRESS_NOT_ALLOWED", "add the address to your withdrawal allow-list first")
+            if listed[0] > datetime.now(UTC):
+                raise ApiError(403, "ADDRESS_COOLING_DOWN", f"a newly allow-listed address is usable for withdrawals"
+                                                            f" from {_utc(listed[0])} on")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (p.user_id,))
             cur = await conn.execute(
                 "SELECT coalesce(sum(amount), 0) FROM withdrawals WHERE account = %s AND asset = %s"
@@ -199,9 +334,9 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
                 raise ApiError(400, "WITHDRAWAL_LIMIT", f"at most {a.format(limit)} {a.symbol} in 24 hours;"
                                                         f" {a.format(max(0, limit - used))} left")
             await conn.execute(
-                "INSERT INTO withdrawals (id, account, asset, amount, chain, chain_id, vault, token, to_address,"
-                " deadline, status, required) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'requesting', %s)",
-                (wid, p.user_id, a.symbol, amount, req.chain, c["chain_id"], c["vault"], token, address,
+                "INSERT INTO withdrawals (id, account, asset, amount, fee, chain, chain_id, vault, token, to_address,"
+                " deadline, status, required) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'requesting', %s)",
+                (wid, p.user_id, a.symbol, amount, fee, req.chain, c["chain_id"], c["vault"], token, address,
                  int(time.time()) + rt.withdrawal_ttl, c["confirmations"]))
         try:
             seq, _ = await rt.trading._submit(RequestWithdrawal(p.user_id, a.symbol, amount, wid,
@@ -225,7 +360,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     async def one(wid: str, account: int | None) -> dict[str, Any]:
         async with pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, account, asset, amount, chain, to_address, status, confirmations, required, tx_hash,"
+                "SELECT id, account, asset, amount, fee, chain, to_address, status, confirmations, required, tx_hash,"
                 " reason, deadline, executable_at, created_at, updated_at FROM withdrawals WHERE id = %s"
                 " AND (%s::numeric IS NULL OR account = %s)", (wid, account, account))
             row = await cur.fetchone()
@@ -236,9 +371,14 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
             cur = await conn.execute("SELECT at, step, detail FROM withdrawal_events WHERE withdrawal_id = %s"
                                      " ORDER BY at", (wid,))
             events = await cur.fetchall()
-        (i, acct, asset, amount, chain, to, status, conf, req, tx, reason, deadline, exec_at, created, updated) = row
-        return {"id": i, "account": int(acct), "asset": asset, "amount": asset_of(asset).format(int(amount)),
-                "chain": chain, "address": to, "status": status, "signatures": min(int(sigs[0]) if sigs else 0, 3),
+        (i, acct, asset, amount, fee, chain, to, status, conf, req, tx, reason, deadline, exec_at, created,
+         updated) = row
+        a = asset_of(asset)
+        signatures = int(sigs[0]) if sigs else 0
+        return {"id": i, "account": int(acct), "asset": asset, "amount": a.format(int(amount)),
+                "fee": a.format(int(fee)), "receive": a.format(int(amount) - int(fee)),
+                "chain": chain, "address": to, "status": status, "signatures": min(signatures, 3),
+                "cancellable": status == "signing" and signatures < 3,
                 "required_signatures": 3, "confirmations": min(int(conf), int(req)), "required_confirmations": int(req),
                 "tx_hash": tx, "reason": reason, "deadline": int(deadline) * 1000,
                 "executable_at": int(exec_at) * 1000 if exec_at else None,
@@ -257,6 +397,48 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     @r.get("/api/v1/withdrawals/{wid}")
     async def withdrawal(wid: Annotated[str, Field(max_length=66)], p: Principal) -> dict[str, Any]:
         return await one(wid.lower(), p.user_id)
+
+    @r.delete("/api/v1/withdrawals/{wid}")
+    async def cancel_withdrawal(wid: Annotated[str, Field(max_length=66)], p: Principal) -> dict[str, Any]:
+        """Cancel your withdrawal while it has fewer than 3 signatures and nothing was sent: its
+        funds return at once (the engine's FailWithdrawal, "cancelled by the user") and signers
+        refuse it from then on."""
+        wid = wid.lower()
+        async with pool.connection() as conn, conn.transaction():
+            # the row lock orders this against a signer adding the third signature (add_signature)
+            cur = await conn.execute("SELECT status FROM withdrawals WHERE id = %s AND account = %s FOR UPDATE",
+                                     (wid, p.user_id))
+            row = await cur.fetchone()
+            if row is None:
+                raise ApiError(404, "WITHDRAWAL_NOT_FOUND", "no such withdrawal")
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM withdrawal_signatures WHERE withdrawal_id = %s),"
+                " EXISTS (SELECT 1 FROM withdrawal_transactions WHERE withdrawal_id = %s)", (wid, wid))
+            counts = await cur.fetchone()
+            signatures, sent = (int(counts[0]), bool(counts[1])) if counts else (0, False)
+            if row[0] != "signing" or signatures >= 3 or sent:
+                why = f"it is {row[0]}" if row[0] != "signing" else "it has its 3 signatures"
+                raise ApiError(409, "WITHDRAWAL_NOT_CANCELLABLE",
+                               f"{why}: a withdrawal can be cancelled only before its third signature")
+            await conn.execute("UPDATE withdrawals SET status = 'cancelling', reason = %s, updated_at = now()"
+                               " WHERE id = %s", (CANCELLED_BY_USER, wid))
+            await conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES"
+                               " (%s, 'cancelled', 'by the user')", (wid,))
+        seq: int | None
+        try:
+            seq, _ = await rt.trading._submit(FailWithdrawal(wid, CANCELLED_BY_USER))
+        except ApiError as e:
+            if e.code != Reject.WITHDRAWAL_NOT_FOUND.value:
+                raise  # the funds return once the engine answers again (the pipeline retries)
+            seq = None  # the pipeline returned them meanwhile
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("UPDATE withdrawals SET status = 'failed', done_seq = coalesce(%s, done_seq),"
+                                     " updated_at = now() WHERE id = %s AND status = 'cancelling'", (seq, wid))
+            if cur.rowcount == 1:
+                await conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES"
+                                   " (%s, 'failed', %s)", (wid, CANCELLED_BY_USER))
+        log.info("event=withdrawal_cancelled id=%s account=%d seq=%s", wid, p.user_id, seq)
+        return await one(wid, p.user_id)
 
     @r.get("/api/v1/admin/withdrawals", dependencies=[Depends(admin)], tags=["operator"])
     async def all_withdrawals(status: Annotated[str | None, Query(max_length=16)] = None,

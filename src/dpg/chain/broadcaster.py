@@ -16,11 +16,17 @@ Each ``step`` moves every open withdrawal of the chain as far as it can go (see 
   ``WithdrawalExecuted`` completes it (``CompleteWithdrawal``: the engine debits the locked funds),
   or ``WithdrawalQueued`` makes it ``queued``; a reverted transaction goes back to be retried.
 - ``queued``: time-locked by the vault; once the chain's time passes ``executable_at`` the
-  broadcaster sends ``executeQueued(id)``. Cancelled on the chain by a signer or the guardian: failed.
+  broadcaster sends ``executeQueued(id)``. Cancelled on the chain by a signer or the guardian, or
+  invalidated by the vault because a signer who approved it has left the signer set: failed.
+- ``cancelling``: the user cancelled it (``DELETE /api/v1/withdrawals/{id}``) before its third
+  signature; the API returns the funds at once, and the pipeline finishes what an API process that
+  stopped half-way left.
 
 A withdrawal fails (``FailWithdrawal``: the funds return to the user) only when it can never be
-paid: its signed deadline has passed on the chain while the vault has not executed or queued its id,
-or the vault cancelled it. So an unlock can never meet a payout of the same funds.
+paid: its signed deadline has passed in a block as deep as the chain's confirmation depth while the
+vault had not executed or queued its id by then (every later block is later still, whatever a
+shallower reorg puts there), the vault cancelled it, or the user cancelled it before it could be
+signed. So an unlock can never meet a payout of the same funds.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from dpg.chain.config import ASSET_DECIMALS, NATIVE, ChainConfig
 from dpg.chain.contracts import encode_call, load_artifact, selector
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
 from dpg.chain.signer import Keys, SignatureError, checksum, ordered, recover, sign
-from dpg.chain.withdrawals import SentTx, Withdrawal, WithdrawalStore
+from dpg.chain.withdrawals import CANCELLED_BY_USER, SentTx, Withdrawal, WithdrawalClosed, WithdrawalStore
 from dpg.core import events as E
 from dpg.core.commands import CompleteWithdrawal, FailWithdrawal
 from dpg.core.errors import Reject
@@ -56,6 +62,8 @@ WITHDRAW = "withdraw((bytes32,uint64,address,address,uint256,uint256),bytes[])"
 EXECUTE = "executeQueued(bytes32)"
 EXECUTED_TOPIC = "0x" + keccak(text="WithdrawalExecuted(bytes32,uint64,address,address,uint256)").hex()
 QUEUED_TOPIC = "0x" + keccak(text="WithdrawalQueued(bytes32,uint256)").hex()
+INVALIDATED_TOPIC = "0x" + keccak(text="WithdrawalInvalidated(bytes32,address)").hex()
+QUEUED_FIELDS = ["address", "uint64", "uint32", "address", "uint64", "uint8", "uint256"]  # Vault.queued(id)
 STATUS_NONE, STATUS_QUEUED, STATUS_EXECUTED, STATUS_CANCELLED = 0, 1, 2, 3
 
 
@@ -117,6 +125,7 @@ class Broadcaster:
     # ------------------------------------------------------------------ chain reads
 
     def signers(self) -> list[str]:
+        """The vault's current signers (read once per ``step``: a signer change applies at the next)."""
         if not self._signers:
             (addrs,) = decode(["address[5]"], self.rpc.eth_call(self.chain.vault, encode_call("signers()")))
             self._signers = [str(a).lower() for a in addrs]
@@ -136,6 +145,17 @@ class Broadcaster:
         b = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         return to_int(b["timestamp"])
 
+    def expired(self, w: Withdrawal) -> bool:
+        """Whether ``w`` can never be paid for its deadline: the block ``w.required`` confirmations
+        deep is past the signed deadline and the vault had not paid or queued ``w`` by then. Judged
+        by the latest block instead, a reorg could bring back a block in time that pays it after it
+        was failed and its funds returned."""
+        number = max(0, self.rpc.block_number() - w.required + 1)
+        block = self.rpc.block(number)
+        if block is None or to_int(block["timestamp"]) <= w.deadline:
+            return False
+        return self.vault_status(w.id, hex(number)) == STATUS_NONE
+
     def revert_reason(self, err: RpcError) -> str:
         data = err.data or ""
         if data.startswith("0x") and len(data) >= 10:
@@ -149,6 +169,7 @@ class Broadcaster:
     def step(self) -> None:
         """Move every open withdrawal of this chain one or more states on."""
         now = self.chain_time()
+        self._signers = []  # read again: the signers may have changed
         for w in self.store.open(self.chain.name):
             try:
                 self._advance(w, now)
@@ -168,6 +189,8 @@ class Broadcaster:
             self._confirm(w)
         elif w.status == "queued":
             self._queued(w, now)
+        elif w.status == "cancelling":
+            self._cancelling(w)
 
     def _unconfirmed_request(self, w: Withdrawal) -> None:
         age = (datetime.now(UTC) - w.created_at).total_seconds()
@@ -175,10 +198,17 @@ class Broadcaster:
             # the API wrote the row and died before the engine answered; unlock whatever was locked
             self._fail(w, "the request was not confirmed")
 
+    def _cancelling(self, w: Withdrawal) -> None:
+        age = (datetime.now(UTC) - w.updated_at).total_seconds()
+        if age > self.request_grace:
+            # the API marked it cancelled and stopped before the engine returned the funds
+            self._fail(w, CANCELLED_BY_USER)
+
     def _collect(self, w: Withdrawal, now: int) -> None:
         if now > w.deadline:
-            self._fail(w, "expired before it had 3 signatures")
-            return
+            if self.expired(w):
+                self._fail(w, "expired before it had 3 signatures")
+            return  # past it at the head: failed once a block at the confirmation depth is past it too
         reviews = self.store.reviews(w.id)
         rejected = [f"{s}: {r}" for s, (d, r) in reviews.items() if d == "rejected"]
         valid = self.valid_signatures(w)
@@ -191,13 +221,17 @@ class Broadcaster:
                 continue
             reason = self.policy.review(w, self.store, self.chain, time.time())
             if reason is None:
-                self.store.add_signature(w.id, who, sign(w.terms(), key), "policy")
+                try:
+                    self.store.add_signature(w.id, who, sign(w.terms(), key), "policy")
+                except WithdrawalClosed:
+                    return  # cancelled by the user meanwhile
                 valid[who] = ""
             else:
                 self.store.add_review(w.id, who, "declined", reason)
                 log.info("event=withdrawal_declined id=%s signer=%s reason=%r", w.id, who, reason)
         if len(valid) >= THRESHOLD:
-            self.store.update(w.id, "signed", f"{len(valid)} signatures", status="signed")
+            if not self.store.update(w.id, "signed", f"{len(valid)} signatures", expect="signing", status="signed"):
+                return
             w = self.store.get(w.id) or w
             self._send(w, now, "withdraw")
 
@@ -230,8 +264,9 @@ class Broadcaster:
                 self._settled_elsewhere(w, status)
                 return
             if now > w.deadline:
-                self._fail(w, "expired: the deadline passed before the vault paid it")
-                return
+                if self.expired(w):
+                    self._fail(w, "expired: the deadline passed before the vault paid it")
+                return  # past it at the head: failed once a block at the confirmation depth is past it too
         data = self._calldata(w, purpose)
         sender = self.keys.broadcaster.address
         try:
@@ -352,6 +387,11 @@ class Broadcaster:
                 self.store.update(w.id, "queued", f"time-locked until {int(executable_at)}", status="queued",
                                   executable_at=int(executable_at))
                 return
+            if topics and topics[0] == INVALIDATED_TOPIC and len(data) >= 64 and "0x" + data[:32].hex() == wid:
+                (signer,) = decode(["address"], data[32:64])
+                self._fail(w, f"invalidated by the vault: {str(signer).lower()}, who approved it, is no longer"
+                              " a signer")
+                return
         self.store.update(w.id, "no vault event", w.tx_hash, status="signed" if purpose == "withdraw" else "queued")
 
     def _settled_elsewhere(self, w: Withdrawal, status: int) -> None:
@@ -362,9 +402,9 @@ class Broadcaster:
         if status == STATUS_EXECUTED:
             self._complete(w, f"{self.chain.name}:executed", w.required)
         elif status == STATUS_CANCELLED:
-            self._fail(w, "cancelled on the chain by a signer or the guardian")
+            self._fail(w, "cancelled on the chain by a signer or the guardian, or invalidated by a signer change")
         elif status == STATUS_QUEUED:
-            (_, executable_at, *_) = decode(["uint64", "uint64", "address", "address", "uint256"], self.rpc.eth_call(
+            (_, _, _, _, executable_at, _, _) = decode(QUEUED_FIELDS, self.rpc.eth_call(
                 self.chain.vault, encode_call("queued(bytes32)", bytes.fromhex(w.id[2:]))))
             self.store.update(w.id, "queued", f"time-locked until {int(executable_at)}", status="queued",
                               executable_at=int(executable_at))

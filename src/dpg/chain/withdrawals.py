@@ -1,6 +1,6 @@
-"""What the withdrawal pipeline keeps in PostgreSQL (migration 0010_withdrawals.sql): the chains
-custody runs on, users' address allow-lists, withdrawals with their signatures, reviews,
-transactions and timeline.
+"""What the withdrawal pipeline keeps in PostgreSQL (migrations 0010_withdrawals.sql and
+0013_custody.sql): the chains custody runs on, users' address allow-lists, withdrawals with their
+signatures, reviews, transactions and timeline.
 
 Used by the pipeline's threads and by the operator's and signers' commands; one connection per
 store, one thread at a time.
@@ -18,7 +18,16 @@ from dpg.chain.config import ChainConfig
 from dpg.chain.signer import Terms
 from dpg.chain.store import Connected
 
-OPEN = ("requesting", "signing", "signed", "broadcast", "confirming", "queued")
+OPEN = ("requesting", "signing", "signed", "broadcast", "confirming", "queued", "cancelling")
+CANCELLED_BY_USER = "cancelled by the user"
+
+
+class WithdrawalClosed(ValueError):
+    """The withdrawal takes no more signatures: it is past signing (or cancelled)."""
+
+    def __init__(self, wid: str, status: str) -> None:
+        super().__init__(f"withdrawal {wid} is {status}: it takes no more signatures")
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +137,10 @@ class WithdrawalStore(Connected):
         return [row(r) for r in self._q(f"SELECT {COLUMNS} FROM withdrawals ORDER BY created_at DESC LIMIT %s",
                                         (limit,))]
 
-    def update(self, wid: str, step: str | None = None, detail: str = "", **fields: Any) -> None:
-        """Set ``fields`` of a withdrawal and, with ``step``, add it to the timeline; one transaction."""
+    def update(self, wid: str, step: str | None = None, detail: str = "", expect: str | None = None,
+               **fields: Any) -> bool:
+        """Set ``fields`` of a withdrawal and, with ``step``, add it to the timeline; one transaction.
+        With ``expect``, only while its status is that one; returns whether it was updated."""
         allowed = {"status", "confirmations", "tx_hash", "block_number", "executable_at", "reason", "request_seq",
                    "done_seq"}
         unknown = set(fields) - allowed
@@ -140,11 +151,15 @@ class WithdrawalStore(Connected):
             with conn.transaction():
                 if fields:
                     sets = ", ".join(f"{k} = %s" for k in fields)
-                    conn.execute(f"UPDATE withdrawals SET {sets}, updated_at = now() WHERE id = %s",
-                                 (*fields.values(), wid))
+                    cur = conn.execute(f"UPDATE withdrawals SET {sets}, updated_at = now() WHERE id = %s"
+                                       f" AND (%s::text IS NULL OR status = %s)",
+                                       (*fields.values(), wid, expect, expect))
+                    if cur.rowcount != 1:
+                        return False
                 if step:
                     conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, %s, %s)",
                                  (wid, step, detail))
+        return True
 
     def events(self, wid: str) -> list[tuple[datetime, str, str]]:
         return [(r[0], r[1], r[2]) for r in self._q(
@@ -157,10 +172,16 @@ class WithdrawalStore(Connected):
             "SELECT signer, signature FROM withdrawal_signatures WHERE withdrawal_id = %s", (wid,))}
 
     def add_signature(self, wid: str, signer: str, signature: str, kind: str) -> bool:
-        """Store a signature (checked by the caller); False when this signer had already signed."""
+        """Store a signature (checked by the caller); False when this signer had already signed,
+        WithdrawalClosed when the withdrawal is no longer signing. The withdrawal's row is locked
+        meanwhile, so a signature and the user's cancel (``DELETE /api/v1/withdrawals/{id}``) never
+        both succeed on the third signature."""
         with self._lock:
             conn = self._c()
             with conn.transaction():
+                row = conn.execute("SELECT status FROM withdrawals WHERE id = %s FOR UPDATE", (wid,)).fetchone()
+                if row is None or row[0] != "signing":
+                    raise WithdrawalClosed(wid, row[0] if row else "unknown")
                 cur = conn.execute(
                     "INSERT INTO withdrawal_signatures (withdrawal_id, signer, signature, kind) VALUES (%s, %s, %s, %s)"
                     " ON CONFLICT DO NOTHING", (wid, signer.lower(), signature.lower(), kind))
@@ -198,8 +219,9 @@ class WithdrawalStore(Connected):
         return int(rows[0][0])
 
     def allowed(self, account: int, chain: str, address: str) -> bool:
-        return bool(self._q("SELECT 1 FROM withdrawal_addresses WHERE account = %s AND chain = %s AND address = %s",
-                            (account, chain, address.lower())))
+        """Whether ``address`` is on the account's allow-list and past its waiting period."""
+        return bool(self._q("SELECT 1 FROM withdrawal_addresses WHERE account = %s AND chain = %s AND address = %s"
+                            " AND usable_at <= now()", (account, chain, address.lower())))
 
     # ------------------------------------------------------------------ transactions
 

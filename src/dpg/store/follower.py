@@ -43,17 +43,17 @@ def catch_up(journal: Journal, projector: Projector) -> Engine:
             projector.bind(engine.assets, engine.markets)
         buf.append(a)
         if a.events and a.events[0][0] == E.EPOCH_MARKED:
-            projector.write(buf)
+            projector.write(buf, engine.balances)
             buf.clear()
             projector.write_epoch(a.events[0][1], a.seq, a.ts, engine)
         elif len(buf) >= BATCH:
-            projector.write(buf)
+            projector.write(buf, engine.balances)
             buf.clear()
 
     engine = recover(journal, at_most=checkpoint, on_applied=feed)
     projector.bind(engine.assets, engine.markets)
     if buf:
-        projector.write(buf)
+        projector.write(buf, engine.balances)
     return engine
 
 
@@ -68,16 +68,16 @@ def step(engine: Engine, journal: Journal, projector: Projector) -> int:
         events = apply(cmd, seq, ts)
         buf.append(Applied(seq, ts, cmd, events))
         if events and events[0][0] == E.EPOCH_MARKED:  # the engine is exactly at this seq now
-            projector.write(buf)
+            projector.write(buf, engine.balances)
             n += len(buf)
             buf.clear()
             projector.write_epoch(events[0][1], seq, ts, engine)
         elif len(buf) >= BATCH:
-            projector.write(buf)
+            projector.write(buf, engine.balances)
             n += len(buf)
             buf.clear()
     if buf:
-        projector.write(buf)
+        projector.write(buf, engine.balances)
         n += len(buf)
     return n
 

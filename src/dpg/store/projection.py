@@ -2,17 +2,22 @@
 
 ``Projector.write`` takes a batch of applied commands and writes their events in one transaction
 together with its checkpoint (``projection_state``), so a restart resumes exactly after the last
-written command. Everything here can be dropped and rebuilt from the journal
-(``dpg projections rebuild``); ``dpg.store.follower`` keeps it current.
+written command. Each ledger entry carries the running balance of its account and asset
+(available + locked after it), found backwards from the engine's balances after the batch, and,
+for a chain deposit or a withdrawal's payout, the chain and transaction hash of its reference.
+Everything here can be dropped and rebuilt from the journal (``dpg projections rebuild``);
+``dpg.store.follower`` keeps it current.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dpg.core import events as E
+from dpg.core.commands import CompleteWithdrawal, Credit
 from dpg.core.engine import Engine
 from dpg.core.events import Cause
 from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
@@ -26,6 +31,22 @@ OTYPE = {t.value: t.name.lower() for t in OrderType}
 STPN = {s.value: s.name.lower() for s in STP}
 STATUS = {s.value: s.name.lower() for s in OrderStatus}
 CAUSE = {c.value: c.name.lower() for c in Cause}
+
+# The references custody writes: a deposit's credit "<chain>:<tx hash>:<log index>"
+# (dpg.chain.watcher), a payout's completion "<chain>:<tx hash>" (dpg.chain.broadcaster).
+_DEPOSIT_REF = re.compile(r"([a-z][a-z0-9_-]{0,31}):(0x[0-9a-f]{64}):[0-9]+")
+_PAYOUT_REF = re.compile(r"([a-z][a-z0-9_-]{0,31}):(0x[0-9a-f]{64})")
+
+
+def chain_tx(cmd: object) -> tuple[str | None, str | None]:
+    """(chain, transaction hash) of a command that moved money over a chain; (None, None) otherwise."""
+    m = None
+    if isinstance(cmd, Credit):
+        m = _DEPOSIT_REF.fullmatch(cmd.ref)
+    elif isinstance(cmd, CompleteWithdrawal):
+        m = _PAYOUT_REF.fullmatch(cmd.reference)
+    return (m.group(1), m.group(2)) if m else (None, None)
+
 
 _NEW_COLS = (
     "order_id, account, market, side, type, price, qty, quote_qty, client_id, stp, status, filled, "
@@ -72,22 +93,28 @@ class Projector:
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, batch: Sequence[Applied]) -> None:
-        """Write the events of ``batch`` (commands after the checkpoint only) in one transaction."""
+    def write(self, batch: Sequence[Applied], balances: Mapping[int, Sequence[int]]) -> None:
+        """Write the events of ``batch`` (commands after the checkpoint only) in one transaction.
+        ``balances``: the engine's balances (account -> available, locked per asset index) right
+        after the batch's last command, for the ledger's running balances."""
         batch = [a for a in batch if a.seq > self.written_seq]
         if not batch:
             return
         orders: dict[int, _OrderRow] = {}
         trades: list[tuple[Any, ...]] = []
-        ledger: list[tuple[Any, ...]] = []
+        ledger: list[list[Any]] = []
         markets = self.markets
         assets = self.assets
         for a in batch:
             seq, ts = a.seq, a.ts
+            chain: tuple[str | None, str | None] | None = None
             for n, ev in enumerate(a.events):
                 kind = ev[0]
                 if kind == E.BALANCE:
-                    ledger.append((seq, n, ts, ev[1], assets[ev[2]].symbol, ev[3], ev[4], CAUSE[ev[5]]))
+                    if chain is None:
+                        chain = chain_tx(a.cmd)
+                    # the asset's index stands where its balance will be (see _running_balances)
+                    ledger.append([seq, n, ts, ev[1], ev[2], ev[3], ev[4], CAUSE[ev[5]], chain[0], chain[1]])
                 elif kind == E.TRADE:
                     (_, tid, mi, price, qty, notional, t_oid, m_oid, t_acct, m_acct, t_side, t_fee, m_fee) = ev
                     trades.append((tid, seq, ts, markets[mi].symbol, price, qty, notional, t_oid, m_oid,
@@ -146,6 +173,7 @@ class Projector:
             else:
                 updates.append((oid, r.filled, r.filled_quote, r.status, r.reason, r.price, r.qty, r.seq, r.ts,
                                 r.triggered))
+        _running_balances(ledger, balances, assets)
         last = batch[-1].seq
         with self.conn.transaction(), self.conn.cursor() as cur:
             if new_rows:
@@ -181,7 +209,8 @@ class Projector:
                         copy.write_row(t)
             if ledger:
                 with cur.copy(
-                    "COPY ledger_entries (seq, n, ts, account, asset, d_available, d_locked, cause) FROM STDIN"
+                    "COPY ledger_entries (seq, n, ts, account, asset, balance, d_available, d_locked, cause, chain,"
+                    " tx_hash) FROM STDIN"
                 ) as copy:
                     for entry in ledger:
                         copy.write_row(entry)
@@ -217,3 +246,19 @@ class Projector:
             self.conn.execute("TRUNCATE orders, trades, ledger_entries")
             self.conn.execute("UPDATE projection_state SET seq = 0 WHERE name = %s", (self.name,))
         self.written_seq = 0
+
+
+def _running_balances(ledger: list[list[Any]], balances: Mapping[int, Sequence[int]], assets: list[Asset]) -> None:
+    """Turn each ledger row ``[seq, n, ts, account, asset index, d_available, d_locked, ...]`` into
+    ``[seq, n, ts, account, symbol, balance, d_available, d_locked, ...]``: walking back from the
+    balances after the last row, each row's balance is the one after it minus the rows after it."""
+    after: dict[tuple[int, int], int] = {}
+    for row in reversed(ledger):
+        account, index = row[3], row[4]
+        key = (account, index)
+        balance = after.get(key)
+        if balance is None:
+            vec = balances.get(account)
+            balance = vec[2 * index] + vec[2 * index + 1] if vec else 0
+        after[key] = balance - row[5] - row[6]
+        row[4:5] = [assets[index].symbol, balance]

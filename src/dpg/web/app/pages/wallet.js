@@ -1,15 +1,18 @@
 // The wallet: how to deposit each asset on each custody chain (the vault, your account tag, a QR
-// code), deposits with their confirmations as blocks are mined, the withdrawal allow-list, the
-// withdraw form (amounts parsed to base units, never floats) and each withdrawal's timeline:
-// requested → signed 1/3, 2/3, 3/3 → broadcast → confirmed n/N → completed (or failed, and why).
+// code), deposits with their confirmations as blocks are mined, the withdrawal allow-list (a new
+// address usable after its waiting period) and the client addresses withdrawals may come from, the
+// withdraw form (amounts parsed to base units, never floats; the fee and what arrives quoted before
+// sending) and each withdrawal's timeline: requested → signed 1/3, 2/3, 3/3 → broadcast →
+// confirmed n/N → completed (or failed, and why), with a cancel button until its third signature.
 // Deposits, withdrawals and balances are polled every 2 s while the page is open.
-import { ApiError, del, get, markets, post } from "../api.js";
+import { ApiError, del, get, markets, post, put } from "../api.js";
 import { dateTime, errorText, h, notify, replace, table } from "../dom.js";
 import { MoneyError, formatUnits, group, parseUnits } from "../money.js";
 import { needSession } from "./account.js";
 import { qrSvg } from "./security.js";
 
 const POLL_MS = 2000;
+const QUOTE_DELAY_MS = 250;
 
 /** "1.500000000000000000" -> "1.5" (display only). */
 export function trim(text) {
@@ -196,13 +199,44 @@ export async function mount(root) {
       notify(allowMsg, errorText(err));
     }
   });
-  replace(allowBox, allowList, addForm);
+  // the client addresses (IP) withdrawals and allow-list changes are accepted from
+  const ipList = h("input", { name: "ip-allow", placeholder: "e.g. 203.0.113.7, 198.51.100.0/24 (empty: any)", autocomplete: "off", spellcheck: "false" });
+  const ipTotp = h("input", { name: "ip-allow-totp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: 8, required: twoFactor });
+  const ipNow = h("p", { class: "muted small", "data-testid": "ip-allow-current" });
+  const ipMsg = h("p", { class: "notice", hidden: true, role: "alert" });
+  const ipForm = h("form", { class: "stack", "data-testid": "ip-allow" },
+    h("h3", {}, "Withdrawals only from these IP addresses"), ipNow,
+    h("label", {}, "Addresses or networks, comma-separated", ipList),
+    twoFactor ? h("label", {}, "2FA code", ipTotp) : null,
+    h("button", { type: "submit", class: "btn" }, "Save"), ipMsg);
+  function showIps(r) {
+    ipList.value = r.networks.join(", ");
+    ipNow.textContent = `${r.networks.length ? `Only from: ${r.networks.join(", ")}` : "From any address"}. `
+      + `You are at ${r.your_address}.`;
+  }
+  ipForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    notify(ipMsg, "");
+    try {
+      const networks = ipList.value.split(",").map((x) => x.trim()).filter(Boolean);
+      showIps(await put("/api/v1/wallet/ip-allow", { networks, totp: twoFactor ? ipTotp.value.trim() : undefined }));
+      ipTotp.value = "";
+      notify(ipMsg, "Saved.", "ok");
+    } catch (err) {
+      notify(ipMsg, errorText(err));
+    }
+  });
+  replace(allowBox, allowList, addForm, ipForm);
+  get("/api/v1/wallet/ip-allow").then(showIps, (e) => notify(ipMsg, errorText(e)));
 
+  const usableNow = (a) => a.usable_at <= Date.now();
   async function loadAddresses() {
     addresses = await get("/api/v1/wallet/addresses");
-    replace(allowList, table(["Chain", "Label", "Address", ""], addresses.map((a) =>
+    replace(allowList, table(["Chain", "Label", "Address", "Usable", ""], addresses.map((a) =>
       h("tr", { dataset: { address: a.address } }, h("td", {}, a.chain), h("td", {}, a.label || "—"),
         h("td", {}, h("code", {}, a.address)),
+        h("td", { "data-testid": "allow-usable", class: usableNow(a) ? "" : "pending" },
+          usableNow(a) ? "now" : `from ${dateTime(a.usable_at)}`),
         h("td", {}, h("button", { type: "button", class: "btn small danger", "data-testid": "allow-remove", onclick: async (e) => {
           e.target.disabled = true;
           try {
@@ -224,12 +258,13 @@ export async function mount(root) {
   const wTotp = h("input", { name: "withdraw-totp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: 8, required: twoFactor });
   const avail = h("p", { class: "avail", "data-testid": "withdraw-available" });
   const units = h("p", { class: "muted small", "data-testid": "withdraw-units" });
+  const quoteEl = h("p", { class: "quote", "data-testid": "withdraw-quote" });
   const max = h("button", { type: "button", class: "btn small", "data-testid": "withdraw-max" }, "Max");
   const send = h("button", { type: "submit", class: "btn primary wide" }, "Withdraw");
   const wForm = h("form", { class: "stack", "data-testid": "withdraw-form" },
     h("div", { class: "row gap" }, h("label", {}, "Asset", wAsset), h("label", {}, "Chain", wChain)),
     h("label", {}, "To (allow-listed)", wAddress),
-    h("label", {}, "Amount", h("div", { class: "with-unit" }, wAmount, max)), avail, units,
+    h("label", {}, "Amount", h("div", { class: "with-unit" }, wAmount, max)), avail, units, quoteEl,
     twoFactor ? h("label", {}, "2FA code", wTotp) : null, send);
   replace(withdrawBox, wForm);
 
@@ -249,14 +284,17 @@ export async function mount(root) {
     addresses() {
       const keep = wAddress.value;
       const mine = addresses.filter((a) => a.chain === wChain.value);
-      replace(wAddress, mine.length ? mine.map((a) => h("option", { value: a.address }, `${a.label ? `${a.label} · ` : ""}${short(a.address)}`))
+      replace(wAddress, mine.length ? mine.map((a) => h("option", { value: a.address, disabled: !usableNow(a) },
+        `${a.label ? `${a.label} · ` : ""}${short(a.address)}${usableNow(a) ? "" : ` (usable from ${dateTime(a.usable_at)})`}`))
         : h("option", { value: "" }, "add an address to the allow-list first"));
       if (mine.some((a) => a.address === keep)) wAddress.value = keep;
+      this.quote();
     },
     update() {
       const d = this.decimals();
       avail.textContent = `Available: ${group(trim(formatUnits(this.available(), d)))} ${wAsset.value}`;
       const text = wAmount.value.trim();
+      this.quote();
       if (!text) { units.textContent = ""; return null; }
       try {
         const u = parseUnits(text, d);
@@ -269,9 +307,41 @@ export async function mount(root) {
         return null;
       }
     },
+    // the fee and what arrives, asked of the exchange a moment after the last change
+    quoteTimer: null,
+    quoteSeq: 0,
+    quote() {
+      clearTimeout(this.quoteTimer);
+      const seq = ++this.quoteSeq;
+      let amount;
+      try {
+        amount = parseUnits(wAmount.value.trim(), this.decimals());
+      } catch {
+        amount = 0n;
+      }
+      if (amount <= 0n || !wChain.value) { quoteEl.textContent = ""; return; }
+      const q = new URLSearchParams({ asset: wAsset.value, chain: wChain.value, amount: formatUnits(amount, this.decimals()) });
+      if (wAddress.value) q.set("address", wAddress.value);
+      this.quoteTimer = setTimeout(async () => {
+        try {
+          const r = await get(`/api/v1/wallet/withdrawal-quote?${q}`);
+          if (seq !== this.quoteSeq) return;
+          const to = r.destination.address ? ` at ${short(r.destination.address)}` : "";
+          replace(quoteEl, "Fee ", h("strong", { "data-testid": "withdraw-fee" }, `${group(trim(r.fee))} ${r.fee_asset}`),
+            " · you receive ", h("strong", { "data-testid": "withdraw-receive" }, `${group(trim(r.receive))} ${r.asset}`),
+            `${to} on ${r.destination.chain}`);
+          quoteEl.classList.remove("bad");
+        } catch (e) {
+          if (seq !== this.quoteSeq) return;
+          quoteEl.textContent = errorText(e);
+          quoteEl.classList.add("bad");
+        }
+      }, QUOTE_DELAY_MS);
+    },
   };
   wAsset.addEventListener("change", () => { form.chains(); form.update(); });
   wChain.addEventListener("change", () => form.addresses());
+  wAddress.addEventListener("change", () => form.quote());
   wAmount.addEventListener("input", () => form.update());
   max.addEventListener("click", () => {
     wAmount.value = trim(formatUnits(form.available(), form.decimals()));
@@ -295,7 +365,8 @@ export async function mount(root) {
       const w = await post("/api/v1/withdrawals", { asset: wAsset.value, chain: wChain.value, address: wAddress.value,
         amount: formatUnits(amount, d), totp: twoFactor ? wTotp.value.trim() : undefined });
       wAmount.value = ""; wTotp.value = "";
-      notify(msg, `Withdrawal of ${trim(w.amount)} ${w.asset} requested.`, "ok");
+      notify(msg, `Withdrawal of ${trim(w.amount)} ${w.asset} requested (fee ${trim(w.fee)}, you receive ${trim(w.receive)}).`, "ok");
+      form.quote();
       await refresh();
     } catch (err) {
       notify(msg, errorText(err));
@@ -312,6 +383,18 @@ export async function mount(root) {
         h("div", { class: "whead" },
           h("strong", {}, `${group(trim(w.amount))} ${w.asset}`), h("span", { class: "muted" }, ` on ${w.chain} to `),
           h("code", { title: w.address }, short(w.address)),
+          h("span", { class: "muted small" }, ` fee ${group(trim(w.fee))}`),
+          w.cancellable ? h("button", { type: "button", class: "btn small danger", "data-testid": "withdrawal-cancel",
+            title: "cancel it before its third signature: the funds return at once", onclick: async (e) => {
+              e.target.disabled = true;
+              try {
+                await del(`/api/v1/withdrawals/${w.id}`);
+                await refresh();
+              } catch (err) {
+                e.target.disabled = false;
+                notify(msg, errorText(err));
+              }
+            } }, "Cancel") : null,
           h("span", { class: `status ${w.status}`, "data-testid": "withdrawal-status" }, w.status)),
         timelineEl(w),
         w.tx_hash ? h("p", { class: "muted small" }, "Transaction ", h("code", { "data-testid": "tx-hash" }, w.tx_hash)) : null,
