@@ -26,6 +26,7 @@ from dpg.core.engine import Engine
 from dpg.journal.journal import Journal
 from dpg.journal.recovery import recover
 from dpg.journal.sequencer import Applied
+from dpg.mail import Mailer, sender_address
 from dpg.node import Node
 from dpg.por.schedule import Scheduler
 
@@ -76,7 +77,9 @@ def _recent_trades(url: str) -> list[tuple[int, str, int, int, int, str]]:
 
 def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Runtime, AsyncConnectionPool]:
     pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False)
-    accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings))
+    mailer = Mailer(pool, smtp_url=settings.smtp_url, sender=sender_address(settings.mail_from))
+    accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings),
+                        mailer=mailer, public_url=settings.public_url)
     rt = Runtime(bus, engine.markets, engine.assets, accounts, History(pool, engine.markets, engine.assets),
                  admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate)
     rt.withdrawal_ttl = settings.withdrawal_ttl

@@ -127,6 +127,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     @r.post("/api/v1/wallet/addresses", status_code=201)
     async def add_address(req: AddressRequest, p: Principal) -> dict[str, Any]:
+        await rt.accounts.require_verified_email(p.user_id)
         await rt.accounts.check_totp(p.user_id, req.totp)
         c = (await chains()).get(req.chain)
         if c is None:
@@ -158,6 +159,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     @r.post("/api/v1/withdrawals", status_code=201)
     async def withdraw(req: WithdrawalRequest, p: Principal) -> dict[str, Any]:
+        await rt.accounts.require_verified_email(p.user_id)
         await rt.accounts.check_totp(p.user_id, req.totp)
         a = asset_of(req.asset)
         amount = rt.trading._units(a.to_units, req.amount, "amount")
