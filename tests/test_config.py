@@ -17,3 +17,18 @@ def test_withdrawal_limits_are_listed_assets_within_their_decimals() -> None:
 def test_bad_withdrawal_limits_are_refused(raw: str) -> None:
     with pytest.raises(SystemExit, match="DPG_WITHDRAWAL_DAILY_LIMITS"):
         Settings.from_env({"DPG_WITHDRAWAL_DAILY_LIMITS": raw})
+
+
+def test_mail_settings() -> None:
+    s = Settings.from_env({"DPG_SMTP_URL": "smtp://u:p@mail.example:2525", "DPG_PUBLIC_URL": "https://dpg.example/",
+                           "DPG_MAIL_FROM": " ops@dpg.example "})
+    assert (s.smtp_url, s.public_url, s.mail_from) == ("smtp://u:p@mail.example:2525", "https://dpg.example",
+                                                       "ops@dpg.example")
+    assert Settings.from_env({}).smtp_url == ""
+    assert Settings.from_env({"DPG_PORT": "9000"}).public_url == "http://127.0.0.1:9000"
+    for env, what in (({"DPG_SMTP_URL": "http://mail.example"}, "scheme"),
+                      ({"DPG_SMTP_URL": "smtp+plain://u:secret@h"}, "no credentials"),
+                      ({"DPG_PUBLIC_URL": "ftp://dpg.example"}, "DPG_PUBLIC_URL")):
+        with pytest.raises(SystemExit, match=what) as info:
+            Settings.from_env(env)
+        assert "secret" not in str(info.value)
