@@ -226,10 +226,10 @@ class RedisReplayGuard:
 
 def normalize_email(email: str) -> str:
     """The stored form of an email address: NFKC (full-width and other compatibility forms become
-    plain letters: full-width 'alice' is 'alice'), trimmed, lower-case. INVALID_EMAIL if it is not shaped like
-    one (at most 254 characters, one '@', a dot inside the domain, nothing blank or invisible), or
-    if its local part or a domain label mixes Latin, Greek and Cyrillic letters ('alice' with a
-    Cyrillic 'a', U+0430, is a look-alike, never a real name)."""
+    plain letters), trimmed, lower-case. INVALID_EMAIL if it is not shaped like one (at most 254
+    characters, one '@', a dot inside the domain, nothing blank or invisible), or if its local
+    part or a domain label mixes Latin, Greek and Cyrillic letters ('alice' with a Cyrillic
+    U+0430 for its 'a' is a look-alike, never a real name)."""
     e = unicodedata.normalize("NFKC", email).strip().lower()
     local, _, domain = e.partition("@")
     labels = domain.split(".")
@@ -261,8 +261,8 @@ def _scripts(text: str) -> set[str]:
 def email_skeleton(address: str) -> str:
     """What an address looks like (Unicode TR39's skeleton, for Latin, Greek and Cyrillic): case
     folded and decomposed (NFD), each non-ASCII letter replaced by its confusable prototype
-    (Cyrillic U+0430 and Greek U+03B1 by 'a'), decomposed again. Addresses with one skeleton look alike;
-    an all-ASCII address is its own skeleton (after case folding)."""
+    (Cyrillic U+0430 and Greek U+03B1 by 'a'), decomposed again. Addresses with one skeleton
+    look alike; an all-ASCII address is its own skeleton (after case folding)."""
     text = unicodedata.normalize("NFD", address.casefold())
     return unicodedata.normalize("NFD", "".join(c if c < "\x80" else PROTOTYPES.get(c, c) for c in text))
 
