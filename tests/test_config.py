@@ -26,3 +26,18 @@ def test_the_address_cooldown_is_a_day_by_default_and_zero_turns_it_off() -> Non
     for raw in ("-1", "1.5", "a day", "9" * 20):
         with pytest.raises(SystemExit, match="DPG_ADDRESS_COOLDOWN"):
             Settings.from_env({"DPG_ADDRESS_COOLDOWN": raw})
+
+
+def test_mail_settings() -> None:
+    s = Settings.from_env({"DPG_SMTP_URL": "smtp://u:p@mail.example:2525", "DPG_PUBLIC_URL": "https://dpg.example/",
+                           "DPG_MAIL_FROM": " ops@dpg.example "})
+    assert (s.smtp_url, s.public_url, s.mail_from) == ("smtp://u:p@mail.example:2525", "https://dpg.example",
+                                                       "ops@dpg.example")
+    assert Settings.from_env({}).smtp_url == ""
+    assert Settings.from_env({"DPG_PORT": "9000"}).public_url == "http://127.0.0.1:9000"
+    for env, what in (({"DPG_SMTP_URL": "http://mail.example"}, "scheme"),
+                      ({"DPG_SMTP_URL": "smtp+plain://u:secret@h"}, "no credentials"),
+                      ({"DPG_PUBLIC_URL": "ftp://dpg.example"}, "DPG_PUBLIC_URL")):
+        with pytest.raises(SystemExit, match=what) as info:
+            Settings.from_env(env)
+        assert "secret" not in str(info.value)

@@ -25,6 +25,9 @@ user_app = typer.Typer(help="Users (on the exchange's database)", no_args_is_hel
 apikey_app = typer.Typer(help="API keys (on the exchange's database)", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+mail_app = typer.Typer(help="Mail the exchange sent (the outbox): the newest messages; dpg mail show ID prints one",
+                       invoke_without_command=True)
+app.add_typer(mail_app, name="mail")
 from dpg.custody_cli import signer_app, wallet_app  # noqa: E402 (the custody commands, in their own module)
 
 app.add_typer(signer_app, name="signer")
@@ -342,6 +345,57 @@ def apikey_create(
     perms = [p.strip() for p in permissions.split(",") if p.strip()]
     out = _operator_call(lambda: operator.create_api_key(target.url, target.settings, name, perms))
     typer.echo(json.dumps(out) if as_json else f"key {out['key']}\nsecret {out['secret']}")
+
+
+def _outbox(work: Any) -> Any:
+    import psycopg
+
+    from dpg.node import database_url
+
+    try:
+        return work(database_url(Settings.from_env()))
+    except psycopg.errors.UndefinedTable:
+        raise _fail("this database has no outbox: is it the exchange's (DPG_DATABASE_URL, DPG_DATA_DIR)?", 1) from None
+    except psycopg.OperationalError as e:
+        raise _fail(f"cannot reach the exchange's database: {e}", 1) from None
+
+
+@mail_app.callback()
+def mail_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many of the newest messages")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+) -> None:
+    """The newest messages in the outbox, newest first (without DPG_SMTP_URL the outbox is the
+    delivery: read verification and password-reset links here)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dpg import mail
+
+    rows = _outbox(lambda url: mail.newest(url, limit))
+    for r in rows:
+        typer.echo(json.dumps(r) if as_json else f"{r['id']:>6}  {r['created_at']}  {r['status']:<6}  {r['to']}  "
+                                                 f"{r['subject']}")
+    if not rows and not as_json:
+        typer.echo("no mail yet")
+
+
+@mail_app.command("show")
+def mail_show(
+    mail_id: Annotated[int, typer.Argument(metavar="ID", help="The message's id (the first column of dpg mail)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """One message: its headers, status and text."""
+    from dpg import mail
+
+    m = _outbox(lambda url: mail.message(url, mail_id))
+    if m is None:
+        raise _fail(f"no message {mail_id} in the outbox", 1)
+    if as_json:
+        typer.echo(json.dumps(m))
+        return
+    typer.echo(f"To: {m['to']}\nSubject: {m['subject']}\nDate: {m['created_at']}\nStatus: {m['status']}"
+               + (f" ({m['error']})" if m["error"] else "") + f"\n\n{m['body']}")
 
 
 @app.command()

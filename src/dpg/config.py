@@ -31,6 +31,9 @@ class Settings:
     por_registry: str  # DPG_POR_REGISTRY: the ReserveRegistry; empty = recorded or deployed on an embedded chain
     por_rpc: str  # DPG_POR_RPC: the registry chain's public JSON-RPC URL (verifiers, browsers); empty = the chain's
     por_publish: bool  # DPG_POR_PUBLISH: 0 = dpg up/engine leave publishing to dpg por publish
+    smtp_url: str = ""  # DPG_SMTP_URL: where mail goes (smtp://user:pass@host:587); empty = the outbox only
+    mail_from: str = ""  # DPG_MAIL_FROM: the sender of that mail; empty = DPG <no-reply@dpg.local>
+    public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -57,6 +60,10 @@ class Settings:
             por_registry=_registry(e.get("DPG_POR_REGISTRY", "")),
             por_rpc=e.get("DPG_POR_RPC", ""),
             por_publish=e.get("DPG_POR_PUBLISH", "1") not in ("0", "off", "false", "no"),
+            smtp_url=_smtp(e.get("DPG_SMTP_URL", "")),
+            mail_from=e.get("DPG_MAIL_FROM", "").strip(),
+            public_url=_public_url(e.get("DPG_PUBLIC_URL", "")
+                                   or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
         )
 
     def por_key(self) -> bytes:
@@ -112,6 +119,28 @@ def _secret(raw: str, name: str) -> str:
     if len(key) < 16:
         raise SystemExit(f"{name} must be at least 16 bytes")
     return key.hex()
+
+
+def _smtp(raw: str) -> str:
+    from dpg.mail import SmtpServer
+
+    raw = raw.strip()
+    if raw:
+        try:
+            SmtpServer.parse(raw)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+    return raw
+
+
+def _public_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    raw = raw.strip().rstrip("/")
+    u = urlsplit(raw)
+    if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+        raise SystemExit(f"DPG_PUBLIC_URL must be an http(s) URL of the exchange (no query), not {raw!r}")
+    return raw
 
 
 def _registry(raw: str) -> str:

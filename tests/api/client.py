@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import pyotp
 
 ROOT = Path(__file__).parents[2]
 ADMIN = "test-admin-token"
@@ -117,6 +120,12 @@ class User:
             self.http.headers["authorization"] = f"Bearer {self.token}"
         return r
 
+    def verify_email(self, db_url: str) -> None:
+        """Follow the verification link mailed at sign-up (read from the exchange's outbox)."""
+        token = mailed_token(db_url, self.email, "verify-email")
+        r = self.http.post("/api/v1/auth/verify-email", json={"token": token})
+        assert r.status_code == 200, r.text
+
     def credit(self, asset: str, amount: str, ref: str | None = None) -> dict[str, Any]:
         r = self.http.post("/api/v1/admin/credits", headers={"x-dpg-admin-token": ADMIN},
                            json={"user_id": self.id, "asset": asset, "amount": amount,
@@ -132,6 +141,40 @@ class User:
             if b["asset"] == asset:
                 return b["available"], b["locked"]
         raise KeyError(asset)
+
+
+def mailed_token(db_url: str, to: str, page: str, timeout: float = 30) -> str:
+    """The token of the newest link to ``page`` ("verify-email", "reset-password") mailed to ``to``,
+    read from the outbox of the exchange's database (a reset mail is written after the answer)."""
+
+    def newest() -> str | None:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute("SELECT body FROM outbox WHERE to_address = %s ORDER BY id DESC", (to,)).fetchall()
+        for (text,) in rows:
+            found = re.search(rf"/{page}\?token=([A-Za-z0-9_-]+)", text)
+            if found:
+                return found.group(1)
+        return None
+
+    token: str = until(f"a {page} link mailed to {to}", newest, timeout)
+    return token
+
+
+class Codes:
+    """TOTP codes of one secret, each of a later time step than the one before, since the exchange
+    accepts a step once: the current step's code, then the next step's (accepted a step early);
+    past that it waits for the clock."""
+
+    def __init__(self, secret: str) -> None:
+        self.totp = pyotp.TOTP(secret)
+        self.last = -1
+
+    def next(self) -> str:
+        step = max(int(time.time() // 30), self.last + 1)
+        while step > int(time.time() // 30) + 1:
+            time.sleep(0.2)
+        self.last = step
+        return self.totp.generate_otp(step)
 
 
 def sign(secret: str, ts: int, method: str, path: str, body: bytes = b"") -> str:

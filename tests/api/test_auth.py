@@ -32,6 +32,7 @@ from dpg.api.auth import (
     ReplayGuard,
     SecretBox,
 )
+from dpg.mail import Mailer
 
 # Cheap argon2 parameters keep the tests fast; one test runs the defaults.
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -85,9 +86,11 @@ def run(
                     replay,
                     clock=clock if clock is not None else Clock(),
                     hasher=hasher,
+                    mailer=Mailer(pool),
                     **kw,
                 )
                 await body(accounts)
+                await accounts.drain()
         finally:
             if redis is not None:
                 await redis.aclose()
@@ -266,11 +269,17 @@ def test_totp_enrolment_and_login(pg_url: str) -> None:
         # The password is checked first: a wrong one with a right code is still wrong.
         await rejects("INVALID_CREDENTIALS", 401, acc.login("ivan@example.com", "wrong pass!", totp.at(clock.t), "ip"))
 
+        # The code that enabled 2FA is used up; the next step's code logs in, once.
+        await rejects("TOTP_REUSED", 401, acc.login("ivan@example.com", PASSWORD, totp.at(clock.t), "ip"))
+        clock.t += 30
         token, _ = await acc.login("ivan@example.com", PASSWORD, totp.at(clock.t), "ip")
         assert await acc.session_user(token) == uid
-        # valid_window=1: the previous and the next 30 s step pass, two steps away does not.
-        await acc.login("ivan@example.com", PASSWORD, totp.at(clock.t - 30), "ip")
+        await rejects("TOTP_REUSED", 401, acc.login("ivan@example.com", PASSWORD, totp.at(clock.t), "ip"))
+        # valid_window=1: the next 30 s step passes; then the previous one is older than the last used.
         await acc.login("ivan@example.com", PASSWORD, totp.at(clock.t + 30), "ip")
+        await rejects("TOTP_REUSED", 401, acc.login("ivan@example.com", PASSWORD, totp.at(clock.t - 30), "ip"))
+        clock.t += 90  # two steps after the last used one
+        await acc.login("ivan@example.com", PASSWORD, totp.at(clock.t - 30), "ip")  # the previous step passes
         await rejects("TOTP_INVALID", 401, acc.login("ivan@example.com", PASSWORD, totp.at(clock.t - 90), "ip"))
 
     run(pg_url, body, clock=clock)
@@ -291,7 +300,10 @@ def test_check_totp(pg_url: str) -> None:
         await rejects("TOTP_REQUIRED", 401, acc.check_totp(uid, ""))
         await rejects("TOTP_INVALID", 401, acc.check_totp(uid, "abcdef"))
         await rejects("TOTP_INVALID", 401, acc.check_totp(uid, totp.at(clock.t - 300)))
+        await rejects("TOTP_REUSED", 401, acc.check_totp(uid, totp.at(clock.t)))  # it enabled 2FA
+        clock.t += 30
         await acc.check_totp(uid, totp.at(clock.t))
+        clock.t += 30
         await acc.check_totp(uid, " " + totp.at(clock.t)[:3] + " " + totp.at(clock.t)[3:])
         # Recovery codes stand in only at login.
         await rejects("TOTP_INVALID", 401, acc.check_totp(uid, codes[0]))
@@ -421,7 +433,9 @@ def test_api_key_creation_needs_totp_when_enabled(pg_url: str) -> None:
         totp, _ = await enrol(acc, uid, clock)
         await rejects("TOTP_REQUIRED", 401, acc.create_api_key(uid, "k", ["read"], [], None))
         await rejects("TOTP_INVALID", 401, acc.create_api_key(uid, "k", ["read"], [], totp.at(clock.t + 120)))
+        await rejects("TOTP_REUSED", 401, acc.create_api_key(uid, "k", ["read"], [], totp.at(clock.t)))
         assert await acc.list_api_keys(uid) == []
+        clock.t += 30
         key, _ = await acc.create_api_key(uid, "k", ["read"], [], totp.at(clock.t))
         assert [k["key"] for k in await acc.list_api_keys(uid)] == [key]
 
@@ -810,7 +824,8 @@ def test_no_secret_is_logged(pg_url: str, caplog: pytest.LogCaptureFixture) -> N
         recovery = await acc.totp_enable(uid, code)
         token, _ = await acc.login("yvonne@example.com", PASSWORD, recovery[0], "ip")
         await acc.logout(token)
-        key, secret = await acc.create_api_key(uid, "bot", ["read"], [], code)
+        clock.t += 30
+        key, secret = await acc.create_api_key(uid, "bot", ["read"], [], pyotp.TOTP(totp_secret).at(clock.t))
         p = _request(clock.ms)
         sig = sign(secret, p)
         await acc.verify_signature(key, sig, p, clock.ms, 5000, "", "read")

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 from eth_abi.abi import decode
 
 from dpg.chain.contracts import encode_call
 from dpg.chain.rpc import to_int
 from dpg.chain.signer import dev_key, write_key
 from dpg.store import db
-from tests.api.client import User, dpg_cli, exchange, signed, until, wait_projected
+from tests.api.client import Codes, User, dpg_cli, exchange, signed, until, wait_projected
 from tests.chain.conftest import CHAIN_ID, DevChain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +67,7 @@ def test_deposit_trade_withdraw_with_three_signatures_and_everything_agrees(
     env = _env(dev_chain, tmp_path)
     with running(pg_server, tmp_path, "journey", env) as (base, scan_env):
         alice = User(base, "alice@journey.dpg")
+        alice.verify_email(scan_env["DPG_DATABASE_URL"])
         bob = User(base, "bob@journey.dpg")
         chains = alice.http.get("/api/v1/wallet/chains").json()
         assert chains[0]["vault"] == dev_chain.vault and chains[0]["confirmations"] == 3
@@ -172,8 +172,11 @@ def _seq(user: User) -> int:
 
 def test_the_wallet_refuses_what_it_must(dev_chain: DevChain, pg_server: str, tmp_path: Path) -> None:
     env = _env(dev_chain, tmp_path)
-    with running(pg_server, tmp_path, "wallet", env) as (base, _):
+    with running(pg_server, tmp_path, "wallet", env) as (base, cli_env):
         carol = User(base, "carol@journey.dpg")
+        r = carol.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": DEST})
+        assert r.status_code == 403 and r.json()["code"] == "EMAIL_NOT_VERIFIED"
+        carol.verify_email(cli_env["DPG_DATABASE_URL"])
         carol.credit("USDT", "500")
         ok = carol.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": DEST})
         assert ok.status_code == 201
@@ -201,11 +204,11 @@ def test_the_wallet_refuses_what_it_must(dev_chain: DevChain, pg_server: str, tm
         assert carol.http.get("/api/v1/withdrawals").json() == []  # nothing half-made is left behind
 
         # 2FA on: a withdrawal needs the code
-        secret = carol.http.post("/api/v1/auth/2fa/setup").json()["secret"]
-        assert carol.http.post("/api/v1/auth/2fa/enable", json={"code": pyotp.TOTP(secret).now()}).status_code == 200
+        codes = Codes(carol.http.post("/api/v1/auth/2fa/setup").json()["secret"])
+        assert carol.http.post("/api/v1/auth/2fa/enable", json={"code": codes.next()}).status_code == 200
         r = carol.http.post("/api/v1/withdrawals", json={**w, "amount": "5"})
         assert r.status_code in (401, 403) and "TOTP" in r.json()["code"]
-        r = carol.http.post("/api/v1/withdrawals", json={**w, "amount": "5", "totp": pyotp.TOTP(secret).now()})
+        r = carol.http.post("/api/v1/withdrawals", json={**w, "amount": "5", "totp": codes.next()})
         assert r.status_code == 201, r.text
         assert _dec(carol.balance("USDT")) == (495, 5)
 
@@ -234,6 +237,7 @@ def test_the_embedded_default_chain_takes_a_deposit_and_pays_a_withdrawal(pg_ser
     env = {"DPG_CUSTODY": "1", "DPG_DEV_CHAIN": "", "DPG_ADDRESS_COOLDOWN": "0"}
     with running(pg_server, tmp_path, "embedded", env) as (base, cli_env):
         erin = User(base, "erin@journey.dpg")
+        erin.verify_email(cli_env["DPG_DATABASE_URL"])
         names = [c["chain"] for c in erin.http.get("/api/v1/wallet/chains").json()]
         assert names == ["ethereum", "polygon"]
         r = dpg_cli(cli_env, "wallet", "deposit", str(erin.id), "2", "--asset", "ETH")

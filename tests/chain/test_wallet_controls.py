@@ -73,8 +73,10 @@ def store(ex: tuple[str, str]) -> Iterator[WithdrawalStore]:
         s.close()
 
 
-def funded(base: str, email: str, usdt: str = "100") -> User:
+def funded(ex: tuple[str, str], email: str, usdt: str = "100") -> User:
+    base, db_url = ex
     u = User(base, email)
+    u.verify_email(db_url)  # withdrawals and new addresses need a verified address
     u.credit("USDT", usdt)
     assert u.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": DEST}).status_code == 201
     return u
@@ -83,6 +85,21 @@ def funded(base: str, email: str, usdt: str = "100") -> User:
 def withdraw(u: User, amount: str, **more: Any) -> httpx.Response:
     return u.http.post("/api/v1/withdrawals", json={"asset": "USDT", "chain": "ethereum", "address": DEST,
                                                    "amount": amount, **more})
+
+
+def when_of(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def mailed_text(db_url: str, to: str, containing: str) -> str:
+    """The newest message to ``to`` containing ``containing``, from the exchange's outbox."""
+    def newest() -> str | None:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute("SELECT body FROM outbox WHERE to_address = %s ORDER BY id DESC", (to,)).fetchall()
+        return next((str(b) for (b,) in rows if containing in str(b)), None)
+
+    text: str = until(f"a mail to {to} about {containing}", newest, 30)
+    return text
 
 
 def _dec(pair: tuple[str, str]) -> tuple[Decimal, Decimal]:
@@ -100,7 +117,7 @@ def from_other_address(base: str, user: User) -> httpx.Client:
 
 def test_withdrawals_and_allow_list_changes_come_only_from_listed_client_addresses(ex: tuple[str, str]) -> None:
     base, _ = ex
-    u = funded(base, "ip@wallet.dpg")
+    u = funded(ex, "ip@wallet.dpg")
     r = u.http.get("/api/v1/wallet/ip-allow")
     assert r.json() == {"networks": [], "your_address": "127.0.0.1"}  # empty: any address
     assert u.http.put("/api/v1/wallet/ip-allow", json={"networks": ["no such address"]}).json()["code"] == "INVALID_IP"
@@ -153,7 +170,7 @@ def test_withdrawals_and_allow_list_changes_come_only_from_listed_client_address
 
 def test_the_fee_is_quoted_before_sending_and_carried_by_the_withdrawal(ex: tuple[str, str]) -> None:
     base, _ = ex
-    u = funded(base, "fee@wallet.dpg")
+    u = funded(ex, "fee@wallet.dpg")
     q = {"asset": "USDT", "chain": "ethereum", "amount": "12,5"}
     r = u.http.get("/api/v1/wallet/withdrawal-quote", params=q)
     assert r.status_code == 200, r.text
@@ -195,8 +212,8 @@ def add_signatures(store: WithdrawalStore, wid: str, *indexes: int) -> None:
 
 def test_a_user_cancels_a_pending_withdrawal_and_the_funds_return(ex: tuple[str, str], store: WithdrawalStore,
                                                                   tmp_path: Path) -> None:
-    base, url = ex
-    u = funded(base, "cancel@wallet.dpg")
+    _base, url = ex
+    u = funded(ex, "cancel@wallet.dpg")
     w = withdraw(u, "40").json()
     assert w["status"] == "signing" and w["cancellable"] is True
     assert _dec(u.balance("USDT")) == (60, 40)
@@ -224,7 +241,7 @@ def test_a_user_cancels_a_pending_withdrawal_and_the_funds_return(ex: tuple[str,
     assert (again.status_code, again.json()["code"]) == (409, "WITHDRAWAL_NOT_CANCELLABLE")
     assert _dec(u.balance("USDT")) == (100, 0)  # returned once
     assert u.http.delete("/api/v1/withdrawals/0x" + "ab" * 32).status_code == 404
-    stranger = funded(base, "stranger@wallet.dpg")
+    stranger = funded(ex, "stranger@wallet.dpg")
     theirs = withdraw(stranger, "5").json()
     r = u.http.delete(f"/api/v1/withdrawals/{theirs['id']}")
     assert (r.status_code, r.json()["code"]) == (404, "WITHDRAWAL_NOT_FOUND")
@@ -248,8 +265,8 @@ def _waiting_for_a_lock(url: str) -> bool:
 
 def test_a_cancel_waits_for_a_signer_adding_the_third_signature_and_then_refuses(
         ex: tuple[str, str], store: WithdrawalStore) -> None:
-    base, url = ex
-    u = funded(base, "race@wallet.dpg")
+    _base, url = ex
+    u = funded(ex, "race@wallet.dpg")
     w = withdraw(u, "40").json()
     add_signatures(store, w["id"], 0, 1)
     got: list[httpx.Response] = []
@@ -276,18 +293,20 @@ def test_a_cancel_waits_for_a_signer_adding_the_third_signature_and_then_refuses
 def test_a_newly_listed_address_is_usable_only_after_its_waiting_period(pg_server: str, tmp_path: Path) -> None:
     with wallet_exchange(pg_server, tmp_path, "dpg_test_cooldown") as (base, url):  # the default: 24 hours
         u = User(base, "cooling@wallet.dpg")
+        u.verify_email(url)
         u.credit("USDT", "100")
         r = u.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": DEST, "label": "new"})
         assert r.status_code == 201, r.text
         added = r.json()
         assert added["usable_at"] - added["created_at"] == 86_400_000 and added["usable"] is False
+        notice = mailed_text(url, u.email, "withdrawal allow-list")  # the user is told, in case it was not them
+        assert DEST.lower() in notice and when_of(added["usable_at"]) in notice
         (listed,) = u.http.get("/api/v1/wallet/addresses").json()
         assert (listed["usable_at"], listed["usable"]) == (added["usable_at"], False)
 
         r = withdraw(u, "10")
         assert (r.status_code, r.json()["code"]) == (403, "ADDRESS_COOLING_DOWN"), r.text
-        when = datetime.fromtimestamp(added["usable_at"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        assert when in r.json()["reason"]
+        assert when_of(added["usable_at"]) in r.json()["reason"]
         assert _dec(u.balance("USDT")) == (100, 0)
         store = WithdrawalStore(url)
         try:

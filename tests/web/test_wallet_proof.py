@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 import pytest
 from playwright.sync_api import expect
 
 from dpg.chain.rpc import to_int
 from dpg.chain.signer import dev_key, write_key
 from dpg.store import db
-from tests.api.client import ADMIN, PASSWORD, User, dpg_cli, exchange, until
+from tests.api.client import ADMIN, PASSWORD, Codes, User, dpg_cli, exchange, mailed_token, until
 from tests.chain.conftest import CHAIN_ID, DevChain, _start, anvil_bin, artifacts  # noqa: F401 (fixtures)
 from tests.web.conftest import DESKTOP, PHONE, shot
 from tests.web.test_exchange import log_in
@@ -92,11 +91,16 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     page.click("form[data-testid=signup] button[type=submit]")
     page.click("[data-testid=totp-start]")
     secret = page.locator("[data-testid=totp-secret]").inner_text()
-    totp = pyotp.TOTP(secret)
-    page.fill("input[name=code]", totp.now())
+    totp = Codes(secret)  # each code once: the exchange accepts a time step once
+    page.fill("input[name=code]", totp.next())
     page.press("input[name=code]", "Enter")
     expect(page.locator("[data-testid=totp-on]")).to_be_visible()
     uid = int(page.evaluate("JSON.parse(sessionStorage.getItem('dpg.session')).user_id"))
+
+    # the address is verified by the link mailed at sign-up (withdrawals wait for it)
+    token = mailed_token(custody.env["DPG_DATABASE_URL"], "wallet@web.dpg", "verify-email")
+    page.goto(f"{web}/verify-email?token={token}")
+    expect(page.locator("[data-testid=email-verified]")).to_be_visible()
 
     # how to deposit: the vault, my account tag, the QR code
     page.click("#nav a[data-nav=wallet]")
@@ -122,7 +126,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     # the allow-list: an address added with a label and a 2FA code
     page.fill("input[name=allow-address]", DEST)
     page.fill("input[name=allow-label]", "cold wallet")
-    page.fill("input[name=allow-totp]", totp.now())
+    page.fill("input[name=allow-totp]", totp.next())
     page.click("form[data-testid=allow-add] button[type=submit]")
     expect(page.locator(f"[data-testid=allow-list] tr[data-address='{DEST.lower()}']")).to_contain_text("cold wallet")
     expect(page.locator("[data-testid=allow-usable]")).to_have_text("now")  # no waiting period in this test
@@ -140,7 +144,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     expect(page.locator("[data-testid=withdraw-fee]")).to_have_text("0 ETH")
     expect(page.locator("[data-testid=withdraw-receive]")).to_have_text("0.25 ETH")
     expect(page.locator("[data-testid=withdraw-quote]")).to_contain_text(f"at {DEST.lower()[:10]}")
-    page.fill("input[name=withdraw-totp]", totp.now())
+    page.fill("input[name=withdraw-totp]", totp.next())
     page.click("form[data-testid=withdraw-form] button[type=submit]")
     expect(page.get_by_role("alert").filter(has_text="requested")).to_be_visible()
     w = page.locator("[data-testid=withdrawal]")

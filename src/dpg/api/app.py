@@ -311,6 +311,19 @@ class TotpRequest(BaseModel):
     code: str = Field(max_length=16)
 
 
+class TokenRequest(BaseModel):
+    token: str = Field(max_length=64, description="the token of the mailed link (its ?token=...)")
+
+
+class ForgotRequest(BaseModel):
+    email: str = Field(max_length=254)
+
+
+class ResetRequest(BaseModel):
+    token: str = Field(max_length=64, description="the token of the mailed link (its ?token=...)")
+    password: str = Field(max_length=128, description="the new password, 10 to 128 characters")
+
+
 class ApiKeyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     permissions: list[Literal["read", "trade", "withdraw"]] = Field(min_length=1, max_length=3)
@@ -487,6 +500,35 @@ def create_app(rt: Runtime) -> FastAPI:
     async def totp_status(user: Session) -> dict[str, bool]:
         """Whether 2FA is on: then withdrawals and new allow-listed addresses need a code."""
         return {"enabled": await rt.accounts.totp_enabled(user)}
+
+    @app.get("/api/v1/auth/email", tags=["account"])
+    async def email_status(user: Session) -> dict[str, Any]:
+        """The account's address and whether it is verified (until then: no withdrawals, no new
+        withdrawal addresses)."""
+        return await rt.accounts.email_status(user)
+
+    @app.post("/api/v1/auth/verify-email", tags=["account"])
+    async def verify_email(req: TokenRequest) -> dict[str, Any]:
+        """Follow the link mailed at sign-up (valid 24 h, once): the address is verified."""
+        return {"ok": True, "user_id": await rt.accounts.verify_email(req.token)}
+
+    @app.post("/api/v1/auth/verify-email/resend", tags=["account"])
+    async def resend_verification(user: Session) -> dict[str, bool]:
+        await rt.accounts.resend_verification(user)
+        return {"ok": True}
+
+    @app.post("/api/v1/auth/password/forgot", tags=["account"], status_code=202)
+    async def forgot_password(req: ForgotRequest, request: Request) -> dict[str, Any]:
+        """Mail a link to set a new password (valid 1 h, once) if an account has this address; the
+        answer is the same either way."""
+        await rt.accounts.request_password_reset(req.email, client_ip(request))
+        return {"ok": True, "message": "If an account has this address, a link to reset its password was mailed to it."}
+
+    @app.post("/api/v1/auth/password/reset", tags=["account"])
+    async def reset_password(req: ResetRequest) -> dict[str, bool]:
+        """Set a new password with the mailed link's token; every session of the account ends."""
+        await rt.accounts.reset_password(req.token, req.password)
+        return {"ok": True}
 
     @app.post("/api/v1/api-keys", tags=["account"], status_code=201)
     async def create_key(req: ApiKeyRequest, user: Session) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Accounts of the trading API: sign-up, password + TOTP login, sessions, API keys whose requests
-are signed with HMAC-SHA256, and the sealing of stored secrets. A library: the HTTP routes that
-call it live elsewhere. Every rejection is an ``AuthError`` with a stable code and an HTTP status.
+are signed with HMAC-SHA256, e-mail verification and password reset by mailed links, and the
+sealing of stored secrets. A library: the HTTP routes that call it live elsewhere. Every
+rejection is an ``AuthError`` with a stable code and an HTTP status.
 
-Nothing here logs a password, session token, secret, TOTP or recovery code, or signature; log
-lines name users by id and API keys by their public id.
+Nothing here logs a password, session token, secret, TOTP or recovery code, signature or mailed
+link; log lines name users by id and API keys by their public id.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +36,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
+
+from dpg.api.confusables import PROTOTYPES
+from dpg.mail import Mailer
 
 log = logging.getLogger("dpg.api.auth")
 
@@ -51,11 +56,20 @@ MAX_RECV_WINDOW_MS = 60_000
 SESSION_CACHE_S = 5.0  # how long an API process trusts a session it has looked up
 FUTURE_SKEW_MS = 1_000
 TOTP_ISSUER = "DPG"
+TOTP_STEP_S = 30  # one TOTP code per 30 s step (RFC 6238); the steps either side are accepted too
 LAST_USED_EVERY_S = 60.0
+VERIFY_TTL_S = 24 * 3600  # an e-mail verification link
+RESET_TTL_S = 3600  # a password-reset link
+MAIL_WINDOW_S = 3600.0
+MAILS_PER_ADDRESS = 5  # verification or reset mails to one account per MAIL_WINDOW_S
+RESET_MAILS_PER_CLIENT = 20  # reset requests from one client address per MAIL_WINDOW_S
+PRUNE_EVERY_S = 600.0
 
 _KEY_RE = re.compile(r"dpg_[A-Za-z0-9_-]{32}")
 _TOTP_RE = re.compile(r"[0-9]{6}")
 _RECOVERY_RE = re.compile(r"[0-9a-f]{12}")
+_LINK_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")  # the scripts whose letters look alike
 
 
 class AuthError(Exception):
@@ -74,6 +88,10 @@ def _invalid_credentials() -> AuthError:
 
 def _user_unknown() -> AuthError:
     return AuthError("USER_UNKNOWN", "no such user", 404)
+
+
+def _totp_reused() -> AuthError:
+    return AuthError("TOTP_REUSED", "this code was used already; wait for the next one", 401)
 
 
 # --- sealed secrets -------------------------------------------------------------------------
@@ -203,47 +221,16 @@ class RedisReplayGuard:
         return bool(await self.redis.set(self.prefix + token, b"1", nx=True, px=ttl_ms))
 
 
-# --- failed attempts ------------------------------------------------------------------------
-
-
-class _Failures:
-    """Failed attempts per subject in a fixed window, in this process's memory. A subject with
-    ``limit`` failures in the window is refused (TOO_MANY_ATTEMPTS) until the window ends."""
-
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.clock = clock
-        self._seen: dict[str, tuple[float, int]] = {}
-        self._pruned_at = 0.0
-
-    def check(self, who: str) -> None:
-        start, n = self._seen.get(who, (0.0, 0))
-        if n >= self.limit and self.clock() - start < self.window_s:
-            raise AuthError("TOO_MANY_ATTEMPTS", "too many failed attempts; try again later", 429)
-
-    def record(self, who: str) -> None:
-        now = self.clock()
-        start, n = self._seen.get(who, (now, 0))
-        if now - start >= self.window_s:
-            start, n = now, 0
-        self._seen[who] = (start, n + 1)
-        if now - self._pruned_at >= self.window_s:
-            self._pruned_at = now
-            for k in [k for k, (s, _) in self._seen.items() if now - s >= self.window_s]:
-                del self._seen[k]
-
-    def clear(self, who: str) -> None:
-        self._seen.pop(who, None)
-
-
 # --- validation helpers ---------------------------------------------------------------------
 
 
 def normalize_email(email: str) -> str:
-    """The stored form of an email address (trimmed, lower-case); INVALID_EMAIL if it is not
-    shaped like one: at most 254 characters, one '@', a dot inside the domain, no spaces."""
-    e = email.strip().lower()
+    """The stored form of an email address: NFKC (full-width and other compatibility forms become
+    plain letters), trimmed, lower-case. INVALID_EMAIL if it is not shaped like one (at most 254
+    characters, one '@', a dot inside the domain, nothing blank or invisible), or if its local
+    part or a domain label mixes Latin, Greek and Cyrillic letters ('alice' with a Cyrillic
+    U+0430 for its 'a' is a look-alike, never a real name)."""
+    e = unicodedata.normalize("NFKC", email).strip().lower()
     local, _, domain = e.partition("@")
     labels = domain.split(".")
     if (
@@ -255,7 +242,29 @@ def normalize_email(email: str) -> str:
         or any(c.isspace() or not c.isprintable() for c in e)
     ):
         raise AuthError("INVALID_EMAIL", "not a valid email address", 400)
+    if any(len(_scripts(part)) > 1 for part in (local, *labels)):
+        raise AuthError("INVALID_EMAIL", "an address may not mix Latin, Greek and Cyrillic letters in one part", 400)
     return e
+
+
+def _scripts(text: str) -> set[str]:
+    """Which of Latin, Greek and Cyrillic the letters of ``text`` are written in."""
+    found = set()
+    for c in text:
+        if c.isalpha():
+            script = "LATIN" if c < "\x80" else unicodedata.name(c, "").partition(" ")[0]
+            if script in _SCRIPTS:
+                found.add(script)
+    return found
+
+
+def email_skeleton(address: str) -> str:
+    """What an address looks like (Unicode TR39's skeleton, for Latin, Greek and Cyrillic): case
+    folded and decomposed (NFD), each non-ASCII letter replaced by its confusable prototype
+    (Cyrillic U+0430 and Greek U+03B1 by 'a'), decomposed again. Addresses with one skeleton
+    look alike; an all-ASCII address is its own skeleton (after case folding)."""
+    text = unicodedata.normalize("NFD", address.casefold())
+    return unicodedata.normalize("NFD", "".join(c if c < "\x80" else PROTOTYPES.get(c, c) for c in text))
 
 
 def _parse_ip_allow(ip_allow: Iterable[str]) -> list[str]:
@@ -312,6 +321,26 @@ def _at(epoch_s: float) -> datetime:
 RevocationHook = Callable[[int, bytes | str], Awaitable[None]]
 
 
+def _verify_mail(link: str) -> tuple[str, str]:
+    return "Verify your email address for DPG", (
+        "Hello,\n\n"
+        "a DPG account was opened with this email address. To confirm that the address is yours, open\n"
+        "this link within 24 hours (it works once):\n\n"
+        f"{link}\n\n"
+        "Until then the account can trade and deposit, but not withdraw or add withdrawal addresses.\n"
+        "If you did not sign up, ignore this message.\n")
+
+
+def _reset_mail(link: str) -> tuple[str, str]:
+    return "Reset your DPG password", (
+        "Hello,\n\n"
+        "someone asked to reset the password of the DPG account of this email address. To choose a new\n"
+        "password, open this link within 1 hour (it works once):\n\n"
+        f"{link}\n\n"
+        "A new password signs out every session of the account. If you did not ask for this, ignore\n"
+        "this message: your password stays as it is.\n")
+
+
 @dataclass(frozen=True, slots=True)
 class _Key:
     user_id: int
@@ -335,13 +364,27 @@ def _key_allows(record: _Key, client_ip: str, need: str) -> None:
 
 
 class Accounts:
-    """Users, sessions and API keys in PostgreSQL (migration 0003).
+    """Users, sessions and API keys in PostgreSQL (migrations 0003 and 0012).
 
     Passwords and recovery codes are argon2 hashes; TOTP and API secrets are sealed with
-    ``secret_box``; session tokens are stored as their SHA-256. ``clock`` (epoch seconds) decides
-    session expiry, TOTP codes and signature timestamps. Failed password and TOTP attempts are
-    counted in memory, per process: ``max_failures`` within ``failure_window_s`` (per email for
-    the password, per user for TOTP) makes further attempts fail with TOO_MANY_ATTEMPTS (429).
+    ``secret_box``; session tokens and mailed link tokens are stored as their SHA-256. ``clock``
+    (epoch seconds) decides session expiry, TOTP codes, signature timestamps and link expiry.
+
+    A TOTP time step once accepted for a user is never accepted again (``users.totp_last_step``,
+    advanced by one conditional UPDATE: one code, used concurrently in any API process, passes
+    once).
+
+    Attempts are counted in PostgreSQL (``auth_attempts``), shared by every API process, and
+    reserved before they are checked (before the slow password hash), so concurrent attempts
+    cannot all pass: ``max_failures`` attempts within ``failure_window_s`` per e-mail and client
+    address (an attacker's lockout from one address leaves the owner's other addresses alone);
+    ``max_account_failures`` per e-mail from client addresses the account never logged in from
+    (a cap on guesses spread over many addresses, which never locks out an address the owner has
+    used); ``max_failures`` per user for TOTP codes. A success clears its address's count. Past a
+    limit, TOO_MANY_ATTEMPTS (429) until the window ends.
+
+    With a ``mailer``, sign-up mails a link to verify the address (valid 24 h) and a password
+    reset mails a link (valid 1 h); links point to ``public_url``.
     """
 
     def __init__(
@@ -355,7 +398,10 @@ class Accounts:
         hasher: PasswordHasher | None = None,
         key_cache_s: float = 5.0,
         max_failures: int = 10,
+        max_account_failures: int = 100,
         failure_window_s: float = 900.0,
+        mailer: Mailer | None = None,
+        public_url: str = "http://127.0.0.1:8000",
     ) -> None:
         self.pool = pool
         self.box = secret_box
@@ -364,7 +410,13 @@ class Accounts:
         self.clock = clock
         self.hasher = hasher if hasher is not None else PasswordHasher()
         self.key_cache_s = key_cache_s
-        self._failures = _Failures(max_failures, failure_window_s, clock)
+        self.max_failures = max_failures
+        self.max_account_failures = max_account_failures
+        self.failure_window_s = failure_window_s
+        self.mailer = mailer
+        self.public_url = public_url.rstrip("/")
+        self._pruned_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()  # mail sent after the answer
         self._dummy_hash: str | None = None
         self._keys: dict[str, tuple[float, _Key]] = {}  # key -> (monotonic time fetched, record)
         self._sessions: dict[bytes, tuple[int, float, float]] = {}  # token hash -> (user, expires, cached until)
@@ -392,57 +444,117 @@ class Accounts:
             self._dummy_hash = await self._hash(secrets.token_urlsafe(16))
         await self._verify(self._dummy_hash, password)
 
+    # -- attempts (auth_attempts) --
+
+    async def _count(self, subject: str, limit: int, window_s: float) -> float | None:
+        """Count one attempt of ``subject`` in its window, in one statement (the row is locked
+        while it changes). None when counted; else the seconds until the window ends: ``limit``
+        attempts were counted already and this one is refused."""
+        now = self.clock()
+        cut = _at(now - window_s)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO auth_attempts AS a (subject, window_start, attempts) VALUES (%s, %s, 1)"
+                " ON CONFLICT (subject) DO UPDATE SET"
+                " window_start = CASE WHEN a.window_start <= %s THEN excluded.window_start ELSE a.window_start END,"
+                " attempts = CASE WHEN a.window_start <= %s THEN 1 ELSE a.attempts + 1 END"
+                " WHERE a.window_start <= %s OR a.attempts < %s RETURNING attempts",
+                (subject, _at(now), cut, cut, cut, limit),
+            )
+            counted = await cur.fetchone()
+            if counted is None:
+                cur = await conn.execute("SELECT window_start FROM auth_attempts WHERE subject = %s", (subject,))
+                row = await cur.fetchone()
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            oldest = _at(now - max(self.failure_window_s, MAIL_WINDOW_S))
+            async with self.pool.connection() as conn:
+                await conn.execute("DELETE FROM auth_attempts WHERE window_start < %s", (oldest,))
+        if counted is not None:
+            return None
+        return max(1.0, row[0].timestamp() + window_s - now) if row is not None else window_s
+
+    async def _attempt(self, subject: str, limit: int) -> None:
+        """Count an attempt (password or TOTP); TOO_MANY_ATTEMPTS (429) past ``limit`` in the window."""
+        wait = await self._count(subject, limit, self.failure_window_s)
+        if wait is not None:
+            raise AuthError("TOO_MANY_ATTEMPTS", f"too many failed attempts; try again in {int(wait + 0.999)} s", 429)
+
+    async def _clear(self, subject: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("DELETE FROM auth_attempts WHERE subject = %s", (subject,))
+
     # -- users --
 
-    async def sign_up(self, email: str, password: str) -> int:
-        """A new user; returns its id (its ledger account number)."""
+    async def sign_up(self, email: str, password: str, *, verified: bool = False) -> int:
+        """A new user; returns its id (its ledger account number). EMAIL_TAKEN (409) if the address
+        has an account, EMAIL_LOOKALIKE (409) if an address that looks the same has one. Unless
+        ``verified`` (users an operator creates), the address is unverified until the user follows
+        the link mailed to it."""
         address = normalize_email(email)
         if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
             raise AuthError("WEAK_PASSWORD", f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters", 400)
         password_hash = await self._hash(password)
+        now = _at(self.clock())
         try:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
-                    "INSERT INTO users (email, password_hash, created_at) VALUES (%s, %s, %s) RETURNING id",
-                    (address, password_hash, _at(self.clock())),
+                    "INSERT INTO users (email, email_skeleton, password_hash, created_at, email_verified_at)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                    (address, email_skeleton(address), password_hash, now, now if verified else None),
                 )
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("SELECT 1 FROM users WHERE email = %s", (address,))
+                same = await cur.fetchone()
+            if same is None:
+                raise AuthError("EMAIL_LOOKALIKE", "an account with an address that looks like this one exists",
+                                409) from None
             raise AuthError("EMAIL_TAKEN", "an account with this email exists", 409) from None
+        except psycopg.errors.CheckViolation:  # a letter whose lower case the database sees otherwise
+            raise AuthError("INVALID_EMAIL", "not a valid email address", 400) from None
         assert row is not None
         user_id = int(row[0])
-        log.info("event=user_created user=%d", user_id)
+        log.info("event=user_created user=%d verified=%s", user_id, str(verified).lower())
+        if not verified:
+            await self._mail_link(user_id, address, "verify")
         return user_id
 
     async def login(self, email: str, password: str, totp_code: str | None, ip: str) -> tuple[str, float]:
         """A new session: (token, expiry in epoch seconds). With TOTP enabled, ``totp_code`` is
-        the current code or one unused recovery code (which is then used up)."""
+        the current code or one unused recovery code (which is then used up). ``ip``: the client
+        address, which the attempts are counted by (see the class)."""
         try:
             address: str | None = normalize_email(email)
         except AuthError:
             address = None
-        who = "email:" + (address or email.strip().lower()[:EMAIL_MAX])
-        self._failures.check(who)
+        who = address or email.strip().lower()[:EMAIL_MAX]
         row = None
         if address is not None:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
-                    "SELECT id, password_hash, totp_enabled, totp_secret FROM users WHERE email = %s", (address,)
+                    "SELECT id, password_hash, totp_enabled, totp_secret,"
+                    " EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.ip = %s)"
+                    " FROM users u WHERE email = %s",
+                    (ip, address),
                 )
                 row = await cur.fetchone()
+        here = f"password:{who}|{ip}"
+        await self._attempt(here, self.max_failures)
+        if row is None or not row[4]:  # an address this account never logged in from
+            await self._attempt(f"password:{who}", self.max_account_failures)
         if row is None or len(password) > PASSWORD_MAX:
             await self._dummy_verify(password[:PASSWORD_MAX])
-            self._failures.record(who)
             log.info("event=login_failed reason=credentials")
             raise _invalid_credentials()
         user_id, password_hash, totp_enabled, totp_secret = int(row[0]), str(row[1]), bool(row[2]), row[3]
         if not await self._verify(password_hash, password):
-            self._failures.record(who)
             log.info("event=login_failed reason=credentials user=%d", user_id)
             raise _invalid_credentials()
         if totp_enabled:
             await self._second_factor(user_id, str(totp_secret), totp_code, allow_recovery=True)
-        self._failures.clear(who)
+        await self._clear(here)
         if self.hasher.check_needs_rehash(password_hash):
             await self._rehash(user_id, password)
         token = secrets.token_urlsafe(32)
@@ -521,7 +633,7 @@ class Accounts:
 
     async def totp_enable(self, user_id: int, code: str) -> list[str]:
         """Turn TOTP on with a current code from the secret of ``totp_begin``; returns the
-        recovery codes, shown once."""
+        recovery codes, shown once. The code's time step is used up like any other."""
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT totp_secret, totp_enabled FROM users WHERE id = %s", (user_id,))
             row = await cur.fetchone()
@@ -532,24 +644,32 @@ class Accounts:
         if row[0] is None:
             raise AuthError("TOTP_NOT_STARTED", "begin the enrolment first", 409)
         sealed = str(row[0])
-        who = f"user:{user_id}"
-        self._failures.check(who)
-        if not self._totp_ok(user_id, sealed, "".join((code or "").split())):
-            self._failures.record(who)
+        who = f"totp:{user_id}"
+        await self._attempt(who, self.max_failures)
+        steps = self._totp_steps(user_id, sealed, "".join((code or "").split()))
+        if not steps:
             log.info("event=totp_failed user=%d step=enable", user_id)
             raise AuthError("TOTP_INVALID", "wrong authentication code", 401)
-        self._failures.clear(who)
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
         hashes = await asyncio.gather(*(self._hash(c.replace("-", "")) for c in codes))
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE users SET totp_enabled = true, recovery_codes = %s"
-                " WHERE id = %s AND totp_secret = %s AND NOT totp_enabled RETURNING id",
-                (list(hashes), user_id, sealed),
+                "UPDATE users SET totp_enabled = true, recovery_codes = %s, totp_last_step = %s"
+                " WHERE id = %s AND totp_secret = %s AND NOT totp_enabled"
+                " AND (totp_last_step IS NULL OR totp_last_step < %s) RETURNING id",
+                (list(hashes), steps[-1], user_id, sealed, steps[-1]),
             )
             done = await cur.fetchone()
+            if done is None:
+                cur = await conn.execute("SELECT totp_enabled, totp_last_step FROM users WHERE id = %s", (user_id,))
+                now = await cur.fetchone()
         if done is None:
+            if now is not None and now[0]:
+                raise AuthError("TOTP_ALREADY_ENABLED", "two-factor authentication is already on", 409)
+            if now is not None and now[1] is not None and now[1] >= steps[-1]:
+                raise _totp_reused()
             raise AuthError("TOTP_NOT_STARTED", "the enrolment changed meanwhile; begin again", 409)
+        await self._clear(who)
         log.info("event=totp_enabled user=%d", user_id)
         return codes
 
@@ -562,8 +682,9 @@ class Accounts:
         return bool(row[0])
 
     async def check_totp(self, user_id: int, code: str | None) -> None:
-        """Pass when TOTP is off or ``code`` is a current code; else TOTP_REQUIRED / TOTP_INVALID.
-        Recovery codes are accepted only by ``login``."""
+        """Pass when TOTP is off or ``code`` is a current code not used before (its time step is
+        then used up); else TOTP_REQUIRED / TOTP_INVALID / TOTP_REUSED. Recovery codes are
+        accepted only by ``login``."""
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT totp_enabled, totp_secret FROM users WHERE id = %s", (user_id,))
             row = await cur.fetchone()
@@ -572,29 +693,47 @@ class Accounts:
         if row[0]:
             await self._second_factor(user_id, str(row[1]), code, allow_recovery=False)
 
-    def _totp_ok(self, user_id: int, sealed: str, code: str) -> bool:
+    def _totp_steps(self, user_id: int, sealed: str, code: str) -> list[int]:
+        """The time steps, of now and one either side, whose code ``code`` is (ascending)."""
         if not _TOTP_RE.fullmatch(code):
-            return False
-        secret = self.box.open(base64.b64decode(sealed), _totp_aad(user_id)).decode()
-        return pyotp.TOTP(secret).verify(code, for_time=self.clock(), valid_window=1)
+            return []
+        totp = pyotp.TOTP(self.box.open(base64.b64decode(sealed), _totp_aad(user_id)).decode())
+        now = int(self.clock() // TOTP_STEP_S)
+        return [s for s in (now - 1, now, now + 1) if hmac.compare_digest(totp.generate_otp(s), code)]
+
+    async def _use_totp_step(self, user_id: int, steps: list[int]) -> bool:
+        """Use up the first of ``steps`` later than the last step accepted for the user: one
+        conditional UPDATE, so of concurrent uses of one step exactly one succeeds."""
+        async with self.pool.connection() as conn:
+            for step in steps:
+                cur = await conn.execute(
+                    "UPDATE users SET totp_last_step = %s WHERE id = %s"
+                    " AND (totp_last_step IS NULL OR totp_last_step < %s) RETURNING id",
+                    (step, user_id, step),
+                )
+                if await cur.fetchone() is not None:
+                    return True
+        return False
 
     async def _second_factor(self, user_id: int, sealed: str, code: str | None, *, allow_recovery: bool) -> None:
         if code is None or not code.strip():
             raise AuthError("TOTP_REQUIRED", "an authentication code is required", 401)
-        who = f"user:{user_id}"
-        self._failures.check(who)
+        who = f"totp:{user_id}"
+        await self._attempt(who, self.max_failures)
         compact = "".join(code.split())
+        reused = False
         if _TOTP_RE.fullmatch(compact):
-            ok = self._totp_ok(user_id, sealed, compact)
+            steps = self._totp_steps(user_id, sealed, compact)
+            ok = bool(steps) and await self._use_totp_step(user_id, steps)
+            reused = bool(steps) and not ok
         elif allow_recovery:
             ok = await self._use_recovery_code(user_id, compact.replace("-", "").lower())
         else:
             ok = False
         if not ok:
-            self._failures.record(who)
-            log.info("event=totp_failed user=%d", user_id)
-            raise AuthError("TOTP_INVALID", "wrong authentication code", 401)
-        self._failures.clear(who)
+            log.info("event=totp_failed user=%d reason=%s", user_id, "reused" if reused else "wrong")
+            raise _totp_reused() if reused else AuthError("TOTP_INVALID", "wrong authentication code", 401)
+        await self._clear(who)
 
     async def _use_recovery_code(self, user_id: int, code: str) -> bool:
         """Use up the matching recovery code, if any (the row is locked meanwhile)."""
@@ -614,6 +753,171 @@ class Accounts:
                     log.info("event=recovery_code_used user=%d left=%d", user_id, len(hashes) - 1)
                     return True
         return False
+
+    # -- e-mail: verification and password reset --
+
+    async def email_status(self, user_id: int) -> dict[str, Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT email, email_verified_at FROM users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise _user_unknown()
+        return {"email": row[0], "verified": row[1] is not None}
+
+    async def require_verified_email(self, user_id: int) -> None:
+        """EMAIL_NOT_VERIFIED (403) until the user has followed a verification link: what an
+        unverified account may not do (withdraw, add a withdrawal address) calls this first."""
+        if not (await self.email_status(user_id))["verified"]:
+            raise AuthError("EMAIL_NOT_VERIFIED", "verify your email address first: follow the link mailed to you"
+                                                  " (POST /api/v1/auth/verify-email/resend mails a new one)", 403)
+
+    async def resend_verification(self, user_id: int) -> None:
+        """Mail a new verification link (the earlier ones stay valid until they expire); at most
+        MAILS_PER_ADDRESS an hour (TOO_MANY_ATTEMPTS); EMAIL_ALREADY_VERIFIED (409) if verified."""
+        status = await self.email_status(user_id)
+        if status["verified"]:
+            raise AuthError("EMAIL_ALREADY_VERIFIED", "this email address is verified already", 409)
+        wait = await self._count(f"mail:verify:{user_id}", MAILS_PER_ADDRESS, MAIL_WINDOW_S)
+        if wait is not None:
+            raise AuthError("TOO_MANY_ATTEMPTS", f"a link was mailed several times already; try again in "
+                                                 f"{int(wait + 0.999)} s", 429)
+        await self._mail_link(user_id, str(status["email"]), "verify")
+
+    async def verify_email(self, token: str) -> int:
+        """Follow a verification link: its user's address is verified; returns the user id.
+        TOKEN_INVALID, TOKEN_USED or TOKEN_EXPIRED (400) otherwise."""
+        async with self.pool.connection() as conn, conn.transaction():
+            user_id, email = await self._use_token(conn, token, "verify")
+            cur = await conn.execute(
+                "UPDATE users SET email_verified_at = coalesce(email_verified_at, %s) WHERE id = %s AND email = %s"
+                " RETURNING id", (_at(self.clock()), user_id, email))
+            if await cur.fetchone() is None:
+                raise AuthError("TOKEN_INVALID", "this link is for an address the account no longer has", 400)
+        log.info("event=email_verified user=%d", user_id)
+        return user_id
+
+    async def request_password_reset(self, email: str, ip: str) -> None:
+        """Mail a link to set a new password (valid 1 h, once) if an account has this address.
+        Nothing is said either way, and the answer takes as long (the lookup and the mail run after
+        it); mails are limited per account (MAILS_PER_ADDRESS an hour) and per client address
+        (RESET_MAILS_PER_CLIENT), silently."""
+        try:
+            address = normalize_email(email)
+        except AuthError:
+            return
+        task = asyncio.create_task(self._reset_mail(address, ip))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reset_mail(self, address: str, ip: str) -> None:
+        try:
+            if await self._count(f"mail:reset-from:{ip}", RESET_MAILS_PER_CLIENT, MAIL_WINDOW_S) is not None:
+                log.info("event=password_reset_limited per=client")
+                return
+            if await self._count(f"mail:reset:{address}", MAILS_PER_ADDRESS, MAIL_WINDOW_S) is not None:
+                log.info("event=password_reset_limited per=address")
+                return
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("SELECT id FROM users WHERE email = %s", (address,))
+                row = await cur.fetchone()
+            if row is None:
+                log.info("event=password_reset_unknown")
+                return
+            log.info("event=password_reset_requested user=%d", int(row[0]))
+            await self._mail_link(int(row[0]), address, "reset")
+        except psycopg.Error as e:
+            log.warning("event=password_reset_mail_failed error=%s", type(e).__name__)
+
+    async def reset_password(self, token: str, password: str) -> int:
+        """Follow a reset link: the user's password becomes ``password``, every session of the user
+        is revoked (as a logout revokes it: sockets closed, every API process told), the reset links mailed before
+        are used up, and the address counts as verified (the link reached it). Returns the user id.
+        WEAK_PASSWORD before the link is used; TOKEN_INVALID, TOKEN_USED or TOKEN_EXPIRED (400)."""
+        if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+            raise AuthError("WEAK_PASSWORD", f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters", 400)
+        password_hash = await self._hash(password)
+        now = _at(self.clock())
+        async with self.pool.connection() as conn, conn.transaction():
+            user_id, email = await self._use_token(conn, token, "reset")
+            cur = await conn.execute(
+                "UPDATE users SET password_hash = %s, email_verified_at = coalesce(email_verified_at, %s)"
+                " WHERE id = %s AND email = %s RETURNING id", (password_hash, now, user_id, email))
+            if await cur.fetchone() is None:
+                raise AuthError("TOKEN_INVALID", "this link is for an address the account no longer has", 400)
+            cur = await conn.execute("UPDATE sessions SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL"
+                                     " RETURNING token_hash", (now, user_id))
+            revoked = [bytes(r[0]) for r in await cur.fetchall()]
+            await conn.execute("UPDATE email_tokens SET used_at = %s WHERE user_id = %s AND purpose = 'reset'"
+                               " AND used_at IS NULL", (now, user_id))
+        for digest in [d for d, hit in self._sessions.items() if hit[0] == user_id]:
+            del self._sessions[digest]
+        log.info("event=password_reset user=%d sessions_revoked=%d", user_id, len(revoked))
+        for digest in revoked:  # their sockets close, and every API process forgets them at once
+            await self._revoked(user_id, digest)
+        return user_id
+
+    async def _use_token(self, conn: psycopg.AsyncConnection[TupleRow], token: str, purpose: str) -> tuple[int, str]:
+        """Use up a mailed link's token: (user id, the address it was sent to)."""
+        if not isinstance(token, str) or not _LINK_TOKEN_RE.fullmatch(token):
+            raise AuthError("TOKEN_INVALID", "this link is not valid", 400)
+        digest, now = _sha256(token), _at(self.clock())
+        cur = await conn.execute(
+            "UPDATE email_tokens SET used_at = %s WHERE token_hash = %s AND purpose = %s AND used_at IS NULL"
+            " AND expires_at > %s RETURNING user_id, email", (now, digest, purpose, now))
+        row = await cur.fetchone()
+        if row is not None:
+            return int(row[0]), str(row[1])
+        cur = await conn.execute("SELECT used_at FROM email_tokens WHERE token_hash = %s AND purpose = %s",
+                                 (digest, purpose))
+        seen = await cur.fetchone()
+        if seen is None:
+            raise AuthError("TOKEN_INVALID", "this link is not valid", 400)
+        if seen[0] is not None:
+            raise AuthError("TOKEN_USED", "this link was used already", 400)
+        raise AuthError("TOKEN_EXPIRED", "this link has expired; ask for a new one", 400)
+
+    async def _mail_link(self, user_id: int, address: str, purpose: str) -> None:
+        """A new single-use link for ``purpose`` ('verify' or 'reset'), mailed to ``address``. A
+        failure is logged, not raised: the user can ask again."""
+        if self.mailer is None:
+            log.warning("event=mail_skipped reason=no_mailer user=%d purpose=%s", user_id, purpose)
+            return
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        ttl = VERIFY_TTL_S if purpose == "verify" else RESET_TTL_S
+        compose = _verify_mail if purpose == "verify" else _reset_mail
+        page = "verify-email" if purpose == "verify" else "reset-password"
+        subject, text = compose(f"{self.public_url}/{page}?token={token}")
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)", (_sha256(token), user_id, purpose, address, _at(now),
+                                                         _at(now + ttl)))
+            await self.mailer.send(address, subject, text, withhold=(token,))
+        except psycopg.Error as e:
+            log.warning("event=mail_link_failed user=%d purpose=%s error=%s", user_id, purpose, type(e).__name__)
+            return
+        log.info("event=mail_link user=%d purpose=%s", user_id, purpose)
+
+    async def mail_user(self, user_id: int, subject: str, text: str) -> None:
+        """A notice to the user's address (a new withdrawal address, say), through the mailer."""
+        if self.mailer is None:
+            log.warning("event=mail_skipped reason=no_mailer user=%d", user_id)
+            return
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT email FROM users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise _user_unknown()
+        await self.mailer.send(str(row[0]), subject, text)
+
+    async def drain(self) -> None:
+        """Wait for the mail sent after an answer (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.mailer is not None:
+            await self.mailer.drain()
 
     # -- API keys --
 

@@ -46,7 +46,7 @@ def create_user(url: str, settings: Settings, name: str, api: str) -> dict[str, 
     password = secrets.token_urlsafe(18)
 
     async def work(accounts: Accounts, _: AsyncConnectionPool) -> dict[str, Any]:
-        uid = await accounts.sign_up(email_of(name), password)
+        uid = await accounts.sign_up(email_of(name), password, verified=True)  # the operator vouches
         return {"id": uid, "name": name, "email": email_of(name), "password": password}
 
     result: dict[str, Any] = asyncio.run(_with_accounts(url, settings, work))

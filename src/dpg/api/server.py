@@ -29,6 +29,7 @@ from dpg.core.engine import Engine
 from dpg.journal.journal import LIVELINESS, Journal
 from dpg.journal.recovery import recover
 from dpg.journal.sequencer import Applied
+from dpg.mail import Mailer, sender_address
 from dpg.node import Node
 from dpg.por.schedule import Scheduler
 
@@ -82,7 +83,9 @@ def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Ru
     # (checked) before use, so requests recover by themselves once the database is back
     pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False, timeout=5.0,
                                check=AsyncConnectionPool.check_connection, kwargs=dict(LIVELINESS))
-    accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings))
+    mailer = Mailer(pool, smtp_url=settings.smtp_url, sender=sender_address(settings.mail_from))
+    accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings),
+                        mailer=mailer, public_url=settings.public_url)
     rt = Runtime(bus, engine.markets, engine.assets, accounts, History(pool, engine.markets, engine.assets),
                  admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate,
                  max_streams=settings.ws_max_streams)

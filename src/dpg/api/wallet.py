@@ -67,12 +67,22 @@ def withdrawal_fee(asset: Asset, amount: int) -> int:
     return 0
 
 
-def notify_address_added(account: int, chain: str, address: str, usable_at: datetime) -> None:
-    """A new address on ``account``'s withdrawal allow-list: where the user is told (by e-mail once
-    the mailer is wired here) that it becomes usable at ``usable_at``, so that an address added by
-    someone else is noticed during its waiting period."""
-    log.info("event=address_added account=%d chain=%s address=%s usable_at=%s", account, chain, address,
-             usable_at.astimezone(UTC).isoformat(timespec="seconds"))
+async def notify_address_added(accounts: Any, account: int, chain: str, address: str, label: str,
+                               usable_at: datetime) -> None:
+    """A new address on ``account``'s withdrawal allow-list: the user is mailed that it becomes
+    usable at ``usable_at``, so that an address added by someone else is noticed during its waiting
+    period. A mail that cannot be sent is logged; the address stays added."""
+    when = usable_at.astimezone(UTC).isoformat(timespec="seconds")
+    log.info("event=address_added account=%d chain=%s address=%s usable_at=%s", account, chain, address, when)
+    try:
+        await accounts.mail_user(account, "A new withdrawal address on your DPG account", (
+            "Hello,\n\n"
+            f"the address {address} ({label or 'no label'}) on {chain} was added to your DPG account's\n"
+            f"withdrawal allow-list. Withdrawals to it are possible from {_utc(usable_at)}.\n\n"
+            "If you did not add it, log in, remove it from the allow-list (Wallet) and change your password\n"
+            "before then.\n"))
+    except Exception as e:  # the mail is a notice: the address was added either way
+        log.warning("event=address_mail_failed account=%d error=%r", account, str(e) or type(e).__name__)
 
 
 def _ms(t: datetime) -> int:
@@ -197,6 +207,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     async def add_address(req: AddressRequest, p: Principal, request: Request) -> dict[str, Any]:
         """Add an address (with the 2FA code when 2FA is on); usable after the waiting period."""
         await check_ip(p.user_id, request)
+        await rt.accounts.require_verified_email(p.user_id)
         await rt.accounts.check_totp(p.user_id, req.totp)
         c = (await chains()).get(req.chain)
         if c is None:
@@ -218,7 +229,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
         assert row is not None
         usable_at, created, new = row
         if new:
-            notify_address_added(p.user_id, req.chain, address, usable_at)
+            await notify_address_added(rt.accounts, p.user_id, req.chain, address, req.label, usable_at)
         return {"chain": req.chain, "address": address, "label": req.label, "created_at": _ms(created),
                 "usable_at": _ms(usable_at), "usable": usable_at <= datetime.now(UTC)}
 
@@ -308,6 +319,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     @r.post("/api/v1/withdrawals", status_code=201)
     async def withdraw(req: WithdrawalRequest, p: Principal, request: Request) -> dict[str, Any]:
         await check_ip(p.user_id, request)
+        await rt.accounts.require_verified_email(p.user_id)
         await rt.accounts.check_totp(p.user_id, req.totp)
         a, c, token, amount, fee = await checked(req.asset, req.chain, req.amount)
         if not ADDRESS.fullmatch(req.address):

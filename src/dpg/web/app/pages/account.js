@@ -1,6 +1,7 @@
-// The account: who is signed in, links to security (2FA) and API keys, log out.
-import { post } from "../api.js";
-import { h } from "../dom.js";
+// The account: who is signed in, whether the e-mail address is verified (with a new link on
+// request), links to security (2FA) and API keys, log out.
+import { get, post } from "../api.js";
+import { errorText, h, notify, replace } from "../dom.js";
 import { go } from "../router.js";
 import * as session from "../session.js";
 
@@ -19,6 +20,7 @@ export function mount(root) {
   root.append(h("section", { class: "panel narrow", "data-testid": "account" },
     h("h1", {}, "Account"),
     h("p", {}, "Signed in as ", h("strong", {}, s.email || `user ${s.user_id}`), ` (user id ${s.user_id}).`),
+    emailStatus(),
     h("ul", { class: "links" },
       h("li", {}, h("a", { href: "/account/security" }, "Security: two-factor authentication")),
       h("li", {}, h("a", { href: "/account/api-keys" }, "API keys"))),
@@ -29,4 +31,30 @@ export function mount(root) {
         go("/account/login");
       },
     }, "Log out")));
+}
+
+function emailStatus() {
+  const line = h("p", { "data-testid": "email-status" });
+  const msg = h("p", { class: "notice", hidden: true, role: "alert" });
+  const box = h("div", {}, line, msg);
+  get("/api/v1/auth/email").then((e) => {
+    if (e.verified) {
+      replace(line, "Email address ", h("strong", {}, e.email), " is verified.");
+      return;
+    }
+    const resend = h("button", {
+      class: "btn", type: "button", "data-testid": "resend-verification", onclick: async () => {
+        notify(msg, "");
+        try {
+          await post("/api/v1/auth/verify-email/resend");
+          notify(msg, `A new link was mailed to ${e.email}.`, "ok");
+        } catch (err) {
+          notify(msg, errorText(err));
+        }
+      },
+    }, "Mail a new link");
+    replace(line, "Email address ", h("strong", {}, e.email),
+      " is not verified yet: follow the link we mailed to it to withdraw and add withdrawal addresses. ", resend);
+  }).catch((err) => notify(msg, errorText(err)));
+  return box;
 }

@@ -16,7 +16,8 @@ export function mount(root) {
     h("label", {}, "Password", password),
     totpRow, msg,
     h("button", { type: "submit", class: "btn primary" }, "Log in"),
-    h("p", { class: "muted" }, "No account? ", h("a", { href: "/account/signup" }, "Sign up")));
+    h("p", { class: "muted" }, "No account? ", h("a", { href: "/account/signup" }, "Sign up"),
+      " · ", h("a", { href: "/account/forgot", "data-testid": "forgot-link" }, "Forgot password?")));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     notify(msg, "");
