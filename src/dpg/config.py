@@ -109,16 +109,20 @@ def _registry(raw: str) -> str:
 
 def _limits(raw: str) -> dict[str, str]:
     """ASSET=AMOUNT pairs of listed assets, each amount within its asset's decimals."""
+    from dpg.core.errors import DomainError
     from dpg.core.genesis import ASSETS
+    from dpg.core.model import parse_amount
 
     places = dict(ASSETS)
     out: dict[str, str] = {}
     for part in raw.split(","):
         asset, sep, amount = (x.strip() for x in part.partition("="))
         asset = asset.upper()
-        whole, _, frac = amount.partition(".")
-        if not sep or asset not in places or not whole.isdigit() or not (frac == "" or frac.isdigit()) \
-                or len(frac) > places[asset]:
+        try:
+            ok = bool(sep) and asset in places and parse_amount(amount, places[asset]) >= 0
+        except DomainError:
+            ok = False
+        if not ok:
             raise SystemExit(f"DPG_WITHDRAWAL_DAILY_LIMITS: ASSET=AMOUNT pairs of {', '.join(places)}, comma-"
                              f"separated, within each asset's decimals; not {raw!r}")
         out[asset] = amount

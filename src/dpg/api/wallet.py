@@ -160,7 +160,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     async def withdraw(req: WithdrawalRequest, p: Principal) -> dict[str, Any]:
         await rt.accounts.check_totp(p.user_id, req.totp)
         a = asset_of(req.asset)
-        amount = rt.trading._units(a.to_units, req.amount, "amount")
+        amount = rt.trading.units(a, req.amount, "amount")
         if amount <= 0:
             raise ApiError(400, "INVALID_AMOUNT", "the amount must be positive")
         c = (await chains()).get(req.chain)

@@ -32,6 +32,7 @@ from dpg.core.events import Cause, Event
 from dpg.core.model import (
     FEE_ACCOUNT,
     INSURANCE_ACCOUNT,
+    MAX_AMOUNT,
     PPM,
     STP,
     SYSTEM_ACCOUNTS,
@@ -69,7 +70,6 @@ C_FEE = Cause.FEE.value
 
 MAX_CLIENT_ID = 64
 MAX_REF = 200
-MAX_AMOUNT = 1 << 127  # any amount or balance stays below 2**128 (proof-of-reserves leaves)
 
 _STP_REASON = "self-trade prevention"
 _SIDES = frozenset(s.value for s in Side)
