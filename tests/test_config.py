@@ -17,3 +17,15 @@ def test_withdrawal_limits_are_listed_assets_within_their_decimals() -> None:
 def test_bad_withdrawal_limits_are_refused(raw: str) -> None:
     with pytest.raises(SystemExit, match="DPG_WITHDRAWAL_DAILY_LIMITS"):
         Settings.from_env({"DPG_WITHDRAWAL_DAILY_LIMITS": raw})
+
+
+def test_trusted_proxies_are_none_by_default_and_read_as_networks() -> None:
+    assert Settings.from_env({}).trusted_proxies == ()
+    s = Settings.from_env({"DPG_TRUSTED_PROXIES": " 10.0.0.5, 10.1.0.0/16,::1,10.0.0.5 "})
+    assert s.trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "::1/128")
+
+
+@pytest.mark.parametrize("raw", ["proxy.local", "10.0.0.300", "*", "10.0.0.0/33"])
+def test_bad_trusted_proxies_are_refused(raw: str) -> None:
+    with pytest.raises(SystemExit, match="DPG_TRUSTED_PROXIES"):
+        Settings.from_env({"DPG_TRUSTED_PROXIES": raw})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ class Settings:
     port: int  # DPG_PORT
     ip_rate: float  # DPG_RATE_IP: requests per second per client address (burst: twice that)
     key_rate: float  # DPG_RATE_KEY: requests per second per API key or session user
+    trusted_proxies: tuple[str, ...]  # DPG_TRUSTED_PROXIES: addresses/networks whose X-Forwarded-For is read
     por_interval: int  # DPG_POR_INTERVAL: seconds between proof-of-reserves epochs (86400: daily at 00:00 UTC)
     custody: bool  # DPG_CUSTODY: 0 runs the exchange without its chains (no deposits, no withdrawals)
     withdrawal_ttl: int  # DPG_WITHDRAWAL_TTL: seconds a withdrawal's signatures stay valid (its signed deadline)
@@ -44,6 +46,7 @@ class Settings:
             port=_positive(e, "DPG_PORT", 8000),
             ip_rate=float(_positive(e, "DPG_RATE_IP", 100)),
             key_rate=float(_positive(e, "DPG_RATE_KEY", 100)),
+            trusted_proxies=_networks(e.get("DPG_TRUSTED_PROXIES", ""), "DPG_TRUSTED_PROXIES"),
             por_interval=_positive(e, "DPG_POR_INTERVAL", 86_400),
             custody=e.get("DPG_CUSTODY", "1") not in ("0", "off", "false", "no"),
             withdrawal_ttl=_positive(e, "DPG_WITHDRAWAL_TTL", 6 * 3600),
@@ -105,6 +108,21 @@ def _registry(raw: str) -> str:
     if raw and (len(raw) != 42 or not raw.startswith("0x") or not all(c in "0123456789abcdef" for c in raw[2:])):
         raise SystemExit(f"DPG_POR_REGISTRY must be a 0x address, not {raw!r}")
     return raw
+
+
+def _networks(raw: str, name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.1``, ``10.0.0.0/8``, ``::1``), normalized."""
+    out: list[str] = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            net = str(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise SystemExit(f"{name}: comma-separated IP addresses or networks; {part.strip()!r} is neither") from None
+        if net not in out:
+            out.append(net)
+    return tuple(out)
 
 
 def _limits(raw: str) -> dict[str, str]:
