@@ -1,6 +1,6 @@
 """Input validation at the API's edge, against a running exchange: amounts with huge exponents
-refused at once on every endpoint and dialect while other clients are served, and nothing the edge
-can refuse ever journaled."""
+refused at once on every endpoint and dialect while other clients are served, nothing the edge can
+refuse ever journaled, and small malformed inputs answered with a JSON 4xx."""
 
 from __future__ import annotations
 
@@ -208,3 +208,30 @@ def test_what_the_edge_can_refuse_is_refused_with_the_engines_codes_and_never_jo
     r = u.order(**{**limit, "price": "100.01", "quantity": "1e-1"})
     assert r.status_code == 201 and r.json()["quantity"] == "0.1000", r.text
     assert journal_seq(url) == before + 2
+
+
+def test_small_malformed_inputs_get_a_json_4xx(ex: tuple[str, str]) -> None:
+    base, _ = ex
+    u = User(base, "small@edge.dpg")
+    key, secret = make_key(u, ["read", "trade"])
+    anon = httpx.Client(base_url=base, timeout=30)
+    for token in ("é".encode("latin-1"), "ключ".encode(), b"\xff\xfe"):
+        r = anon.get("/api/v1/admin/withdrawals", headers={"x-dpg-admin-token": token})
+        assert (r.status_code, json_error(r)["code"]) == (403, "ADMIN_ONLY")
+    for path in ("/api/v3/allOrders", "/api/v3/myTrades"):
+        for params in ({"startTime": "abc"}, {"endTime": "1e5"}, {"limit": "x"}, {"orderId": "1e5"},
+                       {"limit": "-1"}, {"startTime": "²"}, {"fromId" if "Trades" in path else "orderId": "1.5"}):
+            r = binance(anon, key, secret, "GET", path, {"symbol": "BTCUSDT", **params})
+            assert (r.status_code, json_error(r)["code"]) == (400, -1100), (path, params, r.text)
+    r = binance(anon, key, secret, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": "²"})
+    assert (r.status_code, json_error(r)["code"]) == (400, -1100)
+    for path in ("/static/app/%00.js", "/static/app/" + "a" * 300 + ".js", "/api/v1/withdrawals/0x%00",
+                 "/api/v1/admin/withdrawals?status=%00"):
+        r = u.http.get(path, headers={"x-dpg-admin-token": ADMIN})
+        assert json_error(r)["code"] in ("NOT_FOUND", "INVALID_REQUEST"), (path, r.text)
+    r = anon.get("/api/v1/balances", headers={"x-dpg-apikey": key, "x-dpg-timestamp": b"\xb2",
+                                              "x-dpg-signature": "00"})
+    assert (r.status_code, json_error(r)["code"]) == (400, "INVALID_TIMESTAMP")
+    r = u.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": "0x" + "12" * 20,
+                                                      "label": "a\x00b"})
+    assert (r.status_code, json_error(r)["code"]) == (422, "INVALID_REQUEST")

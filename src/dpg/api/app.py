@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dpg.api.auth import Accounts, AuthError
-from dpg.api.errors import ApiError, api_error_handler, body, validation_error_handler
+from dpg.api.errors import ApiError, CatchAll, api_error_handler, body, send_json, validation_error_handler
 from dpg.api.history import History
 from dpg.api.marketdata import MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
@@ -201,8 +201,9 @@ class Runtime:
 
 
 class Limits:
-    """Per-address rate limit, and request bodies above MAX_BODY bytes refused (by header, or while
-    reading a chunked body). Plain ASGI: no task or stream per request."""
+    """Per-address rate limit, request bodies above MAX_BODY bytes refused (by header, or while
+    reading a chunked body), and NUL characters in the path or query refused (no text column can
+    hold one). Plain ASGI: no task or stream per request."""
 
     def __init__(self, app: ASGIApp, buckets: TokenBuckets) -> None:
         self.app = app
@@ -215,13 +216,16 @@ class Limits:
         client = scope.get("client")
         wait = self.buckets.take(client[0] if client else "?")
         if wait:
-            await _send_json(send, 429, body("RATE_LIMITED", "too many requests from this address"),
-                             {"Retry-After": str(max(1, round(wait + 0.5)))})
+            await send_json(send, 429, body("RATE_LIMITED", "too many requests from this address"),
+                            {"Retry-After": str(max(1, round(wait + 0.5)))})
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-                await _send_json(send, 413, body("BODY_TOO_LARGE", f"request bodies are limited to {MAX_BODY} bytes"))
+                await send_json(send, 413, body("BODY_TOO_LARGE", f"request bodies are limited to {MAX_BODY} bytes"))
                 return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await send_json(send, 400, body("INVALID_REQUEST", "the path and query may not contain NUL characters"))
+            return
         seen = 0
 
         async def limited() -> Message:
@@ -236,16 +240,14 @@ class Limits:
         await self.app(scope, limited, send)
 
 
-async def _send_json(send: Send, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-    raw = json.dumps(obj).encode()
-    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": hdrs})
-    await send({"type": "http.response.body", "body": raw})
-
-
 def client_ip(request: Request | WebSocket) -> str:
     return request.client.host if request.client else "0.0.0.0"  # noqa: S104 (a value, not a bind)
+
+
+def whole_number(text: str, digits: int) -> int | None:
+    """A non-negative integer written with 1 to ``digits`` ASCII digits, else None (``str.isdigit``
+    alone lets through "²", which ``int`` refuses)."""
+    return int(text) if 0 < len(text) <= digits and text.isascii() and text.isdigit() else None
 
 
 # ---------------------------------------------------------------------- auth
@@ -302,6 +304,7 @@ def create_app(rt: Runtime) -> FastAPI:
     mount_web(app, registry_origins(rt.history.pool))  # the proof page may read the registry's chain
 
     app.add_middleware(Limits, buckets=rt.ip_limits)
+    app.add_middleware(CatchAll)  # outermost: an unexpected exception is answered as JSON
 
     async def principal(request: Request) -> Principal:
         authz = request.headers.get("authorization", "")
@@ -315,7 +318,7 @@ def create_app(rt: Runtime) -> FastAPI:
             ts = request.headers.get("x-dpg-timestamp", "")
             window = request.headers.get("x-dpg-recv-window", "5000")
             sig = request.headers.get("x-dpg-signature", "")
-            if not ts.isdigit() or not window.isdigit() or len(ts) > 16 or len(window) > 6:
+            if whole_number(ts, 16) is None or whole_number(window, 6) is None:
                 raise ApiError(400, "INVALID_TIMESTAMP", "X-DPG-TIMESTAMP and X-DPG-RECV-WINDOW must be integers (ms)")
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             payload = f"{ts}\n{request.method}\n{path}\n".encode() + await request.body()
@@ -340,7 +343,8 @@ def create_app(rt: Runtime) -> FastAPI:
     def admin(x_dpg_admin_token: Annotated[str | None, Header()] = None) -> None:
         import hmac
 
-        if not rt.admin_token or not x_dpg_admin_token or not hmac.compare_digest(x_dpg_admin_token, rt.admin_token):
+        if not rt.admin_token or not x_dpg_admin_token or not hmac.compare_digest(
+                x_dpg_admin_token.encode(), rt.admin_token.encode()):  # bytes: any header text compares
             raise ApiError(403, "ADMIN_ONLY", "operator calls need X-DPG-Admin-Token")
 
     Auth = Annotated[Principal, Depends(principal)]

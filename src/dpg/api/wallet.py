@@ -31,7 +31,7 @@ STEPS_SHOWN = ("requested", "signed 1/3", "signed 2/3", "signed 3/3", "broadcast
 class AddressRequest(BaseModel):
     chain: str = Field(min_length=1, max_length=32)
     address: str = Field(min_length=42, max_length=42)
-    label: str = Field(default="", max_length=64)
+    label: str = Field(default="", max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$", description="no control characters")
     totp: str | None = Field(default=None, max_length=16)
 
 
