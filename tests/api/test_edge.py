@@ -1,6 +1,7 @@
 """Input validation at the API's edge, against a running exchange: amounts with huge exponents
 refused at once on every endpoint and dialect while other clients are served, nothing the edge can
-refuse ever journaled, and small malformed inputs answered with a JSON 4xx."""
+refuse ever journaled, small malformed inputs answered with a JSON 4xx, and the native receive
+window bound into the signature."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import psycopg
 import pytest
 from websockets.sync.client import connect
 
-from tests.api.client import ADMIN, User, exchange, recv_until
+from tests.api.client import ADMIN, User, exchange, recv_until, sign, signed
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -235,3 +236,59 @@ def test_small_malformed_inputs_get_a_json_4xx(ex: tuple[str, str]) -> None:
     r = u.http.post("/api/v1/wallet/addresses", json={"chain": "ethereum", "address": "0x" + "12" * 20,
                                                       "label": "a\x00b"})
     assert (r.status_code, json_error(r)["code"]) == (422, "INVALID_REQUEST")
+
+
+def test_the_receive_window_is_signed(ex: tuple[str, str]) -> None:
+    base, _ = ex
+    u = User(base, "window@edge.dpg")
+    key, secret = make_key(u, ["read", "trade"])
+    anon = httpx.Client(base_url=base, timeout=30)
+
+    def code(r: httpx.Response) -> tuple[int, str]:
+        return r.status_code, r.json().get("code", "") if r.status_code != 200 else "OK"
+
+    # old clients: no window header, the payload without it, the default 5 s
+    assert code(signed(anon, key, secret, "GET", "/api/v1/balances")) == (200, "OK")
+    # a signed window of 60 s lets a 30 s old request in
+    old = int(time.time() * 1000) - 30_000
+    assert code(signed(anon, key, secret, "GET", "/api/v1/balances", ts=old, recv_window=60_000)) == (200, "OK")
+    # a relay that raises the window of a request signed without one breaks its signature
+    old = int(time.time() * 1000) - 30_000
+    sig = sign(secret, old, "GET", "/api/v1/orders/open")
+    relayed = anon.get("/api/v1/orders/open", headers={"x-dpg-apikey": key, "x-dpg-timestamp": str(old),
+                                                       "x-dpg-signature": sig, "x-dpg-recv-window": "60000"})
+    assert code(relayed) == (401, "BAD_SIGNATURE")
+    # and so does one that raises a signed window
+    sig = sign(secret, old, "GET", "/api/v1/orders/open", recv_window=5000)
+    relayed = anon.get("/api/v1/orders/open", headers={"x-dpg-apikey": key, "x-dpg-timestamp": str(old),
+                                                       "x-dpg-signature": sig, "x-dpg-recv-window": "60000"})
+    assert code(relayed) == (401, "BAD_SIGNATURE")
+    # a body is covered as before, after the window
+    order = {"market": "BTC/USDT", "side": "buy", "price": "100", "quantity": "0.1"}
+    u.credit("USDT", "100")
+    assert signed(anon, key, secret, "POST", "/api/v1/orders", order, recv_window=2000).status_code == 201
+
+    # the native WebSocket's auth: the same rule
+    with connect(base.replace("http", "ws") + "/ws") as ws:
+        def auth(msg: dict[str, Any]) -> dict[str, Any]:
+            ws.send(json.dumps({"op": "auth", "id": 1, "key": key, **msg}))
+            return recv_until(ws, lambda m: m.get("op") == "auth")[-1]
+
+        old = int(time.time() * 1000) - 30_000
+        plain = hmac.new(secret.encode(), f"{old}\nGET\n/ws\n".encode(), hashlib.sha256).hexdigest()
+        got = auth({"timestamp": old, "signature": plain, "recv_window": 60_000})
+        assert got["error"]["code"] == "BAD_SIGNATURE", got
+        bound = hmac.new(secret.encode(), f"{old}\n60000\nGET\n/ws\n".encode(), hashlib.sha256).hexdigest()
+        assert auth({"timestamp": old, "signature": bound, "recv_window": 60_000})["user_id"] == u.id
+        now = int(time.time() * 1000)
+        plain = hmac.new(secret.encode(), f"{now}\nGET\n/ws\n".encode(), hashlib.sha256).hexdigest()
+        assert auth({"timestamp": now, "signature": plain})["user_id"] == u.id
+
+    # Binance's recvWindow is one of the signed parameters: raising it breaks the signature
+    query = urlencode({"symbol": "BTCUSDT", "recvWindow": 5000, "timestamp": int(time.time() * 1000)})
+    sig = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    raised = query.replace("recvWindow=5000", "recvWindow=60000")
+    r = anon.get(f"/api/v3/openOrders?{raised}&signature={sig}", headers={"X-MBX-APIKEY": key})
+    assert (r.status_code, r.json()["code"]) == (400, -1022)
+    r = anon.get(f"/api/v3/openOrders?{query}&signature={sig}", headers={"X-MBX-APIKEY": key})
+    assert r.status_code == 200, r.text

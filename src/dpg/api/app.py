@@ -6,7 +6,8 @@ built from committed event batches, accounts, history. ``create_app(runtime)`` s
 Private REST calls authenticate either with a session (``Authorization: Bearer <token>``) or with
 an API key and a signature: headers ``X-DPG-APIKEY``, ``X-DPG-TIMESTAMP`` (ms), optionally
 ``X-DPG-RECV-WINDOW`` (ms, default 5000) and ``X-DPG-SIGNATURE`` = hex HMAC-SHA256(secret,
-"<timestamp>\\n<METHOD>\\n<path>[?query]\\n<body>").
+"<timestamp>\\n<METHOD>\\n<path>[?query]\\n<body>"); when the window header is sent, it is signed too:
+"<timestamp>\\n<recv_window>\\n<METHOD>\\n<path>[?query]\\n<body>".
 """
 
 
@@ -250,6 +251,17 @@ def whole_number(text: str, digits: int) -> int | None:
     return int(text) if 0 < len(text) <= digits and text.isascii() and text.isdigit() else None
 
 
+DEFAULT_RECV_WINDOW = 5000  # ms, when a signed request names none
+
+
+def signed_payload(ts: str, recv_window: str | None, method: str, path: str) -> bytes:
+    """What a native API-key signature covers, before the body: ``"<ts>\\n<METHOD>\\n<path>\\n"``,
+    or with a receive window ``"<ts>\\n<recv_window>\\n<METHOD>\\n<path>\\n"`` (so that a relay
+    cannot widen the window of a request it holds: a changed window breaks the signature)."""
+    head = ts if recv_window is None else f"{ts}\n{recv_window}"
+    return f"{head}\n{method}\n{path}\n".encode()
+
+
 # ---------------------------------------------------------------------- auth
 
 
@@ -316,17 +328,18 @@ def create_app(rt: Runtime) -> FastAPI:
             if not key:
                 raise ApiError(401, "AUTH_REQUIRED", "send a session token or a signed API-key request")
             ts = request.headers.get("x-dpg-timestamp", "")
-            window = request.headers.get("x-dpg-recv-window", "5000")
+            window = request.headers.get("x-dpg-recv-window")  # signed when sent (see signed_payload)
             sig = request.headers.get("x-dpg-signature", "")
-            if whole_number(ts, 16) is None or whole_number(window, 6) is None:
+            if whole_number(ts, 16) is None or (window is not None and whole_number(window, 6) is None):
                 raise ApiError(400, "INVALID_TIMESTAMP", "X-DPG-TIMESTAMP and X-DPG-RECV-WINDOW must be integers (ms)")
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            payload = f"{ts}\n{request.method}\n{path}\n".encode() + await request.body()
+            payload = signed_payload(ts, window, request.method, path) + await request.body()
             need = "read" if request.method == "GET" else "trade"
             if request.url.path.startswith("/api/v1/transfers") or (
                     request.method != "GET" and request.url.path.startswith(("/api/v1/withdrawals", "/api/v1/wallet"))):
                 need = "withdraw"
-            user = await rt.accounts.verify_signature(key, sig, payload, int(ts), int(window), client_ip(request), need)
+            user = await rt.accounts.verify_signature(key, sig, payload, int(ts), int(window or DEFAULT_RECV_WINDOW),
+                                                      client_ip(request), need)
             p = Principal(user, "key", key)
         wait = rt.key_limits.take(p.key or f"user:{p.user_id}")
         if wait:
@@ -662,10 +675,13 @@ async def _ws_auth(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:
         client.can_trade = True
     else:
         key, ts, sig = msg.get("key"), msg.get("timestamp"), msg.get("signature")
-        window = msg.get("recv_window", 5000)
-        if not (isinstance(key, str) and isinstance(ts, int) and isinstance(sig, str) and isinstance(window, int)):
-            raise ApiError(400, "INVALID_AUTH", "auth needs token, or key, timestamp (ms) and signature")
-        payload = f"{ts}\nGET\n/ws\n".encode()
+        window = msg.get("recv_window")
+        if not (isinstance(key, str) and type(ts) is int and isinstance(sig, str)
+                and (window is None or type(window) is int)):
+            raise ApiError(400, "INVALID_AUTH", "auth needs token, or key, timestamp (ms) and signature"
+                                                " (and an optional recv_window in ms)")
+        payload = signed_payload(str(ts), None if window is None else str(window), "GET", "/ws")
+        window = DEFAULT_RECV_WINDOW if window is None else window
         try:  # permissions are checked before the replay guard, so a read-only key can try again
             client.account = await rt.accounts.verify_signature(key, sig, payload, ts, window, client.ip, "trade")
             client.can_trade = True
