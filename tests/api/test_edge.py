@@ -194,8 +194,22 @@ def test_what_the_edge_can_refuse_is_refused_with_the_engines_codes_and_never_jo
                      json={"user_id": u.id, "asset": "USDT", "amount": "0", "reference": "zero"}), 400,
          "INVALID_AMOUNT"),
     ]
+    # orders no one can have: ids past 2**62, client ids no client could have set
+    others += [
+        (u.http.delete("/api/v1/orders/by-client-id/" + "x" * 200, params={"market": "BTC/USDT"}), 404,
+         "ORDER_NOT_FOUND"),
+        (u.http.delete("/api/v1/orders/by-client-id/a b", params={"market": "BTC/USDT"}), 404, "ORDER_NOT_FOUND"),
+    ]
     for r, status, code in others:
         assert (r.status_code, json_error(r)["code"]) == (status, code), r.text
+    with connect(base.replace("http", "ws") + "/ws") as ws:
+        ws.send(json.dumps({"op": "auth", "token": u.token}))
+        recv_until(ws, lambda m: m.get("op") == "auth")
+        for n, cancel in enumerate([{"order_id": 2**200}, {"order_id": -1}, {"client_order_id": ""},
+                                    {"client_order_id": "é" * 30}]):
+            ws.send(json.dumps({"op": "cancel", "id": n, "market": "BTC/USDT", **cancel}))
+            got = recv_until(ws, lambda m, n=n: m.get("id") == n)[-1]
+            assert got["error"]["code"] == "ORDER_NOT_FOUND", (cancel, got)
     filters = [({"price": "100.001", "quantity": "0.1"}, "Filter failure: PRICE_FILTER"),
                ({"price": "100", "quantity": "0.00001"}, "Filter failure: LOT_SIZE"),
                ({"price": "1", "quantity": "1"}, "Filter failure: NOTIONAL")]

@@ -4,6 +4,7 @@ share it)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -17,6 +18,8 @@ from dpg.core.events import Event
 from dpg.core.model import STP, Asset, Market, OrderType, Side
 
 Amount = str  # decimal strings at the edge: never floats
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,36}$")  # what a client may name an order
+MAX_ORDER_ID = 2**62
 
 
 class Bus(Protocol):
@@ -32,7 +35,7 @@ class OrderRequest(BaseModel):
     quote_quantity: Amount | None = Field(default=None, description="market buy: quote to spend", max_length=40)
     stop_price: Amount | None = Field(default=None, description="stop_limit and take_profit_limit: the last trade"
                                       " price that turns the order into a limit order", max_length=40)
-    client_order_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=CLIENT_ORDER_ID.pattern)
     stp: Literal["expire_taker", "expire_maker", "expire_both"] = "expire_taker"
 
 
@@ -180,6 +183,9 @@ class Trading:
 
     async def cancel(self, account: int, market: str, order_id: int = 0, client_id: str = "") -> dict[str, Any]:
         m = self.market(market)
+        if not (0 < order_id <= MAX_ORDER_ID or (order_id == 0 and CLIENT_ORDER_ID.fullmatch(client_id))):
+            # no order has such an id (or none was given): answered here, not journaled
+            raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
         _, events = await self._submit(CancelOrder(account, m.symbol, order_id, client_id))
         done = next(e for e in events if e[0] == E.ORDER_DONE)
         v = self.views.order(account, done[1])
@@ -201,6 +207,8 @@ class Trading:
         if (req.price is not None and price <= 0) or (req.quantity is not None and qty <= 0):
             raise ApiError(400, "INVALID_AMOUNT", "price and quantity must be positive")
         check_grid(m, price, qty)
+        if not 0 < order_id <= MAX_ORDER_ID:
+            raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
         await self._submit(AmendOrder(account, m.symbol, order_id, price, qty))
         v = self.views.order(account, order_id)
         assert v is not None
