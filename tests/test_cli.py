@@ -238,3 +238,15 @@ def test_operator_commands_find_the_running_exchange_from_another_folder_and_nev
     assert not (elsewhere / ".dpg").exists()
     r = run("user", "create", "erin")  # stopped: nothing to act on again
     assert r.returncode == 1 and "no exchange running" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("amount", "says"), [("1e999999", "too large"), ("0.0000000000000000001", "more than 18"),
+                                              ("1,5e", "not a decimal number"), ("0", "not a positive amount")])
+def test_wallet_deposit_reads_its_amount_with_the_one_parser_before_anything_else(amount: str, says: str) -> None:
+    # no exchange, no chain, not even a database: the amount is refused first
+    r = dpg("wallet", "deposit", "1", amount, "--asset", "ETH",
+            env={"DPG_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "DPG_DATA_DIR": tempfile.mkdtemp()},
+            timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert says in r.stdout + r.stderr
+    assert "Traceback" not in r.stderr

@@ -41,3 +41,15 @@ def test_mail_settings() -> None:
         with pytest.raises(SystemExit, match=what) as info:
             Settings.from_env(env)
         assert "secret" not in str(info.value)
+
+
+def test_trusted_proxies_are_none_by_default_and_read_as_networks() -> None:
+    assert Settings.from_env({}).trusted_proxies == ()
+    s = Settings.from_env({"DPG_TRUSTED_PROXIES": " 10.0.0.5, 10.1.0.0/16,::1,10.0.0.5 "})
+    assert s.trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "::1/128")
+
+
+@pytest.mark.parametrize("raw", ["proxy.local", "10.0.0.300", "*", "10.0.0.0/33"])
+def test_bad_trusted_proxies_are_refused(raw: str) -> None:
+    with pytest.raises(SystemExit, match="DPG_TRUSTED_PROXIES"):
+        Settings.from_env({"DPG_TRUSTED_PROXIES": raw})

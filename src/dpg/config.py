@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class Settings:
     ip_rate: float  # DPG_RATE_IP: requests per second per client address (burst: twice that)
     key_rate: float  # DPG_RATE_KEY: requests per second per API key or session user
     ws_max_streams: int  # DPG_WS_MAX_STREAMS: channels (streams) one WebSocket connection may hold
+    trusted_proxies: tuple[str, ...]  # DPG_TRUSTED_PROXIES: addresses/networks whose X-Forwarded-For is read
     por_interval: int  # DPG_POR_INTERVAL: seconds between proof-of-reserves epochs (86400: daily at 00:00 UTC)
     custody: bool  # DPG_CUSTODY: 0 runs the exchange without its chains (no deposits, no withdrawals)
     withdrawal_ttl: int  # DPG_WITHDRAWAL_TTL: seconds a withdrawal's signatures stay valid (its signed deadline)
@@ -50,6 +52,7 @@ class Settings:
             ip_rate=float(_positive(e, "DPG_RATE_IP", 100)),
             key_rate=float(_positive(e, "DPG_RATE_KEY", 100)),
             ws_max_streams=_positive(e, "DPG_WS_MAX_STREAMS", 200),
+            trusted_proxies=_networks(e.get("DPG_TRUSTED_PROXIES", ""), "DPG_TRUSTED_PROXIES"),
             por_interval=_positive(e, "DPG_POR_INTERVAL", 86_400),
             custody=e.get("DPG_CUSTODY", "1") not in ("0", "off", "false", "no"),
             withdrawal_ttl=_positive(e, "DPG_WITHDRAWAL_TTL", 6 * 3600),
@@ -150,18 +153,37 @@ def _registry(raw: str) -> str:
     return raw
 
 
+def _networks(raw: str, name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.1``, ``10.0.0.0/8``, ``::1``), normalized."""
+    out: list[str] = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            net = str(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise SystemExit(f"{name}: comma-separated IP addresses or networks; {part.strip()!r} is neither") from None
+        if net not in out:
+            out.append(net)
+    return tuple(out)
+
+
 def _limits(raw: str) -> dict[str, str]:
     """ASSET=AMOUNT pairs of listed assets, each amount within its asset's decimals."""
+    from dpg.core.errors import DomainError
     from dpg.core.genesis import ASSETS
+    from dpg.core.model import parse_amount
 
     places = dict(ASSETS)
     out: dict[str, str] = {}
     for part in raw.split(","):
         asset, sep, amount = (x.strip() for x in part.partition("="))
         asset = asset.upper()
-        whole, _, frac = amount.partition(".")
-        if not sep or asset not in places or not whole.isdigit() or not (frac == "" or frac.isdigit()) \
-                or len(frac) > places[asset]:
+        try:
+            ok = bool(sep) and asset in places and parse_amount(amount, places[asset]) >= 0
+        except DomainError:
+            ok = False
+        if not ok:
             raise SystemExit(f"DPG_WITHDRAWAL_DAILY_LIMITS: ASSET=AMOUNT pairs of {', '.join(places)}, comma-"
                              f"separated, within each asset's decimals; not {raw!r}")
         out[asset] = amount

@@ -164,13 +164,22 @@ def wallet_deposit(
     sender: Annotated[int, typer.Option(help="The dev chain's funded account that pays (anvil: 0-9)")] = 9,
 ) -> None:
     """Deposit from a dev chain's funded account to the vault, for a user; prints the transaction."""
-    from decimal import Decimal, InvalidOperation
-
     from dpg.api import operator
     from dpg.chain.config import ASSET_DECIMALS, NATIVE
     from dpg.chain.embedded import deposit_eth, deposit_token
     from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
+    from dpg.core.errors import DomainError
+    from dpg.core.model import parse_amount
 
+    asset = asset.upper()
+    if asset not in ASSET_DECIMALS:
+        raise _fail(f"{asset} cannot be deposited (one of {', '.join(ASSET_DECIMALS)})", 2)
+    try:  # checked before anything is asked of the exchange or the chain
+        units = parse_amount(amount, ASSET_DECIMALS[asset], "the amount", asset)
+    except DomainError as e:
+        raise _fail(e.reason, 2) from None
+    if units <= 0:
+        raise _fail(f"{amount} is not a positive amount of {asset}", 2)
     target = _target()
     settings, url = target.settings, target.url
     if user.isdigit():
@@ -186,26 +195,19 @@ def wallet_deposit(
     c = store.chain(chain)
     if c is None:
         raise _fail(f"no custody chain {chain!r} on this exchange (is it running with its chains?)")
-    asset = asset.upper()
     token = NATIVE if c["native_asset"] == asset else next(
         (t["address"] for t in c["tokens"] if t["asset"] == asset), None)
-    if token is None or asset not in ASSET_DECIMALS:
+    if token is None:
         raise _fail(f"{asset} cannot be deposited on {chain}")
-    try:
-        units = Decimal(amount.replace(",", ".")) * 10 ** ASSET_DECIMALS[asset]
-    except InvalidOperation:
-        raise _fail(f"not an amount: {amount!r}", 2) from None
-    if units <= 0 or units != units.to_integral_value():
-        raise _fail(f"{amount} is not a positive amount of {asset} (at most {ASSET_DECIMALS[asset]} decimals)", 2)
     rpc = Rpc(c["rpc_url"])
     try:
         accounts = rpc.accounts()
         if not 0 <= sender < len(accounts):
             raise _fail(f"the node holds no dev account {sender}", 2)
         if token == NATIVE:
-            tx = deposit_eth(rpc, c["vault"], accounts[sender], account, int(units))
+            tx = deposit_eth(rpc, c["vault"], accounts[sender], account, units)
         else:
-            tx = deposit_token(rpc, c["vault"], token, accounts[sender], account, int(units))
+            tx = deposit_token(rpc, c["vault"], token, accounts[sender], account, units)
         receipt = rpc.wait_receipt(tx, timeout=60)
     except (RpcError, RpcUnavailable, TimeoutError) as e:
         raise _fail(f"the chain refused the deposit: {e}") from None

@@ -177,16 +177,20 @@ class Codes:
         return self.totp.generate_otp(step)
 
 
-def sign(secret: str, ts: int, method: str, path: str, body: bytes = b"") -> str:
-    return hmac.new(secret.encode(), f"{ts}\n{method}\n{path}\n".encode() + body, hashlib.sha256).hexdigest()
+def sign(secret: str, ts: int, method: str, path: str, body: bytes = b"", recv_window: int | None = None) -> str:
+    """The native signature: HMAC-SHA256 of "<ts>\\n[<recv_window>\\n]<METHOD>\\n<path>\\n<body>"."""
+    head = f"{ts}" if recv_window is None else f"{ts}\n{recv_window}"
+    return hmac.new(secret.encode(), f"{head}\n{method}\n{path}\n".encode() + body, hashlib.sha256).hexdigest()
 
 
 def signed(client: httpx.Client, key: str, secret: str, method: str, path: str, body: Any = None,
-           ts: int | None = None, signature: str | None = None) -> httpx.Response:
+           ts: int | None = None, signature: str | None = None, recv_window: int | None = None) -> httpx.Response:
     raw = json.dumps(body).encode() if body is not None else b""
     ts = ts if ts is not None else int(time.time() * 1000)
     headers = {"x-dpg-apikey": key, "x-dpg-timestamp": str(ts),
-               "x-dpg-signature": signature or sign(secret, ts, method, path, raw)}
+               "x-dpg-signature": signature or sign(secret, ts, method, path, raw, recv_window)}
+    if recv_window is not None:
+        headers["x-dpg-recv-window"] = str(recv_window)
     if raw:
         headers["content-type"] = "application/json"
     return client.request(method, path, content=raw or None, headers=headers)

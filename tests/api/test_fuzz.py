@@ -1,7 +1,15 @@
-"""Schema-driven fuzzing of the OpenAPI with schemathesis: no input gets a 5xx, logged in or not."""
+"""Schema-driven fuzzing of the OpenAPI with schemathesis, as a signed-in user (session token) and
+the operator: no input to any public or private endpoint gets a 5xx.
+
+One run of its boundary-value phase (coverage) and a seeded random phase (fuzzing) over every
+operation, a few examples each, so that it stays well under a minute in the suite. Deeper runs
+by hand (the same command with ``--max-examples 60`` and other seeds) found the NUL characters
+that reached PostgreSQL; tests/api/test_edge.py keeps those.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +19,10 @@ import pytest
 
 from tests.api.client import ADMIN, User, served
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(300)
+
+SEED = "11"  # fixed: the same requests every run
+EXAMPLES = "5"  # per operation, in the fuzzing phase
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +36,10 @@ def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 def st(base: str, *extra: str) -> subprocess.CompletedProcess[str]:
     cli = Path(sys.executable).with_name("st")
     return subprocess.run(
-        [str(cli), "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "25",
-         "--generation-deterministic", "--request-timeout", "20", "--no-color", *extra],
-        capture_output=True, text=True, timeout=540, check=False,
+        [str(cli), "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--phases", "coverage,fuzzing",
+         "--max-examples", EXAMPLES, "--seed", SEED, "--workers", "1", "--request-timeout", "20", "--no-color",
+         *extra],
+        capture_output=True, text=True, timeout=240, check=False,
     )
 
 
@@ -35,26 +47,15 @@ def test_no_input_gets_a_server_error(base: str) -> None:
     u = User(base, "fuzz@test.dpg")
     u.credit("USDT", "100000")
     u.credit("BTC", "10")
-    u.order(market="BTC/USDT", side="buy", price="100", quantity="0.1")
-    anonymous = st(base)
-    assert anonymous.returncode == 0, anonymous.stdout[-6000:]
-    # logged in (and as the operator): everything but logging this session out
-    logged_in = st(base, "-H", f"Authorization: Bearer {u.token}", "-H", f"X-DPG-Admin-Token: {ADMIN}",
-                   "--exclude-path", "/api/v1/auth/logout")
-    assert logged_in.returncode == 0, logged_in.stdout[-6000:]
-    # with a session, only the Binance-signed endpoints (their own signature scheme) answer 401
-    unauthorized = _listed_after(logged_in.stdout, "401 Unauthorized")
-    assert all("/api/v3/" in line for line in unauthorized), unauthorized
-
-
-def _listed_after(text: str, heading: str) -> list[str]:
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if heading in line:
-            out = []
-            for item in lines[i + 1:]:
-                if not item.strip().startswith("- "):
-                    break
-                out.append(item.strip())
-            return out
-    return []
+    assert u.order(market="BTC/USDT", side="buy", price="100", quantity="0.1").status_code == 201
+    # logged in, and as the operator: every endpoint but logging this session out and the Binance
+    # signed ones (their own signature over the query, which a fixed header cannot carry)
+    run = st(base, "-H", f"Authorization: Bearer {u.token}", "-H", f"X-DPG-Admin-Token: {ADMIN}",
+             "--exclude-path", "/api/v1/auth/logout",
+             "--exclude-path-regex", "^/api/v3/(account|order|openOrders|allOrders|myTrades)$")
+    assert run.returncode == 0, run.stdout[-6000:]
+    selected, tested = re.search(r"Selected: (\d+)/\d+", run.stdout), re.search(r"Tested: (\d+)", run.stdout)
+    assert selected and tested and int(tested[1]) == int(selected[1]) > 50, run.stdout[-2000:]  # every operation
+    # the session reached every private endpoint: none answered only 401/403
+    assert "Authentication failed" not in run.stdout, run.stdout[-4000:]
+    assert u.http.get("/api/v1/balances").status_code == 200  # and it is still the user's

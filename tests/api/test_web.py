@@ -59,7 +59,8 @@ def test_static_types_cache_and_revalidation(client: TestClient) -> None:
 
 @pytest.mark.parametrize("path", ["/static/package.json", "/static/index.html", "/static/__init__.py",
                                   "/static/node_modules/qrcode-generator/package.json", "/static/app/../__init__.py",
-                                  "/static/app/%2e%2e/__init__.py", "/static/app/nope.js", "/static/app"])
+                                  "/static/app/%2e%2e/__init__.py", "/static/app/nope.js", "/static/app",
+                                  "/static/app/%00.js", "/static/app/" + "a" * 300 + ".js"])
 def test_static_serves_nothing_else(client: TestClient, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 404

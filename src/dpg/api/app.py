@@ -6,7 +6,8 @@ built from committed event batches, accounts, history. ``create_app(runtime)`` s
 Private REST calls authenticate either with a session (``Authorization: Bearer <token>``) or with
 an API key and a signature: headers ``X-DPG-APIKEY``, ``X-DPG-TIMESTAMP`` (ms), optionally
 ``X-DPG-RECV-WINDOW`` (ms, default 5000) and ``X-DPG-SIGNATURE`` = hex HMAC-SHA256(secret,
-"<timestamp>\\n<METHOD>\\n<path>[?query]\\n<body>").
+"<timestamp>\\n<METHOD>\\n<path>[?query]\\n<body>"); when the window header is sent, it is signed too:
+"<timestamp>\\n<recv_window>\\n<METHOD>\\n<path>[?query]\\n<body>".
 """
 
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dpg.api.auth import Accounts, AuthError
-from dpg.api.errors import ApiError, api_error_handler, body, validation_error_handler
+from dpg.api.errors import ApiError, CatchAll, api_error_handler, body, send_json, validation_error_handler
 from dpg.api.history import History
 from dpg.api.marketdata import MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
@@ -235,8 +236,9 @@ class Runtime:
 
 
 class Limits:
-    """Per-address rate limit, and request bodies above MAX_BODY bytes refused (by header, or while
-    reading a chunked body). Plain ASGI: no task or stream per request."""
+    """Per-address rate limit, request bodies above MAX_BODY bytes refused (by header, or while
+    reading a chunked body), and NUL characters in the path or query refused (no text column can
+    hold one). Plain ASGI: no task or stream per request."""
 
     def __init__(self, app: ASGIApp, buckets: TokenBuckets) -> None:
         self.app = app
@@ -249,13 +251,16 @@ class Limits:
         client = scope.get("client")
         wait = self.buckets.take(client[0] if client else "?")
         if wait:
-            await _send_json(send, 429, body("RATE_LIMITED", "too many requests from this address"),
-                             {"Retry-After": str(max(1, round(wait + 0.5)))})
+            await send_json(send, 429, body("RATE_LIMITED", "too many requests from this address"),
+                            {"Retry-After": str(max(1, round(wait + 0.5)))})
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-                await _send_json(send, 413, body("BODY_TOO_LARGE", f"request bodies are limited to {MAX_BODY} bytes"))
+                await send_json(send, 413, body("BODY_TOO_LARGE", f"request bodies are limited to {MAX_BODY} bytes"))
                 return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await send_json(send, 400, body("INVALID_REQUEST", "the path and query may not contain NUL characters"))
+            return
         seen = 0
 
         async def limited() -> Message:
@@ -270,16 +275,25 @@ class Limits:
         await self.app(scope, limited, send)
 
 
-async def _send_json(send: Send, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-    raw = json.dumps(obj).encode()
-    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": hdrs})
-    await send({"type": "http.response.body", "body": raw})
-
-
 def client_ip(request: Request | WebSocket) -> str:
     return request.client.host if request.client else "0.0.0.0"  # noqa: S104 (a value, not a bind)
+
+
+def whole_number(text: str, digits: int) -> int | None:
+    """A non-negative integer written with 1 to ``digits`` ASCII digits, else None (``str.isdigit``
+    alone lets through "²", which ``int`` refuses)."""
+    return int(text) if 0 < len(text) <= digits and text.isascii() and text.isdigit() else None
+
+
+DEFAULT_RECV_WINDOW = 5000  # ms, when a signed request names none
+
+
+def signed_payload(ts: str, recv_window: str | None, method: str, path: str) -> bytes:
+    """What a native API-key signature covers, before the body: ``"<ts>\\n<METHOD>\\n<path>\\n"``,
+    or with a receive window ``"<ts>\\n<recv_window>\\n<METHOD>\\n<path>\\n"`` (so that a relay
+    cannot widen the window of a request it holds: a changed window breaks the signature)."""
+    head = ts if recv_window is None else f"{ts}\n{recv_window}"
+    return f"{head}\n{method}\n{path}\n".encode()
 
 
 # ---------------------------------------------------------------------- auth
@@ -361,6 +375,7 @@ def create_app(rt: Runtime) -> FastAPI:
     mount_web(app, registry_origins(rt.history.pool))  # the proof page may read the registry's chain
 
     app.add_middleware(Limits, buckets=rt.ip_limits)
+    app.add_middleware(CatchAll)  # outermost: an unexpected exception is answered as JSON
 
     async def principal(request: Request) -> Principal:
         authz = request.headers.get("authorization", "")
@@ -372,17 +387,18 @@ def create_app(rt: Runtime) -> FastAPI:
             if not key:
                 raise ApiError(401, "AUTH_REQUIRED", "send a session token or a signed API-key request")
             ts = request.headers.get("x-dpg-timestamp", "")
-            window = request.headers.get("x-dpg-recv-window", "5000")
+            window = request.headers.get("x-dpg-recv-window")  # signed when sent (see signed_payload)
             sig = request.headers.get("x-dpg-signature", "")
-            if not ts.isdigit() or not window.isdigit() or len(ts) > 16 or len(window) > 6:
+            if whole_number(ts, 16) is None or (window is not None and whole_number(window, 6) is None):
                 raise ApiError(400, "INVALID_TIMESTAMP", "X-DPG-TIMESTAMP and X-DPG-RECV-WINDOW must be integers (ms)")
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            payload = f"{ts}\n{request.method}\n{path}\n".encode() + await request.body()
+            payload = signed_payload(ts, window, request.method, path) + await request.body()
             need = "read" if request.method == "GET" else "trade"
             if request.url.path.startswith("/api/v1/transfers") or (
                     request.method != "GET" and request.url.path.startswith(("/api/v1/withdrawals", "/api/v1/wallet"))):
                 need = "withdraw"
-            user = await rt.accounts.verify_signature(key, sig, payload, int(ts), int(window), client_ip(request), need)
+            user = await rt.accounts.verify_signature(key, sig, payload, int(ts), int(window or DEFAULT_RECV_WINDOW),
+                                                      client_ip(request), need)
             p = Principal(user, "key", key)
         wait = rt.key_limits.take(p.key or f"user:{p.user_id}")
         if wait:
@@ -399,7 +415,8 @@ def create_app(rt: Runtime) -> FastAPI:
     def admin(x_dpg_admin_token: Annotated[str | None, Header()] = None) -> None:
         import hmac
 
-        if not rt.admin_token or not x_dpg_admin_token or not hmac.compare_digest(x_dpg_admin_token, rt.admin_token):
+        if not rt.admin_token or not x_dpg_admin_token or not hmac.compare_digest(
+                x_dpg_admin_token.encode(), rt.admin_token.encode()):  # bytes: any header text compares
             raise ApiError(403, "ADMIN_ONLY", "operator calls need X-DPG-Admin-Token")
 
     Auth = Annotated[Principal, Depends(principal)]
@@ -764,10 +781,13 @@ async def _ws_auth(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:
         grant = Grant(user, "trade", token=token)
     else:
         key, ts, sig = msg.get("key"), msg.get("timestamp"), msg.get("signature")
-        window = msg.get("recv_window", 5000)
-        if not (isinstance(key, str) and isinstance(ts, int) and isinstance(sig, str) and isinstance(window, int)):
-            raise ApiError(400, "INVALID_AUTH", "auth needs token, or key, timestamp (ms) and signature")
-        payload = f"{ts}\nGET\n/ws\n".encode()
+        window = msg.get("recv_window")
+        if not (isinstance(key, str) and type(ts) is int and isinstance(sig, str)
+                and (window is None or type(window) is int)):
+            raise ApiError(400, "INVALID_AUTH", "auth needs token, or key, timestamp (ms) and signature"
+                                                " (and an optional recv_window in ms)")
+        payload = signed_payload(str(ts), None if window is None else str(window), "GET", "/ws")
+        window = DEFAULT_RECV_WINDOW if window is None else window
         try:  # permissions are checked before the replay guard, so a read-only key can try again
             user = await rt.accounts.verify_signature(key, sig, payload, ts, window, client.ip, "trade")
             grant = Grant(user, "trade", key=key)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from dpg.api.app import Runtime, client_ip
+from dpg.api.app import Runtime, client_ip, whole_number
 from dpg.api.auth import AuthError
 from dpg.api.errors import ApiError
 from dpg.api.marketdata import Update
@@ -245,9 +245,9 @@ def router(rt: Runtime) -> APIRouter:
             raise BinanceError(400, -1102, _MANDATORY.format("signature"))
         ts = params.get("timestamp", "")
         window = params.get("recvWindow", "5000")
-        if not ts.isdigit() or len(ts) > 16:
+        if whole_number(ts, 16) is None:
             raise BinanceError(400, -1102, _MANDATORY.format("timestamp"))
-        if not window.isdigit() or len(window) > 6:
+        if whole_number(window, 6) is None:
             raise BinanceError(400, -1131, "recvWindow must be less than 60000")
         try:
             user = await rt.accounts.verify_signature(key, sig, payload.encode(), int(ts), int(window),
@@ -258,6 +258,18 @@ def router(rt: Runtime) -> APIRouter:
         if rt.key_limits.take(key):
             raise BinanceError(429, -1003, "Too many requests; please use the websocket for live updates.")
         return user, params
+
+    def number(params: dict[str, str], name: str, default: int) -> int:
+        """An integer parameter (ids, times in ms, limits): at most 19 ASCII digits; absent or empty
+        is ``default``."""
+        raw = params.get(name, "")
+        if not raw:
+            return default
+        value = whole_number(raw, 19)
+        if value is None:
+            raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is"
+                                           " '^[0-9]{1,19}$'.")
+        return value
 
     def need_param(params: dict[str, str], name: str) -> str:
         v = params.get(name, "")
@@ -290,9 +302,7 @@ def router(rt: Runtime) -> APIRouter:
         oid, cid = params.get("orderId"), params.get("origClientOrderId")
         v = None
         if oid:
-            if not (oid.isascii() and oid.isdigit()) or len(oid) > 19:
-                raise BinanceError(400, -1100, "Illegal characters found in parameter 'orderId'.")
-            v = await rt.find_order(user, int(oid))
+            v = await rt.find_order(user, number(params, "orderId", 0))
         elif cid:
             v = await rt.find_order(user, client_id=cid)
         else:
@@ -419,9 +429,9 @@ def router(rt: Runtime) -> APIRouter:
     async def all_orders(request: Request) -> Any:
         user, p = await signed(request, "read")
         m = market(need_param(p, "symbol"))
-        start, end = int(p.get("startTime") or 0), int(p.get("endTime") or 2**62)
-        from_id = int(p.get("orderId") or 0)
-        limit = min(1000, int(p.get("limit") or 500))
+        start, end = number(p, "startTime", 0), number(p, "endTime", 2**62)
+        from_id = number(p, "orderId", 0)
+        limit = min(1000, number(p, "limit", 500))
         rows = [v for v in my_orders(user, m)
                 if v.order_id >= from_id and start <= _ms(v.created_ts) <= end]
         return [order_json(v) for v in rows[:limit]]
@@ -430,11 +440,14 @@ def router(rt: Runtime) -> APIRouter:
     async def my_trades(request: Request) -> Any:
         user, p = await signed(request, "read")
         m = market(need_param(p, "symbol"))
-        start, end = int(p.get("startTime") or 0), int(p.get("endTime") or 2**62)
-        from_id = int(p.get("fromId") or 0)
-        limit = min(1000, int(p.get("limit") or 500))
+        start, end = number(p, "startTime", 0), number(p, "endTime", 2**62)
+        from_id = number(p, "fromId", 0)
+        limit = min(1000, number(p, "limit", 500))
+        order_id = number(p, "orderId", 0)  # the trades of this order only
         out = []
         for v in my_orders(user, m):
+            if order_id and v.order_id != order_id:
+                continue
             fee_asset = m.base if v.side == Side.BUY else m.quote
             for f in v.fills:
                 t = _ms(v.updated_ts)
@@ -788,9 +801,9 @@ def ws_api(rt: Runtime) -> APIRouter:
             if name not in p or p[name] in ("", None):
                 raise Failed(400, -1102, _MANDATORY.format(name))
         ts, window = str(p["timestamp"]), str(p.get("recvWindow", 5000))
-        if not ts.isdigit() or len(ts) > 16:
+        if whole_number(ts, 16) is None:
             raise Failed(400, -1100, "Illegal characters found in parameter 'timestamp'.")
-        if not window.isdigit() or len(window) > 6:
+        if whole_number(window, 6) is None:
             raise Failed(400, -1131, "recvWindow must be less than 60000")
         payload = "&".join(f"{k}={_plain(v)}" for k, v in sorted(p.items()) if k != "signature")
         try:

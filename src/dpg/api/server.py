@@ -100,9 +100,12 @@ def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Ru
 
 
 def _serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool,
-           ready: Any = None) -> None:
+           ready: Any = None, trusted_proxies: tuple[str, ...] = ()) -> None:
+    # X-Forwarded-For/-Proto are read only from the listed proxies (DPG_TRUSTED_PROXIES); by default
+    # from none, so a client cannot choose the address its IP allow-list and rate limit see
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", loop="none", ws_max_size=64 * 1024,
-                            lifespan="off", timeout_graceful_shutdown=3)
+                            lifespan="off", timeout_graceful_shutdown=3, proxy_headers=bool(trusted_proxies),
+                            forwarded_allow_ips=list(trusted_proxies))
     server = uvicorn.Server(config)
 
     async def main() -> None:
@@ -188,7 +191,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
                  " Ctrl-C stops.")
 
     try:
-        _serve(create_app(rt), host, port, loop, pool, ready)
+        _serve(create_app(rt), host, port, loop, pool, ready, settings.trusted_proxies)
     finally:
         for path in registered:
             running.unregister(path)
@@ -248,7 +251,7 @@ def run_api(settings: Settings, url: str, host: str, port: int, announce: Callab
         announce(f"DPG API is up on http://{host}:{port}: state at seq {engine.seq}.")
 
     try:
-        _serve(create_app(rt), host, port, loop, pool, ready)
+        _serve(create_app(rt), host, port, loop, pool, ready, settings.trusted_proxies)
     finally:
         loop.run_until_complete(revocations.close())
         loop.run_until_complete(bus.close())

@@ -4,6 +4,7 @@ share it)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -17,6 +18,8 @@ from dpg.core.events import Event
 from dpg.core.model import STP, Asset, Market, OrderType, Side
 
 Amount = str  # decimal strings at the edge: never floats
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,36}$")  # what a client may name an order
+MAX_ORDER_ID = 2**62
 
 
 class Bus(Protocol):
@@ -32,7 +35,7 @@ class OrderRequest(BaseModel):
     quote_quantity: Amount | None = Field(default=None, description="market buy: quote to spend", max_length=40)
     stop_price: Amount | None = Field(default=None, description="stop_limit and take_profit_limit: the last trade"
                                       " price that turns the order into a limit order", max_length=40)
-    client_order_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=CLIENT_ORDER_ID.pattern)
     stp: Literal["expire_taker", "expire_maker", "expire_both"] = "expire_taker"
 
 
@@ -61,6 +64,42 @@ _OTYPES = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "fok": OrderType.FOK,
 _STPS = {"expire_taker": STP.EXPIRE_TAKER, "expire_maker": STP.EXPIRE_MAKER, "expire_both": STP.EXPIRE_BOTH}
 
 
+def check_order(m: Market, otype: OrderType, price: int, qty: int, quote_qty: int, stop_price: int) -> None:
+    """The market's rules that need no state (positive amounts, tick, lot, minimum notional), checked
+    here so that an order they refuse never becomes a journaled command; the codes are the engine's,
+    which checks them again (it trusts no command). Funds, duplicates and the book are its alone."""
+    if otype == OrderType.MARKET and quote_qty:  # a market buy by quote amount
+        if quote_qty < 0:
+            raise ApiError(400, "INVALID_AMOUNT", "quote_quantity must be positive")
+        if quote_qty < m.min_notional:
+            raise ApiError(400, "BELOW_MIN_NOTIONAL", f"quote_quantity is below the minimum notional "
+                                                      f"{m.quote.format(m.min_notional)} {m.quote.symbol}")
+        return
+    if otype != OrderType.MARKET and price <= 0:
+        raise ApiError(400, "INVALID_PRICE", "price must be positive")
+    if qty <= 0:
+        raise ApiError(400, "INVALID_QUANTITY", "quantity must be positive")
+    check_grid(m, price, qty)
+    if otype != OrderType.MARKET and m.notional(price, qty) < m.min_notional:
+        raise ApiError(400, "BELOW_MIN_NOTIONAL", f"price x quantity is below the minimum notional "
+                                                  f"{m.quote.format(m.min_notional)} {m.quote.symbol}")
+    if otype in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+        if stop_price <= 0:
+            raise ApiError(400, "INVALID_PRICE", "stop_price must be positive")
+        check_grid(m, stop_price, 0, "stop_price")
+
+
+def check_grid(m: Market, price: int, qty: int, what: str = "price") -> None:
+    """PRICE_OFF_TICK / QUANTITY_OFF_LOT unless the price is on the market's tick and the quantity on
+    its lot (zero passes: an amendment leaves it unchanged)."""
+    if price % m.tick_size:
+        raise ApiError(400, "PRICE_OFF_TICK", f"{what} must be a multiple of the tick size "
+                                              f"{m.format_price(m.tick_size)}")
+    if qty % m.lot_size:
+        raise ApiError(400, "QUANTITY_OFF_LOT", f"quantity must be a multiple of the lot size "
+                                                f"{m.format_qty(m.lot_size)}")
+
+
 class Trading:
     def __init__(self, bus: Bus, views: AccountViews, markets: list[Market], assets: list[Asset]) -> None:
         self.bus = bus
@@ -84,12 +123,13 @@ class Trading:
         raise ApiError(404, "UNKNOWN_ASSET", f"unknown asset {symbol!r}")
 
     @staticmethod
-    def _units(convert: Any, text: str, what: str) -> int:
+    def units(asset: Asset, text: str, what: str) -> int:
+        """Base units of ``asset`` from a decimal string (``dpg.core.model.parse_amount``, the one
+        amount parser); a refusal is a 400 INVALID_AMOUNT, answered before any command exists."""
         try:
-            units: int = convert(text)
+            return asset.to_units(text, what)
         except DomainError as e:
             raise ApiError(400, e.code.value, e.reason) from None
-        return units
 
     async def _submit(self, cmd: Command) -> tuple[int, list[Event]]:
         seq, events = await self.bus.submit(cmd)
@@ -109,24 +149,29 @@ class Trading:
                 raise ApiError(400, "INVALID_PRICE", "a market order takes no price")
             if (req.quantity is None) == (req.quote_quantity is None):
                 raise ApiError(400, "INVALID_ORDER", "a market order needs exactly one of quantity, quote_quantity")
+            if req.quote_quantity is not None and req.side != "buy":
+                raise ApiError(400, "INVALID_ORDER", "quote_quantity is only for market buys")
         else:
             if req.price is None or req.quantity is None:
                 raise ApiError(400, "INVALID_ORDER", f"a {req.type} order needs price and quantity")
             if req.quote_quantity is not None:
                 raise ApiError(400, "INVALID_ORDER", "quote_quantity is only for market buys")
         if req.price is not None:
-            price = self._units(m.price_to_units, req.price, "price")
+            price = self.units(m.quote, req.price, "price")
         if req.quantity is not None:
-            qty = self._units(m.qty_to_units, req.quantity, "quantity")
+            qty = self.units(m.base, req.quantity, "quantity")
         if req.quote_quantity is not None:
-            quote_qty = self._units(m.quote.to_units, req.quote_quantity, "quote_quantity")
+            quote_qty = self.units(m.quote, req.quote_quantity, "quote_quantity")
+            if quote_qty <= 0:
+                raise ApiError(400, "INVALID_AMOUNT", "quote_quantity must be positive")
         stop_price = 0
         if otype in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
             if req.stop_price is None:
                 raise ApiError(400, "INVALID_ORDER", f"a {req.type} order needs stop_price")
-            stop_price = self._units(m.price_to_units, req.stop_price, "stop_price")
+            stop_price = self.units(m.quote, req.stop_price, "stop_price")
         elif req.stop_price is not None:
             raise ApiError(400, "INVALID_ORDER", "stop_price is only for stop_limit and take_profit_limit orders")
+        check_order(m, otype, price, qty, quote_qty, stop_price)
         side = Side.BUY if req.side == "buy" else Side.SELL
         cmd = PlaceOrder(account, m.symbol, side, otype, price, qty, quote_qty, req.client_order_id or "",
                          _STPS[req.stp], stop_price)
@@ -138,6 +183,9 @@ class Trading:
 
     async def cancel(self, account: int, market: str, order_id: int = 0, client_id: str = "") -> dict[str, Any]:
         m = self.market(market)
+        if not (0 < order_id <= MAX_ORDER_ID or (order_id == 0 and CLIENT_ORDER_ID.fullmatch(client_id))):
+            # no order has such an id (or none was given): answered here, not journaled
+            raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
         _, events = await self._submit(CancelOrder(account, m.symbol, order_id, client_id))
         done = next(e for e in events if e[0] == E.ORDER_DONE)
         v = self.views.order(account, done[1])
@@ -154,10 +202,13 @@ class Trading:
         m = self.market(req.market)
         if req.price is None and req.quantity is None:
             raise ApiError(400, "INVALID_ORDER", "give a new price, a new quantity, or both")
-        price = self._units(m.price_to_units, req.price, "price") if req.price is not None else 0
-        qty = self._units(m.qty_to_units, req.quantity, "quantity") if req.quantity is not None else 0
+        price = self.units(m.quote, req.price, "price") if req.price is not None else 0
+        qty = self.units(m.base, req.quantity, "quantity") if req.quantity is not None else 0
         if (req.price is not None and price <= 0) or (req.quantity is not None and qty <= 0):
             raise ApiError(400, "INVALID_AMOUNT", "price and quantity must be positive")
+        check_grid(m, price, qty)
+        if not 0 < order_id <= MAX_ORDER_ID:
+            raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
         await self._submit(AmendOrder(account, m.symbol, order_id, price, qty))
         v = self.views.order(account, order_id)
         assert v is not None
@@ -165,14 +216,20 @@ class Trading:
 
     async def transfer(self, account: int, req: TransferRequest) -> dict[str, Any]:
         a = self.asset(req.asset)
-        amount = self._units(a.to_units, req.amount, "amount")
+        amount = self.units(a, req.amount, "amount")
+        if amount <= 0:
+            raise ApiError(400, "INVALID_AMOUNT", "the amount must be positive")
+        if req.to_user_id == account:
+            raise ApiError(400, "SELF_TRANSFER", "cannot transfer to the same account")
         seq, _ = await self._submit(Transfer(account, req.to_user_id, a.symbol, amount))
         return {"seq": seq, "from_user_id": account, "to_user_id": req.to_user_id, "asset": a.symbol,
                 "amount": a.format(amount)}
 
     async def credit(self, req: CreditRequest) -> dict[str, Any]:
         a = self.asset(req.asset)
-        amount = self._units(a.to_units, req.amount, "amount")
+        amount = self.units(a, req.amount, "amount")
+        if amount <= 0:
+            raise ApiError(400, "INVALID_AMOUNT", "the amount must be positive")
         seq, _ = await self._submit(Credit(req.user_id, a.symbol, amount, req.reference))
         return {"seq": seq, "user_id": req.user_id, "asset": a.symbol, "amount": a.format(amount),
                 "reference": req.reference}

@@ -44,7 +44,7 @@ STEPS_SHOWN = ("requested", "signed 1/3", "signed 2/3", "signed 3/3", "broadcast
 class AddressRequest(BaseModel):
     chain: str = Field(min_length=1, max_length=32)
     address: str = Field(min_length=42, max_length=42)
-    label: str = Field(default="", max_length=64)
+    label: str = Field(default="", max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$", description="no control characters")
     totp: str | None = Field(default=None, max_length=16)
 
 
@@ -280,7 +280,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     async def checked(asset: str, chain: str, amount_text: str) -> tuple[Asset, dict[str, Any], str, int, int]:
         """(asset, chain, token, amount, fee) of a withdrawal, checked."""
         a = asset_of(asset)
-        amount = rt.trading._units(a.to_units, amount_text, "amount")
+        amount = rt.trading.units(a, amount_text, "amount")
         if amount <= 0:
             raise ApiError(400, "INVALID_AMOUNT", "the amount must be positive")
         c = (await chains()).get(chain)

@@ -117,9 +117,13 @@ def shell(connect: Sequence[str] = ()) -> Response:
 
 def static_file(path: str, request: Request) -> Response:
     folder, _, _ = path.partition("/")
-    target = (WEB / path).resolve()
-    if (folder not in FOLDERS or not target.is_relative_to(WEB / folder) or target.suffix not in TYPES
-            or not target.is_file()):
+    try:  # a path the file system cannot take (a NUL byte, too long) is just not there
+        target = (WEB / path).resolve()
+        found = (folder in FOLDERS and target.is_relative_to(WEB / folder) and target.suffix in TYPES
+                 and target.is_file())
+    except (ValueError, OSError):
+        found = False
+    if not found:
         raise ApiError(404, "NOT_FOUND", "no such file")
     st = target.stat()
     etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'

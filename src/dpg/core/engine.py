@@ -36,6 +36,7 @@ from dpg.core.events import Cause, Event
 from dpg.core.model import (
     FEE_ACCOUNT,
     INSURANCE_ACCOUNT,
+    MAX_AMOUNT,
     PPM,
     STP,
     SYSTEM_ACCOUNTS,
@@ -73,7 +74,6 @@ C_FEE = Cause.FEE.value
 
 MAX_CLIENT_ID = 64
 MAX_REF = 200
-MAX_AMOUNT = 1 << 127  # any amount or balance stays below 2**128 (proof-of-reserves leaves)
 MAX_ACCOUNT = 1 << 63  # account numbers are positive PostgreSQL bigints
 
 _STP_REASON = "self-trade prevention"

@@ -8,8 +8,8 @@ is a positive integer for every listed market, so every notional is an exact int
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 
 from dpg.core.errors import DomainError, Reject
@@ -54,17 +54,43 @@ class OrderStatus(IntEnum):
     REJECTED = 5
 
 
-def parse_decimal(text: str | int | Decimal, what: str) -> Decimal:
-    """A finite decimal from user text; floats never get here."""
-    if isinstance(text, bool) or not isinstance(text, (str, int, Decimal)):
+MAX_AMOUNT = 1 << 127  # any amount or balance stays below 2**128 (proof-of-reserves leaves)
+MAX_AMOUNT_CHARS = 64  # the longest amount text read; longer is refused before any arithmetic
+_MAX_AMOUNT_DIGITS = len(str(MAX_AMOUNT))
+_AMOUNT = re.compile(r"([+-]?)([0-9]*)(?:[.,]([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
+
+
+def parse_amount(text: str, decimals: int, what: str = "amount", asset: str = "") -> int:
+    """A decimal string of whole units -> an exact ``int`` of base units (``10**-decimals`` each).
+
+    The one amount parser of every dialect (REST, WebSocket, Binance, CLI, settings). Its cost is
+    bounded whatever the input: the text has at most ``MAX_AMOUNT_CHARS`` characters, and the
+    number of digits of the result is known before any integer is built, so an exponent like
+    ``1e500000`` is refused at once. Accepted: an optional sign, digits with ``.`` or ``,`` as the
+    decimal point, an optional exponent (``1.5e-3``). Refused with INVALID_AMOUNT: anything else,
+    more decimals than the asset has, and a magnitude of ``MAX_AMOUNT`` base units or more. Zero and
+    negative results are returned: whether they are allowed is the caller's rule."""
+    if not isinstance(text, str):
         raise DomainError(Reject.INVALID_AMOUNT, f"{what} must be a decimal string")
-    try:
-        value = Decimal(text.strip().replace(",", ".") if isinstance(text, str) else text)
-    except InvalidOperation:
-        raise DomainError(Reject.INVALID_AMOUNT, f"{what} {text!r} is not a number") from None
-    if not value.is_finite():
-        raise DomainError(Reject.INVALID_AMOUNT, f"{what} {text!r} is not a finite number")
-    return value
+    if len(text) > MAX_AMOUNT_CHARS:
+        raise DomainError(Reject.INVALID_AMOUNT, f"{what} is longer than {MAX_AMOUNT_CHARS} characters")
+    found = _AMOUNT.fullmatch(text.strip())
+    if found is None or not (found[2] or found[3]):
+        raise DomainError(Reject.INVALID_AMOUNT, f"{what} {text!r} is not a decimal number")
+    sign, whole, frac, exp = found[1], found[2], found[3] or "", found[4]
+    digits = (whole + frac).lstrip("0")
+    if not digits:
+        return 0
+    shift = (int(exp) if exp else 0) - len(frac) + decimals  # value = int(digits) * 10**shift
+    if shift < 0:
+        if -shift >= len(digits) or digits[shift:].strip("0"):
+            raise DomainError(Reject.INVALID_AMOUNT, f"{what} {text.strip()} has more than {decimals} decimals"
+                              + (f" for {asset}" if asset else ""))
+        digits, shift = digits[:shift], 0
+    units = int(digits) * 10**shift if len(digits) + shift <= _MAX_AMOUNT_DIGITS else MAX_AMOUNT
+    if units >= MAX_AMOUNT:
+        raise DomainError(Reject.INVALID_AMOUNT, f"{what} is too large: amounts stay below 2**127 base units")
+    return -units if sign == "-" else units
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +99,9 @@ class Asset:
     decimals: int
     index: int  # position in the ledger's per-account balance vector
 
-    def to_units(self, amount: str | int | Decimal, what: str = "amount") -> int:
-        """Whole-asset decimal -> base units, exactly; more decimals than the asset has is an error."""
-        value = parse_decimal(amount, what)
-        units = value.scaleb(self.decimals)
-        if units != units.to_integral_value():
-            raise DomainError(
-                Reject.INVALID_AMOUNT,
-                f"{what} {amount} has more than {self.decimals} decimals for {self.symbol}",
-            )
-        return int(units)
+    def to_units(self, amount: str, what: str = "amount") -> int:
+        """Whole-asset decimal string -> base units, exactly (``parse_amount``)."""
+        return parse_amount(amount, self.decimals, what, self.symbol)
 
     def format(self, units: int, places: int | None = None) -> str:
         """Base units -> a plain decimal string with ``places`` decimals (default: all of them).
@@ -155,11 +174,11 @@ class Market:
         """The symbol without separator, e.g. ``BTCUSDT``."""
         return self.base.symbol + self.quote.symbol
 
-    def price_to_units(self, price: str | int | Decimal) -> int:
+    def price_to_units(self, price: str) -> int:
         """Decimal price (quote per whole base) -> quote base units per whole base."""
         return self.quote.to_units(price, "price")
 
-    def qty_to_units(self, qty: str | int | Decimal) -> int:
+    def qty_to_units(self, qty: str) -> int:
         return self.base.to_units(qty, "quantity")
 
     def format_price(self, units: int) -> str:
