@@ -341,3 +341,30 @@ def test_the_embedded_default_chain_credits_a_plain_transfer_to_a_deposit_addres
         assert sorted((d["asset"], Decimal(d["amount"]), d["confirmations"]) for d in done) == [
             ("BTC", Decimal("0.5"), 3), ("ETH", Decimal("2.001"), 3)]
         assert Decimal(frank.balance("ETH")[0]) == 0
+
+
+def test_an_embedded_chain_from_before_deposit_addresses_gets_its_factory(tmp_path: Path) -> None:
+    from dpg.chain.config import default_chains
+    from dpg.chain.embedded import start_embedded
+
+    config = default_chains()[0]
+    first = start_embedded(config, tmp_path, kind="in-process")
+    try:
+        assert first.config.forwarder_factory
+        check_factory(first.rpc, first.config.forwarder_factory, first.config.vault)
+    finally:
+        first.stop()
+    record = tmp_path / "chain" / "ethereum" / "deployment.json"
+    doc = json.loads(record.read_text())
+    assert doc["forwarder_factory"] == first.config.forwarder_factory
+    del doc["forwarder_factory"]  # as a data directory written before deposit addresses
+    record.write_text(json.dumps(doc))
+
+    again = start_embedded(config, tmp_path, kind="in-process")
+    try:
+        assert again.config.vault == first.config.vault  # the same chain, its vault kept
+        factory = again.config.forwarder_factory
+        assert factory and json.loads(record.read_text())["forwarder_factory"] == factory
+        assert check_factory(again.rpc, factory, again.config.vault).address == factory
+    finally:
+        again.stop()
