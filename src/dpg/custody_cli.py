@@ -162,12 +162,16 @@ def wallet_deposit(
     asset: Annotated[str, typer.Option(help="ETH, USDT or BTC (as WBTC)")] = "ETH",
     chain: Annotated[str, typer.Option(help="The custody chain")] = "ethereum",
     sender: Annotated[int, typer.Option(help="The dev chain's funded account that pays (anvil: 0-9)")] = 9,
+    plain: Annotated[bool, typer.Option("--plain", help="A plain transfer to the user's deposit address, as "
+                                                        "from a wallet or another exchange (no vault call)")] = False,
 ) -> None:
-    """Deposit from a dev chain's funded account to the vault, for a user; prints the transaction."""
+    """Deposit from a dev chain's funded account for a user: to the vault with the user's tag, or
+    (--plain) by a plain transfer to the user's own deposit address; prints the transaction."""
     from dpg.api import operator
     from dpg.chain.config import ASSET_DECIMALS, NATIVE
-    from dpg.chain.embedded import deposit_eth, deposit_token
+    from dpg.chain.embedded import deposit_eth, deposit_token, transfer_eth, transfer_token
     from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
+    from dpg.chain.sweeper import SweepStore
     from dpg.core.errors import DomainError
     from dpg.core.model import parse_amount
 
@@ -199,12 +203,24 @@ def wallet_deposit(
         (t["address"] for t in c["tokens"] if t["asset"] == asset), None)
     if token is None:
         raise _fail(f"{asset} cannot be deposited on {chain}")
+    to = c["vault"]
+    if plain:
+        addresses = SweepStore(url)
+        factory = addresses.factory(chain)
+        if factory is None:
+            raise _fail(f"no deposit addresses on {chain}: it has no forwarder factory (DPG_CHAINS' forwarder_factory)")
+        to = factory.address_of(account)
+        addresses.issue(chain, account, to)  # watched from now on, as when the user asks for it
+        addresses.close()
     rpc = Rpc(c["rpc_url"])
     try:
         accounts = rpc.accounts()
         if not 0 <= sender < len(accounts):
             raise _fail(f"the node holds no dev account {sender}", 2)
-        if token == NATIVE:
+        if plain:
+            tx = (transfer_eth(rpc, accounts[sender], to, units) if token == NATIVE
+                  else transfer_token(rpc, token, accounts[sender], to, units))
+        elif token == NATIVE:
             tx = deposit_eth(rpc, c["vault"], accounts[sender], account, units)
         else:
             tx = deposit_token(rpc, c["vault"], token, accounts[sender], account, units)
@@ -213,9 +229,10 @@ def wallet_deposit(
         raise _fail(f"the chain refused the deposit: {e}") from None
     ok = to_int(receipt["status"]) == 1
     typer.echo(json.dumps({"tx_hash": tx, "status": "mined" if ok else "reverted", "account": account,
-                           "asset": asset, "amount": amount, "block": to_int(receipt["blockNumber"]),
+                           "asset": asset, "amount": amount, "to": to, "block": to_int(receipt["blockNumber"]),
                            "gas_used": to_int(receipt["gasUsed"]),
-                           "credited_after": f"{c['confirmations']} confirmations"}))
+                           "credited_after": f"{c['confirmations']} confirmations"
+                                             + (" of its sweep into the vault" if plain else "")}))
     if not ok:
         raise typer.Exit(1)
 

@@ -46,7 +46,8 @@ def artifacts() -> Path:
 
 @dataclass
 class DevChain:
-    """A running anvil with the Vault, a USDT (6) and a WBTC (8) DevToken, and helpers to drive it."""
+    """A running anvil with the Vault, its ForwarderFactory, a USDT (6) and a WBTC (8) DevToken, and
+    helpers to drive it."""
 
     binary: Path
     anvil: Anvil
@@ -56,6 +57,7 @@ class DevChain:
     vault: str = ""
     usdt: str = ""
     wbtc: str = ""
+    factory: str = ""
 
     def __post_init__(self) -> None:
         self.rpc = Rpc(self.anvil.url)
@@ -66,7 +68,7 @@ class DevChain:
             "name": "ethereum", "chain_id": CHAIN_ID, "rpc_url": self.anvil.url, "vault": self.vault,
             "confirmations": DEPTH, "native_asset": "ETH",
             "tokens": (Token("USDT", "USDT", self.usdt, 6), Token("WBTC", "BTC", self.wbtc, 8)),
-            "poll_seconds": 0.05,
+            "poll_seconds": 0.05, "forwarder_factory": self.factory,
         }
         base.update(changes)
         return ChainConfig(**base)
@@ -130,7 +132,7 @@ def _start(binary: Path, state: Path | None) -> DevChain:
     except BaseException:
         node.stop()
         raise
-    dev.vault, dev.usdt, dev.wbtc = d.vault, d.tokens["USDT"], d.tokens["WBTC"]
+    dev.vault, dev.usdt, dev.wbtc, dev.factory = d.vault, d.tokens["USDT"], d.tokens["WBTC"], d.forwarder_factory
     return dev
 
 

@@ -2,10 +2,12 @@
 anvil chain (blocks mined only when the test says, so confirmations are exact) and the proof of
 reserves published by the exchange itself in a registry on that chain.
 
-Wallet: sign up, 2FA on; the deposit address, account tag and QR code; a deposit's confirmations
-counting up 1/3, 2/3 as blocks are mined, then credited; an allow-listed address added with a 2FA
-code; a withdrawal of "0,25" ETH with 2FA, signed 2/3 by the policy signers, 3/3 by a human with
-``dpg signer sign``, broadcast, confirmed n/3 and completed. Proof: an epoch marked, published, my
+Wallet: sign up, 2FA on; my own deposit address with the token named plainly and its QR code, the
+vault call with my account tag under "Advanced"; a deposit's confirmations counting up 1/3, 2/3 as
+blocks are mined, then credited; an allow-listed address added with a 2FA code; a withdrawal of
+"0,25" ETH with 2FA, signed 2/3 by the policy signers, 3/3 by a human with ``dpg signer sign``,
+broadcast, confirmed n/3 and completed; plain transfers to my deposit address: dust shown received,
+then swept and credited. Proof: an epoch marked, published, my
 proof verified in the page against the root read from the chain, and a proof file checked without
 logging in: the genuine one valid, one with its balance changed failing."""
 
@@ -21,10 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_abi.abi import decode
 from playwright.sync_api import expect
 
+from dpg.chain.contracts import encode_call
 from dpg.chain.rpc import to_int
-from dpg.chain.signer import dev_key, write_key
+from dpg.chain.signer import checksum, dev_key, write_key
 from dpg.store import db
 from tests.api.client import ADMIN, PASSWORD, Codes, User, dpg_cli, exchange, mailed_token, until
 from tests.chain.conftest import CHAIN_ID, DevChain, _start, anvil_bin, artifacts  # noqa: F401 (fixtures)
@@ -59,7 +63,7 @@ def custody(anvil_bin: Path, artifacts: Path, pg_server: str,  # noqa: F811
         chains = tmp / "chains.json"
         chains.write_text(json.dumps({"chains": [{
             "name": "ethereum", "chain_id": CHAIN_ID, "rpc_url": dev.anvil.url, "vault": dev.vault,
-            "confirmations": 3, "native_asset": "ETH", "poll_seconds": 0.1,
+            "confirmations": 3, "native_asset": "ETH", "poll_seconds": 0.1, "forwarder_factory": dev.factory,
             "tokens": {"USDT": {"address": dev.usdt, "decimals": 6},
                        "WBTC": {"address": dev.wbtc, "decimals": 8, "asset": "BTC"}}}]}))
         keys = tmp / "keys"
@@ -102,12 +106,24 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     page.goto(f"{web}/verify-email?token={token}")
     expect(page.locator("[data-testid=email-verified]")).to_be_visible()
 
-    # how to deposit: the vault, my account tag, the QR code
+    # how to deposit: my own address, the token named plainly, its QR code; the tagged vault call under Advanced
     page.click("#nav a[data-nav=wallet]")
+    (mine,) = decode(["address"], dev.rpc.eth_call(dev.factory, encode_call("addressOf(uint64)", uid)))
+    mine = str(mine).lower()
+    expect(page.locator("[data-testid=deposit-address]")).to_have_text(mine)
+    expect(page.locator("[data-testid=deposit-token]")).to_have_text("ETH on Ethereum")
+    expect(page.locator("[data-testid=deposit-uri]")).to_have_text(f"ethereum:{checksum(mine)}@{CHAIN_ID}")
+    expect(page.locator("[data-testid=deposit] svg.qr").first).to_be_visible()
+    expect(page.locator("[data-testid=vault]")).to_be_hidden()
+    page.click("[data-testid=advanced] summary")
     expect(page.locator("[data-testid=vault]")).to_have_text(dev.vault)
     expect(page.locator("[data-testid=account-tag]")).to_have_text(str(uid))
-    expect(page.locator("[data-testid=deposit] svg.qr")).to_be_visible()
-    expect(page.locator("[data-testid=deposit]")).to_contain_text(f"ethereum:{dev.vault}@{CHAIN_ID}/depositETH?uint64={uid}")
+    expect(page.locator("[data-testid=advanced]")).to_contain_text(f"depositETH({uid})")
+    page.select_option("select[name=deposit-pair]", label="BTC · WBTC on Ethereum")
+    expect(page.locator("[data-testid=deposit-token]")).to_have_text("WBTC on Ethereum (credited as BTC)")
+    expect(page.locator("[data-testid=deposit-uri]")).to_have_text(
+        f"ethereum:{checksum(dev.wbtc)}@{CHAIN_ID}/transfer?address={checksum(mine)}")
+    page.select_option("select[name=deposit-pair]", label="ETH on Ethereum")
 
     # a deposit of 1 ETH: its confirmations count up in the page as blocks are mined, then it is credited
     r = dpg_cli(custody.env, "wallet", "deposit", str(uid), "1", "--asset", "ETH")
@@ -189,6 +205,24 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     assert dev.rpc.balance(DEST) >= 10_000 * ETH + ETH // 4  # anvil's funded account, paid 0.25 ETH more
     receipt = dev.rpc.receipt(w.locator("[data-testid=tx-hash]").inner_text())
     assert receipt is not None and to_int(receipt["status"]) == 1
+
+    # plain transfers to my deposit address: dust (below the 0.005 ETH minimum) is received and waits;
+    # with more, both are swept into the vault and credited after 3 confirmations of the sweep
+    r = dpg_cli(custody.env, "wallet", "deposit", str(uid), "0.001", "--asset", "ETH", "--plain")
+    assert r.returncode == 0, r.stderr
+    received = page.locator("[data-testid=deposit-received]")
+    expect(received.locator("[data-testid=confirmations]")).to_have_text("—")
+    expect(received).to_contain_text("0.001")
+    r = dpg_cli(custody.env, "wallet", "deposit", str(uid), "0.5", "--asset", "ETH", "--plain")
+    assert r.returncode == 0, r.stderr
+    expect(received).to_have_count(0)
+    expect(pending.locator("[data-testid=confirmations]")).to_have_text("1/3")
+    expect(pending).to_contain_text("0.501")
+    dev.mine(2)
+    expect(pending).to_have_count(0)
+    expect(page.locator("[data-testid=deposit-credited]").first).to_contain_text("0.501")
+    expect(page.locator("[data-testid=wallet-available-ETH]")).to_have_text("1.751")
+    assert dev.rpc.balance(mine) == 0
 
     # removing the address from the allow-list
     page.locator(f"[data-testid=allow-list] tr[data-address='{DEST.lower()}'] [data-testid=allow-remove]").click()

@@ -2,6 +2,10 @@
 allow-list, the client addresses withdrawals may come from, the fee quote, withdrawals, their
 timeline and their cancellation (tables of 0004_chain.sql, 0010_withdrawals.sql, 0013_custody.sql).
 
+Where to deposit is the account's own address on the chain (its forwarder, 0014_deposit_addresses.sql),
+which takes plain transfers from any wallet or exchange; asking for it issues it, so that the
+chain's sweeper watches it. The vault call tagged with the account stays as the advanced way.
+
 A withdrawal request is checked here (from a client address on the account's withdrawal IP list, to
 an allow-listed address past its waiting period on a custody chain that carries the asset, 2FA when
 the user has it on, the per-account daily limit), written as ``requesting``, then the engine locks
@@ -28,7 +32,9 @@ from pydantic import BaseModel, Field
 from dpg.api.app import client_ip
 from dpg.api.auth import _ip_allowed, _parse_ip_allow
 from dpg.api.errors import ApiError
+from dpg.chain.forwarder import forwarder_address, payment_uri, token_name
 from dpg.chain.signer import checksum
+from dpg.chain.sweeper import ISSUE
 from dpg.chain.withdrawals import CANCELLED_BY_USER
 from dpg.core.commands import FailWithdrawal, RequestWithdrawal
 from dpg.core.errors import Reject
@@ -167,23 +173,55 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     @r.get("/api/v1/wallet/deposit-address")
     async def deposit_address(p: Principal, chain: Annotated[str, Query(max_length=32)]) -> dict[str, Any]:
+        """Your own deposit address on ``chain`` (``address``: null on a chain without deposit
+        addresses), each asset it takes as wallets name it with an EIP-681 URI for a QR code and the
+        least that is swept; ``advanced``: the vault call tagged with your account."""
         c = (await chains()).get(chain)
         if c is None:
             raise ApiError(404, "UNKNOWN_CHAIN", f"no custody chain {chain!r}")
-        return {"chain": chain, "chain_id": c["chain_id"], "vault": c["vault"], "account": p.user_id,
-                "confirmations": c["confirmations"],
-                "how": f"call depositETH({p.user_id}) with value, or approve the vault and call "
-                       f"depositToken(token, amount, {p.user_id}) on the vault {c['vault']}; "
-                       f"credited after {c['confirmations']} confirmations",
-                "uri": f"ethereum:{c['vault']}@{c['chain_id']}/depositETH?uint64={p.user_id}"}
+        advanced = {"vault": c["vault"], "account": p.user_id,
+                    "how": f"call depositETH({p.user_id}) with value, or approve the vault and call "
+                           f"depositToken(token, amount, {p.user_id}) on the vault {c['vault']}; "
+                           f"credited after {c['confirmations']} confirmations",
+                    "uri": f"ethereum:{c['vault']}@{c['chain_id']}/depositETH?uint64={p.user_id}"}
+        address: str | None = None
+        minimum: dict[str, str] = {}
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT factory, code_hash, min_sweep FROM deposit_address_chains"
+                                     " WHERE chain = %s", (chain,))
+            row = await cur.fetchone()
+            if row is not None:
+                address, minimum = forwarder_address(row[0], row[1], p.user_id), row[2]
+                await conn.execute(ISSUE, (chain, p.user_id, address))
+        held = ([(c["native_asset"], c["native_asset"], NATIVE)] if c["native_asset"] else []) + [
+            (str(t["asset"]), str(t["symbol"]), str(t["address"])) for t in c["tokens"]]
+        assets = [{"asset": a, "symbol": symbol, "token": token, "name": token_name(symbol, chain),
+                   "uri": payment_uri(address, c["chain_id"], token) if address else None,
+                   "min_deposit": asset_of(a).format(int(minimum[a])) if a in minimum else None}
+                  for a, symbol, token in held]
+        names = ", ".join(x["name"] for x in assets)
+        how = (f"send {names} to {address} from any wallet or exchange, on {chain} only (chain id {c['chain_id']});"
+               f" no tag or memo is needed; credited after {c['confirmations']} confirmations once the exchange"
+               f" has moved it into the vault") if address else advanced["how"]
+        return {"chain": chain, "chain_id": c["chain_id"], "account": p.user_id, "confirmations": c["confirmations"],
+                "address": address, "assets": assets, "how": how,
+                "uri": payment_uri(address, c["chain_id"]) if address else advanced["uri"],
+                "vault": c["vault"], "advanced": advanced}
 
     @r.get("/api/v1/wallet/deposits")
     async def deposits(p: Principal, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+        """Deposits into the vault with their confirmations (pending n/N, credited), and, before them,
+        what arrived at your deposit address and waits to be moved into the vault (``received``)."""
         async with pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT chain, tx_hash, log_index, block_number, asset, amount, status, confirmations, required,"
-                " seen_at, credited_at FROM deposits WHERE account = %s ORDER BY seen_at DESC LIMIT %s",
-                (p.user_id, limit))
+                " seen_at, credited_at FROM deposits WHERE account = %s"
+                " UNION ALL SELECT a.chain, a.tx_hash, a.log_index, a.block_number, a.asset, a.amount, 'received', 0,"
+                " c.confirmations, a.seen_at, NULL FROM deposit_arrivals a JOIN chains c ON c.name = a.chain"
+                " WHERE a.account = %s AND (a.status = 'received' OR (a.status = 'swept' AND a.sweep_tx IS NOT NULL"
+                " AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.chain = a.chain AND d.tx_hash = a.sweep_tx)))"
+                " ORDER BY seen_at DESC LIMIT %s",
+                (p.user_id, p.user_id, limit))
             rows = await cur.fetchall()
         return [{"chain": ch, "tx_hash": tx, "log_index": li, "block_number": bn, "asset": a,
                  "amount": asset_of(a).format(int(am)), "status": st, "confirmations": min(int(cf), int(rq)),

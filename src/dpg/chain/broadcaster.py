@@ -67,6 +67,53 @@ QUEUED_FIELDS = ["address", "uint64", "uint32", "address", "uint64", "uint8", "u
 STATUS_NONE, STATUS_QUEUED, STATUS_EXECUTED, STATUS_CANCELLED = 0, 1, 2, 3
 
 
+_SENDERS: dict[tuple[int, str], threading.Lock] = {}
+_SENDERS_LOCK = threading.Lock()
+
+
+def sending(chain_id: int, sender: str) -> threading.Lock:
+    """Held from reading a sender's nonce to handing its transaction to the node: the broadcaster
+    and the deposit-address sweeper of a chain share the broadcaster key, and must never take one
+    nonce twice."""
+    with _SENDERS_LOCK:
+        return _SENDERS.setdefault((chain_id, sender.lower()), threading.Lock())
+
+
+def fees(rpc: Rpc) -> tuple[int, int]:
+    """(priority fee, max fee per gas) for an EIP-1559 transaction now: the node's tip, and twice
+    the latest base fee plus the tip."""
+    latest = rpc.call("eth_getBlockByNumber", ["latest", False])
+    base = to_int(latest.get("baseFeePerGas", "0x0"))
+    try:
+        tip = to_int(rpc.call("eth_maxPriorityFeePerGas"))
+    except RpcError:
+        tip = 1_000_000_000
+    return tip, 2 * base + tip
+
+
+def sign_tx(key: LocalAccount, chain_id: int, to: str, data: str, nonce: int, gas: int, tip: int,
+            max_fee: int) -> tuple[str, str]:
+    """An EIP-1559 call of ``to`` signed by ``key``: (raw transaction, its hash), both 0x hex."""
+    tx_fields: dict[str, Any] = {
+        "type": 2, "chainId": chain_id, "nonce": nonce, "to": checksum(to), "value": 0, "data": data, "gas": gas,
+        "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
+    }
+    signed = key.sign_transaction(tx_fields)
+    return "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()
+
+
+def send_raw(rpc: Rpc, raw: str) -> None:
+    """``eth_sendRawTransaction``; a node that has it already (or mined that nonce) is no error:
+    receipts tell what became of it."""
+    try:
+        rpc.call("eth_sendRawTransaction", [raw])
+    except RpcError as e:
+        text = e.message.lower()
+        if "already" in text or "known" in text or "nonce too low" in text:
+            return
+        raise
+
+
 def _whole(asset: str, n: int) -> int:
     """``n`` whole units of ``asset`` in base units."""
     return n * int(10 ** ASSET_DECIMALS[asset])
@@ -277,31 +324,20 @@ class Broadcaster:
                 self.store.update(w.id, "retry", reason, reason=reason)
             log.info("event=withdrawal_would_revert id=%s reason=%s", w.id, reason)
             return
-        nonce = to_int(self.rpc.call("eth_getTransactionCount", [sender, "pending"]))
-        tip, max_fee = self._fees()
-        tx = self._sign_and_send(w, purpose, data, nonce, max(gas * 5 // 4, 60_000), tip, max_fee)
+        with sending(self.chain.chain_id, sender):
+            nonce = to_int(self.rpc.call("eth_getTransactionCount", [sender, "pending"]))
+            tip, max_fee = self._fees()
+            tx = self._sign_and_send(w, purpose, data, nonce, max(gas * 5 // 4, 60_000), tip, max_fee)
         self.store.update(w.id, "broadcast", f"{tx.tx_hash} nonce {nonce}", status="broadcast", tx_hash=tx.tx_hash,
                           reason=None)
 
     def _fees(self) -> tuple[int, int]:
-        latest = self.rpc.call("eth_getBlockByNumber", ["latest", False])
-        base = to_int(latest.get("baseFeePerGas", "0x0"))
-        try:
-            tip = to_int(self.rpc.call("eth_maxPriorityFeePerGas"))
-        except RpcError:
-            tip = 1_000_000_000
-        return tip, 2 * base + tip
+        return fees(self.rpc)
 
     def _sign_and_send(self, w: Withdrawal, purpose: str, data: str, nonce: int, gas: int, tip: int,
                        max_fee: int) -> SentTx:
         key: LocalAccount = self.keys.broadcaster
-        tx_fields: dict[str, Any] = {
-            "type": 2, "chainId": self.chain.chain_id, "nonce": nonce, "to": checksum(self.chain.vault),
-            "value": 0, "data": data, "gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
-        }
-        signed = key.sign_transaction(tx_fields)
-        raw = "0x" + bytes(signed.raw_transaction).hex()
-        tx_hash = "0x" + bytes(signed.hash).hex()
+        raw, tx_hash = sign_tx(key, self.chain.chain_id, self.chain.vault, data, nonce, gas, tip, max_fee)
         tx = SentTx(tx_hash, purpose, key.address.lower(), nonce, max_fee, tip, raw, datetime.now(UTC))
         self.store.add_tx(w.id, tx)  # recorded first: a crash after sending still knows the hash
         self._raw(raw)
@@ -310,13 +346,7 @@ class Broadcaster:
         return tx
 
     def _raw(self, raw: str) -> None:
-        try:
-            self.rpc.call("eth_sendRawTransaction", [raw])
-        except RpcError as e:
-            text = e.message.lower()
-            if "already" in text or "known" in text or "nonce too low" in text:
-                return  # the node has it (or mined a transaction of this nonce): followed by receipts
-            raise
+        send_raw(self.rpc, raw)
 
     def _follow_sent(self, w: Withdrawal) -> None:
         sent = self.store.txs(w.id)

@@ -17,6 +17,9 @@ TOML (JSON has the same shape: ``{"chains": [{"name": ..., "tokens": {"USDT": {.
     poll_seconds = 6.0           # optional: seconds between two polls; 2
     max_block_range = 2000       # optional: most blocks one eth_getLogs asks for; 2000
     block_seconds = 2.0          # optional, embedded chains only: the dev chain's block interval; 2
+    forwarder_factory = "0x…"    # optional: the ForwarderFactory of the deposit addresses; "" = none
+                                 # (an embedded chain deploys one at start)
+    min_sweep = { USDT = "10" }  # optional: the least of an asset a deposit address is swept for
 
     [chains.tokens.USDT]         # the token's symbol on that chain
     address = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
@@ -31,6 +34,10 @@ A token symbol maps to a DPG asset (ETH and WETH to ETH, USDT to USDT, WBTC and 
 ``asset``); its decimals must equal the asset's, so an on-chain amount is the credit amount,
 unit for unit: a file that says otherwise is refused. On Polygon the native coin (POL) is no
 DPG asset, so a Polygon entry has ``native_asset = ""`` and credits ETH through WETH.
+
+``min_sweep`` (asset -> a decimal amount) overrides ``DEFAULT_MIN_SWEEP``: funds at a deposit
+address below it wait there until more arrive, so that sending dust cannot make the exchange pay
+a sweep's gas again and again.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +59,8 @@ ASSET_DECIMALS: dict[str, int] = dict(ASSETS)
 # a token symbol on a chain -> the DPG asset it credits
 TOKEN_ASSETS: dict[str, str] = {"ETH": "ETH", "WETH": "ETH", "USDT": "USDT", "WBTC": "BTC", "BTC": "BTC"}
 NATIVE = "0x" + "00" * 20  # the token address of the native coin in Vault events
+# the least a deposit address is swept for, per asset, in base units: 0.005 ETH, 10 USDT, 0.0001 BTC
+DEFAULT_MIN_SWEEP: dict[str, int] = {"ETH": 5 * 10**15, "USDT": 10 * 10**6, "BTC": 10**4}
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -90,10 +100,13 @@ class ChainConfig:
     poll_seconds: float = 2.0
     max_block_range: int = 2000
     block_seconds: float = 2.0
+    forwarder_factory: str = ""  # lower-case 0x address; "" = no deposit addresses (or: deployed, if embedded)
+    min_sweep: tuple[tuple[str, int], ...] = ()  # (asset, base units): overrides DEFAULT_MIN_SWEEP
     _by_address: dict[str, Token] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vault", self.vault.lower())
+        object.__setattr__(self, "forwarder_factory", self.forwarder_factory.lower())
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", self.name):
             raise ChainConfigError(f"chain name {self.name!r}: lower-case letters, digits, - and _, at most 32")
         if self.confirmations < 1:
@@ -123,6 +136,10 @@ class ChainConfig:
         """The configured token at ``address`` (any case); the native coin at the zero address."""
         return self._by_address.get(address.lower())
 
+    def min_sweep_of(self, asset: str) -> int:
+        """The least of ``asset`` (base units) a deposit address is swept for."""
+        return dict(self.min_sweep).get(asset, DEFAULT_MIN_SWEEP.get(asset, 1))
+
 
 def _address(value: Any, what: str, *, allow_empty: bool) -> str:
     if value in ("", None) and allow_empty:
@@ -146,6 +163,20 @@ def _number(entry: Mapping[str, Any], key: str, what: str, default: float) -> fl
     return float(value)
 
 
+def _amount(asset: str, value: Any, what: str) -> int:
+    """A decimal amount of ``asset`` (a string or a number) in base units."""
+    places = ASSET_DECIMALS.get(asset)
+    if places is None:
+        raise ChainConfigError(f"{what}: {asset!r} is not a DPG asset")
+    try:
+        units = Decimal(str(value)) * 10**places
+    except InvalidOperation:
+        raise ChainConfigError(f"{what}: {asset} = {value!r} is not an amount") from None
+    if isinstance(value, bool) or units < 0 or units != units.to_integral_value():
+        raise ChainConfigError(f"{what}: {asset} = {value!r}: a non-negative amount, at most {places} decimals")
+    return int(units)
+
+
 def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
     """One chain from its JSON/TOML table (see the module docstring)."""
     name = entry.get("name")
@@ -153,7 +184,7 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
         raise ChainConfigError(f"a chain needs a name: {dict(entry)!r}")
     what = f"chain {name}"
     known = {"name", "chain_id", "rpc_url", "vault", "confirmations", "native_asset", "tokens", "start_block",
-             "poll_seconds", "max_block_range", "block_seconds"}
+             "poll_seconds", "max_block_range", "block_seconds", "forwarder_factory", "min_sweep"}
     unknown = set(entry) - known
     if unknown:
         raise ChainConfigError(f"{what}: unknown keys {sorted(unknown)}")
@@ -182,6 +213,10 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
             address=_address(t.get("address", ""), f"{what}: token {symbol}", allow_empty=not rpc_url),
             decimals=_int(t, "decimals", f"{what}: token {symbol}"),
         ))
+    min_in = entry.get("min_sweep", {})
+    if not isinstance(min_in, Mapping):
+        raise ChainConfigError(f"{what}: min_sweep must be a table of asset -> amount")
+    min_sweep = tuple((asset, _amount(asset, value, f"{what}: min_sweep")) for asset, value in min_in.items())
     max_range = _int(entry, "max_block_range", what, 2000)
     if max_range < 1:
         raise ChainConfigError(f"{what}: max_block_range must be at least 1")
@@ -197,6 +232,8 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
         poll_seconds=_number(entry, "poll_seconds", what, 2.0),
         max_block_range=max_range,
         block_seconds=_number(entry, "block_seconds", what, 2.0),
+        forwarder_factory=_address(entry.get("forwarder_factory", ""), f"{what}: forwarder_factory", allow_empty=True),
+        min_sweep=min_sweep,
     )
 
 

@@ -30,6 +30,7 @@ class Artifact:
     name: str
     abi: list[dict[str, Any]]
     bytecode: str  # 0x creation code
+    deployed_bytecode: str = "0x"  # 0x runtime code, immutables left zero
 
     def constructor_types(self) -> list[str]:
         for item in self.abi:
@@ -44,7 +45,7 @@ def load_artifact(name: str, directory: Path = ARTIFACTS) -> Artifact:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is missing: run contracts/build.sh") from None
-    return Artifact(doc["contractName"], doc["abi"], doc["bytecode"])
+    return Artifact(doc["contractName"], doc["abi"], doc["bytecode"], doc.get("deployedBytecode", "0x"))
 
 
 def abi_type(param: dict[str, Any]) -> str:

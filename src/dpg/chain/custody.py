@@ -1,5 +1,6 @@
-"""Custody for a running exchange: every configured chain's deposit watcher and withdrawal
-broadcaster (dpg.chain.broadcaster), each in its own thread.
+"""Custody for a running exchange: every configured chain's deposit watcher, withdrawal
+broadcaster (dpg.chain.broadcaster) and, on a chain with a forwarder factory, the sweeper of its
+deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own thread.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
@@ -29,6 +30,7 @@ from dpg.chain.embedded import EmbeddedChain, start_embedded
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.signer import dev_key, load_keys, write_key
 from dpg.chain.store import Deposit, DepositStore
+from dpg.chain.sweeper import Sweeper, SweepStore
 from dpg.chain.watcher import DepositWatcher, Submit
 from dpg.chain.withdrawals import WithdrawalStore
 
@@ -40,6 +42,7 @@ class Custody:
     url: str
     watchers: list[DepositWatcher] = field(default_factory=list)
     broadcasters: list[Broadcaster] = field(default_factory=list)
+    sweepers: list[Sweeper] = field(default_factory=list)
     embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
 
     @staticmethod
@@ -84,6 +87,10 @@ class Custody:
                         write_key(path, dev_key(index))
             broadcaster.start(poll)
             custody.broadcasters.append(broadcaster)
+            if chain.forwarder_factory:
+                sweeper = Sweeper(chain, Rpc(chain.rpc_url), SweepStore(url), keys.broadcaster)
+                sweeper.start()
+                custody.sweepers.append(sweeper)
         log.info("event=custody_started chains=%s", ",".join(w.chain.name for w in custody.watchers) or "-")
         return custody
 
@@ -100,6 +107,9 @@ class Custody:
             store.close()
 
     def stop(self) -> None:
+        for s in self.sweepers:
+            s.stop()
+        self.sweepers.clear()
         for b in self.broadcasters:
             b.stop()
         self.broadcasters.clear()

@@ -5,12 +5,13 @@ A chain configured without an ``rpc_url`` is started here: by default an EVM in 
 ``<data dir>/chain/<name>/state.msgpack``); with ``DPG_DEV_CHAIN=anvil``, an anvil node from npm
 (state in ``state.json``). Either mines a block every ``block_seconds`` and keeps its state
 between runs. On first start the Vault (signers: anvil's dev accounts 1-5, guardian and
-deployer: account 0, time-lock one hour) and a ``DevToken`` for every token without an address
-(the symbol and decimals of the configuration: USDT 6, WBTC 8, WETH 18). The addresses are kept in
-``deployment.json`` beside the state. anvil's dev accounts come from its well-known test mnemonic:
-never send anything of value to them.
+deployer: account 0, time-lock one hour), its ``ForwarderFactory`` (the deposit addresses) and a
+``DevToken`` for every token without an address (the symbol and decimals of the configuration:
+USDT 6, WBTC 8, WETH 18). The addresses are kept in ``deployment.json`` beside the state.
+anvil's dev accounts come from its well-known test mnemonic: never send anything of value to them.
 
-``deposit_eth`` and ``deposit_token`` make deposits from a dev account, for the demo and tests.
+``deposit_eth`` and ``deposit_token`` make deposits from a dev account, for the demo and tests;
+``transfer_eth`` and ``transfer_token`` send plainly, as to an account's deposit address.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _GAS_CALL = 300_000
 class Deployment:
     vault: str
     tokens: dict[str, str]  # symbol -> address
+    forwarder_factory: str = ""
 
 
 def _contract_address(rpc: Rpc, tx_hash: str) -> str:
@@ -48,9 +50,18 @@ def _contract_address(rpc: Rpc, tx_hash: str) -> str:
     return str(receipt["contractAddress"]).lower()
 
 
+def deploy_forwarder_factory(rpc: Rpc, deployer: str, vault: str) -> str:
+    """Deploy the ForwarderFactory of ``vault`` (with its forwarder implementation); its address."""
+    tx = rpc.send_transaction({"from": deployer, "gas": hex(_GAS_DEPLOY),
+                               "data": encode_deploy(load_artifact("ForwarderFactory"), vault)})
+    rpc.mine()
+    return _contract_address(rpc, tx)
+
+
 def deploy(rpc: Rpc, deployer: str, signers: list[str], tokens: list[tuple[str, int]]) -> Deployment:
-    """Deploy the Vault and a DevToken per (symbol, decimals); returns their addresses. The
-    transactions are sent together and mined at once (on a node with interval mining as well)."""
+    """Deploy the Vault and a DevToken per (symbol, decimals), then the vault's ForwarderFactory;
+    returns their addresses. The vault and tokens are sent together and mined at once (on a node
+    with interval mining as well)."""
     vault_art = load_artifact("Vault")
     token_art = load_artifact("DevToken")
     vault_tx = rpc.send_transaction({
@@ -65,9 +76,11 @@ def deploy(rpc: Rpc, deployer: str, signers: list[str], tokens: list[tuple[str, 
         for symbol, decimals in tokens
     }
     rpc.mine()
+    vault = _contract_address(rpc, vault_tx)
     return Deployment(
-        vault=_contract_address(rpc, vault_tx),
+        vault=vault,
         tokens={symbol: _contract_address(rpc, tx) for symbol, tx in token_txs.items()},
+        forwarder_factory=deploy_forwarder_factory(rpc, deployer, vault),
     )
 
 
@@ -95,6 +108,20 @@ def deposit_token(rpc: Rpc, vault: str, token: str, sender: str, account: int, a
     })
 
 
+def transfer_eth(rpc: Rpc, sender: str, to: str, amount: int) -> str:
+    """A plain transfer of ``amount`` wei, no calldata (what a wallet or an exchange sends)."""
+    return rpc.send_transaction({"from": sender, "to": to, "value": hex(amount), "gas": hex(_GAS_CALL)})
+
+
+def transfer_token(rpc: Rpc, token: str, sender: str, to: str, amount: int, *, mint: bool = True) -> str:
+    """Mint ``amount`` of a DevToken to ``sender`` (if ``mint``) and ``transfer`` it to ``to``."""
+    if mint:
+        rpc.send_transaction({"from": sender, "to": token, "gas": hex(_GAS_CALL),
+                              "data": encode_call("mint(address,uint256)", sender, amount)})
+    return rpc.send_transaction({"from": sender, "to": token, "gas": hex(_GAS_CALL),
+                                 "data": encode_call("transfer(address,uint256)", to, amount)})
+
+
 class DevNode(Protocol):
     @property
     def url(self) -> str: ...
@@ -118,6 +145,11 @@ class EmbeddedChain:
 
     def stop(self) -> None:
         self.node.stop()
+
+
+def _record(path: Path, d: Deployment) -> None:
+    path.write_text(json.dumps({"vault": d.vault, "tokens": d.tokens, "forwarder_factory": d.forwarder_factory},
+                               indent=2) + "\n")
 
 
 def _has_code(rpc: Rpc, address: str) -> bool:
@@ -158,18 +190,25 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
         deployment: Deployment | None = None
         if record.exists():
             doc: dict[str, Any] = json.loads(record.read_text())
-            d = Deployment(doc["vault"], dict(doc["tokens"]))
+            d = Deployment(doc["vault"], dict(doc["tokens"]), doc.get("forwarder_factory", ""))
             if _has_code(rpc, d.vault) and all(_has_code(rpc, d.tokens.get(s, "")) for s, _ in wanted):
                 deployment = d
+            if deployment is not None and not _has_code(rpc, deployment.forwarder_factory):
+                # a chain from before deposit addresses: its vault gets its factory now
+                deployment = dataclasses.replace(
+                    deployment, forwarder_factory=deploy_forwarder_factory(rpc, accounts[0], deployment.vault))
+                _record(record, deployment)
         if deployment is None:
             deployment = deploy(rpc, accounts[0], accounts[1:6], wanted)
-            record.write_text(json.dumps({"vault": deployment.vault, "tokens": deployment.tokens}, indent=2) + "\n")
-            log.info("event=contracts_deployed chain=%s vault=%s tokens=%s", config.name, deployment.vault,
+            _record(record, deployment)
+            log.info("event=contracts_deployed chain=%s vault=%s forwarder_factory=%s tokens=%s", config.name,
+                     deployment.vault, deployment.forwarder_factory,
                      ",".join(f"{s}:{a}" for s, a in deployment.tokens.items()))
         tokens = tuple(
             t if t.address else dataclasses.replace(t, address=deployment.tokens[t.symbol]) for t in config.tokens
         )
-        resolved = dataclasses.replace(config, rpc_url=node.url, vault=config.vault or deployment.vault, tokens=tokens)
+        resolved = dataclasses.replace(config, rpc_url=node.url, vault=config.vault or deployment.vault, tokens=tokens,
+                                       forwarder_factory=config.forwarder_factory or deployment.forwarder_factory)
     except BaseException:
         node.stop()
         raise

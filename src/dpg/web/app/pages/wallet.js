@@ -1,9 +1,11 @@
-// The wallet: how to deposit each asset on each custody chain (the vault, your account tag, a QR
-// code), deposits with their confirmations as blocks are mined, the withdrawal allow-list (a new
-// address usable after its waiting period) and the client addresses withdrawals may come from, the
-// withdraw form (amounts parsed to base units, never floats; the fee and what arrives quoted before
-// sending) and each withdrawal's timeline: requested → signed 1/3, 2/3, 3/3 → broadcast →
-// confirmed n/N → completed (or failed, and why), with a cancel button until its third signature.
+// The wallet: how to deposit each asset on each custody chain (your own deposit address, the token
+// named plainly, a QR code of an EIP-681 URI; the vault call with your account tag under
+// "Advanced"), deposits received then with their confirmations as blocks are mined, the withdrawal
+// allow-list (a new address usable after its waiting period) and the client addresses withdrawals
+// may come from, the withdraw form (amounts parsed to base units, never floats; the fee and what
+// arrives quoted before sending) and each withdrawal's timeline: requested → signed 1/3, 2/3, 3/3 →
+// broadcast → confirmed n/N → completed (or failed, and why), with a cancel button until its third
+// signature.
 // Deposits, withdrawals and balances are polled every 2 s while the page is open.
 import { ApiError, del, get, markets, post, put } from "../api.js";
 import { dateTime, errorText, h, notify, replace, table } from "../dom.js";
@@ -117,9 +119,32 @@ export async function mount(root) {
 
   // ---------------------------------------------------------------- deposit
   const where = {};
+  const chainName = (c) => c.charAt(0).toUpperCase() + c.slice(1);
   const pick = h("select", { name: "deposit-pair", "aria-label": "asset and chain" },
-    pairs.map((p, i) => h("option", { value: i }, `${p.asset} on ${p.chain.chain}`)));
+    pairs.map((p, i) => h("option", { value: i }, p.symbol === p.asset ? `${p.asset} on ${chainName(p.chain.chain)}`
+      : `${p.asset} · ${p.symbol} on ${chainName(p.chain.chain)}`)));
   const how = h("div", { class: "how" });
+  // the vault call tagged with the account: the way to deposit on a chain without deposit
+  // addresses, and the "Advanced" way elsewhere
+  function taggedCall(p, d, native) {
+    const a = d.advanced || d;
+    const uri = native ? a.uri : `ethereum:${a.vault}@${d.chain_id}`;
+    return [
+      h("dl", { class: "facts" },
+        h("dt", {}, "Vault address"),
+        h("dd", {}, h("code", { "data-testid": "vault" }, a.vault), " ", copyButton(a.vault, "vault address")),
+        h("dt", {}, "Your account tag"),
+        h("dd", {}, h("code", { "data-testid": "account-tag" }, String(a.account)), " ", copyButton(String(a.account), "account tag")),
+        h("dt", {}, native ? "Send" : "Token"),
+        h("dd", {}, native ? `${p.asset}, with depositETH(${a.account})`
+          : [h("code", {}, p.token), ` (${p.symbol}): approve the vault, then depositToken(token, amount, ${a.account})`]),
+        h("dt", {}, "Credited after"),
+        h("dd", {}, `${d.confirmations} confirmations on ${p.chain.chain} (chain id ${d.chain_id})`)),
+      h("p", { class: "muted small" }, "Always include your account tag: a deposit without it cannot be credited to you. ",
+        d.address ? null : ["The QR code holds ", h("code", {}, uri), "."]),
+      uri,
+    ];
+  }
   async function showDeposit() {
     const p = pairs[Number(pick.value)];
     try {
@@ -129,21 +154,32 @@ export async function mount(root) {
     }
     const d = where[p.chain.chain];
     const native = p.token === "0x0000000000000000000000000000000000000000";
-    const uri = native ? d.uri : `ethereum:${d.vault}@${d.chain_id}`;
+    const [facts, note, callUri] = taggedCall(p, d, native);
+    const asset = (d.assets || []).find((a) => a.token === p.token);
+    if (!d.address || !asset) {
+      return replace(how, h("div", { class: "qrbox" }, qrSvg(callUri)), facts, note);
+    }
     replace(how,
-      h("div", { class: "qrbox" }, qrSvg(uri)),
+      h("div", { class: "qrbox", title: asset.uri }, qrSvg(asset.uri)),
       h("dl", { class: "facts" },
-        h("dt", {}, "Vault address"),
-        h("dd", {}, h("code", { "data-testid": "vault" }, d.vault), " ", copyButton(d.vault, "vault address")),
-        h("dt", {}, "Your account tag"),
-        h("dd", {}, h("code", { "data-testid": "account-tag" }, String(d.account)), " ", copyButton(String(d.account), "account tag")),
-        h("dt", {}, native ? "Send" : "Token"),
-        h("dd", {}, native ? `${p.asset}, with depositETH(${d.account})`
-          : [h("code", {}, p.token), ` (${p.symbol}): approve the vault, then depositToken(token, amount, ${d.account})`]),
+        h("dt", {}, "Send"),
+        h("dd", { "data-testid": "deposit-token" }, h("strong", {}, asset.name),
+          p.symbol !== p.asset ? ` (credited as ${p.asset})` : null),
+        h("dt", {}, "To your address"),
+        h("dd", {}, h("code", { "data-testid": "deposit-address" }, d.address), " ",
+          copyButton(d.address, "deposit address")),
+        native ? null : h("dt", {}, "Token contract"),
+        native ? null : h("dd", {}, h("code", { title: p.token }, short(p.token))),
+        asset.min_deposit ? h("dt", {}, "Minimum") : null,
+        asset.min_deposit ? h("dd", {}, `${group(trim(asset.min_deposit))} ${p.asset}`) : null,
         h("dt", {}, "Credited after"),
-        h("dd", {}, `${d.confirmations} confirmations on ${p.chain.chain} (chain id ${d.chain_id})`)),
-      h("p", { class: "muted small" }, "Always include your account tag: a deposit without it cannot be credited to you. "
-        + "The QR code holds ", h("code", {}, uri), "."));
+        h("dd", {}, `${d.confirmations} confirmations on ${chainName(p.chain.chain)}, once moved into the vault`)),
+      h("p", { class: "muted small" }, `Send only ${asset.name} (chain id ${d.chain_id}) to this address, from any wallet `
+        + "or exchange: no tag or memo is needed. It is yours alone; less than the minimum waits there until more "
+        + "arrives. The QR code holds ", h("code", { "data-testid": "deposit-uri" }, asset.uri), "."),
+      h("details", { class: "advanced", "data-testid": "advanced" },
+        h("summary", {}, "Advanced: deposit by a vault call with your account tag"),
+        h("div", { class: "how" }, h("div", { class: "qrbox" }, qrSvg(callUri)), facts, note)));
   }
   pick.addEventListener("change", showDeposit);
   replace(depositBox, h("label", {}, "Asset and chain", pick), how);
@@ -162,15 +198,17 @@ export async function mount(root) {
   }
 
   function showDeposits(list) {
-    const pending = list.filter((d) => d.status === "pending");
-    const rows = list.map((d) => h("tr", { dataset: { status: d.status, tx: d.tx_hash }, "data-testid": `deposit-${d.status}` },
+    const pending = list.filter((d) => d.status === "pending" || d.status === "received");
+    const rows = list.map((d) => h("tr", { dataset: { status: d.status, tx: d.tx_hash || "" }, "data-testid": `deposit-${d.status}` },
       h("td", {}, d.asset), h("td", { class: "num" }, group(trim(d.amount))),
-      h("td", { class: "num", "data-testid": "confirmations" }, `${d.confirmations}/${d.required}`),
-      h("td", { class: d.status === "credited" ? "ok" : "pending" }, d.status === "credited" ? "credited" : "pending"),
+      h("td", { class: "num", "data-testid": "confirmations" }, d.status === "received" ? "—" : `${d.confirmations}/${d.required}`),
+      h("td", { class: d.status === "credited" ? "ok" : "pending", title: d.status === "received"
+        ? "at your deposit address: being moved into the vault (or waiting for the minimum)" : "" },
+      d.status === "credited" || d.status === "received" ? d.status : "pending"),
       h("td", {}, d.chain), h("td", {}, dateTime(d.seen_at)), h("td", {}, h("code", { title: d.tx_hash }, short(d.tx_hash)))));
     replace(depositsBox,
       pending.length ? h("p", { class: "notice info", "data-testid": "pending-note" },
-        `${pending.length} deposit${pending.length > 1 ? "s" : ""} waiting for confirmations`) : null,
+        `${pending.length} deposit${pending.length > 1 ? "s" : ""} waiting to be credited`) : null,
       table(["Asset", "Amount", "Confirmations", "Status", "Chain", "Seen", "Transaction"], rows, "No deposits yet"));
   }
 
