@@ -64,15 +64,22 @@ class Process:
                 self.proc.kill()
 
 
+STARTED: dict[str, str] = {}  # base URL of a running exchange() -> its start line
+
+
 @contextmanager
 def exchange(db_url: str, tmp: Path, **env: str) -> Iterator[str]:
-    """``dpg up`` on ``db_url``; yields the base URL. Without its chains unless ``DPG_CUSTODY="1"``."""
+    """``dpg up`` on ``db_url``; yields the base URL. Without its chains unless ``DPG_CUSTODY="1"``.
+    ``STARTED[base]`` is its start line while it runs."""
     port = free_port()
     p = Process(["up", "--port", str(port)], {"DPG_DATABASE_URL": db_url, "DPG_ADMIN_TOKEN": ADMIN,
                                               "DPG_DATA_DIR": str(tmp), "DPG_CUSTODY": "0", **env}, "DPG is up")
+    base = f"http://127.0.0.1:{port}"
+    STARTED[base] = next(line for line in p.lines if "DPG is up" in line)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
+        STARTED.pop(base, None)
         p.stop()
 
 

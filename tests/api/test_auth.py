@@ -296,7 +296,8 @@ def test_check_totp(pg_url: str) -> None:
         await acc.check_totp(uid, None)  # TOTP off: passes
         await acc.check_totp(uid, "000000")
         totp, codes = await enrol(acc, uid, clock)
-        await rejects("TOTP_REQUIRED", 401, acc.check_totp(uid, None))
+        missing = await rejects("TOTP_REQUIRED", 401, acc.check_totp(uid, None))
+        assert '"totp" field' in missing.reason  # the reason names the field to fill
         await rejects("TOTP_REQUIRED", 401, acc.check_totp(uid, ""))
         await rejects("TOTP_INVALID", 401, acc.check_totp(uid, "abcdef"))
         await rejects("TOTP_INVALID", 401, acc.check_totp(uid, totp.at(clock.t - 300)))

@@ -17,10 +17,10 @@ import httpx
 from eth_abi.abi import decode
 
 from dpg.chain.contracts import encode_call
-from dpg.chain.rpc import to_int
+from dpg.chain.rpc import Rpc, to_int
 from dpg.chain.signer import dev_key, write_key
 from dpg.store import db
-from tests.api.client import Codes, User, dpg_cli, exchange, signed, until, wait_projected
+from tests.api.client import STARTED, Codes, User, dpg_cli, exchange, signed, until, wait_projected
 from tests.chain.conftest import CHAIN_ID, DevChain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,13 +46,15 @@ def _env(dev: DevChain, tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running(pg_server: str, tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+def running(pg_server: str, tmp: Path, prefix: str, env: dict[str, str],
+            banner: bool = False) -> Iterator[tuple[str, dict[str, str]]]:
     """``dpg up`` with custody on a scratch database; yields its URL and the environment that points
-    the operator's and signers' commands at it."""
+    the operator's and signers' commands at it (with ``banner``: and its start line, as "banner")."""
     url = db.create_scratch(pg_server, prefix)
     try:
         with exchange(url, tmp, **env) as base:
-            yield base, {**env, "DPG_DATA_DIR": str(tmp), "DPG_DATABASE_URL": url}
+            started = {"banner": STARTED[base]} if banner else {}
+            yield base, {**env, "DPG_DATA_DIR": str(tmp), "DPG_DATABASE_URL": url, **started}
     finally:
         db.drop(url)
 
@@ -232,14 +234,16 @@ def test_the_embedded_default_chain_takes_a_deposit_and_pays_a_withdrawal(pg_ser
     """``make up``'s custody: the in-process dev chains, nothing configured, no keys given."""
     import psycopg
 
-    from dpg.chain.rpc import Rpc
 
     env = {"DPG_CUSTODY": "1", "DPG_DEV_CHAIN": "", "DPG_ADDRESS_COOLDOWN": "0"}
-    with running(pg_server, tmp_path, "embedded", env) as (base, cli_env):
+    with running(pg_server, tmp_path, "embedded", env, banner=True) as (base, cli_env):
         erin = User(base, "erin@journey.dpg")
         erin.verify_email(cli_env["DPG_DATABASE_URL"])
-        names = [c["chain"] for c in erin.http.get("/api/v1/wallet/chains").json()]
-        assert names == ["ethereum", "polygon"]
+        chains = erin.http.get("/api/v1/wallet/chains").json()
+        assert [c["chain"] for c in chains] == ["ethereum", "polygon"]
+        for c in chains:  # a dev chain's RPC URL (new at every start) is in the banner and the chains list
+            assert c["rpc_url"].startswith("http://127.0.0.1:") and f"RPC {c['rpc_url']}" in cli_env["banner"]
+            assert Rpc(c["rpc_url"]).chain_id() == c["chain_id"]
         r = dpg_cli(cli_env, "wallet", "deposit", str(erin.id), "2", "--asset", "ETH")
         assert r.returncode == 0, r.stderr
         until("the credit at 3 confirmations", lambda: _dec(erin.balance("ETH")) == (2, 0))

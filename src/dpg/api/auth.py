@@ -717,7 +717,9 @@ class Accounts:
 
     async def _second_factor(self, user_id: int, sealed: str, code: str | None, *, allow_recovery: bool) -> None:
         if code is None or not code.strip():
-            raise AuthError("TOTP_REQUIRED", "an authentication code is required", 401)
+            raise AuthError("TOTP_REQUIRED", "two-factor authentication is on for this account: send the current"
+                            " 6-digit code of your authenticator app in the request's \"totp\" field"
+                            + (" (or one of your recovery codes)" if allow_recovery else ""), 401)
         who = f"totp:{user_id}"
         await self._attempt(who, self.max_failures)
         compact = "".join(code.split())
