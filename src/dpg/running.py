@@ -110,11 +110,12 @@ def locate(env: dict[str, str] | None = None) -> tuple[Settings, str]:
     live = running(e)
     if len(live) == 1:
         r = live[0]
+        named = bool(e.get("DPG_HOST") or e.get("DPG_PORT"))
         e["DPG_DATA_DIR"] = str(r.data_dir)
         if r.database_url:
             e["DPG_DATABASE_URL"] = r.database_url
         log.info("event=using_running_exchange data_dir=%s pid=%d", r.data_dir, r.pid)
-        return Settings.from_env(e), r.api
+        return Settings.from_env(e), "" if named else r.api
     if len(live) > 1:
         listed = "; ".join(f"pid {r.pid}: DPG_DATA_DIR={r.data_dir}" for r in live)
         raise NotFound(f"no exchange data in {here.data_dir}, and {len(live)} exchanges run on this machine "
@@ -124,7 +125,10 @@ def locate(env: dict[str, str] | None = None) -> tuple[Settings, str]:
 
 
 def _api_of(settings: Settings, env: dict[str, str]) -> str:
-    """The API address of the running exchange on these settings' data, if one is registered."""
+    """The API address of the running exchange on these settings' data, if one is registered (not
+    when DPG_HOST or DPG_PORT name one: then that is the address)."""
+    if env.get("DPG_HOST") or env.get("DPG_PORT"):
+        return ""
     for r in running(env):
         if r.data_dir == settings.data_dir and r.database_url == settings.database_url and r.api:
             return r.api

@@ -186,8 +186,8 @@ def test_a_journal_from_before_open_account_replays_as_it_ran_then_requires_acco
     j = Journal(pg_url)
     j.append([(seq, seq, codec.encode(cmd)) for seq, cmd in enumerate(old, start=1)])
     with psycopg.connect(pg_url) as conn:  # a user who signed up then, and account 7 that never did
-        conn.execute("INSERT INTO users (id, email, password_hash, created_at) OVERRIDING SYSTEM VALUE"
-                     " VALUES (3, 'c@old.test', 'x', now())")
+        conn.execute("INSERT INTO users (id, email, email_skeleton, password_hash, created_at) OVERRIDING SYSTEM"
+                     " VALUE VALUES (3, 'c@old.test', 'c@old.test', 'x', now())")
     replayed = recover(j)
     assert not replayed.accounts_required
     assert replayed.balance(7, "USDT") == (5 * 10**6, 0) and replayed.balance(1, "USDT")[0] == 10**9 - 5 * 10**6
