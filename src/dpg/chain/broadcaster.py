@@ -48,6 +48,7 @@ from dpg.chain.contracts import encode_call, load_artifact, selector
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
 from dpg.chain.signer import Keys, SignatureError, checksum, ordered, recover, sign
 from dpg.chain.withdrawals import CANCELLED_BY_USER, SentTx, Withdrawal, WithdrawalClosed, WithdrawalStore
+from dpg.chain.worker import ChainWorker
 from dpg.core import events as E
 from dpg.core.commands import CompleteWithdrawal, FailWithdrawal
 from dpg.core.errors import Reject
@@ -151,7 +152,9 @@ class Policy:
         return None
 
 
-class Broadcaster:
+class Broadcaster(ChainWorker):
+    role = "broadcaster"
+
     def __init__(self, chain: ChainConfig, rpc: Rpc, store: WithdrawalStore, submit: Submit, keys: Keys,
                  policy: Policy | None = None, *, replace_after: float = 30.0, request_grace: float = 30.0,
                  gas_limit: int = 400_000) -> None:
@@ -166,8 +169,7 @@ class Broadcaster:
         self.gas_limit = gas_limit
         self._signers: list[str] = []
         self._errors = _error_names()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        super().__init__()
 
     # ------------------------------------------------------------------ chain reads
 
@@ -483,19 +485,6 @@ class Broadcaster:
                 log.exception("event=broadcaster_error chain=%s", self.chain.name)
                 delay = min(delay * 2, 30.0)
             stop.wait(delay)
-
-    def start(self, poll: float = 1.0) -> threading.Thread:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop, poll), daemon=True,
-                                        name=f"dpg-broadcaster-{self.chain.name}")
-        self._thread.start()
-        return self._thread
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
 
 def _error_names() -> dict[str, str]:

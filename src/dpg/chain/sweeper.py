@@ -60,6 +60,7 @@ from dpg.chain.forwarder import (
 )
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
 from dpg.chain.store import Connected, _locked
+from dpg.chain.worker import ChainWorker
 
 log = logging.getLogger("dpg.chain.sweeper")
 
@@ -285,7 +286,9 @@ class SweepResult:
     arrived: int = 0  # token transfers and native balances newly seen
 
 
-class Sweeper:
+class Sweeper(ChainWorker):
+    role = "sweeper"
+
     def __init__(self, chain: ChainConfig, rpc: Rpc, store: SweepStore, key: LocalAccount, *,
                  retry_after: float = 60.0, backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
         """``key``: the broadcaster key, which pays the gas; ``retry_after``: seconds before an
@@ -301,8 +304,7 @@ class Sweeper:
         self.backoff_max = backoff_max
         self.factory: Factory | None = None
         self._failed: dict[str, float] = {}  # address -> when its last sweep would or did revert
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def check(self) -> Factory:
         """The configured factory is DPG's, for this vault; recorded for the API's addresses."""
@@ -496,16 +498,5 @@ class Sweeper:
             stop.wait(self.chain.poll_seconds)
         log.info("event=sweeper_stopped chain=%s", name)
 
-    def start(self) -> threading.Thread:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=f"dpg-sweeper-{self.chain.name}",
-                                        daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def stopped(self) -> None:
         self.store.close()

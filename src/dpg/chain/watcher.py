@@ -41,6 +41,7 @@ from dpg.chain.config import ChainConfig
 from dpg.chain.contracts import DEPOSIT_TOPIC, DepositLog, decode_deposit, decode_uint, encode_call
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.store import Deposit, DepositStore, Seen
+from dpg.chain.worker import ChainWorker
 from dpg.core import events as E
 from dpg.core.commands import Credit
 from dpg.core.errors import Reject
@@ -79,7 +80,9 @@ class PollResult:
     changed: list[Deposit] = field(default_factory=list)  # new, orphaned or moved in this poll
 
 
-class DepositWatcher:
+class DepositWatcher(ChainWorker):
+    role = "chain"
+
     def __init__(
         self,
         chain: ChainConfig,
@@ -103,8 +106,7 @@ class DepositWatcher:
         self._range = chain.max_block_range
         self._checked = False
         self._skipped: set[tuple[str, int]] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # ------------------------------------------------------------------ one poll
 
@@ -315,17 +317,5 @@ class DepositWatcher:
             stop.wait(self.chain.poll_seconds)
         log.info("event=watcher_stopped chain=%s", name)
 
-    def start(self) -> threading.Thread:
-        """Run in a daemon thread until ``stop``."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=f"dpg-chain-{self.chain.name}",
-                                        daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def stopped(self) -> None:
         self.store.close()
