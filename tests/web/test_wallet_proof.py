@@ -114,6 +114,8 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     expect(page.locator("[data-testid=deposit-token]")).to_have_text("ETH on Ethereum")
     expect(page.locator("[data-testid=deposit-uri]")).to_have_text(f"ethereum:{checksum(mine)}@{CHAIN_ID}")
     expect(page.locator("[data-testid=deposit] svg.qr").first).to_be_visible()
+    expect(page.locator("form[data-testid=withdraw-form] input[name=withdraw-totp]")).to_be_visible()
+    expect(page.locator("[data-testid=twofa-prompt]")).to_have_count(0)  # 2FA is on: no prompt to turn it on
     expect(page.locator("[data-testid=vault]")).to_be_hidden()
     page.click("[data-testid=advanced] summary")
     expect(page.locator("[data-testid=vault]")).to_have_text(dev.vault)
