@@ -23,8 +23,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 375, "height": 812}
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +142,7 @@ def browser(chromium: str) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser context (its own sessionStorage) at desktop size; uncaught page errors fail the test."""
+    """A fresh browser context (its own localStorage) at desktop size; uncaught page errors fail the test."""
     context = browser.new_context(viewport=DESKTOP)
     context.set_default_timeout(20_000)
     p = context.new_page()

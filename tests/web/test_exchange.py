@@ -52,7 +52,6 @@ def test_sign_up_two_factor_log_in_and_api_keys(page: Any, web: str) -> None:
     expect(page.locator("svg.qr")).to_be_visible()
     secret = page.locator("[data-testid=totp-secret]").inner_text()
     assert re.fullmatch(r"[A-Z2-7]{16,}", secret)
-    shot(page, "two-factor-setup")
     otp = Codes(secret)  # each code once: the exchange accepts a time step once
     page.fill("input[name=code]", otp.next())
     page.press("input[name=code]", "Enter")
@@ -60,7 +59,6 @@ def test_sign_up_two_factor_log_in_and_api_keys(page: Any, web: str) -> None:
     codes = page.locator("[data-testid=recovery-codes] li")
     expect(codes.first).to_be_visible()
     assert codes.count() >= 5
-    shot(page, "recovery-codes")
 
     # log out, then in again: the password alone is not enough
     page.goto(f"{web}/account")
@@ -93,8 +91,8 @@ def test_sign_up_two_factor_log_in_and_api_keys(page: Any, web: str) -> None:
     expect(row).to_contain_text("read, trade")
     expect(row).to_contain_text("127.0.0.1/32, 10.0.0.0/8")
     expect(row).to_contain_text("active")
-    shot(page, "api-keys")
     row.get_by_role("button", name="Revoke").click()
+    page.click("dialog[data-kind=revoke-key] [data-testid=confirm-yes]")
     expect(row).to_contain_text("revoked")
     page.goto(f"{web}/account/api-keys")
     expect(page.locator("[data-testid=key-secret]")).to_have_count(0)  # never shown again
@@ -173,6 +171,7 @@ def test_trade_place_cancel_cancel_all_and_a_live_fill(page: Any, web: str, exch
         expect(page.locator("[data-testid=order-msg]")).to_contain_text("open")
     expect(rows).to_have_count(2)
     page.click("[data-testid=cancel-all]")
+    page.click("dialog[data-kind=cancel-all] [data-testid=confirm-yes]")
     expect(rows).to_have_count(0)
     assert open_orders(alice) == []
 

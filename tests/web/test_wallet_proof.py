@@ -99,7 +99,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     page.fill("input[name=code]", totp.next())
     page.press("input[name=code]", "Enter")
     expect(page.locator("[data-testid=totp-on]")).to_be_visible()
-    uid = int(page.evaluate("JSON.parse(sessionStorage.getItem('dpg.session')).user_id"))
+    uid = int(page.evaluate("JSON.parse(localStorage.getItem('dpg.session')).user_id"))
 
     # the address is verified by the link mailed at sign-up (withdrawals wait for it)
     token = mailed_token(custody.env["DPG_DATABASE_URL"], "wallet@web.dpg", "verify-email")
@@ -114,6 +114,8 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     expect(page.locator("[data-testid=deposit-token]")).to_have_text("ETH on Ethereum")
     expect(page.locator("[data-testid=deposit-uri]")).to_have_text(f"ethereum:{checksum(mine)}@{CHAIN_ID}")
     expect(page.locator("[data-testid=deposit] svg.qr").first).to_be_visible()
+    expect(page.locator("form[data-testid=withdraw-form] input[name=withdraw-totp]")).to_be_visible()
+    expect(page.locator("[data-testid=twofa-prompt]")).to_have_count(0)  # 2FA is on: no prompt to turn it on
     expect(page.locator("[data-testid=vault]")).to_be_hidden()
     page.click("[data-testid=advanced] summary")
     expect(page.locator("[data-testid=vault]")).to_have_text(dev.vault)
@@ -144,6 +146,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     page.fill("input[name=allow-label]", "cold wallet")
     page.fill("input[name=allow-totp]", totp.next())
     page.click("form[data-testid=allow-add] button[type=submit]")
+    page.click("dialog[data-kind=allow-add] [data-testid=confirm-yes]")
     expect(page.locator(f"[data-testid=allow-list] tr[data-address='{DEST.lower()}']")).to_contain_text("cold wallet")
     expect(page.locator("[data-testid=allow-usable]")).to_have_text("now")  # no waiting period in this test
 
@@ -162,6 +165,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
     expect(page.locator("[data-testid=withdraw-quote]")).to_contain_text(f"at {DEST.lower()[:10]}")
     page.fill("input[name=withdraw-totp]", totp.next())
     page.click("form[data-testid=withdraw-form] button[type=submit]")
+    page.click("dialog[data-kind=withdraw] [data-testid=confirm-yes]")
     expect(page.get_by_role("alert").filter(has_text="requested")).to_be_visible()
     w = page.locator("[data-testid=withdrawal]")
     expect(w).to_have_count(1)
@@ -226,6 +230,7 @@ def test_wallet_deposit_confirmations_allow_list_and_withdrawal_timeline(page: A
 
     # removing the address from the allow-list
     page.locator(f"[data-testid=allow-list] tr[data-address='{DEST.lower()}'] [data-testid=allow-remove]").click()
+    page.click("dialog[data-kind=allow-remove] [data-testid=confirm-yes]")
     expect(page.locator(f"[data-testid=allow-list] tr[data-address='{DEST.lower()}']")).to_have_count(0)
 
 

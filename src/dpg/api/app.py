@@ -514,9 +514,21 @@ def create_app(rt: Runtime) -> FastAPI:
         return {"recovery_codes": await rt.accounts.totp_enable(user, req.code)}
 
     @app.get("/api/v1/auth/2fa", tags=["account"])
-    async def totp_status(user: Session) -> dict[str, bool]:
-        """Whether 2FA is on: then withdrawals and new allow-listed addresses need a code."""
-        return {"enabled": await rt.accounts.totp_enabled(user)}
+    async def totp_status(user: Session) -> dict[str, Any]:
+        """Whether 2FA is on (then withdrawals and new allow-listed addresses need a code) and how
+        many unused recovery codes are left."""
+        return await rt.accounts.totp_status(user)
+
+    @app.post("/api/v1/auth/2fa/disable", tags=["account"])
+    async def totp_disable(req: TotpRequest, user: Session) -> dict[str, bool]:
+        """Turn 2FA off with a current code from the app (not a recovery code); each code works once."""
+        await rt.accounts.totp_disable(user, req.code)
+        return {"enabled": False}
+
+    @app.post("/api/v1/auth/2fa/recovery-codes", tags=["account"])
+    async def totp_recovery_codes(req: TotpRequest, user: Session) -> dict[str, list[str]]:
+        """New recovery codes, shown once, with a current code from the app; the old ones stop working."""
+        return {"recovery_codes": await rt.accounts.new_recovery_codes(user, req.code)}
 
     @app.get("/api/v1/auth/email", tags=["account"])
     async def email_status(user: Session) -> dict[str, Any]:

@@ -650,14 +650,13 @@ class Accounts:
         if not steps:
             log.info("event=totp_failed user=%d step=enable", user_id)
             raise AuthError("TOTP_INVALID", "wrong authentication code", 401)
-        codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
-        hashes = await asyncio.gather(*(self._hash(c.replace("-", "")) for c in codes))
+        codes, hashes = await self._new_recovery_codes()
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE users SET totp_enabled = true, recovery_codes = %s, totp_last_step = %s"
                 " WHERE id = %s AND totp_secret = %s AND NOT totp_enabled"
                 " AND (totp_last_step IS NULL OR totp_last_step < %s) RETURNING id",
-                (list(hashes), steps[-1], user_id, sealed, steps[-1]),
+                (hashes, steps[-1], user_id, sealed, steps[-1]),
             )
             done = await cur.fetchone()
             if done is None:
@@ -680,6 +679,73 @@ class Accounts:
         if row is None:
             raise _user_unknown()
         return bool(row[0])
+
+    async def totp_status(self, user_id: int) -> dict[str, Any]:
+        """Whether TOTP is on, and how many unused recovery codes are left (0 while off)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT totp_enabled, cardinality(recovery_codes) FROM users WHERE id = %s",
+                                     (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise _user_unknown()
+        return {"enabled": bool(row[0]), "recovery_codes_left": int(row[1] or 0) if row[0] else 0}
+
+    async def _new_recovery_codes(self) -> tuple[list[str], list[str]]:
+        """RECOVERY_CODE_COUNT new recovery codes: (the codes, shown once; their argon2 hashes, stored)."""
+        codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+        hashes = await asyncio.gather(*(self._hash(c.replace("-", "")) for c in codes))
+        return codes, list(hashes)
+
+    async def _enabled_secret(self, user_id: int) -> str:
+        """The sealed TOTP secret of a user with TOTP on; TOTP_NOT_ENABLED (409) while it is off."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT totp_enabled, totp_secret FROM users WHERE id = %s", (user_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise _user_unknown()
+        if not row[0]:
+            raise AuthError("TOTP_NOT_ENABLED", "two-factor authentication is off", 409)
+        return str(row[1])
+
+    async def totp_disable(self, user_id: int, code: str | None) -> None:
+        """Turn TOTP off with a current code (its time step is used up like any other; a recovery
+        code is not accepted): the secret and the recovery codes are erased, and the user is
+        mailed a notice. TOTP_NOT_ENABLED (409) while it is off."""
+        sealed = await self._enabled_secret(user_id)
+        await self._second_factor(user_id, sealed, code, allow_recovery=False)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE users SET totp_enabled = false, totp_secret = NULL, recovery_codes = '{}'"
+                " WHERE id = %s AND totp_enabled AND totp_secret = %s RETURNING id", (user_id, sealed))
+            done = await cur.fetchone()
+        if done is None:  # turned off (or enrolled anew) meanwhile
+            raise AuthError("TOTP_NOT_ENABLED", "two-factor authentication is off", 409)
+        log.info("event=totp_disabled user=%d", user_id)
+        try:
+            await self.mail_user(user_id, "Two-factor authentication is off on your DPG account", (
+                "Hello,\n\n"
+                "two-factor authentication was turned off on your DPG account: logging in, new API keys,\n"
+                "withdrawals and withdrawal addresses no longer need a code from your authenticator app.\n\n"
+                "If you did not turn it off, log in, change your password and turn it on again.\n"))
+        except Exception as e:  # the mail is a notice: 2FA is off either way
+            log.warning("event=totp_mail_failed user=%d error=%s", user_id, type(e).__name__)
+
+    async def new_recovery_codes(self, user_id: int, code: str | None) -> list[str]:
+        """Replace the recovery codes, with a current TOTP code (used up like any other; a recovery
+        code is not accepted): the new codes are returned, shown once, and the old ones no longer
+        log in. TOTP_NOT_ENABLED (409) while TOTP is off."""
+        sealed = await self._enabled_secret(user_id)
+        await self._second_factor(user_id, sealed, code, allow_recovery=False)
+        codes, hashes = await self._new_recovery_codes()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE users SET recovery_codes = %s WHERE id = %s AND totp_enabled AND totp_secret = %s"
+                " RETURNING id", (hashes, user_id, sealed))
+            done = await cur.fetchone()
+        if done is None:
+            raise AuthError("TOTP_NOT_ENABLED", "two-factor authentication is off", 409)
+        log.info("event=recovery_codes_renewed user=%d", user_id)
+        return codes
 
     async def check_totp(self, user_id: int, code: str | None) -> None:
         """Pass when TOTP is off or ``code`` is a current code not used before (its time step is

@@ -159,16 +159,18 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     @r.get("/api/v1/wallet/chains")
     async def list_chains() -> list[dict[str, Any]]:
-        """The custody chains: vault, confirmation depth, which token carries which asset, and the
+        """The custody chains: vault, confirmation depth, which token carries which asset, the
         JSON-RPC URL of a dev chain on this machine (a chain reached by URL: null, since its URL may
-        carry the operator's provider key)."""
+        carry the operator's provider key), and the seconds before a newly allow-listed withdrawal
+        address is usable (``address_cooldown_s``)."""
         out = []
         for c in (await chains()).values():
             assets = ([{"asset": c["native_asset"], "token": NATIVE, "symbol": c["native_asset"]}]
                       if c["native_asset"] else [])
             assets += [{"asset": t["asset"], "token": t["address"], "symbol": t["symbol"]} for t in c["tokens"]]
             out.append({"chain": c["chain"], "chain_id": c["chain_id"], "vault": c["vault"],
-                        "confirmations": c["confirmations"], "assets": assets, "rpc_url": c["rpc_url"]})
+                        "confirmations": c["confirmations"], "assets": assets, "rpc_url": c["rpc_url"],
+                        "address_cooldown_s": rt.address_cooldown})
         return out
 
     @r.get("/api/v1/wallet/deposit-address")

@@ -27,8 +27,12 @@ export function replace(el, ...children) {
   return el;
 }
 
-/** A table with a header row and rows of cells; `empty` when there are no rows. */
+/** A table with a header row and rows of cells; `empty` when there are no rows. Each cell gets its
+ * column's name as data-label (inside a `.cards` box, a phone shows one card per row with them). */
 export function table(head, rows, empty = "Nothing yet") {
+  for (const tr of rows) {
+    [...tr.children].forEach((td, i) => { if (head[i] && !td.dataset.label) td.dataset.label = head[i]; });
+  }
   return h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
     h("tbody", {}, rows.length ? rows : h("tr", { class: "empty" }, h("td", { colspan: head.length }, empty))));
@@ -53,4 +57,21 @@ export function time(ms) {
 export function dateTime(ms) {
   const d = new Date(Number(ms));
   return `${d.toISOString().slice(0, 10)} ${d.toLocaleTimeString([], { hour12: false })}`;
+}
+
+/** A button that copies `text` (an address, a secret, recovery codes) to the clipboard; `what`
+ * names it for its accessible name and for tests (data-copy). */
+export function copyButton(text, what) {
+  const b = h("button", { type: "button", class: "btn small", "aria-label": `Copy the ${what}`, title: `copy the ${what}`,
+    "data-copy": what }, "Copy");
+  b.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      b.textContent = "Copied";
+    } catch {
+      b.textContent = "Select and copy";
+    }
+    setTimeout(() => { b.textContent = "Copy"; }, 1500);
+  });
+  return b;
 }

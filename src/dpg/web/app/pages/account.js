@@ -1,5 +1,5 @@
 // The account: who is signed in, whether the e-mail address is verified (with a new link on
-// request), links to security (2FA) and API keys, log out.
+// request), links to security (with whether 2FA is on) and API keys, log out (in every tab).
 import { get, post } from "../api.js";
 import { errorText, h, notify, replace } from "../dom.js";
 import { go } from "../router.js";
@@ -22,7 +22,7 @@ export function mount(root) {
     h("p", {}, "Signed in as ", h("strong", {}, s.email || `user ${s.user_id}`), ` (user id ${s.user_id}).`),
     emailStatus(),
     h("ul", { class: "links" },
-      h("li", {}, h("a", { href: "/account/security" }, "Security: two-factor authentication")),
+      h("li", {}, h("a", { href: "/account/security" }, "Security: two-factor authentication"), " ", twoFactorStatus()),
       h("li", {}, h("a", { href: "/account/api-keys" }, "API keys"))),
     h("button", {
       class: "btn", type: "button", onclick: async () => {
@@ -31,6 +31,14 @@ export function mount(root) {
         go("/account/login");
       },
     }, "Log out")));
+}
+
+function twoFactorStatus() {
+  const el = h("span", { class: "muted", "data-testid": "account-2fa" });
+  get("/api/v1/auth/2fa").then((st) => {
+    replace(el, h("span", { class: `badge ${st.enabled ? "on" : "off"}` }, st.enabled ? "On" : "Off"));
+  }, () => {});
+  return el;
 }
 
 function emailStatus() {

@@ -3,6 +3,7 @@
 // and the tabs open orders / order history / fills, all kept live by the feed.
 import { del, get, markets as loadMarkets, post } from "../api.js";
 import { CandleChart } from "../chart.js";
+import { confirmStep } from "../confirm.js";
 import { errorText, h, notify, replace, table, time } from "../dom.js";
 import { feed } from "../feed.js";
 import { MarketMath, MoneyError, ceilTo, floorTo, formatUnits, group, parseUnits } from "../money.js";
@@ -190,6 +191,9 @@ export async function mount(root, params) {
     if (tab === "open") {
       const all = openOrders.length ? h("button", {
         type: "button", class: "btn small danger", "data-testid": "cancel-all", onclick: async () => {
+          const n = openOrders.length;
+          if (!await confirmStep({ kind: "cancel-all", title: `Cancel all ${n} open order${n > 1 ? "s" : ""} on ${slug}?`,
+            confirm: "Cancel all", danger: true, facts: [["Market", slug], ["Open orders", String(n), "confirm-count"]] })) return;
           try { await del(`/api/v1/orders?market=${slug}`); } catch (err) { tabMsg(errorText(err)); }
           refreshPrivate();
         },

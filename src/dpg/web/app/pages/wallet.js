@@ -5,13 +5,16 @@
 // may come from, the withdraw form (amounts parsed to base units, never floats; the fee and what
 // arrives quoted before sending) and each withdrawal's timeline: requested → signed 1/3, 2/3, 3/3 →
 // broadcast → confirmed n/N → completed (or failed, and why), with a cancel button until its third
-// signature.
+// signature. A withdrawal and every allow-list change pass a confirmation step that shows what
+// will happen (amount, fee, what arrives and where; the address, its label and when it becomes
+// usable); where 2FA is off, the withdraw and allow-list forms prompt to turn it on.
 // Deposits, withdrawals and balances are polled every 2 s while the page is open.
 import { ApiError, del, get, markets, post, put } from "../api.js";
-import { dateTime, errorText, h, notify, replace, table } from "../dom.js";
+import { confirmStep } from "../confirm.js";
+import { copyButton, dateTime, errorText, h, notify, replace, table } from "../dom.js";
 import { MoneyError, formatUnits, group, parseUnits } from "../money.js";
 import { needSession } from "./account.js";
-import { qrSvg } from "./security.js";
+import { qrSvg, twoFactorPrompt } from "./security.js";
 
 const POLL_MS = 2000;
 const QUOTE_DELAY_MS = 250;
@@ -23,20 +26,6 @@ export function trim(text) {
 
 function short(hex) {
   return hex && hex.length > 16 ? `${hex.slice(0, 10)}…${hex.slice(-6)}` : hex || "";
-}
-
-function copyButton(text, what) {
-  const b = h("button", { type: "button", class: "btn small", title: `copy the ${what}`, "data-copy": what }, "Copy");
-  b.addEventListener("click", async () => {
-    try {
-      await navigator.clipboard.writeText(text);
-      b.textContent = "Copied";
-    } catch {
-      b.textContent = "Select and copy";
-    }
-    setTimeout(() => { b.textContent = "Copy"; }, 1500);
-  });
-  return b;
 }
 
 /** The steps of a withdrawal's timeline, each {key, label, state: done|current|todo|failed, at?, detail?}. */
@@ -93,7 +82,7 @@ export async function mount(root) {
   const withdrawalsBox = h("div", { "data-testid": "withdrawals" });
   root.append(h("div", { class: "wallet", "data-testid": "wallet" },
     h("section", { class: "panel w-deposit" }, h("h1", {}, "Deposit"), depositBox),
-    h("section", { class: "panel w-deposits" }, h("h2", {}, "Deposits"), depositsBox),
+    h("section", { class: "panel w-deposits cards" }, h("h2", {}, "Deposits"), depositsBox),
     h("section", { class: "panel w-withdraw" }, h("h1", {}, "Withdraw"), msg, withdrawBox),
     h("section", { class: "panel w-withdrawals" }, h("h2", {}, "Withdrawals"), withdrawalsBox),
     h("section", { class: "panel w-balances" }, h("h2", {}, "Balances"), balancesBox),
@@ -218,15 +207,34 @@ export async function mount(root) {
   const addLabel = h("input", { name: "allow-label", placeholder: "e.g. my cold wallet", maxlength: 64 });
   const addTotp = h("input", { name: "allow-totp", inputmode: "numeric", autocomplete: "one-time-code", maxlength: 8, required: twoFactor });
   const allowMsg = h("p", { class: "notice", hidden: true, role: "alert" });
-  const allowList = h("div");
+  const allowList = h("div", { class: "cards" });
   const addForm = h("form", { class: "stack", "data-testid": "allow-add" },
+    twoFactor ? null : twoFactorPrompt("new withdrawal addresses"),
     h("div", { class: "row gap" }, h("label", {}, "Chain", addChain), h("label", { class: "grow" }, "Address", addAddress)),
     h("label", {}, "Label", addLabel),
     twoFactor ? h("label", {}, "2FA code", addTotp) : null,
     h("button", { type: "submit", class: "btn" }, "Add address"), allowMsg);
+  // when a new address becomes usable: after the exchange's waiting period
+  function usableFrom(chain) {
+    const wait = byChain[chain]?.address_cooldown_s;
+    if (wait === undefined) return "after the exchange's waiting period";
+    if (wait <= 0) return "at once";
+    const hours = wait / 3600;
+    return `from ${dateTime(Date.now() + wait * 1000)} (in ${hours >= 1 ? `${trim(hours.toFixed(1))} h` : `${Math.ceil(wait / 60)} min`})`;
+  }
   addForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     notify(allowMsg, "");
+    const address = addAddress.value.trim();
+    const ok = await confirmStep({
+      kind: "allow-add", title: "Add this withdrawal address?", confirm: "Add the address",
+      intro: "Withdrawals may then be sent to it. Check it character by character against the wallet it belongs to.",
+      facts: [["Chain", `${chainName(addChain.value)} (chain id ${byChain[addChain.value].chain_id})`, "confirm-chain"],
+        ["Address", h("code", {}, address), "confirm-address"], ["Label", addLabel.value.trim() || "—", "confirm-label"],
+        ["Usable", usableFrom(addChain.value), "confirm-usable"]],
+      warnings: [twoFactor ? null : "Two-factor authentication is off: your password alone can add addresses."],
+    });
+    if (!ok) return;
     try {
       await post("/api/v1/wallet/addresses", { chain: addChain.value, address: addAddress.value.trim(),
         label: addLabel.value.trim(), totp: twoFactor ? addTotp.value.trim() : undefined });
@@ -255,8 +263,13 @@ export async function mount(root) {
   ipForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     notify(ipMsg, "");
+    const networks = ipList.value.split(",").map((x) => x.trim()).filter(Boolean);
+    const ok = await confirmStep({ kind: "ip-allow", title: "Change where withdrawals may come from?", confirm: "Save",
+      facts: [["Allowed from", networks.length ? networks.join(", ") : "any address", "confirm-networks"]],
+      intro: networks.length ? "Withdrawals and allow-list changes from any other address will be refused."
+        : "Withdrawals and allow-list changes will be accepted from any address." });
+    if (!ok) return;
     try {
-      const networks = ipList.value.split(",").map((x) => x.trim()).filter(Boolean);
       showIps(await put("/api/v1/wallet/ip-allow", { networks, totp: twoFactor ? ipTotp.value.trim() : undefined }));
       ipTotp.value = "";
       notify(ipMsg, "Saved.", "ok");
@@ -275,7 +288,12 @@ export async function mount(root) {
         h("td", {}, h("code", {}, a.address)),
         h("td", { "data-testid": "allow-usable", class: usableNow(a) ? "" : "pending" },
           usableNow(a) ? "now" : `from ${dateTime(a.usable_at)}`),
-        h("td", {}, h("button", { type: "button", class: "btn small danger", "data-testid": "allow-remove", onclick: async (e) => {
+        h("td", {}, h("button", { type: "button", class: "btn small danger", "data-testid": "allow-remove",
+          "aria-label": `Remove ${a.label || a.address} from the allow-list`, onclick: async (e) => {
+          const ok = await confirmStep({ kind: "allow-remove", title: "Remove this withdrawal address?", confirm: "Remove",
+            danger: true, facts: [["Chain", chainName(a.chain)], ["Address", h("code", {}, a.address)], ["Label", a.label || "—"]],
+            intro: "Withdrawals to it are refused from now on; adding it again starts a new waiting period." });
+          if (!ok) return;
           e.target.disabled = true;
           try {
             await del(`/api/v1/wallet/addresses/${encodeURIComponent(a.chain)}/${a.address}`);
@@ -300,6 +318,7 @@ export async function mount(root) {
   const max = h("button", { type: "button", class: "btn small", "data-testid": "withdraw-max" }, "Max");
   const send = h("button", { type: "submit", class: "btn primary wide" }, "Withdraw");
   const wForm = h("form", { class: "stack", "data-testid": "withdraw-form" },
+    twoFactor ? null : twoFactorPrompt("withdrawals"),
     h("div", { class: "row gap" }, h("label", {}, "Asset", wAsset), h("label", {}, "Chain", wChain)),
     h("label", {}, "To (allow-listed)", wAddress),
     h("label", {}, "Amount", h("div", { class: "with-unit" }, wAmount, max)), avail, units, quoteEl,
@@ -400,6 +419,21 @@ export async function mount(root) {
     if (!wAddress.value) return notify(msg, "Add an address to your allow-list first");
     send.disabled = true;
     try {
+      // the confirmation step, from a fresh quote of the exchange: amount, fee, what arrives, where
+      const q = await get(`/api/v1/wallet/withdrawal-quote?${new URLSearchParams({ asset: wAsset.value, chain: wChain.value,
+        amount: formatUnits(amount, d), address: wAddress.value })}`);
+      const to = addresses.find((a) => a.chain === wChain.value && a.address === wAddress.value);
+      const ok = await confirmStep({
+        kind: "withdraw", title: "Confirm the withdrawal", confirm: "Withdraw",
+        facts: [["Amount", `${group(trim(q.amount))} ${q.asset}`, "confirm-amount"],
+          ["Fee", `${group(trim(q.fee))} ${q.fee_asset}`, "confirm-fee"],
+          ["You receive", h("strong", {}, `${group(trim(q.receive))} ${q.asset}`), "confirm-receive"],
+          ["To", [to?.label ? h("strong", {}, to.label, " ") : null, h("code", {}, q.destination.address)], "confirm-destination"],
+          ["Chain", `${chainName(q.destination.chain)} (chain id ${byChain[q.destination.chain].chain_id})`, "confirm-chain"]],
+        warnings: ["Once broadcast a withdrawal cannot be reversed; until its third signature you may cancel it.",
+          twoFactor ? null : "Two-factor authentication is off: your password alone can withdraw."],
+      });
+      if (!ok) return;
       const w = await post("/api/v1/withdrawals", { asset: wAsset.value, chain: wChain.value, address: wAddress.value,
         amount: formatUnits(amount, d), totp: twoFactor ? wTotp.value.trim() : undefined });
       wAmount.value = ""; wTotp.value = "";
