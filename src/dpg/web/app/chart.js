@@ -2,9 +2,15 @@
 // Prices are drawn from the API's decimal strings; the chart only displays them, no amount
 // entered by a user goes through it.
 import { CandlestickSeries, ColorType, HistogramSeries, createChart } from "lightweight-charts";
+import { group } from "./money.js";
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
+
+/** A price on the axis, the crosshair and the last-price label, with thousands separators. */
+export function axisPrice(price, decimals) {
+  return group(Number(price).toFixed(decimals));
+}
 
 export class CandleChart {
   constructor(el, market) {
@@ -19,12 +25,19 @@ export class CandleChart {
     const minMove = 10 ** -market.price_decimals;
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN,
-      priceFormat: { type: "price", precision: market.price_decimals, minMove },
+      priceFormat: { type: "custom", minMove, formatter: (p) => axisPrice(p, market.price_decimals) },
     });
     this.volume = this.chart.addSeries(HistogramSeries, {
       priceScaleId: "", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false,
     });
     this.volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    this.el = el;
+    this.nameLogo();
+  }
+
+  /** The attribution logo is a link with only a picture: give it a name a screen reader can say. */
+  nameLogo() {
+    for (const a of this.el.querySelectorAll("a:not([aria-label])")) a.setAttribute("aria-label", "Charts by TradingView");
   }
 
   static bar(c) {
@@ -40,6 +53,7 @@ export class CandleChart {
     this.candles.setData(rows.map(CandleChart.bar));
     this.volume.setData(rows.map(CandleChart.vol));
     this.chart.timeScale().scrollToRealTime();
+    this.nameLogo();
   }
 
   update(c) {

@@ -75,3 +75,22 @@ export function copyButton(text, what) {
   });
   return b;
 }
+
+// ---- toasts: one short message per result, gone by itself after a few seconds (or when dismissed)
+let toastBox = null;
+const TOASTS_SHOWN = 4;
+
+/** Show `text` as a toast ("ok", "info" or "error"); it removes itself after `ms`. */
+export function toast(text, kind = "ok", ms = kind === "error" ? 9000 : 6000) {
+  if (!toastBox?.isConnected) {
+    toastBox = h("div", { class: "toasts", role: "status", "aria-live": "polite", "data-testid": "toasts" });
+    document.body.append(toastBox);
+  }
+  const el = h("div", { class: `toast ${kind}`, "data-testid": "toast", dataset: { kind } }, h("span", {}, text));
+  const close = () => el.remove();
+  el.append(h("button", { type: "button", class: "close", "aria-label": "Dismiss", onclick: close }, "×"));
+  toastBox.append(el);
+  while (toastBox.children.length > TOASTS_SHOWN) toastBox.firstElementChild.remove();
+  setTimeout(close, ms);
+  return el;
+}

@@ -95,3 +95,40 @@ export class MarketMath {
     return floorTo(rescale(baseUnits, this.baseDecimals, this.qd), this.lot);
   }
 }
+
+/** units rescaled from one number of decimals to fewer, rounded half up (display of an average or
+ * a total in a message; amounts that are sent are never rounded). */
+export function roundTo(units, from, to) {
+  if (to >= from) return rescale(units, from, to);
+  const f = 10n ** BigInt(from - to);
+  return units < 0n ? -((-units + f / 2n) / f) : (units + f / 2n) / f;
+}
+
+/** The places each asset is shown with: the finest step it trades in (the lot where it is a
+ * market's base, the tick where it is the quote) plus 4 places, room for a fee of one basis point
+ * on that step; never more than the asset's own decimals. An asset no market lists: at most 8.
+ * With the genesis markets: BTC 8, ETH 8 (not its 18), USDT and USD 6. */
+export function displayPlaces(markets, assetDecimals) {
+  const finest = {};
+  for (const mk of markets) {
+    for (const [asset, places] of [[mk.base, mk.quantity_decimals], [mk.quote, mk.price_decimals]]) {
+      finest[asset] = Math.max(finest[asset] ?? 0, places);
+    }
+  }
+  const out = {};
+  for (const [asset, decimals] of Object.entries(assetDecimals)) {
+    out[asset] = Math.min(decimals, asset in finest ? finest[asset] + 4 : 8);
+  }
+  return out;
+}
+
+/** A decimal string from the API shown with `places` decimals (rounded down: never more than
+ * there is) and thousands separators. */
+export function shown(text, places) {
+  const s = String(text);
+  const neg = s.startsWith("-");
+  const digits = neg ? s.slice(1) : s;
+  const d = decimalsOf(digits);
+  const out = group(formatUnits(rescale(parseUnits(digits, d), d, places), places));
+  return neg ? `-${out}` : out;
+}
