@@ -28,6 +28,7 @@ $(FT_STAMP): pyproject.toml
 	@touch $(FT_STAMP)
 
 # the web exchange's libraries, pinned by src/dpg/web/package-lock.json, copied into src/dpg/web/vendor/
+# (its devDependencies, axe-core for the browser tests' accessibility check, stay in node_modules: never served)
 WEB := src/dpg/web
 WEB_STAMP := $(WEB)/vendor/.installed
 

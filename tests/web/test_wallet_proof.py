@@ -266,7 +266,7 @@ def test_proof_of_my_balance_and_a_tampered_file(page: Any, browser: Any, custod
     expect(page.locator("[data-testid=registry]")).to_contain_text(custody.registry)
     expect(page.locator("input[name=rpc]")).to_have_value(dev.anvil.url)
     expect(page.locator("[data-testid=report-ok]")).to_have_text("every asset covered")
-    expect(page.locator("[data-testid=ratio-ETH]")).to_have_text("1.000000")
+    expect(page.locator("[data-testid=ratio-ETH]")).to_have_text("100.00 %")
     expect(page.locator("[data-testid=ratio-chart] canvas").first).to_be_visible()
     page.select_option("select[name=epoch]", epoch)
     page.select_option("select[name=asset]", "ETH")

@@ -72,6 +72,7 @@ class Runtime:
         self.withdrawal_ttl = 6 * 3600
         self.withdrawal_daily_limits: dict[str, str] = {"BTC": "10", "ETH": "200", "USDT": "1000000"}
         self.address_cooldown = 86_400  # seconds before a newly allow-listed address is usable
+        self.demo = False  # dpg up --demo: GET /api/v1/demo names the demo logins
 
     def status(self) -> tuple[bool, str]:
         """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""
@@ -445,6 +446,14 @@ def create_app(rt: Runtime) -> FastAPI:
         ok, reason = rt.status()
         return _json({"ok": True, "seq": rt.views.seq} if ok else
                      {"ok": False, "seq": rt.views.seq, "code": "UNAVAILABLE", "reason": reason}, 200 if ok else 503)
+
+    @app.get("/api/v1/demo", tags=["public"])
+    async def demo() -> dict[str, Any]:
+        """Whether this exchange is the demo (``dpg up --demo``) and, only then, the demo logins
+        (the log-in page names them)."""
+        from dpg.api.demo import public_info
+
+        return public_info(rt.demo)
 
     @app.get("/api/v1/markets", tags=["public"])
     async def markets() -> list[dict[str, Any]]:

@@ -176,12 +176,13 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     registered: list[Path] = []  # this exchange in dpg.running, for operator commands
     rt.bus = LocalBus(node.sequencer)
     rt.trading.bus = rt.bus
+    rt.demo = demo
 
     async def ready() -> None:
         if demo:
             from dpg.api.demo import start_demo
 
-            tasks.append(await start_demo(rt, url))
+            tasks.append(await start_demo(rt, url, custody))
         where = "DPG_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
         chains = ", ".join(f"{c.name} (RPC {c.rpc_url}, vault {c.vault})" for c in custody.chains()) \
             if custody else "none"

@@ -134,7 +134,8 @@ def static_file(path: str, request: Request) -> Response:
 
 
 def mount_web(app: FastAPI, connect: Callable[[], Awaitable[list[str]]] | None = None) -> None:
-    """Serve the web exchange on ``app``: ``/`` (the trade page), the other page paths, ``/static/``.
+    """Serve the web exchange on ``app``: ``/`` (the home page, or the trade page for a user who is
+    logged in), the other page paths, ``/static/``.
     ``connect`` gives the extra origins of the CSP's connect-src (see ``registry_origins``)."""
 
     async def page() -> Response:

@@ -3,9 +3,10 @@ behind a JSON-RPC endpoint on 127.0.0.1, so the deposit watcher, the broadcaster
 commands reach it exactly as they reach any node by URL.
 
 - Accounts: the dev mnemonic's first ten (anvil's test accounts), unlocked, 1,000,000 ETH each.
-- Blocks: each transaction is mined at once, and an empty block every ``block_seconds`` gives
-  deposits their confirmations. A block's time is the wall clock (one second past its parent's
-  when transactions come faster than one a second), so the chain's time follows the clock.
+- Blocks: each transaction is mined at once (those sent inside ``one_block()`` together), and an
+  empty block every ``block_seconds`` gives deposits their confirmations. A block's time is the
+  wall clock (one second past its parent's when transactions come faster than one a second), so
+  the chain's time follows the clock.
 - State: the chain database is written to ``state`` (MessagePack of its key/value store,
   replaced atomically) every 10 seconds when it changed and at stop, and read back at start.
 - The Prague rules; the configured chain id.
@@ -21,12 +22,14 @@ geth and anvil do.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,7 @@ class InProcessChain:
         self.tester = EthereumTester(backend)
         self._lock = threading.RLock()
         self._dirty = False
+        self._holding = False  # inside one_block(): eth_sendTransaction adds to the block, mines nothing
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -189,6 +193,23 @@ class InProcessChain:
         tmp.write_bytes(msgpack.packb(kv))
         os.replace(tmp, self.state)
 
+    @contextlib.contextmanager
+    def one_block(self) -> Iterator[None]:
+        """Transactions sent with eth_sendTransaction inside are mined together in one block at the
+        end, rather than one block each, each a second past its parent: a burst of them then does
+        not run the chain's clock ahead of the wall clock. A transaction sent otherwise meanwhile
+        mines them with it."""
+        with self._lock:
+            self._restamp()
+            self._holding = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holding = False
+                self.tester.mine_blocks(1)
+                self._dirty = True
+
     def _restamp(self) -> None:
         """The next block's time: now, or a second past its parent's."""
         chain = self.tester.backend.chain
@@ -199,6 +220,8 @@ class InProcessChain:
     def _mine_loop(self) -> None:
         while not self._stop.wait(self.block_seconds):
             with self._lock:
+                if self._holding:
+                    continue
                 self._restamp()
                 self.tester.mine_blocks(1)
                 self._dirty = True
@@ -329,11 +352,16 @@ class InProcessChain:
             out["logs"] = [{**x, "removed": False} for x in out.get("logs", [])]
             return out
         if method == "eth_sendTransaction":
-            self._restamp()
+            if not self._holding:
+                self._restamp()
             tx = _tx_in(p[0])
+            if self._holding and "nonce" not in tx and "from" in tx:  # after those already in the block
+                tx["nonce"] = t.get_nonce(tx["from"], "pending")
             if "gas" not in tx:
                 tx["gas"] = self._executing(lambda: t.estimate_gas(tx)) * 5 // 4
-            h = self._executing(lambda: t.send_transaction(tx))
+            # inside one_block(): added to the pending block without the auto-mining wrapper
+            send = type(t).send_transaction.__wrapped__ if self._holding else type(t).send_transaction
+            h = self._executing(lambda: send(t, tx))
             self._dirty = True
             return h
         if method == "eth_sendRawTransaction":

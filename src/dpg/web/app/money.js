@@ -60,6 +60,20 @@ export function group(text) {
   return f === undefined ? g : `${g}.${f}`;
 }
 
+/**
+ * The change from `from` to `to` (BigInts in the same units) in percent with `places` decimals,
+ * rounded half away from zero, signed ("+1.25", "-0.40", "0.00"); null when `from` is 0.
+ */
+export function percentChange(from, to, places = 2) {
+  if (from === 0n) return null;
+  const num = (to - from) * 100n * 10n ** BigInt(places);
+  const neg = (num < 0n) !== (from < 0n);
+  const a = num < 0n ? -num : num;
+  const b = from < 0n ? -from : from;
+  const q = (2n * a + b) / (2n * b);
+  return q === 0n ? formatUnits(0n, places) : `${neg ? "-" : "+"}${formatUnits(q, places)}`;
+}
+
 /** A market's arithmetic, from an entry of GET /api/v1/markets and the assets' decimals. */
 export class MarketMath {
   constructor(market, assetDecimals) {

@@ -6,7 +6,7 @@
 import { ColorType, LineSeries, createChart } from "lightweight-charts";
 import { ApiError, get, markets } from "../api.js";
 import { errorText, h, notify, replace, table } from "../dom.js";
-import { formatUnits, group } from "../money.js";
+import { formatUnits, group, parseUnits } from "../money.js";
 import * as session from "../session.js";
 import {
   accountKey, assetId, decimal, fromHex, leafHash, nodeHash, readPublished, toHex, verifyProof,
@@ -23,6 +23,16 @@ function amount(units, asset, decimals) {
   const d = decimals[asset];
   if (d === undefined || !/^[0-9]+$/.test(String(units))) return String(units);
   return `${group(trim(formatUnits(BigInt(units), d)))} ${asset}`;
+}
+
+/** A reserve ratio of the report ("1.000000") in percent, truncated to two decimals ("100.00 %"). */
+function percent(ratio) {
+  if (!/^[0-9]+(\.[0-9]{1,6})?$/.test(String(ratio))) return String(ratio);
+  return `${group(formatUnits(parseUnits(String(ratio), 6) / 100n, 2))} %`;
+}
+
+function epochTime(epoch) {
+  return `${new Date(Number(epoch) * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
 
 /** Each level of a proof's path: the sibling (hash, value, side) and the node and sum it leads to. */
@@ -98,7 +108,8 @@ function resultEl(proof, r, decimals) {
       h("dt", {}, "Root in the proof"), h("dd", {}, h("code", {}, String(proof.root)), " total ", amount(proof.total, proof.asset, decimals)),
       r.published ? [h("dt", {}, "Root on the chain"), h("dd", { "data-testid": "root-on-chain" }, h("code", {}, r.published.root),
         " total ", amount(r.published.total, proof.asset, decimals), ` depth ${r.published.depth}`)] : null),
-    levels ? h("div", { class: "path" }, h("h2", {}, "The path from your leaf to the root"),
+    levels ? h("div", { class: "path", tabindex: 0, role: "region", "aria-label": "The path from your leaf to the root" },
+      h("h2", {}, "The path from your leaf to the root"),
       table(["Level", "Sibling side", "Sibling hash", "Sibling value", "Running sum", "Node hash"], levels.map((l) =>
         h("tr", { "data-testid": "path-level" }, h("td", {}, String(l.level)), h("td", {}, l.side || "—"),
           h("td", {}, l.sibling ? h("code", { title: l.sibling }, `${l.sibling.slice(0, 10)}…${l.sibling.slice(-6)}`) : "your leaf"),
@@ -126,7 +137,7 @@ export async function mount(root) {
       h("label", {}, "Chain's JSON-RPC URL", rpcInput), msg),
     h("section", { class: "panel p-mine" }, h("h2", {}, "Verify my balance"), mine),
     h("section", { class: "panel p-file" }, h("h2", {}, "Verify a proof file"), file),
-    h("section", { class: "panel p-report" }, h("h2", {}, "Reserves"), reportBox, h("h2", {}, "Reserve ratio by epoch"), chartEl)));
+    h("section", { class: "panel p-report" }, h("h2", {}, "Reserves"), reportBox, h("h2", {}, "Reserve ratio by epoch (%)"), chartEl)));
 
   let decimals = {};
   let registry = null;
@@ -161,7 +172,7 @@ export async function mount(root) {
     replace(mine, h("p", { class: "muted" }, "No epoch has been published yet."));
   } else {
     const epochSel = h("select", { name: "epoch" }, published.map((e) => h("option", { value: e.epoch },
-      `${e.epoch} (${new Date(Number(e.epoch) * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC)`)));
+      `${e.epoch} (${epochTime(e.epoch)})`)));
     const assetSel = h("select", { name: "asset" });
     const fillAssets = () => {
       const e = published.find((x) => x.epoch === epochSel.value);
@@ -197,7 +208,7 @@ export async function mount(root) {
 
   // ---------------------------------------------------------------- verify a proof file
   const upload = h("input", { type: "file", name: "proof-file", accept: "application/json,.json" });
-  const paste = h("textarea", { name: "proof-json", rows: 5, spellcheck: "false", placeholder: "…or paste the proof's JSON here" });
+  const paste = h("textarea", { name: "proof-json", rows: 5, spellcheck: "false", placeholder: "{\"version\": 1, …}" });
   const fileOut = h("div");
   const check = h("button", { type: "submit", class: "btn primary", "data-testid": "verify-file-go" }, "Verify the proof");
   upload.addEventListener("change", async () => {
@@ -206,7 +217,7 @@ export async function mount(root) {
   });
   const fileForm = h("form", { class: "stack" },
     h("p", { class: "muted" }, "No log-in needed: the proof is checked against its own registry and chain."),
-    h("label", {}, "Proof file", upload), paste, check);
+    h("label", {}, "Proof file", upload), h("label", {}, "…or paste the proof's JSON", paste), check);
   fileForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     let proof;
@@ -236,17 +247,29 @@ export async function mount(root) {
     const reports = (await Promise.all(reported.slice(0, 30).map((e) => get(`/api/v1/por/report/${e.epoch}`).catch(() => null))))
       .filter(Boolean);
     const latest = reports[0];
+    const head = ["Asset", "Liabilities", "Reserves by chain (block)", "Reserves", "Ratio", "Accounts"];
+    const cell = (i, attrs, ...content) => h("td", { ...attrs, "data-label": head[i] }, ...content);
+    const offChain = latest.unpublished || [];
     replace(reportBox,
-      h("p", {}, `Epoch ${latest.epoch} (journal seq ${latest.seq}): `,
+      h("p", {}, `Epoch ${latest.epoch} (${epochTime(latest.epoch)}, journal seq ${latest.seq}): `,
         h("strong", { class: latest.ok ? "ok" : "bad", "data-testid": "report-ok" }, latest.ok ? "every asset covered" : "NOT every asset covered")),
-      table(["Asset", "Liabilities", "Reserves by chain (block)", "Reserves", "Ratio", "Accounts"], latest.assets.map((a) =>
-        h("tr", { dataset: { asset: a.asset } }, h("td", {}, a.asset), h("td", { class: "num" }, amount(a.liabilities, a.asset, decimals)),
-          h("td", {}, a.reserves.map((c) => h("div", {}, `${c.chain}: ${amount(c.holdings, a.asset, decimals)} (${c.block})`))),
-          h("td", { class: "num" }, amount(a.reservesTotal, a.asset, decimals)),
-          h("td", { class: "num", "data-testid": `ratio-${a.asset}` }, a.ratio === null || a.ratio === undefined ? "— (no liabilities)" : String(a.ratio)),
-          h("td", { class: "num" }, String(a.accounts ?? ""))))),
-      latest.unpublished?.length ? h("p", { class: "muted" }, "Not published (no token on the registry's chain): ",
-        latest.unpublished.map((u) => u.asset).join(", ")) : null);
+      h("table", { class: "grid reserves" },
+        h("caption", { class: "sr-only" }, `Reserves and liabilities per asset at epoch ${latest.epoch}`),
+        h("thead", {}, h("tr", {}, head.map((c, i) => h("th", { scope: "col", class: [1, 3, 4, 5].includes(i) ? "num" : null }, c)))),
+        h("tbody", {},
+          latest.assets.map((a) => h("tr", { dataset: { asset: a.asset } },
+            cell(0, {}, a.asset), cell(1, { class: "num" }, amount(a.liabilities, a.asset, decimals)),
+            cell(2, {}, h("div", {}, a.reserves.map((c) => h("div", {}, `${c.chain}: ${amount(c.holdings, a.asset, decimals)} (${c.block})`)))),
+            cell(3, { class: "num" }, amount(a.reservesTotal, a.asset, decimals)),
+            cell(4, { class: "num", "data-testid": `ratio-${a.asset}`, "data-ratio": a.ratio ?? "" },
+              a.ratio === null || a.ratio === undefined ? "— (no liabilities)" : percent(a.ratio)),
+            cell(5, { class: "num" }, String(a.accounts ?? "")))),
+          offChain.map((u) => h("tr", { dataset: { asset: u.asset }, "data-testid": `offchain-${u.asset}` },
+            cell(0, {}, u.asset), cell(1, { class: "num" }, amount(u.liabilities, u.asset, decimals)),
+            cell(2, { class: "muted wrap" }, "off chain: no token on the registry's chain to prove"),
+            cell(3, { class: "num" }, "—"), cell(4, { class: "num" }, "—"), cell(5, { class: "num" }, "—"))))),
+      offChain.length ? h("p", { class: "muted" }, `${offChain.map((u) => u.asset).join(", ")}: held off chain (a bank `
+        + "balance for a fiat currency), so not in the proof: the registry proves only what a vault holds on a chain.") : null);
     const chart = createChart(chartEl, {
       autoSize: true,
       layout: { background: { type: ColorType.Solid, color: "#12161c" }, textColor: "#9aa4b2", attributionLogo: true },
@@ -258,7 +281,7 @@ export async function mount(root) {
     const byAsset = new Map();
     for (const r of [...reports].reverse()) {
       for (const a of r.assets) {
-        const ratio = Number(a.ratio); // display only
+        const ratio = Number(a.ratio) * 100; // display only, in percent
         if (!Number.isFinite(ratio)) continue;
         if (!byAsset.has(a.asset)) byAsset.set(a.asset, []);
         byAsset.get(a.asset).push({ time: Number(r.epoch), value: ratio });
@@ -267,7 +290,7 @@ export async function mount(root) {
     const legend = h("div", { class: "legend" });
     [...byAsset.entries()].forEach(([asset, points], i) => {
       const color = COLORS[i % COLORS.length];
-      chart.addSeries(LineSeries, { color, lineWidth: 2, title: asset, priceFormat: { type: "price", precision: 4, minMove: 0.0001 } })
+      chart.addSeries(LineSeries, { color, lineWidth: 2, title: asset, priceFormat: { type: "percent", precision: 2, minMove: 0.01 } })
         .setData(points);
       legend.append(h("span", { style: `color:${color}` }, `— ${asset}`));
     });
