@@ -354,21 +354,8 @@ PAGES = {
     "proof": ("/proof", "[data-testid=report-ok]", True),
     "proof-visitor": ("/proof", "[data-testid=report-ok]", False),
 }
-# known serious violations on pages being changed on other branches (page, or page and screen size):
-# the marks go when they are fixed
-KNOWN = {
-    "trade": "color-contrast (the Buy button, white on #26a69a: 2.99:1), scrollable-region-focusable "
-             "(the balances panel, the recent trades)",
-    "wallet phone": "scrollable-region-focusable (the deposits table)",
-}
-
-
 @pytest.mark.parametrize("name", list(PAGES))
-def test_no_serious_accessibility_violation(view: Any, size: str, demo: str, axe_source: str, name: str,
-                                            request: pytest.FixtureRequest) -> None:
-    known = KNOWN.get(name) or KNOWN.get(f"{name} {size}")
-    if known:
-        request.applymarker(pytest.mark.xfail(reason=known, strict=False))
+def test_no_serious_accessibility_violation(view: Any, size: str, demo: str, axe_source: str, name: str) -> None:
     path, ready, signed_in = PAGES[name]
     if signed_in:
         log_in(view, demo, "alice@demo.dpg")

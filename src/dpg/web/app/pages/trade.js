@@ -162,9 +162,10 @@ export async function mount(root, params) {
   const asksEl = h("div", { class: "levels asks", "data-testid": "asks" });
   const bidsEl = h("div", { class: "levels bids", "data-testid": "bids" });
   const midEl = h("div", { class: "mid" });
-  const tradesEl = h("div", { class: "tape", "data-testid": "trades" });
+  // scrollable regions take the focus, so a keyboard can scroll them (axe: scrollable-region-focusable)
+  const tradesEl = h("div", { class: "tape", "data-testid": "trades", tabindex: "0", role: "region", "aria-label": "Recent trades" });
   const formBox = h("div", { id: "order-form" });
-  const balancesEl = h("div", { class: "balances", "data-testid": "balances" });
+  const balancesEl = h("div", { class: "balances", "data-testid": "balances", tabindex: "0", role: "region", "aria-label": "Balances" });
   const tabsEl = h("div", { class: "tabs", role: "tablist", "aria-label": "Your orders" });
   const filter = h("select", { name: "orders_market", "aria-label": "Show the orders of", "data-testid": "market-filter" },
     h("option", { value: "" }, "All markets"), markets.map((x) => h("option", { value: x.market }, x.market)));

@@ -82,7 +82,7 @@ export async function mount(root) {
   const withdrawalsBox = h("div", { "data-testid": "withdrawals" });
   root.append(h("div", { class: "wallet", "data-testid": "wallet" },
     h("section", { class: "panel w-deposit" }, h("h1", {}, "Deposit"), depositBox),
-    h("section", { class: "panel w-deposits cards" }, h("h2", {}, "Deposits"), depositsBox),
+    h("section", { class: "panel w-deposits cards", tabindex: "0", "aria-label": "Deposits" }, h("h2", {}, "Deposits"), depositsBox),
     h("section", { class: "panel w-withdraw" }, h("h1", {}, "Withdraw"), msg, withdrawBox),
     h("section", { class: "panel w-withdrawals" }, h("h2", {}, "Withdrawals"), withdrawalsBox),
     h("section", { class: "panel w-balances" }, h("h2", {}, "Balances"), balancesBox),
