@@ -240,7 +240,9 @@ def test_fill_toasts_name_base_quote_and_average_price(tpage: Any, web: str, exc
         place(page, price.replace(",", ""), "0.01")
         expect(toast(page, f"Sell limit order placed: 0.0100 BTC at {price} USDT")).to_be_visible()
     expect(page.locator(".orders tbody tr[data-order-id]")).to_have_count(2)
+    expect(page.locator(".orders tbody td[data-label^='[object']")).to_have_count(0)  # columns named in words
     page.click("[data-testid=cancel-all]")
+    page.click("dialog[data-kind=cancel-all] [data-testid=confirm-yes]")
     expect(toast(page, "Cancelled 2 orders")).to_be_visible()
     expect(page.locator(".orders tbody tr[data-order-id]")).to_have_count(0)
 

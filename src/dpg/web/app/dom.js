@@ -31,7 +31,10 @@ export function replace(el, ...children) {
  * column's name as data-label (inside a `.cards` box, a phone shows one card per row with them). */
 export function table(head, rows, empty = "Nothing yet") {
   for (const tr of rows) {
-    [...tr.children].forEach((td, i) => { if (head[i] && !td.dataset.label) td.dataset.label = head[i]; });
+    // a cell that names its own column (even as "") keeps it; a header that is an element names none
+    [...tr.children].forEach((td, i) => {
+      if (head[i] && td.dataset.label === undefined) td.dataset.label = typeof head[i] === "string" ? head[i] : "";
+    });
   }
   return h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
