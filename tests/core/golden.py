@@ -137,7 +137,8 @@ def journal_commands(seed: int = JOURNAL_SEED, n: int = JOURNAL_COMMANDS) -> lis
         sign = 1 if side == Side.BUY else -1
         stp = rng.choice(list(STP))
         cid = f"c{i}" if rng.random() < 0.3 else (f"c{rng.randrange(max(1, i))}" if rng.random() < 0.02 else "")
-        price = (mid - sign * rng.randrange(-3, 25)) * TICK if tick == TICK else (5000 - sign * rng.randrange(-3, 25)) * tick
+        centre = mid if tick == TICK else 5000
+        price = (centre - sign * rng.randrange(-3, 25)) * tick
         qty = rng.choice((1, 2, 3, 5, 10, 40, 200)) * lot
         if rng.random() < 0.01:
             price += 1  # off tick
@@ -168,10 +169,10 @@ def journal_commands(seed: int = JOURNAL_SEED, n: int = JOURNAL_COMMANDS) -> lis
             cmds.append(AmendOrder(acct, market, rng.randrange(1, oid_guess + 10),
                                    price=rng.choice((0, price)), qty=rng.choice((0, qty, lot))))
         elif r < 0.78:
-            cmds.append(Transfer(acct, rng.choice(accounts + [next_account + 3]), rng.choice(ASSETS + ("NOPE",)),
+            cmds.append(Transfer(acct, rng.choice([*accounts, next_account + 3]), rng.choice((*ASSETS, "NOPE")),
                                  rng.choice((1, 10**6, 10**9, 10**30))))
         elif r < 0.81:
-            cmds.append(Credit(rng.choice(accounts + [next_account + 3]), rng.choice(ASSETS), rng.randrange(1, 10**12),
+            cmds.append(Credit(rng.choice([*accounts, next_account + 3]), rng.choice(ASSETS), rng.randrange(1, 10**12),
                                f"ref-{rng.randrange(10**6)}"))
         elif r < 0.85:
             wid = f"w{i}" if rng.random() < 0.9 else rng.choice(withdrawals or ["w-none"])
@@ -193,7 +194,7 @@ def journal_commands(seed: int = JOURNAL_SEED, n: int = JOURNAL_COMMANDS) -> lis
             next_account += 1
         else:
             # a resting order far from the mid keeps the books deep
-            far = (mid - sign * rng.randrange(30, 200)) * TICK if tick == TICK else (5000 - sign * rng.randrange(30, 200)) * tick
+            far = (centre - sign * rng.randrange(30, 200)) * tick
             cmds.append(PlaceOrder(acct, market, side, OrderType.LIMIT, far, qty, client_id=cid, stp=stp))
         oid_guess += 1 if r < 0.50 or r >= 0.92 else 0
     return cmds
