@@ -1,0 +1,118 @@
+"""Spot settlement: what an order holds while open, and what moves when it trades (the assets
+change hands, the fees, the insurance share of the fees).
+
+Matching (core/matching.py) decides the fills; this module turns them into balance movements in
+the ledger and their events. A market of another kind (futures) has its own settlement beside it.
+"""
+
+from __future__ import annotations
+
+from dpg.core import events as E
+from dpg.core.events import Cause, Event
+from dpg.core.ledger import Ledger
+from dpg.core.matching import Fill
+from dpg.core.model import PPM, Market, Order, OrderStatus, OrderType, Side
+
+BUY = Side.BUY.value
+MARKET = OrderType.MARKET.value
+FILLED = OrderStatus.FILLED.value
+EXPIRED = OrderStatus.EXPIRED.value
+BAL = E.BALANCE
+TRADE = E.TRADE
+DONE = E.ORDER_DONE
+C_TRADE = Cause.TRADE.value
+C_UNLOCK = Cause.UNLOCK.value
+STP_REASON = "self-trade prevention"
+
+_new = E.new
+_Balance = E.Balance
+_Trade = E.Trade
+_Done = E.OrderDone
+
+
+class SpotSettlement:
+    """Spot: a buy holds quote (lots x price x unit), a sell holds base (lots x lot size); a trade
+    swaps them at the maker's price, each side paying its fee in the asset it receives."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def hold(m: Market, side: int, pt: int, lots: int) -> tuple[int, int]:
+        """(vector position of the held asset's available balance, amount) for ``lots`` at ``pt`` ticks."""
+        if side == BUY:
+            return m.quote_i, lots * pt * m.unit
+        return m.base_i, lots * m.lot_size
+
+    def settle(self, ledger: Ledger, m: Market, o: Order, fills: list[Fill], tid: int, ev: list[Event]) -> int:
+        """Move the balances of ``o``'s fills and emit, per fill, its balance events, fees, the
+        trade and the maker's end. Returns the next trade id."""
+        acct = o.account
+        buy = o.side == BUY
+        budgeted = buy and o.otype == MARKET  # a market buy: its hold is a budget, spent as it goes
+        limit_cost = o.price * m.unit
+        lot = m.lot_size
+        unit = m.unit
+        tick = m.tick_size
+        base_i = m.base_i
+        quote_i = m.quote_i
+        base_a = base_i >> 1
+        quote_a = quote_i >> 1
+        t_ppm = m.taker_fee_ppm
+        m_ppm = m.maker_fee_ppm
+        mi = m.index
+        side = o.side
+        oid = o.oid
+        bal = ledger.balances
+        tvec = bal[acct]
+        fee = ledger.fee
+        append = ev.append
+        for mk, n, p in fills:
+            macct = mk.account
+            mvec = bal[macct]
+            if not p:  # self-trade prevention took the maker off the book
+                ai, left = self.hold(m, mk.side, mk.price, n)
+                mvec[ai] += left
+                mvec[ai + 1] -= left
+                append(_new(_Balance, (BAL, macct, ai >> 1, left, -left, C_UNLOCK)))
+                append(_new(_Done, (DONE, mk.oid, EXPIRED, n * lot, STP_REASON)))
+                continue
+            qb = n * lot
+            notional = n * p * unit
+            if buy:
+                fee_t = (qb * t_ppm + PPM - 1) // PPM
+                fee_m = (notional * m_ppm + PPM - 1) // PPM
+                release = notional if budgeted else n * limit_cost
+                tvec[quote_i + 1] -= release
+                tvec[quote_i] += release - notional
+                tvec[base_i] += qb - fee_t
+                mvec[base_i + 1] -= qb
+                mvec[quote_i] += notional - fee_m
+                append(_new(_Balance, (BAL, acct, quote_a, release - notional, -release, C_TRADE)))
+                append(_new(_Balance, (BAL, acct, base_a, qb - fee_t, 0, C_TRADE)))
+                append(_new(_Balance, (BAL, macct, base_a, 0, -qb, C_TRADE)))
+                append(_new(_Balance, (BAL, macct, quote_a, notional - fee_m, 0, C_TRADE)))
+                fee_b, fee_q = fee_t, fee_m
+            else:
+                fee_t = (notional * t_ppm + PPM - 1) // PPM
+                fee_m = (qb * m_ppm + PPM - 1) // PPM
+                tvec[base_i + 1] -= qb
+                tvec[quote_i] += notional - fee_t
+                mvec[quote_i + 1] -= notional
+                mvec[base_i] += qb - fee_m
+                append(_new(_Balance, (BAL, acct, base_a, 0, -qb, C_TRADE)))
+                append(_new(_Balance, (BAL, acct, quote_a, notional - fee_t, 0, C_TRADE)))
+                append(_new(_Balance, (BAL, macct, quote_a, 0, -notional, C_TRADE)))
+                append(_new(_Balance, (BAL, macct, base_a, qb - fee_m, 0, C_TRADE)))
+                fee_b, fee_q = fee_m, fee_t
+            if fee_b:
+                fee(base_i, fee_b, ev)
+            if fee_q:
+                fee(quote_i, fee_q, ev)
+            append(_new(_Trade, (TRADE, tid, mi, p * tick, qb, notional, oid, mk.oid, acct, macct, side, fee_t, fee_m)))
+            tid += 1
+            if not mk.remaining:
+                append(_new(_Done, (DONE, mk.oid, FILLED, 0, "")))
+        return tid
+
+
+SPOT = SpotSettlement()
