@@ -64,6 +64,10 @@ SETTLEMENTS: dict[MarketKind, SpotSettlement] = {MarketKind.SPOT: SPOT}  # a fut
 
 _new = E.new
 _rejected = E.rejected
+_OrderNew = E.OrderNew
+_OrderDone = E.OrderDone
+ORDER_NEW = E.ORDER_NEW
+ORDER_DONE = E.ORDER_DONE
 
 
 def _rej(code: Reject, reason: str) -> list[Event]:
@@ -428,7 +432,7 @@ class Engine:
         budget = need if otype == MARKET and side == BUY else 0
         o = Order(oid, acct, m.index, side, otype, pt, lots, lots if lots else (1 << 62), budget, cid, c.stp,
                   self.seq, self.ts, st)
-        ev: list[Event] = [_new(E.OrderNew, (E.ORDER_NEW, oid, acct, m.index, side, otype, c.price, c.qty, c.quote_qty,
+        ev: list[Event] = [_new(_OrderNew, (ORDER_NEW, oid, acct, m.index, side, otype, c.price, c.qty, c.quote_qty,
                                              cid, c.stp, c.stop_price))]
         self.ledger.lock(acct, vec, ai >> 1, need, ev)
         if st:
@@ -488,7 +492,7 @@ class Engine:
         if left:
             self.ledger.unlock(o.account, ai >> 1, left, ev)
         if done:
-            ev.append(_new(E.OrderDone, (E.ORDER_DONE, o.oid, FILLED, 0, "")))
+            ev.append(_new(_OrderDone, (ORDER_DONE, o.oid, FILLED, 0, "")))
         else:
             if stop == STOP_STP:
                 reason = STP_REASON
@@ -498,7 +502,7 @@ class Engine:
                 reason = "no more liquidity"
             else:
                 reason = "immediate-or-cancel"
-            ev.append(_new(E.OrderDone, (E.ORDER_DONE, o.oid, EXPIRED, 0 if by_quote else o.remaining * m.lot_size,
+            ev.append(_new(_OrderDone, (ORDER_DONE, o.oid, EXPIRED, 0 if by_quote else o.remaining * m.lot_size,
                                          reason)))
         o.remaining = 0
 
@@ -531,7 +535,7 @@ class Engine:
         ev: list[Event] = []
         ai, amount = self.settlements[o.market].hold(m, o.side, o.price, left)
         self.ledger.unlock(o.account, ai >> 1, amount, ev)
-        ev.append(_new(E.OrderDone, (E.ORDER_DONE, o.oid, CANCELED, left * m.lot_size, "cancelled by user")))
+        ev.append(_new(_OrderDone, (ORDER_DONE, o.oid, CANCELED, left * m.lot_size, "cancelled by user")))
         return ev
 
     def on_cancel_all(self, c: CancelAll) -> list[Event]:

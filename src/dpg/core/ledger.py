@@ -2,8 +2,9 @@
 moves them outside settlement, with the fee and insurance accounts and the conservation check.
 
 An account's balances are one integer vector ``[available_0, locked_0, available_1, locked_1, ...]``
-indexed by asset; settlement (core/spot.py) moves a trade's amounts in those vectors directly, the
-rest goes through the methods here. An account exists once opened and has its vector from then
+indexed by asset; settlement (core/spot.py) moves a trade's amounts in those vectors directly (the
+fees to FEE_ACCOUNT, less the INSURANCE_SHARE_PCT share to INSURANCE_ACCOUNT), the rest goes
+through the methods here. An account exists once opened and has its vector from then
 on; the system accounts (fees, insurance) always have theirs.
 """
 
@@ -15,14 +16,13 @@ from typing import Any
 from dpg.core import events as E
 from dpg.core.bigint import wrap
 from dpg.core.events import Cause, Event
-from dpg.core.model import FEE_ACCOUNT, INSURANCE_ACCOUNT, INSURANCE_SHARE_PCT, SYSTEM_ACCOUNTS
+from dpg.core.model import SYSTEM_ACCOUNTS
 
 _new = E.new
 _Balance = E.Balance
 BAL = E.BALANCE
 C_LOCK = Cause.LOCK.value
 C_UNLOCK = Cause.UNLOCK.value
-C_FEE = Cause.FEE.value
 
 
 class Ledger:
@@ -115,17 +115,6 @@ class Ledger:
         dvec[i] += amount
         t = Cause.TRANSFER.value
         return [_new(_Balance, (BAL, src, asset, -amount, 0, t)), _new(_Balance, (BAL, dst, asset, amount, 0, t))]
-
-    def fee(self, i: int, fee: int, ev: list[Event]) -> None:
-        """Book a trading fee paid in the asset at vector position ``i``: the insurance share to
-        the insurance fund (rounded down), the rest to the fee account."""
-        ins = fee * INSURANCE_SHARE_PCT // 100
-        a = i >> 1
-        self.balances[FEE_ACCOUNT][i] += fee - ins
-        ev.append(_new(_Balance, (BAL, FEE_ACCOUNT, a, fee - ins, 0, C_FEE)))
-        if ins:
-            self.balances[INSURANCE_ACCOUNT][i] += ins
-            ev.append(_new(_Balance, (BAL, INSURANCE_ACCOUNT, a, ins, 0, C_FEE)))
 
     # ------------------------------------------------------------------ checks and the state hash
 

@@ -11,7 +11,17 @@ from dpg.core import events as E
 from dpg.core.events import Cause, Event
 from dpg.core.ledger import Ledger
 from dpg.core.matching import Fill
-from dpg.core.model import PPM, Market, Order, OrderStatus, OrderType, Side
+from dpg.core.model import (
+    FEE_ACCOUNT,
+    INSURANCE_ACCOUNT,
+    INSURANCE_SHARE_PCT,
+    PPM,
+    Market,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 
 BUY = Side.BUY.value
 MARKET = OrderType.MARKET.value
@@ -22,6 +32,7 @@ TRADE = E.TRADE
 DONE = E.ORDER_DONE
 C_TRADE = Cause.TRADE.value
 C_UNLOCK = Cause.UNLOCK.value
+C_FEE = Cause.FEE.value
 STP_REASON = "self-trade prevention"
 
 _new = E.new
@@ -64,7 +75,10 @@ class SpotSettlement:
         oid = o.oid
         bal = ledger.balances
         tvec = bal[acct]
-        fee = ledger.fee
+        fvec = bal[FEE_ACCOUNT]
+        ivec = bal[INSURANCE_ACCOUNT]
+        new = _new
+        Balance = _Balance
         append = ev.append
         for mk, n, p in fills:
             macct = mk.account
@@ -73,7 +87,7 @@ class SpotSettlement:
                 ai, left = self.hold(m, mk.side, mk.price, n)
                 mvec[ai] += left
                 mvec[ai + 1] -= left
-                append(_new(_Balance, (BAL, macct, ai >> 1, left, -left, C_UNLOCK)))
+                append(new(Balance, (BAL, macct, ai >> 1, left, -left, C_UNLOCK)))
                 append(_new(_Done, (DONE, mk.oid, EXPIRED, n * lot, STP_REASON)))
                 continue
             qb = n * lot
@@ -87,10 +101,10 @@ class SpotSettlement:
                 tvec[base_i] += qb - fee_t
                 mvec[base_i + 1] -= qb
                 mvec[quote_i] += notional - fee_m
-                append(_new(_Balance, (BAL, acct, quote_a, release - notional, -release, C_TRADE)))
-                append(_new(_Balance, (BAL, acct, base_a, qb - fee_t, 0, C_TRADE)))
-                append(_new(_Balance, (BAL, macct, base_a, 0, -qb, C_TRADE)))
-                append(_new(_Balance, (BAL, macct, quote_a, notional - fee_m, 0, C_TRADE)))
+                append(new(Balance, (BAL, acct, quote_a, release - notional, -release, C_TRADE)))
+                append(new(Balance, (BAL, acct, base_a, qb - fee_t, 0, C_TRADE)))
+                append(new(Balance, (BAL, macct, base_a, 0, -qb, C_TRADE)))
+                append(new(Balance, (BAL, macct, quote_a, notional - fee_m, 0, C_TRADE)))
                 fee_b, fee_q = fee_t, fee_m
             else:
                 fee_t = (notional * t_ppm + PPM - 1) // PPM
@@ -99,15 +113,26 @@ class SpotSettlement:
                 tvec[quote_i] += notional - fee_t
                 mvec[quote_i + 1] -= notional
                 mvec[base_i] += qb - fee_m
-                append(_new(_Balance, (BAL, acct, base_a, 0, -qb, C_TRADE)))
-                append(_new(_Balance, (BAL, acct, quote_a, notional - fee_t, 0, C_TRADE)))
-                append(_new(_Balance, (BAL, macct, quote_a, 0, -notional, C_TRADE)))
-                append(_new(_Balance, (BAL, macct, base_a, qb - fee_m, 0, C_TRADE)))
+                append(new(Balance, (BAL, acct, base_a, 0, -qb, C_TRADE)))
+                append(new(Balance, (BAL, acct, quote_a, notional - fee_t, 0, C_TRADE)))
+                append(new(Balance, (BAL, macct, quote_a, 0, -notional, C_TRADE)))
+                append(new(Balance, (BAL, macct, base_a, qb - fee_m, 0, C_TRADE)))
                 fee_b, fee_q = fee_m, fee_t
+            # the fees, to the fee account less the insurance share (inline: Ledger.fee, once per fill)
             if fee_b:
-                fee(base_i, fee_b, ev)
+                ins = fee_b * INSURANCE_SHARE_PCT // 100
+                fvec[base_i] += fee_b - ins
+                append(new(Balance, (BAL, FEE_ACCOUNT, base_a, fee_b - ins, 0, C_FEE)))
+                if ins:
+                    ivec[base_i] += ins
+                    append(new(Balance, (BAL, INSURANCE_ACCOUNT, base_a, ins, 0, C_FEE)))
             if fee_q:
-                fee(quote_i, fee_q, ev)
+                ins = fee_q * INSURANCE_SHARE_PCT // 100
+                fvec[quote_i] += fee_q - ins
+                append(new(Balance, (BAL, FEE_ACCOUNT, quote_a, fee_q - ins, 0, C_FEE)))
+                if ins:
+                    ivec[quote_i] += ins
+                    append(new(Balance, (BAL, INSURANCE_ACCOUNT, quote_a, ins, 0, C_FEE)))
             append(_new(_Trade, (TRADE, tid, mi, p * tick, qb, notional, oid, mk.oid, acct, macct, side, fee_t, fee_m)))
             tid += 1
             if not mk.remaining:
