@@ -35,7 +35,18 @@ from dpg.core.commands import (
 from dpg.core.errors import DomainError, Reject
 from dpg.core.events import Event
 from dpg.core.ledger import Ledger
-from dpg.core.matching import STOP_BUDGET, STOP_STP, Fill, OpenOrders, OrderBook, Stops, fillable, take
+from dpg.core.matching import (
+    STOP_BUDGET,
+    STOP_STP,
+    BookSide,
+    Fill,
+    OpenOrders,
+    OrderBook,
+    OrderBookSide,
+    Stops,
+    fillable,
+    take,
+)
 from dpg.core.model import MAX_AMOUNT, STP, Asset, Market, MarketKind, Order, OrderStatus, OrderType, Side
 from dpg.core.rules import below_min_notional, off_lot, off_tick, stop_triggers_now
 from dpg.core.spot import SPOT, STP_REASON, SpotSettlement
@@ -81,8 +92,8 @@ def _is_int(x: object) -> bool:
 class Engine:
     """All state that holds money, and the only code that changes it."""
 
-    def __init__(self, book_side: Any = None) -> None:
-        """``book_side``: the book side implementation (tests pass a naive one); default the heap's."""
+    def __init__(self, book_side: Callable[[Side], OrderBookSide] = BookSide) -> None:
+        """``book_side``: the book side implementation (the tests check a naive one against it)."""
         self.assets: list[Asset] = []
         self.asset_by_symbol: dict[str, Asset] = {}
         self.markets: list[Market] = []
@@ -152,8 +163,7 @@ class Engine:
     def add_market(self, market: Market) -> None:
         self.markets.append(market)
         self.market_by_symbol[market.symbol] = market
-        self.books.append(OrderBook(market.index) if self._book_side is None
-                          else OrderBook(market.index, self._book_side))
+        self.books.append(OrderBook(market.index, self._book_side))
         self.stops.append(Stops())
         self.last_price.append(0)
         self.settlements.append(SETTLEMENTS[market.kind])

@@ -111,7 +111,15 @@ class BookSide:
 
     def remove(self, order: Order) -> None:
         """Take a live order out (cancel, or re-queue on amend); leaves a dead queue entry."""
-        remove_from(self.levels, order)
+        level = self.levels[order.price]
+        level.qty -= order.remaining
+        order.remaining = 0
+        if level.qty == 0:
+            del self.levels[order.price]
+        else:
+            level.dead += 1
+            if level.dead > 16 and level.dead > len(level.orders) // 2:
+                level.compact()
 
     def reduce(self, order: Order, lots: int) -> None:
         """Lower a resting order's remaining quantity in place (keeps its priority)."""
@@ -124,19 +132,6 @@ class BookSide:
 
     def orders_in_priority(self) -> list[Order]:
         return [o for level in self.sorted_levels() for o in level.orders if o.remaining]
-
-
-def remove_from(levels: dict[int, Level], order: Order) -> None:
-    """Take a live order out of its level; leaves a dead queue entry (shared by every book side)."""
-    level = levels[order.price]
-    level.qty -= order.remaining
-    order.remaining = 0
-    if level.qty == 0:
-        del levels[order.price]
-    else:
-        level.dead += 1
-        if level.dead > 16 and level.dead > len(level.orders) // 2:
-            level.compact()
 
 
 class OrderBook:

@@ -55,8 +55,8 @@ def _int(row: dict[str, str], key: str, line: int) -> int:
 
 
 class Replay:
-    def __init__(self) -> None:
-        self.engine = Engine()
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = Engine() if engine is None else engine
         self.seq = 0
         self.funded: set[int] = set()
         self.by_id: dict[int, tuple[int, int]] = {}  # log id -> (engine order id, account)
@@ -117,8 +117,9 @@ class Replay:
         return sorted(out, key=lambda r: r.id)
 
 
-def replay(rows: Iterable[dict[str, str]]) -> Replay:
-    r = Replay()
+def replay(rows: Iterable[dict[str, str]], engine: Engine | None = None) -> Replay:
+    """Replay ``rows`` on a new engine (or on ``engine``, new, e.g. with another book implementation)."""
+    r = Replay(engine)
     for line, row in enumerate(rows, start=2):
         r.row(row, line)
     return r
