@@ -450,11 +450,12 @@ class Engine:
             self.stops[m.index].add(o)
         elif not crosses and otype != IOC and otype != FOK:
             # nothing to take: a resting limit or post-only order (the common case) goes straight in
-            book.side(side).add(o)
+            (book.bids if side == BUY else book.asks).add(o)
             self.open.add(o)
         else:
             self._take_and_rest(o, m, book, ev)
-            if self.stops[m.index]:
+            stops = self.stops[m.index]
+            if stops.up or stops.down:
                 self._trigger(m, book, ev)
         return ev
 
@@ -492,7 +493,7 @@ class Engine:
         by_quote = o.otype == MARKET and o.side == BUY and not o.qty
         done = not o.remaining or (by_quote and stop == STOP_BUDGET and filled > 0)
         if not done and stop != STOP_STP and (o.otype == LIMIT or o.otype == POST_ONLY):
-            book.side(o.side).add(o)
+            (book.bids if o.side == BUY else book.asks).add(o)
             self.open.add(o)
             return
         if o.otype == MARKET and o.side == BUY:
@@ -625,7 +626,8 @@ class Engine:
         ev.append(_new(E.OrderAmended, (E.ORDER_AMENDED, n.oid, pt * m.tick_size, total * m.lot_size,
                                         new_rem * m.lot_size, True)))
         self._take_and_rest(n, m, book, ev)
-        if self.stops[m.index]:
+        stops = self.stops[m.index]
+        if stops.up or stops.down:
             self._trigger(m, book, ev)
         return ev
 

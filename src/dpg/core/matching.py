@@ -280,16 +280,14 @@ def fillable(opp: OrderBookSide, acct: int, side: int, pt: int, lots: int, stp: 
 
 class Stops:
     """Per market, the pending stop orders (also open orders) by trigger: when the last price
-    rises to (stop, oid) of ``up``, or falls to (-stop, oid) of ``down``."""
+    rises to (stop, oid) of the heap ``up``, or falls to (-stop, oid) of the heap ``down``. Both
+    empty: nothing to trigger (the engine checks that after every trade without a call)."""
 
     __slots__ = ("down", "up")
 
     def __init__(self) -> None:
         self.up: list[tuple[int, int]] = []
         self.down: list[tuple[int, int]] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.up or self.down)
 
     def add(self, o: Order) -> None:
         if o.stop_rises():

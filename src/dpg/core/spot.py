@@ -31,7 +31,6 @@ BAL = E.BALANCE
 TRADE = E.TRADE
 DONE = E.ORDER_DONE
 C_TRADE = Cause.TRADE.value
-C_UNLOCK = Cause.UNLOCK.value
 C_FEE = Cause.FEE.value
 STP_REASON = "self-trade prevention"
 
@@ -53,6 +52,12 @@ class SpotSettlement:
         if side == BUY:
             return m.quote_i, lots * pt * m.unit
         return m.base_i, lots * m.lot_size
+
+    def expired(self, ledger: Ledger, m: Market, mk: Order, lots: int, ev: list[Event]) -> None:
+        """Self-trade prevention took ``mk`` off the book with ``lots`` left: its hold returns."""
+        ai, left = self.hold(m, mk.side, mk.price, lots)
+        ledger.unlock(mk.account, ai >> 1, left, ev)
+        ev.append(_new(_Done, (DONE, mk.oid, EXPIRED, lots * m.lot_size, STP_REASON)))
 
     def settle(self, ledger: Ledger, m: Market, o: Order, fills: list[Fill], tid: int, ev: list[Event]) -> int:
         """Move the balances of ``o``'s fills and emit, per fill, its balance events, fees, the
@@ -81,15 +86,11 @@ class SpotSettlement:
         Balance = _Balance
         append = ev.append
         for mk, n, p in fills:
+            if not p:
+                self.expired(ledger, m, mk, n, ev)
+                continue
             macct = mk.account
             mvec = bal[macct]
-            if not p:  # self-trade prevention took the maker off the book
-                ai, left = self.hold(m, mk.side, mk.price, n)
-                mvec[ai] += left
-                mvec[ai + 1] -= left
-                append(new(Balance, (BAL, macct, ai >> 1, left, -left, C_UNLOCK)))
-                append(_new(_Done, (DONE, mk.oid, EXPIRED, n * lot, STP_REASON)))
-                continue
             qb = n * lot
             notional = n * p * unit
             if buy:
