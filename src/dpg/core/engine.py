@@ -407,9 +407,11 @@ class Engine:
         acct = c.account
         side = c.side
         otype = c.otype
-        vec = self.ledger.account(acct)
+        vec = self.ledger.balances.get(acct)
         if vec is None:
-            return self._unknown(acct)
+            vec = self.ledger.account(acct)  # an older journal's order opening its account
+            if vec is None:
+                return self._unknown(acct)
         if otype == MARKET and side == BUY:
             # A market buy locks a budget: its quote amount, or (by quantity) all that is available.
             ai = m.quote_i
@@ -541,7 +543,8 @@ class Engine:
             o.stop = 0
             o.remaining = 0
         else:
-            self.books[o.market].side(o.side).remove(o)
+            book = self.books[o.market]
+            (book.bids if o.side == BUY else book.asks).remove(o)
         self.open.remove(o)
         ev: list[Event] = []
         ai, amount = self.settlements[o.market].hold(m, o.side, o.price, left)
