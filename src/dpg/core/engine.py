@@ -74,15 +74,19 @@ _STOPS = (STOP_LIMIT, TAKE_PROFIT_LIMIT)
 SETTLEMENTS: dict[MarketKind, SpotSettlement] = {MarketKind.SPOT: SPOT}  # a futures kind adds its own
 
 _new = E.new
-_rejected = E.rejected
 _OrderNew = E.OrderNew
 _OrderDone = E.OrderDone
 ORDER_NEW = E.ORDER_NEW
 ORDER_DONE = E.ORDER_DONE
 
 
+_CODE = {r: r.value for r in Reject}  # an enum's .value is a Python-level property: looked up once here
+_Rejected = E.Rejected
+REJECTED = E.REJECTED
+
+
 def _rej(code: Reject, reason: str) -> list[Event]:
-    return _rejected(code.value, reason)
+    return [_new(_Rejected, (REJECTED, _CODE[code], reason))]
 
 
 def _is_int(x: object) -> bool:
