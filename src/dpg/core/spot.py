@@ -65,7 +65,7 @@ class SpotSettlement:
         acct = o.account
         buy = o.side == BUY
         budgeted = buy and o.otype == MARKET  # a market buy: its hold is a budget, spent as it goes
-        limit_cost = o.price * m.unit
+        limit_cost = o.price * m.unit  # the hold of one lot at the limit (hold(), inline on the fill loop)
         lot = m.lot_size
         unit = m.unit
         tick = m.tick_size
