@@ -64,3 +64,18 @@ def test_every_command_class_has_a_kind() -> None:
 def test_negative_big_integers_round_trip() -> None:
     cmd = Transfer(1, 2, "USDT", -(2**100))  # invalid for the engine, still journaled faithfully
     assert codec.decode(codec.encode(cmd)) == cmd
+
+
+def test_the_codec_and_the_engine_are_built_from_one_registry() -> None:
+    from dpg.core.commands import COMMANDS
+    from dpg.core.engine import Engine
+
+    # the kinds the journal has always used, fixed for good: a new command takes a new number
+    assert {cls.__name__: cls.KIND for cls in COMMANDS} == {
+        "ListAsset": 1, "ListMarket": 2, "Credit": 3, "Transfer": 4, "RequestWithdrawal": 5,
+        "CompleteWithdrawal": 6, "FailWithdrawal": 7, "MarkEpoch": 8, "OpenAccount": 9, "PlaceOrder": 10,
+        "CancelOrder": 11, "CancelAll": 12, "AmendOrder": 13, "RequireAccounts": 14,
+    }
+    assert {cls: cls.KIND for cls in COMMANDS} == codec.KINDS
+    engine = Engine()
+    assert all(callable(getattr(engine, "on_" + cls.NAME)) for cls in COMMANDS)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from heapq import nlargest, nsmallest
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from dpg.core import events as E
 from dpg.core.engine import Engine
@@ -222,18 +222,23 @@ class MarketData:
         for e in events:
             kind = e[0]
             if kind == _BALANCE:
-                acct = e[1]
+                bal = cast(E.Balance, e)
+                acct = bal.account
                 if acct > 0:
                     msgs = accounts.get(acct)
                     if msgs is None:
                         msgs = accounts[acct] = []
-                    a = e[2]
+                    a = bal.asset
                     msgs.append({
                         "type": "balance", "asset": (assets[a] if a < len(assets) else "") or self._asset_symbol(a),
-                        "d_available": e[3], "d_locked": e[4], "cause": _CAUSE_NAMES.get(e[5], str(e[5])),
+                        "d_available": bal.d_available, "d_locked": bal.d_locked,
+                        "cause": _CAUSE_NAMES.get(bal.cause, str(bal.cause)),
                     })
             elif kind == _TRADE:
-                (_, tid, mi, price, qty, notional, t_oid, m_oid, t_acct, m_acct, t_side, t_fee, m_fee) = e
+                t = cast(E.Trade, e)
+                tid, mi, price, qty, notional = t.trade_id, t.market, t.price, t.qty, t.notional
+                t_oid, m_oid, t_acct, m_acct = t.taker_oid, t.maker_oid, t.taker_account, t.maker_account
+                t_side, t_fee, m_fee = t.taker_side, t.taker_fee, t.maker_fee
                 mk = orders.get(m_oid)
                 if mk is not None:
                     mk.remaining -= qty
@@ -262,7 +267,8 @@ class MarketData:
                             "fee": fee, "fee_asset": fee_asset, "ts": ts,
                         })
             elif kind == _DONE:
-                oid = e[1]
+                done = cast(E.OrderDone, e)
+                oid = done.oid
                 rec = orders.pop(oid, None)
                 if rec is not None:
                     if rec.remaining:
@@ -271,13 +277,16 @@ class MarketData:
                     rec, p_rec = p_rec, None
                 if rec is not None and rec.account > 0:
                     accounts.setdefault(rec.account, []).append({
-                        "type": "order", "event": _STATUS_NAMES.get(e[2], str(e[2])), "order_id": oid,
-                        "market": markets[rec.market].symbol, "remaining": e[3], "reason": e[4], "ts": ts,
+                        "type": "order", "event": _STATUS_NAMES.get(done.status, str(done.status)), "order_id": oid,
+                        "market": markets[rec.market].symbol, "remaining": done.remaining, "reason": done.reason,
+                        "ts": ts,
                     })
             elif kind == _NEW:
                 if p_rec is not None and p_rests:
                     self._rest(p_oid, p_rec, touched)
-                (_, p_oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, *_) = e
+                o = cast(E.OrderNew, e)
+                p_oid, acct, mi, side, otype = o.oid, o.account, o.market, o.side, o.otype
+                price, qty, quote_qty, cid, stp = o.price, o.qty, o.quote_qty, o.client_id, o.stp
                 p_rec = _Open(mi, side, price, qty, acct)
                 p_rests = otype in _RESTING_TYPES
                 if acct > 0:
@@ -288,7 +297,8 @@ class MarketData:
                         "quote_qty": quote_qty, "stp": _STP_NAMES.get(stp, str(stp)), "ts": ts,
                     })
             elif kind == _AMENDED:
-                (_, oid, price, qty, remaining, requeued) = e
+                am = cast(E.OrderAmended, e)
+                oid, price, qty, remaining, requeued = am.oid, am.price, am.qty, am.remaining, am.requeued
                 rec = orders.get(oid)
                 if rec is None:
                     continue
@@ -311,7 +321,8 @@ class MarketData:
                     })
             elif kind == E.ORDER_TRIGGERED:
                 # a stop order becomes a limit order here: it may trade, then rest like a new one
-                (_, oid, acct, mi, side, price, remaining) = e
+                tr = cast(E.OrderTriggered, e)
+                oid, acct, mi, side, price, remaining = tr.oid, tr.account, tr.market, tr.side, tr.price, tr.remaining
                 if p_rec is not None and p_rests:
                     self._rest(p_oid, p_rec, touched)
                 p_oid, p_rests = oid, True
@@ -322,11 +333,13 @@ class MarketData:
                         "price": price, "remaining": remaining, "ts": ts,
                     })
             elif kind == E.MARKET_LISTED:
-                self._add_market(e[1], e[2])
+                listed = cast(E.MarketListed, e)
+                self._add_market(listed.market, listed.symbol)
             elif kind == E.ASSET_LISTED:
-                while len(assets) <= e[1]:
+                asset = cast(E.AssetListed, e)
+                while len(assets) <= asset.asset:
                     assets.append("")
-                assets[e[1]] = e[2]
+                assets[asset.asset] = asset.symbol
         if p_rec is not None and p_rests:
             self._rest(p_oid, p_rec, touched)
         if touched:

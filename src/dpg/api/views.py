@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from dpg.core import events as E
 from dpg.core.engine import Engine
@@ -102,48 +102,52 @@ class AccountViews:
         for ev in events:
             kind = ev[0]
             if kind == E.BALANCE:
-                acct = ev[1]
-                if acct > 0:
-                    b = self.balances.setdefault(acct, {}).setdefault(ev[2], [0, 0])
-                    b[0] += ev[3]
-                    b[1] += ev[4]
+                bal = cast(E.Balance, ev)
+                if bal.account > 0:
+                    b = self.balances.setdefault(bal.account, {}).setdefault(bal.asset, [0, 0])
+                    b[0] += bal.d_available
+                    b[1] += bal.d_locked
             elif kind == E.ORDER_NEW:
-                _, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, stop_price = ev
-                self._track(OrderView(oid, acct, mi, int(side), int(otype), price, qty, quote_qty, cid, int(stp),
-                                      created_seq=seq, created_ts=ts, updated_seq=seq, updated_ts=ts,
-                                      stop_price=stop_price, triggered=not stop_price))
+                o = cast(E.OrderNew, ev)
+                self._track(OrderView(o.oid, o.account, o.market, int(o.side), int(o.otype), o.price, o.qty,
+                                      o.quote_qty, o.client_id, int(o.stp), created_seq=seq, created_ts=ts,
+                                      updated_seq=seq, updated_ts=ts, stop_price=o.stop_price,
+                                      triggered=not o.stop_price))
             elif kind == E.ORDER_TRIGGERED:
-                v = self.open.get(ev[1])
+                v = self.open.get(cast(E.OrderTriggered, ev).oid)
                 if v is not None:
                     v.triggered = True
                     v.updated_seq, v.updated_ts = seq, ts
             elif kind == E.TRADE:
-                _, tid, _mi, price, qty, notional, t_oid, m_oid, _ta, _ma, _side, t_fee, m_fee = ev
-                for oid, fee, role in ((t_oid, t_fee, "taker"), (m_oid, m_fee, "maker")):
+                t = cast(E.Trade, ev)
+                for oid, fee, role in ((t.taker_oid, t.taker_fee, "taker"), (t.maker_oid, t.maker_fee, "maker")):
                     v = self.open.get(oid)
                     if v is None:
                         continue
-                    v.filled += qty
-                    v.filled_quote += notional
+                    v.filled += t.qty
+                    v.filled_quote += t.notional
                     v.fee += fee
                     v.status = OrderStatus.PARTIALLY_FILLED.value
                     v.updated_seq, v.updated_ts = seq, ts
                     if len(v.fills) < 200:
-                        v.fills.append({"trade_id": tid, "price": price, "qty": qty, "fee": fee, "role": role})
+                        v.fills.append({"trade_id": t.trade_id, "price": t.price, "qty": t.qty, "fee": fee,
+                                        "role": role})
             elif kind == E.ORDER_DONE:
-                v = self.open.get(ev[1])
+                done = cast(E.OrderDone, ev)
+                v = self.open.get(done.oid)
                 if v is not None:
-                    v.status = ev[2]
-                    v.reason = ev[4]
+                    v.status = done.status
+                    v.reason = done.reason
                     v.updated_seq, v.updated_ts = seq, ts
                     self._finish(v)
             elif kind == E.ORDER_AMENDED:
-                v = self.open.get(ev[1])
+                am = cast(E.OrderAmended, ev)
+                v = self.open.get(am.oid)
                 if v is not None:
-                    v.price, v.qty = ev[2], ev[3]
+                    v.price, v.qty = am.price, am.qty
                     v.updated_seq, v.updated_ts = seq, ts
             elif kind == E.ACCOUNT_OPENED:
-                self.accounts.add(ev[1])
+                self.accounts.add(cast(E.AccountOpened, ev).account)
         if self._waiters:
             still = []
             for want, fut in self._waiters:

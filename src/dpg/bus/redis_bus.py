@@ -124,7 +124,7 @@ class EngineBridge:
         try:
             cmd = codec.decode(fields[b"p"])
         except Exception:
-            self._out.put(("reply", (channel, rid, 0, [(E.REJECTED, Reject.INVALID_ORDER.value, "malformed command")])))
+            self._out.put(("reply", (channel, rid, 0, E.rejected(Reject.INVALID_ORDER.value, "malformed command"))))
             return
 
         def reply(seq: int, events: list[Event]) -> None:
@@ -214,7 +214,7 @@ class RedisBus:
     async def submit(self, cmd: Command) -> tuple[int, list[Event]]:
         ok, reason = self._engine
         if not ok:  # never sent: it cannot run later, after its caller was told it failed
-            return 0, [(E.REJECTED, Reject.UNAVAILABLE.value, f"{reason}; the command was not sent")]
+            return 0, E.rejected(Reject.UNAVAILABLE.value, f"{reason}; the command was not sent")
         rid = str(next(self._ids))
         fut: asyncio.Future[tuple[int, list[Event]]] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
@@ -223,7 +223,7 @@ class RedisBus:
                                            "t": int(time.time() * 1000)}, maxlen=100_000, approximate=True)
             return await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
         except (TimeoutError, redis.RedisError) as e:
-            return 0, [(E.REJECTED, Reject.UNAVAILABLE.value, f"the engine did not answer: {type(e).__name__}")]
+            return 0, E.rejected(Reject.UNAVAILABLE.value, f"the engine did not answer: {type(e).__name__}")
         finally:
             self._waiting.pop(rid, None)
 

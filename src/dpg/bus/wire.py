@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dpg.core.bigint import HI, LO, packb, unpackb, wrap
-from dpg.core.events import Event
+from dpg.core.events import Event, named
 
 Batch = list[tuple[int, int, list[Event]]]  # (seq, ts, events) of consecutive commands
 
@@ -20,7 +20,8 @@ def pack_events(events: list[Event]) -> list[list[Any]]:
 
 
 def unpack_events(raw: list[list[Any]]) -> list[Event]:
-    return [tuple(e) for e in raw]
+    """The events as the engine emitted them: named tuples, read by name."""
+    return [named(e) for e in raw]
 
 
 def pack_reply(request_id: str, seq: int, events: list[Event]) -> bytes:

@@ -1,24 +1,33 @@
 """Commands: the only way state changes. Each is a small frozen value; amounts in base units.
 
 The sequencer stamps a command with its sequence number and time; the engine applies it. A
-command is never trusted: the engine validates every field and rejects with a stable code.
+command is never trusted: the engine validates every field and rejects with a stable code. Each
+command class carries its journal kind (``KIND``) and the name of its engine handler (``NAME``);
+``COMMANDS`` is the one registry the journal's codec and the engine's dispatch are built from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from dpg.core.model import STP, OrderType, Side
 
 
 @dataclass(frozen=True, slots=True)
 class ListAsset:
+    KIND: ClassVar[int] = 1  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "list_asset"
+
     symbol: str
     decimals: int
 
 
 @dataclass(frozen=True, slots=True)
 class ListMarket:
+    KIND: ClassVar[int] = 2  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "list_market"
+
     symbol: str
     base: str
     quote: str
@@ -36,12 +45,18 @@ class RequireAccounts:
     gets it once at the next start, after every signed-up user's account is opened, so the commands
     before it replay as they ran (a credit or a transfer opening its account by itself)."""
 
+    KIND: ClassVar[int] = 14  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "require_accounts"
+
 
 @dataclass(frozen=True, slots=True)
 class OpenAccount:
     """A user's ledger account comes into existence (at sign-up). Only an open account is credited,
     receives transfers, places orders or withdraws; opening an open account changes nothing, so a
     retried sign-up is harmless. The system accounts (fees, insurance) are always open."""
+
+    KIND: ClassVar[int] = 9  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "open_account"
 
     account: int
 
@@ -54,6 +69,9 @@ class Credit:
     credited at most once.
     """
 
+    KIND: ClassVar[int] = 3  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "credit"
+
     account: int
     asset: str
     amount: int
@@ -63,6 +81,9 @@ class Credit:
 @dataclass(frozen=True, slots=True)
 class Transfer:
     """Internal transfer between two users: instant and free."""
+
+    KIND: ClassVar[int] = 4  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "transfer"
 
     from_account: int
     to_account: int
@@ -75,6 +96,9 @@ class RequestWithdrawal:
     """A user's withdrawal, accepted by the edge (allow-list, 2FA, limits): its funds are locked
     until the chain pays it out (CompleteWithdrawal) or it fails (FailWithdrawal)."""
 
+    KIND: ClassVar[int] = 5  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "request_withdrawal"
+
     account: int
     asset: str
     amount: int
@@ -86,6 +110,9 @@ class RequestWithdrawal:
 class CompleteWithdrawal:
     """The payout is final on the chain: the locked funds leave the exchange."""
 
+    KIND: ClassVar[int] = 6  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "complete_withdrawal"
+
     withdrawal_id: str
     reference: str  # e.g. "<chain>:<tx hash>"
 
@@ -93,6 +120,9 @@ class CompleteWithdrawal:
 @dataclass(frozen=True, slots=True)
 class FailWithdrawal:
     """The payout failed or expired: the locked funds return to the user."""
+
+    KIND: ClassVar[int] = 7  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "fail_withdrawal"
 
     withdrawal_id: str
     reason: str
@@ -103,11 +133,17 @@ class MarkEpoch:
     """The proof-of-reserves snapshot point: every balance as of this command's seq belongs to
     ``epoch``. Trading goes on; the projection follower records the balances off the hot path."""
 
+    KIND: ClassVar[int] = 8  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "mark_epoch"
+
     epoch: int
 
 
 @dataclass(frozen=True, slots=True)
 class PlaceOrder:
+    KIND: ClassVar[int] = 10  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "place_order"
+
     account: int
     market: str
     side: Side
@@ -122,6 +158,9 @@ class PlaceOrder:
 
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
+    KIND: ClassVar[int] = 11  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "cancel_order"
+
     account: int
     market: str
     order_id: int = 0
@@ -130,6 +169,9 @@ class CancelOrder:
 
 @dataclass(frozen=True, slots=True)
 class CancelAll:
+    KIND: ClassVar[int] = 12  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "cancel_all"
+
     account: int
     market: str
 
@@ -138,6 +180,9 @@ class CancelAll:
 class AmendOrder:
     """Change price and/or total quantity. Reducing the quantity keeps time priority; a new
     price or a larger quantity re-queues the order (and may trade, unless it is post-only)."""
+
+    KIND: ClassVar[int] = 13  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "amend_order"
 
     account: int
     market: str
@@ -149,4 +194,9 @@ class AmendOrder:
 Command = (
     ListAsset | ListMarket | OpenAccount | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
     | MarkEpoch | RequireAccounts | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+)
+
+COMMANDS: tuple[type[Command], ...] = (
+    ListAsset, ListMarket, Credit, Transfer, RequestWithdrawal, CompleteWithdrawal, FailWithdrawal, MarkEpoch,
+    OpenAccount, PlaceOrder, CancelOrder, CancelAll, AmendOrder, RequireAccounts,
 )

@@ -1,33 +1,37 @@
-"""Events: what applying a command did. Plain tuples on the hot path, first item the kind.
+"""Events: what applying a command did. Named tuples, first field the kind, read by name.
+
+On the hot path the engine builds them with ``tuple.__new__`` (``new(Cls, (...))``): the same
+object as ``Cls(...)``, without the generated constructor's call. They still compare equal to plain
+tuples, and whatever crosses the bus as a plain list comes back named (``named``).
 
 Prices and quantities in events are base units (quote units per whole base; base units), not ticks
-and lots, so that every consumer reads them without the market's parameters.
+and lots, so that every consumer reads them without the market's parameters. The kinds, in the
+order of their fields:
 
-    (REJECTED, code, reason)
-    (ORDER_NEW, oid, account, market, side, otype, price, qty, quote_qty, client_id, stp)
-    (TRADE, trade_id, market, price, qty, notional, taker_oid, maker_oid, taker_account,
+    Rejected(REJECTED, code, reason)
+    OrderNew(ORDER_NEW, oid, account, market, side, otype, price, qty, quote_qty, client_id, stp, stop_price)
+    Trade(TRADE, trade_id, market, price, qty, notional, taker_oid, maker_oid, taker_account,
         maker_account, taker_side, taker_fee, maker_fee)
-    (ORDER_DONE, oid, status, remaining, reason)
-    (ORDER_AMENDED, oid, price, qty, remaining, requeued)
-    (BALANCE, account, asset, d_available, d_locked, cause)
-    (ASSET_LISTED, index, symbol, decimals)
-    (MARKET_LISTED, index, symbol)
-    (WITHDRAWAL_REQUESTED, withdrawal_id, account, asset, amount, destination)
-    (WITHDRAWAL_DONE, withdrawal_id, completed, reference_or_reason)
-    (EPOCH_MARKED, epoch)
-    (ORDER_TRIGGERED, oid, account, market, side, price, remaining)  a stop order becomes a limit order
-    (ACCOUNT_OPENED, account)
+    OrderDone(ORDER_DONE, oid, status, remaining, reason)
+    OrderAmended(ORDER_AMENDED, oid, price, qty, remaining, requeued)
+    Balance(BALANCE, account, asset, d_available, d_locked, cause)
+    AssetListed(ASSET_LISTED, asset, symbol, decimals)
+    MarketListed(MARKET_LISTED, market, symbol)
+    WithdrawalRequested(WITHDRAWAL_REQUESTED, withdrawal_id, account, asset, amount, destination)
+    WithdrawalDone(WITHDRAWAL_DONE, withdrawal_id, completed, reference_or_reason)
+    EpochMarked(EPOCH_MARKED, epoch)
+    OrderTriggered(ORDER_TRIGGERED, oid, account, market, side, price, remaining)  a stop order becomes a limit order
+    AccountOpened(ACCOUNT_OPENED, account)
 
 ``market`` and ``asset`` are indices in listing order. Fees are in the asset the payer receives:
-a buyer pays in base, a seller in quote. Every change of a balance is one BALANCE event.
+a buyer pays in base, a seller in quote. Every change of a balance is one Balance event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
-from typing import Any
-
-Event = tuple[Any, ...]
+from typing import Any, NamedTuple
 
 REJECTED = 0
 ORDER_NEW = 1
@@ -45,7 +49,7 @@ ACCOUNT_OPENED = 12
 
 
 class Cause(IntEnum):
-    """Why a balance moved (the ``cause`` of a BALANCE event)."""
+    """Why a balance moved (the ``cause`` of a Balance event)."""
 
     LOCK = 0
     UNLOCK = 1
@@ -56,18 +60,136 @@ class Cause(IntEnum):
     WITHDRAWAL = 6  # a completed withdrawal leaves the exchange
 
 
-KIND_NAMES = {
-    REJECTED: "rejected",
-    ORDER_NEW: "order_new",
-    TRADE: "trade",
-    ORDER_DONE: "order_done",
-    ORDER_AMENDED: "order_amended",
-    BALANCE: "balance",
-    ASSET_LISTED: "asset_listed",
-    MARKET_LISTED: "market_listed",
-    WITHDRAWAL_REQUESTED: "withdrawal_requested",
-    WITHDRAWAL_DONE: "withdrawal_done",
-    EPOCH_MARKED: "epoch_marked",
-    ORDER_TRIGGERED: "order_triggered",
-    ACCOUNT_OPENED: "account_opened",
-}
+class Rejected(NamedTuple):
+    kind: int
+    code: str
+    reason: str
+
+
+class OrderNew(NamedTuple):
+    kind: int
+    oid: int
+    account: int
+    market: int
+    side: int
+    otype: int
+    price: int
+    qty: int
+    quote_qty: int
+    client_id: str
+    stp: int
+    stop_price: int
+
+
+class Trade(NamedTuple):
+    kind: int
+    trade_id: int
+    market: int
+    price: int
+    qty: int
+    notional: int
+    taker_oid: int
+    maker_oid: int
+    taker_account: int
+    maker_account: int
+    taker_side: int
+    taker_fee: int
+    maker_fee: int
+
+
+class OrderDone(NamedTuple):
+    kind: int
+    oid: int
+    status: int
+    remaining: int
+    reason: str
+
+
+class OrderAmended(NamedTuple):
+    kind: int
+    oid: int
+    price: int
+    qty: int
+    remaining: int
+    requeued: bool
+
+
+class Balance(NamedTuple):
+    kind: int
+    account: int
+    asset: int
+    d_available: int
+    d_locked: int
+    cause: int
+
+
+class AssetListed(NamedTuple):
+    kind: int
+    asset: int
+    symbol: str
+    decimals: int
+
+
+class MarketListed(NamedTuple):
+    kind: int
+    market: int
+    symbol: str
+
+
+class WithdrawalRequested(NamedTuple):
+    kind: int
+    withdrawal_id: str
+    account: int
+    asset: int
+    amount: int
+    destination: str
+
+
+class WithdrawalDone(NamedTuple):
+    kind: int
+    withdrawal_id: str
+    completed: bool
+    reference_or_reason: str
+
+
+class EpochMarked(NamedTuple):
+    kind: int
+    epoch: int
+
+
+class OrderTriggered(NamedTuple):
+    kind: int
+    oid: int
+    account: int
+    market: int
+    side: int
+    price: int
+    remaining: int
+
+
+class AccountOpened(NamedTuple):
+    kind: int
+    account: int
+
+
+Event = tuple[Any, ...]
+"""Any event: every class above is a tuple whose first field is its kind. A consumer checks the
+kind, then reads the fields by name through its class (``cast(E.Trade, ev).price``)."""
+
+CLASSES: tuple[type[Any], ...] = (
+    Rejected, OrderNew, Trade, OrderDone, OrderAmended, Balance, AssetListed, MarketListed, WithdrawalRequested,
+    WithdrawalDone, EpochMarked, OrderTriggered, AccountOpened,
+)  # indexed by kind
+
+new = tuple.__new__  # new(Trade, (TRADE, ...)): a Trade without the generated constructor's call
+
+
+def named(fields: Sequence[Any]) -> Event:
+    """An event from its plain fields (as the bus carries them), named by its kind."""
+    ev: Event = new(CLASSES[fields[0]], fields)
+    return ev
+
+
+def rejected(code: str, reason: str) -> list[Event]:
+    """The whole answer to a refused command."""
+    return [new(Rejected, (REJECTED, code, reason))]

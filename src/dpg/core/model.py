@@ -45,6 +45,18 @@ class STP(IntEnum):
     EXPIRE_BOTH = 2
 
 
+class MarketKind(IntEnum):
+    """What a market trades, and so which settlement its fills go to (futures come next)."""
+
+    SPOT = 0
+
+
+def stop_rises(side: int, otype: int) -> bool:
+    """Whether a stop order waits for the last price to rise to its stop (a stop-limit buy, a
+    take-profit sell), or to fall to it (a stop-limit sell, a take-profit buy)."""
+    return (side == Side.BUY) == (otype == OrderType.STOP_LIMIT)
+
+
 class OrderStatus(IntEnum):
     OPEN = 0
     PARTIALLY_FILLED = 1
@@ -138,6 +150,7 @@ class Market:
     unit: int = field(default=0)  # quote base units per (lot x tick); set by ``listed``
     base_i: int = field(default=0)  # position of the base asset's available balance in a vector
     quote_i: int = field(default=0)
+    kind: MarketKind = field(default=MarketKind.SPOT)  # not in the state hash while every market is spot
 
     @staticmethod
     def listed(
@@ -190,7 +203,8 @@ class Market:
             else self.base.format(units)
 
     def notional(self, price_units: int, qty_units: int) -> int:
-        """Exact notional in quote base units of a quantity at a price (both on tick and lot)."""
+        """Exact notional in quote base units of a quantity at a price (both on tick and lot). Not
+        dead: the API's order checks (api/trading.py) use it before a command is sent."""
         return (price_units // self.tick_size) * (qty_units // self.lot_size) * self.unit
 
 
@@ -246,11 +260,8 @@ class Order:
         self.ts = ts
         self.stop = stop  # ticks; non-zero while a stop order waits for its trigger
 
-    def copy(self) -> Order:
-        return Order(
-            self.oid, self.account, self.market, self.side, self.otype, self.price, self.qty,
-            self.remaining, self.quote_qty, self.client_id, self.stp, self.seq, self.ts, self.stop,
-        )
+    def stop_rises(self) -> bool:
+        return stop_rises(self.side, self.otype)
 
     def __repr__(self) -> str:
         return (

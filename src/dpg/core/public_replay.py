@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from dpg.core import events as E
 from dpg.core.commands import CancelOrder, Credit, ListAsset, ListMarket, OpenAccount, PlaceOrder
@@ -54,8 +55,8 @@ def _int(row: dict[str, str], key: str, line: int) -> int:
 
 
 class Replay:
-    def __init__(self) -> None:
-        self.engine = Engine()
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = Engine() if engine is None else engine
         self.seq = 0
         self.funded: set[int] = set()
         self.by_id: dict[int, tuple[int, int]] = {}  # log id -> (engine order id, account)
@@ -101,12 +102,13 @@ class Replay:
         events = self._apply(PlaceOrder(account, MARKET, side, otype, price, qty))
         if events[0][0] != E.ORDER_NEW:
             return
-        oid = events[0][1]
+        oid = cast(E.OrderNew, events[0]).oid
         self.by_id[log_id] = (oid, account)
         self.log_id[oid] = log_id
         for ev in events:
             if ev[0] == E.TRADE:
-                self.trades.append(Trade(self.log_id[ev[6]], self.log_id[ev[7]], ev[3], ev[4]))
+                t = cast(E.Trade, ev)
+                self.trades.append(Trade(self.log_id[t.taker_oid], self.log_id[t.maker_oid], t.price, t.qty))
 
     def book(self) -> list[Resting]:
         out = []
@@ -115,8 +117,9 @@ class Replay:
         return sorted(out, key=lambda r: r.id)
 
 
-def replay(rows: Iterable[dict[str, str]]) -> Replay:
-    r = Replay()
+def replay(rows: Iterable[dict[str, str]], engine: Engine | None = None) -> Replay:
+    """Replay ``rows`` on a new engine (or on ``engine``, new, e.g. with another book implementation)."""
+    r = Replay(engine)
     for line, row in enumerate(rows, start=2):
         r.row(row, line)
     return r

@@ -1,7 +1,8 @@
 """The journal's encoding of a command: MessagePack of ``[kind, field, field, ...]``.
 
-Kinds are stable numbers (never reused); fields follow the dataclass's field order. Enums are
-stored as their integer values and restored on decode, so decode(encode(c)) == c.
+Kinds are stable numbers (never reused), each written on its command class (``KIND``); fields
+follow the dataclass's field order. Enums are stored as their integer values and restored on
+decode, so decode(encode(c)) == c.
 """
 
 from __future__ import annotations
@@ -11,41 +12,10 @@ from enum import IntEnum
 from typing import Any
 
 from dpg.core.bigint import HI, packb, unpackb, wrap
-from dpg.core.commands import (
-    AmendOrder,
-    CancelAll,
-    CancelOrder,
-    Command,
-    CompleteWithdrawal,
-    Credit,
-    FailWithdrawal,
-    ListAsset,
-    ListMarket,
-    MarkEpoch,
-    OpenAccount,
-    PlaceOrder,
-    RequestWithdrawal,
-    RequireAccounts,
-    Transfer,
-)
+from dpg.core.commands import COMMANDS, Command, PlaceOrder
 from dpg.core.model import STP, OrderType, Side
 
-KINDS: dict[type, int] = {
-    ListAsset: 1,
-    ListMarket: 2,
-    Credit: 3,
-    Transfer: 4,
-    RequestWithdrawal: 5,
-    CompleteWithdrawal: 6,
-    FailWithdrawal: 7,
-    MarkEpoch: 8,
-    OpenAccount: 9,
-    PlaceOrder: 10,
-    CancelOrder: 11,
-    CancelAll: 12,
-    AmendOrder: 13,
-    RequireAccounts: 14,
-}
+KINDS: dict[type, int] = {cls: cls.KIND for cls in COMMANDS}  # each command class carries its kind
 CLASSES: dict[int, type] = {v: k for k, v in KINDS.items()}
 _ENUMS: dict[type, tuple[tuple[int, type[IntEnum]], ...]] = {
     PlaceOrder: ((2, Side), (3, OrderType), (8, STP)),
@@ -61,7 +31,7 @@ def encode(cmd: Command) -> bytes:
     if cls is PlaceOrder:
         c: Any = cmd
         if 0 <= c.price < HI and 0 <= c.qty < HI and 0 <= c.quote_qty < HI and 0 <= c.stop_price < HI:
-            return packb((10, c.account, c.market, int(c.side), int(c.otype), c.price, c.qty, c.quote_qty,
+            return packb((PlaceOrder.KIND, c.account, c.market, int(c.side), int(c.otype), c.price, c.qty, c.quote_qty,
                           c.client_id, int(c.stp), c.stop_price))
     return packb((KINDS[cls], *(_field(getattr(cmd, f)) for f in _FIELDS[cls])))
 

@@ -83,7 +83,7 @@ _Batch = tuple[list[Row], list[tuple["Callback | None", Applied]], _Snapshot | N
 
 
 def _unavailable(reason: str) -> list[Event]:
-    return [(E.REJECTED, Reject.UNAVAILABLE.value, reason)]
+    return E.rejected(Reject.UNAVAILABLE.value, reason)
 
 
 HALTED = "the exchange's database is unreachable; nothing was executed, send it again once it is back"
@@ -242,7 +242,7 @@ class Sequencer:
                 except Exception as e:  # not a command the journal can hold: nothing happens
                     log.warning("event=command_refused kind=%s error=%r", type(cmd).__name__, e)
                     if cb is not None:
-                        cb(0, [(E.REJECTED, Reject.INVALID_ORDER.value, f"malformed command: {e}")])
+                        cb(0, E.rejected(Reject.INVALID_ORDER.value, f"malformed command: {e}"))
                     continue
                 seq += 1
                 events = apply(cmd, seq, ts)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from dpg.core import events as E
 from dpg.core.commands import CompleteWithdrawal, Credit
@@ -114,41 +114,48 @@ class Projector:
                     if chain is None:
                         chain = chain_tx(a.cmd)
                     # the asset's index stands where its balance will be (see _running_balances)
-                    ledger.append([seq, n, ts, ev[1], ev[2], ev[3], ev[4], CAUSE[ev[5]], chain[0], chain[1]])
+                    bal = cast(E.Balance, ev)
+                    ledger.append([seq, n, ts, bal.account, bal.asset, bal.d_available, bal.d_locked, CAUSE[bal.cause],
+                                   chain[0], chain[1]])
                 elif kind == E.TRADE:
-                    (_, tid, mi, price, qty, notional, t_oid, m_oid, t_acct, m_acct, t_side, t_fee, m_fee) = ev
-                    trades.append((tid, seq, ts, markets[mi].symbol, price, qty, notional, t_oid, m_oid,
-                                   t_acct, m_acct, SIDE[int(t_side)], t_fee, m_fee))
-                    for oid in (t_oid, m_oid):
+                    t = cast(E.Trade, ev)
+                    trades.append((t.trade_id, seq, ts, markets[t.market].symbol, t.price, t.qty, t.notional,
+                                   t.taker_oid, t.maker_oid, t.taker_account, t.maker_account, SIDE[int(t.taker_side)],
+                                   t.taker_fee, t.maker_fee))
+                    for oid in (t.taker_oid, t.maker_oid):
                         row = orders.get(oid)
                         if row is None:
                             row = orders[oid] = _OrderRow(None)
-                        row.filled += qty
-                        row.filled_quote += notional
+                        row.filled += t.qty
+                        row.filled_quote += t.notional
                         row.seq, row.ts = seq, ts
                 elif kind == E.ORDER_NEW:
-                    (_, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, stop) = ev
-                    orders[oid] = _OrderRow([
-                        oid, acct, markets[mi].symbol, SIDE[int(side)], OTYPE[int(otype)], price, qty, quote_qty,
-                        cid, STPN[int(stp)], "open", 0, 0, "", seq, seq, ts, ts, stop, not stop,
+                    o = cast(E.OrderNew, ev)
+                    orders[o.oid] = _OrderRow([
+                        o.oid, o.account, markets[o.market].symbol, SIDE[int(o.side)], OTYPE[int(o.otype)], o.price,
+                        o.qty, o.quote_qty, o.client_id, STPN[int(o.stp)], "open", 0, 0, "", seq, seq, ts, ts,
+                        o.stop_price, not o.stop_price,
                     ])
                 elif kind == E.ORDER_DONE:
-                    row = orders.get(ev[1])
+                    done = cast(E.OrderDone, ev)
+                    row = orders.get(done.oid)
                     if row is None:
-                        row = orders[ev[1]] = _OrderRow(None)
-                    row.status = STATUS[ev[2]]
-                    row.reason = ev[4]
+                        row = orders[done.oid] = _OrderRow(None)
+                    row.status = STATUS[done.status]
+                    row.reason = done.reason
                     row.seq, row.ts = seq, ts
                 elif kind == E.ORDER_AMENDED:
-                    row = orders.get(ev[1])
+                    am = cast(E.OrderAmended, ev)
+                    row = orders.get(am.oid)
                     if row is None:
-                        row = orders[ev[1]] = _OrderRow(None)
-                    row.price, row.qty = ev[2], ev[3]
+                        row = orders[am.oid] = _OrderRow(None)
+                    row.price, row.qty = am.price, am.qty
                     row.seq, row.ts = seq, ts
                 elif kind == E.ORDER_TRIGGERED:
-                    row = orders.get(ev[1])
+                    oid = cast(E.OrderTriggered, ev).oid
+                    row = orders.get(oid)
                     if row is None:
-                        row = orders[ev[1]] = _OrderRow(None)
+                        row = orders[oid] = _OrderRow(None)
                     row.triggered = True
                     row.seq, row.ts = seq, ts
         new_rows: list[list[Any]] = []
@@ -205,8 +212,8 @@ class Projector:
                     "COPY trades (trade_id, seq, ts, market, price, qty, notional, taker_order, maker_order,"
                     " taker_account, maker_account, taker_side, taker_fee, maker_fee) FROM STDIN"
                 ) as copy:
-                    for t in trades:
-                        copy.write_row(t)
+                    for trade_row in trades:
+                        copy.write_row(trade_row)
             if ledger:
                 with cur.copy(
                     "COPY ledger_entries (seq, n, ts, account, asset, balance, d_available, d_locked, cause, chain,"
