@@ -1,7 +1,6 @@
 """The FastAPI application: public and private REST, the WebSocket, auth, rate and size limits.
 
-``Runtime`` is everything one API process holds: the bus to the engine, the views and market data
-built from committed event batches, accounts, history. ``create_app(runtime)`` serves it.
+``create_app(runtime)`` serves a ``dpg.api.runtime.Runtime``.
 
 Private REST calls authenticate either with a session (``Authorization: Bearer <token>``) or with
 an API key and a signature: headers ``X-DPG-APIKEY``, ``X-DPG-TIMESTAMP`` (ms), optionally
@@ -15,7 +14,6 @@ an API key and a signature: headers ``X-DPG-APIKEY``, ``X-DPG-TIMESTAMP`` (ms), 
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -27,210 +25,19 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dpg.api.auth import Accounts, AuthError
+from dpg.api import presentation as P
+from dpg.api.auth import AuthError
 from dpg.api.errors import ApiError, CatchAll, api_error_handler, body, send_json, validation_error_handler
-from dpg.api.history import History
-from dpg.api.marketdata import MarketData, Update
+from dpg.api.marketdata import INTERVALS
 from dpg.api.ratelimit import TokenBuckets
-from dpg.api.trading import AmendRequest, CreditRequest, OrderRequest, Trading, TransferRequest
-from dpg.api.views import AccountViews, OrderView
-from dpg.api.ws import INTERVALS, MAX_STREAMS, PRIVATE, Client, Dialect, Grant, Hub
-from dpg.bus.wire import Batch
+from dpg.api.runtime import Runtime
+from dpg.api.trading import AmendRequest, CreditRequest, OrderRequest, TransferRequest
+from dpg.api.ws import PRIVATE, Client, Dialect, Grant
 from dpg.core import events as E
-from dpg.core.commands import OpenAccount
-from dpg.core.engine import Engine
-from dpg.core.model import Asset, Market
 
 log = logging.getLogger("dpg.api")
 
 MAX_BODY = 64 * 1024
-
-
-class Runtime:
-    def __init__(self, bus: Any, markets: list[Market], assets: list[Asset], accounts: Accounts,
-                 history: History, admin_token: str, *, ip_rate: float = 50.0, key_rate: float = 50.0,
-                 max_streams: int = MAX_STREAMS) -> None:
-        self.bus = bus
-        self.markets = markets
-        self.assets = assets
-        self.accounts = accounts
-        self.history = history
-        self.admin_token = admin_token
-        self.views = AccountViews(markets, assets)
-        self.md = MarketData(markets, assets)
-        self.trading = Trading(bus, self.views, markets, assets)
-        self.depth_seq: dict[int, int] = {}
-        # more publishers of each update (other dialects): f(update, {market index: previous depth seq})
-        self.publishers: list[Callable[[Update, dict[int, int]], None]] = []
-        self.ip_limits = TokenBuckets(ip_rate, ip_rate * 2)
-        self.key_limits = TokenBuckets(key_rate, key_rate * 2)
-        # every socket: its messages against its address's bucket and one of its own at the per-key rate
-        self.hub = Hub(accounts, self.ip_limits, key_rate, max_streams)
-        accounts.on_revoke.append(self.hub.revoked)  # a logout or key revocation closes its sockets
-        self.healthy = True
-        # withdrawals (dpg.api.wallet): the signed deadline's distance and the per-account 24 h limits
-        self.withdrawal_ttl = 6 * 3600
-        self.withdrawal_daily_limits: dict[str, str] = {"BTC": "10", "ETH": "200", "USDT": "1000000"}
-        self.address_cooldown = 86_400  # seconds before a newly allow-listed address is usable
-        self.demo = False  # dpg up --demo: GET /api/v1/demo names the demo logins
-
-    def status(self) -> tuple[bool, str]:
-        """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""
-        if not self.healthy:
-            return False, "this API process lost its place in the event feed; restart it"
-        status = getattr(self.bus, "status", None)
-        return status() if status is not None else (True, "")
-
-    async def open_account(self, user_id: int) -> bool:
-        """Open a user's ledger account (OpenAccount is idempotent). False, logged, when the engine
-        cannot take it now: the account then opens at the user's next login, or when the exchange
-        next starts (dpg.node)."""
-        try:
-            seq, events = await self.bus.submit(OpenAccount(user_id))
-            if events and events[0][0] == E.REJECTED:
-                raise RuntimeError(f"{events[0][1]}: {events[0][2]}")
-            await self.views.wait_for(seq)
-        except Exception as e:  # the user exists either way; the account opens later
-            log.warning("event=account_open_deferred user=%d reason=%r", user_id, str(e) or type(e).__name__)
-            return False
-        return True
-
-    async def find_order(self, account: int, order_id: int = 0, client_id: str = "") -> OrderView | None:
-        """An order of ``account`` by id (or else client id): open and recently finished ones from
-        the views, any other (finished before a restart, or long ago) from the projections."""
-        v = self.views.order(account, order_id) if order_id else self.views.order_by_client_id(account, client_id)
-        return v if v is not None else await self.history.order(account, order_id, client_id)
-
-    def load(self, engine: Engine) -> None:
-        self.views.load(engine)
-        self.md.load(engine)
-        self.depth_seq = {m.index: engine.seq for m in engine.markets}
-
-    def on_batch(self, batch: Batch) -> None:
-        """Committed batches, in order, on the event loop."""
-        for seq, ts, events in batch:
-            if seq <= self.views.seq:
-                continue
-            try:
-                self.views.apply(seq, ts, events)
-                upd = self.md.apply(seq, ts, events)
-            except ValueError:
-                log.exception("event=feed_gap at=%d", seq)
-                self.healthy = False
-                raise
-            self._dispatch(upd)
-
-    def _dispatch(self, upd: Update) -> None:
-        hub = self.hub
-        prevs: dict[int, int] = {}
-        for symbol, change in upd.depth.items():
-            m = self.trading.market(symbol)
-            prev = prevs[m.index] = self.depth_seq.get(m.index, 0)
-            self.depth_seq[m.index] = upd.seq
-            channel = f"depth:{m.symbol}"
-            if hub.has(channel):
-                hub.publish(channel, {"type": "update", "seq": upd.seq, "prev_seq": prev,
-                                      "bids": [[m.format_price(p), m.format_qty(q)] for p, q in change.get("bids", [])],
-                                      "asks": [[m.format_price(p), m.format_qty(q)] for p, q in change.get("asks", [])],
-                                      })
-        for t in upd.trades:
-            m = self.trading.market(t["market"])
-            channel = f"trades:{m.symbol}"
-            if hub.has(channel):
-                hub.publish(channel, {"type": "trade", "data": self.trade_json(m, t)})
-        for symbol in upd.tickers:
-            channel = f"ticker:{self.trading.market(symbol).symbol}"
-            if hub.has(channel):
-                hub.publish(channel, {"type": "ticker", "data": self.ticker_json(symbol)})
-        for symbol in upd.candles:
-            m = self.trading.market(symbol)
-            for interval in INTERVALS:
-                channel = f"candles:{m.symbol}:{interval}"
-                if hub.has(channel):
-                    last = self.md.candles(m.symbol, interval, limit=1)
-                    hub.publish(channel, {"type": "candle", "data": [self.candle_json(m, c) for c in last]})
-        for publish in self.publishers:
-            publish(upd, prevs)
-        for account, items in upd.accounts.items():
-            if account not in hub.by_account:
-                continue
-            for item in items:
-                kind = str(item.get("type"))
-                private = {"order": "orders", "fill": "fills", "balance": "balances"}.get(kind)
-                if private:
-                    hub.publish_private(account, private, {"type": kind, "data": self.private_json(item)})
-
-    # ------------------------------------------------------------------ formatting of market data
-
-    def depth_json(self, market: Market, limit: int) -> dict[str, Any]:
-        d = self.md.depth(market.symbol, limit)
-        return {"market": market.symbol, "seq": self.depth_seq.get(market.index, 0),
-                "bids": [[market.format_price(p), market.format_qty(q)] for p, q in d["bids"]],
-                "asks": [[market.format_price(p), market.format_qty(q)] for p, q in d["asks"]]}
-
-    @staticmethod
-    def trade_json(m: Market, t: dict[str, Any]) -> dict[str, Any]:
-        return {"id": t["id"], "market": m.symbol, "price": m.format_price(t["price"]),
-                "quantity": m.format_qty(t["qty"]), "quote_quantity": m.quote.format(t["quote_qty"]),
-                "taker_side": t["side"], "time": t["ts"] // 1_000_000}
-
-    def ticker_json(self, symbol: str) -> dict[str, Any]:
-        m = self.trading.market(symbol)
-        t = self.md.ticker(m.symbol)
-
-        def px(key: str) -> str | None:
-            v = t.get(key)
-            return m.format_price(v) if v else None
-
-        def qty(key: str) -> str | None:
-            v = t.get(key)
-            return m.format_qty(v) if v else None
-
-        return {"market": m.symbol, "open": px("open"), "high": px("high"), "low": px("low"), "last": px("last"),
-                "change": m.quote.format(t.get("change") or 0), "volume": m.format_qty(t.get("volume") or 0),
-                "quote_volume": m.quote.format(t.get("quote_volume") or 0), "trades": t.get("trades", 0),
-                "bid": px("bid"), "bid_quantity": qty("bid_qty"), "ask": px("ask"), "ask_quantity": qty("ask_qty")}
-
-    @staticmethod
-    def candle_json(m: Market, c: dict[str, Any]) -> dict[str, Any]:
-        return {"time": c["t"] // 1_000_000, "open": m.format_price(c["open"]), "high": m.format_price(c["high"]),
-                "low": m.format_price(c["low"]), "close": m.format_price(c["close"]),
-                "volume": m.format_qty(c["volume"]), "quote_volume": m.quote.format(c["quote_volume"]),
-                "trades": c["trades"]}
-
-    def private_json(self, item: dict[str, Any]) -> dict[str, Any]:
-        out = dict(item)
-        out.pop("type", None)
-        market = out.get("market")
-        m = None
-        if isinstance(market, int):
-            m = self.markets[market]
-        elif isinstance(market, str):
-            m = self.trading.market(market)
-        if m is not None:
-            out["market"] = m.symbol
-            for key in ("price",):
-                if isinstance(out.get(key), int):
-                    out[key] = m.format_price(out[key]) if out[key] else None
-            for key in ("qty", "quantity", "remaining", "filled"):
-                if isinstance(out.get(key), int):
-                    out[key] = m.format_qty(out[key])
-            if isinstance(out.get("quote_qty"), int):
-                out["quote_qty"] = m.quote.format(out["quote_qty"])
-            if isinstance(out.get("fee"), int):
-                fee_asset = out.get("fee_asset")
-                asset = self.trading.asset(fee_asset) if isinstance(fee_asset, str) else None
-                out["fee"] = asset.format(out["fee"]) if asset else str(out["fee"])
-        asset_name = out.get("asset")
-        if isinstance(asset_name, str):
-            a = self.trading.asset(asset_name)
-            for key in ("d_available", "d_locked", "available", "locked"):
-                if isinstance(out.get(key), int):
-                    out[key] = a.format(out[key])
-        for k, v in list(out.items()):
-            if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**53:
-                out[k] = str(v)
-        return out
 
 
 # ---------------------------------------------------------------------- middleware
@@ -457,13 +264,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.get("/api/v1/markets", tags=["public"])
     async def markets() -> list[dict[str, Any]]:
-        return [{"market": m.symbol, "base": m.base.symbol, "quote": m.quote.symbol,
-                 "tick_size": m.quote.format(m.tick_size, m.quote.places_of(m.tick_size)),
-                 "lot_size": m.base.format(m.lot_size, m.base.places_of(m.lot_size)),
-                 "min_notional": m.quote.format(m.min_notional, m.quote.places_of(m.tick_size)),
-                 "maker_fee": _rate(m.maker_fee_ppm), "taker_fee": _rate(m.taker_fee_ppm),
-                 "price_decimals": m.quote.places_of(m.tick_size), "quantity_decimals": m.base.places_of(m.lot_size),
-                 "status": "trading"} for m in rt.markets]
+        return [P.market_json(m) for m in rt.markets]
 
     @app.get("/api/v1/assets", tags=["public"])
     async def assets() -> list[dict[str, Any]]:
@@ -476,12 +277,12 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.get("/api/v1/trades", tags=["public"])
     async def trades(market: MarketQ, limit: Limit = 100) -> list[dict[str, Any]]:
         m = rt.trading.market(market)
-        return [rt.trade_json(m, t) for t in rt.md.trades(m.symbol, limit)]
+        return [P.trade_json(m, t) for t in rt.md.trades(m.symbol, limit)]
 
     @app.get("/api/v1/ticker", tags=["public"])
     async def ticker(market: Annotated[str | None, Query(max_length=20)] = None) -> list[dict[str, Any]]:
         chosen = [rt.trading.market(market)] if market else rt.markets
-        return [rt.ticker_json(m.symbol) for m in chosen]
+        return [rt.ticker_json(m) for m in chosen]
 
     @app.get("/api/v1/candles", tags=["public"])
     async def candles(market: MarketQ, interval: Literal["1m", "5m", "15m", "1h", "4h", "1d"] = "1m",
@@ -490,7 +291,7 @@ def create_app(rt: Runtime) -> FastAPI:
         rows = rt.md.candles(m.symbol, interval, limit,
                              start * 1_000_000 if start is not None else None,
                              end * 1_000_000 if end is not None else None)
-        return [rt.candle_json(m, c) for c in rows]
+        return [P.candle_json(m, c) for c in rows]
 
     # ------------------------------------------------------------------ accounts
 
@@ -587,7 +388,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.get("/api/v1/balances", tags=["private"])
     async def balances(p: Auth) -> list[dict[str, str]]:
-        return rt.trading.balances_json(p.user_id)
+        return P.balances_json(rt.assets, rt.views.balance(p.user_id))
 
     @app.post("/api/v1/orders", tags=["private"], status_code=201, response_model=dict[str, Any])
     async def place(req: OrderRequest, p: Auth) -> Response:
@@ -596,7 +397,7 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.get("/api/v1/orders/open", tags=["private"])
     async def open_orders(p: Auth, market: Annotated[str | None, Query(max_length=20)] = None) -> list[dict[str, Any]]:
         mi = rt.trading.market(market).index if market else None
-        return [rt.trading.order_json(v) for v in rt.views.open_orders(p.user_id, mi)]
+        return [rt.order_json(v) for v in rt.views.open_orders(p.user_id, mi)]
 
     @app.get("/api/v1/orders/history", tags=["private"])
     async def order_history(p: Auth, market: Annotated[str | None, Query(max_length=20)] = None,
@@ -611,14 +412,14 @@ def create_app(rt: Runtime) -> FastAPI:
         v = await rt.find_order(p.user_id, client_id=client_order_id)
         if v is None:
             raise ApiError(404, "ORDER_NOT_FOUND", "no order with this client order id")
-        return rt.trading.order_json(v)
+        return rt.order_json(v)
 
     @app.get("/api/v1/orders/{order_id}", tags=["private"])
     async def order(order_id: Annotated[int, Field(ge=1, le=2**62)], p: Auth) -> dict[str, Any]:
         v = await rt.find_order(p.user_id, order_id)
         if v is None:
             raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
-        return rt.trading.order_json(v)
+        return rt.order_json(v)
 
     @app.delete("/api/v1/orders/{order_id}", tags=["private"], response_model=dict[str, Any])
     async def cancel(order_id: Annotated[int, Field(ge=1, le=2**62)], market: MarketQ, p: Auth) -> Response:
@@ -676,7 +477,6 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.post("/api/v1/admin/por/epochs", tags=["operator"], status_code=201, dependencies=[Depends(admin)])
     async def mark_epoch() -> dict[str, Any]:
         """Mark a proof-of-reserves epoch now (its number: the UTC time in seconds)."""
-        from dpg.core import events as E
         from dpg.core.commands import MarkEpoch
 
         epoch = int(time.time())
@@ -705,12 +505,6 @@ def _json(obj: Any, status: int = 200) -> Response:
     """A JSON answer that skips FastAPI's re-validation of what this module built itself."""
     return Response(json.dumps(obj, separators=(",", ":")).encode(), status_code=status,
                     media_type="application/json")
-
-
-def _rate(ppm: int) -> str:
-    from decimal import Decimal
-
-    return format((Decimal(ppm) / Decimal(1_000_000)).normalize(), "f")
 
 
 def _ws_refuse(client: Client, msg: dict[str, Any] | None, code: str, reason: str) -> None:
@@ -792,7 +586,7 @@ def _subscribe(rt: Runtime, client: Client, name: str) -> None:
         snap = rt.depth_json(rt.trading.market(rest), 1000)
         client.send_json({"channel": name, "type": "snapshot", **snap})
     elif kind == "ticker":
-        client.send_json({"channel": name, "type": "ticker", "data": rt.ticker_json(rest)})
+        client.send_json({"channel": name, "type": "ticker", "data": rt.ticker_json(rt.trading.market(rest))})
 
 
 async def _ws_auth(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:

@@ -10,7 +10,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from dpg.api.errors import ApiError, rejection
-from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES, AccountViews, OrderView
+from dpg.api.presentation import order_json
+from dpg.api.views import AccountViews
 from dpg.core import events as E
 from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Command, Credit, PlaceOrder, Transfer
 from dpg.core.errors import DomainError
@@ -23,7 +24,11 @@ MAX_ORDER_ID = 2**62
 
 
 class Bus(Protocol):
+    """The way to the engine: in this process (``dpg.bus.local``) or over Redis (``dpg.bus.redis_bus``)."""
+
     async def submit(self, cmd: Command) -> tuple[int, list[Event]]: ...
+
+    def status(self) -> tuple[bool, str]: ...
 
 
 class OrderRequest(BaseModel):
@@ -179,7 +184,7 @@ class Trading:
         oid = events[0][1]
         v = self.views.order(account, oid)
         assert v is not None
-        return self.order_json(v)
+        return order_json(self.markets[v.market], v)
 
     async def cancel(self, account: int, market: str, order_id: int = 0, client_id: str = "") -> dict[str, Any]:
         m = self.market(market)
@@ -190,7 +195,7 @@ class Trading:
         done = next(e for e in events if e[0] == E.ORDER_DONE)
         v = self.views.order(account, done[1])
         assert v is not None
-        return self.order_json(v)
+        return order_json(self.markets[v.market], v)
 
     async def cancel_all(self, account: int, market: str) -> dict[str, Any]:
         m = self.market(market)
@@ -212,7 +217,7 @@ class Trading:
         await self._submit(AmendOrder(account, m.symbol, order_id, price, qty))
         v = self.views.order(account, order_id)
         assert v is not None
-        return self.order_json(v)
+        return order_json(self.markets[v.market], v)
 
     async def transfer(self, account: int, req: TransferRequest) -> dict[str, Any]:
         a = self.asset(req.asset)
@@ -233,46 +238,3 @@ class Trading:
         seq, _ = await self._submit(Credit(req.user_id, a.symbol, amount, req.reference))
         return {"seq": seq, "user_id": req.user_id, "asset": a.symbol, "amount": a.format(amount),
                 "reference": req.reference}
-
-    # ------------------------------------------------------------------ answers
-
-    def order_json(self, v: OrderView) -> dict[str, Any]:
-        m = self.markets[v.market]
-        fee_asset = m.base if v.side == Side.BUY else m.quote
-        return {
-            "order_id": v.order_id,
-            "client_order_id": v.client_id or None,
-            "market": m.symbol,
-            "side": SIDE_NAMES[v.side],
-            "type": TYPE_NAMES[v.otype],
-            "price": m.format_price(v.price) if v.price else None,
-            "quantity": m.format_qty(v.qty) if v.qty else None,
-            "quote_quantity": m.quote.format(v.quote_qty) if v.quote_qty else None,
-            "filled": m.format_qty(v.filled),
-            "filled_quote": m.quote.format(v.filled_quote),
-            "remaining": m.format_qty(max(0, v.qty - v.filled)) if v.qty else None,
-            "fee": fee_asset.format(v.fee),
-            "fee_asset": fee_asset.symbol,
-            "status": STATUS_NAMES[v.status],
-            "reason": v.reason or None,
-            "stp": STP_NAMES[v.stp],
-            "stop_price": m.format_price(v.stop_price) if v.stop_price else None,
-            "triggered": v.triggered,
-            "created_seq": v.created_seq,
-            "created_at": v.created_ts // 1_000_000,
-            "updated_seq": v.updated_seq,
-            "updated_at": v.updated_ts // 1_000_000,
-            "fills": [{"trade_id": f["trade_id"], "price": m.format_price(f["price"]),
-                       "quantity": m.format_qty(f["qty"]), "fee": fee_asset.format(f["fee"]), "role": f["role"]}
-                      for f in v.fills],
-        }
-
-    def balances_json(self, account: int) -> list[dict[str, str]]:
-        mine = self.views.balance(account)
-        out = []
-        for a in self.assets:
-            avail, locked = mine.get(a.index, [0, 0])
-            out.append({"asset": a.symbol, "available": a.format(avail), "locked": a.format(locked),
-                        "total": a.format(avail + locked)})
-        return out
-

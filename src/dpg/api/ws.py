@@ -49,7 +49,6 @@ REVOKED = 4001  # close code: the session or API key behind the connection ended
 FLOODED = 1008  # close code: too many refused messages
 TOO_SLOW = 1013  # close code: the client reads too slowly
 PRIVATE = ("orders", "fills", "balances")
-INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 
 
 def frame(text: str) -> bytes:
