@@ -12,11 +12,12 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from dpg.api.app import client_ip, whole_number
 from dpg.api.auth import AuthError
+from dpg.api.deps import client_ip
 from dpg.api.errors import ApiError
 from dpg.api.marketdata import Update
 from dpg.api.runtime import Runtime
+from dpg.api.signing import whole_number
 from dpg.api.trading import OrderRequest
 from dpg.api.views import OrderView
 from dpg.api.ws import Client, Dialect, Grant

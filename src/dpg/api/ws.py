@@ -248,6 +248,20 @@ class Hub:
         with contextlib.suppress(Exception):
             await client.ws.close(code=client.close_code, reason=client.ending[:123])
 
+    async def session(self, ws: WebSocket, ip: str, choose: Callable[[dict[str, Any] | None], Dialect],
+                      opened: Callable[[Client], None] | None = None,
+                      closed: Callable[[Client], None] | None = None) -> None:
+        """A socket of any dialect from its accept to its end: ``opened`` sees the new client (a
+        path may subscribe it), ``serve`` reads it, ``closed`` sees it go."""
+        client = await self.accept(ws, ip)
+        try:
+            if opened is not None:
+                opened(client)
+            await self.serve(client, choose)
+        finally:
+            if closed is not None:
+                closed(client)
+
     async def serve(self, client: Client, choose: Callable[[dict[str, Any] | None], Dialect]) -> None:
         """The read loop of every socket kind, until the client goes away. The first message
         chooses the dialect (``choose`` gets it parsed, or None); each message is checked against

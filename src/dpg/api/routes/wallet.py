@@ -22,16 +22,17 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from dpg.api.app import client_ip
 from dpg.api.auth import _ip_allowed, _parse_ip_allow
+from dpg.api.deps import Auth, admin, client_ip
 from dpg.api.errors import ApiError
+from dpg.api.runtime import Runtime
+from dpg.chain.config import NATIVE  # the token address of the native coin, as the chain code names it
 from dpg.chain.forwarder import forwarder_address, payment_uri, token_name
 from dpg.chain.signer import checksum
 from dpg.chain.sweeper import ISSUE
@@ -43,7 +44,6 @@ from dpg.core.model import Asset
 log = logging.getLogger("dpg.api.wallet")
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-NATIVE = "0x" + "00" * 20
 STEPS_SHOWN = ("requested", "signed 1/3", "signed 2/3", "signed 3/3", "broadcast", "confirmed", "completed")
 
 
@@ -115,14 +115,13 @@ def local_rpc(url: str) -> str | None:
     return url if host in ("127.0.0.1", "localhost", "::1") else None
 
 
-def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIRouter:
-    """``auth``: the dependency giving the caller's principal; ``admin``: the operator's. The limits
-    are the runtime's ``withdrawal_daily_limits`` (per asset, decimal strings: the most an account
-    may withdraw in 24 hours), ``withdrawal_ttl`` (seconds to the signed deadline) and
+def router(rt: Runtime) -> APIRouter:
+    """The wallet's routes over ``rt``. The limits are the runtime's ``withdrawal_daily_limits`` (per
+    asset, decimal strings: the most an account may withdraw in 24 hours), ``withdrawal_ttl`` (seconds
+    to the signed deadline) and
     ``address_cooldown`` (seconds before a newly allow-listed address may be used; 0: at once)."""
     r = APIRouter(tags=["wallet"])
     pool = rt.accounts.pool
-    Principal = Annotated[Any, Depends(auth)]
 
     async def chains() -> dict[str, dict[str, Any]]:
         async with pool.connection() as conn:
@@ -174,7 +173,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
         return out
 
     @r.get("/api/v1/wallet/deposit-address")
-    async def deposit_address(p: Principal, chain: Annotated[str, Query(max_length=32)]) -> dict[str, Any]:
+    async def deposit_address(p: Auth, chain: Annotated[str, Query(max_length=32)]) -> dict[str, Any]:
         """Your own deposit address on ``chain`` (``address``: null on a chain without deposit
         addresses), each asset it takes as wallets name it with an EIP-681 URI for a QR code and the
         least that is swept; ``advanced``: the vault call tagged with your account."""
@@ -211,7 +210,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
                 "vault": c["vault"], "advanced": advanced}
 
     @r.get("/api/v1/wallet/deposits")
-    async def deposits(p: Principal, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+    async def deposits(p: Auth, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
         """Deposits into the vault with their confirmations (pending n/N, credited), and, before them,
         what arrived at your deposit address and waits to be moved into the vault (``received``)."""
         async with pool.connection() as conn:
@@ -234,7 +233,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     # ------------------------------------------------------------------ allow-list
 
     @r.get("/api/v1/wallet/addresses")
-    async def addresses(p: Principal) -> list[dict[str, Any]]:
+    async def addresses(p: Auth) -> list[dict[str, Any]]:
         """The withdrawal allow-list; an address is usable for withdrawals from ``usable_at`` on."""
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT chain, address, label, created_at, usable_at, usable_at <= now()"
@@ -244,7 +243,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
                 for c, a, lb, t, u, ok in rows]
 
     @r.post("/api/v1/wallet/addresses", status_code=201)
-    async def add_address(req: AddressRequest, p: Principal, request: Request) -> dict[str, Any]:
+    async def add_address(req: AddressRequest, p: Auth, request: Request) -> dict[str, Any]:
         """Add an address (with the 2FA code when 2FA is on); usable after the waiting period."""
         await check_ip(p.user_id, request)
         await rt.accounts.require_verified_email(p.user_id)
@@ -275,7 +274,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
 
     @r.delete("/api/v1/wallet/addresses/{chain}/{address}")
     async def remove_address(chain: Annotated[str, Field(max_length=32)],
-                             address: Annotated[str, Field(max_length=42)], p: Principal,
+                             address: Annotated[str, Field(max_length=42)], p: Auth,
                              request: Request) -> dict[str, bool]:
         await check_ip(p.user_id, request)
         async with pool.connection() as conn:
@@ -288,13 +287,13 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
     # ------------------------------------------------------------------ client addresses (IP)
 
     @r.get("/api/v1/wallet/ip-allow")
-    async def ip_allow(p: Principal, request: Request) -> dict[str, Any]:
+    async def ip_allow(p: Auth, request: Request) -> dict[str, Any]:
         """The client addresses (networks) withdrawals and allow-list changes are accepted from;
         empty: any. ``your_address`` is the one this request came from."""
         return {"networks": await ip_networks(p.user_id), "your_address": client_ip(request)}
 
     @r.put("/api/v1/wallet/ip-allow")
-    async def set_ip_allow(req: IpAllowRequest, p: Principal, request: Request) -> dict[str, Any]:
+    async def set_ip_allow(req: IpAllowRequest, p: Auth, request: Request) -> dict[str, Any]:
         """Replace the list (with the 2FA code when 2FA is on), from an address the current list
         allows; a non-empty list must include the address the request comes from, so that it can
         be changed again."""
@@ -335,7 +334,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
         return a, c, token, amount, fee
 
     @r.get("/api/v1/wallet/withdrawal-quote")
-    async def withdrawal_quote(p: Principal, asset: Annotated[str, Query(max_length=12)],
+    async def withdrawal_quote(p: Auth, asset: Annotated[str, Query(max_length=12)],
                                chain: Annotated[str, Query(max_length=32)],
                                amount: Annotated[str, Query(max_length=64, description="a decimal string")],
                                address: Annotated[str | None, Query(max_length=42)] = None) -> dict[str, Any]:
@@ -357,7 +356,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
                 "receive": a.format(units - fee), "destination": destination}
 
     @r.post("/api/v1/withdrawals", status_code=201)
-    async def withdraw(req: WithdrawalRequest, p: Principal, request: Request) -> dict[str, Any]:
+    async def withdraw(req: WithdrawalRequest, p: Auth, request: Request) -> dict[str, Any]:
         await check_ip(p.user_id, request)
         await rt.accounts.require_verified_email(p.user_id)
         await rt.accounts.check_totp(p.user_id, req.totp)
@@ -439,7 +438,7 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
                              for at, step, detail in events]}
 
     @r.get("/api/v1/withdrawals")
-    async def withdrawals(p: Principal, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+    async def withdrawals(p: Auth, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT id FROM withdrawals WHERE account = %s AND status <> 'requesting'"
                                      " ORDER BY created_at DESC LIMIT %s", (p.user_id, limit))
@@ -447,11 +446,11 @@ def router(rt: Any, auth: Callable[..., Any], admin: Callable[..., Any]) -> APIR
         return [await one(i, p.user_id) for i in ids]
 
     @r.get("/api/v1/withdrawals/{wid}")
-    async def withdrawal(wid: Annotated[str, Field(max_length=66)], p: Principal) -> dict[str, Any]:
+    async def withdrawal(wid: Annotated[str, Field(max_length=66)], p: Auth) -> dict[str, Any]:
         return await one(wid.lower(), p.user_id)
 
     @r.delete("/api/v1/withdrawals/{wid}")
-    async def cancel_withdrawal(wid: Annotated[str, Field(max_length=66)], p: Principal) -> dict[str, Any]:
+    async def cancel_withdrawal(wid: Annotated[str, Field(max_length=66)], p: Auth) -> dict[str, Any]:
         """Cancel your withdrawal while it has fewer than 3 signatures and nothing was sent: its
         funds return at once (the engine's FailWithdrawal, "cancelled by the user") and signers
         refuse it from then on."""
