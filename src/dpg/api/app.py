@@ -78,8 +78,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.add_exception_handler(psycopg.OperationalError, database_error_handler)
     app.add_exception_handler(PoolTimeout, database_error_handler)
     app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
-    app.include_router(binance.router(rt))  # the Binance dialect under /api/v3, its streams
-    app.include_router(binance.streams(rt))
+    app.include_router(binance.router(rt))  # the Binance dialect: /api/v3, its streams, /ws-api/v3
     mount_web(app, registry_origins(rt.history.pool))  # the web exchange; its proof page may read the registry
     app.add_middleware(Limits, buckets=rt.ip_limits)
     app.add_middleware(CatchAll)  # outermost: an unexpected exception is answered as JSON
