@@ -106,6 +106,7 @@ class Runtime:
         for seq, ts, events in batch:
             if seq <= self.views.seq:
                 continue
+            self.trading.stamps.add(seq, ts)  # before the views: a reply waiting for them finds its time
             try:
                 self.views.apply(seq, ts, events)
                 upd = self.md.apply(seq, ts, events)

@@ -340,9 +340,7 @@ async def new_order(rt: Rt, request: Request) -> dict[str, Any]:
     user, p = await signed(rt, request, "trade")
     m = market(rt, need_param(p, "symbol"))
     req, resp = order_request(m, p)
-    done = await rejections(rt.trading.place(user, req))
-    v = rt.views.order(user, done["order_id"])
-    assert v is not None
+    v = await rejections(rt.trading.place(user, req))  # the order as its command left it
     full = order_json(m, v)
     if resp == "ACK":
         return {k: full[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId", "transactTime")}

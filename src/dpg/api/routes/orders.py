@@ -27,7 +27,7 @@ async def balances(rt: Rt, p: Auth) -> list[dict[str, str]]:
 
 @router.post("/api/v1/orders", status_code=201, response_model=dict[str, Any])
 async def place(rt: Rt, req: OrderRequest, p: Auth) -> Response:
-    return P.json_response(await rt.trading.place(p.user_id, req), 201)
+    return P.json_response(rt.order_json(await rt.trading.place(p.user_id, req)), 201)
 
 
 @router.get("/api/v1/orders/open")

@@ -66,7 +66,7 @@ async def _message(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:
                 order = msg.get("order")
                 if not isinstance(order, dict):
                     raise ApiError(400, "INVALID_ORDER", "place needs an order object")
-                result = await rt.trading.place(client.account, OrderRequest.model_validate(order))
+                result = rt.order_json(await rt.trading.place(client.account, OrderRequest.model_validate(order)))
             else:
                 oid, cid, market = msg.get("order_id"), msg.get("client_order_id"), msg.get("market")
                 if not isinstance(market, str) or not (isinstance(oid, int) or isinstance(cid, str)):
