@@ -28,12 +28,12 @@ REJECTIONS: dict[str, tuple[int, int, str]] = {
     "UNAVAILABLE": (503, -1001, "Internal error; unable to process your request. Please try again."),
     "ORDER_NOT_FOUND": (400, -2011, "Unknown order sent."),
 }
-_KEY_REFUSED = (401, -2015, "Invalid API-key, IP, or permissions for action.")
+KEY_REFUSED = (401, -2015, "Invalid API-key, IP, or permissions for action.")
 AUTH: dict[str, tuple[int, int, str]] = {
-    "KEY_UNKNOWN": _KEY_REFUSED,
-    "KEY_REVOKED": _KEY_REFUSED,
-    "IP_NOT_ALLOWED": _KEY_REFUSED,
-    "PERMISSION_DENIED": _KEY_REFUSED,
+    "KEY_UNKNOWN": KEY_REFUSED,
+    "KEY_REVOKED": KEY_REFUSED,
+    "IP_NOT_ALLOWED": KEY_REFUSED,
+    "PERMISSION_DENIED": KEY_REFUSED,
     "STALE_TIMESTAMP": (400, -1021, "Timestamp for this request is outside of the recvWindow."),
     "REPLAYED": (400, -1021, "Timestamp for this request was already used."),
     "BAD_SIGNATURE": (400, -1022, "Signature for this request is not valid."),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, WebSocket
 
 from dpg.api import signing
 from dpg.api.auth import AuthError
-from dpg.api.binance.codes import MANDATORY, WS_REFUSALS, BinanceError, refused
+from dpg.api.binance.codes import KEY_REFUSED, MANDATORY, WS_REFUSALS, BinanceError, refused
 from dpg.api.binance.reports import user_events
 from dpg.api.deps import client_ip
 from dpg.api.marketdata import Update
@@ -31,35 +31,98 @@ def ws_api(rt: Runtime) -> APIRouter:
     ``balanceUpdate`` and ``outboundAccountPosition`` events arrive as
     ``{"subscriptionId": 0, "event": {…}}``, built from the same private updates as ``/ws``.
     Revoking the key of a logon or of a subscription closes the connection (``ws.REVOKED``)."""
+    api = UserDataApi(rt)
+    rt.publishers.append(api.publish)
     r = APIRouter(tags=["binance"])
-    listeners: dict[int, dict[Client, int]] = {}  # account -> connection -> its subscription id
+    r.add_api_websocket_route("/ws-api/v3", api.connection)
+    return r
 
-    def publish(upd: Update, _: dict[int, int]) -> None:
+
+class UserDataApi:
+    """The WebSocket API's connections and the user data streams they subscribed."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.listeners: dict[int, dict[Client, int]] = {}  # account -> connection -> its subscription id
+
+    async def connection(self, ws: WebSocket) -> None:
+        session: dict[str, Any] = {}
+
+        async def handle(c: Client, msg: dict[str, Any]) -> None:
+            rid, method, params = msg.get("id"), msg.get("method"), msg.get("params", {})
+            try:
+                if not isinstance(method, str):
+                    raise BinanceError(400, -1102, MANDATORY.format("method"))
+                if not isinstance(params, dict):
+                    raise BinanceError(400, -1104, "Invalid request: 'params' must be an object.")
+                c.send_json({"id": rid, "status": 200, "result": await self.call(c, session, method, params)})
+            except BinanceError as e:
+                c.send_json({"id": rid, "status": e.status, "error": {"code": e.code, "msg": e.msg}})
+
+        dialect = Dialect(handle, _refuse)
+        await self.rt.hub.session(ws, client_ip(ws), lambda _: dialect, closed=self.drop)
+
+    def publish(self, upd: Update, _: dict[int, int]) -> None:
         for account, items in upd.accounts.items():
-            conns = listeners.get(account)
+            conns = self.listeners.get(account)
             if not conns:
                 continue
-            for ev in user_events(rt, account, items):
+            for ev in user_events(self.rt, account, items):
                 for c, sub in list(conns.items()):
                     if c.ending or not c.send_json({"subscriptionId": sub, "event": ev}):
-                        drop(c)
+                        self.drop(c)
 
-    rt.publishers.append(publish)
-
-    def drop(c: Client) -> None:
-        for account, conns in list(listeners.items()):
+    def drop(self, c: Client) -> None:
+        for account, conns in list(self.listeners.items()):
             conns.pop(c, None)
             if not conns:
-                del listeners[account]
-        rt.hub.disconnect(c)
+                del self.listeners[account]
+        self.rt.hub.disconnect(c)
 
-    async def verify(client: Client, p: dict[str, Any], need: str) -> Grant:
+    async def call(self, client: Client, session: dict[str, Any], method: str, p: dict[str, Any]) -> Any:
+        hub = self.rt.hub
+        if method == "ping":
+            return {}
+        if method == "time":
+            return {"serverTime": int(time.time() * 1000)}
+        if method == "session.logon":
+            grant = await self.verify(client, p, "read")
+            hub.grant(client, "logon", grant)
+            session["key"] = grant.key
+            session["since"] = int(time.time() * 1000)
+        elif method == "session.logout":
+            session.clear()
+            hub.ungrant(client, "logon")
+        elif method == "userDataStream.subscribe.signature":
+            return {"subscriptionId": self.subscribe(client, await self.verify(client, p, "read"))}
+        elif method == "userDataStream.subscribe":
+            if "logon" not in client.grants:
+                raise BinanceError(*KEY_REFUSED)
+            try:
+                await hub.recheck(client)
+            except AuthError:
+                raise BinanceError(*KEY_REFUSED) from None
+            return {"subscriptionId": self.subscribe(client, client.grants["logon"])}
+        elif method == "userDataStream.unsubscribe":
+            for conns in self.listeners.values():
+                conns.pop(client, None)
+            for role in [role for role in client.grants if role.startswith("sub:")]:
+                hub.ungrant(client, role)
+            return {}
+        elif method not in _WS_METHODS:
+            raise BinanceError(400, -1020, "This operation is not supported.")
+        now = int(time.time() * 1000)
+        return {"apiKey": session.get("key"), "authorizedSince": session.get("since"), "connectedSince": now,
+                "returnRateLimits": False, "serverTime": now, "userDataStream": any(
+                    client in conns for conns in self.listeners.values())}
+
+    async def verify(self, client: Client, p: dict[str, Any], need: str) -> Grant:
         for name in ("apiKey", "timestamp", "signature"):
             if name not in p or p[name] in ("", None):
                 raise BinanceError(400, -1102, MANDATORY.format(name))
         payload = "&".join(f"{k}={_plain(v)}" for k, v in sorted(p.items()) if k != "signature")
         try:
-            user = await signing.verify(rt.accounts, str(p["apiKey"]), str(p["signature"]), payload.encode(),
+            user = await signing.verify(self.rt.accounts, str(p["apiKey"]), str(p["signature"]), payload.encode(),
                                         str(p["timestamp"]), str(p.get("recvWindow", signing.DEFAULT_RECV_WINDOW)),
                                         client.ip, need)
         except signing.MalformedSignature as e:
@@ -70,71 +133,15 @@ def ws_api(rt: Runtime) -> APIRouter:
             raise refused(e) from None
         return Grant(user, need, key=str(p["apiKey"]))
 
-    def subscribe(client: Client, grant: Grant) -> int:
-        rt.hub.grant(client, f"sub:{grant.user_id}", grant)
-        conns = listeners.setdefault(grant.user_id, {})
+    def subscribe(self, client: Client, grant: Grant) -> int:
+        self.rt.hub.grant(client, f"sub:{grant.user_id}", grant)
+        conns = self.listeners.setdefault(grant.user_id, {})
         return conns.setdefault(client, 0)
 
-    async def call(client: Client, session: dict[str, Any], method: str, p: dict[str, Any]) -> Any:
-        if method == "ping":
-            return {}
-        if method == "time":
-            return {"serverTime": int(time.time() * 1000)}
-        if method == "session.logon":
-            grant = await verify(client, p, "read")
-            rt.hub.grant(client, "logon", grant)
-            session["key"] = grant.key
-            session["since"] = int(time.time() * 1000)
-        elif method == "session.logout":
-            session.clear()
-            rt.hub.ungrant(client, "logon")
-        elif method == "userDataStream.subscribe.signature":
-            return {"subscriptionId": subscribe(client, await verify(client, p, "read"))}
-        elif method == "userDataStream.subscribe":
-            if "logon" not in client.grants:
-                raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-            try:
-                await rt.hub.recheck(client)
-            except AuthError:
-                raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.") from None
-            return {"subscriptionId": subscribe(client, client.grants["logon"])}
-        elif method == "userDataStream.unsubscribe":
-            for conns in listeners.values():
-                conns.pop(client, None)
-            for role in [role for role in client.grants if role.startswith("sub:")]:
-                rt.hub.ungrant(client, role)
-            return {}
-        elif method not in _WS_METHODS:
-            raise BinanceError(400, -1020, "This operation is not supported.")
-        now = int(time.time() * 1000)
-        return {"apiKey": session.get("key"), "authorizedSince": session.get("since"), "connectedSince": now,
-                "returnRateLimits": False, "serverTime": now, "userDataStream": any(
-                    client in conns for conns in listeners.values())}
 
-    def refuse(client: Client, msg: dict[str, Any] | None, code: str, reason: str) -> None:
-        status, number, text = WS_REFUSALS.get(code, (400, -1000, reason))
-        client.send_json({"id": msg.get("id") if msg else None, "status": status,
-                          "error": {"code": number, "msg": text}})
-
-    async def connection(ws: WebSocket) -> None:
-        session: dict[str, Any] = {}
-
-        async def handle(c: Client, msg: dict[str, Any]) -> None:
-            rid, method, params = msg.get("id"), msg.get("method"), msg.get("params", {})
-            try:
-                if not isinstance(method, str):
-                    raise BinanceError(400, -1102, MANDATORY.format("method"))
-                if not isinstance(params, dict):
-                    raise BinanceError(400, -1104, "Invalid request: 'params' must be an object.")
-                c.send_json({"id": rid, "status": 200, "result": await call(c, session, method, params)})
-            except BinanceError as e:
-                c.send_json({"id": rid, "status": e.status, "error": {"code": e.code, "msg": e.msg}})
-
-        dialect = Dialect(handle, refuse)
-        await rt.hub.session(ws, client_ip(ws), lambda _: dialect, closed=drop)
-
-    r.add_api_websocket_route("/ws-api/v3", connection)
-    return r
+def _refuse(client: Client, msg: dict[str, Any] | None, code: str, reason: str) -> None:
+    status, number, text = WS_REFUSALS.get(code, (400, -1000, reason))
+    client.send_json({"id": msg.get("id") if msg else None, "status": status, "error": {"code": number, "msg": text}})
 
 
 def _plain(v: Any) -> str:

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from dpg.api.auth import _ip_allowed, _parse_ip_allow
+from dpg.api.auth import Accounts, _ip_allowed, _parse_ip_allow
 from dpg.api.deps import Auth, admin, client_ip
 from dpg.api.errors import ApiError
 from dpg.api.runtime import Runtime
@@ -73,7 +73,7 @@ def withdrawal_fee(asset: Asset, amount: int) -> int:
     return 0
 
 
-async def notify_address_added(accounts: Any, account: int, chain: str, address: str, label: str,
+async def notify_address_added(accounts: Accounts, account: int, chain: str, address: str, label: str,
                                usable_at: datetime) -> None:
     """A new address on ``account``'s withdrawal allow-list: the user is mailed that it becomes
     usable at ``usable_at``, so that an address added by someone else is noticed during its waiting
