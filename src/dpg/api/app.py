@@ -82,7 +82,7 @@ def create_app(rt: Runtime) -> FastAPI:
     mount_web(app, registry_origins(rt.history.pool))  # the web exchange; its proof page may read the registry
     app.add_middleware(Limits, buckets=rt.ip_limits)
     app.add_middleware(CatchAll)  # outermost: an unexpected exception is answered as JSON
-    app.include_router(wallet.router(rt))
+    app.include_router(wallet.router)
     app.include_router(proof.router(rt))
     for routes in (public, account, orders, operator, ws):
         app.include_router(routes.router)
