@@ -121,18 +121,19 @@ class Node:
 
     @staticmethod
     def open(url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = (),
-             on_recovered: Callable[[Engine], None] | None = None) -> Node:
+             on_recovered: Callable[[Engine, Sequencer], None] | None = None) -> Node:
         """``projections``: run the projection follower process beside the engine. ``on_recovered``
-        sees the recovered engine before the sequencer starts (so a sink misses no batch)."""
+        sees the recovered engine and its sequencer before the sequencer starts (so a sink misses no
+        batch, and what submits to the sequencer is built whole)."""
         db.migrate(url)
         journal = Journal(url)
         engine = recover(journal)
-        if on_recovered is not None:
-            on_recovered(engine)
-        tune_gc()
         sequencer = Sequencer(
             engine, journal, snapshot_every=settings.snapshot_every, batch_max=settings.batch_max, sinks=sinks,
         )
+        if on_recovered is not None:
+            on_recovered(engine, sequencer)
+        tune_gc()
         follower_proc = FollowerProcess(url) if projections else None
         node = Node(url, journal, engine, sequencer, follower_proc)
         sequencer.start()

@@ -29,7 +29,7 @@ from dpg.core.commands import CancelAll, Credit, MarkEpoch, PlaceOrder
 from dpg.core.model import Market, OrderType, Side
 
 if TYPE_CHECKING:
-    from dpg.api.app import Runtime
+    from dpg.api.runtime import Runtime
     from dpg.chain.custody import Custody
     from dpg.chain.embedded import EmbeddedChain
 

@@ -18,17 +18,19 @@ import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
 from dpg import running
-from dpg.api.app import Runtime, create_app
+from dpg.api.app import create_app
 from dpg.api.auth import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
 from dpg.api.history import History
 from dpg.api.revocations import RedisRevocations
+from dpg.api.runtime import Runtime
+from dpg.api.trading import Bus
 from dpg.bus.local import LocalBus
 from dpg.bus.redis_bus import EngineBridge, RedisBus
 from dpg.config import Settings
 from dpg.core.engine import Engine
 from dpg.journal.journal import LIVELINESS, Journal
 from dpg.journal.recovery import recover
-from dpg.journal.sequencer import Applied
+from dpg.journal.sequencer import Applied, Sequencer
 from dpg.mail import Mailer, sender_address
 from dpg.node import Node
 from dpg.por.schedule import Scheduler
@@ -78,7 +80,8 @@ def _recent_trades(url: str) -> list[tuple[int, str, int, int, int, str]]:
     return [(int(t), m, int(p), int(q), int(ts), s) for t, m, p, q, ts, s in rows]
 
 
-def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Runtime, AsyncConnectionPool]:
+def _runtime(url: str, settings: Settings, bus: Bus, engine: Engine,
+             demo: bool = False) -> tuple[Runtime, AsyncConnectionPool]:
     # a request waits at most 5 s for a connection; a connection the server dropped is found out
     # (checked) before use, so requests recover by themselves once the database is back
     pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False, timeout=5.0,
@@ -86,16 +89,10 @@ def _runtime(url: str, settings: Settings, bus: Any, engine: Engine) -> tuple[Ru
     mailer = Mailer(pool, smtp_url=settings.smtp_url, sender=sender_address(settings.mail_from))
     accounts = Accounts(pool, SecretBox.from_env_or_file(settings.data_dir), _replay_guard(settings),
                         mailer=mailer, public_url=settings.public_url)
-    rt = Runtime(bus, engine.markets, engine.assets, accounts, History(pool, engine.markets, engine.assets),
-                 admin_token(settings), ip_rate=settings.ip_rate, key_rate=settings.key_rate,
-                 max_streams=settings.ws_max_streams)
-    rt.withdrawal_ttl = settings.withdrawal_ttl
-    rt.withdrawal_daily_limits = settings.withdrawal_daily_limits
-    rt.address_cooldown = settings.address_cooldown
-    rt.load(engine)
-    trades = _recent_trades(url)
-    if trades:
-        rt.md.seed_trades(trades)
+    rt = Runtime(bus, engine, accounts, History(pool, engine.markets, engine.assets), admin_token(settings),
+                 ip_rate=settings.ip_rate, key_rate=settings.key_rate, max_streams=settings.ws_max_streams,
+                 withdrawal_ttl=settings.withdrawal_ttl, withdrawal_daily_limits=settings.withdrawal_daily_limits,
+                 address_cooldown=settings.address_cooldown, demo=demo, recent_trades=_recent_trades(url))
     return rt, pool
 
 
@@ -163,8 +160,8 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     def sink(batch: Sequence[Applied]) -> None:
         loop.call_soon_threadsafe(holder["rt"][0].on_batch, [(a.seq, a.ts, a.events) for a in batch])
 
-    def recovered(engine: Engine) -> None:  # before the sequencer starts: no batch is missed
-        holder["rt"] = _runtime(url, settings, None, engine)
+    def recovered(engine: Engine, sequencer: Sequencer) -> None:  # before the sequencer starts: no batch is missed
+        holder["rt"] = _runtime(url, settings, LocalBus(sequencer), engine, demo)
 
     node = Node.open(url, settings, sinks=[sink], on_recovered=recovered)
     rt, pool = holder["rt"]
@@ -174,9 +171,6 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Cal
     publisher = start_publisher(settings, url, custody, schedule)
     tasks: list[asyncio.Task[None]] = []  # kept referenced while the server runs
     registered: list[Path] = []  # this exchange in dpg.running, for operator commands
-    rt.bus = LocalBus(node.sequencer)
-    rt.trading.bus = rt.bus
-    rt.demo = demo
 
     async def ready() -> None:
         if demo:

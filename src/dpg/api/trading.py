@@ -5,25 +5,32 @@ share it)."""
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from dpg.api.errors import ApiError, rejection
-from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES, AccountViews, OrderView
+from dpg.api.presentation import order_json
+from dpg.api.views import AccountViews, OrderView
 from dpg.core import events as E
 from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Command, Credit, PlaceOrder, Transfer
 from dpg.core.errors import DomainError
 from dpg.core.events import Event
-from dpg.core.model import STP, Asset, Market, OrderType, Side
+from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
 
 Amount = str  # decimal strings at the edge: never floats
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,36}$")  # what a client may name an order
 MAX_ORDER_ID = 2**62
+MAX_FILLS_SHOWN = 200  # an order's fills in its answer (dpg.api.views keeps as many)
 
 
 class Bus(Protocol):
+    """The way to the engine: in this process (``dpg.bus.local``) or over Redis (``dpg.bus.redis_bus``)."""
+
     async def submit(self, cmd: Command) -> tuple[int, list[Event]]: ...
+
+    def status(self) -> tuple[bool, str]: ...
 
 
 class OrderRequest(BaseModel):
@@ -67,7 +74,11 @@ _STPS = {"expire_taker": STP.EXPIRE_TAKER, "expire_maker": STP.EXPIRE_MAKER, "ex
 def check_order(m: Market, otype: OrderType, price: int, qty: int, quote_qty: int, stop_price: int) -> None:
     """The market's rules that need no state (positive amounts, tick, lot, minimum notional), checked
     here so that an order they refuse never becomes a journaled command; the codes are the engine's,
-    which checks them again (it trusts no command). Funds, duplicates and the book are its alone."""
+    which checks them again (it trusts no command). Funds, duplicates and the book are its alone.
+
+    Kept at the edge on purpose, though the engine says the same rules: a refused order must not
+    reach the journal (tests/api/test_edge.py counts its seq), and these reasons name the market's
+    tick, lot and minimum in decimals where the engine's name base units."""
     if otype == OrderType.MARKET and quote_qty:  # a market buy by quote amount
         if quote_qty < 0:
             raise ApiError(400, "INVALID_AMOUNT", "quote_quantity must be positive")
@@ -100,12 +111,62 @@ def check_grid(m: Market, price: int, qty: int, what: str = "price") -> None:
                                                 f"{m.format_qty(m.lot_size)}")
 
 
+class Stamps:
+    """The commit times (ns) of the last ``kept`` commands the API applied, by seq: an engine reply
+    carries a command's seq and events but not its time, which arrives with its committed batch
+    (``Runtime.on_batch`` adds each before the views see it)."""
+
+    def __init__(self, kept: int = 1 << 16) -> None:
+        self._ts: deque[int] = deque(maxlen=kept)
+        self.seq = 0  # the seq of the last time added
+
+    def add(self, seq: int, ts: int) -> None:
+        if seq != self.seq + 1:
+            self._ts.clear()
+        self._ts.append(ts)
+        self.seq = seq
+
+    def get(self, seq: int) -> int | None:
+        back = self.seq - seq
+        return self._ts[-1 - back] if 0 <= back < len(self._ts) else None
+
+
+def order_reply(seq: int, ts: int, events: list[Event]) -> OrderView:
+    """The order a PlaceOrder made, as its own events leave it (ORDER_NEW first, then its trades,
+    trigger and end; the same reading as ``AccountViews.apply``, for this one order)."""
+    _, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, stop_price = events[0]
+    v = OrderView(oid, acct, mi, int(side), int(otype), price, qty, quote_qty, cid, int(stp), created_seq=seq,
+                  created_ts=ts, updated_seq=seq, updated_ts=ts, stop_price=stop_price, triggered=not stop_price)
+    for ev in events[1:]:
+        kind = ev[0]
+        if kind == E.TRADE:
+            _, tid, _mi, price, qty, notional, t_oid, m_oid, _ta, _ma, _side, t_fee, m_fee = ev
+            for order, fee, role in ((t_oid, t_fee, "taker"), (m_oid, m_fee, "maker")):
+                if order == oid:
+                    v.filled += qty
+                    v.filled_quote += notional
+                    v.fee += fee
+                    v.status = OrderStatus.PARTIALLY_FILLED.value
+                    if len(v.fills) < MAX_FILLS_SHOWN:
+                        v.fills.append({"trade_id": tid, "price": price, "qty": qty, "fee": fee, "role": role})
+        elif kind == E.ORDER_TRIGGERED and ev[1] == oid:
+            v.triggered = True
+        elif kind == E.ORDER_DONE and ev[1] == oid:
+            v.status, v.reason = ev[2], ev[4]
+            break  # a finished order takes no more events
+    return v
+
+
 class Trading:
+    """Orders, cancellations, amendments, transfers and credits: checked, submitted to the engine,
+    answered once committed and applied to this process's views (a client reads its own write)."""
+
     def __init__(self, bus: Bus, views: AccountViews, markets: list[Market], assets: list[Asset]) -> None:
         self.bus = bus
         self.views = views
         self.markets = markets  # the engine's append-only lists (or a replica's)
         self.assets = assets
+        self.stamps = Stamps()
 
     # ------------------------------------------------------------------ lookups and conversions
 
@@ -140,7 +201,8 @@ class Trading:
 
     # ------------------------------------------------------------------ commands
 
-    async def place(self, account: int, req: OrderRequest) -> dict[str, Any]:
+    async def place(self, account: int, req: OrderRequest) -> OrderView:
+        """The order placed, built from the command's own events (the views serve later reads)."""
         m = self.market(req.market)
         otype = _OTYPES[req.type]
         price = qty = quote_qty = 0
@@ -175,11 +237,13 @@ class Trading:
         side = Side.BUY if req.side == "buy" else Side.SELL
         cmd = PlaceOrder(account, m.symbol, side, otype, price, qty, quote_qty, req.client_order_id or "",
                          _STPS[req.stp], stop_price)
-        _, events = await self._submit(cmd)
-        oid = events[0][1]
-        v = self.views.order(account, oid)
-        assert v is not None
-        return self.order_json(v)
+        seq, events = await self._submit(cmd)
+        ts = self.stamps.get(seq)
+        if ts is None:  # more than Stamps' kept commands were applied meanwhile: the view has its time
+            v = self.views.order(account, events[0][1])
+            assert v is not None
+            ts = v.created_ts
+        return order_reply(seq, ts, events)
 
     async def cancel(self, account: int, market: str, order_id: int = 0, client_id: str = "") -> dict[str, Any]:
         m = self.market(market)
@@ -187,10 +251,12 @@ class Trading:
             # no order has such an id (or none was given): answered here, not journaled
             raise ApiError(404, "ORDER_NOT_FOUND", "no order with this id for this account")
         _, events = await self._submit(CancelOrder(account, m.symbol, order_id, client_id))
+        # the answer is the whole order, with its fills before this command, which this command's
+        # events do not carry: read from the views, which have applied it
         done = next(e for e in events if e[0] == E.ORDER_DONE)
         v = self.views.order(account, done[1])
         assert v is not None
-        return self.order_json(v)
+        return order_json(self.markets[v.market], v)
 
     async def cancel_all(self, account: int, market: str) -> dict[str, Any]:
         m = self.market(market)
@@ -212,7 +278,7 @@ class Trading:
         await self._submit(AmendOrder(account, m.symbol, order_id, price, qty))
         v = self.views.order(account, order_id)
         assert v is not None
-        return self.order_json(v)
+        return order_json(self.markets[v.market], v)
 
     async def transfer(self, account: int, req: TransferRequest) -> dict[str, Any]:
         a = self.asset(req.asset)
@@ -233,46 +299,3 @@ class Trading:
         seq, _ = await self._submit(Credit(req.user_id, a.symbol, amount, req.reference))
         return {"seq": seq, "user_id": req.user_id, "asset": a.symbol, "amount": a.format(amount),
                 "reference": req.reference}
-
-    # ------------------------------------------------------------------ answers
-
-    def order_json(self, v: OrderView) -> dict[str, Any]:
-        m = self.markets[v.market]
-        fee_asset = m.base if v.side == Side.BUY else m.quote
-        return {
-            "order_id": v.order_id,
-            "client_order_id": v.client_id or None,
-            "market": m.symbol,
-            "side": SIDE_NAMES[v.side],
-            "type": TYPE_NAMES[v.otype],
-            "price": m.format_price(v.price) if v.price else None,
-            "quantity": m.format_qty(v.qty) if v.qty else None,
-            "quote_quantity": m.quote.format(v.quote_qty) if v.quote_qty else None,
-            "filled": m.format_qty(v.filled),
-            "filled_quote": m.quote.format(v.filled_quote),
-            "remaining": m.format_qty(max(0, v.qty - v.filled)) if v.qty else None,
-            "fee": fee_asset.format(v.fee),
-            "fee_asset": fee_asset.symbol,
-            "status": STATUS_NAMES[v.status],
-            "reason": v.reason or None,
-            "stp": STP_NAMES[v.stp],
-            "stop_price": m.format_price(v.stop_price) if v.stop_price else None,
-            "triggered": v.triggered,
-            "created_seq": v.created_seq,
-            "created_at": v.created_ts // 1_000_000,
-            "updated_seq": v.updated_seq,
-            "updated_at": v.updated_ts // 1_000_000,
-            "fills": [{"trade_id": f["trade_id"], "price": m.format_price(f["price"]),
-                       "quantity": m.format_qty(f["qty"]), "fee": fee_asset.format(f["fee"]), "role": f["role"]}
-                      for f in v.fills],
-        }
-
-    def balances_json(self, account: int) -> list[dict[str, str]]:
-        mine = self.views.balance(account)
-        out = []
-        for a in self.assets:
-            avail, locked = mine.get(a.index, [0, 0])
-            out.append({"asset": a.symbol, "available": a.format(avail), "locked": a.format(locked),
-                        "total": a.format(avail + locked)})
-        return out
-

@@ -49,7 +49,6 @@ REVOKED = 4001  # close code: the session or API key behind the connection ended
 FLOODED = 1008  # close code: too many refused messages
 TOO_SLOW = 1013  # close code: the client reads too slowly
 PRIVATE = ("orders", "fills", "balances")
-INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 
 
 def frame(text: str) -> bytes:
@@ -248,6 +247,20 @@ class Hub:
         client.closed = True
         with contextlib.suppress(Exception):
             await client.ws.close(code=client.close_code, reason=client.ending[:123])
+
+    async def session(self, ws: WebSocket, ip: str, choose: Callable[[dict[str, Any] | None], Dialect],
+                      opened: Callable[[Client], None] | None = None,
+                      closed: Callable[[Client], None] | None = None) -> None:
+        """A socket of any dialect from its accept to its end: ``opened`` sees the new client (a
+        path may subscribe it), ``serve`` reads it, ``closed`` sees it go."""
+        client = await self.accept(ws, ip)
+        try:
+            if opened is not None:
+                opened(client)
+            await self.serve(client, choose)
+        finally:
+            if closed is not None:
+                closed(client)
 
     async def serve(self, client: Client, choose: Callable[[dict[str, Any] | None], Dialect]) -> None:
         """The read loop of every socket kind, until the client goes away. The first message

@@ -41,7 +41,6 @@ WITHDRAWAL_TYPES = {
     ]
 }
 DEV_MNEMONIC = "test test test test test test test test test test test junk"  # anvil's public test mnemonic
-NATIVE = "0x" + "00" * 20
 
 _HEX_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
 

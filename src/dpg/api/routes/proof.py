@@ -1,33 +1,30 @@
 """The proof of reserves over HTTP: the published epochs and their reserves reports (public), a
 logged-in user's own proof per asset (private), and a plain page of the latest report at /por.
 
-(No ``from __future__ import annotations`` here: FastAPI reads the dependency in the annotations,
-a closure over the API's authentication, at run time.)"""
+(No ``from __future__ import annotations`` here: FastAPI reads the annotations as objects.)"""
 
 import asyncio
 import html
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from psycopg.types.json import Jsonb
 
+from dpg.api.deps import Auth
 from dpg.api.errors import ApiError
+from dpg.api.presentation import json_response
+from dpg.api.runtime import Runtime
 from dpg.por import tree as por
 from dpg.por.publish import load_private_tree
 
 TREE_CACHE = 4  # (epoch, asset) trees kept in memory: a day's assets
 
 
-def _json(obj: Any) -> Response:
-    return Response(json.dumps(obj, separators=(",", ":")).encode(), media_type="application/json")
-
-
-def router(rt: Any, principal: Callable[[Request], Awaitable[Any]]) -> APIRouter:
-    """The routes; ``principal`` is the API's authentication dependency (session or signed key)."""
+def router(rt: Runtime) -> APIRouter:
+    """The routes over ``rt``; a proof is the caller's own (``dpg.api.deps.Auth``)."""
     r = APIRouter()
     trees: OrderedDict[tuple[int, str], por.Tree] = OrderedDict()
     lock = asyncio.Lock()
@@ -63,12 +60,12 @@ def router(rt: Any, principal: Callable[[Request], Awaitable[Any]]) -> APIRouter
         if not found:
             raise ApiError(404, "NO_REGISTRY", "the proof of reserves is not published on a chain yet")
         chain, chain_id, address, rpc_url = found[0]
-        return _json({"chain": chain, "chainId": str(chain_id), "registry": address, "rpcUrl": rpc_url or None})
+        return json_response({"chain": chain, "chainId": str(chain_id), "registry": address, "rpcUrl": rpc_url or None})
 
     @r.get("/api/v1/por/epochs", tags=["public"])
     async def epochs(limit: Annotated[int, Query(ge=1, le=1000)] = 30) -> Response:
         """Proof-of-reserves epochs, newest first, with what was published in the registry for each."""
-        return _json(await epochs_json(limit))
+        return json_response(await epochs_json(limit))
 
     async def report_of(epoch: int) -> dict[str, Any]:
         found = await rows("SELECT report FROM por_reports WHERE epoch = %s", (epoch,))
@@ -83,7 +80,7 @@ def router(rt: Any, principal: Callable[[Request], Awaitable[Any]]) -> APIRouter
         block, the liabilities (the tree's total), the ratio and the declarations."""
         if not 0 <= epoch < 2**63:
             raise ApiError(404, "NO_REPORT", f"no reserves report for epoch {epoch}")
-        return _json(await report_of(epoch))
+        return json_response(await report_of(epoch))
 
     async def tree_of(epoch: int, asset: str) -> por.Tree:
         key = (epoch, asset)
@@ -102,7 +99,7 @@ def router(rt: Any, principal: Callable[[Request], Awaitable[Any]]) -> APIRouter
             return t
 
     @r.get("/api/v1/por/proof", tags=["private"])
-    async def proof(p: Annotated[Any, Depends(principal)],
+    async def proof(p: Auth,
                     asset: Annotated[str, Query(min_length=1, max_length=20)],
                     epoch: Annotated[int | None, Query(ge=0, lt=2**63)] = None) -> Response:
         """The logged-in user's proof for an asset (the latest published epoch by default): check it
@@ -123,7 +120,7 @@ def router(rt: Any, principal: Callable[[Request], Awaitable[Any]]) -> APIRouter
             epoch = int(latest[0][0])
         t = await tree_of(epoch, symbol)
         try:
-            return _json(por.proof(t, str(p.user_id)))
+            return json_response(por.proof(t, str(p.user_id)))
         except por.ProofError:
             raise ApiError(404, "NO_PROOF", f"the account had no {symbol} at epoch {epoch}") from None
 

@@ -1,0 +1,51 @@
+"""The operator's REST (X-DPG-Admin-Token): credits, opening a signed-up user's ledger account,
+marking a proof-of-reserves epoch.
+
+(No ``from __future__ import annotations``: FastAPI reads the annotations as objects.)"""
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from dpg.api.deps import Rt, admin
+from dpg.api.errors import ApiError
+from dpg.api.trading import CreditRequest
+from dpg.core import events as E
+from dpg.core.commands import MarkEpoch
+
+router = APIRouter(tags=["operator"], dependencies=[Depends(admin)])
+
+
+class OpenAccountRequest(BaseModel):
+    user_id: int = Field(gt=0, lt=2**62)
+
+
+@router.post("/api/v1/admin/credits", status_code=201)
+async def credit(rt: Rt, req: CreditRequest) -> dict[str, Any]:
+    return await rt.trading.credit(req)
+
+
+@router.post("/api/v1/admin/accounts", status_code=201)
+async def open_account(rt: Rt, req: OpenAccountRequest) -> dict[str, Any]:
+    """Open a signed-up user's ledger account (``dpg user create`` does); opening again is harmless."""
+    async with rt.accounts.pool.connection() as conn:
+        cur = await conn.execute("SELECT 1 FROM users WHERE id = %s", (req.user_id,))
+        if await cur.fetchone() is None:
+            raise ApiError(404, "UNKNOWN_ACCOUNT", f"no user with id {req.user_id}")
+    if not await rt.open_account(req.user_id):
+        raise ApiError(503, "UNAVAILABLE", "the engine did not open the account; it opens at the user's next"
+                       " login or when the exchange starts")
+    return {"user_id": req.user_id, "open": True}
+
+
+@router.post("/api/v1/admin/por/epochs", status_code=201)
+async def mark_epoch(rt: Rt) -> dict[str, Any]:
+    """Mark a proof-of-reserves epoch now (its number: the UTC time in seconds)."""
+    epoch = int(time.time())
+    seq, events = await rt.bus.submit(MarkEpoch(epoch))
+    if not events or events[0][0] != E.EPOCH_MARKED:
+        code, reason = (events[0][1], events[0][2]) if events else ("UNAVAILABLE", "no reply")
+        raise ApiError(409 if code == "STALE_EPOCH" else 503, code, reason)
+    return {"epoch": epoch, "seq": seq}

@@ -1,0 +1,166 @@
+"""What one API process holds, built whole from the bus to the engine and the engine's state at
+its seq: views and market data fed by committed event batches, accounts, history, limits, the hub."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from dpg.api import presentation as P
+from dpg.api.auth import Accounts
+from dpg.api.history import History
+from dpg.api.marketdata import INTERVALS, MarketData, Update
+from dpg.api.ratelimit import TokenBuckets
+from dpg.api.trading import Bus, Trading
+from dpg.api.views import AccountViews, OrderView
+from dpg.api.ws import MAX_STREAMS, Hub
+from dpg.bus.wire import Batch
+from dpg.core import events as E
+from dpg.core.commands import OpenAccount
+from dpg.core.engine import Engine
+from dpg.core.model import Market
+
+log = logging.getLogger("dpg.api")
+
+Publisher = Callable[[Update, dict[int, int]], None]  # f(update, {market index: previous depth seq})
+RecentTrade = tuple[int, str, int, int, int, str]  # (trade id, market, price, qty, ts, taker side)
+PRIVATE_CHANNEL = {"order": "orders", "fill": "fills", "balance": "balances"}  # item type -> channel
+
+
+class Runtime:
+    """Loaded from ``engine`` (the recovered state the bus continues from); ``on_batch`` then
+    advances it with every committed batch after ``engine.seq``, in order."""
+
+    def __init__(self, bus: Bus, engine: Engine, accounts: Accounts, history: History, admin_token: str, *,
+                 ip_rate: float = 50.0, key_rate: float = 50.0, max_streams: int = MAX_STREAMS,
+                 withdrawal_ttl: int = 6 * 3600, withdrawal_daily_limits: dict[str, str] | None = None,
+                 address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = ()) -> None:
+        self.bus = bus
+        self.markets = engine.markets  # the engine's append-only lists (or a replica's)
+        self.assets = engine.assets
+        self.accounts = accounts
+        self.history = history
+        self.admin_token = admin_token
+        self.views = AccountViews(self.markets, self.assets)
+        self.md = MarketData(self.markets, self.assets)
+        self.trading = Trading(bus, self.views, self.markets, self.assets)
+        self.views.load(engine)
+        self.md.load(engine)
+        self.md.seed_trades(recent_trades)
+        self.depth_seq: dict[int, int] = {m.index: engine.seq for m in engine.markets}
+        self.publishers: list[Publisher] = []  # the other dialects' publishers of each update
+        self.ip_limits = TokenBuckets(ip_rate, ip_rate * 2)
+        self.key_limits = TokenBuckets(key_rate, key_rate * 2)
+        # every socket: its messages against its address's bucket and one of its own at the per-key rate
+        self.hub = Hub(accounts, self.ip_limits, key_rate, max_streams)
+        accounts.on_revoke.append(self.hub.revoked)  # a logout or key revocation closes its sockets
+        self.healthy = True
+        # withdrawals (dpg.api.routes.wallet): the signed deadline's distance and the per-account 24 h limits
+        self.withdrawal_ttl = withdrawal_ttl
+        self.withdrawal_daily_limits = withdrawal_daily_limits if withdrawal_daily_limits is not None else {
+            "BTC": "10", "ETH": "200", "USDT": "1000000"}
+        self.address_cooldown = address_cooldown  # seconds before a newly allow-listed address is usable
+        self.demo = demo  # dpg up --demo: GET /api/v1/demo names the demo logins
+
+    def status(self) -> tuple[bool, str]:
+        """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""
+        if not self.healthy:
+            return False, "this API process lost its place in the event feed; restart it"
+        return self.bus.status()
+
+    async def open_account(self, user_id: int) -> bool:
+        """Open a user's ledger account (OpenAccount is idempotent). False, logged, when the engine
+        cannot take it now: the account then opens at the user's next login, or when the exchange
+        next starts (dpg.node)."""
+        try:
+            seq, events = await self.bus.submit(OpenAccount(user_id))
+            if events and events[0][0] == E.REJECTED:
+                raise RuntimeError(f"{events[0][1]}: {events[0][2]}")
+            await self.views.wait_for(seq)
+        except Exception as e:  # the user exists either way; the account opens later
+            log.warning("event=account_open_deferred user=%d reason=%r", user_id, str(e) or type(e).__name__)
+            return False
+        return True
+
+    async def find_order(self, account: int, order_id: int = 0, client_id: str = "") -> OrderView | None:
+        """An order of ``account`` by id (or else client id): open and recently finished ones from
+        the views, any other (finished before a restart, or long ago) from the projections."""
+        v = self.views.order(account, order_id) if order_id else self.views.order_by_client_id(account, client_id)
+        return v if v is not None else await self.history.order(account, order_id, client_id)
+
+    # ------------------------------------------------------------------ reads, as the API writes them
+
+    def depth_json(self, m: Market, limit: int) -> dict[str, object]:
+        return P.depth_json(m, self.md.depth(m.symbol, limit), self.depth_seq.get(m.index, 0))
+
+    def ticker_json(self, m: Market) -> dict[str, object]:
+        return P.ticker_json(m, self.md.ticker(m.symbol))
+
+    def order_json(self, v: OrderView) -> dict[str, object]:
+        return P.order_json(self.markets[v.market], v)
+
+    # ------------------------------------------------------------------ the feed
+
+    def on_batch(self, batch: Batch) -> None:
+        """Committed batches, in order, on the event loop."""
+        for seq, ts, events in batch:
+            if seq <= self.views.seq:
+                continue
+            self.trading.stamps.add(seq, ts)  # before the views: a reply waiting for them finds its time
+            try:
+                self.views.apply(seq, ts, events)
+                upd = self.md.apply(seq, ts, events)
+            except ValueError:
+                log.exception("event=feed_gap at=%d", seq)
+                self.healthy = False
+                raise
+            self._dispatch(upd)
+
+    def _dispatch(self, upd: Update) -> None:
+        """DPG's own channels of one update, then the other dialects', then the private channels."""
+        hub = self.hub
+        prevs: dict[int, int] = {}
+        for symbol, change in upd.depth.items():
+            m = self.trading.market(symbol)
+            prev = prevs[m.index] = self.depth_seq.get(m.index, 0)
+            self.depth_seq[m.index] = upd.seq
+            channel = f"depth:{m.symbol}"
+            if hub.has(channel):
+                hub.publish(channel, {"type": "update", "seq": upd.seq, "prev_seq": prev,
+                                      "bids": P.levels_json(m, change.get("bids", [])),
+                                      "asks": P.levels_json(m, change.get("asks", []))})
+        for t in upd.trades:
+            m = self.trading.market(t["market"])
+            channel = f"trades:{m.symbol}"
+            if hub.has(channel):
+                hub.publish(channel, {"type": "trade", "data": P.trade_json(m, t)})
+        for symbol in upd.tickers:
+            m = self.trading.market(symbol)
+            channel = f"ticker:{m.symbol}"
+            if hub.has(channel):
+                hub.publish(channel, {"type": "ticker", "data": self.ticker_json(m)})
+        for symbol in upd.candles:
+            m = self.trading.market(symbol)
+            for interval in INTERVALS:
+                channel = f"candles:{m.symbol}:{interval}"
+                if hub.has(channel):
+                    last = self.md.candles(m.symbol, interval, limit=1)
+                    hub.publish(channel, {"type": "candle", "data": [P.candle_json(m, c) for c in last]})
+        for publish in self.publishers:
+            publish(upd, prevs)
+        for account, items in upd.accounts.items():
+            if account not in hub.by_account:
+                continue
+            for item in items:
+                kind = str(item.get("type"))
+                private = PRIVATE_CHANNEL.get(kind)
+                if private:
+                    data = P.private_json(item, self._market_of(item.get("market")), self.assets)
+                    hub.publish_private(account, private, {"type": kind, "data": data})
+
+    def _market_of(self, market: object) -> Market | None:
+        if isinstance(market, int):
+            return self.markets[market]
+        if isinstance(market, str):
+            return self.trading.market(market)
+        return None
