@@ -51,9 +51,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _target(schema: bool = True) -> Any:
-    """The existing exchange an operator command acts on (``dpg.node.operator_target``)."""
-    from dpg.node import operator_target
+    """The existing exchange an operator command acts on (``dpg.system.target.operator_target``)."""
     from dpg.running import NotFound
+    from dpg.system.target import operator_target
 
     try:
         return operator_target(schema=schema)
@@ -68,8 +68,8 @@ def up(
     demo: Annotated[bool, typer.Option("--demo", help="Seed demo users and run a market maker")] = False,
 ) -> None:
     """Start the exchange (engine, journal, projections, API) on the embedded defaults."""
-    from dpg.api.server import run_single
-    from dpg.node import database_url
+    from dpg.system.modes import run_single
+    from dpg.system.target import database_url
 
     settings = Settings.from_env()
     _setup_logging(settings)
@@ -79,8 +79,8 @@ def up(
 @app.command()
 def engine() -> None:
     """The engine process of the multi-process mode (needs DPG_REDIS_URL)."""
-    from dpg.api.server import run_engine
-    from dpg.node import database_url
+    from dpg.system.modes import run_engine
+    from dpg.system.target import database_url
 
     settings = Settings.from_env()
     if not settings.redis_url:
@@ -95,9 +95,9 @@ def api(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default DPG_HOST or 127.0.0.1)")] = None,
 ) -> None:
     """An API process of the multi-process mode (needs DPG_REDIS_URL and the engine's database)."""
-    from dpg.api.server import run_api
-    from dpg.node import database_url
     from dpg.store import db
+    from dpg.system.modes import run_api
+    from dpg.system.target import database_url
 
     settings = Settings.from_env()
     if not settings.redis_url:
@@ -350,7 +350,7 @@ def apikey_create(
 def _outbox(work: Any) -> Any:
     import psycopg
 
-    from dpg.node import database_url
+    from dpg.system.target import database_url
 
     try:
         return work(database_url(Settings.from_env()))
@@ -592,9 +592,9 @@ def por_publish(
     write the reserves report (printed); exit code 1 when anything is short or refused."""
     import psycopg
 
-    from dpg.node import database_url
     from dpg.por import ipfs
     from dpg.por import publish as pub
+    from dpg.system.target import database_url
 
     settings = Settings.from_env()
     key = _por_secret(secret)
