@@ -108,15 +108,15 @@ def _por_chains(chains_file: Path | None) -> list[Any]:
     import os
 
     from dpg.chain.config import ChainConfigError, load_chains
-    from dpg.por import publish as pub
+    from dpg.por import registry as reg
 
     env = dict(os.environ)
     if chains_file is not None:
         env["DPG_CHAINS"] = str(chains_file)
     try:
         configs = load_chains(env)
-        return [pub.Chain.from_config(c) for c in configs]
-    except (ChainConfigError, pub.PublishError) as e:
+        return [reg.Chain.from_config(c) for c in configs]
+    except (ChainConfigError, reg.PublishError) as e:
         raise fail(f"{e} (publishing needs chains with an rpc_url and a vault: --chains FILE or DPG_CHAINS)") from None
 
 
@@ -137,9 +137,9 @@ def _por_secret(secret: str | None) -> bytes:
 def _por_rpc(rpc_url: str | None, settings: Settings) -> str | None:
     import os
 
-    from dpg.por import publish as pub
+    from dpg.por import registry as reg
 
-    record = pub.read_record(settings.data_dir) or {}
+    record = reg.read_record(settings.data_dir) or {}
     return rpc_url or os.environ.get("DPG_POR_RPC") or record.get("rpcUrl")
 
 
@@ -150,13 +150,13 @@ def por_deploy_registry(
     = None,
 ) -> None:
     """Deploy a ReserveRegistry on the first configured chain, owned by the operator; records it in the data dir."""
-    from dpg.por import publish as pub
+    from dpg.por import registry as reg
 
     settings = Settings.from_env()
     home = _por_chains(chains_file)[0]
     owner = sender or home.rpc.accounts()[0]
-    address = pub.deploy_registry(home.rpc, owner, home.vault, home.tokens)
-    pub.write_record(settings.data_dir, home.chain_id, address, home.rpc.url)
+    address = reg.deploy_registry(home.rpc, owner, home.vault, home.tokens)
+    reg.write_record(settings.data_dir, home.chain_id, address, home.rpc.url)
     typer.echo(json.dumps({"registry": address, "chainId": home.chain_id, "owner": owner}))
 
 
@@ -178,12 +178,13 @@ def por_publish(
 
     from dpg.por import ipfs
     from dpg.por import publish as pub
+    from dpg.por import registry as reg
     from dpg.system.target import database_url
 
     settings = Settings.from_env()
     key = _por_secret(secret)
     chains = _por_chains(chains_file)
-    address = registry or settings.por_registry or (pub.read_record(settings.data_dir) or {}).get("registry")
+    address = registry or settings.por_registry or (reg.read_record(settings.data_dir) or {}).get("registry")
     if not address:
         raise fail("no registry: --registry, DPG_POR_REGISTRY or dpg por deploy-registry")
     with psycopg.connect(database_url(settings)) as conn:
@@ -193,7 +194,7 @@ def por_publish(
         try:
             report = pub.publish_epoch(conn, e, key, chains[0], address, chains[1:],
                                        ipfs.Store.from_env(settings.data_dir), sender)
-        except (pub.PublishError, ipfs.IpfsError) as err:
+        except (reg.PublishError, ipfs.IpfsError) as err:
             raise fail(str(err), 1) from None
     typer.echo(json.dumps(report))
     if not report["ok"]:
@@ -211,7 +212,7 @@ def por_verify(
     """Check a proof against the root and total the registry on the chain holds (or --root/--total);
     exit code 0 only when it holds."""
     from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
-    from dpg.por import publish as pub
+    from dpg.por import registry as reg
     from dpg.por import tree as por
 
     if (root is None) != (total is None):
@@ -234,7 +235,7 @@ def por_verify(
             if not isinstance(doc, dict) or str(rpc.chain_id()) != str(doc.get("chainId")):
                 raise por.ProofError(f"the proof is for chain {doc.get('chainId') if isinstance(doc, dict) else '?'},"
                                      f" the node at {url} is chain {rpc.chain_id()}")
-            want_root, want_total, depth = pub.published(rpc, str(doc["registry"]), int(doc["epoch"]),
+            want_root, want_total, depth = reg.published(rpc, str(doc["registry"]), int(doc["epoch"]),
                                                          str(doc["asset"]))
             if depth == 0:
                 raise por.ProofError(f"the registry {doc['registry']} has nothing published for epoch {doc['epoch']}"
@@ -261,7 +262,7 @@ def por_audit(
     recompute every node, check every value, and compare root, total and depth with the registry."""
     from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
     from dpg.por import ipfs
-    from dpg.por import publish as pub
+    from dpg.por import registry as reg
     from dpg.por import tree as por
 
     settings = Settings.from_env()
@@ -283,7 +284,7 @@ def por_audit(
                 if str(rpc.chain_id()) != str(doc["chainId"]):
                     problems.append(f"the tree is for chain {doc['chainId']}, the node is chain {rpc.chain_id()}")
                 else:
-                    root, total, depth = pub.published(rpc, doc["registry"], int(doc["epoch"]), doc["asset"])
+                    root, total, depth = reg.published(rpc, doc["registry"], int(doc["epoch"]), doc["asset"])
                     if depth == 0:
                         problems.append("the registry has nothing published for this epoch and asset")
                     elif ("0x" + root.hex(), str(total), depth) != (doc["root"], str(doc["total"]), int(doc["depth"])):

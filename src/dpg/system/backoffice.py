@@ -13,7 +13,7 @@ from dpg.system.node import Node
 
 if TYPE_CHECKING:
     from dpg.chain.custody import Custody
-    from dpg.por.publish import AutoPublisher
+    from dpg.por.publisher import AutoPublisher
 
 log = logging.getLogger("dpg.server")
 
@@ -39,7 +39,7 @@ def start_publisher(settings: Settings, url: str, custody: Custody | None) -> Au
         log.warning("event=por_publish_off reason=%r", "no custody chain is running")
         return None
     from dpg.por import ipfs
-    from dpg.por.publish import AutoPublisher
+    from dpg.por.publisher import AutoPublisher
 
     publisher = AutoPublisher(url, chains, set(custody.embedded), settings.data_dir, settings.por_key(),
                               ipfs.Store.from_env(settings.data_dir), registry=settings.por_registry,
