@@ -27,7 +27,6 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dpg.api.auth import Accounts, AuthError
 from dpg.api.errors import ApiError, CatchAll, api_error_handler, body, send_json, validation_error_handler
 from dpg.api.history import History
 from dpg.api.marketdata import MarketData, Update
@@ -40,6 +39,7 @@ from dpg.core import events as E
 from dpg.core.commands import OpenAccount
 from dpg.core.engine import Engine
 from dpg.core.model import Asset, Market
+from dpg.identity import Accounts, AuthError
 
 log = logging.getLogger("dpg.api")
 

@@ -13,13 +13,13 @@ from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from dpg.api.app import Runtime, client_ip, whole_number
-from dpg.api.auth import AuthError
 from dpg.api.errors import ApiError
 from dpg.api.marketdata import Update
 from dpg.api.trading import OrderRequest
 from dpg.api.views import OrderView
 from dpg.api.ws import Client, Dialect, Grant
 from dpg.core.model import Market, OrderStatus, OrderType, Side
+from dpg.identity import AuthError
 
 # DPG's rejection codes in Binance's words (HTTP status, code, message)
 _REJECTIONS: dict[str, tuple[int, int, str]] = {

@@ -30,7 +30,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from dpg.api.app import client_ip
-from dpg.api.auth import _ip_allowed, _parse_ip_allow
 from dpg.api.errors import ApiError
 from dpg.chain.forwarder import forwarder_address, payment_uri, token_name
 from dpg.chain.signer import checksum
@@ -39,6 +38,8 @@ from dpg.chain.withdrawals import CANCELLED_BY_USER
 from dpg.core.commands import FailWithdrawal, RequestWithdrawal
 from dpg.core.errors import Reject
 from dpg.core.model import Asset
+from dpg.identity.keys import ip_allowed as _ip_allowed
+from dpg.identity.keys import parse_ip_allow as _parse_ip_allow
 
 log = logging.getLogger("dpg.api.wallet")
 

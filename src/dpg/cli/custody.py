@@ -180,7 +180,7 @@ def wallet_deposit(
     if user.isdigit():
         account = int(user)
     else:
-        from dpg.api.auth import AuthError
+        from dpg.identity import AuthError
 
         try:
             account = operator.user_id(url, settings, user)

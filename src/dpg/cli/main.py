@@ -196,7 +196,7 @@ def projections_rebuild() -> None:
 
 
 def _operator_call(work: Any) -> Any:
-    from dpg.api.auth import AuthError
+    from dpg.identity import AuthError
 
     try:
         return work()

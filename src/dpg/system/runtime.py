@@ -7,13 +7,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from dpg.api.app import Runtime
-from dpg.api.auth import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
 from dpg.api.history import History
 from dpg.api.server import admin_token
 from dpg.bus.local import LocalBus
 from dpg.bus.redis_bus import RedisBus
 from dpg.config import Settings
 from dpg.core.engine import Engine
+from dpg.identity import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
 from dpg.journal.journal import LIVELINESS
 from dpg.mail import Mailer, sender_address
 
