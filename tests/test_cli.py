@@ -18,7 +18,7 @@ from dpg.core import state
 from dpg.core.commands import Credit, OpenAccount, PlaceOrder
 from dpg.core.genesis import GENESIS
 from dpg.core.model import OrderType, Side
-from dpg.node import Node
+from dpg.system.node import Node
 
 ROOT = Path(__file__).parents[1]
 

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from dpg.api.auth import (
+from dpg.identity import (
     Accounts,
     AuthError,
     MemoryReplayGuard,

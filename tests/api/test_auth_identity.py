@@ -18,7 +18,7 @@ import pytest
 from argon2 import PasswordHasher
 from psycopg_pool import AsyncConnectionPool
 
-from dpg.api.auth import Accounts, AuthError, email_skeleton, normalize_email
+from dpg.identity import Accounts, AuthError, email_skeleton, normalize_email
 from dpg.mail import Mailer
 from tests.api.test_auth import PASSWORD, Clock, enrol, fetch, rejects, run
 

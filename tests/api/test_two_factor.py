@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from dpg.api.auth import Accounts
+from dpg.identity import Accounts
 from tests.api.client import PASSWORD, Codes, User, served
 from tests.api.test_auth import Clock, enrol, fetch, rejects, run
 

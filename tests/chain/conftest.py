@@ -22,7 +22,7 @@ from dpg.chain.store import DepositStore
 from dpg.chain.watcher import DepositWatcher
 from dpg.config import Settings
 from dpg.core.commands import OpenAccount
-from dpg.node import Node
+from dpg.system.node import Node
 
 CHAIN_ID = 31337
 DEPTH = 3

@@ -22,7 +22,7 @@ from dpg.chain.rpc import Rpc, to_int
 from dpg.chain.signer import dev_key
 from dpg.chain.store import DepositStore
 from dpg.chain.sweeper import Sweeper, SweepStore
-from dpg.node import Node
+from dpg.system.node import Node
 from tests.chain.conftest import DEPTH, DevChain, WatcherFactory
 
 ETH = 10**18

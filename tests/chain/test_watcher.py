@@ -32,7 +32,7 @@ from dpg.chain.store import Deposit, DepositStore
 from dpg.chain.watcher import ChainMismatch, DeepReorg, DepositWatcher
 from dpg.config import Settings
 from dpg.core.commands import Credit
-from dpg.node import Node
+from dpg.system.node import Node
 from tests.chain.conftest import DEPTH, DevChain, WatcherFactory, open_accounts
 
 ETH = 10**18

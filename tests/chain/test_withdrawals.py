@@ -21,7 +21,7 @@ from dpg.chain.signer import Keys, Terms, checksum, dev_key, ordered, recover, s
 from dpg.chain.withdrawals import WithdrawalStore
 from dpg.core import events as E
 from dpg.core.commands import Credit, RequestWithdrawal
-from dpg.node import Node
+from dpg.system.node import Node
 from tests.chain.conftest import CHAIN_ID, DEPTH, DevChain
 
 USDT = 10**6

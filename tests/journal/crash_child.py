@@ -14,7 +14,7 @@ from dpg.config import Settings
 from dpg.core.commands import Credit, OpenAccount, PlaceOrder
 from dpg.core.events import Event
 from dpg.core.model import OrderType, Side
-from dpg.node import Node
+from dpg.system.node import Node
 
 ACCOUNTS = 6
 

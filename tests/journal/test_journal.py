@@ -177,7 +177,7 @@ def test_a_journal_from_before_open_account_replays_as_it_ran_then_requires_acco
     account is refused."""
     from dpg.config import Settings
     from dpg.core.commands import RequireAccounts, Transfer
-    from dpg.node import Node
+    from dpg.system.node import Node
 
     old_genesis = [c for c in GENESIS if not isinstance(c, RequireAccounts)]
     old = [*old_genesis, Credit(1, "USDT", 10**9, "a"), Credit(2, "BTC", 10**8, "b"),

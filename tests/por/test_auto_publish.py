@@ -21,7 +21,8 @@ import pytest
 from dpg.chain.embedded import deposit_eth, deposit_token
 from dpg.chain.rpc import Rpc, to_int
 from dpg.por import ipfs
-from dpg.por import publish as pub
+from dpg.por import registry as pub
+from dpg.por.publisher import AutoPublisher
 from dpg.store import db
 from tests.api.client import ADMIN, Process, User, dpg_cli, free_port, until
 from tests.chain.conftest import (  # noqa: F401 (fixtures)
@@ -145,11 +146,11 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
         print("".join(proc.lines[-80:]))  # shown when the test fails
 
 
-def _publisher(url: str, dev: DevChain, data_dir: Path, embedded: bool = True, **options: Any) -> pub.AutoPublisher:
+def _publisher(url: str, dev: DevChain, data_dir: Path, embedded: bool = True, **options: Any) -> AutoPublisher:
     options.setdefault("poll", 0.1)
     options.setdefault("backoff_initial", 0.1)
     options.setdefault("backoff_max", 0.5)
-    return pub.AutoPublisher(url, [dev.config()], {"ethereum"} if embedded else set(), data_dir, SECRET,
+    return AutoPublisher(url, [dev.config()], {"ethereum"} if embedded else set(), data_dir, SECRET,
                              ipfs.Store(data_dir / "ipfs"), **options)
 
 

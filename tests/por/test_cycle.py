@@ -20,7 +20,7 @@ from dpg.chain.anvil import Anvil
 from dpg.chain.embedded import deploy
 from dpg.chain.rpc import Rpc, to_int
 from dpg.por import ipfs
-from dpg.por import publish as pub
+from dpg.por import registry as pub
 from dpg.store import db
 from tests.api.client import ADMIN, User, dpg_cli, exchange, until
 from tests.chain.conftest import DevChain, anvil_bin, artifacts, dev_chain  # noqa: F401 (fixtures)

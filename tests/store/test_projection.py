@@ -15,9 +15,9 @@ from dpg.config import Settings
 from dpg.core.commands import Credit, OpenAccount
 from dpg.core.engine import Engine
 from dpg.journal.journal import Journal
-from dpg.node import Node
 from dpg.store import follower
 from dpg.store.projection import Projector
+from dpg.system.node import Node
 
 
 def _load(url: str, n: int) -> Engine:

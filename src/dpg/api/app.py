@@ -12,7 +12,7 @@ from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dpg.api import binance
-from dpg.api.auth import AuthError
+from dpg.identity import AuthError
 from dpg.api.errors import ApiError, CatchAll, api_error_handler, body, send_json, validation_error_handler
 from dpg.api.ratelimit import TokenBuckets
 from dpg.api.routes import account, operator, orders, proof, public, wallet, ws

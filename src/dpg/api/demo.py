@@ -23,10 +23,10 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from dpg.api.auth import AuthError
 from dpg.core import events as E
 from dpg.core.commands import CancelAll, Credit, MarkEpoch, PlaceOrder
 from dpg.core.model import Market, OrderType, Side
+from dpg.identity import AuthError
 
 if TYPE_CHECKING:
     from dpg.api.runtime import Runtime

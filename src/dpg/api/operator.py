@@ -13,8 +13,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from dpg.api.auth import Accounts, AuthError, MemoryReplayGuard, SecretBox
 from dpg.config import Settings
+from dpg.identity import Accounts, AuthError, MemoryReplayGuard, SecretBox
 
 LOCAL_DOMAIN = "users.dpg.local"
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dpg.api.auth import Accounts
 from dpg.api.ws import Hub
 from dpg.bus.redis_bus import PREFIX
+from dpg.identity import Accounts
 
 log = logging.getLogger("dpg.api.revocations")
 

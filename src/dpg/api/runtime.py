@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from dpg.api import presentation as P
-from dpg.api.auth import Accounts
+from dpg.identity import Accounts
 from dpg.api.history import History
 from dpg.api.marketdata import INTERVALS, MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
@@ -71,7 +71,7 @@ class Runtime:
     async def open_account(self, user_id: int) -> bool:
         """Open a user's ledger account (OpenAccount is idempotent). False, logged, when the engine
         cannot take it now: the account then opens at the user's next login, or when the exchange
-        next starts (dpg.node)."""
+        next starts (dpg.system.node)."""
         try:
             seq, events = await self.bus.submit(OpenAccount(user_id))
             if events and events[0][0] == E.REJECTED:

@@ -4,7 +4,7 @@ refusals its own way; the timestamp, the receive window and the signature are ch
 
 from __future__ import annotations
 
-from dpg.api.auth import Accounts
+from dpg.identity import Accounts
 
 DEFAULT_RECV_WINDOW = 5000  # ms, when a signed request names none
 

@@ -34,8 +34,8 @@ from typing import Any
 
 from fastapi import WebSocket
 
-from dpg.api.auth import Accounts, AuthError
 from dpg.api.ratelimit import TokenBuckets
+from dpg.identity import Accounts, AuthError
 
 log = logging.getLogger("dpg.ws")
 

@@ -23,8 +23,9 @@ from dpg.core.commands import Credit, OpenAccount
 from dpg.core.events import Event
 from dpg.journal.journal import Journal
 from dpg.journal.recovery import recover
-from dpg.node import Node, database_url
 from dpg.store import db, follower
+from dpg.system.node import Node
+from dpg.system.target import database_url
 
 
 @contextmanager

@@ -36,13 +36,13 @@ class Scheduler:
     marked (the publisher, which then waits for the epoch's balances to be recorded)."""
 
     def __init__(self, submit: Callable[[MarkEpoch], tuple[int, list[Event]]], interval: int,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, on_marked: Callable[[int], None] | None = None) -> None:
         if interval < MIN_INTERVAL:
             raise ValueError(f"the proof-of-reserves interval is at least {MIN_INTERVAL} s")
         self.submit = submit
         self.interval = interval
         self.clock = clock
-        self.on_marked: Callable[[int], None] | None = None
+        self.on_marked = on_marked
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dpg-por-schedule", daemon=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from dpg.api.auth import AuthError
+from dpg.identity import AuthError
 from dpg.api.errors import ApiError
 from dpg.core.model import STP, OrderStatus, OrderType
 

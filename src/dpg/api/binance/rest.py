@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Query, Request
 
 from dpg.api import signing
-from dpg.api.auth import AuthError
+from dpg.identity import AuthError
 from dpg.api.binance.codes import (
     INVALID_SYMBOL,
     KINDS,

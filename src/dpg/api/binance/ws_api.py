@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from dpg.api import signing
-from dpg.api.auth import AuthError
+from dpg.identity import AuthError
 from dpg.api.binance.codes import KEY_REFUSED, MANDATORY, WS_REFUSALS, BinanceError, refused
 from dpg.api.binance.reports import user_events
 from dpg.api.deps import client_ip

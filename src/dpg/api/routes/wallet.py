@@ -27,7 +27,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from dpg.api.auth import Accounts, _ip_allowed, _parse_ip_allow
+from dpg.identity import Accounts
+from dpg.identity.keys import ip_allowed, parse_ip_allow
 from dpg.api.deps import Auth, Rt, admin, client_ip
 from dpg.api.errors import ApiError
 from dpg.api.runtime import Runtime
@@ -151,7 +152,7 @@ async def check_ip(rt: Runtime, account: int, request: Request) -> None:
     """Withdrawals and changes to the allow-lists come only from the account's listed addresses."""
     networks = await ip_networks(rt, account)
     ip = client_ip(request)
-    if networks and not _ip_allowed(ip, tuple(ipaddress.ip_network(n) for n in networks)):
+    if networks and not ip_allowed(ip, tuple(ipaddress.ip_network(n) for n in networks)):
         log.info("event=withdrawal_ip_refused account=%d ip=%s", account, ip)
         raise ApiError(403, "WITHDRAWAL_IP_NOT_ALLOWED",
                        f"this request comes from {ip}, which is not on your withdrawal IP list: withdrawals and"
@@ -310,9 +311,9 @@ async def set_ip_allow(rt: Rt, req: IpAllowRequest, p: Auth, request: Request) -
     be changed again."""
     await check_ip(rt, p.user_id, request)
     await rt.accounts.check_totp(p.user_id, req.totp)
-    networks = _parse_ip_allow(req.networks)
+    networks = parse_ip_allow(req.networks)
     ip = client_ip(request)
-    if networks and not _ip_allowed(ip, tuple(ipaddress.ip_network(n) for n in networks)):
+    if networks and not ip_allowed(ip, tuple(ipaddress.ip_network(n) for n in networks)):
         raise ApiError(400, "IP_ALLOW_LOCKOUT", f"the list must include the address this request comes from"
                                                 f" ({ip}): without it you could not change the list again")
     async with rt.accounts.pool.connection() as conn:

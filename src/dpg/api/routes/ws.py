@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from dpg.api import signing
-from dpg.api.auth import AuthError
+from dpg.identity import AuthError
 from dpg.api.binance.streams import is_binance, stream_dialect
 from dpg.api.deps import client_ip, runtime, signed_payload
 from dpg.api.errors import ApiError, body

@@ -2,7 +2,7 @@
 version 13.0.0), for the letters of those scripts that can remain in an e-mail address after NFKC,
 case folding and NFD (every full-width or mathematical form is folded by NFKC already). Each maps
 to its prototype, case-folded and decomposed, applied until nothing changes. Used by
-``dpg.api.auth.email_skeleton``; ASCII characters are not mapped (an all-ASCII address is its own
+``dpg.identity.emails.email_skeleton``; ASCII characters are not mapped (an all-ASCII address is its own
 skeleton)."""
 
 PROTOTYPES: dict[str, str] = {

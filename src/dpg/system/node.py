@@ -1,11 +1,12 @@
 """A running exchange: the database, the recovered engine, the sequencer and the projections.
 
-``Node.open`` finds PostgreSQL (``DPG_DATABASE_URL`` or the embedded server), applies the
-migrations, recovers the engine (latest snapshot + journal), lists the genesis markets on a new
-journal, opens the account of every signed-up user the engine does not know yet (a sign-up while
-the engine could not take it), starts the writer threads and the projection follower process.
-Every other part (API, chain watcher, scheduler) talks to the exchange only by submitting commands
-to ``node.sequencer``.
+``Node(url, settings)`` applies the migrations, recovers the engine (latest snapshot + journal),
+builds the sequencer and starts the projection follower process; ``start`` then starts the writer
+threads, lists the genesis markets on a new journal and opens the account of every signed-up user
+the engine does not know yet (a sign-up while the engine could not take it). Between the two, a
+reader of the recovered engine (the API's views) is built and misses no batch. ``Node.open`` does
+both. Every other part (API, chain watcher, scheduler) talks to the exchange only by submitting
+commands to ``node.sequencer``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import gc
 import logging
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import psycopg
 
@@ -30,35 +30,6 @@ from dpg.journal.sequencer import Sequencer, Sink
 from dpg.store import db, follower
 
 log = logging.getLogger("dpg.node")
-
-
-def database_url(settings: Settings) -> str:
-    """The exchange's database: DPG_DATABASE_URL, else the embedded one (started, or made on first use)."""
-    return settings.database_url or db.embedded_url(settings.data_dir)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What an operator command acts on: an existing exchange's settings, database and API address."""
-
-    settings: Settings
-    url: str
-    api: str  # http://host:port of the running exchange (registered, else DPG_HOST:DPG_PORT)
-
-
-def operator_target(*, schema: bool = True) -> Target:
-    """The existing exchange an operator command acts on (``dpg.running.locate``), its database
-    checked to hold DPG's schema (``schema=False``: migrations may be applied to it). Raises
-    ``running.NotFound`` with what to do, never making a new database."""
-    from dpg import running
-
-    settings, api = running.locate()
-    url = database_url(settings)
-    if schema and not db.has_schema(url):
-        where = "DPG_DATABASE_URL" if settings.database_url else f"the embedded database in {settings.data_dir}"
-        raise running.NotFound(f"{where} holds no DPG exchange (no journal table); start it once with `dpg up`, "
-                               "or apply the schema with `dpg migrate`")
-    return Target(settings, url, api or f"http://{settings.host}:{settings.port}")
 
 
 def tune_gc() -> None:
@@ -111,48 +82,50 @@ class FollowerProcess:
             self.proc.wait()
 
 
-@dataclass
 class Node:
-    url: str
-    journal: Journal
-    engine: Engine
-    sequencer: Sequencer
-    follower: FollowerProcess | None
+    """``projections``: run the projection follower process beside the engine; ``sinks`` see every
+    committed batch once the node is started."""
+
+    def __init__(self, url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = ()) -> None:
+        db.migrate(url)
+        self.url = url
+        self.journal = Journal(url)
+        self.engine: Engine = recover(self.journal)
+        tune_gc()
+        self.sequencer = Sequencer(self.engine, self.journal, snapshot_every=settings.snapshot_every,
+                                   batch_max=settings.batch_max, sinks=sinks)
+        self.follower = FollowerProcess(url) if projections else None
+        self._started = False
 
     @staticmethod
-    def open(url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = (),
-             on_recovered: Callable[[Engine, Sequencer], None] | None = None) -> Node:
-        """``projections``: run the projection follower process beside the engine. ``on_recovered``
-        sees the recovered engine and its sequencer before the sequencer starts (so a sink misses no
-        batch, and what submits to the sequencer is built whole)."""
-        db.migrate(url)
-        journal = Journal(url)
-        engine = recover(journal)
-        sequencer = Sequencer(
-            engine, journal, snapshot_every=settings.snapshot_every, batch_max=settings.batch_max, sinks=sinks,
-        )
-        if on_recovered is not None:
-            on_recovered(engine, sequencer)
-        tune_gc()
-        follower_proc = FollowerProcess(url) if projections else None
-        node = Node(url, journal, engine, sequencer, follower_proc)
+    def open(url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = ()) -> Node:
+        """A node built and started."""
+        node = Node(url, settings, projections=projections, sinks=sinks)
+        node.start()
+        return node
+
+    def start(self) -> None:
+        """Take commands: the writer threads, the genesis of a new journal, the accounts of users
+        signed up while the engine was away."""
+        engine, sequencer = self.engine, self.sequencer
         sequencer.start()
+        self._started = True
         if engine.seq == 0:
             for cmd in GENESIS:
                 _, events = sequencer.submit_wait(cmd)
                 if events and events[0][0] == E.REJECTED:
                     raise RuntimeError(f"genesis command {cmd} rejected: {events[0]}")
             log.info("event=genesis assets=%d markets=%d", len(engine.assets), len(engine.markets))
-        open_signed_up(url, node)
+        open_signed_up(self.url, self)
         if not engine.accounts_required:  # a journal from before OpenAccount: every account is open now
             sequencer.submit_wait(RequireAccounts())
             log.info("event=accounts_required seq=%d", sequencer.committed_seq)
         log.info("event=node_open seq=%d markets=%d", engine.seq, len(engine.markets))
-        return node
 
     def close(self) -> None:
         """Stop within seconds, whatever the database does."""
-        self.sequencer.stop()
+        if self._started:
+            self.sequencer.stop()
         if self.follower is not None:
             self.follower.stop()
         self.journal.close()

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dpg.cli.context import fail, target
+
 signer_app = typer.Typer(help="Withdrawal signers: review, sign or reject pending withdrawals", no_args_is_help=True)
 wallet_app = typer.Typer(help="A wallet on the dev chain: deposit to the vault and follow the credit",
                          no_args_is_help=True)
@@ -22,21 +24,10 @@ KeyFile = Annotated[str | None, typer.Option("--key-file", help="File holding th
                                                                 "default: DPG_SIGNER_KEY")]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _target() -> Any:
-    from dpg.cli import _target as target
-
-    return target()
-
-
 def _store() -> Any:
     from dpg.chain.withdrawals import WithdrawalStore
 
-    return WithdrawalStore(_target().url)
+    return WithdrawalStore(target().url)
 
 
 def _key(key_file: str | None) -> Any:
@@ -44,20 +35,20 @@ def _key(key_file: str | None) -> Any:
 
     source = key_file or os.environ.get("DPG_SIGNER_KEY", "")
     if not source:
-        raise _fail("name the signer's key: --key-file FILE or DPG_SIGNER_KEY", 2)
+        raise fail("name the signer's key: --key-file FILE or DPG_SIGNER_KEY", 2)
     try:
         return load_key(source, "--key-file" if key_file else "DPG_SIGNER_KEY")
     except ValueError as e:
-        raise _fail(str(e), 2) from None
+        raise fail(str(e), 2) from None
 
 
 def _amount(asset: str, units: int) -> str:
-    """Base units as a decimal string of the asset, e.g. 1500000000000000000 ETH -> "1.5"."""
+    """Base units as a decimal string of the asset with no trailing zero, e.g. 1500000000000000000 ETH -> "1.5"."""
     from dpg.chain.config import ASSET_DECIMALS
+    from dpg.core.model import Asset
 
-    places = ASSET_DECIMALS.get(asset, 0)
-    whole, frac = divmod(units, 10**places)
-    return f"{whole}.{str(frac).rjust(places, '0').rstrip('0')}".rstrip(".") if places else str(whole)
+    a = Asset(asset, ASSET_DECIMALS.get(asset, 0), index=-1)  # for its format only: no ledger position
+    return a.format(units, a.places_of(units))
 
 
 def _describe(store: Any, w: Any) -> dict[str, Any]:
@@ -72,7 +63,7 @@ def _describe(store: Any, w: Any) -> dict[str, Any]:
 def _pending(store: Any, wid: str) -> Any:
     w = store.get(wid.lower())
     if w is None:
-        raise _fail(f"no withdrawal {wid}")
+        raise fail(f"no withdrawal {wid}", 1)
     return w
 
 
@@ -116,11 +107,11 @@ def _as_signer(wid: str, key_file: str | None, too_late: str) -> tuple[Any, Any,
     chain = store.chain(w.chain)
     who = key.address.lower()
     if chain is None or who not in chain["signers"]:
-        raise _fail(f"{who} is not a signer of the vault on {w.chain}")
+        raise fail(f"{who} is not a signer of the vault on {w.chain}", 1)
     if w.status != "signing":
-        raise _fail(f"withdrawal {w.id} is {w.status}: {too_late}")
+        raise fail(f"withdrawal {w.id} is {w.status}: {too_late}", 1)
     if chain["vault"] != w.vault or chain["chain_id"] != w.chain_id:
-        raise _fail("the withdrawal names another vault or chain than the exchange's")
+        raise fail("the withdrawal names another vault or chain than the exchange's", 1)
     return key, store, w, who
 
 
@@ -137,9 +128,9 @@ def signer_sign(
     try:
         added = store.add_signature(w.id, who, sign(w.terms(), key), "human")
     except WithdrawalClosed as e:  # cancelled by the user (or moved on) since it was read
-        raise _fail(str(e)) from None
+        raise fail(str(e), 1) from None
     if not added:
-        raise _fail(f"{who} has already signed {w.id}")
+        raise fail(f"{who} has already signed {w.id}", 1)
     typer.echo(json.dumps({"id": w.id, "signer": who, "signatures": len(store.signatures(w.id))}))
 
 
@@ -177,38 +168,39 @@ def wallet_deposit(
 
     asset = asset.upper()
     if asset not in ASSET_DECIMALS:
-        raise _fail(f"{asset} cannot be deposited (one of {', '.join(ASSET_DECIMALS)})", 2)
+        raise fail(f"{asset} cannot be deposited (one of {', '.join(ASSET_DECIMALS)})", 2)
     try:  # checked before anything is asked of the exchange or the chain
         units = parse_amount(amount, ASSET_DECIMALS[asset], "the amount", asset)
     except DomainError as e:
-        raise _fail(e.reason, 2) from None
+        raise fail(e.reason, 2) from None
     if units <= 0:
-        raise _fail(f"{amount} is not a positive amount of {asset}", 2)
-    target = _target()
-    settings, url = target.settings, target.url
+        raise fail(f"{amount} is not a positive amount of {asset}", 2)
+    exchange = target()
+    settings, url = exchange.settings, exchange.url
     if user.isdigit():
         account = int(user)
     else:
-        from dpg.api.auth import AuthError
+        from dpg.identity import AuthError
 
         try:
             account = operator.user_id(url, settings, user)
         except AuthError as e:
-            raise _fail(f"{e.code}: {e.reason}") from None
+            raise fail(f"{e.code}: {e.reason}", 1) from None
     store = _store()
     c = store.chain(chain)
     if c is None:
-        raise _fail(f"no custody chain {chain!r} on this exchange (is it running with its chains?)")
+        raise fail(f"no custody chain {chain!r} on this exchange (is it running with its chains?)", 1)
     token = NATIVE if c["native_asset"] == asset else next(
         (t["address"] for t in c["tokens"] if t["asset"] == asset), None)
     if token is None:
-        raise _fail(f"{asset} cannot be deposited on {chain}")
+        raise fail(f"{asset} cannot be deposited on {chain}", 1)
     to = c["vault"]
     if plain:
         addresses = SweepStore(url)
         factory = addresses.factory(chain)
         if factory is None:
-            raise _fail(f"no deposit addresses on {chain}: it has no forwarder factory (DPG_CHAINS' forwarder_factory)")
+            raise fail(f"no deposit addresses on {chain}: it has no forwarder factory "
+                       "(DPG_CHAINS' forwarder_factory)", 1)
         to = factory.address_of(account)
         addresses.issue(chain, account, to)  # watched from now on, as when the user asks for it
         addresses.close()
@@ -216,7 +208,7 @@ def wallet_deposit(
     try:
         accounts = rpc.accounts()
         if not 0 <= sender < len(accounts):
-            raise _fail(f"the node holds no dev account {sender}", 2)
+            raise fail(f"the node holds no dev account {sender}", 2)
         if plain:
             tx = (transfer_eth(rpc, accounts[sender], to, units) if token == NATIVE
                   else transfer_token(rpc, token, accounts[sender], to, units))
@@ -226,7 +218,7 @@ def wallet_deposit(
             tx = deposit_token(rpc, c["vault"], token, accounts[sender], account, units)
         receipt = rpc.wait_receipt(tx, timeout=60)
     except (RpcError, RpcUnavailable, TimeoutError) as e:
-        raise _fail(f"the chain refused the deposit: {e}") from None
+        raise fail(f"the chain refused the deposit: {e}", 1) from None
     ok = to_int(receipt["status"]) == 1
     typer.echo(json.dumps({"tx_hash": tx, "status": "mined" if ok else "reverted", "account": account,
                            "asset": asset, "amount": amount, "to": to, "block": to_int(receipt["blockNumber"]),
@@ -245,8 +237,8 @@ def wallet_deposits(
     from dpg.api import operator
     from dpg.chain.store import DepositStore
 
-    target = _target()
-    settings, url = target.settings, target.url
+    exchange = target()
+    settings, url = exchange.settings, exchange.url
     account = int(user) if user.isdigit() else operator.user_id(url, settings, user)
     store = DepositStore(url)
     for d in store.deposits(account=account):

@@ -1,0 +1,2 @@
+"""The ``dpg`` command as a package: ``main`` (running the exchange and operator commands),
+``custody`` (signers, dev-chain wallet), ``por`` (proof of reserves), ``bench`` (benchmarks)."""

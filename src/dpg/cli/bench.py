@@ -1,0 +1,95 @@
+"""``dpg bench …``: the benchmarks, each printing JSON lines (what was measured, how many, how
+long, the rate, latency percentiles)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from dpg.cli.context import fail
+
+bench_app = typer.Typer(help="Benchmarks: JSON lines, one per measurement", no_args_is_help=True)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    commands: Annotated[int, typer.Option("-n", "--commands", help="Commands in the workload")] = 300_000,
+    seed: Annotated[int, typer.Option(help="Workload seed")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+    peers: Annotated[bool, typer.Option(help="Also run pyorderbook and lightmatchingengine")] = True,
+) -> None:
+    """The in-memory engine on a seeded mixed workload, with its peers on the same flow."""
+    from dpg.bench import engine_bench
+
+    for line in engine_bench.run(commands, seed, peers=peers):
+        typer.echo(json.dumps(line))
+
+
+@bench_app.command("durable")
+def bench_durable(
+    commands: Annotated[int, typer.Option("-n", "--commands", help="Commands in the workload")] = 300_000,
+    seed: Annotated[int, typer.Option(help="Workload seed")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+    window: Annotated[int, typer.Option(help="Commands in flight (awaiting their reply) at most")] = 1024,
+) -> None:
+    """The same flow through the sequencer and the PostgreSQL journal, replies after commit."""
+    from dpg.bench import durable_bench
+
+    for line in durable_bench.run(commands, seed, window=window):
+        typer.echo(json.dumps(line))
+
+
+@bench_app.command("api")
+def bench_api(
+    rates: Annotated[str, typer.Option(help="Comma-separated order rates per second")] = "250,500,1000,2000,3000",
+    seconds: Annotated[float, typer.Option(help="Seconds at each rate")] = 3.0,
+    subscribers: Annotated[int, typer.Option(help="WebSocket subscribers for the fan-out")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+) -> None:
+    """Orders over HTTP at rising fixed rates, and market-data fan-out to many WebSocket clients."""
+    from dpg.bench import api_bench
+
+    try:
+        chosen = [int(r) for r in rates.split(",") if r.strip()]
+    except ValueError:
+        raise fail("--rates must be comma-separated integers") from None
+    if not chosen or min(chosen) <= 0 or seconds <= 0 or subscribers <= 0:
+        raise fail("rates, seconds and subscribers must be positive")
+    for line in api_bench.run(chosen, seconds, subscribers):
+        typer.echo(json.dumps(line))
+
+
+@bench_app.command("por")
+def bench_por(
+    accounts: Annotated[int, typer.Option(help="Accounts with a balance")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+) -> None:
+    """Seconds and peak memory to build one asset's proof-of-reserves tree and every proof."""
+    from dpg.bench import por_bench
+
+    if accounts <= 0:
+        raise fail("--accounts must be positive")
+    typer.echo(json.dumps(por_bench.run(accounts)))
+
+
+@bench_app.command("memory")
+def bench_memory(
+    orders: Annotated[int, typer.Option("-n", "--orders", help="Resting orders")] = 1_000_000,
+) -> None:
+    """Memory of N resting orders in the engine."""
+    from dpg.bench import engine_bench
+
+    typer.echo(json.dumps(engine_bench.memory(orders)))
+
+
+@bench_app.command("restart")
+def bench_restart(
+    commands: Annotated[int, typer.Option("-n", "--commands", help="Journal length")] = 1_000_000,
+) -> None:
+    """Restart time: snapshot + replay of a journal of N commands on PostgreSQL."""
+    from dpg.bench import durable_bench
+
+    for line in durable_bench.restart(commands):
+        typer.echo(json.dumps(line))
