@@ -12,12 +12,12 @@ from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dpg.api import binance
-from dpg.identity import AuthError
 from dpg.api.errors import ApiError, CatchAll, api_error_handler, body, send_json, validation_error_handler
 from dpg.api.ratelimit import TokenBuckets
 from dpg.api.routes import account, operator, orders, proof, public, wallet, ws
 from dpg.api.runtime import Runtime
 from dpg.api.web import mount_web, registry_origins
+from dpg.identity import AuthError
 
 log = logging.getLogger("dpg.api")
 

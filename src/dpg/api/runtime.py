@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable, Iterable
 
 from dpg.api import presentation as P
-from dpg.identity import Accounts
 from dpg.api.history import History
 from dpg.api.marketdata import INTERVALS, MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
@@ -19,6 +18,7 @@ from dpg.core import events as E
 from dpg.core.commands import OpenAccount
 from dpg.core.engine import Engine
 from dpg.core.model import Market
+from dpg.identity import Accounts
 
 log = logging.getLogger("dpg.api")
 

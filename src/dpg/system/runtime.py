@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from dpg.api.runtime import Runtime
 from dpg.api.history import History
+from dpg.api.runtime import Runtime
 from dpg.api.server import admin_token
 from dpg.bus.local import LocalBus
 from dpg.bus.redis_bus import RedisBus

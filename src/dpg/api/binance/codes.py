@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from dpg.identity import AuthError
 from dpg.api.errors import ApiError
 from dpg.core.model import STP, OrderStatus, OrderType
+from dpg.identity import AuthError
 
 # DPG's rejection codes in Binance's words (HTTP status, code, message)
 REJECTIONS: dict[str, tuple[int, int, str]] = {

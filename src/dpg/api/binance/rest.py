@@ -14,7 +14,6 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Query, Request
 
 from dpg.api import signing
-from dpg.identity import AuthError
 from dpg.api.binance.codes import (
     INVALID_SYMBOL,
     KINDS,
@@ -43,6 +42,7 @@ from dpg.api.runtime import Runtime
 from dpg.api.trading import OrderRequest
 from dpg.api.views import OrderView
 from dpg.core.model import Market
+from dpg.identity import AuthError
 
 router = APIRouter(prefix="/api/v3", tags=["binance"])
 # kept out of the OpenAPI document: two answers for bots, not part of DPG's documented API

@@ -9,13 +9,13 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from dpg.api import signing
-from dpg.identity import AuthError
 from dpg.api.binance.codes import KEY_REFUSED, MANDATORY, WS_REFUSALS, BinanceError, refused
 from dpg.api.binance.reports import user_events
 from dpg.api.deps import client_ip
 from dpg.api.marketdata import Update
 from dpg.api.runtime import Runtime
 from dpg.api.ws import Client, Dialect, Grant
+from dpg.identity import AuthError
 
 _WS_METHODS = ("ping", "time", "session.logon", "session.status", "session.logout", "userDataStream.subscribe",
                "userDataStream.subscribe.signature", "userDataStream.unsubscribe")

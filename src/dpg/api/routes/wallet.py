@@ -27,8 +27,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from dpg.identity import Accounts
-from dpg.identity.keys import ip_allowed, parse_ip_allow
 from dpg.api.deps import Auth, Rt, admin, client_ip
 from dpg.api.errors import ApiError
 from dpg.api.runtime import Runtime
@@ -40,6 +38,8 @@ from dpg.chain.withdrawals import CANCELLED_BY_USER
 from dpg.core.commands import FailWithdrawal, RequestWithdrawal
 from dpg.core.errors import Reject
 from dpg.core.model import Asset
+from dpg.identity import Accounts
+from dpg.identity.keys import ip_allowed, parse_ip_allow
 
 log = logging.getLogger("dpg.api.wallet")
 

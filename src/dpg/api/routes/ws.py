@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from dpg.api import signing
-from dpg.identity import AuthError
 from dpg.api.binance.streams import is_binance, stream_dialect
 from dpg.api.deps import client_ip, runtime, signed_payload
 from dpg.api.errors import ApiError, body
@@ -16,6 +15,7 @@ from dpg.api.marketdata import INTERVALS
 from dpg.api.runtime import Runtime
 from dpg.api.trading import OrderRequest
 from dpg.api.ws import PRIVATE, Client, Dialect, Grant
+from dpg.identity import AuthError
 
 router = APIRouter()
 
