@@ -21,9 +21,8 @@ from dpg.core import events as E
 from dpg.core import state
 from dpg.core.commands import PlaceOrder
 from dpg.journal import codec
-from dpg.journal.journal import Journal
+from dpg.journal.journal import Applied, Journal
 from dpg.journal.recovery import recover
-from dpg.journal.sequencer import Applied
 
 CHILD = Path(__file__).with_name("crash_child.py")
 ROOT = Path(__file__).parents[2]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dpg.config import Settings
 from dpg.core.commands import OpenAccount
 from dpg.core.genesis import GENESIS
-from dpg.journal.sequencer import Applied
+from dpg.journal.journal import Applied
 from dpg.system.node import Node
 
 

@@ -38,7 +38,8 @@ from dpg.core.commands import Command
 from dpg.core.errors import Reject
 from dpg.core.events import Event
 from dpg.journal import codec
-from dpg.journal.sequencer import Applied, Sequencer
+from dpg.journal.journal import Applied
+from dpg.journal.sequencer import Sequencer
 
 log = logging.getLogger("dpg.bus")
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+
+from dpg.core.commands import Command
+from dpg.core.events import Event
 
 Row = tuple[int, int, bytes]  # (seq, ts, payload)
 
@@ -15,6 +19,17 @@ Row = tuple[int, int, bytes]  # (seq, ts, payload)
 # waiting for the kernel's TCP timeouts (minutes): the journal halts, and the process can stop
 LIVELINESS: dict[str, Any] = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
               "keepalives_count": 3, "tcp_user_timeout": 10_000}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One command as applied: what sinks receive, in sequence order, after commit."""
+
+    seq: int
+    ts: int
+    cmd: Command
+    events: list[Event]
+
 
 
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:

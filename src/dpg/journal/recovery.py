@@ -9,8 +9,7 @@ from collections.abc import Callable
 from dpg.core import state
 from dpg.core.engine import Engine
 from dpg.journal import codec
-from dpg.journal.journal import Journal
-from dpg.journal.sequencer import Applied
+from dpg.journal.journal import Applied, Journal
 
 log = logging.getLogger("dpg.recovery")
 

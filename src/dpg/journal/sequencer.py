@@ -44,21 +44,12 @@ from dpg.core.engine import Engine
 from dpg.core.errors import Reject
 from dpg.core.events import Event
 from dpg.journal import codec
-from dpg.journal.journal import Journal, Row
+from dpg.journal.journal import Applied, Journal, Row
+from dpg.journal.recovery import recover
 
 log = logging.getLogger("dpg.sequencer")
 
 Callback = Callable[[int, list[Event]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One command as applied: what sinks receive, in sequence order, after commit."""
-
-    seq: int
-    ts: int
-    cmd: Command
-    events: list[Event]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,8 +266,6 @@ class Sequencer:
         now = time.monotonic()
         if now < self._resume_at or self._in_flight:
             return
-        from dpg.journal.recovery import recover  # recovery imports this module
-
         try:
             self.journal.reconnect()
             engine = recover(self.journal)

@@ -19,8 +19,7 @@ import psycopg
 from dpg.core import events as E
 from dpg.core.engine import Engine
 from dpg.journal import codec
-from dpg.journal.journal import Journal
-from dpg.journal.sequencer import Applied
+from dpg.journal.journal import Applied, Journal
 from dpg.store.projection import Projector
 
 log = logging.getLogger("dpg.follower")

@@ -21,8 +21,7 @@ from dpg.core.commands import CompleteWithdrawal, Credit
 from dpg.core.engine import Engine
 from dpg.core.events import Cause
 from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
-from dpg.journal.journal import connect
-from dpg.journal.sequencer import Applied
+from dpg.journal.journal import Applied, connect
 
 log = logging.getLogger("dpg.projection")
 

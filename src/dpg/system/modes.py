@@ -16,9 +16,8 @@ from dpg.api.server import new_loop, serve
 from dpg.bus.local import LocalBus
 from dpg.bus.redis_bus import EngineBridge, RedisBus
 from dpg.config import Settings
-from dpg.journal.journal import Journal
+from dpg.journal.journal import Applied, Journal
 from dpg.journal.recovery import recover
-from dpg.journal.sequencer import Applied
 from dpg.system.backoffice import BackOffice
 from dpg.system.node import Node
 from dpg.system.runtime import build_runtime
