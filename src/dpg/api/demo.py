@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dpg.core import events as E
 from dpg.core.commands import CancelAll, Credit, MarkEpoch, PlaceOrder
@@ -236,7 +236,7 @@ async def _market_maker(rt: Runtime, maker: int, taker: int) -> None:
                     _, events = await rt.bus.submit(PlaceOrder(taker, m.symbol, side, OrderType.MARKET, 0,
                                                                lots * m.lot_size))
                     if events[0][0] == E.REJECTED:
-                        log.debug("event=demo_taker_rejected code=%s", events[0][1])
+                        log.debug("event=demo_taker_rejected code=%s", cast(E.Rejected, events[0]).code)
             except Exception:
                 log.exception("event=demo_market_maker_failed market=%s", m.symbol)
         await asyncio.sleep(1.0)

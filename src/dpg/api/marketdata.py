@@ -20,10 +20,11 @@ from heapq import nlargest, nsmallest
 from itertools import islice
 from typing import Any, cast
 
+from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES
 from dpg.core import events as E
 from dpg.core.engine import Engine
 from dpg.core.events import Cause, Event
-from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+from dpg.core.model import Asset, Market, OrderType, Side
 
 MINUTE = 60 * 10**9  # ns
 DAY = 24 * 60 * MINUTE
@@ -40,10 +41,6 @@ _INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
 CANDLES_KEPT = 1000  # per market and interval
 
 BUY = Side.BUY.value
-SIDE_NAMES = ("buy", "sell")  # by Side value
-_OTYPE_NAMES = {t.value: t.name.lower() for t in OrderType}
-_STP_NAMES = {s.value: s.name.lower() for s in STP}
-_STATUS_NAMES = {s.value: s.name.lower() for s in OrderStatus}
 _CAUSE_NAMES = {c.value: c.name.lower() for c in Cause}
 _RESTING_TYPES = frozenset((OrderType.LIMIT.value, OrderType.POST_ONLY.value))
 
@@ -191,7 +188,7 @@ class MarketData:
         for tid, symbol, price, qty, ts, side in rows:
             if tid <= self._last_trade_id:
                 continue
-            if side not in SIDE_NAMES:
+            if side not in SIDE_NAMES.values():
                 raise ValueError(f"trade {tid}: taker side must be 'buy' or 'sell', not {side!r}")
             st = self._state(symbol)
             notional = price * qty // 10 ** self._markets_ref[st.index].base.decimals
@@ -277,7 +274,7 @@ class MarketData:
                     rec, p_rec = p_rec, None
                 if rec is not None and rec.account > 0:
                     accounts.setdefault(rec.account, []).append({
-                        "type": "order", "event": _STATUS_NAMES.get(done.status, str(done.status)), "order_id": oid,
+                        "type": "order", "event": STATUS_NAMES.get(done.status, str(done.status)), "order_id": oid,
                         "market": markets[rec.market].symbol, "remaining": done.remaining, "reason": done.reason,
                         "ts": ts,
                     })
@@ -293,8 +290,8 @@ class MarketData:
                     accounts.setdefault(acct, []).append({
                         "type": "order", "event": "new", "order_id": p_oid, "client_id": cid,
                         "market": markets[mi].symbol, "side": SIDE_NAMES[side],
-                        "order_type": _OTYPE_NAMES.get(otype, str(otype)), "price": price, "qty": qty,
-                        "quote_qty": quote_qty, "stp": _STP_NAMES.get(stp, str(stp)), "ts": ts,
+                        "order_type": TYPE_NAMES.get(otype, str(otype)), "price": price, "qty": qty,
+                        "quote_qty": quote_qty, "stp": STP_NAMES.get(stp, str(stp)), "ts": ts,
                     })
             elif kind == _AMENDED:
                 am = cast(E.OrderAmended, e)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from dpg.api import presentation as P
 from dpg.api.history import History
@@ -75,7 +76,7 @@ class Runtime:
         try:
             seq, events = await self.bus.submit(OpenAccount(user_id))
             if events and events[0][0] == E.REJECTED:
-                raise RuntimeError(f"{events[0][1]}: {events[0][2]}")
+                raise RuntimeError("{0.code}: {0.reason}".format(cast(E.Rejected, events[0])))
             await self.views.wait_for(seq)
         except Exception as e:  # the user exists either way; the account opens later
             log.warning("event=account_open_deferred user=%d reason=%r", user_id, str(e) or type(e).__name__)

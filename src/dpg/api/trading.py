@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, Field
 
@@ -134,25 +134,29 @@ class Stamps:
 def order_reply(seq: int, ts: int, events: list[Event]) -> OrderView:
     """The order a PlaceOrder made, as its own events leave it (ORDER_NEW first, then its trades,
     trigger and end; the same reading as ``AccountViews.apply``, for this one order)."""
-    _, oid, acct, mi, side, otype, price, qty, quote_qty, cid, stp, stop_price = events[0]
-    v = OrderView(oid, acct, mi, int(side), int(otype), price, qty, quote_qty, cid, int(stp), created_seq=seq,
-                  created_ts=ts, updated_seq=seq, updated_ts=ts, stop_price=stop_price, triggered=not stop_price)
+    new = cast(E.OrderNew, events[0])
+    oid = new.oid
+    v = OrderView(oid, new.account, new.market, int(new.side), int(new.otype), new.price, new.qty, new.quote_qty,
+                  new.client_id, int(new.stp), created_seq=seq, created_ts=ts, updated_seq=seq, updated_ts=ts,
+                  stop_price=new.stop_price, triggered=not new.stop_price)
     for ev in events[1:]:
         kind = ev[0]
         if kind == E.TRADE:
-            _, tid, _mi, price, qty, notional, t_oid, m_oid, _ta, _ma, _side, t_fee, m_fee = ev
-            for order, fee, role in ((t_oid, t_fee, "taker"), (m_oid, m_fee, "maker")):
+            t = cast(E.Trade, ev)
+            for order, fee, role in ((t.taker_oid, t.taker_fee, "taker"), (t.maker_oid, t.maker_fee, "maker")):
                 if order == oid:
-                    v.filled += qty
-                    v.filled_quote += notional
+                    v.filled += t.qty
+                    v.filled_quote += t.notional
                     v.fee += fee
                     v.status = OrderStatus.PARTIALLY_FILLED.value
                     if len(v.fills) < MAX_FILLS_SHOWN:
-                        v.fills.append({"trade_id": tid, "price": price, "qty": qty, "fee": fee, "role": role})
-        elif kind == E.ORDER_TRIGGERED and ev[1] == oid:
+                        v.fills.append({"trade_id": t.trade_id, "price": t.price, "qty": t.qty, "fee": fee,
+                                        "role": role})
+        elif kind == E.ORDER_TRIGGERED and cast(E.OrderTriggered, ev).oid == oid:
             v.triggered = True
-        elif kind == E.ORDER_DONE and ev[1] == oid:
-            v.status, v.reason = ev[2], ev[4]
+        elif kind == E.ORDER_DONE and cast(E.OrderDone, ev).oid == oid:
+            done = cast(E.OrderDone, ev)
+            v.status, v.reason = done.status, done.reason
             break  # a finished order takes no more events
     return v
 
@@ -195,7 +199,8 @@ class Trading:
     async def _submit(self, cmd: Command) -> tuple[int, list[Event]]:
         seq, events = await self.bus.submit(cmd)
         if events and events[0][0] == E.REJECTED:
-            raise rejection(events[0][1], events[0][2])
+            refused = cast(E.Rejected, events[0])
+            raise rejection(refused.code, refused.reason)
         await self.views.wait_for(seq)  # read your own write
         return seq, events
 
@@ -240,7 +245,7 @@ class Trading:
         seq, events = await self._submit(cmd)
         ts = self.stamps.get(seq)
         if ts is None:  # more than Stamps' kept commands were applied meanwhile: the view has its time
-            v = self.views.order(account, events[0][1])
+            v = self.views.order(account, cast(E.OrderNew, events[0]).oid)
             assert v is not None
             ts = v.created_ts
         return order_reply(seq, ts, events)
@@ -253,15 +258,15 @@ class Trading:
         _, events = await self._submit(CancelOrder(account, m.symbol, order_id, client_id))
         # the answer is the whole order, with its fills before this command, which this command's
         # events do not carry: read from the views, which have applied it
-        done = next(e for e in events if e[0] == E.ORDER_DONE)
-        v = self.views.order(account, done[1])
+        done = next(cast(E.OrderDone, e) for e in events if e[0] == E.ORDER_DONE)
+        v = self.views.order(account, done.oid)
         assert v is not None
         return order_json(self.markets[v.market], v)
 
     async def cancel_all(self, account: int, market: str) -> dict[str, Any]:
         m = self.market(market)
         _, events = await self._submit(CancelAll(account, m.symbol))
-        ids = [e[1] for e in events if e[0] == E.ORDER_DONE]
+        ids = [cast(E.OrderDone, e).oid for e in events if e[0] == E.ORDER_DONE]
         return {"market": m.symbol, "cancelled": ids}
 
     async def amend(self, account: int, order_id: int, req: AmendRequest) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import cast
 
 import psycopg
 
@@ -44,7 +45,7 @@ def catch_up(journal: Journal, projector: Projector) -> Engine:
         if a.events and a.events[0][0] == E.EPOCH_MARKED:
             projector.write(buf, engine.balances)
             buf.clear()
-            projector.write_epoch(a.events[0][1], a.seq, a.ts, engine)
+            projector.write_epoch(cast(E.EpochMarked, a.events[0]).epoch, a.seq, a.ts, engine)
         elif len(buf) >= BATCH:
             projector.write(buf, engine.balances)
             buf.clear()
@@ -70,7 +71,7 @@ def step(engine: Engine, journal: Journal, projector: Projector) -> int:
             projector.write(buf, engine.balances)
             n += len(buf)
             buf.clear()
-            projector.write_epoch(events[0][1], seq, ts, engine)
+            projector.write_epoch(cast(E.EpochMarked, events[0]).epoch, seq, ts, engine)
         elif len(buf) >= BATCH:
             projector.write(buf, engine.balances)
             n += len(buf)

@@ -16,6 +16,7 @@ import logging
 import subprocess
 import threading
 from collections.abc import Sequence
+from typing import cast
 
 import psycopg
 
@@ -142,7 +143,7 @@ def open_signed_up(url: str, node: Node) -> int:
     if missing:
         _, events = node.sequencer.submit_wait(OpenAccount(missing[-1]))  # durable: every one before it is too
         if events and events[0][0] == E.REJECTED:
-            log.error("event=accounts_not_opened count=%d reason=%r", len(missing), events[0][2])
+            log.error("event=accounts_not_opened count=%d reason=%r", len(missing), cast(E.Rejected, events[0]).reason)
             return 0
         log.info("event=accounts_opened count=%d reason=%r", len(missing), "signed up while the engine was away")
     return len(missing)

@@ -4,7 +4,7 @@ marking a proof-of-reserves epoch.
 (No ``from __future__ import annotations``: FastAPI reads the annotations as objects.)"""
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -46,6 +46,7 @@ async def mark_epoch(rt: Rt) -> dict[str, Any]:
     epoch = int(time.time())
     seq, events = await rt.bus.submit(MarkEpoch(epoch))
     if not events or events[0][0] != E.EPOCH_MARKED:
-        code, reason = (events[0][1], events[0][2]) if events else ("UNAVAILABLE", "no reply")
+        refused = cast(E.Rejected, events[0]) if events else E.Rejected(E.REJECTED, "UNAVAILABLE", "no reply")
+        code, reason = refused.code, refused.reason
         raise ApiError(409 if code == "STALE_EPOCH" else 503, code, reason)
     return {"epoch": epoch, "seq": seq}
