@@ -14,7 +14,7 @@ one-minute buckets that end after ``latest ts - 24 h`` (the window is 24 h to 24
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from heapq import nlargest, nsmallest
 from itertools import islice
@@ -65,6 +65,21 @@ class Update:
     tickers: set[str]  # markets whose ticker changed
     candles: set[str]  # markets whose candles changed
     accounts: dict[int, list[dict[str, Any]]]  # private updates per account id (> 0)
+
+
+class _Command:
+    """What applying one command's events gathers: the update, the depth levels touched, and the
+    order of this command that may come to rest (a new order, a re-queued amend, a triggered stop)."""
+
+    __slots__ = ("p_oid", "p_rec", "p_rests", "touched", "ts", "up")
+
+    def __init__(self, up: Update, ts: int) -> None:
+        self.up = up
+        self.ts = ts
+        self.touched: dict[tuple[int, int, int], None] = {}
+        self.p_oid = 0
+        self.p_rec: _Open | None = None
+        self.p_rests = False
 
 
 class _Open:
@@ -151,6 +166,11 @@ class MarketData:
         self._next_expiry = _NEVER  # when the oldest bucket of some rolling window leaves it
         self._last_trade_id = 0
         self._loaded = False
+        self._handlers: dict[int, Callable[[_Command, Event], None]] = {
+            _BALANCE: self._on_balance, _TRADE: self._on_trade, _DONE: self._on_done, _NEW: self._on_new,
+            _AMENDED: self._on_amended, E.ORDER_TRIGGERED: self._on_triggered,
+            E.MARKET_LISTED: self._on_market_listed, E.ASSET_LISTED: self._on_asset_listed,
+        }
         self.seq = 0
         for i, m in enumerate(engine_markets):
             self._add_market(i, m.symbol)
@@ -207,141 +227,139 @@ class MarketData:
         up = Update(seq, {}, [], set(), set(), {})
         if ts > self._latest:
             self._advance(ts, up.tickers)
-        orders = self._orders
-        accounts = up.accounts
-        markets = self._m
-        assets = self._asset_symbols
-        touched: dict[tuple[int, int, int], None] = {}
-        # the order of this command that may come to rest: a new order, or a re-queued amend
-        p_oid = 0
-        p_rec: _Open | None = None
-        p_rests = False
+        c = _Command(up, ts)
+        handlers = self._handlers
         for e in events:
-            kind = e[0]
-            if kind == _BALANCE:
-                bal = cast(E.Balance, e)
-                acct = bal.account
-                if acct > 0:
-                    msgs = accounts.get(acct)
-                    if msgs is None:
-                        msgs = accounts[acct] = []
-                    a = bal.asset
-                    msgs.append({
-                        "type": "balance", "asset": (assets[a] if a < len(assets) else "") or self._asset_symbol(a),
-                        "d_available": bal.d_available, "d_locked": bal.d_locked,
-                        "cause": _CAUSE_NAMES.get(bal.cause, str(bal.cause)),
-                    })
-            elif kind == _TRADE:
-                t = cast(E.Trade, e)
-                tid, mi, price, qty, notional = t.trade_id, t.market, t.price, t.qty, t.notional
-                t_oid, m_oid, t_acct, m_acct = t.taker_oid, t.maker_oid, t.taker_account, t.maker_account
-                t_side, t_fee, m_fee = t.taker_side, t.taker_fee, t.maker_fee
-                mk = orders.get(m_oid)
-                if mk is not None:
-                    mk.remaining -= qty
-                    self._level(mk.market, mk.side, mk.price, -qty, touched)
-                if p_rec is not None and t_oid == p_oid:
-                    p_rec.remaining -= qty
-                st = markets[mi]
-                sym = st.symbol
-                row = {"id": tid, "price": price, "qty": qty, "quote_qty": notional, "side": SIDE_NAMES[t_side],
-                       "ts": ts}
-                st.trades.append(row)
-                up.trades.append({**row, "market": sym})
-                self._record(st, price, qty, notional, ts)
-                self._last_trade_id = tid
-                up.tickers.add(sym)
-                up.candles.add(sym)
-                buy = t_side == BUY
-                for acct, oid, role, side, fee, fee_asset in (
-                    (t_acct, t_oid, "taker", t_side, t_fee, st.base if buy else st.quote),
-                    (m_acct, m_oid, "maker", 1 - t_side, m_fee, st.quote if buy else st.base),
-                ):
-                    if acct > 0:
-                        accounts.setdefault(acct, []).append({
-                            "type": "fill", "role": role, "trade_id": tid, "order_id": oid, "market": sym,
-                            "side": SIDE_NAMES[side], "price": price, "qty": qty, "quote_qty": notional,
-                            "fee": fee, "fee_asset": fee_asset, "ts": ts,
-                        })
-            elif kind == _DONE:
-                done = cast(E.OrderDone, e)
-                oid = done.oid
-                rec = orders.pop(oid, None)
-                if rec is not None:
-                    if rec.remaining:
-                        self._level(rec.market, rec.side, rec.price, -rec.remaining, touched)
-                elif p_rec is not None and oid == p_oid:
-                    rec, p_rec = p_rec, None
-                if rec is not None and rec.account > 0:
-                    accounts.setdefault(rec.account, []).append({
-                        "type": "order", "event": STATUS_NAMES.get(done.status, str(done.status)), "order_id": oid,
-                        "market": markets[rec.market].symbol, "remaining": done.remaining, "reason": done.reason,
-                        "ts": ts,
-                    })
-            elif kind == _NEW:
-                if p_rec is not None and p_rests:
-                    self._rest(p_oid, p_rec, touched)
-                o = cast(E.OrderNew, e)
-                p_oid, acct, mi, side, otype = o.oid, o.account, o.market, o.side, o.otype
-                price, qty, quote_qty, cid, stp = o.price, o.qty, o.quote_qty, o.client_id, o.stp
-                p_rec = _Open(mi, side, price, qty, acct)
-                p_rests = otype in _RESTING_TYPES
-                if acct > 0:
-                    accounts.setdefault(acct, []).append({
-                        "type": "order", "event": "new", "order_id": p_oid, "client_id": cid,
-                        "market": markets[mi].symbol, "side": SIDE_NAMES[side],
-                        "order_type": TYPE_NAMES.get(otype, str(otype)), "price": price, "qty": qty,
-                        "quote_qty": quote_qty, "stp": STP_NAMES.get(stp, str(stp)), "ts": ts,
-                    })
-            elif kind == _AMENDED:
-                am = cast(E.OrderAmended, e)
-                oid, price, qty, remaining, requeued = am.oid, am.price, am.qty, am.remaining, am.requeued
-                rec = orders.get(oid)
-                if rec is None:
-                    continue
-                if requeued:
-                    # off its level now; back as a taker that may trade, then rest at the new price
-                    if p_rec is not None and p_rests:
-                        self._rest(p_oid, p_rec, touched)
-                    del orders[oid]
-                    if rec.remaining:
-                        self._level(rec.market, rec.side, rec.price, -rec.remaining, touched)
-                    p_oid, p_rests = oid, True
-                    p_rec = _Open(rec.market, rec.side, price, remaining, rec.account)
-                elif remaining != rec.remaining:
-                    self._level(rec.market, rec.side, rec.price, remaining - rec.remaining, touched)
-                    rec.remaining = remaining
-                if rec.account > 0:
-                    accounts.setdefault(rec.account, []).append({
-                        "type": "order", "event": "amended", "order_id": oid, "market": markets[rec.market].symbol,
-                        "price": price, "qty": qty, "remaining": remaining, "requeued": requeued, "ts": ts,
-                    })
-            elif kind == E.ORDER_TRIGGERED:
-                # a stop order becomes a limit order here: it may trade, then rest like a new one
-                tr = cast(E.OrderTriggered, e)
-                oid, acct, mi, side, price, remaining = tr.oid, tr.account, tr.market, tr.side, tr.price, tr.remaining
-                if p_rec is not None and p_rests:
-                    self._rest(p_oid, p_rec, touched)
-                p_oid, p_rests = oid, True
-                p_rec = _Open(mi, side, price, remaining, acct)
-                if acct > 0:
-                    accounts.setdefault(acct, []).append({
-                        "type": "order", "event": "triggered", "order_id": oid, "market": markets[mi].symbol,
-                        "price": price, "remaining": remaining, "ts": ts,
-                    })
-            elif kind == E.MARKET_LISTED:
-                listed = cast(E.MarketListed, e)
-                self._add_market(listed.market, listed.symbol)
-            elif kind == E.ASSET_LISTED:
-                asset = cast(E.AssetListed, e)
-                while len(assets) <= asset.asset:
-                    assets.append("")
-                assets[asset.asset] = asset.symbol
-        if p_rec is not None and p_rests:
-            self._rest(p_oid, p_rec, touched)
-        if touched:
-            self._publish_depth(touched, up)
+            handler = handlers.get(e[0])
+            if handler is not None:
+                handler(c, e)
+        self._settle_pending(c)
+        if c.touched:
+            self._publish_depth(c.touched, up)
         return up
+
+    def _tell(self, c: _Command, account: int, msg: dict[str, Any]) -> None:
+        """A private message for ``account`` (the exchange's own accounts, 0 and below, get none)."""
+        if account > 0:
+            c.up.accounts.setdefault(account, []).append(msg)
+
+    def _settle_pending(self, c: _Command) -> None:
+        """The order that may come to rest (a new, re-queued or triggered one) rests with what is left."""
+        if c.p_rec is not None and c.p_rests:
+            self._rest(c.p_oid, c.p_rec, c.touched)
+
+    def _on_balance(self, c: _Command, e: Event) -> None:
+        bal = cast(E.Balance, e)
+        a = bal.asset
+        assets = self._asset_symbols
+        self._tell(c, bal.account, {
+            "type": "balance", "asset": (assets[a] if a < len(assets) else "") or self._asset_symbol(a),
+            "d_available": bal.d_available, "d_locked": bal.d_locked,
+            "cause": _CAUSE_NAMES.get(bal.cause, str(bal.cause)),
+        })
+
+    def _on_trade(self, c: _Command, e: Event) -> None:
+        t = cast(E.Trade, e)
+        tid, price, qty, notional, ts = t.trade_id, t.price, t.qty, t.notional, c.ts
+        mk = self._orders.get(t.maker_oid)
+        if mk is not None:
+            mk.remaining -= qty
+            self._level(mk.market, mk.side, mk.price, -qty, c.touched)
+        if c.p_rec is not None and t.taker_oid == c.p_oid:
+            c.p_rec.remaining -= qty
+        st = self._m[t.market]
+        sym = st.symbol
+        row = {"id": tid, "price": price, "qty": qty, "quote_qty": notional, "side": SIDE_NAMES[t.taker_side],
+               "ts": ts}
+        st.trades.append(row)
+        c.up.trades.append({**row, "market": sym})
+        self._record(st, price, qty, notional, ts)
+        self._last_trade_id = tid
+        c.up.tickers.add(sym)
+        c.up.candles.add(sym)
+        buy = t.taker_side == BUY
+        for acct, oid, role, side, fee, fee_asset in (
+            (t.taker_account, t.taker_oid, "taker", t.taker_side, t.taker_fee, st.base if buy else st.quote),
+            (t.maker_account, t.maker_oid, "maker", 1 - t.taker_side, t.maker_fee, st.quote if buy else st.base),
+        ):
+            self._tell(c, acct, {
+                "type": "fill", "role": role, "trade_id": tid, "order_id": oid, "market": sym,
+                "side": SIDE_NAMES[side], "price": price, "qty": qty, "quote_qty": notional,
+                "fee": fee, "fee_asset": fee_asset, "ts": ts,
+            })
+
+    def _on_done(self, c: _Command, e: Event) -> None:
+        done = cast(E.OrderDone, e)
+        oid = done.oid
+        rec = self._orders.pop(oid, None)
+        if rec is not None:
+            if rec.remaining:
+                self._level(rec.market, rec.side, rec.price, -rec.remaining, c.touched)
+        elif c.p_rec is not None and oid == c.p_oid:
+            rec, c.p_rec = c.p_rec, None
+        if rec is not None:
+            self._tell(c, rec.account, {
+                "type": "order", "event": STATUS_NAMES.get(done.status, str(done.status)), "order_id": oid,
+                "market": self._m[rec.market].symbol, "remaining": done.remaining, "reason": done.reason,
+                "ts": c.ts,
+            })
+
+    def _on_new(self, c: _Command, e: Event) -> None:
+        self._settle_pending(c)
+        o = cast(E.OrderNew, e)
+        c.p_oid = o.oid
+        c.p_rec = _Open(o.market, o.side, o.price, o.qty, o.account)
+        c.p_rests = o.otype in _RESTING_TYPES
+        self._tell(c, o.account, {
+            "type": "order", "event": "new", "order_id": o.oid, "client_id": o.client_id,
+            "market": self._m[o.market].symbol, "side": SIDE_NAMES[o.side],
+            "order_type": TYPE_NAMES.get(o.otype, str(o.otype)), "price": o.price, "qty": o.qty,
+            "quote_qty": o.quote_qty, "stp": STP_NAMES.get(o.stp, str(o.stp)), "ts": c.ts,
+        })
+
+    def _on_amended(self, c: _Command, e: Event) -> None:
+        am = cast(E.OrderAmended, e)
+        oid, remaining = am.oid, am.remaining
+        rec = self._orders.get(oid)
+        if rec is None:
+            return
+        if am.requeued:
+            # off its level now; back as a taker that may trade, then rest at the new price
+            self._settle_pending(c)
+            del self._orders[oid]
+            if rec.remaining:
+                self._level(rec.market, rec.side, rec.price, -rec.remaining, c.touched)
+            c.p_oid, c.p_rests = oid, True
+            c.p_rec = _Open(rec.market, rec.side, am.price, remaining, rec.account)
+        elif remaining != rec.remaining:
+            self._level(rec.market, rec.side, rec.price, remaining - rec.remaining, c.touched)
+            rec.remaining = remaining
+        self._tell(c, rec.account, {
+            "type": "order", "event": "amended", "order_id": oid, "market": self._m[rec.market].symbol,
+            "price": am.price, "qty": am.qty, "remaining": remaining, "requeued": am.requeued, "ts": c.ts,
+        })
+
+    def _on_triggered(self, c: _Command, e: Event) -> None:
+        # a stop order becomes a limit order here: it may trade, then rest like a new one
+        tr = cast(E.OrderTriggered, e)
+        self._settle_pending(c)
+        c.p_oid, c.p_rests = tr.oid, True
+        c.p_rec = _Open(tr.market, tr.side, tr.price, tr.remaining, tr.account)
+        self._tell(c, tr.account, {
+            "type": "order", "event": "triggered", "order_id": tr.oid, "market": self._m[tr.market].symbol,
+            "price": tr.price, "remaining": tr.remaining, "ts": c.ts,
+        })
+
+    def _on_market_listed(self, c: _Command, e: Event) -> None:
+        listed = cast(E.MarketListed, e)
+        self._add_market(listed.market, listed.symbol)
+
+    def _on_asset_listed(self, c: _Command, e: Event) -> None:
+        asset = cast(E.AssetListed, e)
+        assets = self._asset_symbols
+        while len(assets) <= asset.asset:
+            assets.append("")
+        assets[asset.asset] = asset.symbol
 
     # ------------------------------------------------------------------ queries
 
