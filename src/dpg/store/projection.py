@@ -99,11 +99,17 @@ class Projector:
         batch = [a for a in batch if a.seq > self.written_seq]
         if not batch:
             return
+        orders, trades, ledger = self._gather(batch)
+        new_rows, updates = _order_rows(orders)
+        _running_balances(ledger, balances, self.assets)
+        self._store(new_rows, updates, trades, ledger, batch[-1].seq)
+
+    def _gather(self, batch: Sequence[Applied]) -> tuple[dict[int, _OrderRow], list[tuple[Any, ...]], list[list[Any]]]:
+        """The batch's orders (what each command did to each), trades and ledger entries."""
         orders: dict[int, _OrderRow] = {}
         trades: list[tuple[Any, ...]] = []
         ledger: list[list[Any]] = []
         markets = self.markets
-        assets = self.assets
         for a in batch:
             seq, ts = a.seq, a.ts
             chain: tuple[str | None, str | None] | None = None
@@ -157,30 +163,11 @@ class Projector:
                         row = orders[oid] = _OrderRow(None)
                     row.triggered = True
                     row.seq, row.ts = seq, ts
-        new_rows: list[list[Any]] = []
-        updates: list[tuple[Any, ...]] = []
-        for oid, r in orders.items():
-            if r.new is not None:
-                new = r.new
-                new[11] = r.filled
-                new[12] = r.filled_quote
-                if r.price is not None:
-                    new[5], new[6] = r.price, r.qty
-                if r.status is not None:
-                    new[10] = r.status
-                    new[13] = r.reason or ""
-                elif r.filled:
-                    new[10] = "partially_filled"
-                if r.seq:
-                    new[15], new[17] = r.seq, r.ts
-                if r.triggered:
-                    new[19] = True
-                new_rows.append(new)
-            else:
-                updates.append((oid, r.filled, r.filled_quote, r.status, r.reason, r.price, r.qty, r.seq, r.ts,
-                                r.triggered))
-        _running_balances(ledger, balances, assets)
-        last = batch[-1].seq
+        return orders, trades, ledger
+
+    def _store(self, new_rows: list[list[Any]], updates: list[tuple[Any, ...]], trades: list[tuple[Any, ...]],
+               ledger: list[list[Any]], last: int) -> None:
+        """One transaction: new orders, updates of known ones, trades, ledger entries, the checkpoint."""
         with self.conn.transaction(), self.conn.cursor() as cur:
             if new_rows:
                 with cur.copy(f"COPY orders ({_NEW_COLS}) FROM STDIN") as copy:
@@ -268,3 +255,30 @@ def _running_balances(ledger: list[list[Any]], balances: Mapping[int, Sequence[i
             balance = vec[2 * index] + vec[2 * index + 1] if vec else 0
         after[key] = balance - row[5] - row[6]
         row[4:5] = [assets[index].symbol, balance]
+
+
+def _order_rows(orders: dict[int, _OrderRow]) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
+    """Rows for orders new in the batch (complete), and updates of orders written before."""
+    new_rows: list[list[Any]] = []
+    updates: list[tuple[Any, ...]] = []
+    for oid, r in orders.items():
+        if r.new is not None:
+            new = r.new
+            new[11] = r.filled
+            new[12] = r.filled_quote
+            if r.price is not None:
+                new[5], new[6] = r.price, r.qty
+            if r.status is not None:
+                new[10] = r.status
+                new[13] = r.reason or ""
+            elif r.filled:
+                new[10] = "partially_filled"
+            if r.seq:
+                new[15], new[17] = r.seq, r.ts
+            if r.triggered:
+                new[19] = True
+            new_rows.append(new)
+        else:
+            updates.append((oid, r.filled, r.filled_quote, r.status, r.reason, r.price, r.qty, r.seq, r.ts,
+                            r.triggered))
+    return new_rows, updates
