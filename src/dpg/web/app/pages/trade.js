@@ -89,8 +89,6 @@ export function orderError(err, m, side, available = null) {
       return { field: null, text: side === "buy" ? "No one is selling right now: nothing was bought" : "No one is buying right now: nothing was sold" };
     case "STOP_WOULD_TRIGGER":
       return { field: "stop", text: `The last price has already reached this stop: set it ${side === "buy" ? "above" : "below"} the last price` };
-    case "MARKET_HALTED":
-      return { field: null, text: `Trading in ${m.symbol} is paused: nothing was placed` };
     case "UNKNOWN_MARKET":
       return { field: null, text: `${m.symbol} is not traded here` };
     case "UNKNOWN_ACCOUNT":
