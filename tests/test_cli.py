@@ -250,3 +250,23 @@ def test_wallet_deposit_reads_its_amount_with_the_one_parser_before_anything_els
     assert r.returncode == 2, r.stdout + r.stderr
     assert says in r.stdout + r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_credit_with_no_exchange_answering_names_the_address_settings(pg_url: str, tmp_path: Path) -> None:
+    from tests.api.client import free_port
+
+    port = str(free_port())  # nothing listens there
+    env = {"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_PORT": port, "DPG_CUSTODY": "0"}
+    assert dpg("user", "create", "dave", "--json", env=env).returncode == 0
+    r = dpg("credit", "dave", "USDT", "1", env=env)
+    assert r.returncode == 1
+    assert f"no exchange answers at http://127.0.0.1:{port}" in r.stderr and "--url" in r.stderr, r.stderr
+    assert "DPG_HOST/DPG_PORT" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_api_without_the_engines_database_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    env = {"DPG_REDIS_URL": "redis://127.0.0.1:6379/0", "DPG_DATABASE_URL": "", "DPG_DATA_DIR": str(tmp_path / "none")}
+    r = dpg("api", env=env, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "dpg api needs the engine's database: set DPG_DATABASE_URL" in r.stderr
+    assert not (tmp_path / "none" / "pg").exists()  # no second, empty database made

@@ -37,3 +37,31 @@ def test_a_node_never_started_closes(pg_url: str) -> None:
         assert again.engine.seq == len(GENESIS)
     finally:
         again.close()
+
+
+def test_the_projection_follower_is_started_again_when_it_dies_and_catches_up(pg_url: str) -> None:
+    import os
+    import signal
+    import time
+
+    import psycopg
+
+    node = Node.open(pg_url, Settings.from_env({}))
+    try:
+        assert node.follower is not None
+        first = node.follower.proc.pid
+        os.kill(first, signal.SIGKILL)
+        seq, _ = node.sequencer.submit_wait(OpenAccount(9))  # applied while no follower runs
+        deadline = time.monotonic() + 60
+        written = 0
+        while time.monotonic() < deadline:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute("SELECT max(seq) FROM projection_state").fetchone()
+            written = int(row[0] or 0) if row else 0
+            if node.follower.restarts >= 1 and written >= seq:
+                break
+            time.sleep(0.2)
+        assert node.follower.restarts >= 1 and node.follower.proc.pid != first and node.follower.alive()
+        assert written >= seq  # the new follower wrote what was applied while none ran
+    finally:
+        node.close()
