@@ -1,6 +1,6 @@
--- Accounts of the trading API: users, their login sessions and their API keys (dpg.api.auth).
+-- Accounts of the trading API: users, their login sessions and their API keys (dpg.identity).
 -- A user's id is their ledger account number in the engine: a positive integer, never reused.
--- Secrets are stored sealed with AES-GCM (dpg.api.auth.SecretBox); passwords and recovery codes
+-- Secrets are stored sealed with AES-GCM (dpg.identity.sealing.SecretBox); passwords and recovery codes
 -- as argon2 hashes; session tokens as their SHA-256.
 
 CREATE TABLE users (

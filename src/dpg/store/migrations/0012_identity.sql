@@ -1,4 +1,4 @@
--- Identity (dpg.api.auth, dpg.mail): one-time TOTP steps, attempt counters shared by every API
+-- Identity (dpg.identity, dpg.mail): one-time TOTP steps, attempt counters shared by every API
 -- process, look-alike e-mail addresses, e-mail verification and password reset links, the outbox.
 
 -- The last TOTP time step (unix time // 30) accepted for the user: a code of that step or an
@@ -7,7 +7,7 @@
 ALTER TABLE users ADD COLUMN totp_last_step bigint;
 
 -- The address's skeleton (Unicode TR39 for Latin, Greek and Cyrillic look-alikes, after NFKC and
--- case folding; dpg.api.auth.email_skeleton): two addresses that look alike have one skeleton, and
+-- case folding; dpg.identity.emails.email_skeleton): two addresses that look alike have one skeleton, and
 -- only one of them can have an account. Addresses stored before this migration were lower-cased
 -- ASCII in practice: their skeleton is the address itself.
 ALTER TABLE users ADD COLUMN email_skeleton text;
