@@ -131,8 +131,10 @@ def web(proxy: Proxy) -> str:
     return f"http://127.0.0.1:{proxy.port}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
+    """Chromium for one test file: Playwright's sync API keeps an event loop running in this thread
+    while it is open, so it is closed before the worker goes on to files that run their own loop."""
     with playwright_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
         playwright_api.expect.set_options(timeout=20_000)
