@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -270,3 +271,31 @@ def test_api_without_the_engines_database_says_so_and_starts_nothing(tmp_path: P
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
     assert "dpg api needs the engine's database: set DPG_DATABASE_URL" in r.stderr
     assert not (tmp_path / "none" / "pg").exists()  # no second, empty database made
+
+
+def test_every_process_logs_one_key_value_format(pg_url: str) -> None:
+    import re
+
+    proc, line = start_up({"DPG_DATABASE_URL": pg_url, "DPG_LOG_LEVEL": "INFO"})
+    assert "DPG is up" in line, line
+    deadline = time.monotonic() + 30
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the follower (a process of its own) has written
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT max(seq) FROM projection_state").fetchone()
+            if row and row[0]:
+                break
+            time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    lines = [x for x in err.splitlines() if x.strip()]
+    shape = re.compile(r"ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d level=(debug|info|warning|error|critical) logger=[\w.]+ \S")
+    assert lines and [x for x in lines if not shape.match(x)] == []
+    loggers = {re.search(r"logger=([\w.]+)", x).group(1) for x in lines}  # type: ignore[union-attr]
+    assert {"dpg.recovery", "dpg.follower"} <= loggers, loggers  # the engine's process and the follower's
+
+
+def test_the_checkouts_dpg_wrapper_runs_the_dpg_command_from_any_folder(tmp_path: Path) -> None:
+    r = subprocess.run([str(ROOT / "dpg"), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    assert "Usage: dpg" in r.stdout and "up" in r.stdout and "credit" in r.stdout
