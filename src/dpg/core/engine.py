@@ -48,7 +48,7 @@ from dpg.core.matching import (
     take,
 )
 from dpg.core.model import MAX_AMOUNT, STP, Asset, Market, MarketKind, Order, OrderStatus, OrderType, Side
-from dpg.core.rules import below_min_notional, off_lot, off_tick, stop_triggers_now
+from dpg.core.rules import below_min_notional, off_lot, off_tick, priced, stop_triggers_now
 from dpg.core.spot import SPOT, STP_REASON, SpotSettlement
 
 BUY = Side.BUY.value
@@ -385,18 +385,10 @@ class Engine:
         else:
             if quote_qty:
                 return _rej(Reject.INVALID_ORDER, "a quote amount is only for market buys")
-            if price <= 0 or price >= MAX_AMOUNT:
-                return _rej(Reject.INVALID_PRICE, "price must be positive")
-            if (err := off_tick(m, price)) is not None:
-                return err
-            if qty <= 0 or qty >= MAX_AMOUNT:
-                return _rej(Reject.INVALID_QUANTITY, "quantity must be positive")
-            if (err := off_lot(m, qty)) is not None:
+            if (err := priced(m, price, qty)) is not None:
                 return err
             pt = price // m.tick_size
             lots = qty // m.lot_size
-            if (err := below_min_notional(m, pt, lots)) is not None:
-                return err
         stop_price = c.stop_price
         if otype in _STOPS:
             if type(stop_price) is not int or stop_price <= 0 or stop_price >= MAX_AMOUNT:
