@@ -84,6 +84,7 @@ class SpotSettlement:
         ivec = bal[INSURANCE_ACCOUNT]
         new = _new
         Balance = _Balance
+        Trade = _Trade
         append = ev.append
         for mk, n, p in fills:
             if not p:
@@ -134,10 +135,11 @@ class SpotSettlement:
                 if ins:
                     ivec[quote_i] += ins
                     append(new(Balance, (BAL, INSURANCE_ACCOUNT, quote_a, ins, 0, C_FEE)))
-            append(_new(_Trade, (TRADE, tid, mi, p * tick, qb, notional, oid, mk.oid, acct, macct, side, fee_t, fee_m)))
+            moid = mk.oid
+            append(new(Trade, (TRADE, tid, mi, p * tick, qb, notional, oid, moid, acct, macct, side, fee_t, fee_m)))
             tid += 1
             if not mk.remaining:
-                append(_new(_Done, (DONE, mk.oid, FILLED, 0, "")))
+                append(new(_Done, (DONE, moid, FILLED, 0, "")))
         return tid
 
 
