@@ -153,7 +153,8 @@ class PlaceOrder:
     quote_qty: int = 0  # quote base units; only for a market buy by quote amount
     client_id: str = ""
     stp: STP = STP.EXPIRE_TAKER
-    stop_price: int = 0  # stop and take-profit orders: the last trade price that triggers them
+    stop_price: int = 0  # stop and take-profit orders: the last trade price (perpetuals: the mark) that triggers them
+    flags: int = 0  # perpetuals: OrderFlag bits (reduce-only, close-position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +192,96 @@ class AmendOrder:
     qty: int = 0  # new total quantity in base units (filled part included); 0: unchanged
 
 
+@dataclass(frozen=True, slots=True)
+class ListPerp:
+    """A linear perpetual (``BASE-PERP``), quoted, margined and settled in ``quote``: the spot
+    market's parameters, its tier table ((notional floor, MMR ppm, max leverage) per bracket,
+    quote base units), its funding interval and the impact notional of its premium index."""
+
+    KIND: ClassVar[int] = 15  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "list_perp"
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: int
+    lot_size: int
+    min_notional: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    tiers: tuple[tuple[int, int, int], ...]
+    funding_interval_ms: int
+    impact_notional: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetLeverage:
+    """An account's leverage on a perpetual (1 to the tier's maximum), for what it opens next."""
+
+    KIND: ClassVar[int] = 16  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "set_leverage"
+
+    account: int
+    market: str
+    leverage: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetMarginMode:
+    """Cross (every cross position shares the account's quote balance) or isolated (the position
+    has its own margin). Only while the account has no position and no open order there."""
+
+    KIND: ClassVar[int] = 17  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "set_margin_mode"
+
+    account: int
+    market: str
+    isolated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustMargin:
+    """Add (amount > 0) or remove (amount < 0) margin of an isolated position, in quote base units."""
+
+    KIND: ClassVar[int] = 18  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "adjust_margin"
+
+    account: int
+    market: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPrice:
+    """A perpetual's index price (quote base units per whole base), from a source outside the
+    engine; it moves the mark price, fires stops and liquidations."""
+
+    KIND: ClassVar[int] = 19  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "index_price"
+
+    market: str
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class Funding:
+    """A perpetual's funding, once its time has come: every position pays or receives
+    size x mark x rate."""
+
+    KIND: ClassVar[int] = 20  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "funding"
+
+    market: str
+
+
 Command = (
     ListAsset | ListMarket | OpenAccount | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
-    | MarkEpoch | RequireAccounts | PlaceOrder | CancelOrder | CancelAll | AmendOrder
+    | MarkEpoch | RequireAccounts | PlaceOrder | CancelOrder | CancelAll | AmendOrder | ListPerp | SetLeverage
+    | SetMarginMode | AdjustMargin | IndexPrice | Funding
 )
 
 COMMANDS: tuple[type[Command], ...] = (
     ListAsset, ListMarket, Credit, Transfer, RequestWithdrawal, CompleteWithdrawal, FailWithdrawal, MarkEpoch,
-    OpenAccount, PlaceOrder, CancelOrder, CancelAll, AmendOrder, RequireAccounts,
+    OpenAccount, PlaceOrder, CancelOrder, CancelAll, AmendOrder, RequireAccounts, ListPerp, SetLeverage,
+    SetMarginMode, AdjustMargin, IndexPrice, Funding,
 )

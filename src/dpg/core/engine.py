@@ -17,24 +17,32 @@ from typing import Any
 from dpg.core import events as E
 from dpg.core.commands import (
     COMMANDS,
+    AdjustMargin,
     AmendOrder,
     CancelAll,
     CancelOrder,
     CompleteWithdrawal,
     Credit,
     FailWithdrawal,
+    Funding,
+    IndexPrice,
     ListAsset,
     ListMarket,
+    ListPerp,
     MarkEpoch,
     OpenAccount,
     PlaceOrder,
     RequestWithdrawal,
     RequireAccounts,
+    SetLeverage,
+    SetMarginMode,
     Transfer,
 )
 from dpg.core.errors import DomainError, Reject
 from dpg.core.events import Cause, Event
+from dpg.core.futures import Futures
 from dpg.core.ledger import Ledger
+from dpg.core.margin import TierTable
 from dpg.core.matching import (
     STOP_BUDGET,
     STOP_STP,
@@ -128,6 +136,7 @@ class Engine:
         self.seq = 0
         self.ts = 0
         self._book_side = book_side
+        self.fut = Futures(self)  # the perpetuals: positions, margin, prices, funding, liquidations
         # one handler per registered command: ``on_<NAME>``
         self._handlers: dict[type, Callable[[Any], list[Event]]] = {
             cls: getattr(self, "on_" + cls.NAME) for cls in COMMANDS
@@ -180,7 +189,7 @@ class Engine:
         self.books.append(OrderBook(market.index, self._book_side))
         self.stops.append(Stops())
         self.last_price.append(0)
-        self.settlements.append(SETTLEMENTS[market.kind])
+        self.settlements.append(SPOT)  # a perpetual's orders and fills go to self.fut instead
 
     def on_list_asset(self, c: ListAsset) -> list[Event]:
         sym = c.symbol
@@ -215,6 +224,52 @@ class Engine:
             return _rej(e.code, e.reason)
         self.add_market(market)
         return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol))]
+
+    def on_list_perp(self, c: ListPerp) -> list[Event]:
+        base = self.asset_by_symbol.get(c.base)
+        quote = self.asset_by_symbol.get(c.quote)
+        if base is None or quote is None:
+            return _rej(Reject.UNKNOWN_ASSET, f"market {c.symbol}: unknown base or quote asset")
+        if c.symbol != f"{c.base}-PERP":
+            return _rej(Reject.INVALID_MARKET, "a perpetual's symbol is BASE-PERP")
+        if c.symbol in self.market_by_symbol:
+            return _rej(Reject.DUPLICATE_MARKET, f"market {c.symbol} is already listed")
+        if self.fut.perps and quote.index != self.fut.quote_asset:
+            return _rej(Reject.INVALID_MARKET, "every perpetual is margined in the same quote asset")
+        fields = (c.tick_size, c.lot_size, c.min_notional, c.maker_fee_ppm, c.taker_fee_ppm, c.funding_interval_ms,
+                  c.impact_notional)
+        if not all(_is_int(f) for f in fields):
+            return _rej(Reject.INVALID_MARKET, "market parameters must be integers")
+        if not 3_600_000 <= c.funding_interval_ms <= 86_400_000 or c.impact_notional <= 0:
+            return _rej(Reject.INVALID_MARKET, "funding every 1 to 24 hours, and a positive impact notional")
+        try:
+            tiers = TierTable.of([tuple(row) for row in c.tiers])  # type: ignore[misc]
+            market = Market.listed(
+                c.symbol, base, quote, c.tick_size, c.lot_size, c.min_notional,
+                c.maker_fee_ppm, c.taker_fee_ppm, len(self.markets),
+            )
+        except DomainError as e:
+            return _rej(e.code, e.reason)
+        except (ValueError, TypeError) as e:
+            return _rej(Reject.INVALID_MARKET, f"tiers: {e}")
+        self.add_market(market)
+        self.fut.add(market, tiers, c.funding_interval_ms, c.impact_notional)
+        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol))]
+
+    def on_set_leverage(self, c: SetLeverage) -> list[Event]:
+        return self.fut.on_set_leverage(c)
+
+    def on_set_margin_mode(self, c: SetMarginMode) -> list[Event]:
+        return self.fut.on_set_margin_mode(c)
+
+    def on_adjust_margin(self, c: AdjustMargin) -> list[Event]:
+        return self.fut.on_adjust_margin(c)
+
+    def on_index_price(self, c: IndexPrice) -> list[Event]:
+        return self.fut.on_index_price(c)
+
+    def on_funding(self, c: Funding) -> list[Event]:
+        return self.fut.on_funding(c)
 
     # ------------------------------------------------------------------ accounts and funds
 
@@ -284,12 +339,25 @@ class Engine:
         if svec is None:
             return self._unknown(src) if self.ledger.accounts_required else \
                 _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
-        if svec[2 * asset.index] < c.amount:
+        if svec[2 * asset.index] < c.amount or self._margined(src, asset.index, c.amount):
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         dvec = self.ledger.account(dst)
         if dvec is None:
             return self._unknown(dst)
-        return self.ledger.transfer(src, svec, dst, dvec, asset.index, c.amount)
+        ev = self.ledger.transfer(src, svec, dst, dvec, asset.index, c.amount)
+        self._after_debit(src, ev)
+        return ev
+
+    def _margined(self, account: int, asset: int, amount: int) -> bool:
+        """Whether taking ``amount`` of ``asset`` from ``account``'s available balance would cut into
+        the initial margin of its cross perpetual positions."""
+        fut = self.fut
+        return bool(fut.cross.get(account)) and asset == fut.margin_asset(account) and fut.free(account) < amount
+
+    def _after_debit(self, account: int, ev: list[Event]) -> None:
+        """A cross perpetual account's wallet shrank: its positions are checked and re-keyed."""
+        if self.fut.cross.get(account):
+            self.fut.recheck(account, ev)
 
     def on_request_withdrawal(self, c: RequestWithdrawal) -> list[Event]:
         asset, err = self._movement(c.asset, c.account, c.amount)
@@ -303,13 +371,14 @@ class Engine:
         vec = self.ledger.balances.get(c.account)
         if vec is None:
             return self._unknown(c.account)
-        if vec[2 * asset.index] < c.amount:
+        if vec[2 * asset.index] < c.amount or self._margined(c.account, asset.index, c.amount):
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         self.withdrawal_ids.add(wid)
         self.withdrawals[wid] = (c.account, asset.index, c.amount)
         ev: list[Event] = [_new(E.WithdrawalRequested, (E.WITHDRAWAL_REQUESTED, wid, c.account, asset.index,
                                                         c.amount, c.destination))]
         self.ledger.lock(c.account, vec, asset.index, c.amount, ev)
+        self._after_debit(c.account, ev)
         return ev
 
     def _pending(self, wid: object) -> tuple[int, int, int] | None:
@@ -342,9 +411,9 @@ class Engine:
 
     # ------------------------------------------------------------------ orders
 
-    def _terms(self, c: PlaceOrder, m: Market) -> tuple[int, int, int, int, int, int] | list[Event]:
-        """An order's side, type and STP mode (exact ints), price in ticks, quantity in lots and
-        stop in ticks, or its rejection."""
+    def _head(self, c: PlaceOrder) -> tuple[int, int, int] | list[Event]:
+        """An order's side, type and STP mode (exact ints), its account and client id checked, or
+        its rejection."""
         acct = c.account
         if type(acct) is not int or acct <= 0:
             return _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
@@ -363,6 +432,17 @@ class Engine:
                 return _rej(Reject.INVALID_ORDER, f"client order id must be 1-{MAX_CLIENT_ID} printable characters")
             if (acct, cid) in self.client_ids:
                 return _rej(Reject.DUPLICATE_CLIENT_ORDER_ID, f"client order id {cid!r} was already used")
+        return side, otype, stp
+
+    def _terms(self, c: PlaceOrder, m: Market) -> tuple[int, int, int, int, int, int] | list[Event]:
+        """An order's side, type and STP mode (exact ints), price in ticks, quantity in lots and
+        stop in ticks, or its rejection."""
+        head = self._head(c)
+        if isinstance(head, list):
+            return head
+        side, otype, stp = head
+        if c.flags:
+            return _rej(Reject.INVALID_ORDER, "reduce-only and close-position are for perpetuals")
         price = c.price
         qty = c.qty
         quote_qty = c.quote_qty
@@ -408,6 +488,9 @@ class Engine:
         m = self.market_by_symbol.get(c.market) if type(c.market) is str else None
         if m is None:
             return _rej(Reject.UNKNOWN_MARKET, f"unknown market {c.market!r}")
+        if m.kind:
+            head = self._head(c)
+            return head if isinstance(head, list) else self.fut.place(c, m, *head)
         terms = self._terms(c, m)
         if isinstance(terms, list):
             return terms
@@ -428,6 +511,8 @@ class Engine:
             ai, need = self.settlements[m.index].hold(m, side, pt, lots)
             if vec[ai] < need:
                 return _rej(Reject.INSUFFICIENT_FUNDS, f"available {self.assets[ai >> 1].symbol} is insufficient")
+        if self.fut.cross and self._margined(acct, ai >> 1, need):
+            return _rej(Reject.INSUFFICIENT_MARGIN, "the order would use the margin of your cross perpetual positions")
         book = self.books[m.index]
         opp = book.asks if side == BUY else book.bids
         best = opp.best()
@@ -468,6 +553,8 @@ class Engine:
             stops = self.stops[m.index]
             if stops.up or stops.down:
                 self._trigger(m, book, ev)
+        if self.fut.cross:
+            self.fut.after_spot(ev)
         return ev
 
     def _trigger(self, m: Market, book: OrderBook, ev: list[Event]) -> None:
@@ -543,9 +630,12 @@ class Engine:
         o, err = self._find_own(c.account, c.market, c.order_id, c.client_id)
         if o is None:
             return err
-        return self._cancel_resting(o)
+        ev: list[Event] = []
+        self.cancel_resting(o, "cancelled by user", ev)
+        return ev
 
-    def _cancel_resting(self, o: Order) -> list[Event]:
+    def cancel_resting(self, o: Order, reason: str, ev: list[Event]) -> None:
+        """Take an open order (resting, or a pending stop) off and release its hold."""
         m = self.markets[o.market]
         left = o.remaining
         if o.stop:  # a pending stop order is not in the book; its trigger entry is dropped lazily
@@ -555,11 +645,12 @@ class Engine:
             book = self.books[o.market]
             (book.bids if o.side == BUY else book.asks).remove(o)
         self.open.remove(o)
-        ev: list[Event] = []
-        ai, amount = self.settlements[o.market].hold(m, o.side, o.price, left)
-        self.ledger.unlock(o.account, ai >> 1, amount, ev)
-        ev.append(_new(_OrderDone, (ORDER_DONE, o.oid, CANCELED, left * m.lot_size, "cancelled by user")))
-        return ev
+        if m.kind:
+            self.fut.release(o, m, ev)
+        else:
+            ai, amount = self.settlements[o.market].hold(m, o.side, o.price, left)
+            self.ledger.unlock(o.account, ai >> 1, amount, ev)
+        ev.append(_new(_OrderDone, (ORDER_DONE, o.oid, CANCELED, left * m.lot_size, reason)))
 
     def on_cancel_all(self, c: CancelAll) -> list[Event]:
         m = self.market_by_symbol.get(c.market) if isinstance(c.market, str) else None
@@ -567,7 +658,7 @@ class Engine:
             return _rej(Reject.UNKNOWN_MARKET, f"unknown market {c.market!r}")
         ev: list[Event] = []
         for o in self.open.of_account(c.account, m.index):
-            ev.extend(self._cancel_resting(o))
+            self.cancel_resting(o, "cancelled by user", ev)
         return ev
 
     def _amended_terms(self, c: AmendOrder, o: Order, m: Market) -> tuple[int, int] | list[Event]:
@@ -599,6 +690,8 @@ class Engine:
         m = self.markets[o.market]
         if o.stop:
             return _rej(Reject.INVALID_ORDER, "a pending stop order cannot be amended: cancel it and place another")
+        if m.kind:
+            return self.fut.amend(c, o, m)
         terms = self._amended_terms(c, o, m)
         if isinstance(terms, list):
             return terms
@@ -664,7 +757,11 @@ class Engine:
 
     def holds(self) -> Iterator[tuple[int, int, int]]:
         """(account, asset, amount) of every hold: open orders and pending withdrawals."""
+        perps = self.fut.perps
         for o in self.open:
+            if o.market in perps:
+                yield o.account, self.markets[o.market].quote_i >> 1, o.quote_qty
+                continue
             ai, amount = self.settlements[o.market].hold(self.markets[o.market], o.side, o.price, o.remaining)
             yield o.account, ai >> 1, amount
         yield from self.withdrawals.values()
@@ -676,4 +773,5 @@ class Engine:
     def conservation_errors(self) -> list[str]:
         """Empty when, per asset, balances + fees + insurance == credits - debits, locks match the
         open orders and pending withdrawals exactly, and no balance is negative."""
-        return self.ledger.conservation_errors([a.symbol for a in self.assets], self.holds())
+        return self.ledger.conservation_errors([a.symbol for a in self.assets], self.holds(), self.fut.open_costs(),
+                                               self.fut.negative_ok) + self.fut.errors()

@@ -34,6 +34,13 @@ class Reject(StrEnum):
     STALE_EPOCH = "STALE_EPOCH"
     STOP_WOULD_TRIGGER = "STOP_WOULD_TRIGGER"
     WITHDRAWAL_NOT_FOUND = "WITHDRAWAL_NOT_FOUND"
+    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"  # perpetuals: the order or the change cannot be margined
+    REDUCE_ONLY = "REDUCE_ONLY"  # a reduce-only order with no position it could reduce
+    INVALID_LEVERAGE = "INVALID_LEVERAGE"
+    NO_INDEX_PRICE = "NO_INDEX_PRICE"  # a perpetual without an index price yet takes no order
+    POSITION_OPEN = "POSITION_OPEN"  # the margin mode changes only with no position and no order
+    NO_POSITION = "NO_POSITION"
+    FUNDING_NOT_DUE = "FUNDING_NOT_DUE"
     UNAVAILABLE = "UNAVAILABLE"  # the journal failed or the exchange is stopping: nothing was applied
 
 

@@ -22,6 +22,15 @@ order of their fields:
     EpochMarked(EPOCH_MARKED, epoch)
     OrderTriggered(ORDER_TRIGGERED, oid, account, market, side, price, remaining)  a stop order becomes a limit order
     AccountOpened(ACCOUNT_OPENED, account)
+    Position(POSITION, account, market, size, cost, margin, realized, cause)  a perpetual position after a change
+    MarkPrice(MARK_PRICE, market, index_price, mark)
+    FundingPaid(FUNDING_PAID, market, rate, mark, paid, received, to_insurance, next_funding)
+    Liquidation(LIQUIDATION, account, market, size, bankruptcy_price, via, fee)
+    LeverageSet(LEVERAGE_SET, account, market, leverage, isolated)
+
+A position's ``size`` is signed base units (+ long, - short), ``cost`` the signed quote amount it was
+opened for (entry price = cost / size), ``margin`` its isolated margin (0 for cross), ``realized`` the
+PnL this change settled. Perpetual prices (index, mark, bankruptcy) are quote units per whole base.
 
 ``market`` and ``asset`` are indices in listing order. Fees are in the asset the payer receives:
 a buyer pays in base, a seller in quote. Every change of a balance is one Balance event.
@@ -46,6 +55,11 @@ WITHDRAWAL_DONE = 9
 EPOCH_MARKED = 10
 ORDER_TRIGGERED = 11
 ACCOUNT_OPENED = 12
+POSITION = 13
+MARK_PRICE = 14
+FUNDING_PAID = 15
+LIQUIDATION = 16
+LEVERAGE_SET = 17
 
 
 class Cause(IntEnum):
@@ -58,6 +72,22 @@ class Cause(IntEnum):
     CREDIT = 4
     TRANSFER = 5
     WITHDRAWAL = 6  # a completed withdrawal leaves the exchange
+    REALIZED = 7  # a perpetual position's profit or loss settled
+    FUNDING = 8  # a funding payment
+    MARGIN = 9  # into or out of an isolated position's margin
+    LIQUIDATION = 10  # a liquidation fee, to the insurance fund
+    INSURANCE = 11  # the insurance fund covering a bankrupt account's loss
+
+
+class PositionCause(IntEnum):
+    """Why a position changed (the ``cause`` of a Position event)."""
+
+    TRADE = 0
+    LIQUIDATION = 1  # closed through the book by the liquidation engine
+    TAKEOVER = 2  # taken over by the insurance fund at the bankruptcy price
+    ADL = 3  # auto-deleveraged against a bankrupt position
+    FUNDING = 4
+    MARGIN = 5  # isolated margin added or removed
 
 
 class Rejected(NamedTuple):
@@ -172,13 +202,61 @@ class AccountOpened(NamedTuple):
     account: int
 
 
+class Position(NamedTuple):
+    kind: int
+    account: int
+    market: int
+    size: int
+    cost: int
+    margin: int
+    realized: int
+    cause: int
+
+
+class MarkPrice(NamedTuple):
+    kind: int
+    market: int
+    index_price: int
+    mark: int
+
+
+class FundingPaid(NamedTuple):
+    kind: int
+    market: int
+    rate: int
+    mark: int
+    paid: int
+    received: int
+    to_insurance: int
+    next_funding: int
+
+
+class Liquidation(NamedTuple):
+    kind: int
+    account: int
+    market: int
+    size: int
+    bankruptcy_price: int
+    via: int
+    fee: int
+
+
+class LeverageSet(NamedTuple):
+    kind: int
+    account: int
+    market: int
+    leverage: int
+    isolated: bool
+
+
 Event = tuple[Any, ...]
 """Any event: every class above is a tuple whose first field is its kind. A consumer checks the
 kind, then reads the fields by name through its class (``cast(E.Trade, ev).price``)."""
 
 CLASSES: tuple[type[Any], ...] = (
     Rejected, OrderNew, Trade, OrderDone, OrderAmended, Balance, AssetListed, MarketListed, WithdrawalRequested,
-    WithdrawalDone, EpochMarked, OrderTriggered, AccountOpened,
+    WithdrawalDone, EpochMarked, OrderTriggered, AccountOpened, Position, MarkPrice, FundingPaid, Liquidation,
+    LeverageSet,
 )  # indexed by kind
 
 new = tuple.__new__  # new(Trade, (TRADE, ...)): a Trade without the generated constructor's call

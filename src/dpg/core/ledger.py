@@ -10,7 +10,7 @@ on; the system accounts (fees, insurance) always have theirs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dpg.core import events as E
@@ -126,20 +126,27 @@ class Ledger:
                 out[a] += vec[2 * a] + vec[2 * a + 1]
         return out
 
-    def conservation_errors(self, symbols: list[str], holds: Iterable[tuple[int, int, int]]) -> list[str]:
-        """Empty when, per asset, balances + fees + insurance == credits - debits, every locked
-        balance equals its ``holds`` (account, asset, amount) exactly, and no balance is negative."""
+    def conservation_errors(self, symbols: list[str], holds: Iterable[tuple[int, int, int]],
+                            outside: dict[int, int] | None = None,
+                            negative_ok: Callable[[int, int], bool] | None = None) -> list[str]:
+        """Empty when, per asset, balances + fees + insurance + ``outside`` (perpetuals: isolated
+        margins less the positions' signed open cost) == credits - debits, every locked balance
+        equals its ``holds`` (account, asset, amount) exactly, and no balance is negative (an
+        available balance may be where ``negative_ok(account, asset)``: a cross perpetual account
+        whose equity covers it)."""
         errs: list[str] = []
+        outside = outside or {}
         for a, total in enumerate(self.totals()):
             net = self.credits[a] - self.debits[a]
-            if total != net:
-                errs.append(f"{symbols[a]}: balances {total} != net credits {net}")
+            if total + outside.get(a, 0) != net:
+                errs.append(f"{symbols[a]}: balances {total} + margins - open cost {outside.get(a, 0)} "
+                            f"!= net credits {net}")
         locked: dict[tuple[int, int], int] = {}
         for account, a, amount in holds:
             locked[(account, a)] = locked.get((account, a), 0) + amount
         for acct, vec in self.balances.items():
             for a in range(len(self.credits)):
-                if vec[2 * a] < 0 or vec[2 * a + 1] < 0:
+                if (vec[2 * a] < 0 and not (negative_ok and negative_ok(acct, a))) or vec[2 * a + 1] < 0:
                     errs.append(f"account {acct} {symbols[a]}: negative balance {vec[2 * a : 2 * a + 2]}")
                 want = locked.get((acct, a), 0)
                 if vec[2 * a + 1] != want:

@@ -295,15 +295,17 @@ class Stops:
         else:
             heappush(self.down, (-o.stop, o.oid))
 
-    def fired(self, last: int, orders: dict[int, Order]) -> list[Order]:
+    def fired(self, last: int, orders: dict[int, Order], last_down: int = 0) -> list[Order]:
         """The still pending stop orders whose stop ``last`` has reached, oldest first (their
-        entries leave the heaps; a cancelled stop's entry is dropped here, lazily)."""
+        entries leave the heaps; a cancelled stop's entry is dropped here, lazily). A price between
+        two ticks (a perpetual's mark) passes its floor as ``last`` and its ceiling as ``last_down``."""
         up, down = self.up, self.down
         fired: list[Order] = []
         while up and up[0][0] <= last:
             o = orders.get(heappop(up)[1])
             if o is not None and o.stop:
                 fired.append(o)
+        last = last_down or last
         while down and -down[0][0] >= last:
             o = orders.get(heappop(down)[1])
             if o is not None and o.stop:

@@ -35,6 +35,8 @@ class OrderType(IntEnum):
     MARKET = 4
     STOP_LIMIT = 5  # a limit order that waits until the last trade price reaches its stop price
     TAKE_PROFIT_LIMIT = 6  # the same, triggered from the other side (a sell above, a buy below)
+    STOP_MARKET = 7  # perpetuals: a market order when the mark price reaches its stop price (a stop loss)
+    TAKE_PROFIT_MARKET = 8  # perpetuals: the same, triggered from the other side
 
 
 class STP(IntEnum):
@@ -46,15 +48,23 @@ class STP(IntEnum):
 
 
 class MarketKind(IntEnum):
-    """What a market trades, and so which settlement its fills go to (futures come next)."""
+    """What a market trades, and so which settlement its fills go to."""
 
     SPOT = 0
+    PERP = 1  # a linear perpetual: quoted, margined and settled in its quote asset (core/futures.py)
+
+
+class OrderFlag(IntEnum):
+    """Bits of an order's ``flags`` (perpetuals)."""
+
+    REDUCE_ONLY = 1  # never increases the position: shrinks with it, or is cancelled
+    CLOSE_POSITION = 2  # a stop or take-profit market order that closes the whole position when it fires
 
 
 def stop_rises(side: int, otype: int) -> bool:
     """Whether a stop order waits for the last price to rise to its stop (a stop-limit buy, a
     take-profit sell), or to fall to it (a stop-limit sell, a take-profit buy)."""
-    return (side == Side.BUY) == (otype == OrderType.STOP_LIMIT)
+    return (side == Side.BUY) == (otype == OrderType.STOP_LIMIT or otype == OrderType.STOP_MARKET)
 
 
 class OrderStatus(IntEnum):
@@ -171,6 +181,7 @@ class Market:
             raise DomainError(Reject.INVALID_MARKET, "fee rates must be within [0, 1e6) ppm")
         if base.index == quote.index:
             raise DomainError(Reject.INVALID_MARKET, "base and quote must differ")
+        kind = MarketKind.PERP if symbol.endswith("-PERP") else MarketKind.SPOT
         scale = 10**base.decimals
         if (tick_size * lot_size) % scale:
             raise DomainError(
@@ -179,13 +190,14 @@ class Market:
             )
         return Market(
             symbol, base, quote, tick_size, lot_size, min_notional, maker_fee_ppm,
-            taker_fee_ppm, index, tick_size * lot_size // scale, 2 * base.index, 2 * quote.index,
+            taker_fee_ppm, index, tick_size * lot_size // scale, 2 * base.index, 2 * quote.index, kind,
         )
 
     @property
     def compact(self) -> str:
-        """The symbol without separator, e.g. ``BTCUSDT``."""
-        return self.base.symbol + self.quote.symbol
+        """The symbol without separator, e.g. ``BTCUSDT`` (a perpetual: ``BTCUSDT_PERP``)."""
+        compact = self.base.symbol + self.quote.symbol
+        return compact + "_PERP" if self.kind == MarketKind.PERP else compact
 
     def price_to_units(self, price: str) -> int:
         """Decimal price (quote per whole base) -> quote base units per whole base."""
@@ -214,6 +226,7 @@ class Order:
     __slots__ = (
         "account",
         "client_id",
+        "flags",
         "market",
         "oid",
         "otype",
@@ -244,6 +257,7 @@ class Order:
         seq: int,
         ts: int,
         stop: int = 0,
+        flags: int = 0,
     ) -> None:
         self.oid = oid
         self.account = account
@@ -259,6 +273,7 @@ class Order:
         self.seq = seq  # sequence number of the command that placed (or last re-queued) it
         self.ts = ts
         self.stop = stop  # ticks; non-zero while a stop order waits for its trigger
+        self.flags = flags  # OrderFlag bits (perpetuals); a perpetual's order holds its margin in quote_qty
 
     def stop_rises(self) -> bool:
         return stop_rises(self.side, self.otype)
