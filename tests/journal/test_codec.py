@@ -74,7 +74,8 @@ def test_the_codec_and_the_engine_are_built_from_one_registry() -> None:
     assert {cls.__name__: cls.KIND for cls in COMMANDS} == {
         "ListAsset": 1, "ListMarket": 2, "Credit": 3, "Transfer": 4, "RequestWithdrawal": 5,
         "CompleteWithdrawal": 6, "FailWithdrawal": 7, "MarkEpoch": 8, "OpenAccount": 9, "PlaceOrder": 10,
-        "CancelOrder": 11, "CancelAll": 12, "AmendOrder": 13, "RequireAccounts": 14,
+        "CancelOrder": 11, "CancelAll": 12, "AmendOrder": 13, "RequireAccounts": 14, "ListPerp": 15,
+        "SetLeverage": 16, "SetMarginMode": 17, "AdjustMargin": 18, "IndexPrice": 19, "Funding": 20,
     }
     assert {cls: cls.KIND for cls in COMMANDS} == codec.KINDS
     engine = Engine()

@@ -805,31 +805,35 @@ class Futures:
         self.pending[scope] = None
 
     def settle_risk(self, ev: list[Event]) -> None:
-        """Check every queued scope exactly: liquidate it when under maintenance, else re-key it."""
+        """Check every queued scope exactly; re-key those above maintenance; liquidate the lowest
+        (account, market) of those under it, then check again. One scope at a time, in that order,
+        so the outcome does not depend on which index entries a tick happened to pop (the index of
+        a replayed journal and of a restored snapshot can differ; their liquidations cannot)."""
         pending = self.pending
         while pending:
-            scope = next(iter(pending))
-            del pending[scope]
-            acct, mi = scope
-            if mi >= 0:
-                p = self.positions[(acct, mi)]
-                if not p.size:
+            batch = sorted(pending)
+            pending.clear()
+            under: list[tuple[tuple[int, int], list[Position]]] = []
+            for scope in batch:
+                acct, mi = scope
+                if mi >= 0:
+                    p = self.positions[(acct, mi)]
+                    scope_pos = [p] if p.size else []
+                else:
+                    scope_pos = self.cross_positions(acct)
+                if not scope_pos:
                     continue
                 eq, mm = self.equity(acct, mi)
                 if eq < mm:
-                    self.liquidate(acct, [p], ev)
+                    under.append((scope, scope_pos))
                 else:
-                    self._key(p, [p], eq - mm)
-            else:
-                cps = self.cross_positions(acct)
-                if not cps:
-                    continue
-                eq, mm = self.equity(acct, -1)
-                if eq < mm:
-                    self.liquidate(acct, cps, ev)
-                else:
-                    for p in cps:
-                        self._key(p, cps, eq - mm)
+                    for p in scope_pos:
+                        self._key(p, scope_pos, eq - mm)
+            if under:
+                (acct, _), scope_pos = under[0]
+                for scope, _ in under[1:]:
+                    self._queue(scope)
+                self.liquidate(acct, scope_pos, ev)
 
     def _rekey(self, account: int, p: Position) -> None:
         if p.size:
@@ -1066,6 +1070,33 @@ class Futures:
             return False
         eq, _ = self.equity(account, -1)
         return eq >= 0
+
+    def restore_markets(self, body: list[Any]) -> None:
+        """A snapshot's perpetual markets (their Market rows are restored already)."""
+        for (mi, tiers, interval, impact, index, mark, last_rate, next_funding, premiums, last_sample,
+             basis) in body[0]:
+            pm = PerpMarket(self.e.markets[mi], TierTable.of([tuple(t) for t in tiers]), interval, impact)
+            self.perps[mi] = pm
+            self.quote_asset = pm.market.quote.index
+            pm.index, pm.mark, pm.last_rate, pm.next_funding = index, mark, last_rate, next_funding
+            pm.premiums, pm.last_sample, pm.basis = list(premiums), last_sample, list(basis)
+
+    def restore(self, body: list[Any]) -> None:
+        """A snapshot's positions and perpetual orders' holds; the risk index rebuilt from them."""
+        for acct, mi, size, cost, margin, leverage, isolated in body[1]:
+            p = self.position(acct, mi)
+            p.size, p.cost, p.margin, p.leverage, p.isolated = size, cost, margin, leverage, isolated
+            if size and not isolated:
+                self.cross[acct] = self.cross.get(acct, 0) + 1
+        for oid, hold, flags in body[2]:
+            o = self.e.open.orders[oid]
+            o.quote_qty, o.flags = hold, flags
+            if hold:
+                self.held[o.account] = self.held.get(o.account, 0) + hold
+        for (acct, mi), p in sorted(self.positions.items()):
+            if p.size and acct > 0:
+                self._queue((acct, mi if p.isolated else -1))
+        self.settle_risk([])
 
     def canonical(self) -> list[Any]:
         return [

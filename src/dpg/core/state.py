@@ -18,13 +18,15 @@ from dpg.core.matching import book_canonical, stops_canonical
 from dpg.core.model import Asset, Market, Order
 
 FORMAT = 5  # 5: every open account, also with a zero balance, and whether accounts must be opened
+FORMAT_PERPS = 6  # 6: format 5 and the perpetuals (listed only once a perpetual is: a spot-only state keeps 5)
 
 
 def canonical(engine: Engine) -> list[Any]:
     """Each component's canonical form, in the format's order."""
     balances, credits, debits = engine.ledger.canonical()
+    perps = bool(engine.fut.perps)
     return [
-        FORMAT,
+        FORMAT_PERPS if perps else FORMAT,
         engine.seq,
         engine.ts,
         engine.next_order_id,
@@ -44,6 +46,7 @@ def canonical(engine: Engine) -> list[Any]:
         list(engine.last_price),
         stops_canonical(engine.open),
         engine.accounts_required,
+        *([engine.fut.canonical()] if perps else []),
     ]
 
 
@@ -59,15 +62,18 @@ def state_hash(engine: Engine) -> str:
 def decode(body: bytes) -> Engine:
     """Rebuild an engine from a snapshot body."""
     fields = unpackb(body)
-    if fields[0] != FORMAT:
-        raise ValueError(f"snapshot format {fields[0]} is not {FORMAT}")
+    if fields[0] not in (FORMAT, FORMAT_PERPS):
+        raise ValueError(f"snapshot format {fields[0]} is not {FORMAT} or {FORMAT_PERPS}")
+    perps = fields[19] if fields[0] == FORMAT_PERPS else None
     (_, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
-     client_ids, refs, withdrawals, withdrawal_ids, epoch, last_price, stops, accounts_required) = fields
+     client_ids, refs, withdrawals, withdrawal_ids, epoch, last_price, stops, accounts_required) = fields[:19]
     e = Engine()
     for i, (sym, dec) in enumerate(assets):
         e.add_asset(Asset(sym, dec, i))
     for i, (sym, base, quote, tick, lot, mn, mk, tk) in enumerate(markets):
         e.add_market(Market.listed(sym, e.asset_by_symbol[base], e.asset_by_symbol[quote], tick, lot, mn, mk, tk, i))
+    if perps is not None:
+        e.fut.restore_markets(perps)
     e.ledger.restore(len(assets), balances, credits, debits, accounts_required)
     for mi, sides in enumerate(books):
         book = e.books[mi]
@@ -87,6 +93,8 @@ def decode(body: bytes) -> Engine:
         e.open.add(o)
         e.stops[mi].add(o)
     e.seq, e.ts, e.next_order_id, e.next_trade_id = seq, ts, next_oid, next_tid
+    if perps is not None:
+        e.fut.restore(perps)
     return e
 
 
