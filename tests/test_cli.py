@@ -299,3 +299,88 @@ def test_the_checkouts_dpg_wrapper_runs_the_dpg_command_from_any_folder(tmp_path
                        check=False)
     assert r.returncode == 0, r.stderr
     assert "Usage: dpg" in r.stdout and "up" in r.stdout and "credit" in r.stdout
+
+
+ETH_TIERS = {"ETH-PERP": [["0", "0.05", 20], ["100000", "0.1", "10"]]}
+
+
+def test_perps_liq_price_isolated_short_is_the_issues_golden_line(tmp_path: Path) -> None:
+    tiers = tmp_path / "tiers.json"
+    tiers.write_text(json.dumps(ETH_TIERS))
+    r = dpg("perps", "liq-price", "--wallet", "1000", "--mode", "isolated", "--tiers", str(tiers),
+            "--position", "ETH-PERP:short:3@3000", timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "ETH-PERP 3174.60\n", "")
+
+
+def test_perps_liq_price_reads_numbers_exactly_and_takes_the_tier_at_the_mark(tmp_path: Path) -> None:
+    tiers = tmp_path / "tiers.json"
+    # numbers as JSON numbers; 10,000 x 5 % = 500 cum for the second bracket
+    tiers.write_text('{"ETH-PERP": [[0, 0.05, 20], [10000, 0.1, 10]]}')
+    r = dpg("perps", "liq-price", "--wallet", "1000", "--mode", "isolated", "--tiers", str(tiers),
+            "--position", "ETH-PERP:short:3@3000:3400", timeout=60)
+    assert (r.returncode, r.stdout) == (0, "ETH-PERP 3181.82\n"), r.stderr  # 10,500 / 3.3 = 3181.8181...
+
+
+def test_perps_liq_price_cross_with_two_positions_on_the_default_tables() -> None:
+    # BTC long 1 @ 50,000 marked 49,000 (mm 196, upnl -1,000); ETH short 10 @ 3,000 marked 3,100 (mm 155, upnl -1,000)
+    r = dpg("perps", "liq-price", "--wallet", "10000", "--mode", "cross",
+            "--position", "BTC-PERP:long:1@50000:49000", "--position", "ETH-PERP:short:10@3000:3100", timeout=60)
+    # (10,000 - 155 - 1,000 - 50,000) / (0.004 - 1) = 41,320.28; (10,000 - 196 - 1,000 + 30,000) / 10.05 = 3,861.09
+    assert (r.returncode, r.stdout) == (0, "BTC-PERP 41320.28\nETH-PERP 3861.09\n"), r.stderr
+
+
+def test_perps_liq_price_default_tables_and_none() -> None:
+    # BTC-PERP's first tier (0.4 %): (500 - 50,000) / (0.004 - 1) = 49,698.795...
+    r = dpg("perps", "liq-price", "--wallet", "500", "--mode", "isolated", "--position", "BTC-PERP:long:1@50000:49999",
+            timeout=60)
+    assert (r.returncode, r.stdout) == (0, "BTC-PERP 49698.80\n"), r.stderr
+    # ETH-PERP's own first tier (0.5 %): (100 + 3,000) / (0.005 + 1) = 3,084.577...
+    r = dpg("perps", "liq-price", "--wallet", "100", "--mode", "isolated", "--position", "ETH-PERP:short:1@3000",
+            timeout=60)
+    assert (r.returncode, r.stdout) == (0, "ETH-PERP 3084.58\n"), r.stderr
+    r = dpg("perps", "liq-price", "--wallet", "60000", "--mode", "isolated", "--position", "BTC-PERP:long:1@50000",
+            timeout=60)
+    assert (r.returncode, r.stdout) == (0, "BTC-PERP none\n"), r.stderr
+
+
+@pytest.mark.parametrize(("args", "tiers", "says"), [
+    (["--position", "XRP-PERP:long:1@5"], None, "no tier table for XRP-PERP"),
+    (["--position", "XRP-PERP:long:1@5"], ETH_TIERS, "no tier table for XRP-PERP"),
+    (["--position", "ETH-PERP:long:1"], None, "MARKET:SIDE:QTY@ENTRY"),
+    (["--position", "ETH-PERP:up:1@5"], None, "long or short"),
+    (["--position", "ETH-PERP:long:x@5"], None, "quantity must be a decimal number"),
+    (["--position", "ETH-PERP:long:0@5"], None, "must be positive"),
+    (["--position", "ETH-PERP:long:1@-5"], None, "must be positive"),
+    (["--position", "ETH-PERP:long:1@5:0"], None, "must be positive"),
+    (["--position", "ETH-PERP:long:1@5", "--position", "BTC-PERP:long:1@5"], None, "exactly one position"),
+    (["--position", "ETH-PERP:long:1@5"], "{not json", "not JSON"),
+    (["--position", "ETH-PERP:long:1@5"], {"ETH-PERP": [["0", "0.05"]]}, "notional_floor, mmr, max_leverage"),
+    (["--position", "ETH-PERP:long:1@5"], {"ETH-PERP": [["1", "0.05", 20]]}, "first tier's floor must be 0"),
+    (["--position", "ETH-PERP:long:1@5"], {"ETH-PERP": [["0", "0.05", "2.5"]]}, "must be an integer"),
+    (["--position", "ETH-PERP:long:1@5"], {"ETH-PERP": [["0", "0.1", 20]]}, "exceeds 100 %"),
+    (["--position", "ETH-PERP:long:1@5"], '{"ETH-PERP": [[0, NaN, 20]]}', "not a number"),
+    (["--mode", "portfolio", "--position", "ETH-PERP:long:1@5"], None, "mode must be"),
+    (["--wallet", "ten", "--position", "ETH-PERP:long:1@5"], None, "--wallet must be a decimal number"),
+])
+def test_perps_liq_price_refuses_bad_input_with_exit_2(tmp_path: Path, args: list[str], tiers: object,
+                                                        says: str) -> None:
+    opts = {"--wallet": "1000", "--mode": "isolated"}
+    for k in opts:
+        if k in args:
+            opts[k] = args[args.index(k) + 1]
+            args = args[: args.index(k)] + args[args.index(k) + 2:]
+    extra = [x for kv in opts.items() for x in kv]
+    if tiers is not None:
+        path = tmp_path / "tiers.json"
+        path.write_text(tiers if isinstance(tiers, str) else json.dumps(tiers))
+        extra += ["--tiers", str(path)]
+    r = dpg("perps", "liq-price", *extra, *args, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stdout == "" and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_perps_liq_price_with_a_missing_tiers_file_exits_2(tmp_path: Path) -> None:
+    r = dpg("perps", "liq-price", "--wallet", "1", "--mode", "isolated", "--tiers", str(tmp_path / "none.json"),
+            "--position", "ETH-PERP:long:1@5", timeout=60)
+    assert r.returncode == 2 and "cannot read" in r.stderr, r.stderr

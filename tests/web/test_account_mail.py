@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from dpg.store import db
 from tests.api.client import PASSWORD, exchange, mailed_token
-from tests.web.conftest import shot
+from tests.web.conftest import DESKTOP, PHONE, shot
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,6 +29,16 @@ def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory, vendored: Non
             yield base, url
     finally:
         db.drop(url)
+
+
+def shots(page: Any, name: str) -> None:
+    """The page as it is now on the desktop (NAME.png) and on a phone (NAME-phone.png, no sideways scroll)."""
+    shot(page, name)
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
+    assert width <= PHONE["width"], (name, width)
+    shot(page, f"{name}-phone")
+    page.set_viewport_size(DESKTOP)
 
 
 def test_verify_the_address_and_reset_the_password_in_the_pages(page: Any, site: tuple[str, str]) -> None:
@@ -50,10 +60,12 @@ def test_verify_the_address_and_reset_the_password_in_the_pages(page: Any, site:
     page.goto(f"{web}/verify-email?token={token}")
     expect(page.locator("[data-testid=email-verified]")).to_be_visible()
     assert "token" not in page.url
+    shots(page, "verify-email")
     page.goto(f"{web}/verify-email?token={token}")  # once only
     expect(page.locator("[data-testid=verify-email] .notice")).to_contain_text("TOKEN_USED")
     page.goto(f"{web}/account")
     expect(page.locator("[data-testid=email-status]")).to_contain_text("is verified")
+    shots(page, "account")
 
     # forgot password: from the login page
     page.get_by_role("button", name="Log out").click()
@@ -61,11 +73,12 @@ def test_verify_the_address_and_reset_the_password_in_the_pages(page: Any, site:
     page.fill("form[data-testid=forgot] input[name=email]", EMAIL)
     page.click("form[data-testid=forgot] button[type=submit]")
     expect(page.locator("form[data-testid=forgot] .notice")).to_contain_text("a link to reset its password")
-    shot(page, "forgot-password")
+    shots(page, "forgot-password")
     reset = mailed_token(url, EMAIL, "reset-password")
     page.goto(f"{web}/reset-password?token={reset}")
     expect(page.locator("form[data-testid=reset]")).to_be_visible()
     assert "token" not in page.url
+    shots(page, "reset-password")
     page.fill("input[name=password]", "a brand new password")
     page.fill("input[name=password2]", "not the same password")
     page.click("form[data-testid=reset] button[type=submit]")

@@ -4,7 +4,8 @@ prompt to turn 2FA on where it is off, the warning for a withdraw key without an
 a key and cancelling all orders confirmed first; the security page (2FA status, set-up with copy
 buttons, recovery codes copied, downloaded and "I have saved them", new recovery codes, 2FA turned
 off, each with a code); the session shared by a second tab and ended in both by a logout or a
-401; no sideways scroll at 390 px and a label on every control, on each of these pages."""
+401; no sideways scroll at 390 px and a label on every control, on each of these pages and on
+those of the mailed links (forgot password, verify the address, reset the password)."""
 
 from __future__ import annotations
 
@@ -252,6 +253,10 @@ def test_security_page_turns_2fa_on_renews_the_codes_and_turns_it_off(page: Any,
     expect(page.locator("[data-copy='2FA secret']")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == secret
     shot(page, "two-factor-setup")
+    page.set_viewport_size(PHONE)
+    assert document_width(page) <= PHONE["width"]
+    shot(page, "two-factor-setup-phone")
+    page.set_viewport_size(DESKTOP)
     codes = Codes(secret)
     page.fill("input[name=code]", codes.next())
     page.press("input[name=code]", "Enter")
@@ -273,6 +278,10 @@ def test_security_page_turns_2fa_on_renews_the_codes_and_turns_it_off(page: Any,
     done = page.locator("[data-testid=codes-done]")
     expect(done).to_be_disabled()
     shot(page, "recovery-codes")
+    page.set_viewport_size(PHONE)
+    assert document_width(page) <= PHONE["width"]
+    shot(page, "recovery-codes-phone")
+    page.set_viewport_size(DESKTOP)
     page.check("[data-testid=codes-saved]")
     expect(done).to_be_enabled()
     done.click()
@@ -369,6 +378,9 @@ def test_no_sideways_scroll_at_390_and_every_control_labelled(browser: Any, cust
     ready = {
         "account/login": "form[data-testid=login]",
         "account/signup": "form[data-testid=signup]",
+        "account/forgot": "form[data-testid=forgot]",
+        "verify-email?token=bogus": "[data-testid=verify-email] .notice.error",
+        "reset-password?token=bogus": "form[data-testid=reset]",
         "account": "[data-testid=email-status] strong",
         "account/security": "[data-testid=totp-start]",
         "account/api-keys": "[data-testid=key-list] tr[data-key]",

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.api.client import PASSWORD, Codes, User
-from tests.web.conftest import PHONE, Proxy, shot
+from tests.web.conftest import DESKTOP, PHONE, Proxy, shot
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,6 +45,9 @@ def test_sign_up_two_factor_log_in_and_api_keys(page: Any, web: str) -> None:
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)
     shot(page, "signup")
+    page.set_viewport_size(PHONE)
+    shot(page, "signup-phone")
+    page.set_viewport_size(DESKTOP)
     page.click("form[data-testid=signup] button[type=submit]")
 
     # 2FA: the QR code of the otpauth URI, the secret, a code computed from it, the recovery codes
@@ -69,6 +72,9 @@ def test_sign_up_two_factor_log_in_and_api_keys(page: Any, web: str) -> None:
     page.click("form[data-testid=login] button[type=submit]")
     expect(page.locator("input[name=totp]")).to_be_visible()
     shot(page, "login-2fa")
+    page.set_viewport_size(PHONE)
+    shot(page, "login-2fa-phone")
+    page.set_viewport_size(DESKTOP)
     page.fill("input[name=totp]", "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
     page.click("form[data-testid=login] button[type=submit]")
     expect(page.get_by_role("alert")).to_contain_text("TOTP_INVALID")

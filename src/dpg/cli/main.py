@@ -1,6 +1,6 @@
 """The ``dpg`` command: run the exchange (single-process, engine or API), replay and verify the
 journal, the public matching replay, projections, users, API keys, the outbox and credits; the
-benchmarks, proof of reserves and custody commands are added from their own modules."""
+benchmarks, proof of reserves, perpetual futures and custody commands are added from their own modules."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import typer
 from dpg.cli.bench import bench_app
 from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
+from dpg.cli.perps import perps_app
 from dpg.cli.por import por_app
 from dpg.config import Settings
 
@@ -26,6 +27,7 @@ mail_app = typer.Typer(help="Mail the exchange sent (the outbox): the newest mes
 app.add_typer(bench_app, name="bench")
 app.add_typer(projections_app, name="projections")
 app.add_typer(por_app, name="por")
+app.add_typer(perps_app, name="perps")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(mail_app, name="mail")
