@@ -305,6 +305,8 @@ class Futures:
     def terms(self, c: PlaceOrder, m: Market, otype: int) -> tuple[int, int, int, int] | list[Event]:
         """A perpetual order's price in ticks, lots, stop in ticks and flags, or its rejection."""
         price, qty, stop, flags = c.price, c.qty, c.stop_price, c.flags
+        if isinstance(flags, int) and not isinstance(flags, bool):
+            flags = int(flags)  # an OrderFlag is an int
         if type(price) is not int or type(qty) is not int or type(stop) is not int or type(flags) is not int:
             return _rej(Reject.INVALID_AMOUNT, "price, quantity and stop price must be integers of base units")
         if flags & ~(REDUCE_ONLY | CLOSE_POSITION) or flags < 0:
