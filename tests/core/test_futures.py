@@ -4,15 +4,19 @@ conservation identity and Σ long = Σ short after every command."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dpg.core import events as E
 from dpg.core.commands import AdjustMargin, Funding, IndexPrice, PlaceOrder, SetLeverage, SetMarginMode
 from dpg.core.funding import payment
 from dpg.core.futures import VIA_ADL, VIA_BOOK, VIA_INSURANCE
 from dpg.core.genesis import FUNDING_INTERVAL_MS, PERPS
+from dpg.core.margin import liq_price, liq_price_units
 from dpg.core.model import INSURANCE_ACCOUNT, OrderFlag, OrderType, Side
 from dpg.core.state import decode, encode, state_hash
 from tests.core.helpers import BTC, USDT, Desk, kinds, rejected
@@ -107,7 +111,7 @@ def test_reducing_realizes_pnl_and_closing_returns_everything(d: PerpDesk) -> No
     before = d.usdt(1)
     d.perp(3, "buy", 51_000, 0.05)
     ev = d.perp(1, "sell", 51_000, 0.05)  # half closed at +1,000 a BTC: +50 realized, less the taker fee
-    pos = [p for p in kinds(ev, E.POSITION) if p.account == 1][0]
+    pos = next(p for p in kinds(ev, E.POSITION) if p.account == 1)
     assert pos.realized == 50 * USDT and pos.size == 5_000_000 and pos.cost == 2_500 * USDT
     assert d.usdt(1) - before == 50 * USDT - 1_275_000
 
@@ -268,3 +272,19 @@ def test_a_snapshot_restores_the_same_state_and_the_same_future() -> None:
         eng.apply(IndexPrice(B, 45_000 * USDT), 10_000, 10_000_000)
     assert state_hash(copy) == state_hash(d.engine)
     assert d.engine.fut.positions[(1, BI)].size == 0  # liquidated in both
+
+
+@given(st.integers(0, 10**12), st.sampled_from([1, -1]), st.integers(1, 10**10), st.integers(1, 10**13),
+       st.sampled_from([4_000, 5_000, 25_000, 500_000]), st.integers(0, 10**13))
+def test_the_engines_integer_liquidation_price_is_the_formula(wallet: int, side: int, qty: int, cost: int,
+                                                              mmr: int, cum: int) -> None:
+    num, den = liq_price_units(wallet, side, qty, cost, mmr, cum, 10**8)
+    q = Fraction(qty, 10**8)
+    assert Fraction(num, den) == liq_price(Fraction(wallet), side, q, Fraction(cost) / q, Fraction(mmr, 10**6),
+                                           Fraction(cum, 10**6))
+
+
+def test_the_golden_short_in_engine_units() -> None:
+    # wallet 1,000 USDT, short 3 ETH at 3,000, MMR 5 %, cum 0 -> 3,174.60
+    num, den = liq_price_units(1_000 * USDT, -1, 3 * ETH, 9_000 * USDT, 50_000, 0, ETH)
+    assert num * 100 // (den * USDT) == 317_460

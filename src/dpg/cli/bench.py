@@ -61,6 +61,21 @@ def bench_api(
         typer.echo(json.dumps(line))
 
 
+@bench_app.command("liquidation")
+def bench_liquidation(
+    accounts: Annotated[int, typer.Option(help="Accounts, each with a position in ten perpetuals")] = 10_000,
+    ticks: Annotated[int, typer.Option(help="Index ticks")] = 2_000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+) -> None:
+    """Time per index tick of the risk engine: ticks that liquidate nothing and ticks that liquidate 1 %."""
+    from dpg.bench import liquidation_bench
+
+    if accounts <= 0 or ticks <= 0:
+        raise fail("--accounts and --ticks must be positive")
+    for line in liquidation_bench.run(accounts, ticks):
+        typer.echo(json.dumps(line))
+
+
 @bench_app.command("por")
 def bench_por(
     accounts: Annotated[int, typer.Option(help="Accounts with a balance")] = 1_000_000,

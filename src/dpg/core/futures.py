@@ -25,6 +25,7 @@ nothing costs two heap peeks.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from fractions import Fraction
 from heapq import heappop, heappush
@@ -34,7 +35,7 @@ from dpg.core import events as E
 from dpg.core import funding as F
 from dpg.core.errors import Reject
 from dpg.core.events import Cause, Event, PositionCause
-from dpg.core.margin import TierTable, initial_margin, liq_price
+from dpg.core.margin import TierTable, initial_margin, liq_price_units
 from dpg.core.matching import STOP_STP, Fill, OrderBook, fillable, take
 from dpg.core.model import (
     FEE_ACCOUNT,
@@ -110,7 +111,8 @@ class Position:
 class PerpMarket:
     """A perpetual's own state beside its book: tiers, prices, funding and the risk index."""
 
-    __slots__ = ("basis", "cap", "first_mmr", "impact", "index", "interval", "last_rate", "last_sample", "longs",
+    __slots__ = ("basis", "cap", "first_mmr", "floors", "impact", "index", "interval", "last_rate", "last_sample",
+                 "longs",
                  "mark", "market", "mmr_max", "next_funding", "premiums", "scale", "shorts", "tiers")
 
     def __init__(self, market: Market, tiers: TierTable, interval: int, impact: int) -> None:
@@ -120,6 +122,7 @@ class PerpMarket:
         self.impact = impact  # impact notional, quote base units
         self.scale: int = 10**market.base.decimals
         self.first_mmr = tiers.tiers[0].mmr_ppm
+        self.floors = [t.floor for t in tiers.tiers]
         self.mmr_max = tiers.tiers[-1].mmr_ppm
         self.cap = F.funding_cap(self.first_mmr)
         self.index = 0  # quote units per whole base; 0: none yet
@@ -466,6 +469,14 @@ class Futures:
             self.held[o.account] -= o.quote_qty
             o.quote_qty = 0
 
+    def _cut(self, o: Order, m: Market, lots: int, ev: list[Event]) -> None:
+        """Take ``lots`` off an open order in place: its hold in proportion, its book level too
+        when it rests (a pending stop is not in the book)."""
+        self._shrink(o, m, lots, ev)
+        if not o.stop:
+            o.remaining += lots
+            self.e.books[m.index].side(o.side).reduce(o, lots)
+
     def _shrink(self, o: Order, m: Market, lots: int, ev: list[Event]) -> None:
         """Take ``lots`` off an order's remaining quantity (a reduce-only order following its position)."""
         if o.quote_qty:
@@ -503,10 +514,7 @@ class Futures:
         if pt == o.price and new_rem <= o.remaining:
             cut = o.remaining - new_rem
             if cut:
-                side.reduce(o, cut)
-                self._shrink(o, m, cut, ev)
-                o.remaining += cut  # _shrink took it off already (side.reduce did too)
-                o.remaining -= cut
+                self._cut(o, m, cut, ev)
             o.qty = total
             ev.append(_new(E.OrderAmended, (E.ORDER_AMENDED, o.oid, pt * m.tick_size, total * m.lot_size,
                                             new_rem * m.lot_size, False)))
@@ -634,7 +642,9 @@ class Futures:
                 if left < 0:  # closed past bankruptcy: the insurance fund carries the rest
                     self._insure(qi, -left, ev)
                     left = 0
-                give = left if not p.size else left * close // abs(size)
+                # a partial close frees its share of the margin; a liquidation frees nothing until
+                # the position is gone (the bankruptcy price spends the whole margin over all its parts)
+                give = left if not p.size else 0 if cause else left * close // abs(size)
                 p.margin = left - give
                 to_avail += give
             else:
@@ -677,11 +687,8 @@ class Futures:
         for o in [o for o in mine.values() if o.market == m.index and o.flags & REDUCE_ONLY]:
             left = room if p.size and (p.size > 0) != (o.side == BUY) else 0
             if o.remaining > left:
-                if left and not o.stop:
-                    self.e.books[m.index].side(o.side).reduce(o, o.remaining - left)
-                    self._shrink(o, m, o.remaining - left, ev)
-                elif left:
-                    o.remaining = left
+                if left:
+                    self._cut(o, m, o.remaining - left, ev)
                 else:
                     self.e.cancel_resting(o, "reduce-only: the position is closed", ev)
 
@@ -843,33 +850,34 @@ class Futures:
 
     def _key(self, p: Position, scope: list[Position], cushion: int) -> None:
         """Put ``p`` in its market's index at the mark price that could bring its scope under
-        maintenance: its liquidation price alone in its scope, else a band of the cushion."""
+        maintenance: its liquidation price (margin.liq_price_units) when alone in its scope, bounded
+        by its tier's bracket (leaving the bracket re-checks it); else a band of the scope's cushion,
+        shared between its positions and against the steepest maintenance rate."""
         pm = self.perps[p.market]
-        m = pm.market
         p.ver += 1
-        q = Fraction(abs(p.size) * m.lot_size, pm.scale)
+        q = abs(p.size) * pm.market.lot_size
         long = p.size > 0
+        scale = pm.scale
         if len(scope) == 1:
-            entry = Fraction(abs(p.cost)) / q
-            tier = pm.tiers.tier(self._notional(p, pm))
-            wallet = p.margin if p.isolated else self.wallet(p.account, m.quote_i)
-            lp = liq_price(Fraction(wallet), 1 if long else -1, q, entry, Fraction(tier.mmr_ppm, PPM),
-                           Fraction(tier.cum_ppm, PPM))
-            # leaving the tier re-checks the position: its bracket's rate holds inside the bracket only
-            nxt = [t.floor for t in pm.tiers.tiers if t.floor > tier.floor]
+            tiers = pm.tiers.tiers
+            i = bisect_right(pm.floors, q * pm.mark // scale) - 1
+            tier = tiers[i]
+            wallet = p.margin if p.isolated else self.wallet(p.account, pm.market.quote_i)
+            num, den = liq_price_units(wallet, 1 if long else -1, q, abs(p.cost), tier.mmr_ppm, tier.cum_ppm, scale)
             if long:
-                key = max(lp, Fraction(tier.floor) / q)
+                k = max(-(-num // den), -(-tier.floor * scale // q))
             else:
-                key = min(lp, Fraction(nxt[0]) / q) if nxt else lp
+                k = num // den
+                if i + 1 < len(tiers):
+                    k = min(k, tiers[i + 1].floor * scale // q)
+        elif long:
+            k = pm.mark - cushion * scale // (len(scope) * q)
         else:
-            share = Fraction(cushion, len(scope)) / q
-            key = pm.mark - share if long else pm.mark + share * PPM / (PPM + pm.mmr_max)
+            k = pm.mark + cushion * scale * PPM // (len(scope) * q * (PPM + pm.mmr_max))
         if long:
-            k = _ceil_div(key.numerator, key.denominator)
             if k > 0:
                 heappush(pm.longs, (-k, p.account, p.ver))
         else:
-            k = key.numerator // key.denominator
             heappush(pm.shorts, (max(k, 1), p.account, p.ver))
         p.key = k
 

@@ -152,6 +152,19 @@ def liq_price(wallet: Fraction, side: int, qty: Fraction, entry: Fraction, mmr: 
     return (wallet - other_mm + other_upnl + cum - side * qty * entry) / denominator
 
 
+def liq_price_units(wallet: int, side: int, qty: int, cost: int, mmr_ppm: int, cum_ppm: int,
+                    scale: int) -> tuple[int, int]:
+    """``liq_price`` in the engine's integer units, as an exact fraction (numerator, denominator >
+    0): wallet in quote base units, qty base units (``scale`` of them make one whole), cost = Q x EP
+    in quote base units, MMR and cum in ppm. The price is quote base units per whole base. The same
+    formula multiplied through by PPM x scale / qty: no Fraction on the engine's risk path."""
+    if side not in (1, -1):
+        raise ValueError(f"side must be +1 (long) or -1 (short), not {side}")
+    num = (wallet * PPM + cum_ppm - side * cost * PPM) * scale
+    den = qty * (mmr_ppm - side * PPM)
+    return (num, den) if den > 0 else (-num, -den)
+
+
 @dataclass(frozen=True, slots=True)
 class PositionTerms:
     """A one-way position: market, side (+1 long, -1 short), qty (whole base), entry and mark (quote per base)."""
