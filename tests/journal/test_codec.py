@@ -80,3 +80,17 @@ def test_the_codec_and_the_engine_are_built_from_one_registry() -> None:
     assert {cls: cls.KIND for cls in COMMANDS} == codec.KINDS
     engine = Engine()
     assert all(callable(getattr(engine, "on_" + cls.NAME)) for cls in COMMANDS)
+
+
+def test_perpetual_commands_round_trip_with_their_flags_and_tiers() -> None:
+    from dpg.core.commands import AdjustMargin, Funding, IndexPrice, SetLeverage, SetMarginMode
+    from dpg.core.genesis import PERPS
+    from dpg.core.model import OrderFlag
+
+    ro = PlaceOrder(7, "BTC-PERP", Side.SELL, OrderType.STOP_MARKET, 0, 0, stop_price=49_000 * 10**6,
+                    flags=OrderFlag.REDUCE_ONLY | OrderFlag.CLOSE_POSITION)
+    for cmd in (ro, *PERPS, SetLeverage(7, "BTC-PERP", 50), SetMarginMode(7, "ETH-PERP", True),
+                AdjustMargin(7, "BTC-PERP", -5 * 10**6), IndexPrice("BTC-PERP", 50_000 * 10**6), Funding("ETH-PERP")):
+        back = codec.decode(codec.encode(cmd))
+        assert back == cmd and type(back) is type(cmd)
+    assert codec.decode(codec.encode(ro)).flags == 3  # not dropped by the short form of an order

@@ -12,7 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from dpg.core.bigint import HI, packb, unpackb, wrap
-from dpg.core.commands import COMMANDS, Command, PlaceOrder
+from dpg.core.commands import COMMANDS, Command, ListPerp, PlaceOrder
 from dpg.core.model import STP, OrderType, Side
 
 KINDS: dict[type, int] = {cls: cls.KIND for cls in COMMANDS}  # each command class carries its kind
@@ -30,7 +30,8 @@ def encode(cmd: Command) -> bytes:
     cls = type(cmd)
     if cls is PlaceOrder:
         c: Any = cmd
-        if 0 <= c.price < HI and 0 <= c.qty < HI and 0 <= c.quote_qty < HI and 0 <= c.stop_price < HI:
+        # the short form (no flags field): every spot order; a perpetual's order with flags takes the long one
+        if 0 <= c.price < HI and 0 <= c.qty < HI and 0 <= c.quote_qty < HI and 0 <= c.stop_price < HI and not c.flags:
             return packb((PlaceOrder.KIND, c.account, c.market, int(c.side), int(c.otype), c.price, c.qty, c.quote_qty,
                           c.client_id, int(c.stp), c.stop_price))
     return packb((KINDS[cls], *(_field(getattr(cmd, f)) for f in _FIELDS[cls])))
@@ -41,6 +42,8 @@ def decode(payload: bytes) -> Command:
     cls = CLASSES[kind]
     for i, enum in _ENUMS.get(cls, ()):
         values[i] = enum(values[i])
+    if cls is ListPerp:
+        values[8] = tuple(tuple(row) for row in values[8])
     cmd: Command = cls(*values)
     return cmd
 
