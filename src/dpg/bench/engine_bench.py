@@ -16,9 +16,9 @@ from typing import Any
 
 from dpg.bench.workload import Op, mixed
 from dpg.core import events as E
-from dpg.core.commands import CancelOrder, Credit, OpenAccount, PlaceOrder
+from dpg.core.commands import CancelOrder, Credit, IndexPrice, OpenAccount, PlaceOrder
 from dpg.core.engine import Engine
-from dpg.core.genesis import GENESIS
+from dpg.core.genesis import GENESIS, PERPS
 from dpg.core.model import OrderType, Side
 
 MARKET = "BTC/USDT"
@@ -29,10 +29,14 @@ _TYPES = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "market": OrderType.MA
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 
 
-def funded_engine(accounts: int) -> tuple[Engine, int]:
+PERP = "BTC-PERP"
+INDEX_EVERY = 100  # the futures mix: an index tick (a new mark price, the risk check) every 100 commands
+
+
+def funded_engine(accounts: int, perps: bool = False) -> tuple[Engine, int]:
     e = Engine()
     seq = 0
-    for cmd in GENESIS:
+    for cmd in (*GENESIS, *PERPS, IndexPrice(PERP, 50_000 * 10**6)) if perps else GENESIS:
         seq += 1
         e.apply(cmd, seq, seq)
     for a in range(1, accounts + 1):
@@ -44,15 +48,20 @@ def funded_engine(accounts: int) -> tuple[Engine, int]:
     return e, seq
 
 
-def dpg_commands(ops: list[Op]) -> Iterator[Any]:
-    """The workload as DPG commands (cancels by client order id, so none waits for a reply)."""
+def dpg_commands(ops: list[Op], market: str = MARKET) -> Iterator[Any]:
+    """The workload as DPG commands (cancels by client order id, so none waits for a reply). On a
+    perpetual, an index tick at the flow's last limit price comes after every INDEX_EVERY - 1 of them."""
     account_of: dict[int, int] = {}
-    for op in ops:
+    last = 5_000_000
+    for i, op in enumerate(ops):
+        if market != MARKET and i % INDEX_EVERY == INDEX_EVERY - 1:
+            yield IndexPrice(market, last * TICK)
         if op.op == "cancel":
-            yield CancelOrder(account_of[op.id], MARKET, client_id=str(op.id))
+            yield CancelOrder(account_of[op.id], market, client_id=str(op.id))
         else:
             account_of[op.id] = op.account
-            yield PlaceOrder(op.account, MARKET, _SIDES[op.side], _TYPES[op.type], op.price * TICK,
+            last = op.price or last
+            yield PlaceOrder(op.account, market, _SIDES[op.side], _TYPES[op.type], op.price * TICK,
                              op.qty * LOT, client_id=str(op.id))
 
 
@@ -66,7 +75,8 @@ def _percentiles(lat_ns: list[int]) -> dict[str, float]:
     return {"p50_us": q(0.50), "p99_us": q(0.99), "p999_us": q(0.999)}
 
 
-def _timed(name: str, ops: list[Op], step: Callable[[Op], None], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _timed(name: str, ops: list[Any], step: Callable[[Any], None],
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:
     lat: list[int] = []
     rec = lat.append
     clock = time.perf_counter_ns
@@ -88,23 +98,23 @@ def _timed(name: str, ops: list[Op], step: Callable[[Op], None], extra: dict[str
     return line
 
 
-def run_dpg(ops: list[Op], accounts: int) -> dict[str, Any]:
-    engine, seq0 = funded_engine(accounts)
-    cmds = list(dpg_commands(ops))
+def run_dpg(ops: list[Op], accounts: int, market: str = MARKET) -> dict[str, Any]:
+    engine, seq0 = funded_engine(accounts, perps=market != MARKET)
+    cmds = list(dpg_commands(ops, market))
     apply = engine.apply
     counter = iter(range(seq0 + 1, seq0 + 1 + len(cmds)))
     it = iter(cmds)
     trades = 0
     rejected = 0
 
-    def step(_: Op) -> None:
+    def step(_: Any) -> None:
         nonlocal trades, rejected
         seq = next(counter)
         events = apply(next(it), seq, seq)
-        if events[0][0] == E.REJECTED:
+        if events and events[0][0] == E.REJECTED:
             rejected += 1
 
-    line = _timed("dpg", ops, step)
+    line = _timed("dpg" if market == MARKET else "dpg-futures", cmds, step)
     trades = engine.next_trade_id - 1
     errors = engine.conservation_errors()
     line.update({"trades": trades, "rejected": rejected, "resting": len(engine.orders),
@@ -182,6 +192,9 @@ def run(commands: int, seed: int, *, peers: bool = True, accounts: int = 1000) -
     lines = [run_dpg(ops, accounts)]
     lines[0]["seed"] = seed
     lines[0]["cpus"] = os.cpu_count()
+    futures = run_dpg(ops, accounts, PERP)  # the same flow on BTC-PERP: margin, positions, mark, risk
+    futures["vs_spot"] = round(futures["commands_per_s"] / lines[0]["commands_per_s"], 2)
+    lines.append(futures)
     if peers:
         for runner in (run_pyorderbook, run_lightmatchingengine):
             try:
