@@ -30,6 +30,8 @@ OTYPE = {t.value: t.name.lower() for t in OrderType}
 STPN = {s.value: s.name.lower() for s in STP}
 STATUS = {s.value: s.name.lower() for s in OrderStatus}
 CAUSE = {c.value: c.name.lower() for c in Cause}
+POSITION_CAUSE = {c.value: c.name.lower() for c in E.PositionCause}
+VIA = ("book", "insurance", "adl")
 
 # The references custody writes: a deposit's credit "<chain>:<tx hash>:<log index>"
 # (dpg.chain.watcher), a payout's completion "<chain>:<tx hash>" (dpg.chain.broadcaster).
@@ -102,7 +104,28 @@ class Projector:
         orders, trades, ledger = self._gather(batch)
         new_rows, updates = _order_rows(orders)
         _running_balances(ledger, balances, self.assets)
-        self._store(new_rows, updates, trades, ledger, batch[-1].seq)
+        self._store(new_rows, updates, trades, ledger, batch[-1].seq, self._futures(batch))
+
+    def _futures(self, batch: Sequence[Applied]) -> dict[str, list[tuple[Any, ...]]]:
+        """The batch's perpetual futures rows: position changes, fundings, liquidations."""
+        rows: dict[str, list[tuple[Any, ...]]] = {"position_changes": [], "funding_rates": [], "liquidations": []}
+        markets = self.markets
+        for a in batch:
+            for n, ev in enumerate(a.events):
+                kind = ev[0]
+                if kind == E.POSITION:
+                    p = cast(E.Position, ev)
+                    rows["position_changes"].append((a.seq, n, a.ts, p.account, markets[p.market].symbol, p.size,
+                                                     p.cost, p.margin, p.realized, POSITION_CAUSE[p.cause]))
+                elif kind == E.FUNDING_PAID:
+                    f = cast(E.FundingPaid, ev)
+                    rows["funding_rates"].append((a.seq, a.ts, markets[f.market].symbol, f.rate, f.mark, f.paid,
+                                                  f.received, f.to_insurance, f.next_funding))
+                elif kind == E.LIQUIDATION:
+                    q = cast(E.Liquidation, ev)
+                    rows["liquidations"].append((a.seq, n, a.ts, q.account, markets[q.market].symbol, q.size,
+                                                 q.bankruptcy_price, VIA[q.via]))
+        return rows
 
     def _gather(self, batch: Sequence[Applied]) -> tuple[dict[int, _OrderRow], list[tuple[Any, ...]], list[list[Any]]]:
         """The batch's orders (what each command did to each), trades and ledger entries."""
@@ -166,9 +189,15 @@ class Projector:
         return orders, trades, ledger
 
     def _store(self, new_rows: list[list[Any]], updates: list[tuple[Any, ...]], trades: list[tuple[Any, ...]],
-               ledger: list[list[Any]], last: int) -> None:
-        """One transaction: new orders, updates of known ones, trades, ledger entries, the checkpoint."""
+               ledger: list[list[Any]], last: int, futures: dict[str, list[tuple[Any, ...]]]) -> None:
+        """One transaction: new orders, updates of known ones, trades, ledger entries, the futures
+        tables, the checkpoint."""
         with self.conn.transaction(), self.conn.cursor() as cur:
+            for table, rows in futures.items():
+                if rows:
+                    with cur.copy(f"COPY {table} FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
             if new_rows:
                 with cur.copy(f"COPY orders ({_NEW_COLS}) FROM STDIN") as copy:
                     for new in new_rows:
@@ -236,7 +265,7 @@ class Projector:
     def truncate(self) -> None:
         """Empty every projection table (before a rebuild from the journal)."""
         with self.conn.transaction():
-            self.conn.execute("TRUNCATE orders, trades, ledger_entries")
+            self.conn.execute("TRUNCATE orders, trades, ledger_entries, position_changes, funding_rates, liquidations")
             self.conn.execute("UPDATE projection_state SET seq = 0 WHERE name = %s", (self.name,))
         self.written_seq = 0
 
