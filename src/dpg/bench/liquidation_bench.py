@@ -100,10 +100,10 @@ def run(accounts: int = 10_000, ticks: int = 2_000) -> list[dict[str, Any]]:
             ev = e.apply(IndexPrice(s, price), seq, ts)
             quiet.append(perf() - t)
         else:  # the next 1 % of this market's longs by liquidation price
-            keys = sorted(-k for k, _, _ in pm.longs)
+            keys = sorted(p.key for p in e.fut.positions.values() if p.market == mi and p.size > 0 and p.key)
             if len(keys) < 2:
                 continue
-            cut = keys[-max(1, positions // len(symbols) // 100)]
+            cut = keys[-max(1, positions // len(symbols) // 100)]  # the highest 1 % of the live keys
             t = perf()
             ev = e.apply(IndexPrice(s, cut), seq, ts)
             busy.append(perf() - t)
