@@ -145,7 +145,8 @@ class Futures:
         self.positions: dict[tuple[int, int], Position] = {}  # (account, market) -> position / settings
         self.by_account: dict[int, dict[int, Position]] = {}  # account -> market -> position
         self.cross: dict[int, int] = {}  # account -> number of open cross positions
-        self.pending: dict[tuple[int, int], None] = {}  # scopes to check, in order: (account, market or -1 for cross)
+        self.pending: list[tuple[int, int]] = []  # a heap of scopes to check: (account, market or -1 for cross)
+        self.queued: set[tuple[int, int]] = set()  # the scopes in ``pending``
         self.quote_asset = -1  # the perpetuals' common quote (margin) asset
         self.held: dict[int, int] = {}  # account -> quote its open perpetual orders hold (part of its margin balance)
 
@@ -811,38 +812,35 @@ class Futures:
                 queue((acct, mi if p.isolated else -1))
 
     def _queue(self, scope: tuple[int, int]) -> None:
-        self.pending[scope] = None
+        if scope not in self.queued:
+            self.queued.add(scope)
+            heappush(self.pending, scope)
 
     def settle_risk(self, ev: list[Event]) -> None:
-        """Check every queued scope exactly; re-key those above maintenance; liquidate the lowest
-        (account, market) of those under it, then check again. One scope at a time, in that order,
-        so the outcome does not depend on which index entries a tick happened to pop (the index of
-        a replayed journal and of a restored snapshot can differ; their liquidations cannot)."""
+        """Check the queued scopes exactly, lowest (account, market) first: liquidate one under
+        maintenance, re-key one above it. Whatever a liquidation moves queues its scopes again
+        (into the same order), so the outcome does not depend on which index entries a tick
+        happened to pop: the index of a replayed journal and of a restored snapshot can differ,
+        their liquidations cannot."""
         pending = self.pending
+        queued = self.queued
         while pending:
-            batch = sorted(pending)
-            pending.clear()
-            under: list[tuple[tuple[int, int], list[Position]]] = []
-            for scope in batch:
-                acct, mi = scope
-                if mi >= 0:
-                    p = self.positions[(acct, mi)]
-                    scope_pos = [p] if p.size else []
-                else:
-                    scope_pos = self.cross_positions(acct)
-                if not scope_pos:
-                    continue
-                eq, mm = self.equity(acct, mi)
-                if eq < mm:
-                    under.append((scope, scope_pos))
-                else:
-                    for p in scope_pos:
-                        self._key(p, scope_pos, eq - mm)
-            if under:
-                (acct, _), scope_pos = under[0]
-                for scope, _ in under[1:]:
-                    self._queue(scope)
+            scope = heappop(pending)
+            queued.discard(scope)
+            acct, mi = scope
+            if mi >= 0:
+                p = self.positions[(acct, mi)]
+                scope_pos = [p] if p.size else []
+            else:
+                scope_pos = self.cross_positions(acct)
+            if not scope_pos:
+                continue
+            eq, mm = self.equity(acct, mi)
+            if eq < mm:
                 self.liquidate(acct, scope_pos, ev)
+            else:
+                for p in scope_pos:
+                    self._key(p, scope_pos, eq - mm)
 
     def _rekey(self, account: int, p: Position) -> None:
         if p.size:
