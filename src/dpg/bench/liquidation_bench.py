@@ -92,7 +92,6 @@ def run(accounts: int = 10_000, ticks: int = 2_000) -> list[dict[str, Any]]:
     for i in range(ticks):
         s = symbols[i % len(symbols)]
         mi = e.market_by_symbol[s].index
-        pm = e.fut.perps[mi]
         seq += 1
         ts += 1
         if i % 2 == 0:  # a quiet tick: within 0.3 % above the entry, under everybody's liquidation
