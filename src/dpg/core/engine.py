@@ -621,7 +621,7 @@ class Engine:
             return None, _rej(Reject.UNKNOWN_MARKET, f"unknown market {market!r}")
         if client_id and isinstance(client_id, str) and not order_id:
             order_id = self.client_ids.get((account, client_id), 0)
-        o = self.open.orders.get(order_id) if _is_int(order_id) else None
+        o = self.open.orders.get(order_id) if type(order_id) is int else None
         if o is None or o.account != account or o.market != m.index:
             return None, [_NOT_FOUND]
         return o, []

@@ -105,7 +105,9 @@ class BookSide:
         self.keys = set(self.heap)
 
     def add(self, order: Order) -> None:
-        level = self.level_for(order.price)
+        level = self.levels.get(order.price)  # mostly a listed price: level_for's lookup, without its call
+        if level is None:
+            level = self.level_for(order.price)
         level.orders.append(order)
         level.qty += order.remaining
 
