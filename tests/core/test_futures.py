@@ -230,7 +230,7 @@ def test_funding_to_the_base_unit_is_zero_sum(d: PerpDesk) -> None:
     open_pair(d, 1, 2, 50_000, 0.0003)  # odd sizes so the payments round
     open_pair(d, 1, 3, 50_000, 0.0004)
     assert rejected(d.apply(Funding(B))) == "FUNDING_NOT_DUE"
-    d.seq = FUNDING_INTERVAL_MS // 1000 + 1  # the desk's clock is seq x 1 s
+    d.seq = FUNDING_INTERVAL_MS * 1_000_000 // 1000 + 1  # the desk's clock is seq x 1,000 ns
     d.perp(2, "sell", 60_000, 0.1)  # an ask far above: the impact ask is 60,000, the bid side empty
     d.index(B, 50_000)  # a premium sample: max(0, 0) - max(0, 50,000 - 60,000)... = 0 from a missing bid
     mark = d.engine.fut.perps[BI].mark

@@ -100,7 +100,7 @@ def run(engine: Engine, cmds: list[Any], start: int, steps: list[int], check: bo
     ts = 0
     for i, cmd in enumerate(cmds):
         ts += steps[i % len(steps)]
-        engine.apply(cmd, start + i, ts + start * 3 * HOUR)  # time only moves forward
+        engine.apply(cmd, start + i, (ts + start * 3 * HOUR) * 1_000_000)  # ns, as the sequencer stamps; forward
         if check:
             errs = engine.conservation_errors()
             assert not errs, (i, cmd, errs)

@@ -70,6 +70,7 @@ FILLED = OrderStatus.FILLED.value
 CANCELED = OrderStatus.CANCELED.value
 EXPIRED = OrderStatus.EXPIRED.value
 
+NS_PER_MS = 1_000_000  # the sequencer stamps commands in ns; funding times are ms
 DEFAULT_LEVERAGE = 20
 BAND_PPM = 50_000  # a market order on a perpetual is an IOC bounded 5 % from the mark price
 BASIS_SAMPLES = 60  # the mark price's moving average of (mid - index): the last 60 index ticks
@@ -128,9 +129,9 @@ class PerpMarket:
         self.index = 0  # quote units per whole base; 0: none yet
         self.mark = 0
         self.last_rate = 0  # the last funding rate, RATE_SCALE units
-        self.next_funding = 0  # ms; 0: set by the first index tick
+        self.next_funding = 0  # ms since the Unix epoch; 0: set by the first index tick
         self.premiums: list[int] = []  # this interval's premium index samples
-        self.last_sample = 0  # ts of the last premium sample
+        self.last_sample = 0  # ms of the last premium sample
         self.basis: list[int] = []  # the last BASIS_SAMPLES (mid - index)
         self.longs: list[tuple[int, int, int]] = []  # (-key, account, ver): liquidated when mark <= key
         self.shorts: list[tuple[int, int, int]] = []  # (key, account, ver): liquidated when mark >= key
@@ -722,7 +723,7 @@ class Futures:
         if type(c.price) is not int or not 0 < c.price < MAX_AMOUNT:
             return _rej(Reject.INVALID_PRICE, "an index price is a positive integer of quote base units")
         pm.index = c.price
-        ts = e.ts
+        ts = e.ts // NS_PER_MS
         if not pm.next_funding:
             pm.next_funding = (ts // pm.interval + 1) * pm.interval
         book = e.books[m.index]
@@ -751,7 +752,7 @@ class Futures:
         e = self.e
         mi = pm.market.index
         basis = int(Fraction(sum(pm.basis), len(pm.basis))) if pm.basis else 0
-        to_funding = max(0, pm.next_funding - e.ts)
+        to_funding = max(0, pm.next_funding - e.ts // NS_PER_MS)
         mark = F.mark_price(pm.index, pm.last_rate, to_funding, pm.interval, basis,
                             e.last_price[mi] * pm.market.tick_size)
         if mark == pm.mark:
@@ -1005,7 +1006,8 @@ class Futures:
         pm = self.perps.get(m.index) if m is not None else None
         if pm is None or m is None:
             return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {c.market!r}")
-        if not pm.next_funding or e.ts < pm.next_funding or not pm.mark:
+        now = e.ts // NS_PER_MS
+        if not pm.next_funding or now < pm.next_funding or not pm.mark:
             return _rej(Reject.FUNDING_NOT_DUE, f"{m.symbol}'s next funding is not due yet")
         rate = F.funding_rate(F.weighted_average(pm.premiums), F.interest(pm.interval), pm.cap)
         qi = m.quote_i
@@ -1041,7 +1043,7 @@ class Futures:
             ev.append(_new(E.Balance, (BAL, INSURANCE_ACCOUNT, qi >> 1, remainder, 0, c_f)))
         pm.last_rate = rate
         pm.premiums.clear()
-        pm.next_funding = (e.ts // pm.interval + 1) * pm.interval
+        pm.next_funding = (now // pm.interval + 1) * pm.interval
         ev.insert(0, _new(E.FundingPaid, (E.FUNDING_PAID, m.index, rate, pm.mark, paid, received, remainder,
                                           pm.next_funding)))
         self.settle_risk(ev)
