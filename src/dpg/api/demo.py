@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dpg.core import events as E
 from dpg.core.commands import CancelAll, Credit, MarkEpoch, PlaceOrder
-from dpg.core.model import Market, OrderType, Side
+from dpg.core.model import Market, MarketKind, OrderType, Side
 from dpg.identity import AuthError
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ async def _market_maker(rt: Runtime, maker: int, taker: int) -> None:
     while True:
         for m in list(rt.markets):
             ref = REFERENCE.get(m.base.symbol)
-            if ref is None:
+            if ref is None or m.kind != MarketKind.SPOT:  # spot only: a perpetual needs margin and an index
                 continue
             mid = mids.get(m.symbol) or ref * 10**m.quote.decimals // m.tick_size
             mid = max(10, mid + rng.randint(-3, 3) * max(1, mid // 50_000))

@@ -17,7 +17,7 @@ from dpg.core import events as E
 from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Command, Credit, PlaceOrder, Transfer
 from dpg.core.errors import DomainError
 from dpg.core.events import Event
-from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+from dpg.core.model import STP, Asset, Market, MarketKind, OrderStatus, OrderType, Side
 
 Amount = str  # decimal strings at the edge: never floats
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,36}$")  # what a client may name an order
@@ -175,11 +175,29 @@ class Trading:
     # ------------------------------------------------------------------ lookups and conversions
 
     def market(self, name: str) -> Market:
-        key = name.upper().replace("-", "/").replace("_", "/")
+        """A market by its symbol (``BTC/USDT``, ``BTC-PERP``) or a spelling of it (``BTC-USDT``,
+        ``BTCUSDT``, ``BTCUSDT_PERP``): spot markets and perpetuals alike."""
+        upper = name.upper()
+        key = upper.replace("-", "/").replace("_", "/")
         for m in self.markets:
-            if m.symbol == key or m.compact == key:
+            if m.symbol == key or m.compact == key or m.symbol == upper or m.compact == upper:
                 return m
         raise ApiError(404, "UNKNOWN_MARKET", f"unknown market {name!r}")
+
+    def spot_market(self, name: str) -> Market:
+        """A spot market by name; a perpetual's name is an unknown market here."""
+        m = self.market(name)
+        if m.kind != MarketKind.SPOT:
+            raise ApiError(404, "UNKNOWN_MARKET", f"unknown spot market {name!r}")
+        return m
+
+    def spot_markets(self) -> list[Market]:
+        """The spot markets, in listing order (the perpetuals are the futures API's)."""
+        return [m for m in self.markets if m.kind == MarketKind.SPOT]
+
+    def perp_markets(self) -> list[Market]:
+        """The perpetuals, in listing order."""
+        return [m for m in self.markets if m.kind == MarketKind.PERP]
 
     def asset(self, symbol: str) -> Asset:
         for a in self.assets:
