@@ -30,6 +30,7 @@ from dpg.journal.journal import Journal
 from dpg.journal.recovery import recover
 from dpg.journal.sequencer import Sequencer, Sink
 from dpg.store import db, follower
+from dpg.system.perps import SpotMids
 
 log = logging.getLogger("dpg.node")
 
@@ -93,9 +94,10 @@ class Node:
         self.url = url
         self.journal = Journal(url)
         self.engine: Engine = recover(self.journal)
+        self.mids = SpotMids(self.engine)  # the books as committed: the perpetuals' index source
         tune_gc()
         self.sequencer = Sequencer(self.engine, self.journal, snapshot_every=settings.snapshot_every,
-                                   batch_max=settings.batch_max, sinks=sinks)
+                                   batch_max=settings.batch_max, sinks=[*sinks, self.mids])
         self.follower = FollowerProcess(url) if projections else None
         self._started = False
 
