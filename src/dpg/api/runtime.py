@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import cast
 
 from dpg.api import presentation as P
+from dpg.api.futures import FuturesViews
 from dpg.api.history import History
 from dpg.api.marketdata import INTERVALS, MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
@@ -45,8 +46,10 @@ class Runtime:
         self.views = AccountViews(self.markets, self.assets)
         self.md = MarketData(self.markets, self.assets)
         self.trading = Trading(bus, self.views, self.markets, self.assets)
+        self.futures = FuturesViews(self.markets, self.assets)  # the perpetuals: prices, positions, funding
         self.views.load(engine)
         self.md.load(engine)
+        self.futures.load(engine)
         self.md.seed_trades(recent_trades)
         self.depth_seq: dict[int, int] = {m.index: engine.seq for m in engine.markets}
         self.publishers: list[Publisher] = []  # the other dialects' publishers of each update
@@ -110,6 +113,7 @@ class Runtime:
             self.trading.stamps.add(seq, ts)  # before the views: a reply waiting for them finds its time
             try:
                 self.views.apply(seq, ts, events)
+                self.futures.apply(seq, ts, events)
                 upd = self.md.apply(seq, ts, events)
             except ValueError:
                 log.exception("event=feed_gap at=%d", seq)
