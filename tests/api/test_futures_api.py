@@ -160,3 +160,31 @@ def test_isolated_margin_added_and_removed(indexed: str) -> None:
     r = carol.http.post("/api/v1/futures/margin", json={"market": "BTC-PERP", "amount": "-100"})
     assert r.status_code == 422 and r.json()["code"] == "INSUFFICIENT_MARGIN"
     assert "initial margin" in r.json()["reason"]
+
+
+def test_websocket_mark_price_and_positions(indexed: str) -> None:
+    import json
+
+    from websockets.sync.client import connect
+
+    from tests.api.client import recv_until
+
+    erin, frank = User(indexed, "ws-long@test.dpg"), User(indexed, "ws-short@test.dpg")
+    erin.credit("USDT", "10000")
+    frank.credit("USDT", "10000")
+    with connect(indexed.replace("http", "ws") + "/ws") as ws:
+        ws.send(json.dumps({"op": "subscribe", "channels": ["mark:btc-perp"]}))
+        got = recv_until(ws, lambda m: m.get("channel") == "mark:BTC-PERP")
+        assert got[-1]["data"]["index_price"] == "50000.00"  # the state first
+        ws.send(json.dumps({"op": "subscribe", "channels": ["mark:BTC/USDT"]}))
+        assert recv_until(ws, lambda m: "error" in m)[-1]["error"]["code"] == "INVALID_CHANNELS"
+        ws.send(json.dumps({"op": "auth", "token": erin.token}))
+        recv_until(ws, lambda m: m.get("op") == "auth")
+        ws.send(json.dumps({"op": "subscribe", "channels": ["positions", "funding:BTC-PERP",
+                                                            "liquidations:BTC-PERP"]}))
+        assert recv_until(ws, lambda m: m.get("channel") == "positions")[-1]["data"] == []
+        assert frank.order(market="BTC-PERP", side="sell", price="50000", quantity="0.01").status_code == 201
+        assert erin.order(market="BTC-PERP", side="buy", price="50000", quantity="0.01").status_code == 201
+        msgs = recv_until(ws, lambda m: m.get("channel") == "positions" and m["data"])
+        [pos] = msgs[-1]["data"]
+        assert (pos["market"], pos["side"], pos["size"]) == ("BTC-PERP", "long", "0.01000000")

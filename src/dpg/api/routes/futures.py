@@ -14,8 +14,7 @@ from dpg.api.deps import Auth, Rt
 from dpg.api.errors import ApiError
 from dpg.api.futures import PerpView
 from dpg.api.runtime import Runtime
-from dpg.core.margin import initial_margin
-from dpg.core.model import PPM, Market, MarketKind
+from dpg.core.model import Market, MarketKind
 
 router = APIRouter(tags=["futures"])
 PerpQ = Annotated[str, Query(max_length=20, description="e.g. BTC-PERP (also BTCUSDT_PERP)")]
@@ -44,24 +43,6 @@ def perp_of(rt: Runtime, name: str) -> tuple[Market, PerpView]:
     return m, pv
 
 
-def wallet(rt: Runtime, account: int) -> int:
-    """The account's margin wallet (quote base units): its available margin asset and, estimated
-    from its open perpetual orders at their leverage, what those orders hold."""
-    perps = rt.futures.perp_markets()
-    if not perps:
-        return 0
-    q = perps[0].market.quote
-    held = 0
-    for v in rt.views.open_orders(account):
-        m = rt.markets[v.market]
-        if m.kind != MarketKind.PERP or not v.price:
-            continue
-        notional = max(0, v.qty - v.filled) * v.price // 10**m.base.decimals
-        lev = rt.futures.settings(account, m.index).leverage
-        held += initial_margin(notional, lev) + -(-notional * m.taker_fee_ppm // PPM)
-    return rt.views.balance(account).get(q.index, [0, 0])[0] + held
-
-
 def settings_json(rt: Runtime, account: int, m: Market, seq: int) -> dict[str, Any]:
     s = rt.futures.settings(account, m.index)
     return {"seq": seq, "market": m.symbol, "leverage": s.leverage, "margin_mode": "isolated" if s.isolated else
@@ -79,7 +60,7 @@ async def markets(rt: Rt) -> list[dict[str, Any]]:
 async def positions(rt: Rt, p: Auth) -> list[dict[str, Any]]:
     """The caller's open positions: size, entry, mark and liquidation prices, unrealized PnL,
     margin (isolated) or initial margin at the mark (cross), leverage, mode and ROE (%)."""
-    return rt.futures.positions_json(p.user_id, wallet(rt, p.user_id))
+    return rt.positions_json(p.user_id)
 
 
 @router.get("/api/v1/futures/settings")
