@@ -110,7 +110,8 @@ class FuturesViews:
             v.leverage, v.isolated = p.leverage, p.isolated
         vec = engine.balances.get(INSURANCE_ACCOUNT)
         if vec:
-            self.insurance = {a: vec[2 * a] + vec[2 * a + 1] for a in range(len(vec) // 2)}
+            held = {a: vec[2 * a] + vec[2 * a + 1] for a in range(len(vec) // 2)}
+            self.insurance = {a: x for a, x in held.items() if x}
 
     def _position(self, account: int, mi: int) -> PositionView:
         v = self.positions.get((account, mi))
