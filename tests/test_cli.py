@@ -17,7 +17,7 @@ import pytest
 from dpg.config import Settings
 from dpg.core import state
 from dpg.core.commands import Credit, OpenAccount, PlaceOrder
-from dpg.core.genesis import GENESIS
+from dpg.core.genesis import GENESIS, PERPS
 from dpg.core.model import OrderType, Side
 from dpg.system.node import Node
 
@@ -53,18 +53,18 @@ def test_up_on_a_database_url_lists_the_markets_and_stops_cleanly(pg_url: str) -
     assert "DPG is up" in line and "BTC/USDT, ETH/USDT, BTC/USD, ETH/USD" in line, line
     assert "DPG stopped" in stop(proc)
     with psycopg.connect(pg_url) as c:
-        assert c.execute("SELECT count(*) FROM journal").fetchone() == (len(GENESIS),)
+        assert c.execute("SELECT count(*) FROM journal").fetchone() == (len(GENESIS) + len(PERPS),)
 
 
 @pytest.mark.slow
 def test_up_with_no_configuration_runs_an_embedded_postgres_that_persists(tmp_path: Path) -> None:
     env = {"DPG_DATA_DIR": str(tmp_path / "data"), "DPG_DATABASE_URL": ""}
     proc, line = start_up(env)
-    assert f"journal at seq {len(GENESIS)} on embedded PostgreSQL" in line, line
+    assert f"journal at seq {len(GENESIS) + len(PERPS)} on embedded PostgreSQL" in line, line
     stop(proc)
     assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
     proc, line = start_up(env)  # the same data: genesis is not listed twice
-    assert f"journal at seq {len(GENESIS)} " in line, line
+    assert f"journal at seq {len(GENESIS) + len(PERPS)} " in line, line
     stop(proc)
 
 

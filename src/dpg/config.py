@@ -36,6 +36,7 @@ class Settings:
     smtp_url: str = ""  # DPG_SMTP_URL: where mail goes (smtp://user:pass@host:587); empty = the outbox only
     mail_from: str = ""  # DPG_MAIL_FROM: the sender of that mail; empty = DPG <no-reply@dpg.local>
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
+    index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -67,6 +68,7 @@ class Settings:
             mail_from=e.get("DPG_MAIL_FROM", "").strip(),
             public_url=_public_url(e.get("DPG_PUBLIC_URL", "")
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
+            index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
         )
 
     def por_key(self) -> bytes:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
 from dpg.config import Settings
 from dpg.core.commands import OpenAccount
-from dpg.core.genesis import GENESIS
+from dpg.core.genesis import GENESIS, PERPS
+from dpg.core.model import MarketKind
 from dpg.journal.journal import Applied
 from dpg.system.node import Node
 
@@ -22,7 +25,7 @@ def test_a_built_node_takes_nothing_until_started_and_its_sinks_see_every_batch_
     try:
         assert node.engine.seq == 0 and node.sequencer.committed_seq == 0  # recovered, nothing applied yet
         node.start()
-        assert node.engine.seq == len(GENESIS)
+        assert node.engine.seq == len(GENESIS) + len(PERPS)
         seq, _ = node.sequencer.submit_wait(OpenAccount(7))
     finally:
         node.close()
@@ -34,7 +37,44 @@ def test_a_node_never_started_closes(pg_url: str) -> None:
     node.close()  # what a failed start-up does (the API runtime could not be built)
     again = Node.open(pg_url, Settings.from_env({}), projections=False)
     try:
-        assert again.engine.seq == len(GENESIS)
+        assert again.engine.seq == len(GENESIS) + len(PERPS)
+    finally:
+        again.close()
+
+
+def test_a_new_journal_lists_the_perpetuals_after_the_genesis(pg_url: str) -> None:
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    try:
+        kinds = [(m.symbol, m.kind) for m in node.engine.markets]
+        assert kinds == [("BTC/USDT", MarketKind.SPOT), ("ETH/USDT", MarketKind.SPOT), ("BTC/USD", MarketKind.SPOT),
+                         ("ETH/USD", MarketKind.SPOT), ("BTC-PERP", MarketKind.PERP), ("ETH-PERP", MarketKind.PERP)]
+        assert sorted(node.engine.fut.perps) == [4, 5]
+    finally:
+        node.close()
+
+
+def test_a_journal_without_the_perpetuals_gets_them_journaled_at_the_next_start_once(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dpg.system.node as node_module
+
+    monkeypatch.setattr(node_module, "PERPS", ())  # a journal written before the perpetuals existed
+    old = Node.open(pg_url, Settings.from_env({}), projections=False)
+    try:
+        old.sequencer.submit_wait(OpenAccount(3))
+        at = old.engine.seq
+        assert not old.engine.fut.perps and at == len(GENESIS) + 1
+    finally:
+        old.close()
+    monkeypatch.setattr(node_module, "PERPS", PERPS)
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    try:
+        assert node.engine.seq == at + len(PERPS)  # journaled after what was there
+        assert [node.engine.markets[i].symbol for i in sorted(node.engine.fut.perps)] == ["BTC-PERP", "ETH-PERP"]
+    finally:
+        node.close()
+    again = Node.open(pg_url, Settings.from_env({}), projections=False)  # listed once: nothing more to journal
+    try:
+        assert again.engine.seq == at + len(PERPS) and len(again.engine.fut.perps) == 2
     finally:
         again.close()
 

@@ -1,5 +1,6 @@
 """``dpg up --demo``: demo users with funds, and a market maker that keeps the books liquid around a
-drifting reference price, so a new user sees a working exchange at once.
+drifting reference price, so a new user sees a working exchange at once; the perpetuals' books are
+kept around their index price (the spot mid) the same way, the maker and the taker trading on margin.
 
 Demo logins (password ``demo-password``): alice@demo.dpg and bob@demo.dpg, named on the log-in page
 (``GET /api/v1/demo``). The market maker trades as maker@demo.dpg and the trades that keep the
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dpg.core import events as E
 from dpg.core.commands import CancelAll, Credit, MarkEpoch, PlaceOrder
-from dpg.core.model import Market, OrderType, Side
+from dpg.core.model import Market, MarketKind, OrderType, Side
 from dpg.identity import AuthError
 
 if TYPE_CHECKING:
@@ -222,9 +223,15 @@ async def _market_maker(rt: Runtime, maker: int, taker: int) -> None:
             ref = REFERENCE.get(m.base.symbol)
             if ref is None:
                 continue
-            mid = mids.get(m.symbol) or ref * 10**m.quote.decimals // m.tick_size
-            mid = max(10, mid + rng.randint(-3, 3) * max(1, mid // 50_000))
-            mids[m.symbol] = mid
+            if m.kind == MarketKind.PERP:  # quoted around its index (the spot mid the scheduler samples)
+                pv = rt.futures.perp(m)
+                if pv is None or not pv.index:
+                    continue
+                mid = max(10, pv.index // m.tick_size)
+            else:
+                mid = mids.get(m.symbol) or ref * 10**m.quote.decimals // m.tick_size
+                mid = max(10, mid + rng.randint(-3, 3) * max(1, mid // 50_000))
+                mids[m.symbol] = mid
             try:
                 await rt.bus.submit(CancelAll(maker, m.symbol))
                 for side, ticks, lots in _ladder(m, mid, rng):

@@ -26,6 +26,7 @@ STATUS: dict[str, int] = {
     Reject.DUPLICATE_CLIENT_ORDER_ID: 409,
     Reject.DUPLICATE_REFERENCE: 409,
     Reject.INSUFFICIENT_FUNDS: 422,
+    Reject.INSUFFICIENT_MARGIN: 422,
     Reject.UNAVAILABLE: 503,
 }
 

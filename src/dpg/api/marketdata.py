@@ -106,6 +106,7 @@ class _Market:
         "index",
         "last",
         "last_ts",
+        "perp",
         "quote",
         "r_buckets",
         "r_count",
@@ -122,9 +123,13 @@ class _Market:
     def __init__(self, index: int, symbol: str, trades_kept: int) -> None:
         self.index = index
         self.symbol = symbol
-        base, _, quote = symbol.partition("/")
+        if symbol.endswith("-PERP"):  # a linear perpetual: quoted, margined, its fees paid in USDT
+            base, quote = symbol[:-5], "USDT"
+        else:
+            base, _, quote = symbol.partition("/")
         self.base = base
         self.quote = quote
+        self.perp = symbol.endswith("-PERP")
         self.sides: tuple[dict[int, int], dict[int, int]] = ({}, {})  # bids, asks: price -> total qty
         self.best = [_EMPTY, _EMPTY]  # cached best bid, best ask (or _DIRTY)
         self.trades: deque[dict[str, Any]] = deque(maxlen=trades_kept)
@@ -279,8 +284,10 @@ class MarketData:
         c.up.candles.add(sym)
         buy = t.taker_side == BUY
         for acct, oid, role, side, fee, fee_asset in (
-            (t.taker_account, t.taker_oid, "taker", t.taker_side, t.taker_fee, st.base if buy else st.quote),
-            (t.maker_account, t.maker_oid, "maker", 1 - t.taker_side, t.maker_fee, st.quote if buy else st.base),
+            (t.taker_account, t.taker_oid, "taker", t.taker_side, t.taker_fee,
+             st.base if buy and not st.perp else st.quote),
+            (t.maker_account, t.maker_oid, "maker", 1 - t.taker_side, t.maker_fee,
+             st.quote if buy or st.perp else st.base),
         ):
             self._tell(c, acct, {
                 "type": "fill", "role": role, "trade_id": tid, "order_id": oid, "market": sym,

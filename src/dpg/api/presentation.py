@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.responses import Response
 
 from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES, OrderView
-from dpg.core.model import Asset, Market, Side
+from dpg.core.model import Asset, Market, MarketKind, Side
 
 JS_SAFE = 2**53  # an integer at least this large is written as a string (JavaScript's numbers)
 
@@ -30,8 +30,9 @@ def rate(ppm: int) -> str:
 
 
 def fee_asset(m: Market, side: int) -> Asset:
-    """The asset an order of ``side`` pays its fees in: what it receives (a buyer base, a seller quote)."""
-    return m.base if side == Side.BUY else m.quote
+    """The asset an order of ``side`` pays its fees in: what it receives (a buyer base, a seller
+    quote); on a perpetual, its quote (margin) asset."""
+    return m.base if side == Side.BUY and m.kind == MarketKind.SPOT else m.quote
 
 
 def balance_of(mine: dict[int, list[int]], a: Asset) -> tuple[int, int]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import cast
+from typing import Any, cast
 
 from dpg.api import presentation as P
+from dpg.api.futures import FuturesViews, rate_text
 from dpg.api.history import History
 from dpg.api.marketdata import INTERVALS, MarketData, Update
 from dpg.api.ratelimit import TokenBuckets
@@ -18,7 +19,9 @@ from dpg.bus.wire import Batch
 from dpg.core import events as E
 from dpg.core.commands import OpenAccount
 from dpg.core.engine import Engine
-from dpg.core.model import Market
+from dpg.core.events import Event
+from dpg.core.margin import initial_margin
+from dpg.core.model import PPM, Market, MarketKind
 from dpg.identity import Accounts
 
 log = logging.getLogger("dpg.api")
@@ -45,8 +48,10 @@ class Runtime:
         self.views = AccountViews(self.markets, self.assets)
         self.md = MarketData(self.markets, self.assets)
         self.trading = Trading(bus, self.views, self.markets, self.assets)
+        self.futures = FuturesViews(self.markets, self.assets)  # the perpetuals: prices, positions, funding
         self.views.load(engine)
         self.md.load(engine)
+        self.futures.load(engine)
         self.md.seed_trades(recent_trades)
         self.depth_seq: dict[int, int] = {m.index: engine.seq for m in engine.markets}
         self.publishers: list[Publisher] = []  # the other dialects' publishers of each update
@@ -100,6 +105,34 @@ class Runtime:
     def order_json(self, v: OrderView) -> dict[str, object]:
         return P.order_json(self.markets[v.market], v)
 
+    def margin_wallet(self, account: int) -> int:
+        """An account's margin wallet (quote base units): its available margin asset and, estimated
+        from its open perpetual orders at their leverage, what those orders hold."""
+        perps = self.futures.perp_markets()
+        if not perps:
+            return 0
+        q = perps[0].market.quote
+        held = 0
+        for v in self.views.open_orders(account):
+            m = self.markets[v.market]
+            if m.kind != MarketKind.PERP or not v.price:
+                continue
+            notional = max(0, v.qty - v.filled) * v.price // 10**m.base.decimals
+            lev = self.futures.settings(account, m.index).leverage
+            held += initial_margin(notional, lev) - (-notional * m.taker_fee_ppm // PPM)
+        return self.views.balance(account).get(q.index, [0, 0])[0] + held
+
+    def positions_json(self, account: int) -> list[dict[str, Any]]:
+        return self.futures.positions_json(account, self.margin_wallet(account))
+
+    def mark_json(self, m: Market) -> dict[str, Any]:
+        pv = self.futures.perp(m)
+        if pv is None:
+            return {"market": m.symbol}
+        return {"market": m.symbol, "index_price": m.format_price(pv.index) if pv.index else None,
+                "mark_price": m.format_price(pv.mark) if pv.mark else None,
+                "funding_rate": rate_text(pv.last_rate), "next_funding_time": pv.next_funding or None}
+
     # ------------------------------------------------------------------ the feed
 
     def on_batch(self, batch: Batch) -> None:
@@ -110,12 +143,49 @@ class Runtime:
             self.trading.stamps.add(seq, ts)  # before the views: a reply waiting for them finds its time
             try:
                 self.views.apply(seq, ts, events)
+                self.futures.apply(seq, ts, events)
                 upd = self.md.apply(seq, ts, events)
             except ValueError:
                 log.exception("event=feed_gap at=%d", seq)
                 self.healthy = False
                 raise
             self._dispatch(upd)
+            self._dispatch_futures(seq, events)
+
+    def _dispatch_futures(self, seq: int, events: list[Event]) -> None:
+        """The perpetuals' channels of one command: mark prices, fundings and liquidations (public),
+        the positions of the accounts it changed (private)."""
+        hub = self.hub
+        changed: dict[int, None] = {}
+        liquidations = 0
+        for ev in events:
+            kind = ev[0]
+            if kind == E.POSITION or kind == E.LEVERAGE_SET:
+                account = cast(E.Position, ev).account
+                if account > 0 and account in hub.by_account:
+                    changed[account] = None
+            elif kind == E.MARK_PRICE:
+                m = self.markets[cast(E.MarkPrice, ev).market]
+                if hub.has(f"mark:{m.symbol}"):
+                    hub.publish(f"mark:{m.symbol}", {"type": "mark", "seq": seq, "data": self.mark_json(m)})
+            elif kind == E.FUNDING_PAID:
+                m = self.markets[cast(E.FundingPaid, ev).market]
+                pv = self.futures.perp(m)
+                if pv is not None and pv.history and hub.has(f"funding:{m.symbol}"):
+                    hub.publish(f"funding:{m.symbol}", {"type": "funding", "seq": seq,
+                                                        "data": {**pv.history[-1], "market": m.symbol,
+                                                                 "next_funding_time": pv.next_funding}})
+            elif kind == E.LIQUIDATION:
+                liquidations += 1
+        if liquidations:  # the futures views' rows of this command's liquidations, in order
+            for row in list(self.futures.liquidations)[-liquidations:]:
+                channel = f"liquidations:{row['market']}"
+                if hub.has(channel):
+                    hub.publish(channel, {"type": "liquidation", "seq": seq,
+                                          "data": {k: v for k, v in row.items() if k != "account"}})
+        for account in changed:
+            hub.publish_private(account, "positions", {"type": "positions", "seq": seq,
+                                                       "data": self.positions_json(account)})
 
     def _dispatch(self, upd: Update) -> None:
         """DPG's own channels of one update, then the other dialects', then the private channels."""

@@ -8,16 +8,27 @@ import re
 from collections import deque
 from typing import Any, Literal, Protocol, cast
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from dpg.api.errors import ApiError, rejection
 from dpg.api.presentation import order_json
 from dpg.api.views import AccountViews, OrderView
 from dpg.core import events as E
-from dpg.core.commands import AmendOrder, CancelAll, CancelOrder, Command, Credit, PlaceOrder, Transfer
+from dpg.core.commands import (
+    AdjustMargin,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Credit,
+    PlaceOrder,
+    SetLeverage,
+    SetMarginMode,
+    Transfer,
+)
 from dpg.core.errors import DomainError
 from dpg.core.events import Event
-from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+from dpg.core.model import STP, Asset, Market, MarketKind, OrderFlag, OrderStatus, OrderType, Side
 
 Amount = str  # decimal strings at the edge: never floats
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,36}$")  # what a client may name an order
@@ -36,12 +47,21 @@ class Bus(Protocol):
 class OrderRequest(BaseModel):
     market: str = Field(description="e.g. BTC/USDT (also BTC-USDT or BTCUSDT)", max_length=20)
     side: Literal["buy", "sell"]
-    type: Literal["limit", "ioc", "fok", "post_only", "market", "stop_limit", "take_profit_limit"] = "limit"
+    type: Literal["limit", "ioc", "fok", "post_only", "market", "stop_limit", "take_profit_limit", "stop_market",
+                  "take_profit_market"] = Field(default="limit", description="stop_market and take_profit_market:"
+                                                " perpetuals only, triggered by the mark price")
     price: Amount | None = Field(default=None, description="limit price, quote per 1 base", max_length=40)
     quantity: Amount | None = Field(default=None, description="base quantity", max_length=40)
     quote_quantity: Amount | None = Field(default=None, description="market buy: quote to spend", max_length=40)
     stop_price: Amount | None = Field(default=None, description="stop_limit and take_profit_limit: the last trade"
-                                      " price that turns the order into a limit order", max_length=40)
+                                      " price that turns the order into a limit order; stop_market and"
+                                      " take_profit_market: the mark price that turns it into a market order",
+                                      max_length=40, validation_alias=AliasChoices("stop_price", "stopPrice"))
+    reduce_only: bool = Field(default=False, description="perpetuals: never increases the position",
+                              validation_alias=AliasChoices("reduce_only", "reduceOnly"))
+    close_position: bool = Field(default=False, description="perpetuals: a market, stop_market or"
+                                 " take_profit_market order closing the whole position (no quantity)",
+                                 validation_alias=AliasChoices("close_position", "closePosition"))
     client_order_id: str | None = Field(default=None, min_length=1, max_length=36, pattern=CLIENT_ORDER_ID.pattern)
     stp: Literal["expire_taker", "expire_maker", "expire_both"] = "expire_taker"
 
@@ -67,7 +87,10 @@ class CreditRequest(BaseModel):
 
 _OTYPES = {"limit": OrderType.LIMIT, "ioc": OrderType.IOC, "fok": OrderType.FOK, "post_only": OrderType.POST_ONLY,
            "market": OrderType.MARKET, "stop_limit": OrderType.STOP_LIMIT,
-           "take_profit_limit": OrderType.TAKE_PROFIT_LIMIT}
+           "take_profit_limit": OrderType.TAKE_PROFIT_LIMIT, "stop_market": OrderType.STOP_MARKET,
+           "take_profit_market": OrderType.TAKE_PROFIT_MARKET}
+_PERP_ONLY = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+_STOP_MARKETS = (OrderType.MARKET, OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
 _STPS = {"expire_taker": STP.EXPIRE_TAKER, "expire_maker": STP.EXPIRE_MAKER, "expire_both": STP.EXPIRE_BOTH}
 
 
@@ -175,11 +198,29 @@ class Trading:
     # ------------------------------------------------------------------ lookups and conversions
 
     def market(self, name: str) -> Market:
-        key = name.upper().replace("-", "/").replace("_", "/")
+        """A market by its symbol (``BTC/USDT``, ``BTC-PERP``) or a spelling of it (``BTC-USDT``,
+        ``BTCUSDT``, ``BTCUSDT_PERP``): spot markets and perpetuals alike."""
+        upper = name.upper()
+        key = upper.replace("-", "/").replace("_", "/")
         for m in self.markets:
-            if m.symbol == key or m.compact == key:
+            if m.symbol == key or m.compact == key or m.symbol == upper or m.compact == upper:
                 return m
         raise ApiError(404, "UNKNOWN_MARKET", f"unknown market {name!r}")
+
+    def spot_market(self, name: str) -> Market:
+        """A spot market by name; a perpetual's name is an unknown market here."""
+        m = self.market(name)
+        if m.kind != MarketKind.SPOT:
+            raise ApiError(404, "UNKNOWN_MARKET", f"unknown spot market {name!r}")
+        return m
+
+    def spot_markets(self) -> list[Market]:
+        """The spot markets, in listing order (the perpetuals are the futures API's)."""
+        return [m for m in self.markets if m.kind == MarketKind.SPOT]
+
+    def perp_markets(self) -> list[Market]:
+        """The perpetuals, in listing order."""
+        return [m for m in self.markets if m.kind == MarketKind.PERP]
 
     def asset(self, symbol: str) -> Asset:
         for a in self.assets:
@@ -210,6 +251,11 @@ class Trading:
         """The order placed, built from the command's own events (the views serve later reads)."""
         m = self.market(req.market)
         otype = _OTYPES[req.type]
+        if m.kind == MarketKind.PERP:
+            return await self._place_perp(account, m, otype, req)
+        if otype in _PERP_ONLY or req.reduce_only or req.close_position:
+            raise ApiError(400, "INVALID_ORDER", "stop_market, take_profit_market, reduce_only and close_position"
+                                                 " are for perpetuals")
         price = qty = quote_qty = 0
         if otype == OrderType.MARKET:
             if req.price is not None:
@@ -249,6 +295,73 @@ class Trading:
             assert v is not None
             ts = v.created_ts
         return order_reply(seq, ts, events)
+
+    async def _place_perp(self, account: int, m: Market, otype: OrderType, req: OrderRequest) -> OrderView:
+        """An order on a perpetual: sized in the base asset; reduce-only, close-position and the
+        stop-market and take-profit-market types (triggered by the mark price) allowed."""
+        if otype in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            raise ApiError(400, "INVALID_ORDER", "perpetuals take stop_market and take_profit_market stops")
+        if req.quote_quantity is not None:
+            raise ApiError(400, "INVALID_ORDER", "perpetual orders are sized in the base asset, not a quote amount")
+        flags = OrderFlag.REDUCE_ONLY.value if req.reduce_only else 0
+        price = qty = stop_price = 0
+        if otype in _STOP_MARKETS:
+            if req.price is not None:
+                raise ApiError(400, "INVALID_PRICE", f"a {req.type} order takes no price")
+        elif req.price is None:
+            raise ApiError(400, "INVALID_ORDER", f"a {req.type} order needs price and quantity")
+        if req.close_position:
+            if otype not in _STOP_MARKETS:
+                raise ApiError(400, "INVALID_ORDER", "close_position is for market, stop_market and"
+                                                     " take_profit_market orders")
+            if req.quantity is not None:
+                raise ApiError(400, "INVALID_ORDER", "a close_position order takes no quantity")
+            flags |= OrderFlag.CLOSE_POSITION.value | OrderFlag.REDUCE_ONLY.value
+        else:
+            if req.quantity is None:
+                raise ApiError(400, "INVALID_ORDER", f"a {req.type} order needs quantity")
+            qty = self.units(m.base, req.quantity, "quantity")
+            if qty <= 0:
+                raise ApiError(400, "INVALID_QUANTITY", "quantity must be positive")
+        if req.price is not None:
+            price = self.units(m.quote, req.price, "price")
+            if price <= 0:
+                raise ApiError(400, "INVALID_PRICE", "price must be positive")
+        if otype in _PERP_ONLY:
+            if req.stop_price is None:
+                raise ApiError(400, "INVALID_ORDER", f"a {req.type} order needs stop_price")
+            stop_price = self.units(m.quote, req.stop_price, "stop_price")
+            if stop_price <= 0:
+                raise ApiError(400, "INVALID_PRICE", "stop_price must be positive")
+            check_grid(m, stop_price, 0, "stop_price")
+        elif req.stop_price is not None:
+            raise ApiError(400, "INVALID_ORDER", "stop_price is only for stop_market and take_profit_market orders")
+        check_grid(m, price, qty)
+        if price and qty and not flags and m.notional(price, qty) < m.min_notional:
+            raise ApiError(400, "BELOW_MIN_NOTIONAL", f"price x quantity is below the minimum notional "
+                                                      f"{m.quote.format(m.min_notional)} {m.quote.symbol}")
+        side = Side.BUY if req.side == "buy" else Side.SELL
+        cmd = PlaceOrder(account, m.symbol, side, otype, price, qty, 0, req.client_order_id or "", _STPS[req.stp],
+                         stop_price, flags)
+        seq, events = await self._submit(cmd)
+        ts = self.stamps.get(seq)
+        if ts is None:
+            v = self.views.order(account, cast(E.OrderNew, events[0]).oid)
+            assert v is not None
+            ts = v.created_ts
+        return order_reply(seq, ts, events)
+
+    async def set_leverage(self, account: int, m: Market, leverage: int) -> int:
+        seq, _ = await self._submit(SetLeverage(account, m.symbol, leverage))
+        return seq
+
+    async def set_margin_mode(self, account: int, m: Market, isolated: bool) -> int:
+        seq, _ = await self._submit(SetMarginMode(account, m.symbol, isolated))
+        return seq
+
+    async def adjust_margin(self, account: int, m: Market, amount: int) -> int:
+        seq, _ = await self._submit(AdjustMargin(account, m.symbol, amount))
+        return seq
 
     async def cancel(self, account: int, market: str, order_id: int = 0, client_id: str = "") -> dict[str, Any]:
         m = self.market(market)

@@ -48,7 +48,7 @@ SWEEP_S = 1.0  # how often every authenticated connection's grants are checked a
 REVOKED = 4001  # close code: the session or API key behind the connection ended
 FLOODED = 1008  # close code: too many refused messages
 TOO_SLOW = 1013  # close code: the client reads too slowly
-PRIVATE = ("orders", "fills", "balances")
+PRIVATE = ("orders", "fills", "balances", "positions")
 
 
 def frame(text: str) -> bytes:

@@ -1,6 +1,6 @@
-"""The back office beside the engine: the proof-of-reserves epoch schedule, custody (deposit
-watchers, withdrawal broadcasters) and the proof publisher. Built and started whole in its
-constructor, in the single-process and engine-only modes."""
+"""The back office beside the engine: the proof-of-reserves epoch schedule, the perpetuals' index
+and funding schedule, custody (deposit watchers, withdrawal broadcasters) and the proof publisher.
+Built and started whole in its constructor, in the single-process and engine-only modes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from dpg.config import Settings
 from dpg.por.schedule import Scheduler
 from dpg.system.node import Node
+from dpg.system.perps import PerpScheduler
 
 if TYPE_CHECKING:
     from dpg.chain.custody import Custody
@@ -56,6 +57,8 @@ class BackOffice:
         self.publisher: AutoPublisher | None = None
         self.schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval, on_marked=self._epoch_marked)
         self.schedule.start()
+        self.perps = PerpScheduler(node.sequencer, node.mids, settings.index_every_ms)
+        self.perps.start()
         self.custody = start_custody(settings, node)
         self.publisher = start_publisher(settings, node.url, self.custody)
 
@@ -75,3 +78,4 @@ class BackOffice:
         if self.custody is not None:
             self.custody.stop()
         self.schedule.stop()
+        self.perps.stop()

@@ -2,8 +2,9 @@
 
 ``Node(url, settings)`` applies the migrations, recovers the engine (latest snapshot + journal),
 builds the sequencer and starts the projection follower process; ``start`` then starts the writer
-threads, lists the genesis markets on a new journal and opens the account of every signed-up user
-the engine does not know yet (a sign-up while the engine could not take it). Between the two, a
+threads, lists the genesis markets on a new journal, then the perpetuals the journal does not have
+yet, and opens the account of every signed-up user the engine does not know yet (a sign-up while
+the engine could not take it). Between the two, a
 reader of the recovered engine (the API's views) is built and misses no batch. ``Node.open`` does
 both. Every other part (API, chain watcher, scheduler) talks to the exchange only by submitting
 commands to ``node.sequencer``.
@@ -24,11 +25,12 @@ from dpg.config import Settings
 from dpg.core import events as E
 from dpg.core.commands import OpenAccount, RequireAccounts
 from dpg.core.engine import Engine
-from dpg.core.genesis import GENESIS
+from dpg.core.genesis import GENESIS, PERPS
 from dpg.journal.journal import Journal
 from dpg.journal.recovery import recover
 from dpg.journal.sequencer import Sequencer, Sink
 from dpg.store import db, follower
+from dpg.system.perps import SpotMids
 
 log = logging.getLogger("dpg.node")
 
@@ -92,9 +94,10 @@ class Node:
         self.url = url
         self.journal = Journal(url)
         self.engine: Engine = recover(self.journal)
+        self.mids = SpotMids(self.engine)  # the books as committed: the perpetuals' index source
         tune_gc()
         self.sequencer = Sequencer(self.engine, self.journal, snapshot_every=settings.snapshot_every,
-                                   batch_max=settings.batch_max, sinks=sinks)
+                                   batch_max=settings.batch_max, sinks=[*sinks, self.mids])
         self.follower = FollowerProcess(url) if projections else None
         self._started = False
 
@@ -117,6 +120,7 @@ class Node:
                 if events and events[0][0] == E.REJECTED:
                     raise RuntimeError(f"genesis command {cmd} rejected: {events[0]}")
             log.info("event=genesis assets=%d markets=%d", len(engine.assets), len(engine.markets))
+        list_perps(self)
         open_signed_up(self.url, self)
         if not engine.accounts_required:  # a journal from before OpenAccount: every account is open now
             sequencer.submit_wait(RequireAccounts())
@@ -147,3 +151,21 @@ def open_signed_up(url: str, node: Node) -> int:
             return 0
         log.info("event=accounts_opened count=%d reason=%r", len(missing), "signed up while the engine was away")
     return len(missing)
+
+
+def list_perps(node: Node) -> int:
+    """Journal the listing of every perpetual of ``PERPS`` the engine does not have yet: after the
+    genesis of a new journal, and once on an existing journal written before perpetuals existed.
+    Returns how many were listed."""
+    listed = 0
+    for cmd in PERPS:
+        if cmd.symbol in node.engine.market_by_symbol:
+            continue
+        _, events = node.sequencer.submit_wait(cmd)
+        if events and events[0][0] == E.REJECTED:
+            raise RuntimeError(f"perpetual listing {cmd.symbol} rejected: {events[0]}")
+        listed += 1
+    if listed:
+        log.info("event=perps_listed count=%d markets=%d", listed,
+                 len(node.engine.markets))
+    return listed

@@ -10,7 +10,7 @@ from dpg.api.binance.codes import STATUS, STP_NAMES, TYPE
 from dpg.api.presentation import balance_of, fee_asset
 from dpg.api.runtime import Runtime
 from dpg.api.views import OrderView
-from dpg.core.model import Asset, Market, OrderStatus, OrderType, Side
+from dpg.core.model import Asset, Market, MarketKind, OrderStatus, OrderType, Side
 
 _DONE_EXEC = {"canceled": ("CANCELED", "CANCELED"), "expired": ("EXPIRED", "EXPIRED"),
               "rejected": ("REJECTED", "REJECTED")}
@@ -141,7 +141,7 @@ def user_events(rt: Runtime, account: int, items: list[dict[str, Any]]) -> list[
                 out.append({"e": "balanceUpdate", "E": now, "a": a.symbol, "d": a.format(it["d_available"]), "T": now})
             continue
         v = rt.views.order(account, it["order_id"])
-        if v is None:
+        if v is None or rt.markets[v.market].kind != MarketKind.SPOT:  # the spot dialect: no perpetual's order
             continue
         ts = it.get("ts", v.updated_ts)
         if kind == "fill":

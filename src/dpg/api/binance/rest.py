@@ -41,7 +41,7 @@ from dpg.api.presentation import rate
 from dpg.api.runtime import Runtime
 from dpg.api.trading import OrderRequest
 from dpg.api.views import OrderView
-from dpg.core.model import Market
+from dpg.core.model import Market, MarketKind
 from dpg.identity import AuthError
 
 router = APIRouter(prefix="/api/v3", tags=["binance"])
@@ -53,8 +53,9 @@ T = TypeVar("T")
 
 
 def market(rt: Runtime, symbol: str) -> Market:
+    """A spot market: Binance's spot dialect knows no perpetual."""
     try:
-        return rt.trading.market(symbol)
+        return rt.trading.spot_market(symbol)
     except ApiError:
         raise BinanceError(400, -1121, INVALID_SYMBOL) from None
 
@@ -97,7 +98,7 @@ def symbol_info(m: Market) -> dict[str, Any]:
 
 @router.get("/exchangeInfo")
 async def exchange_info(rt: Rt, symbol: SymbolFilter = None) -> dict[str, Any]:
-    chosen = [market(rt, symbol)] if symbol else rt.markets
+    chosen = [market(rt, symbol)] if symbol else rt.trading.spot_markets()
     return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [], "exchangeFilters": [],
             "symbols": [symbol_info(m) for m in chosen]}
 
@@ -165,7 +166,7 @@ def ticker24(rt: Runtime, m: Market) -> dict[str, Any]:
 async def ticker_24hr(rt: Rt, symbol: SymbolFilter = None) -> Any:
     if symbol:
         return ticker24(rt, market(rt, symbol))
-    return [ticker24(rt, m) for m in rt.markets]
+    return [ticker24(rt, m) for m in rt.trading.spot_markets()]
 
 
 @router.get("/ticker/price", response_model=None)
@@ -173,7 +174,7 @@ async def ticker_price(rt: Rt, symbol: SymbolFilter = None) -> Any:
     def one(m: Market) -> dict[str, str]:
         return {"symbol": m.compact, "price": price(m, rt.md.ticker(m.symbol).get("last"))}
 
-    return one(market(rt, symbol)) if symbol else [one(m) for m in rt.markets]
+    return one(market(rt, symbol)) if symbol else [one(m) for m in rt.trading.spot_markets()]
 
 
 @router.get("/ticker/bookTicker", response_model=None)
@@ -185,7 +186,7 @@ async def book_ticker(rt: Rt, symbol: SymbolFilter = None) -> Any:
         return {"symbol": m.compact, "bidPrice": price(m, bid[0]), "bidQty": m.format_qty(bid[1]),
                 "askPrice": price(m, ask[0]), "askQty": m.format_qty(ask[1])}
 
-    return one(market(rt, symbol)) if symbol else [one(m) for m in rt.markets]
+    return one(market(rt, symbol)) if symbol else [one(m) for m in rt.trading.spot_markets()]
 
 
 # ---------------------------------------------------------------------- signed requests
@@ -267,7 +268,8 @@ async def find(rt: Runtime, user: int, params: dict[str, str], missing: int) -> 
     else:
         raise BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were"
                                        " empty/null!")
-    if v is None or (params.get("symbol") and rt.markets[v.market].compact != market(rt, params["symbol"]).compact):
+    if v is None or rt.markets[v.market].kind != MarketKind.SPOT or (
+            params.get("symbol") and rt.markets[v.market].compact != market(rt, params["symbol"]).compact):
         raise BinanceError(400, missing, UNKNOWN_ORDER if missing == -2011 else "Order does not exist.")
     return v
 
@@ -285,7 +287,8 @@ async def account(rt: Rt, request: Request) -> dict[str, Any]:
     user, _ = await signed(rt, request, "read")
     # Binance answers one account-wide rate, in basis points and as a fraction; DPG's rates are per
     # market (/sapi/v1/asset/tradeFee lists each): this names the first market's, the default tier
-    first = rt.markets[0] if rt.markets else None
+    spot = rt.trading.spot_markets()
+    first = spot[0] if spot else None
     maker, taker = (first.maker_fee_ppm, first.taker_fee_ppm) if first else (0, 0)
     return {
         "makerCommission": maker // 100, "takerCommission": taker // 100, "buyerCommission": 0,
@@ -371,7 +374,8 @@ async def cancel_order(rt: Rt, request: Request) -> dict[str, Any]:
 async def open_orders(rt: Rt, request: Request) -> Any:
     user, p = await signed(rt, request, "read")
     mi = market(rt, p["symbol"]).index if p.get("symbol") else None
-    return [order_json(rt.markets[v.market], v) for v in rt.views.open_orders(user, mi)]
+    return [order_json(rt.markets[v.market], v) for v in rt.views.open_orders(user, mi)
+            if rt.markets[v.market].kind == MarketKind.SPOT]
 
 
 @router.delete("/openOrders", response_model=None)
@@ -421,7 +425,7 @@ async def my_trades(rt: Rt, request: Request) -> Any:
 async def trade_fee(rt: Rt, request: Request) -> Any:
     """Each market's maker and taker fee rates (ccxt's ``fetch_trading_fees``)."""
     _, p = await signed(rt, request, "read")
-    chosen = [market(rt, p["symbol"])] if p.get("symbol") else rt.markets
+    chosen = [market(rt, p["symbol"])] if p.get("symbol") else rt.trading.spot_markets()
     return [{"symbol": m.compact, "makerCommission": rate(m.maker_fee_ppm),
              "takerCommission": rate(m.taker_fee_ppm)} for m in chosen]
 

@@ -21,7 +21,7 @@ def _channel(rt: Runtime, stream: str) -> str | None:
     """The hub channel of a Binance stream name (``btcusdt@depth@100ms``), None if there is none."""
     sym, _, kind = stream.partition("@")
     try:
-        m = rt.trading.market(sym.upper())
+        m = rt.trading.spot_market(sym.upper())  # the spot dialect: no perpetual
     except ApiError:
         return None
     if kind in ("depth", "depth@100ms", "depth@1000ms"):

@@ -42,7 +42,8 @@ async def demo(rt: Rt) -> dict[str, Any]:
 
 @router.get("/api/v1/markets")
 async def markets(rt: Rt) -> list[dict[str, Any]]:
-    return [P.market_json(m) for m in rt.markets]
+    """The spot markets (the perpetuals: GET /api/v1/futures/markets)."""
+    return [P.market_json(m) for m in rt.trading.spot_markets()]
 
 
 @router.get("/api/v1/assets")
@@ -63,7 +64,7 @@ async def trades(rt: Rt, market: MarketQ, limit: Limit = 100) -> list[dict[str, 
 
 @router.get("/api/v1/ticker")
 async def ticker(rt: Rt, market: Annotated[str | None, Query(max_length=20)] = None) -> list[dict[str, Any]]:
-    chosen = [rt.trading.market(market)] if market else rt.markets
+    chosen = [rt.trading.market(market)] if market else rt.trading.spot_markets()
     return [rt.ticker_json(m) for m in chosen]
 
 

@@ -92,6 +92,11 @@ def _channel(rt: Runtime, client: Client, channel: str) -> str:
         return channel
     kind, _, rest = channel.partition(":")
     market_name, _, interval = rest.partition(":")
+    if kind in ("mark", "funding", "liquidations"):  # a perpetual's mark price, fundings, liquidations
+        m = rt.trading.market(market_name)
+        if rt.futures.perp(m) is None:
+            raise ApiError(400, "INVALID_CHANNELS", f"{kind} channels are a perpetual's, not {market_name!r}'s")
+        return f"{kind}:{m.symbol}"
     if kind not in ("depth", "trades", "ticker", "candles"):
         raise ApiError(400, "INVALID_CHANNELS", f"unknown channel {channel!r}")
     m = rt.trading.market(market_name)
@@ -109,6 +114,10 @@ def _subscribe(rt: Runtime, client: Client, name: str) -> None:
         client.send_json({"channel": name, "type": "snapshot", **snap})
     elif kind == "ticker":
         client.send_json({"channel": name, "type": "ticker", "data": rt.ticker_json(rt.trading.market(rest))})
+    elif kind == "mark":
+        client.send_json({"channel": name, "type": "mark", "data": rt.mark_json(rt.trading.market(rest))})
+    elif name == "positions" and client.account is not None:
+        client.send_json({"channel": name, "type": "snapshot", "data": rt.positions_json(client.account)})
 
 
 async def _auth(rt: Runtime, client: Client, msg: dict[str, Any]) -> None:

@@ -1,0 +1,173 @@
+"""The perpetuals' clockwork outside the engine, in the node process: their index prices and their
+funding.
+
+The engine reads no clock and no feed (dpg.core.futures): an index price arrives as a journaled
+IndexPrice command and funding as a Funding command. Until an oracle is wired in, the exchange's
+own index source is the spot market's mid price: ``SpotMids`` keeps the books of every market from
+the committed event batches (a sink of the sequencer, the API's MarketData fed on the journal
+thread, read under a lock from any thread), and ``PerpScheduler`` every ``DPG_INDEX_EVERY_MS``
+(default 1,000 ms) submits IndexPrice(perp, mid of BASE/QUOTE) for each perpetual whose spot
+market has both a best bid and a best ask, and Funding(perp) once the sequencer's time has reached
+the perpetual's next funding time (the engine refuses an early one with FUNDING_NOT_DUE: harmless).
+Each funding is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
+
+from dpg.api.marketdata import MarketData
+from dpg.core import events as E
+from dpg.core.commands import Funding, IndexPrice
+from dpg.core.engine import Engine
+from dpg.core.events import Event
+from dpg.journal.journal import Applied
+
+if TYPE_CHECKING:
+    from dpg.journal.sequencer import Callback, Sequencer
+
+log = logging.getLogger("dpg.perps")
+
+NS_PER_MS = 1_000_000  # the sequencer stamps commands in ns; funding times are in ms
+
+
+class SpotMids:
+    """The books of every market as committed: loaded from the recovered engine before the
+    sequencer starts, then a sink of every committed batch. ``mid(symbol)`` is thread-safe."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._md = MarketData(engine.markets, engine.assets, trades_kept=1)
+        self._md.load(engine)
+        self.broken = False  # a batch could not be applied: no mid is answered any more
+
+    def __call__(self, batch: Sequence[Applied]) -> None:
+        if self.broken:
+            return
+        with self._lock:
+            try:
+                for a in batch:
+                    if a.seq > self._md.seq:
+                        self._md.apply(a.seq, a.ts, a.events)
+            except Exception:
+                self.broken = True  # the index stops rather than follow a wrong book
+                log.exception("event=spot_mids_broken reason=%r", "a committed batch could not be applied")
+
+    @property
+    def seq(self) -> int:
+        return self._md.seq
+
+    def best(self, symbol: str) -> tuple[int, int] | None:
+        """(best bid, best ask) of a market in quote units per whole base, None unless both sides
+        have orders (or the market is unknown)."""
+        if self.broken:
+            return None
+        with self._lock:
+            try:
+                d = self._md.depth(symbol, 1)
+            except (KeyError, ValueError):
+                return None
+        if not d["bids"] or not d["asks"]:
+            return None
+        return int(d["bids"][0][0]), int(d["asks"][0][0])
+
+    def mid(self, symbol: str) -> int | None:
+        """The mid price (bid + ask) / 2, rounded down, in quote units per whole base."""
+        best = self.best(symbol)
+        return None if best is None else (best[0] + best[1]) // 2
+
+
+def index_source(perp_symbol: str, base: str, quote: str) -> str:
+    """The spot market whose mid is a perpetual's index: BTC-PERP (margined in USDT) -> BTC/USDT."""
+    return f"{base}/{quote}"
+
+
+class PerpScheduler:
+    """A thread submitting the perpetuals' index prices and funding (see the module's text)."""
+
+    def __init__(self, sequencer: Sequencer, mids: SpotMids, every_ms: int = 1_000) -> None:
+        if every_ms <= 0:
+            raise ValueError("the index interval must be positive")
+        self.sequencer = sequencer
+        self.engine = sequencer.engine
+        self.mids = mids
+        self.every = every_ms / 1000
+        self.ticks = 0  # index prices submitted
+        self.fundings = 0  # fundings applied
+        self._funding_asked: dict[str, int] = {}  # perp -> the next funding time a Funding was sent for
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dpg-perps-schedule", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("event=perps_tick_failed")
+
+    def _perps(self) -> list[tuple[str, str, int]]:
+        """(perpetual, its index source, its next funding time in ms) of every listed perpetual.
+        Read from the engine's thread's objects: the perpetuals' dict only grows (a listing), and
+        an int attribute is read whole."""
+        for _ in range(3):
+            try:
+                items = list(self.engine.fut.perps.values())
+                break
+            except RuntimeError:  # a perpetual was listed while the dict was read
+                continue
+        else:
+            return []
+        return [(pm.market.symbol, index_source(pm.market.symbol, pm.market.base.symbol, pm.market.quote.symbol),
+                 pm.next_funding) for pm in items]
+
+    def tick(self) -> None:
+        """One round: an index price for each perpetual with a spot mid, then the funding due."""
+        seq = self.sequencer
+        for symbol, source, next_funding in self._perps():
+            mid = self.mids.mid(source)
+            if mid is not None and mid > 0:
+                seq.submit(IndexPrice(symbol, mid), self._index_done(symbol, mid))
+                self.ticks += 1
+            now_ms = seq.last_ts // NS_PER_MS
+            if next_funding and now_ms >= next_funding and self._funding_asked.get(symbol) != next_funding:
+                self._funding_asked[symbol] = next_funding
+                seq.submit(Funding(symbol), self._funding_done(symbol))
+
+    @staticmethod
+    def _index_done(symbol: str, price: int) -> Callback:
+        def done(at: int, events: list[Event]) -> None:
+            if events and events[0][0] == E.REJECTED:
+                refused = cast(E.Rejected, events[0])
+                log.warning("event=index_price_refused market=%s price=%d code=%s reason=%r", symbol, price,
+                            refused.code, refused.reason)
+
+        return done
+
+    def _funding_done(self, symbol: str) -> Callback:
+        def done(at: int, events: list[Event]) -> None:
+            if not events:
+                return
+            if events[0][0] == E.FUNDING_PAID:
+                paid = cast(E.FundingPaid, events[0])
+                self.fundings += 1
+                log.info("event=funding market=%s seq=%d rate=%d mark=%d paid=%d received=%d to_insurance=%d"
+                         " next_funding_ms=%d", symbol, at, paid.rate, paid.mark, paid.paid, paid.received,
+                         paid.to_insurance, paid.next_funding)
+            elif events[0][0] == E.REJECTED:
+                refused = cast(E.Rejected, events[0])
+                log.info("event=funding_refused market=%s code=%s reason=%r", symbol, refused.code, refused.reason)
+                if refused.code != "FUNDING_NOT_DUE":
+                    self._funding_asked.pop(symbol, None)  # try again at the next tick
+
+        return done
