@@ -149,12 +149,15 @@ class Futures:
         self.pending: list[tuple[int, int]] = []  # a heap of scopes to check: (account, market or -1 for cross)
         self.queued: set[tuple[int, int]] = set()  # the scopes in ``pending``
         self.quote_asset = -1  # the perpetuals' common quote (margin) asset
+        # per market: the open longs and the open shorts by account (ADL ranks one side, not every position)
+        self.holders: dict[int, tuple[dict[int, Position], dict[int, Position]]] = {}
         self.held: dict[int, int] = {}  # account -> quote its open perpetual orders hold (part of its margin balance)
 
     # ------------------------------------------------------------------ listing and settings
 
     def add(self, m: Market, tiers: TierTable, interval: int, impact: int) -> None:
         self.perps[m.index] = PerpMarket(m, tiers, interval, impact)
+        self.holders[m.index] = ({}, {})
         self.quote_asset = m.quote.index
 
     def position(self, account: int, mi: int) -> Position:
@@ -671,6 +674,8 @@ class Futures:
             p.margin -= take_m
             to_avail += take_m
             fee = min(fee, max(0, vec[qi] + to_avail))
+        if (p.size > 0) != (size > 0) or (p.size < 0) != (size < 0):
+            self._hold_side(p, size)
         to_avail -= fee
         vec[qi] += to_avail
         vec[qi + 1] -= rel
@@ -679,6 +684,18 @@ class Futures:
         if account > 0:
             self._queue((account, m.index if p.isolated else -1))
         return fee
+
+    def _hold_side(self, p: Position, before: int) -> None:
+        """``p`` changed sides (opened, closed or flipped): the holders' index follows."""
+        longs, shorts = self.holders[p.market]
+        if before > 0:
+            del longs[p.account]
+        elif before < 0:
+            del shorts[p.account]
+        if p.size > 0:
+            longs[p.account] = p
+        elif p.size < 0:
+            shorts[p.account] = p
 
     def _follow_reduce_only(self, p: Position, m: Market, ev: list[Event]) -> None:
         """The position shrank: its reduce-only orders shrink with it, or are cancelled."""
@@ -965,8 +982,9 @@ class Futures:
                                            bpi, VIA_INSURANCE, 0)))
             return
         # auto-deleveraging: opposite positions ranked by PnL % x effective leverage, highest first
-        ranked = sorted((x for x in self.positions.values() if x.market == m.index and x.account > 0
-                         and x.size and (x.size > 0) != long), key=lambda x: (-self._adl_rank(x, pm), x.account))
+        opposite = self.holders[m.index][0 if not long else 1]
+        ranked = sorted((x for x in opposite.values() if x.account > 0),
+                        key=lambda x: (-self._adl_rank(x, pm), x.account))
         left = lots
         for x in ranked:
             if not left:
@@ -1066,6 +1084,10 @@ class Futures:
             total = sum(p.size for p in self.positions.values() if p.market == mi)
             if total:
                 errs.append(f"{pm.market.symbol}: sum of long - sum of short = {total} lots")
+            longs, shorts = self.holders[mi]
+            if set(longs) != {a for (a, m), p in self.positions.items() if m == mi and p.size > 0} or \
+                    set(shorts) != {a for (a, m), p in self.positions.items() if m == mi and p.size < 0}:
+                errs.append(f"{pm.market.symbol}: the holders' index differs from the positions")
         for p in self.positions.values():
             if p.margin < 0:
                 errs.append(f"account {p.account} {self.perps[p.market].market.symbol}: negative isolated margin")
@@ -1087,6 +1109,7 @@ class Futures:
              basis) in body[0]:
             pm = PerpMarket(self.e.markets[mi], TierTable.of([tuple(t) for t in tiers]), interval, impact)
             self.perps[mi] = pm
+            self.holders[mi] = ({}, {})
             self.quote_asset = pm.market.quote.index
             pm.index, pm.mark, pm.last_rate, pm.next_funding = index, mark, last_rate, next_funding
             pm.premiums, pm.last_sample, pm.basis = list(premiums), last_sample, list(basis)
@@ -1096,6 +1119,8 @@ class Futures:
         for acct, mi, size, cost, margin, leverage, isolated in body[1]:
             p = self.position(acct, mi)
             p.size, p.cost, p.margin, p.leverage, p.isolated = size, cost, margin, leverage, isolated
+            if size:
+                self._hold_side(p, 0)
             if size and not isolated:
                 self.cross[acct] = self.cross.get(acct, 0) + 1
         for oid, hold, flags in body[2]:
