@@ -352,7 +352,7 @@ class Engine:
         """Whether taking ``amount`` of ``asset`` from ``account``'s available balance would cut into
         the initial margin of its cross perpetual positions."""
         fut = self.fut
-        return bool(fut.cross.get(account)) and asset == fut.margin_asset(account) and fut.free(account) < amount
+        return bool(fut.cross.get(account)) and asset == fut.quote_asset and fut.free(account) < amount
 
     def _after_debit(self, account: int, ev: list[Event]) -> None:
         """A cross perpetual account's wallet shrank: its positions are checked and re-keyed."""

@@ -550,10 +550,6 @@ class Futures:
         self.settle_risk(ev)
         return ev
 
-    def margin_asset(self, account: int) -> int:
-        """The asset every perpetual is margined in (their common quote asset)."""
-        return self.quote_asset
-
     def recheck(self, account: int, ev: list[Event]) -> None:
         """The account's cross wallet changed outside its positions: check and re-key them."""
         self._queue((account, -1))
@@ -991,7 +987,7 @@ class Futures:
                 break
             n = min(left, abs(x.size))
             part = notional * n // lots if n != left else notional - notional * (lots - left) // lots
-            self._transfer_pair(p, x, n, part, pm, ev)
+            self._transfer(p, x.account, n, part, pm, ev, PositionCause.ADL.value)
             left -= n
         ev.append(_new(E.Liquidation, (E.LIQUIDATION, p.account, m.index, (lots if long else -lots) * m.lot_size,
                                        bpi, VIA_ADL, 0)))
@@ -1009,12 +1005,6 @@ class Futures:
         sgn = 1 if p.size > 0 else -1
         self.fill(p.account, pm.market, pm, -sgn * lots, notional, 0, 0, ev, cause)
         self.fill(to, pm.market, pm, sgn * lots, notional, 0, 0, ev, cause)
-
-    def _transfer_pair(self, p: Position, x: Position, lots: int, notional: int, pm: PerpMarket,
-                       ev: list[Event]) -> None:
-        sgn = 1 if p.size > 0 else -1
-        self.fill(p.account, pm.market, pm, -sgn * lots, notional, 0, 0, ev, PositionCause.ADL.value)
-        self.fill(x.account, pm.market, pm, sgn * lots, notional, 0, 0, ev, PositionCause.ADL.value)
 
     # ------------------------------------------------------------------ funding
 
