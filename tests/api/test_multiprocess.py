@@ -96,3 +96,50 @@ def test_an_api_process_tells_of_an_engine_outage_and_refuses_commands_at_once(p
     finally:
         api.stop()
         engine.stop()
+
+
+def test_an_api_replica_lists_the_markets_the_engine_lists_after_it_started(pg_url: str, tmp_path: Path) -> None:
+    """An API process recovers its replica once, then follows the feed: a perpetual listed by the
+    engine after that (at its next start, or by any journaled listing) reaches the replica through
+    the listing its event carries, over the bus's own encoding, and trades there as on the engine."""
+    from dpg.bus.wire import pack_batch, unpack_batch
+    from dpg.config import Settings
+    from dpg.core.commands import Credit, IndexPrice, OpenAccount, PlaceOrder
+    from dpg.core.engine import Engine
+    from dpg.core.genesis import GENESIS, PERPS
+    from dpg.core.model import OrderStatus, OrderType, Side
+    from dpg.system.runtime import build_runtime
+
+    live, replica = Engine(), Engine()
+    seq = 0
+    before = [*GENESIS, OpenAccount(1), OpenAccount(2), Credit(1, "USDT", 10**12, "a"), Credit(2, "USDT", 10**12, "b")]
+    for cmd in before:
+        seq += 1
+        live.apply(cmd, seq, seq)
+        replica.apply(cmd, seq, seq)  # the replica as recovered from the journal at this seq
+    settings = Settings.from_env({"DPG_DATA_DIR": str(tmp_path), "DPG_DATABASE_URL": pg_url, "DPG_ADMIN_TOKEN": ADMIN})
+    rt, _pool = build_runtime(pg_url, settings, None, replica)  # type: ignore[arg-type]  # no bus: it only follows
+    assert [m.symbol for m in rt.markets] == [m.symbol for m in live.markets] and not rt.futures.perps
+
+    after = [*PERPS, IndexPrice("BTC-PERP", 50_000 * 10**6),
+             PlaceOrder(1, "BTC-PERP", Side.SELL, OrderType.LIMIT, 50_000 * 10**6, 10**7, client_id="s"),
+             PlaceOrder(2, "BTC-PERP", Side.BUY, OrderType.LIMIT, 50_000 * 10**6, 4 * 10**6, client_id="b")]
+    batch = []
+    for cmd in after:
+        seq += 1
+        batch.append((seq, seq, live.apply(cmd, seq, seq)))
+    rt.on_batch(unpack_batch(pack_batch(batch)))
+
+    def spec(e: Engine) -> list[tuple[object, ...]]:
+        return [(m.symbol, m.kind, m.base.symbol, m.quote.symbol, m.tick_size, m.lot_size, m.min_notional,
+                 m.maker_fee_ppm, m.taker_fee_ppm, m.index) for m in e.markets]
+    assert spec(replica) == spec(live) and [m.symbol for m in live.markets][-2:] == ["BTC-PERP", "ETH-PERP"]
+    assert replica.fut.perps.keys() == live.fut.perps.keys()
+    for mi, pm in live.fut.perps.items():
+        assert replica.fut.perps[mi].tiers == pm.tiers and replica.fut.perps[mi].interval == pm.interval
+    assert rt.trading.market("BTCUSDT_PERP").symbol == "BTC-PERP"
+    assert [pv.market.symbol for pv in rt.futures.perp_markets()] == ["BTC-PERP", "ETH-PERP"]
+    assert rt.md.depth("BTC-PERP")["asks"] == [[50_000 * 10**6, 6 * 10**6]]
+    sell = rt.views.order_by_client_id(1, "s")
+    assert sell is not None and sell.status == OrderStatus.PARTIALLY_FILLED and sell.filled == 4 * 10**6
+    assert rt.futures.positions[(2, live.market_by_symbol["BTC-PERP"].index)].size == 4 * 10**6

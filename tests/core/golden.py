@@ -222,6 +222,8 @@ def read_journal(path: Path) -> list[Any]:
 
 
 def _plain(v: Any) -> Any:
+    if hasattr(v, "KIND"):  # a listing's command (MarketListed carries it): in the journal's encoding
+        return codec.encode(v).hex()
     return v if isinstance(v, bool | str) or v is None else int(v)
 
 

@@ -17,12 +17,12 @@ from fractions import Fraction
 from typing import Any, cast
 
 from dpg.core import events as E
+from dpg.core.commands import ListPerp
 from dpg.core.engine import Engine
 from dpg.core.events import Event
 from dpg.core.funding import RATE_SCALE
-from dpg.core.genesis import PERPS
 from dpg.core.margin import PositionTerms, RealTiers, TierTable, initial_margin, liquidation_prices
-from dpg.core.model import INSURANCE_ACCOUNT, PPM, Asset, Market, MarketKind
+from dpg.core.model import INSURANCE_ACCOUNT, PPM, Asset, Market
 
 DEFAULT_LEVERAGE = 20  # the engine's (dpg.core.futures.DEFAULT_LEVERAGE) for an account that set none
 FUNDING_KEPT = 1_000  # funding events kept per perpetual
@@ -58,14 +58,6 @@ class PositionView:
     leverage: int = DEFAULT_LEVERAGE
     isolated: bool = False
     realized: int = 0  # PnL settled since this process started
-
-
-def _listing(symbol: str) -> tuple[TierTable, int] | None:
-    """A perpetual's tiers and funding interval from its listing command (dpg.core.genesis.PERPS)."""
-    for cmd in PERPS:
-        if cmd.symbol == symbol:
-            return TierTable.of(cmd.tiers), cmd.funding_interval_ms
-    return None
 
 
 def rate_text(rate: int) -> str:
@@ -121,12 +113,7 @@ class FuturesViews:
         return v
 
     def _perp(self, mi: int) -> PerpView | None:
-        pv = self.perps.get(mi)
-        if pv is None and mi < len(self.markets) and self.markets[mi].kind == MarketKind.PERP:
-            listing = _listing(self.markets[mi].symbol)
-            if listing is not None:
-                pv = self.perps[mi] = PerpView(self.markets[mi], listing[0], listing[1])
-        return pv
+        return self.perps.get(mi)
 
     def apply(self, seq: int, ts: int, events: list[Event]) -> None:
         if seq != self.seq + 1:
@@ -164,7 +151,10 @@ class FuturesViews:
                 v = self._position(ls.account, ls.market)
                 v.leverage, v.isolated = ls.leverage, bool(ls.isolated)
             elif kind == E.MARKET_LISTED:
-                self._perp(cast(E.MarketListed, ev).market)  # a perpetual: its view, from its listing
+                ml = cast(E.MarketListed, ev)
+                if isinstance(ml.listing, ListPerp):  # a perpetual: its view, from its listing
+                    self.perps[ml.market] = PerpView(self.markets[ml.market], TierTable.of(ml.listing.tiers),
+                                                     ml.listing.funding_interval_ms)
             elif kind == E.LIQUIDATION:
                 lq = cast(E.Liquidation, ev)
                 m = self.markets[lq.market]

@@ -17,7 +17,7 @@ from dpg.api.views import AccountViews, OrderView
 from dpg.api.ws import MAX_STREAMS, Hub
 from dpg.bus.wire import Batch
 from dpg.core import events as E
-from dpg.core.commands import OpenAccount
+from dpg.core.commands import ListAsset, ListPerp, OpenAccount
 from dpg.core.engine import Engine
 from dpg.core.events import Event
 from dpg.core.margin import initial_margin
@@ -40,6 +40,7 @@ class Runtime:
                  withdrawal_ttl: int = 6 * 3600, withdrawal_daily_limits: dict[str, str] | None = None,
                  address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = ()) -> None:
         self.bus = bus
+        self._lists = engine  # whose markets and assets lists these are (a replica's grow from the feed)
         self.markets = engine.markets  # the engine's append-only lists (or a replica's)
         self.assets = engine.assets
         self.accounts = accounts
@@ -142,6 +143,7 @@ class Runtime:
                 continue
             self.trading.stamps.add(seq, ts)  # before the views: a reply waiting for them finds its time
             try:
+                self._list(events)
                 self.views.apply(seq, ts, events)
                 self.futures.apply(seq, ts, events)
                 upd = self.md.apply(seq, ts, events)
@@ -151,6 +153,25 @@ class Runtime:
                 raise
             self._dispatch(upd)
             self._dispatch_futures(seq, events)
+
+    def _list(self, events: list[Event]) -> None:
+        """An asset or market listed after this process's replica was recovered (an API process of
+        the multi-process mode): listed into its lists by the engine's own rules, from the listing
+        the event carries. Where the lists are the live engine's, they have it already."""
+        for ev in events:
+            kind = ev[0]
+            if kind == E.ASSET_LISTED:
+                a = cast(E.AssetListed, ev)
+                if a.asset == len(self.assets):
+                    self._lists.on_list_asset(ListAsset(a.symbol, a.decimals))
+            elif kind == E.MARKET_LISTED:
+                ml = cast(E.MarketListed, ev)
+                if ml.market == len(self.markets):
+                    listing = ml.listing
+                    done = (self._lists.on_list_perp(listing) if isinstance(listing, ListPerp)
+                            else self._lists.on_list_market(listing))
+                    if done[0][0] != E.MARKET_LISTED or self.markets[-1].symbol != ml.symbol:
+                        raise ValueError(f"market {ml.symbol} could not be listed as the engine listed it: {done}")
 
     def _dispatch_futures(self, seq: int, events: list[Event]) -> None:
         """The perpetuals' channels of one command: mark prices, fundings and liquidations (public),

@@ -6,13 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from dpg.core.bigint import HI, LO, packb, unpackb, wrap
-from dpg.core.events import Event, named
+from dpg.core.events import MARKET_LISTED, Event, named
+from dpg.journal.codec import decode, encode
 
 Batch = list[tuple[int, int, list[Event]]]  # (seq, ts, events) of consecutive commands
 
 
 def _plain(ev: Event) -> list[Any]:
+    if ev[0] == MARKET_LISTED:  # the listing command travels in the journal's encoding
+        return [*ev[:-1], encode(ev[-1])]
     return [wrap(x) if type(x) is int and not LO <= x < HI else x for x in ev]
+
+
+def _named(raw: list[Any]) -> Event:
+    if raw[0] == MARKET_LISTED:
+        raw[-1] = decode(raw[-1])
+    return named(raw)
 
 
 def pack_events(events: list[Event]) -> list[list[Any]]:
@@ -21,7 +30,7 @@ def pack_events(events: list[Event]) -> list[list[Any]]:
 
 def unpack_events(raw: list[list[Any]]) -> list[Event]:
     """The events as the engine emitted them: named tuples, read by name."""
-    return [named(e) for e in raw]
+    return [_named(e) for e in raw]
 
 
 def pack_reply(request_id: str, seq: int, events: list[Event]) -> bytes:

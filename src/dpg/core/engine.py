@@ -223,7 +223,7 @@ class Engine:
         except DomainError as e:
             return _rej(e.code, e.reason)
         self.add_market(market)
-        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol))]
+        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol, c))]
 
     def on_list_perp(self, c: ListPerp) -> list[Event]:
         base = self.asset_by_symbol.get(c.base)
@@ -254,7 +254,7 @@ class Engine:
             return _rej(Reject.INVALID_MARKET, f"tiers: {e}")
         self.add_market(market)
         self.fut.add(market, tiers, c.funding_interval_ms, c.impact_notional)
-        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol))]
+        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol, c))]
 
     def on_set_leverage(self, c: SetLeverage) -> list[Event]:
         return self.fut.on_set_leverage(c)

@@ -16,7 +16,7 @@ order of their fields:
     OrderAmended(ORDER_AMENDED, oid, price, qty, remaining, requeued)
     Balance(BALANCE, account, asset, d_available, d_locked, cause)
     AssetListed(ASSET_LISTED, asset, symbol, decimals)
-    MarketListed(MARKET_LISTED, market, symbol)
+    MarketListed(MARKET_LISTED, market, symbol, listing)   listing: the ListMarket or ListPerp command
     WithdrawalRequested(WITHDRAWAL_REQUESTED, withdrawal_id, account, asset, amount, destination)
     WithdrawalDone(WITHDRAWAL_DONE, withdrawal_id, completed, reference_or_reason)
     EpochMarked(EPOCH_MARKED, epoch)
@@ -164,6 +164,7 @@ class MarketListed(NamedTuple):
     kind: int
     market: int
     symbol: str
+    listing: Any  # the ListMarket or ListPerp command that listed it: what a replica lists it from
 
 
 class WithdrawalRequested(NamedTuple):
