@@ -12,13 +12,22 @@ FT_STAMP := $(FT_VENV)/.installed
 
 .PHONY: up test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "DPG needs Python >= 3.11 (set PYTHON=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(CORE_STAMP)
+
+# the compiled core (setup.py: mypyc): built by the install above, rebuilt when a source of the core
+# changes (until then the pure-Python core runs, with a warning)
+CORE_STAMP := $(VENV)/.core-built
+$(CORE_STAMP): $(STAMP) $(wildcard src/dpg/core/*.py)
+	$(BIN)/python -c 'import subprocess, sys, tomllib; subprocess.check_call([sys.executable, "-m", "pip", "install", \
+		"--quiet", "--disable-pip-version-check", *tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]])'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(CORE_STAMP)
 
 $(FT_STAMP): pyproject.toml
 	@test -x $(FT_VENV)/bin/python || $(PYTHON) -m venv $(FT_VENV)
@@ -52,17 +61,17 @@ $(CHAIN_STAMP): contracts/package.json contracts/package-lock.json
 
 test: $(CHAIN_STAMP)
 
-up: $(STAMP)
+up: $(CORE_STAMP)
 	$(BIN)/dpg up $(ARGS)
 
-lint: $(STAMP)
+lint: $(CORE_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
 test: lint $(FT_STAMP)
 	$(BIN)/pytest $(ARGS)
 
-bench: $(STAMP)
+bench: $(CORE_STAMP)
 	$(BIN)/dpg bench engine --json
 	$(BIN)/dpg bench durable --json
 

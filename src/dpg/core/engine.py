@@ -192,69 +192,72 @@ class Engine:
         self.settlements.append(SPOT)  # a perpetual's orders and fills go to self.fut instead
 
     def on_list_asset(self, c: ListAsset) -> list[Event]:
-        sym = c.symbol
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        sym = r.symbol
         if not isinstance(sym, str) or not (1 <= len(sym) <= 12) or not sym.isalnum() or sym.upper() != sym:
             return _rej(Reject.UNKNOWN_ASSET, "asset symbol must be 1-12 upper-case letters or digits")
-        if not _is_int(c.decimals) or not 0 <= c.decimals <= 18:
+        if not _is_int(r.decimals) or not 0 <= r.decimals <= 18:
             return _rej(Reject.INVALID_AMOUNT, "decimals must be an integer in [0, 18]")
         if sym in self.asset_by_symbol:
             return _rej(Reject.DUPLICATE_ASSET, f"asset {sym} is already listed")
-        asset = Asset(sym, c.decimals, len(self.assets))
+        asset = Asset(sym, r.decimals, len(self.assets))
         self.add_asset(asset)
-        return [_new(E.AssetListed, (E.ASSET_LISTED, asset.index, sym, c.decimals))]
+        return [_new(E.AssetListed, (E.ASSET_LISTED, asset.index, sym, r.decimals))]
 
     def on_list_market(self, c: ListMarket) -> list[Event]:
-        base = self.asset_by_symbol.get(c.base)
-        quote = self.asset_by_symbol.get(c.quote)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        base = self.asset_by_symbol.get(r.base)
+        quote = self.asset_by_symbol.get(r.quote)
         if base is None or quote is None:
-            return _rej(Reject.UNKNOWN_ASSET, f"market {c.symbol}: unknown base or quote asset")
-        if c.symbol != f"{c.base}/{c.quote}":
+            return _rej(Reject.UNKNOWN_ASSET, f"market {r.symbol}: unknown base or quote asset")
+        if r.symbol != f"{r.base}/{r.quote}":
             return _rej(Reject.INVALID_MARKET, "market symbol must be BASE/QUOTE")
-        if c.symbol in self.market_by_symbol:
-            return _rej(Reject.DUPLICATE_MARKET, f"market {c.symbol} is already listed")
-        fields = (c.tick_size, c.lot_size, c.min_notional, c.maker_fee_ppm, c.taker_fee_ppm)
+        if r.symbol in self.market_by_symbol:
+            return _rej(Reject.DUPLICATE_MARKET, f"market {r.symbol} is already listed")
+        fields = (r.tick_size, r.lot_size, r.min_notional, r.maker_fee_ppm, r.taker_fee_ppm)
         if not all(_is_int(f) for f in fields):
             return _rej(Reject.INVALID_MARKET, "market parameters must be integers")
         try:
             market = Market.listed(
-                c.symbol, base, quote, c.tick_size, c.lot_size, c.min_notional,
-                c.maker_fee_ppm, c.taker_fee_ppm, len(self.markets),
+                r.symbol, base, quote, r.tick_size, r.lot_size, r.min_notional,
+                r.maker_fee_ppm, r.taker_fee_ppm, len(self.markets),
             )
         except DomainError as e:
             return _rej(e.code, e.reason)
         self.add_market(market)
-        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol, c))]
+        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, r.symbol, c))]
 
     def on_list_perp(self, c: ListPerp) -> list[Event]:
-        base = self.asset_by_symbol.get(c.base)
-        quote = self.asset_by_symbol.get(c.quote)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        base = self.asset_by_symbol.get(r.base)
+        quote = self.asset_by_symbol.get(r.quote)
         if base is None or quote is None:
-            return _rej(Reject.UNKNOWN_ASSET, f"market {c.symbol}: unknown base or quote asset")
-        if c.symbol != f"{c.base}-PERP":
+            return _rej(Reject.UNKNOWN_ASSET, f"market {r.symbol}: unknown base or quote asset")
+        if r.symbol != f"{r.base}-PERP":
             return _rej(Reject.INVALID_MARKET, "a perpetual's symbol is BASE-PERP")
-        if c.symbol in self.market_by_symbol:
-            return _rej(Reject.DUPLICATE_MARKET, f"market {c.symbol} is already listed")
+        if r.symbol in self.market_by_symbol:
+            return _rej(Reject.DUPLICATE_MARKET, f"market {r.symbol} is already listed")
         if self.fut.perps and quote.index != self.fut.quote_asset:
             return _rej(Reject.INVALID_MARKET, "every perpetual is margined in the same quote asset")
-        fields = (c.tick_size, c.lot_size, c.min_notional, c.maker_fee_ppm, c.taker_fee_ppm, c.funding_interval_ms,
-                  c.impact_notional)
+        fields = (r.tick_size, r.lot_size, r.min_notional, r.maker_fee_ppm, r.taker_fee_ppm, r.funding_interval_ms,
+                  r.impact_notional)
         if not all(_is_int(f) for f in fields):
             return _rej(Reject.INVALID_MARKET, "market parameters must be integers")
-        if not 3_600_000 <= c.funding_interval_ms <= 86_400_000 or c.impact_notional <= 0:
+        if not 3_600_000 <= r.funding_interval_ms <= 86_400_000 or r.impact_notional <= 0:
             return _rej(Reject.INVALID_MARKET, "funding every 1 to 24 hours, and a positive impact notional")
         try:
-            tiers = TierTable.of([tuple(row) for row in c.tiers])  # type: ignore[misc]
+            tiers = TierTable.of([tuple(row) for row in r.tiers])
             market = Market.listed(
-                c.symbol, base, quote, c.tick_size, c.lot_size, c.min_notional,
-                c.maker_fee_ppm, c.taker_fee_ppm, len(self.markets),
+                r.symbol, base, quote, r.tick_size, r.lot_size, r.min_notional,
+                r.maker_fee_ppm, r.taker_fee_ppm, len(self.markets),
             )
         except DomainError as e:
             return _rej(e.code, e.reason)
         except (ValueError, TypeError) as e:
             return _rej(Reject.INVALID_MARKET, f"tiers: {e}")
         self.add_market(market)
-        self.fut.add(market, tiers, c.funding_interval_ms, c.impact_notional)
-        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, c.symbol, c))]
+        self.fut.add(market, tiers, r.funding_interval_ms, r.impact_notional)
+        return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, r.symbol, c))]
 
     def on_set_leverage(self, c: SetLeverage) -> list[Event]:
         return self.fut.on_set_leverage(c)
@@ -278,7 +281,8 @@ class Engine:
         return self.ledger.has(account)
 
     def on_open_account(self, c: OpenAccount) -> list[Event]:
-        acct = c.account
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        acct = r.account
         if not _is_int(acct) or not 0 < acct < MAX_ACCOUNT:
             return _rej(Reject.INVALID_ACCOUNT, "an account number is a positive 63-bit integer")
         if not self.ledger.open(acct):
@@ -308,43 +312,45 @@ class Engine:
         return asset, []
 
     def on_credit(self, c: Credit) -> list[Event]:
-        asset, err = self._movement(c.asset, c.account, c.amount)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        asset, err = self._movement(r.asset, r.account, r.amount)
         if asset is None:
             return err
-        if not isinstance(c.ref, str) or not c.ref or len(c.ref) > MAX_REF:
+        if not isinstance(r.ref, str) or not r.ref or len(r.ref) > MAX_REF:
             return _rej(Reject.INVALID_ORDER, "a credit needs a reference of 1-200 characters")
-        if c.ref in self.refs:
-            return _rej(Reject.DUPLICATE_REFERENCE, f"reference {c.ref!r} was already credited")
-        vec = self.ledger.account(c.account)
+        if r.ref in self.refs:
+            return _rej(Reject.DUPLICATE_REFERENCE, f"reference {r.ref!r} was already credited")
+        vec = self.ledger.account(r.account)
         if vec is None:
-            return self._unknown(c.account)
+            return self._unknown(r.account)
         i = 2 * asset.index
-        if vec[i] + vec[i + 1] + c.amount >= MAX_AMOUNT:
+        if vec[i] + vec[i + 1] + r.amount >= MAX_AMOUNT:
             return _rej(Reject.INVALID_AMOUNT, "balance would exceed 2**127 base units")
-        self.refs.add(c.ref)
-        return [self.ledger.credit(c.account, vec, asset.index, c.amount)]
+        self.refs.add(r.ref)
+        return [self.ledger.credit(r.account, vec, asset.index, r.amount)]
 
     def on_transfer(self, c: Transfer) -> list[Event]:
-        asset = self.asset_by_symbol.get(c.asset) if isinstance(c.asset, str) else None
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        asset = self.asset_by_symbol.get(r.asset) if isinstance(r.asset, str) else None
         if asset is None:
-            return _rej(Reject.UNKNOWN_ASSET, f"unknown asset {c.asset!r}")
-        src, dst = c.from_account, c.to_account
+            return _rej(Reject.UNKNOWN_ASSET, f"unknown asset {r.asset!r}")
+        src, dst = r.from_account, r.to_account
         if not (_is_int(src) and _is_int(dst)) or src <= 0 or dst <= 0:
             return _rej(Reject.INVALID_ACCOUNT, "accounts must be positive integers")
         if src == dst:
             return _rej(Reject.SELF_TRANSFER, "cannot transfer to the same account")
-        if not _is_int(c.amount) or c.amount <= 0:
+        if not _is_int(r.amount) or r.amount <= 0:
             return _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
         svec = self.ledger.balances.get(src)
         if svec is None:
             return self._unknown(src) if self.ledger.accounts_required else \
                 _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
-        if svec[2 * asset.index] < c.amount or self._margined(src, asset.index, c.amount):
+        if svec[2 * asset.index] < r.amount or self._margined(src, asset.index, r.amount):
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         dvec = self.ledger.account(dst)
         if dvec is None:
             return self._unknown(dst)
-        ev = self.ledger.transfer(src, svec, dst, dvec, asset.index, c.amount)
+        ev = self.ledger.transfer(src, svec, dst, dvec, asset.index, r.amount)
         self._after_debit(src, ev)
         return ev
 
@@ -360,73 +366,78 @@ class Engine:
             self.fut.recheck(account, ev)
 
     def on_request_withdrawal(self, c: RequestWithdrawal) -> list[Event]:
-        asset, err = self._movement(c.asset, c.account, c.amount)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        asset, err = self._movement(r.asset, r.account, r.amount)
         if asset is None:
             return err
-        wid = c.withdrawal_id
-        if not isinstance(wid, str) or not wid or len(wid) > MAX_REF or not isinstance(c.destination, str):
+        wid = r.withdrawal_id
+        if not isinstance(wid, str) or not wid or len(wid) > MAX_REF or not isinstance(r.destination, str):
             return _rej(Reject.INVALID_ORDER, "a withdrawal needs an id of 1-200 characters and a destination")
         if wid in self.withdrawal_ids:
             return _rej(Reject.DUPLICATE_WITHDRAWAL, f"withdrawal {wid!r} was already requested")
-        vec = self.ledger.balances.get(c.account)
+        vec = self.ledger.balances.get(r.account)
         if vec is None:
-            return self._unknown(c.account)
-        if vec[2 * asset.index] < c.amount or self._margined(c.account, asset.index, c.amount):
+            return self._unknown(r.account)
+        if vec[2 * asset.index] < r.amount or self._margined(r.account, asset.index, r.amount):
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         self.withdrawal_ids.add(wid)
-        self.withdrawals[wid] = (c.account, asset.index, c.amount)
-        ev: list[Event] = [_new(E.WithdrawalRequested, (E.WITHDRAWAL_REQUESTED, wid, c.account, asset.index,
-                                                        c.amount, c.destination))]
-        self.ledger.lock(c.account, vec, asset.index, c.amount, ev)
-        self._after_debit(c.account, ev)
+        self.withdrawals[wid] = (r.account, asset.index, r.amount)
+        ev: list[Event] = [_new(E.WithdrawalRequested, (E.WITHDRAWAL_REQUESTED, wid, r.account, asset.index,
+                                                        r.amount, r.destination))]
+        self.ledger.lock(r.account, vec, asset.index, r.amount, ev)
+        self._after_debit(r.account, ev)
         return ev
 
     def _pending(self, wid: object) -> tuple[int, int, int] | None:
         return self.withdrawals.pop(wid, None) if isinstance(wid, str) else None
 
     def on_complete_withdrawal(self, c: CompleteWithdrawal) -> list[Event]:
-        pending = self._pending(c.withdrawal_id)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        pending = self._pending(r.withdrawal_id)
         if pending is None:
             return _rej(Reject.WITHDRAWAL_NOT_FOUND, "no pending withdrawal with this id")
         account, a, amount = pending
-        return [_new(E.WithdrawalDone, (E.WITHDRAWAL_DONE, c.withdrawal_id, True, str(c.reference))),
+        return [_new(E.WithdrawalDone, (E.WITHDRAWAL_DONE, r.withdrawal_id, True, str(r.reference))),
                 self.ledger.debit_locked(account, a, amount)]
 
     def on_fail_withdrawal(self, c: FailWithdrawal) -> list[Event]:
-        pending = self._pending(c.withdrawal_id)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        pending = self._pending(r.withdrawal_id)
         if pending is None:
             return _rej(Reject.WITHDRAWAL_NOT_FOUND, "no pending withdrawal with this id")
         account, a, amount = pending
-        ev: list[Event] = [_new(E.WithdrawalDone, (E.WITHDRAWAL_DONE, c.withdrawal_id, False, str(c.reason)))]
+        ev: list[Event] = [_new(E.WithdrawalDone, (E.WITHDRAWAL_DONE, r.withdrawal_id, False, str(r.reason)))]
         self.ledger.unlock(account, a, amount, ev)
         return ev
 
     def on_mark_epoch(self, c: MarkEpoch) -> list[Event]:
-        if not _is_int(c.epoch) or not 0 < c.epoch < 1 << 64:
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        if not _is_int(r.epoch) or not 0 < r.epoch < 1 << 64:
             return _rej(Reject.INVALID_ORDER, "an epoch is a positive uint64")
-        if c.epoch <= self.epoch:
-            return _rej(Reject.STALE_EPOCH, f"epoch {c.epoch} is not after the last one ({self.epoch})")
-        self.epoch = c.epoch
-        return [_new(E.EpochMarked, (E.EPOCH_MARKED, c.epoch))]
+        if r.epoch <= self.epoch:
+            return _rej(Reject.STALE_EPOCH, f"epoch {r.epoch} is not after the last one ({self.epoch})")
+        self.epoch = r.epoch
+        return [_new(E.EpochMarked, (E.EPOCH_MARKED, r.epoch))]
 
     # ------------------------------------------------------------------ orders
 
     def _head(self, c: PlaceOrder) -> tuple[int, int, int] | list[Event]:
         """An order's side, type and STP mode (exact ints), its account and client id checked, or
         its rejection."""
-        acct = c.account
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        acct = r.account
         if type(acct) is not int or acct <= 0:
             return _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
-        side = _SIDES.get(c.side)
-        otype = _OTYPES.get(c.otype)
+        side = _SIDES.get(r.side)
+        otype = _OTYPES.get(r.otype)
         if side is None:
             return _rej(Reject.INVALID_ORDER, "side must be buy or sell")
         if otype is None:
             return _rej(Reject.INVALID_ORDER, "unknown order type")
-        stp = _STPS.get(c.stp)
+        stp = _STPS.get(r.stp)
         if stp is None:
             return _rej(Reject.INVALID_ORDER, "unknown self-trade prevention mode")
-        cid = c.client_id
+        cid = r.client_id
         if cid:
             if type(cid) is not str or len(cid) > MAX_CLIENT_ID or not cid.isprintable():
                 return _rej(Reject.INVALID_ORDER, f"client order id must be 1-{MAX_CLIENT_ID} printable characters")
@@ -437,15 +448,16 @@ class Engine:
     def _terms(self, c: PlaceOrder, m: Market) -> tuple[int, int, int, int, int, int] | list[Event]:
         """An order's side, type and STP mode (exact ints), price in ticks, quantity in lots and
         stop in ticks, or its rejection."""
+        r: Any = c  # the command as it came: each field is checked before it is trusted
         head = self._head(c)
         if isinstance(head, list):
             return head
         side, otype, stp = head
-        if c.flags:
+        if r.flags:
             return _rej(Reject.INVALID_ORDER, "reduce-only and close-position are for perpetuals")
-        price = c.price
-        qty = c.qty
-        quote_qty = c.quote_qty
+        price = r.price
+        qty = r.qty
+        quote_qty = r.quote_qty
         if type(price) is not int or type(qty) is not int or type(quote_qty) is not int:
             return _rej(Reject.INVALID_AMOUNT, "price and quantities must be integers of base units")
         if otype == MARKET:
@@ -472,7 +484,7 @@ class Engine:
                 return err
             pt = price // m.tick_size
             lots = qty // m.lot_size
-        stop_price = c.stop_price
+        stop_price = r.stop_price
         if otype in _STOPS:
             if type(stop_price) is not int or stop_price <= 0 or stop_price >= MAX_AMOUNT:
                 return _rej(Reject.INVALID_PRICE, "a stop order needs a positive stop price")
@@ -485,9 +497,10 @@ class Engine:
         return side, otype, stp, pt, lots, 0
 
     def on_place_order(self, c: PlaceOrder) -> list[Event]:
-        m = self.market_by_symbol.get(c.market) if type(c.market) is str else None
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        m = self.market_by_symbol.get(r.market) if type(r.market) is str else None
         if m is None:
-            return _rej(Reject.UNKNOWN_MARKET, f"unknown market {c.market!r}")
+            return _rej(Reject.UNKNOWN_MARKET, f"unknown market {r.market!r}")
         if m.kind:
             head = self._head(c)
             return head if isinstance(head, list) else self.fut.place(c, m, *head)
@@ -495,7 +508,7 @@ class Engine:
         if isinstance(terms, list):
             return terms
         side, otype, stp, pt, lots, st = terms
-        acct = c.account
+        acct = r.account
         vec = self.ledger.balances.get(acct)
         if vec is None:
             vec = self.ledger.account(acct)  # an older journal's order opening its account
@@ -504,7 +517,7 @@ class Engine:
         if otype == MARKET and side == BUY:
             # A market buy locks a budget: its quote amount, or (by quantity) all that is available.
             ai = m.quote_i
-            need = c.quote_qty if c.quote_qty else vec[ai]
+            need = r.quote_qty if r.quote_qty else vec[ai]
             if need <= 0 or vec[ai] < need:
                 return _rej(Reject.INSUFFICIENT_FUNDS, f"available {m.quote.symbol} is insufficient")
         else:
@@ -529,7 +542,7 @@ class Engine:
             return _rej(Reject.NO_LIQUIDITY, "no resting orders on the other side")
         oid = self.next_order_id
         self.next_order_id = oid + 1
-        cid = c.client_id
+        cid = r.client_id
         if cid:
             self.client_ids[(acct, cid)] = oid
         budget = need if otype == MARKET and side == BUY else 0
@@ -538,8 +551,8 @@ class Engine:
         # the hold: Ledger.lock inline (once per order, the engine's most frequent movement)
         vec[ai] -= need
         vec[ai + 1] += need
-        ev: list[Event] = [_new(_OrderNew, (ORDER_NEW, oid, acct, m.index, side, otype, c.price, c.qty, c.quote_qty,
-                                             cid, stp, c.stop_price)),
+        ev: list[Event] = [_new(_OrderNew, (ORDER_NEW, oid, acct, m.index, side, otype, r.price, r.qty, r.quote_qty,
+                                             cid, stp, r.stop_price)),
                            _new(_Balance, (BALANCE, acct, ai >> 1, -need, need, C_LOCK))]
         if st:
             self.open.add(o)
@@ -627,7 +640,8 @@ class Engine:
         return o, []
 
     def on_cancel_order(self, c: CancelOrder) -> list[Event]:
-        o, err = self._find_own(c.account, c.market, c.order_id, c.client_id)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        o, err = self._find_own(r.account, r.market, r.order_id, r.client_id)
         if o is None:
             return err
         ev: list[Event] = []
@@ -653,17 +667,19 @@ class Engine:
         ev.append(_new(_OrderDone, (ORDER_DONE, o.oid, CANCELED, left * m.lot_size, reason)))
 
     def on_cancel_all(self, c: CancelAll) -> list[Event]:
-        m = self.market_by_symbol.get(c.market) if isinstance(c.market, str) else None
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        m = self.market_by_symbol.get(r.market) if isinstance(r.market, str) else None
         if m is None:
-            return _rej(Reject.UNKNOWN_MARKET, f"unknown market {c.market!r}")
+            return _rej(Reject.UNKNOWN_MARKET, f"unknown market {r.market!r}")
         ev: list[Event] = []
-        for o in self.open.of_account(c.account, m.index):
+        for o in self.open.of_account(r.account, m.index):
             self.cancel_resting(o, "cancelled by user", ev)
         return ev
 
     def _amended_terms(self, c: AmendOrder, o: Order, m: Market) -> tuple[int, int] | list[Event]:
         """The amended price in ticks and total quantity in lots, or the amendment's rejection."""
-        price, qty = c.price, c.qty
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        price, qty = r.price, r.qty
         if not (_is_int(price) and _is_int(qty)) or price < 0 or qty < 0:
             return _rej(Reject.INVALID_AMOUNT, "price and quantity must be non-negative integers")
         pt = o.price
@@ -684,7 +700,8 @@ class Engine:
         return below_min_notional(m, pt, total - filled) or (pt, total)
 
     def on_amend_order(self, c: AmendOrder) -> list[Event]:
-        o, err = self._find_own(c.account, c.market, c.order_id, "")
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        o, err = self._find_own(r.account, r.market, r.order_id, "")
         if o is None:
             return err
         m = self.markets[o.market]

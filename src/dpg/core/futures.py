@@ -168,14 +168,15 @@ class Futures:
         return p
 
     def on_set_leverage(self, c: SetLeverage) -> list[Event]:
-        found = self._perp_of(c.account, c.market)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        found = self._perp_of(r.account, r.market)
         if isinstance(found, list):
             return found
         pm = found
-        lev = c.leverage
+        lev = r.leverage
         if type(lev) is not int or not 1 <= lev <= 100:
             return _rej(Reject.INVALID_LEVERAGE, "leverage must be an integer from 1 to 100")
-        p = self.position(c.account, pm.market.index)
+        p = self.position(r.account, pm.market.index)
         notional = self._notional(p, pm)
         top = pm.tiers.max_leverage(notional)
         if lev > top:
@@ -184,44 +185,46 @@ class Futures:
         if p.size and not p.isolated and lev < p.leverage:
             # less leverage on a cross position: its larger initial margin must be free
             need = initial_margin(notional, lev) - initial_margin(notional, p.leverage)
-            if self.free(c.account) < need:
+            if self.free(r.account) < need:
                 return _rej(Reject.INSUFFICIENT_MARGIN, "not enough margin for the position at this leverage")
         if p.size and p.isolated and lev < p.leverage and p.margin < initial_margin(notional, lev):
             return _rej(Reject.INSUFFICIENT_MARGIN, "add margin to the isolated position before lowering its leverage")
         p.leverage = lev
         self._rekey(p.account, p)
-        return [_new(E.LeverageSet, (E.LEVERAGE_SET, c.account, pm.market.index, lev, p.isolated))]
+        return [_new(E.LeverageSet, (E.LEVERAGE_SET, r.account, pm.market.index, lev, p.isolated))]
 
     def on_set_margin_mode(self, c: SetMarginMode) -> list[Event]:
-        found = self._perp_of(c.account, c.market)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        found = self._perp_of(r.account, r.market)
         if isinstance(found, list):
             return found
         mi = found.market.index
-        if type(c.isolated) is not bool:
+        if type(r.isolated) is not bool:
             return _rej(Reject.INVALID_ORDER, "isolated must be true or false")
-        p = self.position(c.account, mi)
-        if p.isolated == c.isolated:
+        p = self.position(r.account, mi)
+        if p.isolated == r.isolated:
             return []
-        if p.size or self.e.open.of_account(c.account, mi):
+        if p.size or self.e.open.of_account(r.account, mi):
             return _rej(Reject.POSITION_OPEN, "the margin mode changes only with no position and no open order here")
-        p.isolated = c.isolated
-        return [_new(E.LeverageSet, (E.LEVERAGE_SET, c.account, mi, p.leverage, p.isolated))]
+        p.isolated = r.isolated
+        return [_new(E.LeverageSet, (E.LEVERAGE_SET, r.account, mi, p.leverage, p.isolated))]
 
     def on_adjust_margin(self, c: AdjustMargin) -> list[Event]:
-        found = self._perp_of(c.account, c.market)
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        found = self._perp_of(r.account, r.market)
         if isinstance(found, list):
             return found
         pm = found
-        amount = c.amount
+        amount = r.amount
         if type(amount) is not int or not amount or abs(amount) >= MAX_AMOUNT:
             return _rej(Reject.INVALID_AMOUNT, "amount must be a non-zero integer of quote base units")
-        p = self.positions.get((c.account, pm.market.index))
+        p = self.positions.get((r.account, pm.market.index))
         if p is None or not p.size or not p.isolated:
             return _rej(Reject.NO_POSITION, "margin is added to or removed from an open isolated position only")
-        vec = self.e.ledger.balances[c.account]
+        vec = self.e.ledger.balances[r.account]
         qi = pm.market.quote_i
         if amount > 0:
-            if vec[qi] < amount or self.free(c.account) < amount:
+            if vec[qi] < amount or self.free(r.account) < amount:
                 return _rej(Reject.INSUFFICIENT_FUNDS, f"available {pm.market.quote.symbol} is less than the amount")
         else:
             keep = max(initial_margin(self._notional(p, pm), p.leverage) - min(0, self._upnl(p, pm)),
@@ -231,9 +234,9 @@ class Futures:
                             f"at most {max(0, p.margin - keep)} can be removed: the position needs its initial margin")
         vec[qi] -= amount
         p.margin += amount
-        ev: list[Event] = [_new(E.Balance, (BAL, c.account, qi >> 1, -amount, 0, Cause.MARGIN.value)),
+        ev: list[Event] = [_new(E.Balance, (BAL, r.account, qi >> 1, -amount, 0, Cause.MARGIN.value)),
                            self._pos_event(p, pm, 0, PositionCause.MARGIN.value)]
-        self._rekey(c.account, p)
+        self._rekey(r.account, p)
         return ev
 
     def _perp_of(self, account: object, market: object) -> PerpMarket | list[Event]:
@@ -312,14 +315,15 @@ class Futures:
 
     def terms(self, c: PlaceOrder, m: Market, otype: int) -> tuple[int, int, int, int] | list[Event]:
         """A perpetual order's price in ticks, lots, stop in ticks and flags, or its rejection."""
-        price, qty, stop, flags = c.price, c.qty, c.stop_price, c.flags
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        price, qty, stop, flags = r.price, r.qty, r.stop_price, r.flags
         if isinstance(flags, int) and not isinstance(flags, bool):
             flags = int(flags)  # an OrderFlag is an int
         if type(price) is not int or type(qty) is not int or type(stop) is not int or type(flags) is not int:
             return _rej(Reject.INVALID_AMOUNT, "price, quantity and stop price must be integers of base units")
         if flags & ~(REDUCE_ONLY | CLOSE_POSITION) or flags < 0:
             return _rej(Reject.INVALID_ORDER, "unknown order flags")
-        if c.quote_qty:
+        if r.quote_qty:
             return _rej(Reject.INVALID_ORDER, "perpetual orders are sized in the base asset, not a quote amount")
         if flags & CLOSE_POSITION:
             if otype not in (MARKET, STOP_MARKET, TAKE_PROFIT_MARKET):
@@ -358,13 +362,14 @@ class Futures:
 
     def place(self, c: PlaceOrder, m: Market, side: int, otype: int, stp: int) -> list[Event]:
         """A perpetual's new order: margined (its hold), matched, settled; then the risk checks."""
+        r: Any = c  # the command as it came: each field is checked before it is trusted
         e = self.e
         terms = self.terms(c, m, otype)
         if isinstance(terms, list):
             return terms
         pt, lots, st, flags = terms
         pm = self.perps[m.index]
-        acct = c.account
+        acct = r.account
         if not pm.mark:
             return _rej(Reject.NO_INDEX_PRICE, f"{m.symbol} has no index price yet")
         vec = e.ledger.balances.get(acct)
@@ -408,13 +413,13 @@ class Futures:
                 return _rej(Reject.NO_LIQUIDITY, "no resting orders on the other side")
         oid = e.next_order_id
         e.next_order_id = oid + 1
-        cid = c.client_id
+        cid = r.client_id
         if cid:
             e.client_ids[(acct, cid)] = oid
         o = Order(oid, acct, m.index, side, IOC if otype == MARKET else otype, pt, lots, lots, need, cid, stp,
                   e.seq, e.ts, st, flags)
-        ev: list[Event] = [_new(E.OrderNew, (E.ORDER_NEW, oid, acct, m.index, side, otype, c.price,
-                                             lots * m.lot_size, 0, cid, stp, c.stop_price))]
+        ev: list[Event] = [_new(E.OrderNew, (E.ORDER_NEW, oid, acct, m.index, side, otype, r.price,
+                                             lots * m.lot_size, 0, cid, stp, r.stop_price))]
         if need:
             e.ledger.lock(acct, vec, qi >> 1, need, ev)
             self.held[acct] = self.held.get(acct, 0) + need
@@ -495,9 +500,10 @@ class Futures:
     def amend(self, c: AmendOrder, o: Order, m: Market) -> list[Event]:
         """A resting perpetual order's new price and/or total quantity: less at the same price keeps
         its place (and releases margin); otherwise it is re-queued with the margin of its new terms."""
+        r: Any = c  # the command as it came: each field is checked before it is trusted
         e = self.e
         pm = self.perps[m.index]
-        price, qty = c.price, c.qty
+        price, qty = r.price, r.qty
         if type(price) is not int or type(qty) is not int or price < 0 or qty < 0:
             return _rej(Reject.INVALID_AMOUNT, "price and quantity must be non-negative integers")
         pt = o.price
@@ -728,26 +734,27 @@ class Futures:
     # ------------------------------------------------------------------ prices
 
     def on_index_price(self, c: IndexPrice) -> list[Event]:
+        r: Any = c  # the command as it came: each field is checked before it is trusted
         e = self.e
-        m = e.market_by_symbol.get(c.market) if isinstance(c.market, str) else None
+        m = e.market_by_symbol.get(r.market) if isinstance(r.market, str) else None
         pm = self.perps.get(m.index) if m is not None else None
         if pm is None or m is None:
-            return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {c.market!r}")
-        if type(c.price) is not int or not 0 < c.price < MAX_AMOUNT:
+            return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {r.market!r}")
+        if type(r.price) is not int or not 0 < r.price < MAX_AMOUNT:
             return _rej(Reject.INVALID_PRICE, "an index price is a positive integer of quote base units")
-        pm.index = c.price
+        pm.index = r.price
         ts = e.ts // NS_PER_MS
         if not pm.next_funding:
             pm.next_funding = (ts // pm.interval + 1) * pm.interval
         book = e.books[m.index]
         bid, ask = book.bids.best(), book.asks.best()
         if bid is not None and ask is not None:
-            pm.basis.append((bid.price + ask.price) * m.tick_size // 2 - c.price)
+            pm.basis.append((bid.price + ask.price) * m.tick_size // 2 - r.price)
             if len(pm.basis) > BASIS_SAMPLES:
                 del pm.basis[0]
         if ts - pm.last_sample >= PREMIUM_SAMPLE_MS or not pm.last_sample:
             pm.last_sample = ts
-            pm.premiums.append(F.premium_index(self._impact(m, pm, book.bids), self._impact(m, pm, book.asks), c.price))
+            pm.premiums.append(F.premium_index(self._impact(m, pm, book.bids), self._impact(m, pm, book.asks), r.price))
         ev: list[Event] = []
         self._remark(pm, ev)
         self.settle_risk(ev)
@@ -1009,11 +1016,12 @@ class Futures:
     # ------------------------------------------------------------------ funding
 
     def on_funding(self, c: Funding) -> list[Event]:
+        r: Any = c  # the command as it came: each field is checked before it is trusted
         e = self.e
-        m = e.market_by_symbol.get(c.market) if isinstance(c.market, str) else None
+        m = e.market_by_symbol.get(r.market) if isinstance(r.market, str) else None
         pm = self.perps.get(m.index) if m is not None else None
         if pm is None or m is None:
-            return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {c.market!r}")
+            return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {r.market!r}")
         now = e.ts // NS_PER_MS
         if not pm.next_funding or now < pm.next_funding or not pm.mark:
             return _rej(Reject.FUNDING_NOT_DUE, f"{m.symbol}'s next funding is not due yet")

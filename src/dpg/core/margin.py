@@ -70,7 +70,7 @@ class TierTable:
     tiers: tuple[Tier, ...]
 
     @staticmethod
-    def of(rows: Sequence[tuple[int, int, int]]) -> TierTable:
+    def of(rows: Sequence[Sequence[object]]) -> TierTable:
         """The table of rows (floor, mmr_ppm, max_leverage), cum derived; ValueError on an invalid table."""
         checked = [_ints(r) for r in rows]
         _check_rows([(Fraction(f), Fraction(m), lev) for f, m, lev in checked], Fraction(PPM))

@@ -82,7 +82,7 @@ _MAX_AMOUNT_DIGITS = len(str(MAX_AMOUNT))
 _AMOUNT = re.compile(r"([+-]?)([0-9]*)(?:[.,]([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
 
 
-def parse_amount(text: str, decimals: int, what: str = "amount", asset: str = "") -> int:
+def parse_amount(text: object, decimals: int, what: str = "amount", asset: str = "") -> int:
     """A decimal string of whole units -> an exact ``int`` of base units (``10**-decimals`` each).
 
     The one amount parser of every dialect (REST, WebSocket, Binance, CLI, settings). Its cost is
