@@ -26,7 +26,8 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 def packb(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True)  # typed here: the core's build has no msgpack stubs
+    return packed
 
 
 def unpackb(data: bytes) -> Any:
