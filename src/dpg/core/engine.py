@@ -316,18 +316,19 @@ class Engine:
         asset, err = self._movement(r.asset, r.account, r.amount)
         if asset is None:
             return err
-        if not isinstance(r.ref, str) or not r.ref or len(r.ref) > MAX_REF:
+        ref = r.ref
+        if not isinstance(ref, str) or not ref or len(ref) > MAX_REF:
             return _rej(Reject.INVALID_ORDER, "a credit needs a reference of 1-200 characters")
-        if r.ref in self.refs:
-            return _rej(Reject.DUPLICATE_REFERENCE, f"reference {r.ref!r} was already credited")
-        vec = self.ledger.account(r.account)
+        if c.ref in self.refs:
+            return _rej(Reject.DUPLICATE_REFERENCE, f"reference {c.ref!r} was already credited")
+        vec = self.ledger.account(c.account)
         if vec is None:
-            return self._unknown(r.account)
+            return self._unknown(c.account)
         i = 2 * asset.index
-        if vec[i] + vec[i + 1] + r.amount >= MAX_AMOUNT:
+        if vec[i] + vec[i + 1] + c.amount >= MAX_AMOUNT:
             return _rej(Reject.INVALID_AMOUNT, "balance would exceed 2**127 base units")
-        self.refs.add(r.ref)
-        return [self.ledger.credit(r.account, vec, asset.index, r.amount)]
+        self.refs.add(c.ref)
+        return [self.ledger.credit(c.account, vec, asset.index, c.amount)]
 
     def on_transfer(self, c: Transfer) -> list[Event]:
         r: Any = c  # the command as it came: each field is checked before it is trusted
@@ -345,12 +346,12 @@ class Engine:
         if svec is None:
             return self._unknown(src) if self.ledger.accounts_required else \
                 _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
-        if svec[2 * asset.index] < r.amount or self._margined(src, asset.index, r.amount):
+        if svec[2 * asset.index] < c.amount or self._margined(src, asset.index, c.amount):
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         dvec = self.ledger.account(dst)
         if dvec is None:
             return self._unknown(dst)
-        ev = self.ledger.transfer(src, svec, dst, dvec, asset.index, r.amount)
+        ev = self.ledger.transfer(src, svec, dst, dvec, asset.index, c.amount)
         self._after_debit(src, ev)
         return ev
 
@@ -375,17 +376,17 @@ class Engine:
             return _rej(Reject.INVALID_ORDER, "a withdrawal needs an id of 1-200 characters and a destination")
         if wid in self.withdrawal_ids:
             return _rej(Reject.DUPLICATE_WITHDRAWAL, f"withdrawal {wid!r} was already requested")
-        vec = self.ledger.balances.get(r.account)
+        vec = self.ledger.balances.get(c.account)
         if vec is None:
-            return self._unknown(r.account)
-        if vec[2 * asset.index] < r.amount or self._margined(r.account, asset.index, r.amount):
+            return self._unknown(c.account)
+        if vec[2 * asset.index] < c.amount or self._margined(c.account, asset.index, c.amount):
             return _rej(Reject.INSUFFICIENT_FUNDS, f"available {asset.symbol} is less than the amount")
         self.withdrawal_ids.add(wid)
-        self.withdrawals[wid] = (r.account, asset.index, r.amount)
-        ev: list[Event] = [_new(E.WithdrawalRequested, (E.WITHDRAWAL_REQUESTED, wid, r.account, asset.index,
-                                                        r.amount, r.destination))]
-        self.ledger.lock(r.account, vec, asset.index, r.amount, ev)
-        self._after_debit(r.account, ev)
+        self.withdrawals[wid] = (c.account, asset.index, c.amount)
+        ev: list[Event] = [_new(E.WithdrawalRequested, (E.WITHDRAWAL_REQUESTED, wid, c.account, asset.index,
+                                                        c.amount, c.destination))]
+        self.ledger.lock(c.account, vec, asset.index, c.amount, ev)
+        self._after_debit(c.account, ev)
         return ev
 
     def _pending(self, wid: object) -> tuple[int, int, int] | None:
@@ -414,10 +415,10 @@ class Engine:
         r: Any = c  # the command as it came: each field is checked before it is trusted
         if not _is_int(r.epoch) or not 0 < r.epoch < 1 << 64:
             return _rej(Reject.INVALID_ORDER, "an epoch is a positive uint64")
-        if r.epoch <= self.epoch:
-            return _rej(Reject.STALE_EPOCH, f"epoch {r.epoch} is not after the last one ({self.epoch})")
-        self.epoch = r.epoch
-        return [_new(E.EpochMarked, (E.EPOCH_MARKED, r.epoch))]
+        if c.epoch <= self.epoch:
+            return _rej(Reject.STALE_EPOCH, f"epoch {c.epoch} is not after the last one ({self.epoch})")
+        self.epoch = c.epoch
+        return [_new(E.EpochMarked, (E.EPOCH_MARKED, c.epoch))]
 
     # ------------------------------------------------------------------ orders
 
@@ -508,7 +509,7 @@ class Engine:
         if isinstance(terms, list):
             return terms
         side, otype, stp, pt, lots, st = terms
-        acct = r.account
+        acct = c.account
         vec = self.ledger.balances.get(acct)
         if vec is None:
             vec = self.ledger.account(acct)  # an older journal's order opening its account
@@ -517,7 +518,7 @@ class Engine:
         if otype == MARKET and side == BUY:
             # A market buy locks a budget: its quote amount, or (by quantity) all that is available.
             ai = m.quote_i
-            need = r.quote_qty if r.quote_qty else vec[ai]
+            need = c.quote_qty if c.quote_qty else vec[ai]
             if need <= 0 or vec[ai] < need:
                 return _rej(Reject.INSUFFICIENT_FUNDS, f"available {m.quote.symbol} is insufficient")
         else:
@@ -542,7 +543,7 @@ class Engine:
             return _rej(Reject.NO_LIQUIDITY, "no resting orders on the other side")
         oid = self.next_order_id
         self.next_order_id = oid + 1
-        cid = r.client_id
+        cid = c.client_id
         if cid:
             self.client_ids[(acct, cid)] = oid
         budget = need if otype == MARKET and side == BUY else 0
@@ -551,8 +552,8 @@ class Engine:
         # the hold: Ledger.lock inline (once per order, the engine's most frequent movement)
         vec[ai] -= need
         vec[ai + 1] += need
-        ev: list[Event] = [_new(_OrderNew, (ORDER_NEW, oid, acct, m.index, side, otype, r.price, r.qty, r.quote_qty,
-                                             cid, stp, r.stop_price)),
+        ev: list[Event] = [_new(_OrderNew, (ORDER_NEW, oid, acct, m.index, side, otype, c.price, c.qty, c.quote_qty,
+                                             cid, stp, c.stop_price)),
                            _new(_Balance, (BALANCE, acct, ai >> 1, -need, need, C_LOCK))]
         if st:
             self.open.add(o)

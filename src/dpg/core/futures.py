@@ -176,7 +176,7 @@ class Futures:
         lev = r.leverage
         if type(lev) is not int or not 1 <= lev <= 100:
             return _rej(Reject.INVALID_LEVERAGE, "leverage must be an integer from 1 to 100")
-        p = self.position(r.account, pm.market.index)
+        p = self.position(c.account, pm.market.index)
         notional = self._notional(p, pm)
         top = pm.tiers.max_leverage(notional)
         if lev > top:
@@ -185,13 +185,13 @@ class Futures:
         if p.size and not p.isolated and lev < p.leverage:
             # less leverage on a cross position: its larger initial margin must be free
             need = initial_margin(notional, lev) - initial_margin(notional, p.leverage)
-            if self.free(r.account) < need:
+            if self.free(c.account) < need:
                 return _rej(Reject.INSUFFICIENT_MARGIN, "not enough margin for the position at this leverage")
         if p.size and p.isolated and lev < p.leverage and p.margin < initial_margin(notional, lev):
             return _rej(Reject.INSUFFICIENT_MARGIN, "add margin to the isolated position before lowering its leverage")
         p.leverage = lev
         self._rekey(p.account, p)
-        return [_new(E.LeverageSet, (E.LEVERAGE_SET, r.account, pm.market.index, lev, p.isolated))]
+        return [_new(E.LeverageSet, (E.LEVERAGE_SET, c.account, pm.market.index, lev, p.isolated))]
 
     def on_set_margin_mode(self, c: SetMarginMode) -> list[Event]:
         r: Any = c  # the command as it came: each field is checked before it is trusted
@@ -201,13 +201,13 @@ class Futures:
         mi = found.market.index
         if type(r.isolated) is not bool:
             return _rej(Reject.INVALID_ORDER, "isolated must be true or false")
-        p = self.position(r.account, mi)
-        if p.isolated == r.isolated:
+        p = self.position(c.account, mi)
+        if p.isolated == c.isolated:
             return []
-        if p.size or self.e.open.of_account(r.account, mi):
+        if p.size or self.e.open.of_account(c.account, mi):
             return _rej(Reject.POSITION_OPEN, "the margin mode changes only with no position and no open order here")
-        p.isolated = r.isolated
-        return [_new(E.LeverageSet, (E.LEVERAGE_SET, r.account, mi, p.leverage, p.isolated))]
+        p.isolated = c.isolated
+        return [_new(E.LeverageSet, (E.LEVERAGE_SET, c.account, mi, p.leverage, p.isolated))]
 
     def on_adjust_margin(self, c: AdjustMargin) -> list[Event]:
         r: Any = c  # the command as it came: each field is checked before it is trusted
@@ -218,13 +218,13 @@ class Futures:
         amount = r.amount
         if type(amount) is not int or not amount or abs(amount) >= MAX_AMOUNT:
             return _rej(Reject.INVALID_AMOUNT, "amount must be a non-zero integer of quote base units")
-        p = self.positions.get((r.account, pm.market.index))
+        p = self.positions.get((c.account, pm.market.index))
         if p is None or not p.size or not p.isolated:
             return _rej(Reject.NO_POSITION, "margin is added to or removed from an open isolated position only")
-        vec = self.e.ledger.balances[r.account]
+        vec = self.e.ledger.balances[c.account]
         qi = pm.market.quote_i
         if amount > 0:
-            if vec[qi] < amount or self.free(r.account) < amount:
+            if vec[qi] < amount or self.free(c.account) < amount:
                 return _rej(Reject.INSUFFICIENT_FUNDS, f"available {pm.market.quote.symbol} is less than the amount")
         else:
             keep = max(initial_margin(self._notional(p, pm), p.leverage) - min(0, self._upnl(p, pm)),
@@ -234,9 +234,9 @@ class Futures:
                             f"at most {max(0, p.margin - keep)} can be removed: the position needs its initial margin")
         vec[qi] -= amount
         p.margin += amount
-        ev: list[Event] = [_new(E.Balance, (BAL, r.account, qi >> 1, -amount, 0, Cause.MARGIN.value)),
+        ev: list[Event] = [_new(E.Balance, (BAL, c.account, qi >> 1, -amount, 0, Cause.MARGIN.value)),
                            self._pos_event(p, pm, 0, PositionCause.MARGIN.value)]
-        self._rekey(r.account, p)
+        self._rekey(c.account, p)
         return ev
 
     def _perp_of(self, account: object, market: object) -> PerpMarket | list[Event]:
@@ -362,14 +362,13 @@ class Futures:
 
     def place(self, c: PlaceOrder, m: Market, side: int, otype: int, stp: int) -> list[Event]:
         """A perpetual's new order: margined (its hold), matched, settled; then the risk checks."""
-        r: Any = c  # the command as it came: each field is checked before it is trusted
         e = self.e
         terms = self.terms(c, m, otype)
         if isinstance(terms, list):
             return terms
         pt, lots, st, flags = terms
         pm = self.perps[m.index]
-        acct = r.account
+        acct = c.account
         if not pm.mark:
             return _rej(Reject.NO_INDEX_PRICE, f"{m.symbol} has no index price yet")
         vec = e.ledger.balances.get(acct)
@@ -413,13 +412,13 @@ class Futures:
                 return _rej(Reject.NO_LIQUIDITY, "no resting orders on the other side")
         oid = e.next_order_id
         e.next_order_id = oid + 1
-        cid = r.client_id
+        cid = c.client_id
         if cid:
             e.client_ids[(acct, cid)] = oid
         o = Order(oid, acct, m.index, side, IOC if otype == MARKET else otype, pt, lots, lots, need, cid, stp,
                   e.seq, e.ts, st, flags)
-        ev: list[Event] = [_new(E.OrderNew, (E.ORDER_NEW, oid, acct, m.index, side, otype, r.price,
-                                             lots * m.lot_size, 0, cid, stp, r.stop_price))]
+        ev: list[Event] = [_new(E.OrderNew, (E.ORDER_NEW, oid, acct, m.index, side, otype, c.price,
+                                             lots * m.lot_size, 0, cid, stp, c.stop_price))]
         if need:
             e.ledger.lock(acct, vec, qi >> 1, need, ev)
             self.held[acct] = self.held.get(acct, 0) + need
@@ -742,19 +741,19 @@ class Futures:
             return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {r.market!r}")
         if type(r.price) is not int or not 0 < r.price < MAX_AMOUNT:
             return _rej(Reject.INVALID_PRICE, "an index price is a positive integer of quote base units")
-        pm.index = r.price
+        pm.index = c.price
         ts = e.ts // NS_PER_MS
         if not pm.next_funding:
             pm.next_funding = (ts // pm.interval + 1) * pm.interval
         book = e.books[m.index]
         bid, ask = book.bids.best(), book.asks.best()
         if bid is not None and ask is not None:
-            pm.basis.append((bid.price + ask.price) * m.tick_size // 2 - r.price)
+            pm.basis.append((bid.price + ask.price) * m.tick_size // 2 - c.price)
             if len(pm.basis) > BASIS_SAMPLES:
                 del pm.basis[0]
         if ts - pm.last_sample >= PREMIUM_SAMPLE_MS or not pm.last_sample:
             pm.last_sample = ts
-            pm.premiums.append(F.premium_index(self._impact(m, pm, book.bids), self._impact(m, pm, book.asks), r.price))
+            pm.premiums.append(F.premium_index(self._impact(m, pm, book.bids), self._impact(m, pm, book.asks), c.price))
         ev: list[Event] = []
         self._remark(pm, ev)
         self.settle_risk(ev)
