@@ -107,6 +107,13 @@ def _rej(code: Reject, reason: str) -> list[Event]:
 _NOT_FOUND = _rej(Reject.ORDER_NOT_FOUND, "no open order with this id for this account and market")[0]
 
 
+# the state an engine takes from another in ``adopt``: every attribute but its handlers (bound to
+# itself) and its book-side factory (the same class in both)
+ADOPTED = ("assets", "asset_by_symbol", "markets", "market_by_symbol", "ledger", "books", "open", "stops",
+           "last_price", "settlements", "client_ids", "refs", "withdrawals", "withdrawal_ids", "epoch",
+           "next_order_id", "next_trade_id", "seq", "ts", "fut")
+
+
 def _is_int(x: object) -> bool:
     return type(x) is int
 
@@ -757,19 +764,18 @@ class Engine:
     def adopt(self, other: Engine) -> None:
         """Take ``other``'s whole state in place (after the journal's database came back, the
         sequencer rebuilds the state from the journal). Containers keep their identity, so whoever
-        holds this engine's lists (the API's markets and assets) sees the new contents."""
-        mine = vars(self)
-        for name, value in vars(other).items():
-            if name == "_handlers":
-                continue  # bound to ``other``
-            old = mine.get(name)
+        holds this engine's lists (the API's markets and assets) sees the new contents; the futures
+        state taken from ``other`` answers to this engine from then on."""
+        for name in ADOPTED:
+            old, value = getattr(self, name), getattr(other, name)
             if isinstance(old, list) and isinstance(value, list):
                 old[:] = value
             elif isinstance(old, dict | set) and type(value) is type(old):
                 old.clear()
                 old.update(value)
             else:
-                mine[name] = value
+                setattr(self, name, value)
+        self.fut.e = self
 
     # ------------------------------------------------------------------ checks used by tests and tools
 
