@@ -331,6 +331,37 @@ def test_a_queued_withdrawal_whose_signer_left_fails_and_its_funds_return(
     assert token_balance(dev_chain.rpc, dev_chain.usdt, DEST) == 500 * USDT
 
 
+def test_a_queued_withdrawal_someone_else_invalidates_fails_with_the_signer_who_left(
+        dev_chain: DevChain, node: Node, store: WithdrawalStore) -> None:
+    """The vault's state is seen cancelled with no receipt of the broadcaster's own: the reason still
+    names the signer who left (from the vault's WithdrawalInvalidated log), not a generic cancel."""
+    vault = _vault_with_threshold(dev_chain, 1_000 * USDT)
+    dev_chain.vault = vault
+    p = Pipeline(dev_chain, node, store, vault=vault)
+    p.fund(ACCOUNT, 5_000 * USDT)
+    wid = p.request(ACCOUNT, 3_000 * USDT)
+    p.b.step()
+    p.human(wid, 3)
+    p.b.step()
+    p.b.step()
+    dev_chain.mine(DEPTH)
+    p.b.step()
+    assert p.status(wid) == "queued"
+    _change_signers(dev_chain, vault, [dev_key(i).address for i in (1, 2, 6, 4, 5)], 0, by=(1, 2, 4))
+    call = encode_call("executeQueued(bytes32)", bytes.fromhex(wid[2:]))
+    dev_chain.mined(dev_chain.rpc.send_transaction({"from": dev_chain.accounts[9], "to": vault, "data": call,
+                                                    "gas": hex(400_000)}))
+    p.b.step()  # cancelled in the vault, not yet at the confirmation depth
+    assert p.status(wid) == "queued"
+    dev_chain.mine(DEPTH)
+    p.b.step()
+    w = store.get(wid)
+    assert w is not None and w.status == "failed", p.steps(wid)
+    assert "invalidated" in (w.reason or "") and dev_key(3).address.lower() in (w.reason or "")
+    assert store.txs(wid)[-1].purpose == "withdraw"  # the broadcaster sent no execute of its own
+    assert usdt_of(node, ACCOUNT) == (5_000 * USDT, 0)
+
+
 def test_a_stuck_transaction_is_replaced_and_only_one_pays(dev_chain: DevChain, node: Node,
                                                           store: WithdrawalStore) -> None:
     p = Pipeline(dev_chain, node, store, replace_after=0.2)

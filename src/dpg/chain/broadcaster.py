@@ -421,8 +421,7 @@ class Broadcaster(ChainWorker):
                 return
             if topics and topics[0] == INVALIDATED_TOPIC and len(data) >= 64 and "0x" + data[:32].hex() == wid:
                 (signer,) = decode(["address"], data[32:64])
-                self._fail(w, f"invalidated by the vault: {str(signer).lower()}, who approved it, is no longer"
-                              " a signer")
+                self._fail(w, _invalidated(str(signer)))
                 return
         self.store.update(w.id, "no vault event", w.tx_hash, status="signed" if purpose == "withdraw" else "queued")
 
@@ -434,12 +433,32 @@ class Broadcaster(ChainWorker):
         if status == STATUS_EXECUTED:
             self._complete(w, f"{self.chain.name}:executed", w.required)
         elif status == STATUS_CANCELLED:
-            self._fail(w, "cancelled on the chain by a signer or the guardian, or invalidated by a signer change")
+            signer = self._invalidated_by(w)
+            self._fail(w, _invalidated(signer) if signer else
+                       "cancelled on the chain by a signer or the guardian, or invalidated by a signer change")
         elif status == STATUS_QUEUED:
             (_, _, _, _, executable_at, _, _) = decode(QUEUED_FIELDS, self.rpc.eth_call(
                 self.chain.vault, encode_call("queued(bytes32)", bytes.fromhex(w.id[2:]))))
             self.store.update(w.id, "queued", f"time-locked until {int(executable_at)}", status="queued",
                               executable_at=int(executable_at))
+
+    def _invalidated_by(self, w: Withdrawal) -> str | None:
+        """The signer whose leaving made the vault invalidate ``w`` (its WithdrawalInvalidated log),
+        or None when a signer or the guardian cancelled it. The vault's state can be seen cancelled
+        before (or without) the receipt of the transaction that did it: the log is looked up, from the
+        head back to the block ``w`` was last seen in, a ``max_block_range`` at a time."""
+        wid = w.id.lower()
+        hi = self.rpc.block_number()
+        floor = w.block_number if w.block_number is not None else max(0, hi - self.chain.max_block_range + 1)
+        while hi >= floor:
+            lo = max(floor, hi - self.chain.max_block_range + 1)
+            for lg in self.rpc.get_logs(self.chain.vault, [INVALIDATED_TOPIC], lo, hi):
+                data = bytes.fromhex(str(lg.get("data", "0x"))[2:])
+                if len(data) >= 64 and "0x" + data[:32].hex() == wid:
+                    (signer,) = decode(["address"], data[32:64])
+                    return str(signer)
+            hi = lo - 1
+        return None
 
     def _queued(self, w: Withdrawal, now: int) -> None:
         status = self.vault_status(w.id)
@@ -500,3 +519,6 @@ def _error_names() -> dict[str, str]:
             out["0x" + selector(sig).hex()] = item["name"]
     return out
 
+
+def _invalidated(signer: str) -> str:
+    return f"invalidated by the vault: {signer.lower()}, who approved it, is no longer a signer"
