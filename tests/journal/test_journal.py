@@ -13,7 +13,7 @@ from dpg.core import events as E
 from dpg.core import state
 from dpg.core.commands import Credit, OpenAccount, PlaceOrder
 from dpg.core.engine import Engine
-from dpg.core.genesis import GENESIS
+from dpg.core.genesis import GENESIS, PERPS
 from dpg.core.model import OrderType, Side
 from dpg.journal import codec
 from dpg.journal.journal import Journal, JournalGap
@@ -82,11 +82,12 @@ def test_sequence_numbers_and_times_are_stamped_in_order(pg_url: str) -> None:
     assert all(a[1] <= b[1] for a, b in itertools.pairwise(rows))
 
 
-def test_snapshots_plus_replay_equal_a_full_replay(pg_url: str) -> None:
+@pytest.mark.parametrize("perps", [False, True], ids=["spot", "with-perpetuals"])
+def test_snapshots_plus_replay_equal_a_full_replay(pg_url: str, perps: bool) -> None:
     engine = Engine()
     seqr = Sequencer(engine, Journal(pg_url), snapshot_every=50)
     seqr.start()
-    for cmd in GENESIS:
+    for cmd in (*GENESIS, *PERPS) if perps else GENESIS:
         seqr.submit_wait(cmd)
     for i in range(1, 5):
         seqr.submit(OpenAccount(i))
@@ -103,7 +104,9 @@ def test_snapshots_plus_replay_equal_a_full_replay(pg_url: str) -> None:
     snap = j.latest_snapshot()
     assert snap is not None and snap[0] > len(GENESIS)
     assert _check_snapshots(j) >= 1
-    assert state.state_hash(recover(j)) == live_hash
+    replayed: list[int] = []
+    assert state.state_hash(recover(j, on_applied=lambda _, a: replayed.append(a.seq))) == live_hash
+    assert replayed == list(range(snap[0] + 1, j.last_seq() + 1))  # from the snapshot, whatever its format
     assert state.state_hash(recover(j, from_snapshot=False)) == live_hash
     # a damaged latest snapshot is not trusted: recovery falls back to an older one or the journal
     j.conn.execute("UPDATE snapshots SET body = 'garbage' WHERE seq = %s", (snap[0],))

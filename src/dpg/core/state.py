@@ -19,6 +19,7 @@ from dpg.core.model import Asset, Market, Order
 
 FORMAT = 5  # 5: every open account, also with a zero balance, and whether accounts must be opened
 FORMAT_PERPS = 6  # 6: format 5 and the perpetuals (listed only once a perpetual is: a spot-only state keeps 5)
+FORMATS = (FORMAT, FORMAT_PERPS)  # what this code writes, and so reads
 
 
 def canonical(engine: Engine) -> list[Any]:
@@ -62,7 +63,7 @@ def state_hash(engine: Engine) -> str:
 def decode(body: bytes) -> Engine:
     """Rebuild an engine from a snapshot body."""
     fields = unpackb(body)
-    if fields[0] not in (FORMAT, FORMAT_PERPS):
+    if fields[0] not in FORMATS:
         raise ValueError(f"snapshot format {fields[0]} is not {FORMAT} or {FORMAT_PERPS}")
     perps = fields[19] if fields[0] == FORMAT_PERPS else None
     (_, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
