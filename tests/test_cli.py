@@ -136,6 +136,17 @@ def test_bench_engine_prints_json_lines_for_dpg_and_its_peers() -> None:
         assert x["conservation_ok"] is True and x["trades"] > 0
 
 
+def test_bench_restart_replays_the_tail_after_the_snapshot_it_placed(pg_server: str) -> None:
+    r = dpg("bench", "restart", "-n", "8000", "--tail", "3000", env={"DPG_DATABASE_URL": pg_server})
+    assert r.returncode == 0, r.stderr
+    snap, full = (json.loads(x) for x in r.stdout.strip().splitlines())
+    assert snap["from_snapshot"] is True and full["from_snapshot"] is False
+    assert snap["journal_commands"] == full["journal_commands"] == full["replayed"] >= 8000
+    # the latest snapshot sits the asked tail before the end (plus the fences that waited for it to be stored)
+    assert 3000 <= snap["replayed"] < 3000 + 500 and snap["snapshot_seq"] + snap["replayed"] == snap["journal_commands"]
+    assert snap["state_hash_equal"] is True and full["state_hash_equal"] is True
+
+
 def test_por_snapshot_marks_an_epoch_on_the_running_exchange(pg_url: str, tmp_path: Path) -> None:
     from tests.api.client import ADMIN, free_port
 

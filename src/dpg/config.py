@@ -44,7 +44,7 @@ class Settings:
         return Settings(
             data_dir=Path(e.get("DPG_DATA_DIR", ".dpg")).expanduser().resolve(),
             database_url=e.get("DPG_DATABASE_URL", ""),
-            snapshot_every=_positive(e, "DPG_SNAPSHOT_EVERY", 200_000),
+            snapshot_every=_positive(e, "DPG_SNAPSHOT_EVERY", 100_000),
             batch_max=_positive(e, "DPG_BATCH_MAX", 8_192),
             log_level=e.get("DPG_LOG_LEVEL", "INFO").upper(),
             redis_url=e.get("DPG_REDIS_URL", ""),

@@ -112,32 +112,61 @@ def run(commands: int, seed: int, *, window: int = 1024, accounts: int = 1000) -
     return lines
 
 
-def restart(commands: int, *, accounts: int = 1000, snapshot_every: int = 250_000) -> list[dict[str, Any]]:
-    """Write a journal of ``commands`` commands (the mixed flow, snapshots every
-    ``snapshot_every``), then time a restart from the latest snapshot and a full replay."""
+def restart(commands: int, *, accounts: int = 1000, tail: int | None = None) -> list[dict[str, Any]]:
+    """Write a journal of ``commands`` commands (the mixed flow) whose latest snapshot is ``tail``
+    commands before its end (by default the exchange's snapshot interval, DPG_SNAPSHOT_EVERY: the
+    worst a restart meets), then time a restart from that snapshot and a full replay."""
     with scratch() as url:
         settings = Settings.from_env()
+        tail = settings.snapshot_every if tail is None else tail
         node = Node.open(url, settings, projections=False)
-        node.sequencer.snapshot_every = snapshot_every
+        seq = node.sequencer
+        seq.snapshot_every = 10**15  # snapshots only where this bench puts them
         _fund(node, accounts)
-        ops = mixed(max(0, commands - node.sequencer.seq - 1), seed=11, accounts=accounts)
-        for cmd in dpg_commands(ops):
-            node.sequencer.submit(cmd)
-        node.sequencer.submit_wait(Credit(1, "USDT", 1, "bench-restart-fence"))
+        head = max(0, commands - seq.seq - 2 - tail)
+        flow = dpg_commands(mixed(head + tail, seed=11, accounts=accounts))
+        for _ in range(head):
+            seq.submit(next(flow))
+        seq.submit_wait(Credit(1, "USDT", 1, "bench-restart-head"), timeout=600)
+        seq.snapshot_every = 1  # the batch holding this fence takes the snapshot
+        at, _ = seq.submit_wait(Credit(1, "USDT", 1, "bench-restart-snapshot"), timeout=600)
+        seq.snapshot_every = 10**15
+        look = Journal(url)  # a forked snapshot is stored with a later batch: one more until it is
+        for i in range(6000):
+            if (look.latest_snapshot() or (0,))[0] >= at:
+                break
+            time.sleep(0.01)
+            seq.submit_wait(Credit(1, "USDT", 1, f"bench-restart-wait-{i}"))
+        look.close()
+        for cmd in flow:
+            seq.submit(cmd)
+        seq.submit_wait(Credit(1, "USDT", 1, "bench-restart-fence"), timeout=600)
         expected = state.state_hash(node.engine)
         node.close()
         lines = []
         journal = Journal(url)
         total = journal.last_seq()
-        for from_snapshot in (True, False):
-            gc.collect()
-            t = time.perf_counter()
-            engine = recover(journal, from_snapshot=from_snapshot)
-            seconds = time.perf_counter() - t
-            snap = journal.latest_snapshot() if from_snapshot else None
-            replayed = total - (snap[0] if snap else 0)
+        snap = journal.latest_snapshot()
+        gc.disable()  # as in recover()
+        t = time.perf_counter()
+        if snap is not None:
+            state.decode(snap[2])
+        load_s = time.perf_counter() - t  # the snapshot's part of a restart
+        gc.enable()
+        for from_snapshot, rounds in ((True, 3), (False, 1)):
+            runs = []
+            for _ in range(rounds):
+                gc.collect()
+                t = time.perf_counter()
+                engine = recover(journal, from_snapshot=from_snapshot)
+                runs.append(time.perf_counter() - t)
+            seconds = sorted(runs)[len(runs) // 2]
+            replayed = total - (snap[0] if snap and from_snapshot else 0)
             lines.append({"bench": "restart", "from_snapshot": from_snapshot, "journal_commands": total,
-                          "replayed": replayed, "seconds": round(seconds, 2),
+                          "snapshot_seq": snap[0] if snap and from_snapshot else None, "replayed": replayed,
+                          "resting_orders": len(engine.orders), "seconds": round(seconds, 2),
+                          "runs_s": [round(r, 2) for r in runs],
+                          "snapshot_decode_s": round(load_s, 3) if from_snapshot else None,
                           "commands_per_s": round(replayed / seconds) if replayed else None,
                           "state_hash_equal": state.state_hash(engine) == expected})
         journal.close()

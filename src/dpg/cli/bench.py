@@ -102,9 +102,11 @@ def bench_memory(
 @bench_app.command("restart")
 def bench_restart(
     commands: Annotated[int, typer.Option("-n", "--commands", help="Journal length")] = 1_000_000,
+    tail: Annotated[int | None, typer.Option("--tail", min=0, help=(
+        "Commands after the latest snapshot (default: DPG_SNAPSHOT_EVERY, the worst case)"))] = None,
 ) -> None:
     """Restart time: snapshot + replay of a journal of N commands on PostgreSQL."""
     from dpg.bench import durable_bench
 
-    for line in durable_bench.restart(commands):
+    for line in durable_bench.restart(commands, tail=tail):
         typer.echo(json.dumps(line))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,26 +105,33 @@ class Journal:
         return (int(row[0]), str(row[1]), bytes(row[2])) if row else None
 
     def read(self, after: int, until: int | None = None, chunk: int = 50_000) -> Iterator[Row]:
-        """Rows with seq > after (and <= until), in order, checked to be contiguous."""
+        """Rows with seq > after (and <= until), in order, checked to be contiguous. The next chunk
+        is fetched (binary rows, on this connection, by a helper thread) while this one is read."""
         expect = after + 1
-        while True:
-            hi = expect + chunk - 1 if until is None else min(expect + chunk - 1, until)
-            if until is not None and expect > until:
-                return
-            with self.conn.cursor() as cur, cur.copy(
-                "COPY (SELECT seq, ts, payload FROM journal WHERE seq BETWEEN %s AND %s ORDER BY seq)"
-                " TO STDOUT (FORMAT BINARY)",
-                (expect, hi),
-            ) as copy:
-                copy.set_types(["int8", "int8", "bytea"])
-                for seq, ts, payload in copy.rows():
-                    if seq != expect:
-                        raise JournalGap(f"journal jumps from {expect - 1} to {seq}")
+        with ThreadPoolExecutor(1, thread_name_prefix="dpg-journal-read") as pool:
+            span = self._span(expect, until, chunk)
+            ahead = pool.submit(self._rows, *span) if span else None
+            while ahead is not None and span is not None:
+                rows = ahead.result()
+                # fewer rows than asked: the end of the journal as committed now (a hole before later
+                # rows shows up as a jump on the next read)
+                span = self._span(span[1] + 1, until, chunk) if len(rows) == span[1] - span[0] + 1 else None
+                ahead = pool.submit(self._rows, *span) if span else None
+                for row in rows:
+                    if row[0] != expect:
+                        raise JournalGap(f"journal jumps from {expect - 1} to {row[0]}")
                     expect += 1
-                    yield seq, ts, bytes(payload)
-            self.conn.commit()
-            if expect <= hi:
-                # fewer rows than asked: the end of the journal as committed now (a hole before
-                # later rows shows up as a jump on the next read)
-                return
+                    yield row
 
+    @staticmethod
+    def _span(lo: int, until: int | None, chunk: int) -> tuple[int, int] | None:
+        if until is not None and lo > until:
+            return None
+        return lo, (lo + chunk - 1 if until is None else min(lo + chunk - 1, until))
+
+    def _rows(self, lo: int, hi: int) -> list[Row]:
+        with self.conn.cursor(binary=True) as cur:
+            cur.execute("SELECT seq, ts, payload FROM journal WHERE seq BETWEEN %s AND %s ORDER BY seq", (lo, hi))
+            rows: list[Row] = cur.fetchall()
+        self.conn.commit()
+        return rows

@@ -90,7 +90,7 @@ class Sequencer:
         engine: Engine,
         journal: Journal,
         *,
-        snapshot_every: int = 200_000,
+        snapshot_every: int = 100_000,
         batch_max: int = 8_192,
         sinks: Sequence[Sink] = (),
         clock: Callable[[], int] = time.time_ns,
