@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,20 +77,40 @@ def test_a_peer_that_missed_a_cancel_does_not_match(peers_python: Path) -> None:
 
 def test_the_bench_prints_ratios_and_a_book_check_per_peer(peers_python: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_bench, "PEERS_VENV", peers_python.parents[1])
-    lines = engine_bench.run_book_upkeep(3000, seed=7, accounts=100)
+    lines = engine_bench.run_book_upkeep(3000, seed=7, accounts=100, rounds=3)
     assert [x["peer"] for x in lines] == ["dpg-book-upkeep", "limit-order-book", "nautilus-trader"]
     dpg = lines[0]
     assert dpg["book_only"] is False and isinstance(dpg["ahead_of_cpp_book"], bool)
+    assert len(dpg["commands_per_s_runs"]) == 3 and dpg["commands_per_s"] == sorted(dpg["commands_per_s_runs"])[1]
     for x in lines[1:]:
-        assert x["book_only"] is True and x["book_matches_dpg"] is True
-        assert x["dpg_ratio"] == round(dpg["commands_per_s"] / x["commands_per_s"], 2)
+        assert x["book_only"] is True and x["book_matches_dpg"] is True and x["rounds"] == 3
+        ratios = sorted(d / p for d, p in zip(dpg["commands_per_s_runs"], x["commands_per_s_runs"], strict=True))
+        assert x["dpg_ratio"] == round(ratios[1], 3)  # the median round's DPG over the peer
         assert "bids" not in x and "asks_ids" not in x  # the books are compared, not printed
+    assert dpg["ahead_of_cpp_book"] is (lines[1]["dpg_ratio"] > 1)
 
 
 def test_without_the_peers_environment_the_bench_says_it_skipped_them(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_bench, "PEERS_VENV", tmp_path / ".venv-peers")
-    lines = engine_bench.run_book_upkeep(500, seed=7, accounts=50)
+    lines = engine_bench.run_book_upkeep(500, seed=7, accounts=50, rounds=2)
     assert lines[0]["peer"] == "dpg-book-upkeep" and lines[0]["commands_per_s"] > 0
     assert len(lines) == 2 and "not found" in lines[1]["skipped"] and "make .venv-peers" in lines[1]["skipped"]
     assert "ahead_of_cpp_book" not in lines[0]
+
+
+def test_a_failing_peers_process_is_reported_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exe = tmp_path / ".venv-peers" / "bin" / "python"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\necho 'no peers here' >&2\nexit 3\n")
+    exe.chmod(0o755)
+    monkeypatch.setattr(engine_bench, "PEERS_VENV", exe.parents[1])
+    lines = engine_bench.run_book_upkeep(500, seed=7, accounts=50, rounds=2)
+    assert lines[0]["peer"] == "dpg-book-upkeep" and len(lines[0]["commands_per_s_runs"]) == 2
+    assert len(lines) == 2 and lines[1]["skipped"] == "peers.py exited 3: no peers here"
+
+
+def test_a_python_without_the_peer_packages_says_they_are_not_installed() -> None:
+    lines = engine_bench.run_peers(book_upkeep(200, seed=7), python=Path(sys.executable))
+    assert [x["peer"] for x in lines] == ["limit-order-book", "nautilus-trader"]
+    assert all(x["error"].startswith("not installed") for x in lines)

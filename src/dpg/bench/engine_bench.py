@@ -240,47 +240,146 @@ def peer_ops(ops: list[Op]) -> list[list[int]]:
     return [[o.id, int(o.side == "buy"), o.price, o.qty] if o.op == "new" else [o.id] for o in ops]
 
 
+class PeerProcess:
+    """``peers.py`` in ``.venv-peers``, fed one flow, running the peers one round per call of
+    ``round`` (the caller runs DPG between rounds: both see the same spell of a noisy machine)."""
+
+    def __init__(self, ops: list[Op], *, rounds: int, book: bool, python: Path | None = None,
+                 peers: tuple[str, ...] = ()) -> None:
+        exe = python or PEERS_VENV / "bin" / "python"
+        if not exe.exists():
+            raise PeersUnavailable(f"{exe} not found: `make .venv-peers/.installed` builds it (needs a Python 3.13)")
+        self.proc = subprocess.Popen([str(exe), "-I", str(PEERS_SCRIPT)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._send(json.dumps({"ops": peer_ops(ops), "book": book, "peers": list(peers), "rounds": rounds}))
+        self._read()  # {"ready": ...}: the peers are imported
+
+    def _send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(text + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self._failed()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self._failed()
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
+
+    def _failed(self) -> None:
+        assert self.proc.stderr is not None
+        code = self.proc.wait(timeout=60)
+        raise PeersUnavailable(f"peers.py exited {code}: {self.proc.stderr.read().strip()[-500:]}")
+
+    def round(self) -> list[dict[str, Any]]:
+        self._send("go")
+        lines = []
+        while "round_done" not in (line := self._read()):
+            lines.append(line)
+        return lines
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class PeersUnavailable(Exception):
+    """No ``.venv-peers``, or ``peers.py`` failed: the benchmark says so and goes on."""
+
+
+_BOOK_ONLY = {"bench": "engine", "workload": "book-upkeep", "book_only": True}
+
+
+def _skipped(why: str) -> dict[str, Any]:
+    return {**_BOOK_ONLY, "peer": "limit-order-book,nautilus-trader", "skipped": why}
+
+
 def run_peers(ops: list[Op], *, book: bool = False, python: Path | None = None,
               peers: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The compiled book-only peers on ``ops``, in a subprocess of ``.venv-peers``: one line each,
-    or one line saying why they were skipped."""
-    exe = python or PEERS_VENV / "bin" / "python"
-    base = {"bench": "engine", "workload": "book-upkeep", "book_only": True}
-    if not exe.exists():
-        return [{**base, "peer": "limit-order-book,nautilus-trader",
-                 "skipped": f"{exe} not found: `make .venv-peers/.installed` builds it (needs a Python 3.13)"}]
-    request = json.dumps({"ops": peer_ops(ops), "book": book, "peers": list(peers)})
-    done = subprocess.run([str(exe), "-I", str(PEERS_SCRIPT)], input=request, capture_output=True, text=True,
-                          timeout=900, check=False)
-    if done.returncode != 0:
-        return [{**base, "peer": "limit-order-book,nautilus-trader",
-                 "skipped": f"peers.py exited {done.returncode}: {done.stderr.strip()[-500:]}"}]
-    return [{**base, **json.loads(x)} for x in done.stdout.splitlines() if x.strip()]
+    """One round of the compiled book-only peers on ``ops``: a line each, or one saying why they
+    were skipped."""
+    try:
+        proc = PeerProcess(ops, rounds=1, book=book, python=python, peers=peers)
+    except PeersUnavailable as e:
+        return [_skipped(str(e))]
+    try:
+        return [{**_BOOK_ONLY, **x} for x in proc.round()]
+    finally:
+        proc.close()
 
 
-def run_book_upkeep(commands: int, seed: int, accounts: int = 1000) -> list[dict[str, Any]]:
-    """DPG's full engine and the book-only peers on one book-upkeep flow; each peer's ``dpg_ratio``
-    is DPG's commands/s over the peer's (above 1: DPG is ahead) and ``book_matches_dpg`` says its
-    final book (levels, and order ids where the peer shows them) equals DPG's."""
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def run_book_upkeep(commands: int, seed: int, accounts: int = 1000, rounds: int = 5) -> list[dict[str, Any]]:
+    """DPG's full engine and the book-only peers on one book-upkeep flow, alternating for ``rounds``
+    rounds (DPG, then each peer, on fresh books). Rates are the median round's; each peer's
+    ``dpg_ratio`` is the median of the rounds' DPG commands/s over the peer's (above 1: DPG is
+    ahead), and ``book_matches_dpg`` says its final book (levels, and order ids where the peer shows
+    them) equals DPG's."""
     ops = book_upkeep(commands, seed=seed, accounts=accounts)
-    line, engine = run_dpg_book(ops, accounts)
-    line["seed"] = seed
-    mine = dpg_book(engine)
+    try:
+        proc: PeerProcess | None = PeerProcess(ops, rounds=rounds, book=True)
+    except PeersUnavailable as e:
+        proc, skipped = None, _skipped(str(e))
+    dpg_runs: list[dict[str, Any]] = []
+    peer_runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for _ in range(rounds):
+            line, engine = run_dpg_book(ops, accounts)
+            dpg_runs.append(line)
+            if proc is not None:
+                try:
+                    for x in proc.round():
+                        peer_runs.setdefault(x["peer"], []).append(x)
+                except PeersUnavailable as e:
+                    proc.close()
+                    proc, skipped, peer_runs = None, _skipped(str(e)), {}
+    finally:
+        if proc is not None:
+            proc.close()
+    rates = [x["commands_per_s"] for x in dpg_runs]
+    line = {**dpg_runs[-1], "seed": seed, "rounds": rounds, "commands_per_s": round(_median(rates)),
+            "commands_per_s_runs": rates}
+    del line["seconds"]
     lines = [line]
-    for peer in run_peers(ops, book=True):
-        if "commands_per_s" in peer:
-            peer["dpg_ratio"] = round(line["commands_per_s"] / peer["commands_per_s"], 2)
-            shown = {k: peer.pop(k) for k in ("bids", "asks", "bids_ids", "asks_ids") if k in peer}
-            peer["book_matches_dpg"] = bool(shown) and all(v == mine[k] for k, v in shown.items())
-            peer.pop("orders", None)
-            if peer["peer"] == "limit-order-book":
-                line["ahead_of_cpp_book"] = peer["dpg_ratio"] > 1  # the aim: printed, not asserted
+    if not peer_runs and proc is None:
+        return [line, skipped]
+    mine = dpg_book(engine)
+    for name, runs in peer_runs.items():
+        last = runs[-1]
+        peer: dict[str, Any] = {**_BOOK_ONLY, "peer": name, "commands": last["commands"], "rounds": len(runs)}
+        if "error" in last:
+            lines.append({**peer, "error": last["error"]})
+            continue
+        theirs = [x["commands_per_s"] for x in runs]
+        shown = {k: last[k] for k in ("bids", "asks", "bids_ids", "asks_ids") if k in last}
+        peer.update({"commands_per_s": round(_median(theirs)), "commands_per_s_runs": theirs,
+                     "dpg_ratio": round(_median([d / p for d, p in zip(rates, theirs, strict=True)]), 3),
+                     "book_matches_dpg": bool(shown) and all(v == mine[k] for k, v in shown.items())})
+        if name == "limit-order-book":
+            line["ahead_of_cpp_book"] = peer["dpg_ratio"] > 1  # the aim: printed, not asserted
         lines.append(peer)
     return lines
 
 
 def run(commands: int, seed: int, *, peers: bool = True, accounts: int = 1000,
-        book_commands: int = BOOK_COMMANDS) -> list[dict[str, Any]]:
+        book_commands: int = BOOK_COMMANDS, rounds: int = 5) -> list[dict[str, Any]]:
     ops = mixed(commands, seed=seed, accounts=accounts)
     lines = [run_dpg(ops, accounts)]
     lines[0]["seed"] = seed
@@ -297,7 +396,7 @@ def run(commands: int, seed: int, *, peers: bool = True, accounts: int = 1000,
             else:
                 line["dpg_speedup"] = round(lines[0]["commands_per_s"] / line["commands_per_s"], 2)
             lines.append(line)
-        lines.extend(run_book_upkeep(book_commands, seed, accounts))
+        lines.extend(run_book_upkeep(book_commands, seed, accounts, rounds))
     return lines
 
 

@@ -2,18 +2,22 @@
 nautilus_trader's Rust L3 ``OrderBook``, run on a book-upkeep flow in their own environment.
 
 Run by ``.venv-peers/bin/python`` (Python >= 3.13, which these packages need) as a script: it
-imports only the standard library and the peer packages, never the rest of DPG. It reads the flow
-as JSON on standard input, ``{"ops": [...], "peers": [...], "book": false}``, one op a list:
-``[id, buy, price, qty]`` places a limit order (``buy`` 1 or 0, price in ticks, qty in lots),
-``[id]`` cancels one. Each peer's calls are built before the clock starts and only the loop of
-calls is timed (as DPG's loop of prebuilt commands is). It prints one JSON line per peer; with
-``"book": true`` the line also holds the final book: ``bids`` and ``asks``, best price first, as
-``[price, lots, orders]`` levels, and for nautilus the resting order ids of each level in queue order.
+imports only the standard library and the peer packages, never the rest of DPG. Its first line of
+standard input is the request, ``{"ops": [...], "peers": [...], "rounds": 1, "book": false}``, one op
+a list: ``[id, buy, price, qty]`` places a limit order (``buy`` 1 or 0, price in ticks, qty in lots),
+``[id]`` cancels one. It imports the peers, prints ``{"ready": ...}``, then runs one round per line
+it reads (so the caller can run DPG between rounds, alternating on a noisy machine): each peer on a
+fresh book, one JSON line per peer, then ``{"round_done": r}``. Each peer's calls are built before
+the clock starts and only the loop of calls is timed (as DPG's loop of prebuilt commands is). With
+``"book": true`` the last round's lines also hold the final book: ``bids`` and ``asks``, best price
+first, as ``[price, lots, orders]`` levels, and for nautilus the resting order ids of each level in
+queue order.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import sys
 import time
@@ -83,18 +87,34 @@ PEERS: dict[str, Callable[[list[list[int]], bool], dict[str, Any]]] = {
 }
 
 
+MODULES = {"limit-order-book": "limit_order_book", "nautilus-trader": "nautilus_trader.model.book"}
+
+
 def main() -> None:
-    request = json.load(sys.stdin)
+    request = json.loads(sys.stdin.readline())
     ops: list[list[int]] = request["ops"]
-    for name in request.get("peers") or list(PEERS):
+    rounds = int(request.get("rounds", 1))
+    missing: dict[str, str] = {}
+    names = request.get("peers") or list(PEERS)
+    for name in names:  # imported before the rounds, so no round pays for it
         try:
-            line = PEERS[name](ops, bool(request.get("book")))
+            importlib.import_module(MODULES[name])
         except ImportError as e:
-            line = {"error": f"not installed: {e}"}
-        else:
-            line["commands_per_s"] = round(len(ops) / line["seconds"])
-            line["seconds"] = round(line["seconds"], 4)
-        print(json.dumps({"peer": name, "commands": len(ops), **line}), flush=True)
+            missing[name] = f"not installed: {e}"
+    print(json.dumps({"ready": names, "python": sys.version.split()[0]}), flush=True)
+    for r in range(rounds):
+        if not sys.stdin.readline():
+            return  # the caller went away
+        for name in names:
+            line: dict[str, Any]
+            if name in missing:
+                line = {"error": missing[name]}
+            else:
+                line = PEERS[name](ops, bool(request.get("book")) and r == rounds - 1)
+                line["commands_per_s"] = round(len(ops) / line["seconds"])
+                line["seconds"] = round(line["seconds"], 4)
+            print(json.dumps({"peer": name, "round": r, "commands": len(ops), **line}), flush=True)
+        print(json.dumps({"round_done": r}), flush=True)
 
 
 if __name__ == "__main__":

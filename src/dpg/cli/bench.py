@@ -22,14 +22,16 @@ def bench_engine(
                                               "flow, limit-order-book and nautilus_trader (book-only, from "
                                               ".venv-peers) on the book-upkeep flow")] = True,
     book_commands: Annotated[int, typer.Option(help="Commands in the book-upkeep flow (with --peers)")] = 100_000,
+    rounds: Annotated[int, typer.Option(help="Rounds of the book-upkeep flow, DPG and the peers alternating; "
+                                             "the median round is printed")] = 5,
 ) -> None:
     """The in-memory engine on a seeded mixed workload, with its peers on the same flow; then DPG and
     the compiled book-only peers on a book-upkeep flow (non-crossing limit orders and cancels)."""
     from dpg.bench import engine_bench
 
-    if commands <= 0 or book_commands <= 0:
-        raise fail("--commands and --book-commands must be positive")
-    for line in engine_bench.run(commands, seed, peers=peers, book_commands=book_commands):
+    if commands <= 0 or book_commands <= 0 or rounds <= 0:
+        raise fail("--commands, --book-commands and --rounds must be positive")
+    for line in engine_bench.run(commands, seed, peers=peers, book_commands=book_commands, rounds=rounds):
         typer.echo(json.dumps(line))
 
 
