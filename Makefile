@@ -9,6 +9,13 @@ STAMP := $(VENV)/.installed
 # with the versions of pyproject.toml's optional group "freqtrade"
 FT_VENV := .venv-freqtrade
 FT_STAMP := $(FT_VENV)/.installed
+# the compiled book-only peers of the engine benchmark (C++ limit-order-book, nautilus_trader's Rust
+# book) need Python >= 3.13: a separate environment with pyproject.toml's optional group "peers".
+# Its Python: PEERS_PYTHON if given, else the first python3.13 on PATH or under ~/.pyenv/versions
+# that runs
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_PYTHON ?=
 
 .PHONY: up test lint bench clean
 
@@ -35,6 +42,18 @@ $(FT_STAMP): pyproject.toml
 	$(FT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$($(PYTHON) -c \
 		'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["freqtrade"]))')
 	@touch $(FT_STAMP)
+
+$(PEERS_STAMP): pyproject.toml
+	@test -x $(PEERS_VENV)/bin/python || { \
+		py=; for c in $(PEERS_PYTHON) python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+			if "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 13))' 2>/dev/null; then py=$$c; break; fi; done; \
+		if [ -z "$$py" ]; then echo "$(PEERS_VENV): no Python >= 3.13 found (PATH, ~/.pyenv/versions/3.13*);" \
+			"install one or set PEERS_PYTHON=/path/to/python3.13"; exit 1; fi; \
+		echo "$(PEERS_VENV): with $$py"; "$$py" -m venv $(PEERS_VENV); }
+	$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$($(PYTHON) -c \
+		'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["peers"]))')
+	@touch $(PEERS_STAMP)
 
 # the web exchange's libraries, pinned by src/dpg/web/package-lock.json, copied into src/dpg/web/vendor/
 # (its devDependencies, axe-core for the browser tests' accessibility check, stay in node_modules: never served)
@@ -68,12 +87,14 @@ lint: $(CORE_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-test: lint $(FT_STAMP)
+test: lint $(FT_STAMP) $(PEERS_STAMP)
 	$(BIN)/pytest $(ARGS)
 
+# without a Python 3.13 the engine benchmark still runs, and prints that it skipped the compiled peers
 bench: $(CORE_STAMP)
+	-@$(MAKE) --no-print-directory $(PEERS_STAMP)
 	$(BIN)/dpg bench engine --json
 	$(BIN)/dpg bench durable --json
 
 clean:
-	rm -rf $(VENV) $(FT_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FT_VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -125,15 +125,24 @@ def test_replay_orders_rejects_a_bad_file(tmp_path: Path) -> None:
 
 
 def test_bench_engine_prints_json_lines_for_dpg_and_its_peers() -> None:
-    r = dpg("bench", "engine", "--json", "-n", "3000")
+    r = dpg("bench", "engine", "--json", "-n", "3000", "--book-commands", "2000", "--rounds", "2")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.strip().splitlines()]
-    assert [x["peer"] for x in lines] == ["dpg", "dpg-futures", "pyorderbook", "lightmatchingengine"]
+    # the compiled book-only peers run from .venv-peers (make test builds it)
+    assert [x["peer"] for x in lines] == ["dpg", "dpg-futures", "pyorderbook", "lightmatchingengine",
+                                          "dpg-book-upkeep", "limit-order-book", "nautilus-trader"]
     for x in lines:
-        assert x["bench"] == "engine" and x["commands_per_s"] > 0 and x["seconds"] > 0
+        assert x["bench"] == "engine" and x["commands_per_s"] > 0
+    for x in lines[:4]:
+        assert x["workload"] == "mixed" and x["seconds"] > 0
         assert x["commands"] == (3000 + 3000 // 100 if x["peer"] == "dpg-futures" else 3000)  # with its index ticks
     for x in lines[:2]:
         assert x["conservation_ok"] is True and x["trades"] > 0
+    for x in lines[4:]:
+        assert x["workload"] == "book-upkeep" and x["commands"] == 2000 and x["book_only"] is (x is not lines[4])
+        assert len(x["commands_per_s_runs"]) == 2
+    assert lines[4]["conservation_ok"] is True and lines[4]["trades"] == 0
+    assert all(x["book_matches_dpg"] is True and x["dpg_ratio"] > 0 for x in lines[5:])
 
 
 def test_bench_restart_replays_the_tail_after_the_snapshot_it_placed(pg_server: str) -> None:

@@ -18,12 +18,20 @@ def bench_engine(
     commands: Annotated[int, typer.Option("-n", "--commands", help="Commands in the workload")] = 300_000,
     seed: Annotated[int, typer.Option(help="Workload seed")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
-    peers: Annotated[bool, typer.Option(help="Also run pyorderbook and lightmatchingengine")] = True,
+    peers: Annotated[bool, typer.Option(help="Also run the peers: pyorderbook and lightmatchingengine on the mixed "
+                                              "flow, limit-order-book and nautilus_trader (book-only, from "
+                                              ".venv-peers) on the book-upkeep flow")] = True,
+    book_commands: Annotated[int, typer.Option(help="Commands in the book-upkeep flow (with --peers)")] = 100_000,
+    rounds: Annotated[int, typer.Option(help="Rounds of the book-upkeep flow, DPG and the peers alternating; "
+                                             "the median round is printed")] = 5,
 ) -> None:
-    """The in-memory engine on a seeded mixed workload, with its peers on the same flow."""
+    """The in-memory engine on a seeded mixed workload, with its peers on the same flow; then DPG and
+    the compiled book-only peers on a book-upkeep flow (non-crossing limit orders and cancels)."""
     from dpg.bench import engine_bench
 
-    for line in engine_bench.run(commands, seed, peers=peers):
+    if commands <= 0 or book_commands <= 0 or rounds <= 0:
+        raise fail("--commands, --book-commands and --rounds must be positive")
+    for line in engine_bench.run(commands, seed, peers=peers, book_commands=book_commands, rounds=rounds):
         typer.echo(json.dumps(line))
 
 
