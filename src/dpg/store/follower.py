@@ -100,7 +100,7 @@ def follow(url: str, stop: threading.Event, poll: float = 0.05) -> None:
 def _follow(url: str, stop: threading.Event, poll: float, parent: int) -> None:
     journal = Journal(url)
     try:
-        projector = Projector(url)
+        projector = Projector(url, background=True)  # stores a batch while the next one is applied
     except BaseException:
         journal.close()
         raise
@@ -109,6 +109,7 @@ def _follow(url: str, stop: threading.Event, poll: float, parent: int) -> None:
         log.info("event=follower_ready seq=%d", engine.seq)
         while not stop.is_set() and os.getppid() == parent:
             if not step(engine, journal, projector):
+                projector.flush()  # idle: what was handed to the writer is stored (or its failure raised)
                 stop.wait(poll)
     finally:
         for part in (projector, journal):

@@ -12,7 +12,9 @@ Everything here can be dropped and rebuilt from the journal (``dpg projections r
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -73,14 +75,30 @@ class _OrderRow:
         self.triggered: bool | None = None  # True once a stop order's trigger fired
 
 
+_Rows = tuple[list[list[Any]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[list[Any]], int,
+              dict[str, list[tuple[Any, ...]]]]
+
+
 class Projector:
-    def __init__(self, url: str, name: str = "tables") -> None:
+    """``background``: the rows of each batch are made on the caller's thread (they need the
+    engine's balances right after the batch) and stored by a writer thread of its own, in order,
+    while the caller applies the next batch; ``flush`` waits for them. A store that failed raises
+    on the next ``write``, ``flush`` or ``close``."""
+
+    def __init__(self, url: str, name: str = "tables", *, background: bool = False) -> None:
         self.url = url
         self.assets: list[Asset] = []
         self.markets: list[Market] = []
         self.name = name
         self.conn = connect(url)
-        self.written_seq = self.checkpoint()
+        self.written_seq = self.checkpoint()  # every batch through it is written (or, in the background, handed on)
+        self._queue: queue.Queue[_Rows | None] | None = None
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=2)
+            self._writer = threading.Thread(target=self._write_loop, name="dpg-projection-writer", daemon=True)
+            self._writer.start()
 
     def bind(self, assets: list[Asset], markets: list[Market]) -> None:
         """Use the engine's asset and market lists (append-only; read by index)."""
@@ -104,7 +122,38 @@ class Projector:
         orders, trades, ledger = self._gather(batch)
         new_rows, updates = _order_rows(orders)
         _running_balances(ledger, balances, self.assets)
-        self._store(new_rows, updates, trades, ledger, batch[-1].seq, self._futures(batch))
+        rows = (new_rows, updates, trades, ledger, batch[-1].seq, self._futures(batch))
+        if self._queue is None:
+            self._store(*rows)
+        else:
+            self._raise()
+            self._queue.put(rows)
+            self.written_seq = batch[-1].seq
+
+    def _write_loop(self) -> None:
+        """The writer thread: store each batch's rows in order; after a failure, store nothing more."""
+        assert self._queue is not None
+        while True:
+            rows = self._queue.get()
+            try:
+                if rows is None:
+                    return
+                if self._error is None:
+                    self._store(*rows)
+            except BaseException as e:  # handed to the caller's thread
+                self._error = e
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def flush(self) -> None:
+        """Wait until every batch handed on is stored (raises what a store raised)."""
+        if self._queue is not None:
+            self._queue.join()
+        self._raise()
 
     def _futures(self, batch: Sequence[Applied]) -> dict[str, list[tuple[Any, ...]]]:
         """The batch's perpetual futures rows: position changes, fundings, liquidations."""
@@ -237,11 +286,13 @@ class Projector:
                     for entry in ledger:
                         copy.write_row(entry)
             cur.execute("UPDATE projection_state SET seq = %s WHERE name = %s", (last, self.name))
-        self.written_seq = last
+        if self._queue is None:
+            self.written_seq = last
 
     def write_epoch(self, epoch: int, seq: int, ts: int, engine: Engine) -> bool:
         """Record every user's balance per asset as of ``seq`` (the engine must be exactly there).
         Once per epoch: False when it was already recorded."""
+        self.flush()  # after the batches before it
         assets = engine.assets
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute("INSERT INTO por_epochs (epoch, seq, ts) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
@@ -260,10 +311,17 @@ class Projector:
         return True
 
     def close(self) -> None:
-        self.conn.close()
+        """Stop the writer (after what it was handed) and close the connection."""
+        try:
+            if self._queue is not None and self._writer is not None and self._writer.is_alive():
+                self._queue.put(None)
+                self._writer.join()
+        finally:
+            self.conn.close()
 
     def truncate(self) -> None:
         """Empty every projection table (before a rebuild from the journal)."""
+        self.flush()
         with self.conn.transaction():
             self.conn.execute("TRUNCATE orders, trades, ledger_entries, position_changes, funding_rates, liquidations")
             self.conn.execute("UPDATE projection_state SET seq = 0 WHERE name = %s", (self.name,))
