@@ -55,6 +55,14 @@ _NEW_COLS = (
     "order_id, account, market, side, type, price, qty, quote_qty, client_id, stp, status, filled, "
     "filled_quote, reason, created_seq, updated_seq, created_ts, updated_ts, stop_price, triggered"
 )
+# The many rows (orders, their updates, trades, ledger entries) go in binary COPY: the driver dumps
+# a row with less work than as text, and the server parses it with less. The column types, in order:
+_NEW_TYPES = ["int8", "int8", "text", "text", "text", "numeric", "numeric", "numeric", "text", "text", "text",
+              "numeric", "numeric", "text", "int8", "int8", "int8", "int8", "numeric", "bool"]
+_UPDATE_TYPES = ["int8", "numeric", "numeric", "text", "text", "numeric", "numeric", "int8", "int8", "bool"]
+_TRADE_TYPES = ["int8", "int8", "int8", "text", "numeric", "numeric", "numeric", "int8", "int8", "int8", "int8",
+                "text", "numeric", "numeric"]
+_LEDGER_TYPES = ["int8", "int4", "int8", "int8", "text", "numeric", "numeric", "numeric", "text", "text", "text"]
 
 
 class _OrderRow:
@@ -248,7 +256,8 @@ class Projector:
                         for row in rows:
                             copy.write_row(row)
             if new_rows:
-                with cur.copy(f"COPY orders ({_NEW_COLS}) FROM STDIN") as copy:
+                with cur.copy(f"COPY orders ({_NEW_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_NEW_TYPES)
                     for new in new_rows:
                         copy.write_row(new)
             if updates:
@@ -257,7 +266,8 @@ class Projector:
                     " d_filled_quote numeric, status text, reason text, price numeric, qty numeric, seq bigint,"
                     " ts bigint, triggered boolean) ON COMMIT DELETE ROWS"
                 )
-                with cur.copy("COPY order_updates FROM STDIN") as copy:
+                with cur.copy("COPY order_updates FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_UPDATE_TYPES)
                     for u in updates:
                         copy.write_row(u)
                 cur.execute(
@@ -274,15 +284,17 @@ class Projector:
             if trades:
                 with cur.copy(
                     "COPY trades (trade_id, seq, ts, market, price, qty, notional, taker_order, maker_order,"
-                    " taker_account, maker_account, taker_side, taker_fee, maker_fee) FROM STDIN"
+                    " taker_account, maker_account, taker_side, taker_fee, maker_fee) FROM STDIN (FORMAT BINARY)"
                 ) as copy:
+                    copy.set_types(_TRADE_TYPES)
                     for trade_row in trades:
                         copy.write_row(trade_row)
             if ledger:
                 with cur.copy(
                     "COPY ledger_entries (seq, n, ts, account, asset, balance, d_available, d_locked, cause, chain,"
-                    " tx_hash) FROM STDIN"
+                    " tx_hash) FROM STDIN (FORMAT BINARY)"
                 ) as copy:
+                    copy.set_types(_LEDGER_TYPES)
                     for entry in ledger:
                         copy.write_row(entry)
             cur.execute("UPDATE projection_state SET seq = %s WHERE name = %s", (last, self.name))
