@@ -133,14 +133,15 @@ class LagMeter:
         try:
             next_line = self.t0 + self.every
             while not self._stop.wait(self.tick):
+                line_due = time.perf_counter() >= next_line
+                follower_seq = projector.checkpoint() if line_due else 0  # read first: never past the journal's
                 now = time.perf_counter()
                 journal_seq = self.node.sequencer.committed_seq
                 if not self._history or journal_seq > self._history[-1][1]:
                     self._history.append((now, journal_seq))
-                if now < next_line:
+                if not line_due:
                     continue
                 next_line += self.every
-                follower_seq = projector.checkpoint()
                 line = {"bench": "durable-lag", "t_s": round(now - self.t0, 2), "journal_seq": journal_seq,
                         "follower_seq": follower_seq, "lag_commands": max(0, journal_seq - follower_seq),
                         "lag_s": round(now - self._committed_at(follower_seq, now) if follower_seq < journal_seq
