@@ -34,6 +34,7 @@ STATUS = {s.value: s.name.lower() for s in OrderStatus}
 CAUSE = {c.value: c.name.lower() for c in Cause}
 POSITION_CAUSE = {c.value: c.name.lower() for c in E.PositionCause}
 VIA = ("book", "insurance", "adl")
+_FUTURES_KINDS = frozenset((E.POSITION, E.FUNDING_PAID, E.LIQUIDATION))  # the kinds ``_futures`` writes
 
 # The references custody writes: a deposit's credit "<chain>:<tx hash>:<log index>"
 # (dpg.chain.watcher), a payout's completion "<chain>:<tx hash>" (dpg.chain.broadcaster).
@@ -127,10 +128,11 @@ class Projector:
         batch = [a for a in batch if a.seq > self.written_seq]
         if not batch:
             return
-        orders, trades, ledger = self._gather(batch)
+        orders, trades, ledger, futures = self._gather(batch)
         new_rows, updates = _order_rows(orders)
         _running_balances(ledger, balances, self.assets)
-        rows = (new_rows, updates, trades, ledger, batch[-1].seq, self._futures(batch))
+        rows = (new_rows, updates, trades, ledger, batch[-1].seq,
+                self._futures(batch) if futures else {"position_changes": [], "funding_rates": [], "liquidations": []})
         if self._queue is None:
             self._store(*rows)
         else:
@@ -184,11 +186,15 @@ class Projector:
                                                  q.bankruptcy_price, VIA[q.via]))
         return rows
 
-    def _gather(self, batch: Sequence[Applied]) -> tuple[dict[int, _OrderRow], list[tuple[Any, ...]], list[list[Any]]]:
-        """The batch's orders (what each command did to each), trades and ledger entries."""
+    def _gather(
+        self, batch: Sequence[Applied],
+    ) -> tuple[dict[int, _OrderRow], list[tuple[Any, ...]], list[list[Any]], bool]:
+        """The batch's orders (what each command did to each), trades and ledger entries, and
+        whether it has futures events (rows for ``_futures``)."""
         orders: dict[int, _OrderRow] = {}
         trades: list[tuple[Any, ...]] = []
         ledger: list[list[Any]] = []
+        futures = False
         markets = self.markets
         for a in batch:
             seq, ts = a.seq, a.ts
@@ -198,10 +204,11 @@ class Projector:
                 if kind == E.BALANCE:
                     if chain is None:
                         chain = chain_tx(a.cmd)
-                    # the asset's index stands where its balance will be (see _running_balances)
+                    # the asset's index stands where its symbol will be, None where its running balance
+                    # will be (see _running_balances)
                     bal = cast(E.Balance, ev)
-                    ledger.append([seq, n, ts, bal.account, bal.asset, bal.d_available, bal.d_locked, CAUSE[bal.cause],
-                                   chain[0], chain[1]])
+                    ledger.append([seq, n, ts, bal.account, bal.asset, None, bal.d_available, bal.d_locked,
+                                   CAUSE[bal.cause], chain[0], chain[1]])
                 elif kind == E.TRADE:
                     t = cast(E.Trade, ev)
                     trades.append((t.trade_id, seq, ts, markets[t.market].symbol, t.price, t.qty, t.notional,
@@ -243,7 +250,9 @@ class Projector:
                         row = orders[oid] = _OrderRow(None)
                     row.triggered = True
                     row.seq, row.ts = seq, ts
-        return orders, trades, ledger
+                elif kind in _FUTURES_KINDS:
+                    futures = True
+        return orders, trades, ledger, futures
 
     def _store(self, new_rows: list[list[Any]], updates: list[tuple[Any, ...]], trades: list[tuple[Any, ...]],
                ledger: list[list[Any]], last: int, futures: dict[str, list[tuple[Any, ...]]]) -> None:
@@ -341,9 +350,10 @@ class Projector:
 
 
 def _running_balances(ledger: list[list[Any]], balances: Mapping[int, Sequence[int]], assets: list[Asset]) -> None:
-    """Turn each ledger row ``[seq, n, ts, account, asset index, d_available, d_locked, ...]`` into
-    ``[seq, n, ts, account, symbol, balance, d_available, d_locked, ...]``: walking back from the
-    balances after the last row, each row's balance is the one after it minus the rows after it."""
+    """Turn each ledger row ``[seq, n, ts, account, asset index, None, d_available, d_locked, ...]``
+    into ``[seq, n, ts, account, symbol, balance, d_available, d_locked, ...]``: walking back from
+    the balances after the last row, each row's balance is the one after it minus the rows after it."""
+    symbols = [a.symbol for a in assets]
     after: dict[tuple[int, int], int] = {}
     for row in reversed(ledger):
         account, index = row[3], row[4]
@@ -352,8 +362,9 @@ def _running_balances(ledger: list[list[Any]], balances: Mapping[int, Sequence[i
         if balance is None:
             vec = balances.get(account)
             balance = vec[2 * index] + vec[2 * index + 1] if vec else 0
-        after[key] = balance - row[5] - row[6]
-        row[4:5] = [assets[index].symbol, balance]
+        after[key] = balance - row[6] - row[7]
+        row[4] = symbols[index]
+        row[5] = balance
 
 
 def _order_rows(orders: dict[int, _OrderRow]) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
