@@ -93,6 +93,44 @@ def test_projections_match_the_engine_and_rebuild_identically(pg_url: str) -> No
     journal.close()
 
 
+def test_the_background_writer_in_small_batches_writes_the_same_tables(pg_url: str, monkeypatch: Any) -> None:
+    """The follower's writer thread stores batch after batch while the next is applied: orders
+    created in one batch and filled or cancelled in later ones, and the running balances across
+    batches, come out as one batch written in the caller's thread writes them."""
+    engine = _load(pg_url, 4_000)
+    journal = Journal(pg_url)
+    projector = Projector(pg_url)
+    follower.catch_up(journal, projector)
+    whole = _tables(pg_url)
+    projector.truncate()
+    projector.close()
+    monkeypatch.setattr(follower, "BATCH", 97)  # many batches, each an order's life split over several
+    background = Projector(pg_url, background=True)
+    replica = follower.catch_up(journal, background)
+    background.flush()
+    assert background.checkpoint() == engine.seq
+    assert _tables(pg_url) == whole
+    _check_against(engine, pg_url)
+    # and what step() writes after the catch-up, in the background too
+    node = Node.open(pg_url, Settings.from_env({}), projections=False)
+    for cmd in dpg_commands(mixed(1_500, seed=4, accounts=50)):
+        node.sequencer.submit(cmd)
+    node.sequencer.submit_wait(Credit(1, "USD", 1, "fence-2"))
+    node.close()
+    assert follower.step(replica, journal, background) > 1_500
+    background.flush()
+    assert background.checkpoint() == node.engine.seq
+    _check_against(node.engine, pg_url)
+    stepped = _tables(pg_url)
+    background.truncate()
+    background.close()
+    foreground = Projector(pg_url)
+    follower.catch_up(journal, foreground)
+    assert _tables(pg_url) == stepped
+    foreground.close()
+    journal.close()
+
+
 def test_catch_up_resumes_after_its_checkpoint(pg_url: str) -> None:
     engine = _load(pg_url, 2_000)
     journal = Journal(pg_url)

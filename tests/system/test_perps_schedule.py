@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from dpg.config import Settings
 from dpg.core import events as E
-from dpg.core.commands import Credit, Funding, IndexPrice, OpenAccount, PlaceOrder
+from dpg.core.commands import CancelOrder, Credit, Funding, IndexPrice, OpenAccount, PlaceOrder
 from dpg.core.model import OrderType, Side
 from dpg.journal.journal import Applied
 from dpg.system.node import Node
@@ -83,3 +83,51 @@ def test_funding_is_asked_for_once_when_its_time_has_come(pg_url: str) -> None:
         assert not any(isinstance(c, IndexPrice) for c in fake.sent)
     finally:
         node.close()
+
+
+def test_spot_mids_answer_the_books_as_committed_and_forget_reads_of_batches_that_never_were() -> None:
+    from dpg.core.engine import Engine
+    from dpg.core.genesis import GENESIS
+
+    engine = Engine()
+    applied: list[Applied] = []
+
+    def run(*cmds: Any) -> Applied:
+        for cmd in cmds:
+            seq = engine.seq + 1
+            applied.append(Applied(seq, seq, cmd, engine.apply(cmd, seq, seq)))
+        return applied[-1]
+
+    run(*GENESIS, OpenAccount(1), Credit(1, "USDT", 10**6 * USDT, "u"), Credit(1, "BTC", 10 * BTC, "b"))
+    mids = SpotMids(engine)  # as recovered: committed
+    assert mids.best("BTC/USDT") is None and mids.seq == engine.seq
+    bid = run(PlaceOrder(1, "BTC/USDT", Side.BUY, OrderType.LIMIT, 49_000 * USDT, BTC // 10))
+    ask = run(PlaceOrder(1, "BTC/USDT", Side.SELL, OrderType.LIMIT, 51_000 * USDT, BTC // 10))
+    mids.observe(engine, ask)  # the engine thread read the books after the batch [bid, ask] ...
+    assert mids.best("BTC/USDT") is None  # ... not committed yet
+    mids([bid, ask])
+    assert mids.mid("BTC/USDT") == 50_000 * USDT and mids.seq == ask.seq
+    # a batch applied and read, whose commit then failed: the journal never had it
+    lost = run(PlaceOrder(1, "BTC/USDT", Side.BUY, OrderType.LIMIT, 50_500 * USDT, BTC // 10))
+    mids.observe(engine, lost)
+    # the engine is rebuilt without it (here: the order cancelled), and its number holds another command
+    oid = cast(E.OrderNew, lost.events[0]).oid
+    run(CancelOrder(1, "BTC/USDT", oid))
+    other = Applied(lost.seq, lost.ts, lost.cmd, [])
+    mids.observe(engine, other)
+    assert mids.seq == ask.seq  # nothing committed since
+    mids([other])
+    assert mids.seq == other.seq and mids.mid("BTC/USDT") == 50_000 * USDT  # not the lost bid's 50,750
+    # a batch whose commit failed but which the journal did hold (known on resume) stands once fed
+    held = run(PlaceOrder(1, "BTC/USDT", Side.BUY, OrderType.LIMIT, 50_500 * USDT, BTC // 10))
+    mids.observe(engine, held)
+    mids([held])
+    assert mids.mid("BTC/USDT") == 50_750 * USDT and mids.seq == held.seq
+    # reads of a longer lost run (numbers past the next commit's) do not hold back the ones after them
+    mids.observe(engine, Applied(held.seq + 5, held.ts, held.cmd, []))
+    run(CancelOrder(1, "BTC/USDT", cast(E.OrderNew, held.events[0]).oid))
+    after = applied[-1]
+    mids.observe(engine, after)
+    mids([after])
+    assert mids.seq == after.seq and mids.mid("BTC/USDT") == 50_000 * USDT
+    assert mids.best("ETH/USDT") is None and mids.best("NOPE/USDT") is None

@@ -3,15 +3,19 @@ PostgreSQL journal, each reply released only after its command is committed.
 
 Runs on a scratch database of the configured server (DPG_DATABASE_URL, or the embedded one),
 dropped afterwards. A producer keeps up to ``window`` commands in flight, like many clients at once;
-the ack latency of a command is from its submission to its reply.
+the ack latency of a command is from its submission to its reply. With the projection follower,
+its lag behind the journal is printed each second (``durable-lag`` lines) and summed up on the
+run's line (``lag_max_s``, ``lag_last_s``; ``projection_lag_s``: the time it took to catch up after
+the flow ended).
 """
 
 from __future__ import annotations
 
+import bisect
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,7 +93,75 @@ def _drive(node: Node, cmds: list[Any], window: int) -> dict[str, Any]:
             "ack_max_ms": round(ms[-1], 3), "unavailable": rejected_unavailable[0]}
 
 
-def run(commands: int, seed: int, *, window: int = 1024, accounts: int = 1000) -> list[dict[str, Any]]:
+class LagMeter:
+    """The projection follower's lag behind the journal, sampled from a thread of its own: the
+    journal's committed seq (the sequencer's, in process), the follower's checkpoint (read from its
+    table), the lag in commands, and in seconds (how long ago the journal had committed what the
+    follower has written now)."""
+
+    def __init__(self, node: Node, url: str, every: float = 1.0,
+                 on_line: Callable[[dict[str, Any]], None] | None = None, tick: float = 0.05) -> None:
+        self.node = node
+        self.url = url
+        self.every = every
+        self.tick = tick
+        self.on_line = on_line
+        self.lines: list[dict[str, Any]] = []
+        self._history: list[tuple[float, int]] = []  # (time, journal committed seq), rising
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dpg-bench-lag", daemon=True)
+        self.t0 = time.perf_counter()
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _committed_at(self, seq: int, now: float) -> float:
+        """When the journal had first committed ``seq`` (``now`` if it has not yet been seen)."""
+        history = self._history
+        i = bisect.bisect_left(history, seq, key=lambda h: h[1])
+        return history[i][0] if i < len(history) else now
+
+    def _run(self) -> None:
+        from dpg.store.projection import Projector
+
+        projector = Projector(self.url)
+        try:
+            next_line = self.t0 + self.every
+            while not self._stop.wait(self.tick):
+                line_due = time.perf_counter() >= next_line
+                follower_seq = projector.checkpoint() if line_due else 0  # read first: never past the journal's
+                now = time.perf_counter()
+                journal_seq = self.node.sequencer.committed_seq
+                if not self._history or journal_seq > self._history[-1][1]:
+                    self._history.append((now, journal_seq))
+                if not line_due:
+                    continue
+                next_line += self.every
+                line = {"bench": "durable-lag", "t_s": round(now - self.t0, 2), "journal_seq": journal_seq,
+                        "follower_seq": follower_seq, "lag_commands": max(0, journal_seq - follower_seq),
+                        "lag_s": round(now - self._committed_at(follower_seq, now) if follower_seq < journal_seq
+                                       else 0.0, 3)}
+                self.lines.append(line)
+                if self.on_line is not None:
+                    self.on_line(line)
+        finally:
+            projector.close()
+
+    def summary(self) -> dict[str, Any]:
+        lags = [ln["lag_s"] for ln in self.lines] or [0.0]
+        return {"lag_max_s": max(lags), "lag_last_s": lags[-1], "lag_samples": len(self.lines)}
+
+
+def run(commands: int, seed: int, *, window: int = 1024, accounts: int = 1000,
+        on_line: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """The flow without, then with, the projection follower; ``on_line`` sees each line as it is
+    measured: the lag lines (each second of the run with the follower, until it has caught up) and
+    each run's line."""
     ops = mixed(commands, seed=seed, accounts=accounts)
     lines = []
     for projections in (False, True):
@@ -98,17 +170,27 @@ def run(commands: int, seed: int, *, window: int = 1024, accounts: int = 1000) -
             node = Node.open(url, settings, projections=projections)
             try:
                 _fund(node, accounts)
+                if projections:  # the follower has written the funding before the measured flow
+                    follower.wait_caught_up(url, node.sequencer.committed_seq, 300)
                 line: dict[str, Any] = {"bench": "durable", "projections": projections, "window": window}
+                meter = LagMeter(node, url, on_line=on_line) if projections else None
+                if meter is not None:
+                    meter.start()
                 line.update(_drive(node, list(dpg_commands(ops)), window))
-                if projections:
+                if meter is not None:
                     t = time.perf_counter()
                     follower.wait_caught_up(url, node.sequencer.committed_seq, 300)
-                    line["projection_lag_s"] = round(time.perf_counter() - t, 3)
+                    line["projection_lag_s"] = round(time.perf_counter() - t, 3)  # to catch up after the flow
+                    time.sleep(meter.every + 2 * meter.tick)  # one line of the caught-up follower
+                    meter.stop()
+                    line.update(meter.summary())
                 journal_rows = node.journal.last_seq()
                 line["journal_rows"] = journal_rows
             finally:
                 node.close()
             lines.append(line)
+            if on_line is not None:
+                on_line(line)
     return lines
 
 

@@ -42,11 +42,14 @@ def bench_durable(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
     window: Annotated[int, typer.Option(help="Commands in flight (awaiting their reply) at most")] = 1024,
 ) -> None:
-    """The same flow through the sequencer and the PostgreSQL journal, replies after commit."""
+    """The same flow through the sequencer and the PostgreSQL journal, replies after commit; then again
+    with the projection follower, its lag printed each second."""
     from dpg.bench import durable_bench
 
-    for line in durable_bench.run(commands, seed, window=window):
+    def echo(line: dict[str, object]) -> None:
         typer.echo(json.dumps(line))
+
+    durable_bench.run(commands, seed, window=window, on_line=echo)
 
 
 @bench_app.command("api")

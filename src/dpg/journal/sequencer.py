@@ -2,9 +2,10 @@
 applies it to the engine, and hands batches to the journal writer; a caller's reply is released
 only after the batch holding its command is committed.
 
-Two threads. The engine thread drains the inbox, applies commands and passes each batch on; the
-journal thread merges whatever batches are waiting into one transaction (group commit), commits,
-then releases the replies and feeds the sinks (projections, market data). The engine may run
+Two threads, a pipeline. The engine thread drains the inbox, applies commands, encodes each batch's
+journal rows in PostgreSQL's binary COPY format and passes the batch on; meanwhile the journal
+thread merges whatever batches are waiting into one transaction (group commit: one COPY of the
+encoded rows), commits, then releases the replies and feeds the sinks (projections, market data). The engine may run
 ahead of the journal by a bounded number of batches; none of that is visible to anyone before it
 is durable.
 
@@ -44,7 +45,7 @@ from dpg.core.engine import Engine
 from dpg.core.errors import Reject
 from dpg.core.events import Event
 from dpg.journal import codec
-from dpg.journal.journal import Applied, Journal, Row
+from dpg.journal.journal import Applied, Journal, copy_row
 from dpg.journal.recovery import recover
 
 log = logging.getLogger("dpg.sequencer")
@@ -68,9 +69,13 @@ class _Encoded:
 
 
 Sink = Callable[[Sequence[Applied]], None]
+# called on the engine thread after each batch is applied, with the engine and the batch's last
+# command: what it reads of the engine is the state as of that command (durable once it is)
+Observer = Callable[[Engine, Applied], None]
 _Snapshot = tuple[int, str, bytes] | _Encoded
-# (journal rows, (reply callback, applied command) pairs, snapshot to store with them)
-_Batch = tuple[list[Row], list[tuple["Callback | None", Applied]], _Snapshot | None]
+# (journal rows in binary COPY format, each command's reply callback, the applied commands,
+# snapshot to store with them)
+_Batch = tuple[list[bytes], list["Callback | None"], list[Applied], _Snapshot | None]
 
 
 def _unavailable(reason: str) -> list[Event]:
@@ -93,6 +98,7 @@ class Sequencer:
         snapshot_every: int = 100_000,
         batch_max: int = 8_192,
         sinks: Sequence[Sink] = (),
+        observers: Sequence[Observer] = (),
         clock: Callable[[], int] = time.time_ns,
         fork_snapshots: bool = True,
     ) -> None:
@@ -101,6 +107,7 @@ class Sequencer:
         self.snapshot_every = snapshot_every
         self.batch_max = batch_max
         self.sinks = list(sinks)
+        self.observers = list(observers)
         self.fork_snapshots = fork_snapshots and hasattr(os, "fork")
         self._snapshot_pid = 0  # the child encoding a snapshot, if any
         self._snapshot_seq = 0  # ... of the state after this seq
@@ -205,7 +212,7 @@ class Sequencer:
                 if self._snapshot_pid:  # idle: store a finished snapshot (on stop, wait for it)
                     self._reap(block=self._stopping)
                 if self._finished is not None and self.failed is None:
-                    self._send([], [], self._finished)
+                    self._send([], [], [], self._finished)
                     self._finished = None
                 if self._stopping:
                     break
@@ -221,8 +228,9 @@ class Sequencer:
                     if cb is not None:
                         cb(0, _unavailable(HALTED))
                 continue
-            rows: list[Row] = []
-            replies: list[tuple[Callback | None, Applied]] = []
+            rows: list[bytes] = []
+            callbacks: list[Callback | None] = []
+            applied: list[Applied] = []
             seq = self.seq
             ts = self.last_ts
             now = clock()
@@ -237,10 +245,14 @@ class Sequencer:
                     continue
                 seq += 1
                 events = apply(cmd, seq, ts)
-                rows.append((seq, ts, payload))
-                replies.append((cb, Applied(seq, ts, cmd, events)))
+                rows.append(copy_row(seq, ts, payload))
+                callbacks.append(cb)
+                applied.append(Applied(seq, ts, cmd, events))
             self.seq = seq
             self.last_ts = ts
+            if applied:
+                for observe in self.observers:
+                    observe(self.engine, applied[-1])
             snapshot = None
             if seq - self.last_snapshot >= self.snapshot_every:
                 snapshot = self._snapshot()
@@ -250,15 +262,15 @@ class Sequencer:
                 # a forked snapshot goes with a batch after the one holding its seq
                 snapshot, self._finished = self._finished, None
             if rows or snapshot is not None:
-                self._send(rows, replies, snapshot)
+                self._send([b"".join(rows)] if rows else [], callbacks, applied, snapshot)
         self._out.put(None)
 
-    def _send(self, rows: list[Row], replies: list[tuple[Callback | None, Applied]],
+    def _send(self, rows: list[bytes], callbacks: list[Callback | None], applied: list[Applied],
               snapshot: _Snapshot | None) -> None:
         """Hand a batch to the journal thread (counted until it is answered)."""
         with self._flight_lock:
             self._in_flight += 1
-        self._out.put((rows, replies, snapshot))
+        self._out.put((rows, callbacks, applied, snapshot))
 
     def _maybe_resume(self) -> None:
         """While halted (engine thread): once every batch sent to the journal thread is answered
@@ -287,14 +299,14 @@ class Sequencer:
         self._resume_wait = RESUME_FIRST_S
         self.failed = None
 
-    def _halt(self, error: BaseException, replies: list[tuple[Callback | None, Applied]]) -> None:
+    def _halt(self, error: BaseException, applied: list[Applied]) -> None:
         """A commit failed (journal thread): stop taking commands until the database is back."""
         self.failed = error
         self.halted_at = time.time()
-        self._uncertain = [a for _, a in replies]
+        self._uncertain = applied
         self._resume_at = time.monotonic() + RESUME_FIRST_S
         log.error("event=journal_failed halted=1 uncertain_from=%d uncertain_to=%d error=%r",
-                  replies[0][1].seq if replies else 0, replies[-1][1].seq if replies else 0, error)
+                  applied[0].seq if applied else 0, applied[-1].seq if applied else 0, error)
 
     def _drop_snapshot(self) -> None:
         """Forget the snapshot being encoded or waiting to be stored (engine thread, while halted)."""
@@ -381,7 +393,7 @@ class Sequencer:
                 continue
             if item is None:
                 break
-            rows, replies, snapshot = item
+            rows, callbacks, applied, snapshot = item
             n_batches = 1
             ended = False
             # group commit: take every batch that is already waiting into the same transaction
@@ -394,12 +406,13 @@ class Sequencer:
                     ended = True
                     break
                 rows.extend(more[0])
-                replies.extend(more[1])
+                callbacks.extend(more[1])
+                applied.extend(more[2])
                 n_batches += 1
-                if more[2] is not None:  # the newer snapshot is kept
+                if more[3] is not None:  # the newer snapshot is kept
                     if isinstance(snapshot, _Encoded):
                         snapshot.file.close()
-                    snapshot = more[2]
+                    snapshot = more[3]
             if isinstance(snapshot, _Encoded):
                 encoded, snapshot = snapshot, None
                 if self.failed is None:
@@ -412,21 +425,21 @@ class Sequencer:
             reason = HALTED
             if self.failed is None:
                 try:
-                    self.journal.append(rows, snapshot)
-                    if rows:
-                        self.committed_seq = rows[-1][0]
+                    self.journal.append_encoded(rows, snapshot)
+                    if applied:
+                        self.committed_seq = applied[-1].seq
                 except Exception as e:
-                    self._halt(e, replies)
+                    self._halt(e, applied)
                     reason = UNCERTAIN
             if self.failed is not None:
-                for cb, _ in replies:
+                for cb in callbacks:
                     if cb is not None:
                         cb(0, _unavailable(reason))
             else:
-                for cb, a in replies:
+                for cb, a in zip(callbacks, applied, strict=True):
                     if cb is not None:
                         cb(a.seq, a.events)
-                self._feed([a for _, a in replies])
+                self._feed(applied)
             with self._flight_lock:
                 self._in_flight -= n_batches
             if ended:

@@ -97,7 +97,8 @@ class Node:
         self.mids = SpotMids(self.engine)  # the books as committed: the perpetuals' index source
         tune_gc()
         self.sequencer = Sequencer(self.engine, self.journal, snapshot_every=settings.snapshot_every,
-                                   batch_max=settings.batch_max, sinks=[*sinks, self.mids])
+                                   batch_max=settings.batch_max, sinks=[*sinks, self.mids],
+                                   observers=[self.mids.observe])
         self.follower = FollowerProcess(url) if projections else None
         self._started = False
 

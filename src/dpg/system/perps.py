@@ -3,23 +3,23 @@ funding.
 
 The engine reads no clock and no feed (dpg.core.futures): an index price arrives as a journaled
 IndexPrice command and funding as a Funding command. Until an oracle is wired in, the exchange's
-own index source is the spot market's mid price: ``SpotMids`` keeps the books of every market from
-the committed event batches (a sink of the sequencer, the API's MarketData fed on the journal
-thread, read under a lock from any thread), and ``PerpScheduler`` every ``DPG_INDEX_EVERY_MS``
-(default 1,000 ms) submits IndexPrice(perp, mid of BASE/QUOTE) for each perpetual whose spot
-market has both a best bid and a best ask, and Funding(perp) once the sequencer's time has reached
-the perpetual's next funding time (the engine refuses an early one with FUNDING_NOT_DUE: harmless).
-Each funding is logged.
+own index source is the spot market's mid price: ``SpotMids`` keeps the best bid and ask of every
+market as committed (read from the engine's books after each batch on the engine thread, standing
+once the journal has committed that batch; read under a lock from any thread), and
+``PerpScheduler`` every ``DPG_INDEX_EVERY_MS`` (default 1,000 ms) submits IndexPrice(perp, mid of
+BASE/QUOTE) for each perpetual whose spot market has both a best bid and a best ask, and
+Funding(perp) once the sequencer's time has reached the perpetual's next funding time (the engine
+refuses an early one with FUNDING_NOT_DUE: harmless). Each funding is logged.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-from dpg.api.marketdata import MarketData
 from dpg.core import events as E
 from dpg.core.commands import Funding, IndexPrice
 from dpg.core.engine import Engine
@@ -35,44 +35,58 @@ NS_PER_MS = 1_000_000  # the sequencer stamps commands in ns; funding times are 
 
 
 class SpotMids:
-    """The books of every market as committed: loaded from the recovered engine before the
-    sequencer starts, then a sink of every committed batch. ``mid(symbol)`` is thread-safe."""
+    """The best bid and ask of every market as committed. The engine thread reads them from the
+    books after each batch (``observe``, a sequencer observer: a few reads a batch, nothing per
+    command); they stand once the journal has committed that batch (the sink, ``__call__``).
+    ``best`` and ``mid`` are thread-safe."""
 
     def __init__(self, engine: Engine) -> None:
         self._lock = threading.Lock()
-        self._md = MarketData(engine.markets, engine.assets, trades_kept=1)
-        self._md.load(engine)
-        self.broken = False  # a batch could not be applied: no mid is answered any more
+        self._pending: deque[tuple[Applied, dict[str, tuple[int, int] | None]]] = deque()
+        self._best = self._read(engine)  # a recovered engine is as committed
+        self._seq = engine.seq
+
+    @staticmethod
+    def _read(engine: Engine) -> dict[str, tuple[int, int] | None]:
+        out: dict[str, tuple[int, int] | None] = {}
+        for m, book in zip(engine.markets, engine.books, strict=False):
+            bid, ask = book.bids.best(), book.asks.best()
+            out[m.symbol] = None if bid is None or ask is None else (bid.price * m.tick_size,
+                                                                      ask.price * m.tick_size)
+        return out
+
+    def observe(self, engine: Engine, last: Applied) -> None:
+        """(engine thread) The books right after ``last``: pending until it is committed."""
+        best = self._read(engine)
+        with self._lock:
+            pending = self._pending
+            while pending and pending[-1][0].seq >= last.seq:
+                pending.pop()  # read before a halt, of commands that never committed: their numbers are reused
+            pending.append((last, best))
 
     def __call__(self, batch: Sequence[Applied]) -> None:
-        if self.broken:
+        """(journal thread) ``batch`` is committed: the books read after its commands stand."""
+        if not batch:
             return
+        first, last = batch[0].seq, batch[-1].seq
         with self._lock:
-            try:
-                for a in batch:
-                    if a.seq > self._md.seq:
-                        self._md.apply(a.seq, a.ts, a.events)
-            except Exception:
-                self.broken = True  # the index stops rather than follow a wrong book
-                log.exception("event=spot_mids_broken reason=%r", "a committed batch could not be applied")
+            pending = self._pending
+            while pending and pending[0][0].seq <= last:
+                a, best = pending.popleft()
+                i = a.seq - first
+                if 0 <= i < len(batch) and batch[i] is a:  # (else read of a batch that never committed)
+                    self._best, self._seq = best, a.seq
 
     @property
     def seq(self) -> int:
-        return self._md.seq
+        """The last command whose books are answered."""
+        return self._seq
 
     def best(self, symbol: str) -> tuple[int, int] | None:
         """(best bid, best ask) of a market in quote units per whole base, None unless both sides
         have orders (or the market is unknown)."""
-        if self.broken:
-            return None
         with self._lock:
-            try:
-                d = self._md.depth(symbol, 1)
-            except (KeyError, ValueError):
-                return None
-        if not d["bids"] or not d["asks"]:
-            return None
-        return int(d["bids"][0][0]), int(d["asks"][0][0])
+            return self._best.get(symbol)
 
     def mid(self, symbol: str) -> int | None:
         """The mid price (bid + ask) / 2, rounded down, in quote units per whole base."""
