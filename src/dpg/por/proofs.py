@@ -1,0 +1,133 @@
+"""Every account's proof of a published tree, kept in PostgreSQL and assembled on read: the
+per-account table (leaf index, salt) and the tree's nodes as packed records in chunks
+(``por_proof_accounts``, ``por_proof_nodes``; migration 0017). A proof read from them is the one
+``tree.proof`` makes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from dpg.por import packed
+from dpg.por import tree as por
+
+LOW = 6  # the levels below this one, except the leaves, are recomputed from a block of 2^LOW leaves
+CHUNK = 4096  # records in one row of por_proof_nodes (256 KiB)
+BATCH = 1 << 18  # account rows per write to the COPY stream
+
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_PGCOPY_TRAILER = b"\xff\xff"
+
+ACCOUNT_SQL = "SELECT leaf, salt FROM por_proof_accounts WHERE epoch = %s AND asset = %s AND account = %s"
+NODES_SQL = (
+    "SELECT q.level, substring(n.nodes FROM q.off FOR q.len)"
+    " FROM unnest(%s::smallint[], %s::int[], %s::int[], %s::int[]) AS q(level, chunk, off, len)"
+    " JOIN por_proof_nodes n ON n.epoch = %s AND n.asset = %s AND n.level = q.level AND n.chunk = q.chunk")
+
+
+def stored_levels(depth: int) -> list[int]:
+    """The leaves, the levels from LOW up and the root."""
+    return sorted({0, depth, *range(LOW, depth + 1)})
+
+
+def _account_rows(epoch: int, asset: str, t: packed.PackedTree) -> np.ndarray[Any, np.dtype[np.void]]:
+    """The account rows as binary COPY tuples, made by numpy (all five fields have a fixed size)."""
+    name = asset.encode()
+    dtype = np.dtype([("fields", ">i2"), ("l_epoch", ">i4"), ("epoch", ">i8"), ("l_asset", ">i4"),
+                      ("asset", f"S{len(name)}"), ("l_account", ">i4"), ("account", ">i8"), ("l_leaf", ">i4"),
+                      ("leaf", ">i8"), ("l_salt", ">i4"), ("salt", "u1", (32,))])
+    rows = np.empty(len(t.accounts), dtype=dtype)
+    rows["fields"], rows["l_epoch"], rows["epoch"] = 5, 8, epoch
+    rows["l_asset"], rows["asset"] = len(name), name
+    rows["l_account"], rows["account"] = 8, t.accounts
+    rows["l_leaf"], rows["leaf"] = 8, t.leaf
+    rows["l_salt"], rows["salt"] = 32, t.salts
+    return rows
+
+
+def write(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree) -> None:
+    """Every account's row and the kept levels, by binary COPY (in the caller's transaction)."""
+    rows = _account_rows(epoch, asset, t)
+    with conn.cursor() as cur:
+        with cur.copy("COPY por_proof_accounts (epoch, asset, account, leaf, salt) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(_PGCOPY_HEADER)
+            for a in range(0, len(rows), BATCH):
+                cp.write(rows[a:a + BATCH].tobytes())
+            cp.write(_PGCOPY_TRAILER)
+        with cur.copy("COPY por_proof_nodes (epoch, asset, level, chunk, nodes) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "text", "int2", "int4", "bytea"])
+            for level in stored_levels(t.depth):
+                records = t.levels[level]
+                for chunk, a in enumerate(range(0, len(records), CHUNK)):
+                    cp.write_row((epoch, asset, level, chunk, records[a:a + CHUNK].tobytes()))
+
+
+def reads(depth: int, index: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """What to read of por_proof_nodes for the leaf at ``index``: (levels, chunks, 1-based offsets,
+    lengths) of its block of leaves, its siblings from LOW up, and the root."""
+    block = min(LOW, depth)
+    start = index >> block << block
+    out = [(0, start // CHUNK, (start % CHUNK) * packed.RECORD + 1, (1 << block) * packed.RECORD)]
+    for level in range(LOW, depth):
+        j = (index >> level) ^ 1
+        out.append((level, j // CHUNK, (j % CHUNK) * packed.RECORD + 1, packed.RECORD))
+    out.append((depth, 0, 1, packed.RECORD))
+    levels, chunks, offsets, lengths = zip(*out, strict=True)
+    return list(levels), list(chunks), list(offsets), list(lengths)
+
+
+def assemble(params: por.Params, depth: int, account: str, index: int, salt: bytes,
+             parts: dict[int, bytes]) -> dict[str, Any]:
+    """The proof file from what ``reads`` named (``parts``: level -> bytes read)."""
+    block = min(LOW, depth)
+    start = index >> block << block
+    if set(parts) != set(reads(depth, index)[0]):
+        raise por.ProofError(f"the stored tree of {params.asset} at epoch {params.epoch} lacks a level")
+    cur = np.frombuffer(parts[0], dtype=np.uint8).reshape(-1, packed.RECORD)
+    if len(cur) != 1 << block:
+        raise por.ProofError(f"the stored leaves of {params.asset} at epoch {params.epoch} are cut short")
+    balance = int.from_bytes(bytes(cur[index - start, 32:]), "big")
+    siblings: list[bytes] = []
+    for level in range(block):
+        siblings.append(bytes(cur[((index >> level) ^ 1) - (start >> level)]))
+        cur = packed.parents(cur)
+    siblings += [parts[level] for level in range(block, depth)]
+    root = parts[depth]
+    return packed.proof_json(params, depth, account, index, balance, salt, siblings, root[:32],
+                             int.from_bytes(root[32:], "big"))
+
+
+def _account_id(account: str) -> int | None:
+    try:
+        a = int(account)
+    except ValueError:
+        return None
+    return a if str(a) == account and -(1 << 63) <= a < 1 << 63 else None
+
+
+def read(conn: psycopg.Connection[Any], params: por.Params, depth: int, account: str) -> dict[str, Any] | None:
+    """The proof of ``account`` (None when it has no leaf in the stored tree)."""
+    a = _account_id(account)
+    row = None if a is None else conn.execute(ACCOUNT_SQL, (params.epoch, params.asset, a)).fetchone()
+    if row is None:
+        return None
+    index, salt = int(row[0]), bytes(row[1])
+    found = conn.execute(NODES_SQL, (*reads(depth, index), params.epoch, params.asset)).fetchall()
+    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in found})
+
+
+async def aread(conn: psycopg.AsyncConnection[Any], params: por.Params, depth: int,
+                account: str) -> dict[str, Any] | None:
+    """``read`` on an async connection (the API's)."""
+    a = _account_id(account)
+    if a is None:
+        return None
+    row = await (await conn.execute(ACCOUNT_SQL, (params.epoch, params.asset, a))).fetchone()
+    if row is None:
+        return None
+    index, salt = int(row[0]), bytes(row[1])
+    cur = await conn.execute(NODES_SQL, (*reads(depth, index), params.epoch, params.asset))
+    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in await cur.fetchall()})
