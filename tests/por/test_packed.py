@@ -112,3 +112,13 @@ def test_refusals() -> None:
     for missing in ("2", "3", "x", "01"):
         with pytest.raises(por.ProofError, match="no leaf"):
             t.proof(missing)
+
+
+@pytest.mark.parametrize("n", [0, 1, 6, 40])
+def test_public_file_is_the_reference_file(n: int) -> None:
+    rows = random_rows(random.Random(n + 1000), n)
+    params = por.Params(31337, "0x" + "ab" * 20, 20261125, 'US"DT')
+    ref = por.build(params, rows, SECRET)
+    t = packed.build(params, packed.Balances.of(rows), SECRET, workers=1)
+    assert t.public_json() == json.dumps(por.public_tree(por.tree_json(ref)), separators=(",", ":")).encode()
+    assert por.audit(json.loads(t.public_json())) == []

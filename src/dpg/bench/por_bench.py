@@ -10,8 +10,10 @@ every in-memory proof in a child process of its own, for the ratio.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import resource
+import threading
 import time
 from typing import Any
 
@@ -34,25 +36,78 @@ def _mb(kb: int) -> int:
     return round(kb / 1024)
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished workers (the database server's are not in it)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class MemoryPeak:
+    """The peak of this process's and its children's proportional set size (PSS, Linux), summed:
+    memory the workers share with this process (the levels' mapping) counted once."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _pss_kb(pid: int | str) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _sample(self) -> int:
+        pids = [str(os.getpid())]
+        try:
+            for task in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{task}/children") as f:
+                    pids += f.read().split()
+        except OSError:
+            pass
+        return sum(self._pss_kb(p) for p in pids)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak_kb = max(self.peak_kb, self._sample())
+
+    def __enter__(self) -> MemoryPeak:
+        self.peak_kb = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, self._sample())
+
+
 def run(accounts: int, seed: int = 5, *, workers: int | None = None, store: bool = True, sample: int = 1000,
         reference: bool = False) -> list[dict[str, Any]]:
     workers = packed.workers_default() if workers is None else workers
     b = balances(accounts, seed)
     secret = random.Random(seed).randbytes(32)
-    t0 = time.perf_counter()
-    phases: dict[str, float] = {}
-    t = packed.build(PARAMS, b, secret, workers=workers, timings=phases)
-    built = time.perf_counter() - t0
+    cpu0 = _cpu_s()
+    with MemoryPeak() as mem:
+        t0 = time.perf_counter()
+        phases: dict[str, float] = {}
+        t = packed.build(PARAMS, b, secret, workers=workers, timings=phases)
+        built = time.perf_counter() - t0
+        stored = _store_and_read(t, sample, seed) if store else {}
     line: dict[str, Any] = {"bench": "por", "impl": "packed", "accounts": accounts, "depth": t.depth,
                             "workers": workers, "build_s": round(built, 2),
                             **{f"{k}_s": round(v, 2) for k, v in phases.items()}}
-    if store:
-        line.update(_store_and_read(t, sample, seed))
-        line["seconds"] = round(built + line["store_s"], 2)
-    else:
-        line["seconds"] = round(built, 2)
-    line["peak_mb"] = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    line["worker_peak_mb"] = _mb(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    line.update(stored)
+    line["seconds"] = round(built + stored.get("store_s", 0), 2)
+    line["cpu_s"] = round(_cpu_s() - cpu0, 2)  # of the build, the reads' assembly and this process's COPY
+    line["peak_mb"] = _mb(mem.peak_kb)  # PSS of this process and its workers, summed
+    line["peak_rss_mb"] = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     out = [line]
     if reference:
         ctx = multiprocessing.get_context("spawn")  # a fresh process: its own peak memory

@@ -9,9 +9,11 @@ hashed straight from the level below it; value sums are numpy arithmetic on the 
 from __future__ import annotations
 
 import hashlib
+import json
 import mmap
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -153,6 +155,25 @@ class PackedTree:
         i = int(np.searchsorted(self.accounts, account))
         return i if i < len(self.accounts) and int(self.accounts[i]) == account else None
 
+    def public_json(self) -> bytes:
+        """The published tree file (``tree.public_tree(tree.tree_json(...))`` as compact JSON, byte
+        for byte): every leaf, pads included, and no account."""
+        p = self.params
+        head = {"version": por.VERSION, "chainId": str(p.chain_id), "registry": p.registry, "epoch": str(p.epoch),
+                "asset": p.asset, "assetId": "0x" + p.asset_id.hex(), "depth": self.depth,
+                "root": "0x" + self.root.hex(), "total": str(self.total), "leafCount": len(self.accounts)}
+        leaves = self.levels[0]
+        hexes = leaves[:, :32].tobytes().hex()
+        values = leaves[:, 32:].view(">u8").reshape(-1, 4)
+        small = values[:, :3].any(axis=1) == 0  # values below 2^64: numpy turns them into text
+        low = values[:, 3].astype(np.uint64).astype(str)
+        parts = []
+        for i in range(len(leaves)):
+            v = str(low[i]) if small[i] else str(int.from_bytes(bytes(leaves[i, 32:]), "big"))
+            parts.append(f'["0x{hexes[64 * i:64 * i + 64]}","{v}"]')
+        body = json.dumps(head, separators=(",", ":"))[:-1] + ',"leaves":[' + ",".join(parts) + "]}"
+        return body.encode()
+
     def proof(self, account: str) -> dict[str, Any]:
         """The proof file of one account, as ``tree.proof`` makes it."""
         try:
@@ -262,6 +283,10 @@ def _run(fn: Callable[[Any], None], tasks: list[Any], pool: Any) -> None:
 
 
 def workers_default() -> int:
+    """One process per core, but only one in a process that runs other threads (an exchange's
+    publisher thread): forking it could copy a lock another thread holds."""
+    if threading.active_count() > 1:
+        return 1
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 

@@ -17,7 +17,7 @@ import psycopg
 
 from dpg.chain.contracts import encode_call
 from dpg.chain.rpc import to_int
-from dpg.por import ipfs
+from dpg.por import ipfs, packed, proofs
 from dpg.por import tree as por
 from dpg.por.registry import (
     GAS_PUBLISH,
@@ -93,9 +93,8 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
 def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: list[tuple[str, int]], secret: bytes,
                    home: Chain, registry: str, others: list[Chain], store: ipfs.Store, sender: str,
                    blocks: dict[str, tuple[int, str]]) -> tuple[dict[str, Any], bool]:
-    t = por.build(por.Params(home.chain_id, registry, epoch, asset), rows, secret)
-    doc = por.tree_json(t)
-    cid = store.put(json.dumps(por.public_tree(doc), separators=(",", ":")).encode())
+    t = packed.build(por.Params(home.chain_id, registry, epoch, asset), packed.Balances.of(rows), secret)
+    cid = store.put(t.public_json())
     held = [(c, holdings(c, asset, blocks[c.name][0])) for c in [home, *others] if asset in c.tokens]
     reserves = [{"chain": c.name, "chainId": str(c.chain_id), "block": blocks[c.name][0], "holdings": str(h)}
                 for c, h in held]
@@ -123,7 +122,7 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
                 entry["error"] = "the registry holds this root, but its Published event was not found"
                 return entry, False
             have = found
-            _record(conn, epoch, asset, t, doc, home, registry, cid, block, block_hash, found[0], found[1])
+            _record(conn, epoch, asset, t, home, registry, cid, block, block_hash, found[0], found[1])
             log.info("event=por_publication_recovered epoch=%d asset=%s tx=%s", epoch, asset, found[0])
         entry["tx"] = have[0]
         entry["onChain"] = True
@@ -143,16 +142,17 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
         return entry, False
     gas = to_int(receipt["gasUsed"])
     entry.update({"tx": tx_hash, "gasUsed": gas, "onChain": True})
-    _record(conn, epoch, asset, t, doc, home, registry, cid, block, block_hash, tx_hash, gas)
+    _record(conn, epoch, asset, t, home, registry, cid, block, block_hash, tx_hash, gas)
     # one line per asset is the caller's (the AutoPublisher's por_published, or dpg por publish's report)
     log.debug("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
               t.root.hex(), t.total, cid, tx_hash, gas)
     return entry, total_reserves >= t.total
 
 
-def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: por.Tree, doc: dict[str, Any], home: Chain,
+def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree, home: Chain,
             registry: str, cid: str, block: int, block_hash: str, tx_hash: str, gas: int) -> None:
-    """The publication and its private tree (users' proofs are served from it), in one transaction."""
+    """The publication and every user's proof (``dpg.por.proofs``: the API serves them from these
+    tables), in one transaction."""
     with conn.transaction():
         conn.execute(
             "INSERT INTO por_publications (epoch, asset, chain_id, registry, root, total, depth, leaves, cid,"
@@ -160,11 +160,13 @@ def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: por.Tree, 
             " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (epoch, asset, home.chain_id, registry, "0x" + t.root.hex(), t.total, t.depth, len(t.accounts), cid,
              block, block_hash, tx_hash, gas))
-        conn.execute("INSERT INTO por_trees (epoch, asset, tree) VALUES (%s, %s, %s)",
-                     (epoch, asset, gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)))
+        conn.execute("DELETE FROM por_proof_accounts WHERE epoch = %s AND asset = %s", (epoch, asset))
+        conn.execute("DELETE FROM por_proof_nodes WHERE epoch = %s AND asset = %s", (epoch, asset))
+        proofs.write(conn, epoch, asset, t)
 
 
 def load_private_tree(raw: bytes) -> por.Tree:
+    """A tree of ``por_trees`` (gzip'd JSON), where epochs published before the proof tables are kept."""
     return por.load_tree(json.loads(gzip.decompress(raw)))
 
 
