@@ -206,24 +206,34 @@ def proof_json(params: por.Params, depth: int, account: str, index: int, balance
 _shared: dict[str, Any] = {}  # what the forked workers read: set before the pool starts
 
 
+def _keyed(s: dict[str, Any], prefix: bytes) -> tuple[Any, Any, Any, bytes]:
+    """The states every leaf of a tree starts from: HMAC-SHA256's inner state with the salt's first
+    block (epoch and asset id, 64 bytes) absorbed, its outer state, and a keccak state with the
+    leaf preimage's first 136 bytes (one rate: the same for every leaf) absorbed, and the rest."""
+    inner, outer = hmac_states(s["secret"])
+    inner.update(s["salt_prefix"])
+    return inner, outer, _keccak(prefix[:136]), prefix[136:]
+
+
 def _leaf_task(bounds: tuple[int, int]) -> None:
     """Hash the real leaves [a, b) (input order) into the shared leaf and salt buffers."""
     a, b = bounds
     s = _shared
     k = _keccak
-    inner, outer = hmac_states(s["secret"])
-    salt_prefix, leaf_prefix = s["salt_prefix"], s["leaf_prefix"]
+    inner, outer, start, rest = _keyed(s, s["leaf_prefix"])
     words = np.ascontiguousarray(s["words"][a:b]).reshape(-1).data
     hashes: list[bytes] = []
     salts: list[bytes] = []
     for j, acct in enumerate(s["accounts"][a:b].tolist()):
         key = k(_ACCOUNT_PREFIX + str(acct).encode()).digest()
         h = inner.copy()
-        h.update(salt_prefix + key)
+        h.update(key)
         o = outer.copy()
         o.update(h.digest())
         salt = o.digest()
-        hashes.append(k(k(leaf_prefix + key + words[32 * j:32 * j + 32] + salt).digest()).digest())
+        leaf = start.copy()
+        leaf.update(rest + key + words[32 * j:32 * j + 32] + salt)
+        hashes.append(k(leaf.digest()).digest())
         salts.append(salt)
     s["raw"][32 * a:32 * b] = b"".join(hashes)
     s["raw_salts"][32 * a:32 * b] = b"".join(salts)
@@ -234,16 +244,17 @@ def _pad_task(bounds: tuple[int, int]) -> None:
     a, b = bounds
     s = _shared
     k = _keccak
-    inner, outer = hmac_states(s["secret"])
-    salt_prefix, pad_prefix = s["salt_prefix"], s["pad_prefix"]
+    inner, outer, start, rest = _keyed(s, s["pad_prefix"])
     hashes: list[bytes] = []
     for i in range(a, b):
         w = i.to_bytes(32, "big")
         h = inner.copy()
-        h.update(salt_prefix + w)
+        h.update(w)
         o = outer.copy()
         o.update(h.digest())
-        hashes.append(k(k(pad_prefix + w + o.digest()).digest()).digest())
+        pad = start.copy()
+        pad.update(rest + w + o.digest())
+        hashes.append(k(pad.digest()).digest())
     leaves = s["levels"][0]
     leaves[a:b, :32] = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 32)
     leaves[a:b, 32:] = 0
