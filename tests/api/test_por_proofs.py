@@ -43,7 +43,7 @@ def test_proofs_come_from_the_proof_tables(pg_url: str, tmp_path: Path) -> None:
         ref = por.build(params, rows, SECRET)
         t = packed.build(params, packed.Balances.of(rows), SECRET, workers=1)
         old = por.Params(31337, REGISTRY, 1763942400, "USDT")  # an epoch published before the tables
-        old_tree = por.build(old, rows[:5] + [(str(alice.id), 7)], SECRET)
+        old_tree = por.build(old, [*rows[:5], (str(alice.id), 7)], SECRET)
         with psycopg.connect(pg_url) as conn, conn.transaction():
             _publication(conn, params, t.depth, t.root, t.total, len(t.accounts))
             proofs.write(conn, params.epoch, params.asset, t)

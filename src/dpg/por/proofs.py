@@ -1,5 +1,5 @@
 """Every account's proof of a published tree, kept in PostgreSQL and assembled on read: the
-per-account table (leaf index, salt) and the tree's nodes as packed records in chunks
+per-account records (leaf index, salt) and the tree's nodes, both packed in chunks
 (``por_proof_accounts``, ``por_proof_nodes``; migration 0017). A proof read from them is the one
 ``tree.proof`` makes.
 """
@@ -16,12 +16,11 @@ from dpg.por import tree as por
 
 LOW = 6  # the levels below this one, except the leaves, are recomputed from a block of 2^LOW leaves
 CHUNK = 4096  # records in one row of por_proof_nodes (256 KiB)
-BATCH = 1 << 18  # account rows per write to the COPY stream
+ACCOUNTS = 1024  # account records in one row of por_proof_accounts (48 KiB)
+ACCOUNT = np.dtype([("account", ">i8"), ("leaf", ">i8"), ("salt", "u1", (32,))])  # 48 bytes
 
-_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
-_PGCOPY_TRAILER = b"\xff\xff"
-
-ACCOUNT_SQL = "SELECT leaf, salt FROM por_proof_accounts WHERE epoch = %s AND asset = %s AND account = %s"
+ACCOUNT_SQL = ("SELECT accounts FROM por_proof_accounts WHERE epoch = %s AND asset = %s AND first <= %s"
+               " ORDER BY first DESC LIMIT 1")
 NODES_SQL = (
     "SELECT q.level, substring(n.nodes FROM q.off FOR q.len)"
     " FROM unnest(%s::smallint[], %s::int[], %s::int[], %s::int[]) AS q(level, chunk, off, len)"
@@ -33,36 +32,21 @@ def stored_levels(depth: int) -> list[int]:
     return sorted({0, depth, *range(LOW, depth + 1)})
 
 
-def _account_rows(epoch: int, asset: str, t: packed.PackedTree) -> np.ndarray[Any, np.dtype[np.void]]:
-    """The account rows as binary COPY tuples, made by numpy (all five fields have a fixed size)."""
-    name = asset.encode()
-    dtype = np.dtype([("fields", ">i2"), ("l_epoch", ">i4"), ("epoch", ">i8"), ("l_asset", ">i4"),
-                      ("asset", f"S{len(name)}"), ("l_account", ">i4"), ("account", ">i8"), ("l_leaf", ">i4"),
-                      ("leaf", ">i8"), ("l_salt", ">i4"), ("salt", "u1", (32,))])
-    rows = np.empty(len(t.accounts), dtype=dtype)
-    rows["fields"], rows["l_epoch"], rows["epoch"] = 5, 8, epoch
-    rows["l_asset"], rows["asset"] = len(name), name
-    rows["l_account"], rows["account"] = 8, t.accounts
-    rows["l_leaf"], rows["leaf"] = 8, t.leaf
-    rows["l_salt"], rows["salt"] = 32, t.salts
-    return rows
-
-
 def write(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree) -> None:
-    """Every account's row and the kept levels, by binary COPY (in the caller's transaction)."""
-    rows = _account_rows(epoch, asset, t)
+    """Every account's record and the kept levels, by binary COPY (in the caller's transaction)."""
+    records = np.empty(len(t.accounts), dtype=ACCOUNT)
+    records["account"], records["leaf"], records["salt"] = t.accounts, t.leaf, t.salts
     with conn.cursor() as cur:
-        with cur.copy("COPY por_proof_accounts (epoch, asset, account, leaf, salt) FROM STDIN (FORMAT BINARY)") as cp:
-            cp.write(_PGCOPY_HEADER)
-            for a in range(0, len(rows), BATCH):
-                cp.write(rows[a:a + BATCH].tobytes())
-            cp.write(_PGCOPY_TRAILER)
+        with cur.copy("COPY por_proof_accounts (epoch, asset, first, accounts) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "text", "int8", "bytea"])
+            for a in range(0, len(records), ACCOUNTS):
+                cp.write_row((epoch, asset, int(t.accounts[a]), records[a:a + ACCOUNTS].tobytes()))
         with cur.copy("COPY por_proof_nodes (epoch, asset, level, chunk, nodes) FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(["int8", "text", "int2", "int4", "bytea"])
             for level in stored_levels(t.depth):
-                records = t.levels[level]
-                for chunk, a in enumerate(range(0, len(records), CHUNK)):
-                    cp.write_row((epoch, asset, level, chunk, records[a:a + CHUNK].tobytes()))
+                nodes = t.levels[level]
+                for chunk, a in enumerate(range(0, len(nodes), CHUNK)):
+                    cp.write_row((epoch, asset, level, chunk, nodes[a:a + CHUNK].tobytes()))
 
 
 def reads(depth: int, index: int) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -108,15 +92,29 @@ def _account_id(account: str) -> int | None:
     return a if str(a) == account and -(1 << 63) <= a < 1 << 63 else None
 
 
+def find(chunk: bytes | None, account: int) -> tuple[int, bytes] | None:
+    """The leaf index and salt of ``account`` in a row of por_proof_accounts (None: not there)."""
+    if chunk is None:
+        return None
+    records = np.frombuffer(chunk, dtype=ACCOUNT)
+    i = int(np.searchsorted(records["account"], account))
+    if i == len(records) or int(records["account"][i]) != account:
+        return None
+    return int(records["leaf"][i]), records["salt"][i].tobytes()
+
+
 def read(conn: psycopg.Connection[Any], params: por.Params, depth: int, account: str) -> dict[str, Any] | None:
     """The proof of ``account`` (None when it has no leaf in the stored tree)."""
     a = _account_id(account)
-    row = None if a is None else conn.execute(ACCOUNT_SQL, (params.epoch, params.asset, a)).fetchone()
-    if row is None:
+    if a is None:
         return None
-    index, salt = int(row[0]), bytes(row[1])
-    found = conn.execute(NODES_SQL, (*reads(depth, index), params.epoch, params.asset)).fetchall()
-    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in found})
+    row = conn.execute(ACCOUNT_SQL, (params.epoch, params.asset, a)).fetchone()
+    found = find(None if row is None else bytes(row[0]), a)
+    if found is None:
+        return None
+    index, salt = found
+    parts = conn.execute(NODES_SQL, (*reads(depth, index), params.epoch, params.asset)).fetchall()
+    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in parts})
 
 
 async def aread(conn: psycopg.AsyncConnection[Any], params: por.Params, depth: int,
@@ -126,8 +124,9 @@ async def aread(conn: psycopg.AsyncConnection[Any], params: por.Params, depth: i
     if a is None:
         return None
     row = await (await conn.execute(ACCOUNT_SQL, (params.epoch, params.asset, a))).fetchone()
-    if row is None:
+    found = find(None if row is None else bytes(row[0]), a)
+    if found is None:
         return None
-    index, salt = int(row[0]), bytes(row[1])
+    index, salt = found
     cur = await conn.execute(NODES_SQL, (*reads(depth, index), params.epoch, params.asset))
     return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in await cur.fetchall()})
