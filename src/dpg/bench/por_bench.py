@@ -44,9 +44,10 @@ def _cpu_s() -> float:
 
 class MemoryPeak:
     """The peak of this process's and its children's proportional set size (PSS, Linux), summed:
-    memory the workers share with this process (the levels' mapping) counted once."""
+    memory the workers share with this process (the levels' mapping) counted once. Sampled every
+    second: reading a large process's page tables is not free."""
 
-    def __init__(self, every: float = 0.1) -> None:
+    def __init__(self, every: float = 1.0) -> None:
         self.peak_kb = 0
         self._stop = threading.Event()
         self._every = every

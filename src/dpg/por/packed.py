@@ -25,6 +25,7 @@ import numpy.typing as npt
 from dpg.por import tree as por
 
 RECORD = 64  # bytes of a node: its hash, then its value as a uint256 word
+LOW = 6  # the levels from 1 to LOW-1 are not kept: a proof recomputes them from its block of 2^LOW leaves
 TASK = 1 << 15  # leaves hashed per task: big enough to hide the task's cost, small enough to balance
 _ACCOUNT_PREFIX = b"DPG-POR-ACCOUNT-v1:"
 
@@ -126,26 +127,44 @@ class Balances:
         return cls(np.array(ids, dtype=np.int64), np.array(his, dtype=np.uint64), np.array(los, dtype=np.uint64))
 
 
+def kept_levels(depth: int) -> list[int]:
+    """The levels a tree keeps: the leaves, the levels from LOW up and the root."""
+    return sorted({0, depth, *range(LOW, depth + 1)})
+
+
+def block_siblings(block: Bytes, index: int) -> list[bytes]:
+    """The siblings of leaf ``index`` on the levels inside its block of leaves (2^h records, the
+    block that holds ``index``), leaf level first."""
+    height = len(block).bit_length() - 1
+    start = index >> height << height
+    out: list[bytes] = []
+    cur = block
+    for level in range(height):
+        out.append(bytes(cur[((index >> level) ^ 1) - (start >> level)]))
+        cur = parents(cur)
+    return out
+
+
 @dataclass(slots=True)
 class PackedTree:
-    """A whole tree: ``levels[l]`` holds the 2^(depth-l) records of level l (``levels[0]`` the leaves,
-    ``levels[depth]`` the root); ``accounts``/``leaf``/``salts`` give each account, sorted by id,
-    its leaf index and salt."""
+    """A whole tree: ``levels[l]``, for each level of ``kept_levels``, holds the 2^(depth-l) records
+    of level l (``levels[0]`` the leaves, ``levels[depth]`` the root); ``accounts``/``leaf``/``salts``
+    give each account, sorted by id, its leaf index and salt."""
 
     params: por.Params
     depth: int
-    levels: list[Bytes]
+    levels: dict[int, Bytes]
     accounts: npt.NDArray[np.int64]
     leaf: npt.NDArray[np.int64]
     salts: Bytes  # n x 32
 
     @property
     def root(self) -> bytes:
-        return bytes(self.levels[-1][0, :32])
+        return bytes(self.levels[self.depth][0, :32])
 
     @property
     def total(self) -> int:
-        return int.from_bytes(bytes(self.levels[-1][0, 32:]), "big")
+        return int.from_bytes(bytes(self.levels[self.depth][0, 32:]), "big")
 
     def value(self, index: int) -> int:
         return int.from_bytes(bytes(self.levels[0][index, 32:]), "big")
@@ -183,9 +202,12 @@ class PackedTree:
         if pos is None or str(int(account)) != account:
             raise por.ProofError(f"account {account!r} has no leaf in this tree (a zero balance is left out)")
         index = int(self.leaf[pos])
-        siblings = [self.levels[level][(index >> level) ^ 1] for level in range(self.depth)]
+        block = min(LOW, self.depth)
+        start = index >> block << block
+        siblings = block_siblings(self.levels[0][start:start + (1 << block)], index)
+        siblings += [bytes(self.levels[level][(index >> level) ^ 1]) for level in range(block, self.depth)]
         return proof_json(self.params, self.depth, account, index, self.value(index), bytes(self.salts[pos]),
-                          [bytes(s) for s in siblings], self.root, self.total)
+                          siblings, self.root, self.total)
 
 
 def proof_json(params: por.Params, depth: int, account: str, index: int, balance: int, salt: bytes,
@@ -261,25 +283,25 @@ def _pad_task(bounds: tuple[int, int]) -> None:
 
 
 def _subtree_task(args: tuple[int, int]) -> None:
-    """Every level of the subtree of height ``height`` whose leaves start at ``first``."""
+    """The subtree of height ``height`` whose leaves start at ``first``: its kept levels."""
     first, height = args
     levels = _shared["levels"]
     cur = levels[0][first:first + (1 << height)]
     for level in range(1, height + 1):
         cur = parents(cur)
-        start = first >> level
-        levels[level][start:start + len(cur)] = cur
+        if level in levels:
+            start = first >> level
+            levels[level][start:start + len(cur)] = cur
 
 
-def _shared_levels(depth: int) -> list[Bytes]:
-    """Every level in one anonymous shared mapping, so forked workers write into the parent's."""
-    size = RECORD * ((1 << (depth + 1)) - 1)
-    buf = mmap.mmap(-1, size)
-    out: list[Bytes] = []
+def _shared_levels(depth: int, levels: list[int]) -> dict[int, Bytes]:
+    """These levels in one anonymous shared mapping, so forked workers write into the parent's."""
+    buf = mmap.mmap(-1, RECORD * sum(1 << (depth - level) for level in levels))
+    out: dict[int, Bytes] = {}
     offset = 0
-    for level in range(depth + 1):
+    for level in levels:
         n = 1 << (depth - level)
-        out.append(np.frombuffer(buf, dtype=np.uint8, count=n * RECORD, offset=offset).reshape(n, RECORD))
+        out[level] = np.frombuffer(buf, dtype=np.uint8, count=n * RECORD, offset=offset).reshape(n, RECORD)
         offset += n * RECORD
     return out
 
@@ -321,7 +343,10 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
     if params.epoch >= 1 << 64:
         raise por.ProofError("epoch must fit a uint64")
     common = por.word(params.chain_id) + por.address_word(params.registry) + epoch_word + aid
-    levels = _shared_levels(depth)
+    # subtrees: enough to keep every worker busy, each a whole block of leaves
+    split = min(depth, max(0, (4 * workers - 1).bit_length())) if workers > 1 else 0
+    height = depth - split
+    levels = _shared_levels(depth, sorted({*kept_levels(depth), height}))
     words = _words(hi, lo)
     raw = mmap.mmap(-1, max(1, 32 * n))
     raw_salts = mmap.mmap(-1, max(1, 32 * n))
@@ -331,9 +356,6 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
                    levels=levels)
     leaf_tasks = [(a, min(a + TASK, n)) for a in range(0, n, TASK)]
     pad_tasks = [(a, min(a + TASK, 1 << depth)) for a in range(n, 1 << depth, TASK)]
-    # subtrees: enough to keep every worker busy, each a whole block of leaves
-    split = min(depth, max(0, (4 * workers - 1).bit_length())) if workers > 1 else 0
-    height = depth - split
     pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and n >= TASK else None
     try:
         _run(_leaf_task, leaf_tasks, pool)
@@ -343,8 +365,12 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
         hashes = np.frombuffer(raw, dtype=np.uint8, count=32 * n).reshape(n, 32)
         order = _sort_order(hashes)
         leaves = levels[0]
-        leaves[:n, :32] = hashes[order]
-        leaves[:n, 32:] = words[order]
+        for a in range(0, n, TASK):  # in slices: no whole permuted copy
+            part = order[a:a + TASK]
+            leaves[a:a + len(part), :32] = hashes[part]
+            leaves[a:a + len(part), 32:] = words[part]
+        del hashes, words
+        _shared.pop("words")
         marks.append(clock())
         _run(_subtree_task, [(i << height, height) for i in range(1 << split)], pool)
     finally:
@@ -352,16 +378,21 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
             pool.close()
             pool.join()
         _shared.clear()
+    cur = levels[height]
     for level in range(height + 1, depth + 1):
-        levels[level][:] = parents(levels[level - 1])
+        cur = parents(cur)
+        if level in levels:
+            levels[level][:] = cur
+    if height not in kept_levels(depth):
+        del levels[height]
     leaf = np.empty(n, dtype=np.int64)
     leaf[order] = np.arange(n, dtype=np.int64)
     by_account = np.argsort(ids, kind="stable")
     salts = np.frombuffer(raw_salts, dtype=np.uint8, count=32 * n).reshape(n, 32)[by_account]
     marks.append(clock())
     if timings is not None:
-        for name, a, b in zip(("leaves", "pads", "sort", "nodes"), marks, marks[1:], strict=False):
-            timings[name] = b - a
+        for name, t0, t1 in zip(("leaves", "pads", "sort", "nodes"), marks, marks[1:], strict=False):
+            timings[name] = t1 - t0
     return PackedTree(params, depth, levels, ids[by_account], leaf[by_account], salts)
 
 

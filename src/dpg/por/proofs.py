@@ -14,7 +14,7 @@ import psycopg
 from dpg.por import packed
 from dpg.por import tree as por
 
-LOW = 6  # the levels below this one, except the leaves, are recomputed from a block of 2^LOW leaves
+LOW = packed.LOW  # levels 1 to LOW-1 are recomputed from a block of 2^LOW leaves
 CHUNK = 4096  # records in one row of por_proof_nodes (256 KiB)
 ACCOUNTS = 1024  # account records in one row of por_proof_accounts (48 KiB)
 ACCOUNT = np.dtype([("account", ">i8"), ("leaf", ">i8"), ("salt", "u1", (32,))])  # 48 bytes
@@ -28,8 +28,8 @@ NODES_SQL = (
 
 
 def stored_levels(depth: int) -> list[int]:
-    """The leaves, the levels from LOW up and the root."""
-    return sorted({0, depth, *range(LOW, depth + 1)})
+    """The leaves, the levels from LOW up and the root (the levels a packed tree keeps)."""
+    return packed.kept_levels(depth)
 
 
 def write(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree) -> None:
@@ -70,15 +70,11 @@ def assemble(params: por.Params, depth: int, account: str, index: int, salt: byt
     start = index >> block << block
     if set(parts) != set(reads(depth, index)[0]):
         raise por.ProofError(f"the stored tree of {params.asset} at epoch {params.epoch} lacks a level")
-    cur = np.frombuffer(parts[0], dtype=np.uint8).reshape(-1, packed.RECORD)
-    if len(cur) != 1 << block:
+    leaves = np.frombuffer(parts[0], dtype=np.uint8).reshape(-1, packed.RECORD)
+    if len(leaves) != 1 << block:
         raise por.ProofError(f"the stored leaves of {params.asset} at epoch {params.epoch} are cut short")
-    balance = int.from_bytes(bytes(cur[index - start, 32:]), "big")
-    siblings: list[bytes] = []
-    for level in range(block):
-        siblings.append(bytes(cur[((index >> level) ^ 1) - (start >> level)]))
-        cur = packed.parents(cur)
-    siblings += [parts[level] for level in range(block, depth)]
+    balance = int.from_bytes(bytes(leaves[index - start, 32:]), "big")
+    siblings = packed.block_siblings(leaves, index) + [parts[level] for level in range(block, depth)]
     root = parts[depth]
     return packed.proof_json(params, depth, account, index, balance, salt, siblings, root[:32],
                              int.from_bytes(root[32:], "big"))
