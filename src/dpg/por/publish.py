@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from dpg.chain.contracts import encode_call
@@ -57,10 +59,8 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
     if home.rpc.chain_id() != home.chain_id:
         raise PublishError(f"chain {home.name}: the node's chain id is not {home.chain_id}")
     sender = sender or home.rpc.accounts()[0]
-    balances: dict[str, list[tuple[str, int]]] = {}
-    for asset, account, balance in conn.execute(
-            "SELECT asset, account, balance FROM por_balances WHERE epoch = %s ORDER BY asset, account", (epoch,)):
-        balances.setdefault(str(asset), []).append((str(account), int(balance)))
+    liabilities = {str(a): int(total) for a, total in conn.execute(
+        "SELECT asset, sum(balance) FROM por_balances WHERE epoch = %s GROUP BY asset", (epoch,))}
 
     chains = [home, *others]
     blocks = {c.name: snapshot_block(c.rpc, epoch) for c in chains}
@@ -72,14 +72,13 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
         "assets": [], "unpublished": [],
     }
     ok = True
-    for asset in sorted(set(balances) | set(home.tokens)):
-        rows = balances.get(asset, [])
+    for asset in sorted(set(liabilities) | set(home.tokens)):
         if asset not in home.tokens:
-            report["unpublished"].append({"asset": asset, "liabilities": str(sum(b for _, b in rows)),
+            report["unpublished"].append({"asset": asset, "liabilities": str(liabilities[asset]),
                                           "reason": f"no token of {asset} on {home.name}, the registry's chain"})
             continue
-        entry, asset_ok = _publish_asset(conn, epoch, asset, rows, secret, home, registry, others, store, sender,
-                                         blocks)
+        entry, asset_ok = _publish_asset(conn, epoch, asset, read_balances(conn, epoch, asset), secret, home,
+                                         registry, others, store, sender, blocks)
         report["assets"].append(entry)
         ok = ok and asset_ok
     report["ok"] = ok
@@ -90,10 +89,39 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
     return report
 
 
-def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: list[tuple[str, int]], secret: bytes,
+def read_balances(conn: psycopg.Connection[Any], epoch: int, asset: str) -> packed.Balances:
+    """One asset's recorded balances at ``epoch``, streamed by COPY into arrays (no Python object
+    per account left once read: millions of accounts fit)."""
+    ids: list[npt.NDArray[np.int64]] = []
+    his: list[npt.NDArray[np.uint64]] = []
+    los: list[npt.NDArray[np.uint64]] = []
+    rest = b""
+    with conn.cursor() as cur, cur.copy("COPY (SELECT account, balance FROM por_balances WHERE epoch = %s AND"
+                                        " asset = %s ORDER BY account) TO STDOUT", (epoch, asset)) as cp:
+        for block in cp:
+            lines = (rest + bytes(block)).split(b"\n")
+            rest = lines.pop()
+            accounts, balances = [], []
+            for line in lines:
+                a, b = line.split(b"\t")
+                accounts.append(int(a))
+                balances.append(int(b))
+            if any(b < 0 or b >= por.MAX_VALUE for b in balances):
+                raise por.ProofError(f"a balance of {asset} at epoch {epoch} is outside [0, 2**128)")
+            ids.append(np.array(accounts, dtype=np.int64))
+            his.append(np.array([b >> 64 for b in balances], dtype=np.uint64))
+            los.append(np.array([b & 0xFFFFFFFFFFFFFFFF for b in balances], dtype=np.uint64))
+    if rest:
+        raise por.ProofError("the balances' COPY ended inside a row")
+    if not ids:
+        return packed.Balances(np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    return packed.Balances(np.concatenate(ids), np.concatenate(his), np.concatenate(los))
+
+
+def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, balances: packed.Balances, secret: bytes,
                    home: Chain, registry: str, others: list[Chain], store: ipfs.Store, sender: str,
                    blocks: dict[str, tuple[int, str]]) -> tuple[dict[str, Any], bool]:
-    t = packed.build(por.Params(home.chain_id, registry, epoch, asset), packed.Balances.of(rows), secret)
+    t = packed.build(por.Params(home.chain_id, registry, epoch, asset), balances, secret)
     cid = store.put(t.public_json())
     held = [(c, holdings(c, asset, blocks[c.name][0])) for c in [home, *others] if asset in c.tokens]
     reserves = [{"chain": c.name, "chainId": str(c.chain_id), "block": blocks[c.name][0], "holdings": str(h)}
