@@ -156,6 +156,17 @@ def test_bench_restart_replays_the_tail_after_the_snapshot_it_placed(pg_server: 
     assert snap["state_hash_equal"] is True and full["state_hash_equal"] is True
 
 
+def test_bench_por_builds_stores_and_reads_back_proofs(pg_server: str) -> None:
+    # more accounts than one hashing task, so the worker processes share the work
+    r = dpg("bench", "por", "--accounts", "40000", "--workers", "2", "--sample", "50", "--reference",
+            env={"DPG_DATABASE_URL": pg_server})
+    assert r.returncode == 0, r.stderr
+    packed, reference = (json.loads(x) for x in r.stdout.strip().splitlines())
+    assert packed["impl"] == "packed" and packed["workers"] == 2 and packed["depth"] == reference["depth"] == 16
+    assert packed["proofs_read"] == 50 and packed["store_mb"] > 0 and packed["peak_mb"] > 0
+    assert reference["impl"] == "reference" and reference["root_matches"] is True  # the same tree both ways
+
+
 def test_por_snapshot_marks_an_epoch_on_the_running_exchange(pg_url: str, tmp_path: Path) -> None:
     from tests.api.client import ADMIN, free_port
 

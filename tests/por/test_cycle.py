@@ -117,7 +117,8 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
             # a publisher that stopped after its transaction was mined, before it wrote the rows: a
             # second run finds the Published event and writes them, so users' proofs are served
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("DELETE FROM por_trees WHERE epoch = %s AND asset = 'USDT'", (epoch,))
+                conn.execute("DELETE FROM por_proof_accounts WHERE epoch = %s AND asset = 'USDT'", (epoch,))
+                conn.execute("DELETE FROM por_proof_nodes WHERE epoch = %s AND asset = 'USDT'", (epoch,))
                 conn.execute("DELETE FROM por_publications WHERE epoch = %s AND asset = 'USDT'", (epoch,))
             r = dpg_cli(env, "por", "publish", "--chains", str(chains), "--epoch", str(epoch))
             assert r.returncode == 0, r.stdout + r.stderr

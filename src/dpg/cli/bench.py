@@ -91,13 +91,20 @@ def bench_liquidation(
 def bench_por(
     accounts: Annotated[int, typer.Option(help="Accounts with a balance")] = 1_000_000,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
+    workers: Annotated[int | None, typer.Option(help="Hashing processes (default: one per core)")] = None,
+    store: Annotated[bool, typer.Option(help="Write every proof to PostgreSQL and read a sample back")] = True,
+    sample: Annotated[int, typer.Option(help="Proofs read back from the store and verified")] = 1000,
+    reference: Annotated[bool, typer.Option(help="Also run tree.py's in-memory build and proofs")] = False,
 ) -> None:
-    """Seconds and peak memory to build one asset's proof-of-reserves tree and every proof."""
+    """Seconds and peak memory to build one asset's proof-of-reserves tree and store every proof."""
     from dpg.bench import por_bench
 
     if accounts <= 0:
         raise fail("--accounts must be positive")
-    typer.echo(json.dumps(por_bench.run(accounts)))
+    if workers is not None and workers <= 0:
+        raise fail("--workers must be positive")
+    for line in por_bench.run(accounts, workers=workers, store=store, sample=sample, reference=reference):
+        typer.echo(json.dumps(line))
 
 
 @bench_app.command("memory")

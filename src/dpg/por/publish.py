@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from dpg.chain.contracts import encode_call
 from dpg.chain.rpc import to_int
-from dpg.por import ipfs
+from dpg.por import ipfs, packed, proofs
 from dpg.por import tree as por
 from dpg.por.registry import (
     GAS_PUBLISH,
@@ -57,10 +59,8 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
     if home.rpc.chain_id() != home.chain_id:
         raise PublishError(f"chain {home.name}: the node's chain id is not {home.chain_id}")
     sender = sender or home.rpc.accounts()[0]
-    balances: dict[str, list[tuple[str, int]]] = {}
-    for asset, account, balance in conn.execute(
-            "SELECT asset, account, balance FROM por_balances WHERE epoch = %s ORDER BY asset, account", (epoch,)):
-        balances.setdefault(str(asset), []).append((str(account), int(balance)))
+    liabilities = {str(a): int(total) for a, total in conn.execute(
+        "SELECT asset, sum(balance) FROM por_balances WHERE epoch = %s GROUP BY asset", (epoch,))}
 
     chains = [home, *others]
     blocks = {c.name: snapshot_block(c.rpc, epoch) for c in chains}
@@ -72,14 +72,13 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
         "assets": [], "unpublished": [],
     }
     ok = True
-    for asset in sorted(set(balances) | set(home.tokens)):
-        rows = balances.get(asset, [])
+    for asset in sorted(set(liabilities) | set(home.tokens)):
         if asset not in home.tokens:
-            report["unpublished"].append({"asset": asset, "liabilities": str(sum(b for _, b in rows)),
+            report["unpublished"].append({"asset": asset, "liabilities": str(liabilities[asset]),
                                           "reason": f"no token of {asset} on {home.name}, the registry's chain"})
             continue
-        entry, asset_ok = _publish_asset(conn, epoch, asset, rows, secret, home, registry, others, store, sender,
-                                         blocks)
+        entry, asset_ok = _publish_asset(conn, epoch, asset, read_balances(conn, epoch, asset), secret, home,
+                                         registry, others, store, sender, blocks)
         report["assets"].append(entry)
         ok = ok and asset_ok
     report["ok"] = ok
@@ -90,12 +89,40 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
     return report
 
 
-def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: list[tuple[str, int]], secret: bytes,
+def read_balances(conn: psycopg.Connection[Any], epoch: int, asset: str) -> packed.Balances:
+    """One asset's recorded balances at ``epoch``, streamed by COPY into arrays (no Python object
+    per account left once read: millions of accounts fit)."""
+    ids: list[npt.NDArray[np.int64]] = []
+    his: list[npt.NDArray[np.uint64]] = []
+    los: list[npt.NDArray[np.uint64]] = []
+    rest = b""
+    with conn.cursor() as cur, cur.copy("COPY (SELECT account, balance FROM por_balances WHERE epoch = %s AND"
+                                        " asset = %s ORDER BY account) TO STDOUT", (epoch, asset)) as cp:
+        for block in cp:
+            lines = (rest + bytes(block)).split(b"\n")
+            rest = lines.pop()
+            accounts, balances = [], []
+            for line in lines:
+                a, b = line.split(b"\t")
+                accounts.append(int(a))
+                balances.append(int(b))
+            if any(b < 0 or b >= por.MAX_VALUE for b in balances):
+                raise por.ProofError(f"a balance of {asset} at epoch {epoch} is outside [0, 2**128)")
+            ids.append(np.array(accounts, dtype=np.int64))
+            his.append(np.array([b >> 64 for b in balances], dtype=np.uint64))
+            los.append(np.array([b & 0xFFFFFFFFFFFFFFFF for b in balances], dtype=np.uint64))
+    if rest:
+        raise por.ProofError("the balances' COPY ended inside a row")
+    if not ids:
+        return packed.Balances(np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    return packed.Balances(np.concatenate(ids), np.concatenate(his), np.concatenate(los))
+
+
+def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, balances: packed.Balances, secret: bytes,
                    home: Chain, registry: str, others: list[Chain], store: ipfs.Store, sender: str,
                    blocks: dict[str, tuple[int, str]]) -> tuple[dict[str, Any], bool]:
-    t = por.build(por.Params(home.chain_id, registry, epoch, asset), rows, secret)
-    doc = por.tree_json(t)
-    cid = store.put(json.dumps(por.public_tree(doc), separators=(",", ":")).encode())
+    t = packed.build(por.Params(home.chain_id, registry, epoch, asset), balances, secret)
+    cid = store.put(t.public_json())
     held = [(c, holdings(c, asset, blocks[c.name][0])) for c in [home, *others] if asset in c.tokens]
     reserves = [{"chain": c.name, "chainId": str(c.chain_id), "block": blocks[c.name][0], "holdings": str(h)}
                 for c, h in held]
@@ -123,7 +150,7 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
                 entry["error"] = "the registry holds this root, but its Published event was not found"
                 return entry, False
             have = found
-            _record(conn, epoch, asset, t, doc, home, registry, cid, block, block_hash, found[0], found[1])
+            _record(conn, epoch, asset, t, home, registry, cid, block, block_hash, found[0], found[1])
             log.info("event=por_publication_recovered epoch=%d asset=%s tx=%s", epoch, asset, found[0])
         entry["tx"] = have[0]
         entry["onChain"] = True
@@ -143,16 +170,17 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, rows: 
         return entry, False
     gas = to_int(receipt["gasUsed"])
     entry.update({"tx": tx_hash, "gasUsed": gas, "onChain": True})
-    _record(conn, epoch, asset, t, doc, home, registry, cid, block, block_hash, tx_hash, gas)
+    _record(conn, epoch, asset, t, home, registry, cid, block, block_hash, tx_hash, gas)
     # one line per asset is the caller's (the AutoPublisher's por_published, or dpg por publish's report)
     log.debug("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
               t.root.hex(), t.total, cid, tx_hash, gas)
     return entry, total_reserves >= t.total
 
 
-def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: por.Tree, doc: dict[str, Any], home: Chain,
+def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree, home: Chain,
             registry: str, cid: str, block: int, block_hash: str, tx_hash: str, gas: int) -> None:
-    """The publication and its private tree (users' proofs are served from it), in one transaction."""
+    """The publication and every user's proof (``dpg.por.proofs``: the API serves them from these
+    tables), in one transaction."""
     with conn.transaction():
         conn.execute(
             "INSERT INTO por_publications (epoch, asset, chain_id, registry, root, total, depth, leaves, cid,"
@@ -160,11 +188,13 @@ def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: por.Tree, 
             " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (epoch, asset, home.chain_id, registry, "0x" + t.root.hex(), t.total, t.depth, len(t.accounts), cid,
              block, block_hash, tx_hash, gas))
-        conn.execute("INSERT INTO por_trees (epoch, asset, tree) VALUES (%s, %s, %s)",
-                     (epoch, asset, gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)))
+        conn.execute("DELETE FROM por_proof_accounts WHERE epoch = %s AND asset = %s", (epoch, asset))
+        conn.execute("DELETE FROM por_proof_nodes WHERE epoch = %s AND asset = %s", (epoch, asset))
+        proofs.write(conn, epoch, asset, t)
 
 
 def load_private_tree(raw: bytes) -> por.Tree:
+    """A tree of ``por_trees`` (gzip'd JSON), where epochs published before the proof tables are kept."""
     return por.load_tree(json.loads(gzip.decompress(raw)))
 
 

@@ -17,6 +17,7 @@ from dpg.api.deps import Auth
 from dpg.api.errors import ApiError
 from dpg.api.presentation import json_response
 from dpg.api.runtime import Runtime
+from dpg.por import proofs
 from dpg.por import tree as por
 from dpg.por.publish import load_private_tree
 
@@ -118,11 +119,32 @@ def router(rt: Runtime) -> APIRouter:
                 raise ApiError(404, "NO_PROOF", f"nothing of {symbol} has been published yet: the first epoch is "
                                "published after the next daily snapshot (or `dpg por snapshot`)")
             epoch = int(latest[0][0])
-        t = await tree_of(epoch, symbol)
+        found = await stored_proof(epoch, symbol, str(p.user_id))
+        if found is not None:
+            return json_response(found)
+        t = await tree_of(epoch, symbol)  # an epoch published before the proof tables
         try:
             return json_response(por.proof(t, str(p.user_id)))
         except por.ProofError:
             raise ApiError(404, "NO_PROOF", f"the account had no {symbol} at epoch {epoch}") from None
+
+    async def stored_proof(epoch: int, asset: str, account: str) -> dict[str, Any] | None:
+        """The proof from the proof tables (dpg.por.proofs); None when this tree is not in them."""
+        async with rt.history.pool.connection() as conn:
+            cur = await conn.execute("SELECT chain_id, registry, depth FROM por_publications"
+                                     " WHERE epoch = %s AND asset = %s", (epoch, asset))
+            pub = await cur.fetchone()
+            if pub is None:
+                raise ApiError(404, "NO_PROOF", f"nothing of {asset} was published for epoch {epoch}")
+            params = por.Params(int(pub[0]), str(pub[1]), epoch, asset)
+            found = await proofs.aread(conn, params, int(pub[2]), account)
+            if found is not None:
+                return found
+            cur = await conn.execute("SELECT 1 FROM por_proof_nodes WHERE epoch = %s AND asset = %s AND level = 0"
+                                     " AND chunk = 0", (epoch, asset))
+            if await cur.fetchone() is not None:
+                raise ApiError(404, "NO_PROOF", f"the account had no {asset} at epoch {epoch}")
+            return None
 
     @r.get("/por", include_in_schema=False)
     async def page() -> HTMLResponse:
