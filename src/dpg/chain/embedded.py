@@ -85,6 +85,23 @@ def deploy(rpc: Rpc, deployer: str, signers: list[str], tokens: list[tuple[str, 
     )
 
 
+def deploy_aggregator(rpc: Rpc, deployer: str, decimals: int, description: str, min_answer: int = 1,
+                      max_answer: int = 2**191 - 1) -> str:
+    """Deploy a DevAggregator (a Chainlink-interface feed whose rounds ``deployer`` sets); its address."""
+    tx = rpc.send_transaction({"from": deployer, "gas": hex(_GAS_DEPLOY),
+                               "data": encode_deploy(load_artifact("DevAggregator"), decimals, description, min_answer,
+                                                     max_answer)})
+    rpc.mine()
+    return _contract_address(rpc, tx)
+
+
+def set_round(rpc: Rpc, owner: str, feed: str, round_id: int, answer: int, started_at: int, updated_at: int) -> str:
+    """A DevAggregator's latest round, every field chosen; the transaction's hash."""
+    return rpc.send_transaction({"from": owner, "to": feed, "gas": hex(_GAS_CALL),
+                                 "data": encode_call("setRound(uint80,int256,uint256,uint256)", round_id, answer,
+                                                     started_at, updated_at)})
+
+
 def deposit_eth(rpc: Rpc, vault: str, sender: str, account: int, amount: int) -> str:
     """``depositETH(account)`` with ``amount`` wei from ``sender``; returns the transaction hash."""
     return rpc.send_transaction({
