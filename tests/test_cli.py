@@ -327,6 +327,46 @@ def test_every_process_logs_one_key_value_format(pg_url: str) -> None:
     assert {"dpg.recovery", "dpg.follower"} <= loggers, loggers  # the engine's process and the follower's
 
 
+def test_up_on_the_embedded_chain_journals_the_dev_aggregators_rounds_as_index_prices(pg_url: str,
+                                                                                     tmp_path: Path) -> None:
+    """``dpg up`` with custody (the in-process dev chain): a DevAggregator per perpetual deployed and
+    fed by the dev feeder, which holds its seed price without ``--demo``. No spot book has a mid,
+    so every index price journaled is the aggregator's."""
+    import httpx
+
+    from dpg.core.commands import IndexPrice, IndexStale
+    from dpg.journal.codec import decode
+    from dpg.journal.journal import Journal
+
+    proc, line = start_up({"DPG_DATABASE_URL": pg_url, "DPG_DATA_DIR": str(tmp_path), "DPG_CUSTODY": "1",
+                           "DPG_DEV_CHAIN": "", "DPG_POR_PUBLISH": "0"})
+    try:
+        assert "DPG is up" in line, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+        base = line.split("DPG is up on ")[1].split()[0]
+        feeds = json.loads((tmp_path / "chain" / "ethereum" / "deployment.json").read_text())["feeds"]
+        assert sorted(feeds) == ["BTC-PERP", "ETH-PERP"]
+        want = {"BTC-PERP": "50000.00", "ETH-PERP": "3000.00"}  # the dev seeds (dpg.api.demo.REFERENCE)
+        deadline = time.monotonic() + 60
+        views: dict[str, tuple[object, object]] = {}
+        while time.monotonic() < deadline:
+            views = {m["market"]: (m["index_price"], m["index_stale"])
+                     for m in httpx.get(f"{base}/api/v1/futures/markets", timeout=10).json()}
+            if all(views.get(k, (None,))[0] == v for k, v in want.items()):
+                break
+            time.sleep(0.5)
+        assert views == {k: (v, False) for k, v in want.items()}, views
+    finally:
+        stop(proc)
+    j = Journal(pg_url)
+    try:
+        commands = [decode(bytes(row[2])) for row in j.read(0)]
+    finally:
+        j.close()
+    prices = {(c.market, c.price) for c in commands if isinstance(c, IndexPrice)}
+    assert prices == {("BTC-PERP", 50_000 * 10**6), ("ETH-PERP", 3_000 * 10**6)}, prices
+    assert not [c for c in commands if isinstance(c, IndexStale)]  # not at start, nor when stopping
+
+
 def test_the_checkouts_dpg_wrapper_runs_the_dpg_command_from_any_folder(tmp_path: Path) -> None:
     r = subprocess.run([str(ROOT / "dpg"), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
                        check=False)

@@ -15,6 +15,7 @@ from dpg.core.commands import (
     CompleteWithdrawal,
     Credit,
     FailWithdrawal,
+    IndexStale,
     ListAsset,
     ListMarket,
     OpenAccount,
@@ -48,6 +49,7 @@ def test_place_order_round_trip(cmd: PlaceOrder) -> None:
     RequestWithdrawal(3, "ETH", 10**20, "w-9", "ethereum:0x00"),
     CompleteWithdrawal("w-9", "ethereum:0xff"),
     FailWithdrawal("w-9", "expired"),
+    IndexStale("BTC-PERP"),
 ])
 def test_every_command_round_trips(cmd: Any) -> None:
     assert codec.decode(codec.encode(cmd)) == cmd
@@ -76,6 +78,7 @@ def test_the_codec_and_the_engine_are_built_from_one_registry() -> None:
         "CompleteWithdrawal": 6, "FailWithdrawal": 7, "MarkEpoch": 8, "OpenAccount": 9, "PlaceOrder": 10,
         "CancelOrder": 11, "CancelAll": 12, "AmendOrder": 13, "RequireAccounts": 14, "ListPerp": 15,
         "SetLeverage": 16, "SetMarginMode": 17, "AdjustMargin": 18, "IndexPrice": 19, "Funding": 20,
+        "IndexStale": 21,
     }
     assert {cls: cls.KIND for cls in COMMANDS} == codec.KINDS
     engine = Engine()

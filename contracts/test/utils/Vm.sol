@@ -32,6 +32,7 @@ interface Vm {
     function getRecordedLogs() external returns (Log[] memory logs);
 
     function assertEq(uint256 left, uint256 right, string calldata err) external pure;
+    function assertEq(int256 left, int256 right, string calldata err) external pure;
     function assertEq(address left, address right, string calldata err) external pure;
     function assertEq(bytes32 left, bytes32 right, string calldata err) external pure;
     function assertEq(bool left, bool right, string calldata err) external pure;

@@ -28,6 +28,9 @@ STATUS: dict[str, int] = {
     Reject.INSUFFICIENT_FUNDS: 422,
     Reject.INSUFFICIENT_MARGIN: 422,
     Reject.UNAVAILABLE: 503,
+    # the market's state, not the request, refuses it (reduce-only orders are taken meanwhile, so the
+    # service is not unavailable: no 5xx for clients to retry blindly or monitors to page on)
+    Reject.INDEX_STALE: 409,
 }
 
 

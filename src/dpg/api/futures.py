@@ -42,6 +42,7 @@ class PerpView:
     mark: int = 0
     last_rate: int = 0  # RATE_SCALE units
     next_funding: int = 0  # ms; 0 until its first index price
+    stale: bool = False  # no valid index source: only reduce-only orders, no liquidation (IndexStale)
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FUNDING_KEPT))
 
 
@@ -94,7 +95,7 @@ class FuturesViews:
         fut = engine.fut
         for mi, pm in fut.perps.items():
             self.perps[mi] = PerpView(pm.market, pm.tiers, pm.interval, pm.index, pm.mark, pm.last_rate,
-                                      pm.next_funding)
+                                      pm.next_funding, stale=pm.stale)
         for (acct, mi), p in fut.positions.items():
             m = engine.markets[mi]
             v = self._position(acct, mi)
@@ -137,6 +138,11 @@ class FuturesViews:
                     pv.index, pv.mark = mp.index_price, mp.mark
                     if not pv.next_funding:  # set by the first index price, as the engine does
                         pv.next_funding = (ts // NS_PER_MS // pv.interval_ms + 1) * pv.interval_ms
+            elif kind == E.INDEX_STATE:
+                st = cast(E.IndexState, ev)
+                pv = self._perp(st.market)
+                if pv is not None:
+                    pv.stale = bool(st.stale)
             elif kind == E.FUNDING_PAID:
                 f = cast(E.FundingPaid, ev)
                 pv = self._perp(f.market)
@@ -185,6 +191,7 @@ class FuturesViews:
                                                                        q.decimals)}
                       for t in pv.tiers.tiers],
             "index_price": m.format_price(pv.index) if pv.index else None,
+            "index_stale": pv.stale,
             "mark_price": m.format_price(pv.mark) if pv.mark else None,
             "funding_rate": rate_text(pv.last_rate),
             "funding_interval_hours": pv.interval_ms // 3_600_000,

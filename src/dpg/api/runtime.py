@@ -131,7 +131,7 @@ class Runtime:
         if pv is None:
             return {"market": m.symbol}
         return {"market": m.symbol, "index_price": m.format_price(pv.index) if pv.index else None,
-                "mark_price": m.format_price(pv.mark) if pv.mark else None,
+                "index_stale": pv.stale, "mark_price": m.format_price(pv.mark) if pv.mark else None,
                 "funding_rate": rate_text(pv.last_rate), "next_funding_time": pv.next_funding or None}
 
     # ------------------------------------------------------------------ the feed
@@ -174,10 +174,12 @@ class Runtime:
                         raise ValueError(f"market {ml.symbol} could not be listed as the engine listed it: {done}")
 
     def _dispatch_futures(self, seq: int, events: list[Event]) -> None:
-        """The perpetuals' channels of one command: mark prices, fundings and liquidations (public),
-        the positions of the accounts it changed (private)."""
+        """The perpetuals' channels of one command: mark prices (also when the index turns stale or
+        valid again), fundings and liquidations (public), the positions of the accounts it changed
+        (private)."""
         hub = self.hub
         changed: dict[int, None] = {}
+        marks: dict[int, None] = {}  # markets whose mark message is due: one per command
         liquidations = 0
         for ev in events:
             kind = ev[0]
@@ -186,9 +188,9 @@ class Runtime:
                 if account > 0 and account in hub.by_account:
                     changed[account] = None
             elif kind == E.MARK_PRICE:
-                m = self.markets[cast(E.MarkPrice, ev).market]
-                if hub.has(f"mark:{m.symbol}"):
-                    hub.publish(f"mark:{m.symbol}", {"type": "mark", "seq": seq, "data": self.mark_json(m)})
+                marks[cast(E.MarkPrice, ev).market] = None
+            elif kind == E.INDEX_STATE:
+                marks[cast(E.IndexState, ev).market] = None
             elif kind == E.FUNDING_PAID:
                 m = self.markets[cast(E.FundingPaid, ev).market]
                 pv = self.futures.perp(m)
@@ -198,6 +200,10 @@ class Runtime:
                                                                  "next_funding_time": pv.next_funding}})
             elif kind == E.LIQUIDATION:
                 liquidations += 1
+        for mi in marks:
+            m = self.markets[mi]
+            if hub.has(f"mark:{m.symbol}"):
+                hub.publish(f"mark:{m.symbol}", {"type": "mark", "seq": seq, "data": self.mark_json(m)})
         if liquidations:  # the futures views' rows of this command's liquidations, in order
             for row in list(self.futures.liquidations)[-liquidations:]:
                 channel = f"liquidations:{row['market']}"

@@ -20,6 +20,7 @@ TOML (JSON has the same shape: ``{"chains": [{"name": ..., "tokens": {"USDT": {.
     forwarder_factory = "0x…"    # optional: the ForwarderFactory of the deposit addresses; "" = none
                                  # (an embedded chain deploys one at start)
     min_sweep = { USDT = "10" }  # optional: the least of an asset a deposit address is swept for
+    sequencer_uptime = "0x…"     # optional, an L2 only: Chainlink's sequencer-uptime feed; "" = none
 
     [chains.tokens.USDT]         # the token's symbol on that chain
     address = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
@@ -30,6 +31,13 @@ TOML (JSON has the same shape: ``{"chains": [{"name": ..., "tokens": {"USDT": {.
     address = "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599"
     decimals = 8                 # WBTC credits BTC
 
+    [[chains.feeds]]             # optional: a Chainlink feed of a perpetual's index (dpg.chain.oracle)
+    market = "BTC-PERP"          # the perpetual it prices (in its quote, USDT: a USD feed)
+    address = "0xF4030086522a5bEEa4988F8cA5B36dbC97BeE88c"   # the aggregator or its proxy; "" only on
+                                 # an embedded chain (a DevAggregator deployed at start, fed by DPG)
+    heartbeat_s = 3600           # the feed updates at least this often (Chainlink's heartbeat)
+    margin_s = 60                # optional: how late past the heartbeat a round is still valid; 60
+
 A token symbol maps to a DPG asset (ETH and WETH to ETH, USDT to USDT, WBTC and BTC to BTC, or
 ``asset``); its decimals must equal the asset's, so an on-chain amount is the credit amount,
 unit for unit: a file that says otherwise is refused. On Polygon the native coin (POL) is no
@@ -38,6 +46,10 @@ DPG asset, so a Polygon entry has ``native_asset = ""`` and credits ETH through 
 ``min_sweep`` (asset -> a decimal amount) overrides ``DEFAULT_MIN_SWEEP``: funds at a deposit
 address below it wait there until more arrive, so that sending dust cannot make the exchange pay
 a sweep's gas again and again.
+
+``feeds`` may be on one chain only (the index reads one chain; its ``sequencer_uptime`` feed, on
+an L2, guards them all); a market has at most one feed per address. On the embedded default,
+Ethereum has a DevAggregator for each perpetual (``DEV_FEED_HEARTBEAT_S``).
 """
 
 from __future__ import annotations
@@ -52,7 +64,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from dpg.core.genesis import ASSETS
+from dpg.core.genesis import ASSETS, PERPS
 
 # DPG's chain assets and their decimals (from the genesis listing: BTC 8, ETH 18, USDT 6, USD 6)
 ASSET_DECIMALS: dict[str, int] = dict(ASSETS)
@@ -63,6 +75,9 @@ NATIVE = "0x" + "00" * 20  # the token address of the native coin in Vault event
 DEFAULT_MIN_SWEEP: dict[str, int] = {"ETH": 5 * 10**15, "USDT": 10 * 10**6, "BTC": 10**4}
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_PERP = re.compile(r"^[A-Z0-9]{1,16}-PERP$")
+DEFAULT_FEED_MARGIN_S = 60  # a round may be this much older than its feed's heartbeat
+DEV_FEED_HEARTBEAT_S = 60  # the embedded chain's DevAggregators: the dev feeder writes a round well within it
 
 
 class ChainConfigError(ValueError):
@@ -88,6 +103,25 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """A Chainlink price feed of a perpetual's index on this chain."""
+
+    market: str  # the perpetual, e.g. BTC-PERP
+    address: str  # lower-case 0x address of the aggregator or its proxy; "" = deployed by the embedded chain
+    heartbeat_s: int  # the feed updates at least this often
+    margin_s: int = DEFAULT_FEED_MARGIN_S  # how late past the heartbeat a round may be
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", self.address.lower())
+        if not _PERP.match(self.market):
+            raise ChainConfigError(f"feed market {self.market!r}: a perpetual's symbol, like BTC-PERP")
+        if self.heartbeat_s < 1:
+            raise ChainConfigError(f"feed {self.market}: heartbeat_s must be at least 1 second")
+        if self.margin_s < 0:
+            raise ChainConfigError(f"feed {self.market}: margin_s must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
 class ChainConfig:
     name: str
     chain_id: int
@@ -102,11 +136,14 @@ class ChainConfig:
     block_seconds: float = 2.0
     forwarder_factory: str = ""  # lower-case 0x address; "" = no deposit addresses (or: deployed, if embedded)
     min_sweep: tuple[tuple[str, int], ...] = ()  # (asset, base units): overrides DEFAULT_MIN_SWEEP
+    feeds: tuple[FeedConfig, ...] = ()  # the perpetuals' Chainlink feeds read on this chain
+    sequencer_uptime: str = ""  # lower-case 0x address of an L2's sequencer-uptime feed; "" = none
     _by_address: dict[str, Token] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vault", self.vault.lower())
         object.__setattr__(self, "forwarder_factory", self.forwarder_factory.lower())
+        object.__setattr__(self, "sequencer_uptime", self.sequencer_uptime.lower())
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", self.name):
             raise ChainConfigError(f"chain name {self.name!r}: lower-case letters, digits, - and _, at most 32")
         if self.confirmations < 1:
@@ -126,6 +163,17 @@ class ChainConfig:
                 if t.address in self._by_address:
                     raise ChainConfigError(f"chain {self.name}: token address {t.address} listed twice")
                 self._by_address[t.address] = t
+        seen: set[tuple[str, str]] = set()  # (market, address); address "": the market's deployed feed
+        for f in self.feeds:
+            if not f.address and not self.embedded:
+                raise ChainConfigError(f"chain {self.name}: feed {f.market} needs an address (only an embedded "
+                                       "chain deploys its feeds)")
+            if (f.market, f.address) in seen:
+                raise ChainConfigError(f"chain {self.name}: feed {f.market} at {f.address or 'a deployed address'} "
+                                       "listed twice")
+            seen.add((f.market, f.address))
+        if self.sequencer_uptime and not self.feeds:
+            raise ChainConfigError(f"chain {self.name}: a sequencer_uptime feed without feeds guards nothing")
 
     @property
     def embedded(self) -> bool:
@@ -184,7 +232,8 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
         raise ChainConfigError(f"a chain needs a name: {dict(entry)!r}")
     what = f"chain {name}"
     known = {"name", "chain_id", "rpc_url", "vault", "confirmations", "native_asset", "tokens", "start_block",
-             "poll_seconds", "max_block_range", "block_seconds", "forwarder_factory", "min_sweep"}
+             "poll_seconds", "max_block_range", "block_seconds", "forwarder_factory", "min_sweep", "feeds",
+             "sequencer_uptime"}
     unknown = set(entry) - known
     if unknown:
         raise ChainConfigError(f"{what}: unknown keys {sorted(unknown)}")
@@ -217,6 +266,7 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
     if not isinstance(min_in, Mapping):
         raise ChainConfigError(f"{what}: min_sweep must be a table of asset -> amount")
     min_sweep = tuple((asset, _amount(asset, value, f"{what}: min_sweep")) for asset, value in min_in.items())
+    feeds = _feeds(entry.get("feeds", []), what, embedded=not rpc_url)
     max_range = _int(entry, "max_block_range", what, 2000)
     if max_range < 1:
         raise ChainConfigError(f"{what}: max_block_range must be at least 1")
@@ -234,7 +284,35 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
         block_seconds=_number(entry, "block_seconds", what, 2.0),
         forwarder_factory=_address(entry.get("forwarder_factory", ""), f"{what}: forwarder_factory", allow_empty=True),
         min_sweep=min_sweep,
+        feeds=feeds,
+        sequencer_uptime=_address(entry.get("sequencer_uptime", ""), f"{what}: sequencer_uptime", allow_empty=True),
     )
+
+
+def _feeds(value: Any, what: str, *, embedded: bool) -> tuple[FeedConfig, ...]:
+    """A chain's ``feeds``: a list of tables {market, address, heartbeat_s, margin_s}."""
+    if not isinstance(value, list):
+        raise ChainConfigError(f"{what}: feeds must be a list of tables {{market, address, heartbeat_s, margin_s}}")
+    out = []
+    for n, f in enumerate(value):
+        if not isinstance(f, Mapping):
+            raise ChainConfigError(f"{what}: feeds[{n}] must be a table")
+        extra = set(f) - {"market", "address", "heartbeat_s", "margin_s"}
+        if extra:
+            raise ChainConfigError(f"{what}: feeds[{n}]: unknown keys {sorted(extra)}")
+        market = f.get("market")
+        if not isinstance(market, str):
+            raise ChainConfigError(f"{what}: feeds[{n}] needs its market (a perpetual, like BTC-PERP)")
+        fw = f"{what}: feed {market}"
+        if "heartbeat_s" not in f:
+            raise ChainConfigError(f"{fw}: heartbeat_s is required (the feed's heartbeat, in seconds)")
+        address = _address(f.get("address", ""), fw, allow_empty=embedded)
+        heartbeat, margin = _int(f, "heartbeat_s", fw), _int(f, "margin_s", fw, DEFAULT_FEED_MARGIN_S)
+        try:
+            out.append(FeedConfig(market, address, heartbeat, margin))
+        except ChainConfigError as err:
+            raise ChainConfigError(f"{what}: {err}") from None
+    return tuple(out)
 
 
 def parse_chains(doc: Mapping[str, Any]) -> tuple[ChainConfig, ...]:
@@ -245,15 +323,20 @@ def parse_chains(doc: Mapping[str, Any]) -> tuple[ChainConfig, ...]:
     names = [c.name for c in chains]
     if len(set(names)) != len(names):
         raise ChainConfigError(f"chain names must be unique: {names}")
+    with_feeds = [c.name for c in chains if c.feeds]
+    if len(with_feeds) > 1:
+        raise ChainConfigError(f"feeds are read on one chain only, but {', '.join(with_feeds)} have feeds")
     return chains
 
 
 def default_chains() -> tuple[ChainConfig, ...]:
-    """The embedded development setup: two anvil chains, 3 confirmations, the tokens deployed at start."""
+    """The embedded development setup: two anvil chains, 3 confirmations, the tokens deployed at start;
+    on the first, a DevAggregator per perpetual."""
     return (
         ChainConfig(
             name="ethereum", chain_id=31337, rpc_url="", vault="", confirmations=3, native_asset="ETH",
             tokens=(Token("USDT", "USDT", "", 6), Token("WBTC", "BTC", "", 8)),
+            feeds=tuple(FeedConfig(p.symbol, "", DEV_FEED_HEARTBEAT_S) for p in PERPS),
         ),
         ChainConfig(
             name="polygon", chain_id=31338, rpc_url="", vault="", confirmations=3, native_asset="",

@@ -7,7 +7,9 @@ A chain configured without an ``rpc_url`` is started here: by default an EVM in 
 between runs. On first start the Vault (signers: anvil's dev accounts 1-5, guardian and
 deployer: account 0, time-lock one hour), its ``ForwarderFactory`` (the deposit addresses) and a
 ``DevToken`` for every token without an address (the symbol and decimals of the configuration:
-USDT 6, WBTC 8, WETH 18). The addresses are kept in ``deployment.json`` beside the state.
+USDT 6, WBTC 8, WETH 18), and a ``DevAggregator`` (8 decimals, owned by dev account
+``FEEDER``) for every price feed without an address: ``dpg.chain.devfeed`` writes its rounds.
+The addresses are kept in ``deployment.json`` beside the state.
 anvil's dev accounts come from its well-known test mnemonic: never send anything of value to them.
 
 ``deposit_eth`` and ``deposit_token`` make deposits from a dev account, for the demo and tests;
@@ -33,6 +35,8 @@ from dpg.chain.rpc import Rpc, to_int
 log = logging.getLogger("dpg.chain.embedded")
 
 TIMELOCK_SECONDS = 3600
+FEEDER = 6  # the dev account that owns the DevAggregators and writes their rounds (not the broadcaster's 0)
+FEED_DECIMALS = 8  # as Chainlink's USD feeds
 _GAS_DEPLOY = 8_000_000
 _GAS_CALL = 300_000
 
@@ -42,6 +46,7 @@ class Deployment:
     vault: str
     tokens: dict[str, str]  # symbol -> address
     forwarder_factory: str = ""
+    feeds: dict[str, str] = dataclasses.field(default_factory=dict)  # perpetual -> its DevAggregator
 
 
 def _contract_address(rpc: Rpc, tx_hash: str) -> str:
@@ -83,6 +88,23 @@ def deploy(rpc: Rpc, deployer: str, signers: list[str], tokens: list[tuple[str, 
         tokens={symbol: _contract_address(rpc, tx) for symbol, tx in token_txs.items()},
         forwarder_factory=deploy_forwarder_factory(rpc, deployer, vault),
     )
+
+
+def deploy_aggregator(rpc: Rpc, deployer: str, decimals: int, description: str, min_answer: int = 1,
+                      max_answer: int = 2**191 - 1) -> str:
+    """Deploy a DevAggregator (a Chainlink-interface feed whose rounds ``deployer`` sets); its address."""
+    tx = rpc.send_transaction({"from": deployer, "gas": hex(_GAS_DEPLOY),
+                               "data": encode_deploy(load_artifact("DevAggregator"), decimals, description, min_answer,
+                                                     max_answer)})
+    rpc.mine()
+    return _contract_address(rpc, tx)
+
+
+def set_round(rpc: Rpc, owner: str, feed: str, round_id: int, answer: int, started_at: int, updated_at: int) -> str:
+    """A DevAggregator's latest round, every field chosen; the transaction's hash."""
+    return rpc.send_transaction({"from": owner, "to": feed, "gas": hex(_GAS_CALL),
+                                 "data": encode_call("setRound(uint80,int256,uint256,uint256)", round_id, answer,
+                                                     started_at, updated_at)})
 
 
 def deposit_eth(rpc: Rpc, vault: str, sender: str, account: int, amount: int) -> str:
@@ -136,6 +158,7 @@ class EmbeddedChain:
     node: DevNode  # an InProcessChain or an Anvil
     rpc: Rpc
     accounts: list[str]  # the unlocked dev accounts (the dev mnemonic's)
+    dev_feeds: dict[str, str] = dataclasses.field(default_factory=dict)  # perpetual -> its DevAggregator (FEEDER's)
 
     def deposit_eth(self, account: int, amount: int, sender: int = 9) -> str:
         return deposit_eth(self.rpc, self.config.vault, self.accounts[sender], account, amount)
@@ -158,8 +181,8 @@ class EmbeddedChain:
 
 
 def _record(path: Path, d: Deployment) -> None:
-    path.write_text(json.dumps({"vault": d.vault, "tokens": d.tokens, "forwarder_factory": d.forwarder_factory},
-                               indent=2) + "\n")
+    path.write_text(json.dumps({"vault": d.vault, "tokens": d.tokens, "forwarder_factory": d.forwarder_factory,
+                                "feeds": d.feeds}, indent=2) + "\n")
 
 
 def _has_code(rpc: Rpc, address: str) -> bool:
@@ -200,7 +223,8 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
         deployment: Deployment | None = None
         if record.exists():
             doc: dict[str, Any] = json.loads(record.read_text())
-            d = Deployment(doc["vault"], dict(doc["tokens"]), doc.get("forwarder_factory", ""))
+            d = Deployment(doc["vault"], dict(doc["tokens"]), doc.get("forwarder_factory", ""),
+                           dict(doc.get("feeds", {})))
             if _has_code(rpc, d.vault) and all(_has_code(rpc, d.tokens.get(s, "")) for s, _ in wanted):
                 deployment = d
             if deployment is not None and not _has_code(rpc, deployment.forwarder_factory):
@@ -214,15 +238,29 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
             log.info("event=contracts_deployed chain=%s vault=%s forwarder_factory=%s tokens=%s", config.name,
                      deployment.vault, deployment.forwarder_factory,
                      ",".join(f"{s}:{a}" for s, a in deployment.tokens.items()))
+        have = deployment.feeds
+        missing = [f.market for f in config.feeds if not f.address and not _has_code(rpc, have.get(f.market, ""))]
+        if missing:  # a new chain, or one from before the feeds
+            deployment = dataclasses.replace(deployment, feeds={**deployment.feeds, **{
+                market: deploy_aggregator(rpc, accounts[FEEDER], FEED_DECIMALS, f"{market} index (dev)")
+                for market in missing}})
+            _record(record, deployment)
+            log.info("event=feeds_deployed chain=%s feeds=%s", config.name,
+                     ",".join(f"{m}:{deployment.feeds[m]}" for m in missing))
         tokens = tuple(
             t if t.address else dataclasses.replace(t, address=deployment.tokens[t.symbol]) for t in config.tokens
         )
+        feeds = tuple(f if f.address else dataclasses.replace(f, address=deployment.feeds[f.market])
+                      for f in config.feeds)
         resolved = dataclasses.replace(config, rpc_url=node.url, vault=config.vault or deployment.vault, tokens=tokens,
-                                       forwarder_factory=config.forwarder_factory or deployment.forwarder_factory)
+                                       forwarder_factory=config.forwarder_factory or deployment.forwarder_factory,
+                                       feeds=feeds)
     except BaseException:
         node.stop()
         raise
     log.info("event=embedded_chain_up chain=%s kind=%s url=%s chain_id=%d vault=%s", config.name, kind, node.url,
              config.chain_id, resolved.vault)
-    return EmbeddedChain(resolved, node, rpc, accounts)
+    dev_feeds = {f.market: f.address for f, asked in zip(resolved.feeds, config.feeds, strict=True)
+                 if not asked.address}
+    return EmbeddedChain(resolved, node, rpc, accounts, dev_feeds)
 

@@ -274,14 +274,26 @@ class Funding:
     market: str
 
 
+@dataclass(frozen=True, slots=True)
+class IndexStale:
+    """A perpetual has no valid index source (every oracle round refused or too old, and no spot
+    mid): until its next IndexPrice it refuses orders that could increase a position, freezes its
+    mark price and liquidates nothing."""
+
+    KIND: ClassVar[int] = 21  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "index_stale"
+
+    market: str
+
+
 Command = (
     ListAsset | ListMarket | OpenAccount | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
     | MarkEpoch | RequireAccounts | PlaceOrder | CancelOrder | CancelAll | AmendOrder | ListPerp | SetLeverage
-    | SetMarginMode | AdjustMargin | IndexPrice | Funding
+    | SetMarginMode | AdjustMargin | IndexPrice | Funding | IndexStale
 )
 
 COMMANDS: tuple[type[Command], ...] = (
     ListAsset, ListMarket, Credit, Transfer, RequestWithdrawal, CompleteWithdrawal, FailWithdrawal, MarkEpoch,
     OpenAccount, PlaceOrder, CancelOrder, CancelAll, AmendOrder, RequireAccounts, ListPerp, SetLeverage,
-    SetMarginMode, AdjustMargin, IndexPrice, Funding,
+    SetMarginMode, AdjustMargin, IndexPrice, Funding, IndexStale,
 )

@@ -26,6 +26,7 @@ from dpg.core.commands import (
     FailWithdrawal,
     Funding,
     IndexPrice,
+    IndexStale,
     ListAsset,
     ListMarket,
     ListPerp,
@@ -280,6 +281,9 @@ class Engine:
 
     def on_funding(self, c: Funding) -> list[Event]:
         return self.fut.on_funding(c)
+
+    def on_index_stale(self, c: IndexStale) -> list[Event]:
+        return self.fut.on_index_stale(c)
 
     # ------------------------------------------------------------------ accounts and funds
 

@@ -38,6 +38,7 @@ class Reject(StrEnum):
     REDUCE_ONLY = "REDUCE_ONLY"  # a reduce-only order with no position it could reduce
     INVALID_LEVERAGE = "INVALID_LEVERAGE"
     NO_INDEX_PRICE = "NO_INDEX_PRICE"  # a perpetual without an index price yet takes no order
+    INDEX_STALE = "INDEX_STALE"  # no valid index source: only orders that reduce a position, no margin out
     POSITION_OPEN = "POSITION_OPEN"  # the margin mode changes only with no position and no order
     NO_POSITION = "NO_POSITION"
     FUNDING_NOT_DUE = "FUNDING_NOT_DUE"

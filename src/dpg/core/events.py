@@ -27,6 +27,7 @@ order of their fields:
     FundingPaid(FUNDING_PAID, market, rate, mark, paid, received, to_insurance, next_funding)
     Liquidation(LIQUIDATION, account, market, size, bankruptcy_price, via, fee)
     LeverageSet(LEVERAGE_SET, account, market, leverage, isolated)
+    IndexState(INDEX_STATE, market, stale)  a perpetual's index became stale (IndexStale) or valid again
 
 A position's ``size`` is signed base units (+ long, - short), ``cost`` the signed quote amount it was
 opened for (entry price = cost / size), ``margin`` its isolated margin (0 for cross), ``realized`` the
@@ -60,6 +61,7 @@ MARK_PRICE = 14
 FUNDING_PAID = 15
 LIQUIDATION = 16
 LEVERAGE_SET = 17
+INDEX_STATE = 18
 
 
 class Cause(IntEnum):
@@ -250,6 +252,12 @@ class LeverageSet(NamedTuple):
     isolated: bool
 
 
+class IndexState(NamedTuple):
+    kind: int
+    market: int
+    stale: bool
+
+
 Event = tuple[Any, ...]
 """Any event: every class above is a tuple whose first field is its kind. A consumer checks the
 kind, then reads the fields by name through its class (``cast(E.Trade, ev).price``)."""
@@ -257,7 +265,7 @@ kind, then reads the fields by name through its class (``cast(E.Trade, ev).price
 CLASSES: tuple[type[Any], ...] = (
     Rejected, OrderNew, Trade, OrderDone, OrderAmended, Balance, AssetListed, MarketListed, WithdrawalRequested,
     WithdrawalDone, EpochMarked, OrderTriggered, AccountOpened, Position, MarkPrice, FundingPaid, Liquidation,
-    LeverageSet,
+    LeverageSet, IndexState,
 )  # indexed by kind
 
 new = tuple.__new__  # new(Trade, (TRADE, ...)): a Trade without the generated constructor's call

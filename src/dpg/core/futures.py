@@ -21,6 +21,11 @@ liquidation price of margin.liq_price when the scope has one position, and a con
 (the scope's cushion split between its positions) when it has several. A tick pops only the
 entries it crossed, checks their scope exactly and liquidates it or re-keys it; a tick that crosses
 nothing costs two heap peeks.
+
+Staleness. When no index source of a perpetual is valid, an IndexStale command marks it stale:
+its mark price stays where it was (no stop fires), no scope holding a position there is liquidated
+(a check is deferred), orders that could increase a position and margin taken out are refused
+(INDEX_STALE), until the next IndexPrice, which re-checks every position of the market.
 """
 
 from __future__ import annotations
@@ -53,7 +58,16 @@ from dpg.core.model import (
 )
 
 if TYPE_CHECKING:
-    from dpg.core.commands import AdjustMargin, AmendOrder, Funding, IndexPrice, PlaceOrder, SetLeverage, SetMarginMode
+    from dpg.core.commands import (
+        AdjustMargin,
+        AmendOrder,
+        Funding,
+        IndexPrice,
+        IndexStale,
+        PlaceOrder,
+        SetLeverage,
+        SetMarginMode,
+    )
     from dpg.core.engine import Engine
 
 BUY = Side.BUY.value
@@ -114,7 +128,7 @@ class PerpMarket:
 
     __slots__ = ("basis", "cap", "first_mmr", "floors", "impact", "index", "interval", "last_rate", "last_sample",
                  "longs",
-                 "mark", "market", "mmr_max", "next_funding", "premiums", "scale", "shorts", "tiers")
+                 "mark", "market", "mmr_max", "next_funding", "premiums", "scale", "shorts", "stale", "tiers")
 
     def __init__(self, market: Market, tiers: TierTable, interval: int, impact: int) -> None:
         self.market = market
@@ -135,6 +149,7 @@ class PerpMarket:
         self.basis: list[int] = []  # the last BASIS_SAMPLES (mid - index)
         self.longs: list[tuple[int, int, int]] = []  # (-key, account, ver): liquidated when mark <= key
         self.shorts: list[tuple[int, int, int]] = []  # (key, account, ver): liquidated when mark >= key
+        self.stale = False  # no valid index source (IndexStale) until the next IndexPrice
 
 
 class Futures:
@@ -152,6 +167,7 @@ class Futures:
         # per market: the open longs and the open shorts by account (ADL ranks one side, not every position)
         self.holders: dict[int, tuple[dict[int, Position], dict[int, Position]]] = {}
         self.held: dict[int, int] = {}  # account -> quote its open perpetual orders hold (part of its margin balance)
+        self.stale = 0  # how many perpetuals are stale (0: the risk checks skip the staleness test)
 
     # ------------------------------------------------------------------ listing and settings
 
@@ -221,6 +237,8 @@ class Futures:
         p = self.positions.get((c.account, pm.market.index))
         if p is None or not p.size or not p.isolated:
             return _rej(Reject.NO_POSITION, "margin is added to or removed from an open isolated position only")
+        if amount < 0 and pm.stale:
+            return _rej(Reject.INDEX_STALE, f"{pm.market.symbol}'s index is stale: no margin is taken out")
         vec = self.e.ledger.balances[c.account]
         qi = pm.market.quote_i
         if amount > 0:
@@ -298,6 +316,8 @@ class Futures:
         qi = 0
         for p in cps:
             pm = self.perps[p.market]
+            if pm.stale:  # a stale mark may hide a loss: nothing leaves the wallet until it is valid again
+                return 0
             qi = pm.market.quote_i
             upnl += self._upnl(p, pm)
             im += initial_margin(self._notional(p, pm), p.leverage)
@@ -371,6 +391,8 @@ class Futures:
         acct = c.account
         if not pm.mark:
             return _rej(Reject.NO_INDEX_PRICE, f"{m.symbol} has no index price yet")
+        if pm.stale and not flags & REDUCE_ONLY:
+            return _rej(Reject.INDEX_STALE, f"{m.symbol}'s index is stale: only reduce-only orders until it returns")
         vec = e.ledger.balances.get(acct)
         if vec is None:
             return _rej(Reject.UNKNOWN_ACCOUNT, f"account {acct} does not exist")
@@ -519,6 +541,8 @@ class Futures:
             if total <= filled:
                 return _rej(Reject.INVALID_QUANTITY, "new quantity must exceed the filled quantity")
         new_rem = total - filled
+        if pm.stale and not o.flags & REDUCE_ONLY and (pt != o.price or new_rem > o.remaining):
+            return _rej(Reject.INDEX_STALE, f"{m.symbol}'s index is stale: an order is only reduced until it returns")
         side = e.books[m.index].side(o.side)
         ev: list[Event] = []
         if pt == o.price and new_rem <= o.remaining:
@@ -741,6 +765,9 @@ class Futures:
             return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {r.market!r}")
         if type(r.price) is not int or not 0 < r.price < MAX_AMOUNT:
             return _rej(Reject.INVALID_PRICE, "an index price is a positive integer of quote base units")
+        ev: list[Event] = []
+        if pm.stale:
+            self._set_stale(pm, False, ev)
         pm.index = c.price
         ts = e.ts // NS_PER_MS
         if not pm.next_funding:
@@ -754,10 +781,35 @@ class Futures:
         if ts - pm.last_sample >= PREMIUM_SAMPLE_MS or not pm.last_sample:
             pm.last_sample = ts
             pm.premiums.append(F.premium_index(self._impact(m, pm, book.bids), self._impact(m, pm, book.asks), c.price))
-        ev: list[Event] = []
         self._remark(pm, ev)
         self.settle_risk(ev)
         return ev
+
+    def on_index_stale(self, c: IndexStale) -> list[Event]:
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        m = self.e.market_by_symbol.get(r.market) if isinstance(r.market, str) else None
+        pm = self.perps.get(m.index) if m is not None else None
+        if pm is None:
+            return _rej(Reject.UNKNOWN_MARKET, f"unknown perpetual {r.market!r}")
+        if pm.stale:
+            return []
+        ev: list[Event] = []
+        self._set_stale(pm, True, ev)
+        return ev
+
+    def _set_stale(self, pm: PerpMarket, stale: bool, ev: list[Event]) -> None:
+        """Mark a perpetual's index stale, or valid again: then every scope holding a position in
+        it is checked (at the index price that ends the staleness: ``settle_risk`` follows)."""
+        pm.stale = stale
+        self.stale += 1 if stale else -1
+        mi = pm.market.index
+        ev.append(_new(E.IndexState, (E.INDEX_STATE, mi, stale)))
+        if not stale:
+            longs, shorts = self.holders[mi]
+            for side in (longs, shorts):
+                for acct, p in side.items():
+                    if acct > 0:
+                        self._queue((acct, mi if p.isolated else -1))
 
     def _impact(self, m: Market, pm: PerpMarket, side: Any) -> Fraction | None:
         tick, lot = m.tick_size, m.lot_size
@@ -765,8 +817,9 @@ class Futures:
         return F.impact_price(levels, pm.impact, m.base.decimals)
 
     def _remark(self, pm: PerpMarket, ev: list[Event]) -> None:
-        """The mark price again (after an index tick or a trade); stops and liquidations follow."""
-        if not pm.index:
+        """The mark price again (after an index tick or a trade); stops and liquidations follow.
+        A stale perpetual's mark stays where it was."""
+        if not pm.index or pm.stale:
             return
         e = self.e
         mi = pm.market.index
@@ -855,12 +908,19 @@ class Futures:
                 scope_pos = self.cross_positions(acct)
             if not scope_pos:
                 continue
+            if self.stale and self._stale_scope(scope_pos):
+                continue  # checked again when the index returns (_set_stale)
             eq, mm = self.equity(acct, mi)
             if eq < mm:
                 self.liquidate(acct, scope_pos, ev)
             else:
                 for p in scope_pos:
                     self._key(p, scope_pos, eq - mm)
+
+    def _stale_scope(self, scope: list[Position]) -> bool:
+        """Whether a scope holds a position in a stale perpetual: its equity is not known."""
+        perps = self.perps
+        return any(perps[p.market].stale for p in scope)
 
     def _rekey(self, account: int, p: Position) -> None:
         if p.size:
@@ -1110,6 +1170,9 @@ class Futures:
             self.quote_asset = pm.market.quote.index
             pm.index, pm.mark, pm.last_rate, pm.next_funding = index, mark, last_rate, next_funding
             pm.premiums, pm.last_sample, pm.basis = list(premiums), last_sample, list(basis)
+        for mi in body[3] if len(body) > 3 else ():  # the stale perpetuals (only listed when there are)
+            self.perps[mi].stale = True
+            self.stale += 1
 
     def restore(self, body: list[Any]) -> None:
         """A snapshot's positions and perpetual orders' holds; the risk index rebuilt from them."""
@@ -1137,5 +1200,7 @@ class Futures:
             [[a, mi, p.size, p.cost, p.margin, p.leverage, p.isolated]
              for (a, mi), p in sorted(self.positions.items())],
             sorted([o.oid, o.quote_qty, o.flags] for o in self.e.open if o.market in self.perps),
+            # the stale perpetuals, only when there are: a state without any keeps its hash
+            *([[mi for mi, pm in sorted(self.perps.items()) if pm.stale]] if self.stale else []),
         ]
 

@@ -1,6 +1,11 @@
 """The back office beside the engine: the proof-of-reserves epoch schedule, the perpetuals' index
 and funding schedule, custody (deposit watchers, withdrawal broadcasters) and the proof publisher.
-Built and started whole in its constructor, in the single-process and engine-only modes."""
+Built and started whole in its constructor, in the single-process and engine-only modes.
+
+The index reads the Chainlink feeds of the chain settings (``dpg.chain.oracle``): on the embedded
+chain, the DevAggregators deployed at start, whose rounds a dev feeder writes (``dpg.chain.devfeed``:
+following the spot mid with ``--demo``, else holding the last price); on a chain reached by URL,
+the configured feeds, read even without custody (``DPG_CUSTODY=0``)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from dpg.system.perps import PerpScheduler
 
 if TYPE_CHECKING:
     from dpg.chain.custody import Custody
+    from dpg.chain.devfeed import DevFeeder
+    from dpg.chain.oracle import OracleIndex
     from dpg.por.publisher import AutoPublisher
 
 log = logging.getLogger("dpg.server")
@@ -49,17 +56,72 @@ def start_publisher(settings: Settings, url: str, custody: Custody | None) -> Au
     return publisher
 
 
+def start_oracle(node: Node, custody: Custody | None, demo: bool) -> tuple[OracleIndex | None, list[DevFeeder]]:
+    """The index's Chainlink feeds (none: the spot mid alone, as before) and the dev feeders of the
+    embedded chain's DevAggregators, started."""
+    from dpg.chain.config import load_chains
+
+    chains = custody.chains() if custody is not None else [c for c in load_chains() if not c.embedded]
+    chain = next((c for c in chains if c.feeds), None)
+    if chain is None:
+        return None, []
+    from dpg.api.demo import REFERENCE
+    from dpg.chain.devfeed import DevFeeder
+    from dpg.chain.oracle import Feed, OracleIndex
+    from dpg.chain.rpc import Rpc
+    from dpg.system.perps import index_source
+
+    perps = {pm.market.symbol: pm.market for pm in node.engine.fut.perps.values()}
+    feeds = []
+    for f in chain.feeds:
+        if f.market in perps:
+            feeds.append(Feed(f.market, f.address, f.heartbeat_s, f.margin_s))
+        else:
+            log.warning("event=oracle_feed_ignored chain=%s market=%s feed=%s reason=%r", chain.name, f.market,
+                        f.address, "no such perpetual")
+    quotes = {perps[f.market].quote.decimals for f in feeds}
+    if len(quotes) != 1:
+        log.warning("event=oracle_off chain=%s reason=%r", chain.name,
+                    "no feed of a listed perpetual" if not quotes else "the perpetuals' quotes differ in decimals")
+        return None, []
+    (quote_decimals,) = quotes
+    feeders: list[DevFeeder] = []
+    dev = custody.embedded.get(chain.name) if custody is not None else None
+    if dev is not None and dev.dev_feeds:
+        sources = {s: index_source(s, m.base.symbol, m.quote.symbol) for s, m in perps.items()}
+        seeds = {s: REFERENCE[m.base.symbol] * 10**quote_decimals for s, m in perps.items()
+                 if m.base.symbol in REFERENCE}
+
+        def follow(market: str) -> int | None:
+            return node.mids.mid(sources[market])
+
+        feeder = DevFeeder(dev, quote_decimals, seeds, follow if demo else None)
+        try:
+            feeder.start()
+            feeders.append(feeder)
+        except Exception:
+            log.exception("event=devfeed_not_started chain=%s", chain.name)
+    oracle = OracleIndex(Rpc(chain.rpc_url), feeds, quote_decimals, sequencer_uptime=chain.sequencer_uptime)
+    oracle.start()
+    log.info("event=oracle_started chain=%s feeds=%s sequencer_uptime=%s dev_feeder=%s", chain.name,
+             ",".join(f"{f.market}:{f.address}" for f in feeds), chain.sequencer_uptime or "-",
+             "follows the spot mid" if feeders and demo else "holds the last price" if feeders else "-")
+    return oracle, feeders
+
+
 class BackOffice:
     """The schedule starts first (an epoch boundary passing while the chains start is still marked);
-    the publisher, once running, is told of every epoch marked."""
+    the index once the chains are up (its feeds may be on them); the publisher, once running, is
+    told of every epoch marked."""
 
-    def __init__(self, settings: Settings, node: Node) -> None:
+    def __init__(self, settings: Settings, node: Node, demo: bool = False) -> None:
         self.publisher: AutoPublisher | None = None
         self.schedule = Scheduler(node.sequencer.submit_wait, settings.por_interval, on_marked=self._epoch_marked)
         self.schedule.start()
-        self.perps = PerpScheduler(node.sequencer, node.mids, settings.index_every_ms)
-        self.perps.start()
         self.custody = start_custody(settings, node)
+        self.oracle, self.feeders = start_oracle(node, self.custody, demo)
+        self.perps = PerpScheduler(node.sequencer, node.mids, settings.index_every_ms, oracle=self.oracle)
+        self.perps.start()
         self.publisher = start_publisher(settings, node.url, self.custody)
 
     def _epoch_marked(self, epoch: int) -> None:
@@ -73,9 +135,13 @@ class BackOffice:
         return ", ".join(f"{c.name} (RPC {c.rpc_url}, vault {c.vault})" for c in self.custody.chains())
 
     def stop(self) -> None:
+        """The index and its feeders before the chains: a feed read from a stopped dev chain would
+        be refused, and the index marked stale, for nothing."""
         if self.publisher is not None:
             self.publisher.stop()
+        self.perps.stop()
+        for feeder in self.feeders:
+            feeder.stop()
         if self.custody is not None:
             self.custody.stop()
         self.schedule.stop()
-        self.perps.stop()

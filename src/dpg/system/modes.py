@@ -38,7 +38,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Ann
     try:
         rt, pool = build_runtime(url, settings, LocalBus(node.sequencer), node.engine, demo=demo)
         node.start()
-        office = BackOffice(settings, node)
+        office = BackOffice(settings, node, demo=demo)
     except BaseException:
         node.close()
         raise

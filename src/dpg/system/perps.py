@@ -2,7 +2,7 @@
 funding.
 
 The engine reads no clock and no feed (dpg.core.futures): an index price arrives as a journaled
-IndexPrice command and funding as a Funding command. Until an oracle is wired in, the exchange's
+IndexPrice command and funding as a Funding command. Without an oracle, the exchange's
 own index source is the spot market's mid price: ``SpotMids`` keeps the best bid and ask of every
 market as committed (read from the engine's books after each batch on the engine thread, standing
 once the journal has committed that batch; read under a lock from any thread), and
@@ -10,6 +10,10 @@ once the journal has committed that batch; read under a lock from any thread), a
 BASE/QUOTE) for each perpetual whose spot market has both a best bid and a best ask, and
 Funding(perp) once the sequencer's time has reached the perpetual's next funding time (the engine
 refuses an early one with FUNDING_NOT_DUE: harmless). Each funding is logged.
+
+With an ``oracle`` (dpg.chain.oracle.OracleIndex: Chainlink feeds configured for some perpetuals),
+the index of each tick is its answer: the median of the valid feeds and the spot mid, or an
+IndexStale when a perpetual with feeds has no valid source.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from dpg.core import events as E
-from dpg.core.commands import Funding, IndexPrice
+from dpg.core.commands import Funding, IndexPrice, IndexStale
 from dpg.core.engine import Engine
 from dpg.core.events import Event
 from dpg.journal.journal import Applied
 
 if TYPE_CHECKING:
+    from dpg.chain.oracle import OracleIndex
     from dpg.journal.sequencer import Callback, Sequencer
 
 log = logging.getLogger("dpg.perps")
@@ -102,12 +107,14 @@ def index_source(perp_symbol: str, base: str, quote: str) -> str:
 class PerpScheduler:
     """A thread submitting the perpetuals' index prices and funding (see the module's text)."""
 
-    def __init__(self, sequencer: Sequencer, mids: SpotMids, every_ms: int = 1_000) -> None:
+    def __init__(self, sequencer: Sequencer, mids: SpotMids, every_ms: int = 1_000,
+                 oracle: OracleIndex | None = None) -> None:
         if every_ms <= 0:
             raise ValueError("the index interval must be positive")
         self.sequencer = sequencer
         self.engine = sequencer.engine
         self.mids = mids
+        self.oracle = oracle
         self.every = every_ms / 1000
         self.ticks = 0  # index prices submitted
         self.fundings = 0  # fundings applied
@@ -148,9 +155,18 @@ class PerpScheduler:
     def tick(self) -> None:
         """One round: an index price for each perpetual with a spot mid, then the funding due."""
         seq = self.sequencer
+        oracle = self.oracle
+        sequencer_down = oracle.sequencer_refusal(int(oracle.now())) if oracle is not None else None
         for symbol, source, next_funding in self._perps():
             mid = self.mids.mid(source)
-            if mid is not None and mid > 0:
+            if oracle is not None:
+                cmd = oracle.command(symbol, mid, sequencer_down)
+                if isinstance(cmd, IndexStale):
+                    seq.submit(cmd, self._stale_done(symbol))
+                elif cmd is not None:
+                    seq.submit(cmd, self._index_done(symbol, cmd.price))
+                    self.ticks += 1
+            elif mid is not None and mid > 0:
                 seq.submit(IndexPrice(symbol, mid), self._index_done(symbol, mid))
                 self.ticks += 1
             now_ms = seq.last_ts // NS_PER_MS
@@ -165,6 +181,15 @@ class PerpScheduler:
                 refused = cast(E.Rejected, events[0])
                 log.warning("event=index_price_refused market=%s price=%d code=%s reason=%r", symbol, price,
                             refused.code, refused.reason)
+
+        return done
+
+    def _stale_done(self, symbol: str) -> Callback:
+        def done(at: int, events: list[Event]) -> None:
+            if events and events[0][0] == E.REJECTED and self.oracle is not None:
+                self.oracle.forget_stale(symbol)  # not applied: sent again at the next tick
+            elif events:
+                log.warning("event=index_stale_applied market=%s seq=%d", symbol, at)
 
         return done
 
