@@ -71,10 +71,7 @@ class DevFeeder:
             rid, answer, _, _, _ = decode(["uint80", "int256", "uint256", "uint256", "uint80"],
                                           self.rpc.eth_call(f.address, encode_call("latestRoundData()")))
             f.round_id, f.answer = int(rid), max(0, int(answer))
-        for tx in self.tick():
-            receipt = self.rpc.wait_receipt(tx, timeout=30)
-            if to_int(receipt["status"]) != 1:
-                log.error("event=devfeed_round_failed chain=%s tx=%s", self.chain.config.name, tx)
+        self.tick()
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -100,7 +97,8 @@ class DevFeeder:
         return to_answer(seed, self.quote_decimals) if seed > 0 else 0
 
     def tick(self) -> list[str]:
-        """Write the rounds due now (moved or at half the heartbeat), in one block; their hashes."""
+        """Write the rounds due now (moved or at half the heartbeat), in one block, and wait for it
+        to be mined (a round read after a tick is there); their hashes."""
         now = self.now()
         due: list[tuple[_Feed, int]] = []
         for f in self.feeds:
@@ -118,6 +116,9 @@ class DevFeeder:
             for f, answer in due:
                 txs.append(set_round(self.rpc, self.owner, f.address, f.round_id + 1, answer, at, at))
                 f.round_id, f.answer, f.written_at = f.round_id + 1, answer, now
+        for tx in txs:
+            if to_int(self.rpc.wait_receipt(tx, timeout=30)["status"]) != 1:
+                log.error("event=devfeed_round_failed chain=%s tx=%s", self.chain.config.name, tx)
         self.rounds += len(due)
         log.debug("event=devfeed_rounds chain=%s rounds=%s", self.chain.config.name,
                   ",".join(f"{f.market}:{f.round_id}:{a}" for f, a in due))
