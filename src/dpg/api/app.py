@@ -78,13 +78,16 @@ def create_app(rt: Runtime) -> FastAPI:
     app.add_exception_handler(psycopg.OperationalError, database_error_handler)
     app.add_exception_handler(PoolTimeout, database_error_handler)
     app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
+    # routes are matched in the order they were added, so the hottest come first: the order entry
+    # routes (no other router has their paths)
+    app.include_router(orders.router)
     app.include_router(binance.router(rt))  # the Binance dialect: /api/v3, its streams, /ws-api/v3
     mount_web(app, registry_origins(rt.history.pool))  # the web exchange; its proof page may read the registry
     app.add_middleware(Limits, buckets=rt.ip_limits)
     app.add_middleware(CatchAll)  # outermost: an unexpected exception is answered as JSON
     app.include_router(wallet.router)
     app.include_router(proof.router(rt))
-    for routes in (public, account, orders, futures, operator, ws):
+    for routes in (public, account, futures, operator, ws):
         app.include_router(routes.router)
     return app
 
