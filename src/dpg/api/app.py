@@ -72,19 +72,24 @@ def create_app(rt: Runtime) -> FastAPI:
     app = FastAPI(title="DPG", version="0.1.0",
                   description="DPG exchange API. Amounts are decimal strings; never floats.")
     app.state.runtime = rt
-    app.add_exception_handler(ApiError, api_error_handler)
+    handlers: dict[type[Exception], orders.Handler] = {
+        ApiError: api_error_handler, AuthError: auth_error_handler, psycopg.OperationalError: database_error_handler,
+        PoolTimeout: database_error_handler}
+    for kind, handler in handlers.items():
+        app.add_exception_handler(kind, handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(AuthError, auth_error_handler)
-    app.add_exception_handler(psycopg.OperationalError, database_error_handler)
-    app.add_exception_handler(PoolTimeout, database_error_handler)
     app.add_exception_handler(binance.BinanceError, binance.binance_error_handler)
+    # routes are matched in the order they were added, so the hottest come first: the order entry
+    # routes (no other router has their paths)
+    app.include_router(orders.router)
     app.include_router(binance.router(rt))  # the Binance dialect: /api/v3, its streams, /ws-api/v3
     mount_web(app, registry_origins(rt.history.pool))  # the web exchange; its proof page may read the registry
+    app.add_middleware(orders.OrderEntry, handlers=handlers)  # inside Limits: every limit applies to it
     app.add_middleware(Limits, buckets=rt.ip_limits)
     app.add_middleware(CatchAll)  # outermost: an unexpected exception is answered as JSON
     app.include_router(wallet.router)
     app.include_router(proof.router(rt))
-    for routes in (public, account, orders, futures, operator, ws):
+    for routes in (public, account, futures, operator, ws):
         app.include_router(routes.router)
     return app
 

@@ -27,7 +27,13 @@ def runtime(conn: HTTPConnection) -> Runtime:
     return cast(Runtime, conn.app.state.runtime)
 
 
-Rt = Annotated[Runtime, Depends(runtime)]
+async def _runtime(conn: HTTPConnection) -> Runtime:
+    """``runtime`` as a dependency: a coroutine, so FastAPI calls it in place (a plain function
+    dependency would be run in its worker thread pool, a thread hand-off on every request)."""
+    return cast(Runtime, conn.app.state.runtime)
+
+
+Rt = Annotated[Runtime, Depends(_runtime)]
 
 
 def client_ip(conn: HTTPConnection) -> str:
@@ -98,7 +104,7 @@ async def session_user(request: Request) -> int:
     return await runtime(request).accounts.session_user(authz[7:].strip())
 
 
-def admin(request: Request, x_dpg_admin_token: Annotated[str | None, Header()] = None) -> None:
+async def admin(request: Request, x_dpg_admin_token: Annotated[str | None, Header()] = None) -> None:
     """Operator calls: the X-DPG-Admin-Token header must be the runtime's admin token."""
     token = runtime(request).admin_token
     if not token or not x_dpg_admin_token or not hmac.compare_digest(

@@ -30,6 +30,15 @@ def admin_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def raise_fd_limit() -> None:
+    """The soft limit on open files raised to the hard one: every WebSocket subscriber is a socket."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def new_loop() -> asyncio.AbstractEventLoop:
     """A uvloop event loop, made this thread's."""
     import uvloop
@@ -48,6 +57,7 @@ def serve(app: Any, host: str, port: int, loop: asyncio.AbstractEventLoop, pool:
                             lifespan="off", timeout_graceful_shutdown=3, proxy_headers=bool(trusted_proxies),
                             forwarded_allow_ips=list(trusted_proxies))
     server = uvicorn.Server(config)
+    raise_fd_limit()
 
     async def main() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):

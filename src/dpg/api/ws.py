@@ -30,7 +30,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from fastapi import WebSocket
 
@@ -64,13 +64,15 @@ def frame(text: str) -> bytes:
 
 def _transport(ws: WebSocket) -> asyncio.WriteTransport | None:
     """The connection's transport under the ASGI server (uvicorn's websockets protocol), so that a
-    message for many clients is framed once and written directly; None elsewhere."""
+    message for many clients is framed once and written directly; None elsewhere. (Recognised by
+    its methods: uvloop's transports are not subclasses of asyncio's.)"""
     send: Any = getattr(ws, "_send", None)
     for _ in range(4):
         owner = getattr(send, "__self__", None)
         transport = getattr(owner, "transport", None)
-        if isinstance(transport, asyncio.WriteTransport):
-            return transport
+        if all(callable(getattr(transport, name, None)) for name in ("write", "is_closing", "get_write_buffer_size",
+                                                                      "close")):
+            return cast(asyncio.WriteTransport, transport)
         cells = getattr(send, "__closure__", None) or ()
         send = next((c.cell_contents for c in cells if callable(c.cell_contents)), None)
         if send is None:

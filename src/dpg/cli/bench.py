@@ -56,7 +56,10 @@ def bench_durable(
 def bench_api(
     rates: Annotated[str, typer.Option(help="Comma-separated order rates per second")] = "250,500,1000,2000,3000",
     seconds: Annotated[float, typer.Option(help="Seconds at each rate")] = 3.0,
-    subscribers: Annotated[int, typer.Option(help="WebSocket subscribers for the fan-out")] = 1000,
+    subscribers: Annotated[int, typer.Option(help="WebSocket subscribers for the fan-out (0: none)")] = 10_000,
+    exchange_src: Annotated[str | None, typer.Option(
+        help="Run the exchange from this source tree (another checkout's src/) under the same load generator,"
+             " to compare side by side")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines (the default output)")] = True,
 ) -> None:
     """Orders over HTTP at rising fixed rates, and market-data fan-out to many WebSocket clients."""
@@ -66,9 +69,9 @@ def bench_api(
         chosen = [int(r) for r in rates.split(",") if r.strip()]
     except ValueError:
         raise fail("--rates must be comma-separated integers") from None
-    if not chosen or min(chosen) <= 0 or seconds <= 0 or subscribers <= 0:
-        raise fail("rates, seconds and subscribers must be positive")
-    for line in api_bench.run(chosen, seconds, subscribers):
+    if not chosen or min(chosen) <= 0 or seconds <= 0 or subscribers < 0:
+        raise fail("rates and seconds must be positive, subscribers not negative")
+    for line in api_bench.run(chosen, seconds, subscribers, exchange_src):
         typer.echo(json.dumps(line))
 
 

@@ -17,7 +17,7 @@ import psycopg
 from dpg.identity.errors import AuthError, user_unknown
 from dpg.identity.sealing import SecretBox
 from dpg.identity.sessions import RevocationHook
-from dpg.identity.store import Pool, at
+from dpg.identity.store import Pool, SharedReads, at
 from dpg.identity.totp import Totp
 
 log = logging.getLogger("dpg.identity")
@@ -102,6 +102,7 @@ class ApiKeys:
         self._cache: dict[str, tuple[float, KeyRecord]] = {}  # key -> (monotonic time fetched, record)
         self._touched: dict[str, float] = {}  # key -> monotonic time last_used_at was written
         self._pruned_at = time.monotonic()
+        self._reads: SharedReads[str, KeyRecord | None] = SharedReads(self._keep)
 
     async def create(self, user_id: int, name: str, permissions: Iterable[str], ip_allow: Iterable[str],
                      totp_code: str | None) -> tuple[str, str]:
@@ -173,12 +174,14 @@ class ApiKeys:
         if row is None:
             raise AuthError("KEY_UNKNOWN", "no such API key", 404)
         self._cache.pop(key, None)
+        self._reads.drop(key)
         log.info("event=api_key_revoked user=%d key=%s", user_id, key)
         await self.revoked(user_id, key)
 
     def forget(self, key: str) -> None:
         """Drop a key from this process's cache."""
         self._cache.pop(key, None)
+        self._reads.drop(key)
 
     async def user(self, key: str, client_ip: str, need: str) -> int:
         """The user of a live API key that lets ``client_ip`` use the permission ``need``, without a
@@ -198,21 +201,32 @@ class ApiKeys:
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self.cache_s:
             return hit[1]
+        record = await self._reads.get(key, self._read)
+        if record is None:
+            self._cache.pop(key, None)
+        return record
+
+    async def _read(self, key: str) -> KeyRecord | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT user_id, secret_enc, permissions, ip_allow, revoked_at FROM api_keys WHERE key = %s", (key,)
             )
             row = await cur.fetchone()
         if row is None:
-            self._cache.pop(key, None)
             return None
-        record = KeyRecord(
+        return KeyRecord(
             user_id=int(row[0]),
             secret=self.box.open(bytes(row[1]), _key_aad(key)),
             permissions=frozenset(row[2]),
             networks=tuple(ipaddress.ip_network(n, strict=False) for n in row[3]),
             revoked=row[4] is not None,
         )
+
+    def _keep(self, key: str, record: KeyRecord | None) -> None:
+        """Cache a record just read (``SharedReads`` calls it unless the key was revoked meanwhile)."""
+        if record is None:
+            return
+        now = time.monotonic()
         self._cache[key] = (now, record)
         if now - self._pruned_at >= LAST_USED_EVERY_S:
             self._pruned_at = now
@@ -220,7 +234,6 @@ class ApiKeys:
                 del self._cache[k]
             for k in [k for k, t in self._touched.items() if now - t >= LAST_USED_EVERY_S]:
                 del self._touched[k]
-        return record
 
     async def touch(self, key: str) -> None:
         """Write last_used_at, at most once a minute per key; a failure is only logged."""

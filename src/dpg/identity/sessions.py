@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from dpg.identity.errors import AuthError
-from dpg.identity.store import Pool, at, sha256
+from dpg.identity.store import Pool, SharedReads, at, sha256
 
 log = logging.getLogger("dpg.identity")
 
@@ -31,6 +31,7 @@ class Sessions:
         self.revoked = revoked
         self.ttl_s = ttl_s
         self._cache: dict[bytes, tuple[int, float, float]] = {}  # token hash -> (user, expires, cached until)
+        self._reads: SharedReads[bytes, tuple[int, float, bool] | None] = SharedReads(self._keep)
 
     async def create(self, user_id: int, ip: str) -> tuple[str, float]:
         """A new session from client address ``ip``: (token, expiry in epoch seconds)."""
@@ -54,29 +55,43 @@ class Sessions:
             if hit[1] <= now:
                 raise AuthError("SESSION_EXPIRED", "the session has expired; sign in again", 401)
             return hit[0]
+        row = await self._reads.get(digest, self._read)
+        if row is None or row[2]:
+            raise AuthError("SESSION_INVALID", "not signed in", 401)
+        if row[1] <= now:
+            raise AuthError("SESSION_EXPIRED", "the session has expired; sign in again", 401)
+        return row[0]
+
+    async def _read(self, digest: bytes) -> tuple[int, float, bool] | None:
+        """(user, expiry, revoked) of a session from the database; None for an unknown one."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT user_id, expires_at, revoked_at FROM sessions WHERE token_hash = %s", (digest,)
             )
             row = await cur.fetchone()
-        if row is None or row[2] is not None:
-            raise AuthError("SESSION_INVALID", "not signed in", 401)
-        if row[1].timestamp() <= now:
-            raise AuthError("SESSION_EXPIRED", "the session has expired; sign in again", 401)
+        return None if row is None else (int(row[0]), row[1].timestamp(), row[2] is not None)
+
+    def _keep(self, digest: bytes, row: tuple[int, float, bool] | None) -> None:
+        """Cache a live session just read (``SharedReads`` calls it unless it was revoked meanwhile)."""
+        now = self.clock()
+        if row is None or row[2] or row[1] <= now:
+            return
         if len(self._cache) > 100_000:
             self._cache.clear()
-        self._cache[digest] = (int(row[0]), row[1].timestamp(), now + SESSION_CACHE_S)
-        return int(row[0])
+        self._cache[digest] = (row[0], row[1], now + SESSION_CACHE_S)
 
     async def logout(self, token: str) -> None:
         """Revoke the session; nothing happens for an unknown or already revoked token."""
         self._cache.pop(sha256(token), None)
+        self._reads.drop(sha256(token))
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL RETURNING user_id",
                 (at(self.clock()), sha256(token)),
             )
             row = await cur.fetchone()
+        self._cache.pop(sha256(token), None)  # and again: a read that began before the update is not kept
+        self._reads.drop(sha256(token))
         if row is not None:
             log.info("event=logout user=%d", int(row[0]))
             await self.revoked(int(row[0]), sha256(token))
@@ -94,8 +109,10 @@ class Sessions:
         for digest in [d for d, hit in self._cache.items() if hit[0] == user_id]:
             del self._cache[digest]
         for digest in revoked:
+            self._reads.drop(digest)
             await self.revoked(user_id, digest)
 
     def forget(self, digest: bytes) -> None:
         """Drop a session (by its token's SHA-256 digest) from this process's cache."""
         self._cache.pop(digest, None)
+        self._reads.drop(digest)
