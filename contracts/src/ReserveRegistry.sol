@@ -52,6 +52,13 @@ contract ReserveRegistry is Ownable {
         string cid;
     }
 
+    /// The insurance fund's balance of an asset at an epoch's snapshot (the futures' loss absorber):
+    /// not a user's liability, published beside the root so anyone can follow it.
+    struct InsuranceFund {
+        uint256 balance;
+        bool published;
+    }
+
     struct Asset {
         address token; // address(0): the chain's native coin
         bool listed;
@@ -62,6 +69,7 @@ contract ReserveRegistry is Ownable {
     address public immutable vault;
     mapping(bytes32 assetId => Asset) public assets;
     mapping(uint64 epoch => mapping(bytes32 assetId => Publication)) private _publications;
+    mapping(uint64 epoch => mapping(bytes32 assetId => InsuranceFund)) private _insuranceFunds;
 
     // ---------------------------------------------------------------- events and errors
 
@@ -78,6 +86,7 @@ contract ReserveRegistry is Ownable {
         uint256 holdings,
         uint256 declared
     );
+    event InsuranceFundPublished(uint64 indexed epoch, bytes32 indexed assetId, uint256 balance);
     event Declared(uint64 indexed epoch, bytes32 indexed assetId, uint256 indexed chainId, uint256 amount);
 
     error ZeroAddress();
@@ -91,6 +100,8 @@ contract ReserveRegistry is Ownable {
     error SnapshotBlockHashMismatch(uint64 snapshotBlock, bytes32 expected, bytes32 got);
     error BadDeclaration(uint256 chainId);
     error EmptyCid();
+    error NotPublished(uint64 epoch, bytes32 assetId);
+    error InsuranceFundAlreadyPublished(uint64 epoch, bytes32 assetId);
     error ReservesShort(uint256 total, uint256 holdings, uint256 declared);
 
     // ---------------------------------------------------------------- setup
@@ -154,7 +165,23 @@ contract ReserveRegistry is Ownable {
         _emitPublished(epoch, assetId);
     }
 
+    /// The insurance fund's balance of ``assetId`` at ``epoch``'s snapshot, beside that epoch's root
+    /// (which must be published already); once per (epoch, assetId).
+    function publishInsuranceFund(uint64 epoch, bytes32 assetId, uint256 balance) external onlyOwner {
+        if (_publications[epoch][assetId].depth == 0) revert NotPublished(epoch, assetId);
+        InsuranceFund storage f = _insuranceFunds[epoch][assetId];
+        if (f.published) revert InsuranceFundAlreadyPublished(epoch, assetId);
+        f.balance = balance;
+        f.published = true;
+        emit InsuranceFundPublished(epoch, assetId, balance);
+    }
+
     // ---------------------------------------------------------------- reading
+
+    function insuranceFundOf(uint64 epoch, bytes32 assetId) external view returns (uint256 balance, bool published) {
+        InsuranceFund storage f = _insuranceFunds[epoch][assetId];
+        return (f.balance, f.published);
+    }
 
     function publication(uint64 epoch, bytes32 assetId) external view returns (Publication memory) {
         return _publications[epoch][assetId];

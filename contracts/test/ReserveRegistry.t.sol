@@ -260,4 +260,33 @@ contract ReserveRegistryTest is TestBase {
         vm.assertEq(token, address(0xDA1), "token");
         vm.assertTrue(listed, "listed");
     }
+
+    function test_InsuranceFundPublishedBesideTheRoot() public {
+        vm.prank(OPERATOR);
+        vm.expectRevert(abi.encodeWithSelector(ReserveRegistry.NotPublished.selector, uint64(7), USDT));
+        registry.publishInsuranceFund(7, USDT, 123);
+        _publish(registry, 7, USDT, bytes32(uint256(1)), 5, 1);
+        (uint256 balance, bool done) = registry.insuranceFundOf(7, USDT);
+        vm.assertEq(balance, 0, "insurance fund");
+        vm.assertFalse(done, "insurance fund");
+        vm.expectEmit(true, true, false, true, address(registry));
+        emit ReserveRegistry.InsuranceFundPublished(7, USDT, 123);
+        vm.prank(OPERATOR);
+        registry.publishInsuranceFund(7, USDT, 123);
+        (balance, done) = registry.insuranceFundOf(7, USDT);
+        vm.assertEq(balance, 123, "insurance fund");
+        vm.assertTrue(done, "insurance fund");
+        vm.prank(OPERATOR);
+        vm.expectRevert(abi.encodeWithSelector(ReserveRegistry.InsuranceFundAlreadyPublished.selector, uint64(7), USDT));
+        registry.publishInsuranceFund(7, USDT, 124);
+        (balance,) = registry.insuranceFundOf(8, USDT); // another epoch: nothing
+        vm.assertEq(balance, 0, "insurance fund");
+    }
+
+    function test_InsuranceFundOnlyByTheOperator() public {
+        _publish(registry, 7, USDT, bytes32(uint256(1)), 5, 1);
+        vm.prank(address(0xBEEF));
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, address(0xBEEF)));
+        registry.publishInsuranceFund(7, USDT, 1);
+    }
 }

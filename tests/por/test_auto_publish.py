@@ -20,6 +20,7 @@ import pytest
 
 from dpg.chain.embedded import deposit_eth, deposit_token
 from dpg.chain.rpc import Rpc, to_int
+from dpg.core.model import INSURANCE_ACCOUNT
 from dpg.por import ipfs
 from dpg.por import registry as pub
 from dpg.por.publisher import AutoPublisher
@@ -112,6 +113,17 @@ def test_dpg_up_publishes_every_epoch_on_its_own(anvil_bin: Path, artifacts: Pat
         assert {p["registry"] for p in listed["published"]} == {reg["registry"]}
         report = httpx.get(f"{base}/api/v1/por/report/{epoch}").json()
         usdt = next(a for a in report["assets"] if a["asset"] == "USDT")
+        # the insurance fund's balance (its share of the trade's fees), published beside the root, is
+        # the ledger's at the epoch's seq: in the report, the epochs' list and the registry
+        with psycopg.connect(url) as conn:
+            (seq,) = conn.execute("SELECT seq FROM por_epochs WHERE epoch = %s", (int(epoch),)).fetchone() or (0,)
+            row = conn.execute("SELECT balance FROM ledger_entries WHERE account = %s AND asset = 'USDT' AND seq <= %s"
+                               " ORDER BY seq DESC, n DESC LIMIT 1", (INSURANCE_ACCOUNT, seq)).fetchone()
+        assert row is not None and int(row[0]) > 0
+        fund = int(row[0])
+        assert usdt["insuranceFund"] == str(fund) and usdt["insuranceFundTx"].startswith("0x")
+        assert next(p for p in listed["published"] if p["asset"] == "USDT")["insuranceFund"] == str(fund)
+        assert pub.insurance_fund(rpc, reg["registry"], int(epoch), "USDT") == (fund, True)
         assert usdt["declarations"] == [{"chainId": "31338", "amount": str(2_000 * USDT)}]
         assert 5_000 * USDT < int(usdt["liabilities"]) <= 7_000 * USDT <= int(usdt["reservesTotal"])
         lines = until("the publication's log lines",

@@ -106,6 +106,21 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def equity(balance: int, positions: list[tuple[int, int, int, int, int, bool]]) -> int:
+    """A user's liability in a perpetuals' quote asset, in the proof of reserves: their equity.
+    ``balance`` is their quote balance (available + locked; a cross account's may be negative), each
+    position is (size in base units, signed; mark in quote units per whole base; 10**base decimals;
+    cost, signed like the size; isolated margin; isolated). Unrealized PnL is
+    ceil(size * mark / scale) - cost, rounded up (a gain up, a loss down: the exchange owes more
+    when in doubt); an isolated position counts max(0, margin + PnL) (a loss beyond its margin is
+    the insurance fund's), a cross one its PnL; the whole is floored at zero."""
+    eq = balance
+    for size, mark, scale, cost, margin, isolated in positions:
+        pnl = -(-(size * mark) // scale) - cost if size else 0
+        eq += max(0, margin + pnl) if isolated else pnl
+    return max(0, eq)
+
+
 class Position:
     """One account's net position in one perpetual, and its settings there."""
 
@@ -304,6 +319,20 @@ class Futures:
             eq += self._upnl(p, pm)
             mm += self._mm(p, pm)
         return (eq + self.wallet(account, qi) if qi >= 0 else 0), mm
+
+    def liability(self, account: int) -> int:
+        """The account's liability in the quote asset for the proof of reserves: ``equity`` of its
+        quote balance (available + locked) and its positions at their marks."""
+        qa = self.quote_asset
+        vec = self.e.ledger.balances[account]
+        held: list[tuple[int, int, int, int, int, bool]] = []
+        mine = self.by_account.get(account)
+        if mine:
+            for p in mine.values():
+                if p.size or p.margin:
+                    pm = self.perps[p.market]
+                    held.append((p.size * pm.market.lot_size, pm.mark, pm.scale, p.cost, p.margin, p.isolated))
+        return equity(vec[2 * qa] + vec[2 * qa + 1], held)
 
     def free(self, account: int) -> int:
         """What the account may still commit from its available quote balance without touching its

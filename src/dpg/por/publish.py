@@ -24,9 +24,11 @@ from dpg.por import tree as por
 from dpg.por.registry import (
     GAS_PUBLISH,
     PUBLISH,
+    PUBLISH_INSURANCE,
     Chain,
     PublishError,
     holdings,
+    insurance_fund,
     published,
     published_tx,
     revert_reason,
@@ -70,6 +72,8 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
         "chains": [{"name": c.name, "chainId": str(c.chain_id), "vault": c.vault, "snapshotBlock": blocks[c.name][0],
                     "snapshotBlockHash": blocks[c.name][1]} for c in chains],
         "assets": [], "unpublished": [],
+        "marks": {str(m): str(mark) for m, mark in conn.execute(
+            "SELECT market, mark FROM por_marks WHERE epoch = %s ORDER BY market", (epoch,))},
     }
     ok = True
     for asset in sorted(set(liabilities) | set(home.tokens)):
@@ -79,6 +83,8 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
             continue
         entry, asset_ok = _publish_asset(conn, epoch, asset, read_balances(conn, epoch, asset), secret, home,
                                          registry, others, store, sender, blocks)
+        if entry.get("onChain"):
+            asset_ok = _publish_insurance(conn, epoch, asset, home, registry, sender, entry) and asset_ok
         report["assets"].append(entry)
         ok = ok and asset_ok
     report["ok"] = ok
@@ -175,6 +181,44 @@ def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, balanc
     log.debug("event=por_asset_published epoch=%d asset=%s root=0x%s total=%d cid=%s tx=%s gas=%d", epoch, asset,
               t.root.hex(), t.total, cid, tx_hash, gas)
     return entry, total_reserves >= t.total
+
+
+def _publish_insurance(conn: psycopg.Connection[Any], epoch: int, asset: str, home: Chain, registry: str,
+                       sender: str, entry: dict[str, Any]) -> bool:
+    """The insurance fund's recorded balance of ``asset`` at ``epoch``, published in the registry
+    beside the root (once: a publication already there must be the same balance). An epoch recorded
+    before the insurance fund was (no row) publishes none."""
+    row = conn.execute("SELECT balance, tx_hash FROM por_insurance WHERE epoch = %s AND asset = %s",
+                       (epoch, asset)).fetchone()
+    if row is None:
+        return True
+    balance, tx_hash = int(row[0]), row[1]
+    entry["insuranceFund"] = str(balance)
+    on_balance, done = insurance_fund(home.rpc, registry, epoch, asset)
+    if done:
+        if on_balance != balance:
+            entry["error"] = f"the registry holds another insurance fund balance for this epoch: {on_balance}"
+            return False
+        if tx_hash:
+            entry["insuranceFundTx"] = tx_hash
+        return True
+    if balance < 0:
+        entry["error"] = f"the insurance fund's balance is negative: {balance}"
+        return False
+    tx = {"from": sender, "to": registry, "gas": hex(GAS_PUBLISH),
+          "data": encode_call(PUBLISH_INSURANCE, epoch, por.asset_id(asset), balance)}
+    reason = revert_reason(home.rpc, tx)
+    if reason is not None:
+        entry["error"] = f"the registry refused the insurance fund's balance: {reason}"
+        return False
+    tx_hash = home.rpc.send_transaction(tx)
+    if to_int(home.rpc.wait_receipt(tx_hash)["status"]) != 1:
+        entry["error"] = f"the insurance fund's publication {tx_hash} reverted"
+        return False
+    with conn.transaction():
+        conn.execute("UPDATE por_insurance SET tx_hash = %s WHERE epoch = %s AND asset = %s", (tx_hash, epoch, asset))
+    entry["insuranceFundTx"] = tx_hash
+    return True
 
 
 def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree, home: Chain,

@@ -29,6 +29,8 @@ log = logging.getLogger("dpg.por.publish")  # one log channel for publishing the
 
 PUBLISH = "publish(uint64,bytes32,bytes32,uint256,uint8,uint64,bytes32,string,(uint256,uint256)[])"
 ROOT_OF = "rootOf(uint64,bytes32)"
+PUBLISH_INSURANCE = "publishInsuranceFund(uint64,bytes32,uint256)"
+INSURANCE_FUND_OF = "insuranceFundOf(uint64,bytes32)"
 VERIFY = "verifyProof(uint64,bytes32,bytes32,uint256,bytes32,uint256,(bytes32,uint256)[])"
 GAS_DEPLOY = 3_000_000
 GAS_PUBLISH = 1_000_000
@@ -116,6 +118,13 @@ def published(rpc: Rpc, registry: str, epoch: int, asset: str) -> tuple[bytes, i
     raw = rpc.eth_call(registry, encode_call(ROOT_OF, epoch, por.asset_id(asset)))
     root, total, depth = decode(["bytes32", "uint256", "uint8"], raw)
     return bytes(root), int(total), int(depth)
+
+
+def insurance_fund(rpc: Rpc, registry: str, epoch: int, asset: str) -> tuple[int, bool]:
+    """(balance, published) of the insurance fund the registry holds for (epoch, asset)."""
+    raw = rpc.eth_call(registry, encode_call(INSURANCE_FUND_OF, epoch, por.asset_id(asset)))
+    balance, done = decode(["uint256", "bool"], raw)
+    return int(balance), bool(done)
 
 
 def verify_onchain(rpc: Rpc, registry: str, proof: dict[str, Any]) -> bool:

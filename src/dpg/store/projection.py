@@ -22,7 +22,7 @@ from dpg.core import events as E
 from dpg.core.commands import CompleteWithdrawal, Credit
 from dpg.core.engine import Engine
 from dpg.core.events import Cause
-from dpg.core.model import STP, Asset, Market, OrderStatus, OrderType, Side
+from dpg.core.model import INSURANCE_ACCOUNT, STP, Asset, Market, OrderStatus, OrderType, Side
 from dpg.journal.journal import Applied, connect
 
 log = logging.getLogger("dpg.projection")
@@ -311,8 +311,9 @@ class Projector:
             self.written_seq = last
 
     def write_epoch(self, epoch: int, seq: int, ts: int, engine: Engine) -> bool:
-        """Record every user's balance per asset as of ``seq`` (the engine must be exactly there).
-        Once per epoch: False when it was already recorded."""
+        """Record every user's balance per asset as of ``seq`` (the engine must be exactly there): in
+        the perpetuals' quote asset, their equity at the mark prices; with the insurance fund's
+        balances and the mark prices. Once per epoch: False when it was already recorded."""
         self.flush()  # after the batches before it
         assets = engine.assets
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -320,14 +321,23 @@ class Projector:
                         " RETURNING epoch", (epoch, seq, ts))
             if cur.fetchone() is None:
                 return False
+            # the perpetuals' quote asset: each user's liability there is their equity (Futures.liability)
+            fut = engine.fut
+            quote = fut.quote_asset if fut.perps else -1
             with cur.copy("COPY por_balances (epoch, asset, account, balance) FROM STDIN") as copy:
                 for acct, vec in engine.balances.items():
                     if acct <= 0:
                         continue  # the fee account and the insurance fund are the exchange's own
                     for a in assets:
-                        total = vec[2 * a.index] + vec[2 * a.index + 1]
+                        total = fut.liability(acct) if a.index == quote else vec[2 * a.index] + vec[2 * a.index + 1]
                         if total:
                             copy.write_row((epoch, a.symbol, acct, total))
+            fund = engine.balances.get(INSURANCE_ACCOUNT)
+            if fund is not None:
+                cur.executemany("INSERT INTO por_insurance (epoch, asset, balance) VALUES (%s, %s, %s)",
+                                [(epoch, a.symbol, fund[2 * a.index] + fund[2 * a.index + 1]) for a in assets])
+            cur.executemany("INSERT INTO por_marks (epoch, market, mark) VALUES (%s, %s, %s)",
+                            [(epoch, pm.market.symbol, pm.mark) for pm in fut.perps.values()])
         log.info("event=por_epoch_recorded epoch=%d seq=%d", epoch, seq)
         return True
 

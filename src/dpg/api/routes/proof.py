@@ -44,11 +44,16 @@ def router(rt: Runtime) -> APIRouter:
         pubs = await rows(
             "SELECT epoch, asset, chain_id, registry, root, total, depth, leaves, cid, snapshot_block, tx_hash"
             " FROM por_publications WHERE epoch = ANY(%s) ORDER BY asset", ([int(f[0]) for f in found],))
+        funds = {(int(e), str(a)): (b, tx) for e, a, b, tx in await rows(
+            "SELECT epoch, asset, balance, tx_hash FROM por_insurance WHERE epoch = ANY(%s)",
+            ([int(f[0]) for f in found],))}
         by_epoch: dict[int, list[dict[str, Any]]] = {}
         for epoch, asset, chain_id, registry, root, total, depth, leaves, cid, block, tx in pubs:
+            fund = funds.get((int(epoch), str(asset)))
             by_epoch.setdefault(int(epoch), []).append({
                 "asset": asset, "chainId": str(chain_id), "registry": registry, "root": root, "total": str(total),
-                "depth": depth, "accounts": leaves, "cid": cid, "snapshotBlock": block, "tx": tx})
+                "depth": depth, "accounts": leaves, "cid": cid, "snapshotBlock": block, "tx": tx,
+                "insuranceFund": str(fund[0]) if fund else None, "insuranceFundTx": fund[1] if fund else None})
         return [{"epoch": str(e), "seq": str(seq), "reportOk": ok, "published": by_epoch.get(int(e), [])}
                 for e, seq, ok in found]
 
@@ -160,13 +165,18 @@ def router(rt: Runtime) -> APIRouter:
                         f"<code>{e(rep['registry']['address'])}</code> on chain {e(rep['registry']['chainId'])}. "
                         f"<a href=\"/api/v1/por/report/{e(rep['epoch'])}\">JSON</a></p>")
             body.append("<table><tr><th>Asset</th><th>Liabilities</th><th>Reserves</th><th>Ratio</th>"
-                        "<th>Reserves by chain (block)</th><th>Root</th><th>Tree (IPFS CID)</th></tr>")
+                        "<th>Reserves by chain (block)</th><th>Root</th><th>Tree (IPFS CID)</th>"
+                        "<th>Insurance fund</th></tr>")
             for a in rep["assets"]:
                 chains = "<br>".join(f"{e(c['chain'])}: {e(c['holdings'])} ({c['block']})" for c in a["reserves"])
                 body.append(f"<tr><td>{e(a['asset'])}</td><td>{e(a['liabilities'])}</td><td>{e(a['reservesTotal'])}"
                             f"</td><td>{e(str(a['ratio']))}</td><td>{chains}</td><td><code>{e(a['root'])}</code></td>"
-                            f"<td><code>{e(a['cid'])}</code>{' ' + e(a['error']) if a.get('error') else ''}</td></tr>")
-            body.append("</table><p>Amounts in base units. Check your balance: <code>dpg por verify PROOF.json</code>"
+                            f"<td><code>{e(a['cid'])}</code>{' ' + e(a['error']) if a.get('error') else ''}</td>"
+                            f"<td>{e(a.get('insuranceFund', '-'))}</td></tr>")
+            body.append("</table><p>Amounts in base units. USDT liabilities are each user's equity (balance plus"
+                        " unrealized PnL of their perpetuals at the epoch's mark prices, floored at zero); the"
+                        " insurance fund's balance is published in the registry beside the root."
+                        " Check your balance: <code>dpg por verify PROOF.json</code>"
                         " with your proof from <code>/api/v1/por/proof?asset=…</code>; audit a whole tree: "
                         "<code>dpg por audit CID</code>.</p>")
         doc = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>DPG proof of reserves</title></head><body>"
