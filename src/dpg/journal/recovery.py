@@ -37,7 +37,7 @@ def recover(
         snap = journal.latest_snapshot(snap[0] - 1)
     # the collector stays off while the state is rebuilt: replay allocates a tuple per event beside
     # the long-lived orders, and every young collection would re-scan those (a third of a replay's
-    # time); the caller freezes what was built (dpg.system.node.tune_gc)
+    # time); the caller freezes what was built (tune_gc)
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -70,3 +70,13 @@ def _rebuild(journal: Journal, snap: tuple[int, str, bytes] | None,
             progress(n)
     log.info("event=replay_done snapshot=%d replayed=%d seq=%d", start, n, engine.seq)
     return engine
+
+
+def tune_gc() -> None:
+    """The engine allocates many short-lived tuples (events) beside millions of long-lived orders;
+    CPython's default thresholds would re-scan the long-lived ones every few milliseconds. Collect
+    the young generation rarely and freeze what recovery built. A process that keeps a rebuilt engine
+    (the engine's, a projection follower's) calls it once recovery is done."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 1_000)

@@ -21,6 +21,7 @@ from dpg.core import events as E
 from dpg.core.engine import Engine
 from dpg.journal import codec
 from dpg.journal.journal import Applied, Journal
+from dpg.journal.recovery import tune_gc
 from dpg.store.projection import Projector
 
 log = logging.getLogger("dpg.follower")
@@ -106,7 +107,7 @@ def _follow(url: str, stop: threading.Event, poll: float, parent: int) -> None:
         raise
     try:
         engine = catch_up(journal, projector)
-        _tune_gc()  # the replica's millions of long-lived objects are frozen out of the collections
+        tune_gc()  # the replica's millions of long-lived objects are frozen out of the collections
         log.info("event=follower_ready seq=%d", engine.seq)
         while not stop.is_set() and os.getppid() == parent:
             if not step(engine, journal, projector):
@@ -116,15 +117,6 @@ def _follow(url: str, stop: threading.Event, poll: float, parent: int) -> None:
         for part in (projector, journal):
             with contextlib.suppress(psycopg.Error):
                 part.close()
-
-
-def _tune_gc() -> None:
-    """The engine's process's collector settings (``dpg.system.node.tune_gc``): a follower builds
-    the same rows of short-lived tuples and lists beside the same long-lived state; with CPython's
-    defaults the collections take a third of its time."""
-    from dpg.system.node import tune_gc
-
-    tune_gc()
 
 
 def spawn(url: str) -> subprocess.Popen[bytes]:
@@ -152,7 +144,7 @@ def main() -> None:
 
     setup(os.environ.get("DPG_LOG_LEVEL", "INFO"))
     os.nice(10)  # projections yield the CPU to the engine and the API under load; they catch up after
-    _tune_gc()
+    tune_gc()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

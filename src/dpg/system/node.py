@@ -12,7 +12,6 @@ commands to ``node.sequencer``.
 
 from __future__ import annotations
 
-import gc
 import logging
 import subprocess
 import threading
@@ -27,21 +26,12 @@ from dpg.core.commands import OpenAccount, RequireAccounts
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS, PERPS
 from dpg.journal.journal import Journal
-from dpg.journal.recovery import recover
+from dpg.journal.recovery import recover, tune_gc
 from dpg.journal.sequencer import Sequencer, Sink
 from dpg.store import db, follower
 from dpg.system.perps import SpotMids
 
 log = logging.getLogger("dpg.node")
-
-
-def tune_gc() -> None:
-    """The engine allocates many short-lived tuples (events) beside millions of long-lived orders;
-    CPython's default thresholds would re-scan the long-lived ones every few milliseconds. Collect
-    the young generation rarely and freeze what recovery built."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(200_000, 50, 1_000)
 
 
 class FollowerProcess:
