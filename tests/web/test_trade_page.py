@@ -32,7 +32,7 @@ NOT_ORDER_CODES = {Reject.UNKNOWN_ASSET, Reject.DUPLICATE_ASSET, Reject.DUPLICAT
                    Reject.STALE_EPOCH, Reject.WITHDRAWAL_NOT_FOUND,
                    # the perpetuals' (the trade page lists the spot markets of /api/v1/markets only)
                    Reject.INSUFFICIENT_MARGIN, Reject.REDUCE_ONLY, Reject.INVALID_LEVERAGE, Reject.NO_INDEX_PRICE,
-                   Reject.POSITION_OPEN, Reject.NO_POSITION, Reject.FUNDING_NOT_DUE}
+                   Reject.POSITION_OPEN, Reject.NO_POSITION, Reject.FUNDING_NOT_DUE, Reject.INDEX_STALE}
 
 
 def new_page(browser: Any, phone: bool, errors: list[str]) -> Any:
