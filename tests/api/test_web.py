@@ -24,7 +24,8 @@ def client() -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize("path", ["/", "/trade/BTC-USDT", "/account", "/account/login", "/wallet", "/proof/x"])
+@pytest.mark.parametrize("path", ["/", "/trade/BTC-USDT", "/futures/BTC-PERP", "/account", "/account/login", "/wallet",
+                                  "/proof/x"])
 def test_pages_answer_the_shell(client: TestClient, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 200

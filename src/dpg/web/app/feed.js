@@ -154,6 +154,6 @@ export class Feed extends EventTarget {
   }
 }
 
-const PRIVATE = new Set(["orders", "fills", "balances"]);
+const PRIVATE = new Set(["orders", "fills", "balances", "positions"]);
 
 export const feed = new Feed();
