@@ -1,7 +1,8 @@
 """The futures page in Debian's Chromium against ``dpg up``: a leveraged isolated long opened from the
 form, its liquidation price (the server's) and unrealized PnL following the mark price as the index
 moves, isolated margin added, the position closed at market; a liquidation shown live as it
-happens; on a phone, no sideways scroll. The index is the BTC/USDT spot mid (no chains), moved by a
+happens; on a phone, no sideways scroll;
+no serious accessibility violation (axe-core). The index is the BTC/USDT spot mid (no chains), moved by a
 market maker's orders."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from playwright.sync_api import expect
 from tests.api.client import User, served
 from tests.web.conftest import shot
 from tests.web.test_exchange import log_in
+from tests.web.test_home_demo import AXE, serious_violations
 from tests.web.test_trade_page import PHONE, new_page, no_sideways_scroll
 
 pytestmark = pytest.mark.timeout(300)
@@ -65,6 +67,12 @@ def shown(text: str, places: int) -> str:
     """The page's display of a decimal string: ``places`` decimals rounded toward zero, separators."""
     d = Decimal(text).quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
     return f"{d:,.{places}f}"
+
+
+@pytest.fixture(scope="module")
+def axe_source(vendored: None) -> str:
+    """axe-core from node_modules (installed with the vendored libraries)."""
+    return AXE.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +198,8 @@ def test_a_liquidation_is_shown_live(page: Any, web: str, exchange_url: str, mak
     expect(page.locator("[data-testid=insurance-USDT]")).to_have_text(f"{shown(ins['USDT'], 2)} USDT")
 
 
-def test_the_page_fits_a_phone(browser: Any, web: str, exchange_url: str, maker: User) -> None:
+def test_the_page_fits_a_phone_and_passes_the_accessibility_check(browser: Any, web: str, exchange_url: str,
+                                                                    maker: User, axe_source: str) -> None:
     set_index(maker, 50000)
     erin = user(exchange_url, "erin", usdt="5000")
     frank = user(exchange_url, "frank", usdt="100000")
@@ -207,7 +216,10 @@ def test_the_page_fits_a_phone(browser: Any, web: str, exchange_url: str, maker:
         expect(page.locator("[data-testid=add-margin]")).to_be_visible()
         assert page.viewport_size == PHONE
         no_sideways_scroll(page)
+        assert serious_violations(page, axe_source) == []
         shot(page, "futures-phone")
+        page.set_viewport_size({"width": 1440, "height": 900})  # and the desktop layout
+        assert serious_violations(page, axe_source) == []
     finally:
         page.context.close()
     assert not errors, errors
