@@ -19,7 +19,7 @@ from typing import Any, cast
 from dpg.core import events as E
 from dpg.core.commands import ListPerp
 from dpg.core.engine import Engine
-from dpg.core.events import Event
+from dpg.core.events import Cause, Event, PositionCause
 from dpg.core.funding import RATE_SCALE
 from dpg.core.margin import PositionTerms, RealTiers, TierTable, initial_margin, liquidation_prices
 from dpg.core.model import INSURANCE_ACCOUNT, PPM, Asset, Market
@@ -27,6 +27,7 @@ from dpg.core.model import INSURANCE_ACCOUNT, PPM, Asset, Market
 DEFAULT_LEVERAGE = 20  # the engine's (dpg.core.futures.DEFAULT_LEVERAGE) for an account that set none
 FUNDING_KEPT = 1_000  # funding events kept per perpetual
 LIQUIDATIONS_KEPT = 1_000
+INCOME_KEPT = 1_000  # income rows kept per account
 NS_PER_MS = 1_000_000
 VIA = {0: "book", 1: "insurance_fund", 2: "adl"}
 
@@ -87,6 +88,9 @@ class FuturesViews:
         self.by_account: dict[int, dict[int, PositionView]] = {}
         self.insurance: dict[int, int] = {}  # asset index -> the insurance fund's balance
         self.liquidations: deque[dict[str, Any]] = deque(maxlen=LIQUIDATIONS_KEPT)
+        # account -> its income on perpetuals (since this process started): realized PnL, funding and
+        # trading fees, each {"market", "type", "amount" (signed quote units), "time" (ms), "id"}
+        self.income: dict[int, deque[dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -120,6 +124,7 @@ class FuturesViews:
         if seq != self.seq + 1:
             raise ValueError(f"futures views at seq {self.seq} cannot apply {seq}")
         self.seq = seq
+        self._income(seq, ts, events)
         for ev in events:
             kind = ev[0]
             if kind == E.BALANCE:
@@ -168,6 +173,37 @@ class FuturesViews:
                     "market": m.symbol, "account": lq.account, "size": m.base.format(lq.size),
                     "bankruptcy_price": m.quote.format(lq.bankruptcy_price), "via": VIA.get(lq.via, str(lq.via)),
                     "fee": m.quote.format(lq.fee), "time": ts // NS_PER_MS, "seq": seq})
+
+    def _income(self, seq: int, ts: int, events: list[Event]) -> None:
+        """The income rows of one command's events (read before ``apply`` moves the positions):
+        realized PnL and funding (a cross position's from its balance, an isolated one's from its
+        margin), and the fees of trades on perpetuals."""
+        funded = next((cast(E.FundingPaid, ev).market for ev in events if ev[0] == E.FUNDING_PAID), None)
+        rows: list[tuple[int, int, str, int]] = []  # (account, market, type, amount)
+        for ev in events:
+            kind = ev[0]
+            if kind == E.POSITION:
+                p = cast(E.Position, ev)
+                if p.realized:
+                    rows.append((p.account, p.market, "REALIZED_PNL", p.realized))
+                if p.cause == PositionCause.FUNDING.value:
+                    old = self.positions.get((p.account, p.market))
+                    if old is not None and p.margin != old.margin:
+                        rows.append((p.account, p.market, "FUNDING_FEE", p.margin - old.margin))
+            elif kind == E.BALANCE and funded is not None:
+                b = cast(E.Balance, ev)
+                if b.cause == Cause.FUNDING.value and b.account > 0 and b.d_available:
+                    rows.append((b.account, funded, "FUNDING_FEE", b.d_available))
+            elif kind == E.TRADE:
+                t = cast(E.Trade, ev)
+                if t.market in self.perps:
+                    rows.append((t.taker_account, t.market, "COMMISSION", -t.taker_fee))
+                    rows.append((t.maker_account, t.market, "COMMISSION", -t.maker_fee))
+        for n, (account, market, typ, amount) in enumerate(rows):
+            if account > 0 and amount:
+                log = self.income.setdefault(account, deque(maxlen=INCOME_KEPT))
+                log.append({"market": market, "type": typ, "amount": amount, "time": ts // NS_PER_MS,
+                            "id": seq * 1_000 + n})
 
     # ------------------------------------------------------------------ reading
 
