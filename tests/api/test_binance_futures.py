@@ -5,6 +5,7 @@ Binance's codes mapped to ccxt's exceptions."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -174,3 +175,76 @@ def test_ccxt_trades_a_long_against_a_short_and_reads_back_dpg_positions(indexed
     wrong.apiKey, wrong.secret = b.apiKey, "not-the-secret"
     with pytest.raises(ccxt.AuthenticationError):
         wrong.fetch_balance()
+
+
+def test_isolated_margin_and_income_through_ccxt(indexed: str) -> None:
+    carol, c = trader(indexed, "carol@fapi.dpg")
+    dave, d = trader(indexed, "dave@fapi.dpg")
+    carol.credit("USDT", "10000")
+    dave.credit("USDT", "10000")
+    sym = "BTC/USDT:USDT"
+    c.set_margin_mode("isolated", sym)
+    c.set_leverage(10, sym)
+    with pytest.raises(ccxt.InsufficientFunds):  # -4051: no isolated position yet
+        c.add_margin(sym, 12.5)
+    sold = d.create_order(sym, "limit", "sell", 0.02, 50000)
+    bought = c.create_order(sym, "limit", "buy", 0.02, 50000)
+    [pos] = carol.http.get("/api/v1/futures/positions").json()
+    assert pos["margin"] == "100.000000"  # 1,000 USDT at 10x
+    c.add_margin(sym, 12.5)
+    c.reduce_margin(sym, 3)
+    [pos] = carol.http.get("/api/v1/futures/positions").json()
+    assert pos["margin"] == "109.500000"
+    [risk] = c.fetch_positions([sym])
+    assert Decimal(str(risk["collateral"])) == Decimal("109.5") + Decimal(pos["unrealized_pnl"])
+    # the taker's and the maker's fees, as DPG charged them, in /fapi/v1/income
+    for user, ex, placed in ((carol, c, bought), (dave, d, sold)):
+        rows = ex.fapiPrivateGetIncome({"symbol": "BTCUSDT", "incomeType": "COMMISSION"})
+        order = user.http.get(f"/api/v1/orders/{placed['id']}").json()
+        assert Decimal(order["fee"]) > 0
+        assert [Decimal(r["income"]) for r in rows] == [-Decimal(order["fee"])]
+
+
+def test_signed_endpoints_refuse_what_binance_refuses(indexed: str) -> None:
+    u = User(indexed, "erin@fapi.dpg")
+    u.credit("USDT", "1000")
+    r = u.http.post("/api/v1/api-keys", json={"name": "ro", "permissions": ["read"]})
+    ro = client(indexed)
+    ro.apiKey, ro.secret = r.json()["key"], r.json()["secret"]
+    ro.load_markets()
+    assert Decimal(str(ro.fetch_balance()["USDT"]["free"])) == 1000
+    with pytest.raises(ccxt.AuthenticationError):  # -2015: a read-only key places no order
+        ro.create_order("BTC/USDT:USDT", "limit", "buy", 0.01, 40000)
+    with pytest.raises(ccxt.AuthenticationError):  # -2015: nor sets the leverage
+        ro.set_leverage(5, "BTC/USDT:USDT")
+    assert u.http.get("/fapi/v2/balance").json()["code"] == -2014  # no key at all
+    _, ex = trader(indexed, "frank@fapi.dpg")
+
+    def refused(method: str, path: str, **params: object) -> int:
+        """The Binance code of a refused call (ccxt's implicit method, e.g. fapiPrivatePostOrder)."""
+        call = getattr(ex, "fapiPrivate" + method.capitalize() + path[0].upper() + path[1:])
+        with pytest.raises(ccxt.ExchangeError) as e:
+            call(params)
+        text = str(e.value)  # "binanceusdm [ccxt's words] {Binance's answer}"
+        return int(json.loads(text[text.index("{"):])["code"])
+
+    base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01", "price": "40000",
+            "timeInForce": "GTC"}
+    assert refused("POST", "order", **{**base, "positionSide": "LONG"}) == -4061
+    assert refused("POST", "order", **{**base, "type": "STOP_MARKET", "stopPrice": "60000",
+                                       "workingType": "CONTRACT_PRICE"}) == -1100
+    assert refused("POST", "order", **{**base, "type": "TRAILING_STOP_MARKET"}) == -1116
+    assert refused("POST", "order", **{**base, "timeInForce": "GTD"}) == -1115
+    assert refused("POST", "order", **{**base, "price": "40000.001"}) == -1013  # off the tick
+    assert refused("POST", "order", **{**base, "quantity": "abc"}) == -1100
+    assert refused("POST", "order", **{**base, "symbol": "BTCUSD"}) == -1121  # a spot market
+    assert refused("POST", "order", **{**base, "reduceOnly": "maybe"}) == -1100
+    assert refused("POST", "leverage", symbol="BTCUSDT", leverage="0") == -4028
+    assert refused("POST", "leverage", symbol="BTCUSDT", leverage="x") == -1100
+    assert refused("POST", "marginType", symbol="BTCUSDT", marginType="CROSSED") == -4046  # already cross
+    assert refused("POST", "marginType", symbol="BTCUSDT", marginType="HALF") == -1100
+    assert refused("POST", "positionMargin", symbol="BTCUSDT", type="3", amount="1") == -1100
+    assert refused("POST", "positionMargin", symbol="BTCUSDT", type="1", amount="-1") == -1100
+    assert refused("GET", "order", symbol="BTCUSDT", orderId="123456789") == -2013
+    assert refused("DELETE", "order", symbol="BTCUSDT") == -1102
+    assert refused("GET", "income", incomeType="BONUS") == -1100
