@@ -167,6 +167,13 @@ def test_ccxt_trades_a_long_against_a_short_and_reads_back_dpg_positions(indexed
 
     mine = a.fetch_my_trades(sym)
     assert [(t["side"], t["price"], t["amount"]) for t in mine] == [("buy", 50000.0, 0.1), ("sell", 50000.0, 0.05)]
+    public = [(t["side"], t["price"], t["amount"]) for t in a.fetch_trades(sym)]
+    assert public[-2:] == [("buy", 50000.0, 0.1), ("sell", 50000.0, 0.05)]
+    assert a.fetch_ohlcv(sym, "1m")[-1][4] == 50000.0
+    ticker = a.fetch_ticker(sym)
+    assert ticker["last"] == 50000.0 and ticker["baseVolume"] >= 0.15
+    assert set(a.fetch_tickers()) == {"BTC/USDT:USDT", "ETH/USDT:USDT"}
+    assert a.fetch_funding_rate_history(sym) == []  # no funding time has passed
 
     # refusals in Binance's codes, as ccxt maps them
     with pytest.raises(ccxt.InsufficientFunds):  # -2019

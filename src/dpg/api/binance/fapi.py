@@ -169,6 +169,16 @@ async def trades(rt: Rt, symbol: Symbol, limit: Annotated[int, Query(ge=1, le=10
             for t in reversed(rt.md.trades(m.symbol, limit))]
 
 
+@router.get("/v1/aggTrades")
+async def agg_trades(rt: Rt, symbol: Symbol,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[dict[str, Any]]:
+    """Every DPG trade is its own aggregate (one taker order against one maker order)."""
+    m, _ = perp(rt, symbol)
+    return [{"a": t["id"], "p": m.format_price(t["price"]), "q": m.format_qty(t["qty"]), "f": t["id"],
+             "l": t["id"], "T": ms(t["ts"]), "m": t["side"] == "sell"}
+            for t in reversed(rt.md.trades(m.symbol, limit))]
+
+
 @router.get("/v1/klines")
 async def klines(rt: Rt, symbol: Symbol, interval: Annotated[str, Query(max_length=4)],
                  limit: Annotated[int, Query(ge=1, le=1500)] = 500,
