@@ -95,7 +95,7 @@ def test_income_rows_are_each_accounts_fees_and_funding() -> None:
     """The income of /fapi/v1/income: a trade's fee as each side paid it, and a funding payment as
     each account's balance (cross) or isolated margin (isolated) moved, read from the events alone."""
     e, fed, _ = _run()
-    fees = {acct: sum(-r["amount"] for r in fed.income.get(acct, ()) if r["type"] == "COMMISSION")
+    fees = {acct: sum(-r.amount for r in fed.income.get(acct, ()) if r.kind == "COMMISSION")
             for acct, _ in fed.positions}
     # 0.05 % taker, 0.02 % maker on 2,500 USDT each: 1 and 3 took from 2, who made both
     assert fees == {1: 1_250_000, 2: 1_000_000, 3: 1_250_000}
@@ -105,7 +105,7 @@ def test_income_rows_are_each_accounts_fees_and_funding() -> None:
     events = e.apply(Funding("BTC-PERP"), e.seq + 1, ts)
     fed.apply(e.seq, ts, events)
     [paid] = [ev for ev in events if ev[0] == E.FUNDING_PAID]
-    funding = {acct: sum(r["amount"] for r in rows if r["type"] == "FUNDING_FEE")
+    funding = {acct: sum(r.amount for r in rows if r.kind == "FUNDING_FEE")
                for acct, rows in fed.income.items()}
     assert paid.rate and all(funding.values())  # a funding that moved money
     cross = {ev.account: ev.d_available for ev in events if ev[0] == E.BALANCE and ev.account in (1, 2)}

@@ -605,10 +605,10 @@ async def income(rt: Rt, request: Request) -> Any:
     limit = min(1000, number(p, "limit", 100))
     out = []
     for r in rt.futures.income.get(user, ()):
-        if (mi is None or r["market"] == mi) and (not kind or r["type"] == kind) and start <= r["time"] <= end:
-            m = rt.markets[r["market"]]
-            out.append({"symbol": fsymbol(m), "incomeType": r["type"], "income": m.quote.format(r["amount"]),
-                        "asset": m.quote.symbol, "info": "", "time": r["time"], "tranId": r["id"], "tradeId": ""})
+        if (mi is None or r.market == mi) and (not kind or r.kind == kind) and start <= r.time <= end:
+            m = rt.markets[r.market]
+            out.append({"symbol": fsymbol(m), "incomeType": r.kind, "income": m.quote.format(r.amount),
+                        "asset": m.quote.symbol, "info": "", "time": r.time, "tranId": r.id, "tradeId": ""})
     return out[:limit]
 
 
