@@ -96,6 +96,8 @@ def test_ccxt_reads_perpetuals_book_and_funding(indexed: str) -> None:
     filters = {f["filterType"]: f for f in info["symbols"][0]["filters"]}
     assert filters["MIN_NOTIONAL"]["notional"] == "5.000000" and filters["PRICE_FILTER"]["tickSize"] == "0.01"
     assert info["symbols"][0]["contractType"] == "PERPETUAL" and info["symbols"][0]["marginAsset"] == "USDT"
+    assert (info["symbols"][0]["maintMarginPercent"], info["symbols"][0]["requiredMarginPercent"]) == (
+        "0.4000", "1.0000")  # BTC-PERP's first tier: 0.4 %, 100x
     for path in ("/fapi/v1/ticker/24hr", "/fapi/v1/ticker/price", "/fapi/v1/ticker/bookTicker",
                  "/fapi/v1/premiumIndex", "/fapi/v1/trades", "/fapi/v1/fundingRate"):
         r = u.http.get(path, params={"symbol": "BTCUSDT"})

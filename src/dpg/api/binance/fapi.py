@@ -23,6 +23,7 @@ from dpg.api.marketdata import INTERVALS
 from dpg.api.runtime import Runtime
 from dpg.api.trading import OrderRequest
 from dpg.api.views import OrderView
+from dpg.core.errors import DomainError
 from dpg.core.margin import initial_margin
 from dpg.core.model import PPM, Market, MarketKind, OrderStatus, OrderType
 
@@ -119,25 +120,25 @@ async def server_time() -> dict[str, int]:
 
 
 def symbol_info(m: Market, pv: PerpView) -> dict[str, Any]:
+    """A perpetual as exchangeInfo lists it: its filters are the rules DPG enforces (tick, lot,
+    minimum notional); the margin percentages are its first tier's."""
     tick = m.quote.format(m.tick_size, m.quote.places_of(m.tick_size))
     step = m.base.format(m.lot_size, m.base.places_of(m.lot_size))
+    first = pv.tiers.tiers[0]
     return {
         "symbol": fsymbol(m), "pair": fsymbol(m), "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
-        "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000",
-        "requiredMarginPercent": "5.0000", "baseAsset": m.base.symbol, "quoteAsset": m.quote.symbol,
-        "marginAsset": m.quote.symbol, "pricePrecision": m.quote.places_of(m.tick_size),
-        "quantityPrecision": m.base.places_of(m.lot_size), "baseAssetPrecision": m.base.decimals,
-        "quotePrecision": m.quote.decimals, "underlyingType": "COIN", "underlyingSubType": [],
-        "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
-        "maxMoveOrderLimit": 10000,
+        "onboardDate": 0, "status": "TRADING",
+        "maintMarginPercent": format(Decimal(first.mmr_ppm * 100) / PPM, ".4f"),
+        "requiredMarginPercent": format(Decimal(100) / first.max_leverage, ".4f"),
+        "baseAsset": m.base.symbol, "quoteAsset": m.quote.symbol, "marginAsset": m.quote.symbol,
+        "pricePrecision": m.quote.places_of(m.tick_size), "quantityPrecision": m.base.places_of(m.lot_size),
+        "baseAssetPrecision": m.base.decimals, "quotePrecision": m.quote.decimals, "underlyingType": "COIN",
+        "underlyingSubType": [],
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000000", "tickSize": tick},
-            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "1000000", "stepSize": step},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "1000000", "stepSize": step},
-            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000000", "stepSize": step},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "9000000000", "stepSize": step},
             {"filterType": "MIN_NOTIONAL", "notional": m.quote.format(m.min_notional)},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
-             "multiplierDecimal": "4"},
         ],
         "orderTypes": ORDER_TYPES, "timeInForce": TIME_IN_FORCE,
     }
@@ -286,7 +287,7 @@ async def leverage_bracket(rt: Rt, request: Request) -> Any:
     return rows[0] if p.get("symbol") else rows
 
 
-def position_json(rt: Runtime, m: Market, pv: PerpView, s: PositionView,
+def position_json(m: Market, pv: PerpView, s: PositionView,
                   shown: dict[str, Any] | None) -> dict[str, Any]:
     """One account's position (or flat settings) in one perpetual as positionRisk lists it; ``shown``
     is the native API's row of this position (liquidation price, margin), None when flat."""
@@ -320,7 +321,7 @@ def positions(rt: Runtime, user: int, symbol: str | None, flat_too: bool) -> lis
     for m, pv in chosen(rt, symbol):
         s = rt.futures.settings(user, m.index)
         if s.size or flat_too:
-            out.append(position_json(rt, m, pv, s, shown.get(m.symbol)))
+            out.append(position_json(m, pv, s, shown.get(m.symbol)))
     return out
 
 
@@ -417,7 +418,7 @@ async def position_margin(rt: Rt, request: Request) -> dict[str, Any]:
     raw = need_param(p, "amount")
     try:
         amount = m.quote.to_units(raw, "amount")
-    except Exception:
+    except DomainError:
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'amount'.") from None
     if amount <= 0:
         raise BinanceError(400, -1100, "Illegal characters found in parameter 'amount'.")
