@@ -7,7 +7,17 @@ from decimal import Decimal
 from typing import Any
 
 from dpg.api.futures import FuturesViews
-from dpg.core.commands import AdjustMargin, Credit, IndexPrice, OpenAccount, PlaceOrder, SetLeverage, SetMarginMode
+from dpg.core import events as E
+from dpg.core.commands import (
+    AdjustMargin,
+    Credit,
+    Funding,
+    IndexPrice,
+    OpenAccount,
+    PlaceOrder,
+    SetLeverage,
+    SetMarginMode,
+)
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS, PERPS
 from dpg.core.model import INSURANCE_ACCOUNT, OrderType, Side
@@ -79,3 +89,26 @@ def test_positions_are_written_with_the_servers_liquidation_price() -> None:
     [short] = fed.positions_json(2, 100_000 * USDT)
     assert short["side"] == "short" and short["size"] == "-0.10000000" and short["margin_mode"] == "cross"
     assert Decimal(short["roe"]) > 0  # the mark fell: a short gains
+
+
+def test_income_rows_are_each_accounts_fees_and_funding() -> None:
+    """The income of /fapi/v1/income: a trade's fee as each side paid it, and a funding payment as
+    each account's balance (cross) or isolated margin (isolated) moved, read from the events alone."""
+    e, fed, _ = _run()
+    fees = {acct: sum(-r.amount for r in fed.income.get(acct, ()) if r.kind == "COMMISSION")
+            for acct, _ in fed.positions}
+    # 0.05 % taker, 0.02 % maker on 2,500 USDT each: 1 and 3 took from 2, who made both
+    assert fees == {1: 1_250_000, 2: 1_000_000, 3: 1_250_000}
+    pv = fed.perps[4]
+    margin_before = fed.positions[(3, 4)].margin
+    ts = (pv.next_funding + 1) * 1_000_000
+    events = e.apply(Funding("BTC-PERP"), e.seq + 1, ts)
+    fed.apply(e.seq, ts, events)
+    [paid] = [ev for ev in events if ev[0] == E.FUNDING_PAID]
+    funding = {acct: sum(r.amount for r in rows if r.kind == "FUNDING_FEE")
+               for acct, rows in fed.income.items()}
+    assert paid.rate and all(funding.values())  # a funding that moved money
+    cross = {ev.account: ev.d_available for ev in events if ev[0] == E.BALANCE and ev.account in (1, 2)}
+    assert (funding[1], funding[2]) == (cross[1], cross[2])
+    assert funding[3] == fed.positions[(3, 4)].margin - margin_before
+    assert sum(funding.values()) == paid.received - paid.paid

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from dpg.core import events as E
 from dpg.core.commands import ListPerp
 from dpg.core.engine import Engine
-from dpg.core.events import Event
+from dpg.core.events import Cause, Event, PositionCause
 from dpg.core.funding import RATE_SCALE
 from dpg.core.margin import PositionTerms, RealTiers, TierTable, initial_margin, liquidation_prices
 from dpg.core.model import INSURANCE_ACCOUNT, PPM, Asset, Market
@@ -27,6 +27,9 @@ from dpg.core.model import INSURANCE_ACCOUNT, PPM, Asset, Market
 DEFAULT_LEVERAGE = 20  # the engine's (dpg.core.futures.DEFAULT_LEVERAGE) for an account that set none
 FUNDING_KEPT = 1_000  # funding events kept per perpetual
 LIQUIDATIONS_KEPT = 1_000
+INCOME_KEPT = 1_000  # income rows kept per account
+C_FUNDING = Cause.FUNDING.value
+PC_FUNDING = PositionCause.FUNDING.value
 NS_PER_MS = 1_000_000
 VIA = {0: "book", 1: "insurance_fund", 2: "adl"}
 
@@ -61,6 +64,17 @@ class PositionView:
     realized: int = 0  # PnL settled since this process started
 
 
+class Income(NamedTuple):
+    """One income of an account on a perpetual: ``kind`` REALIZED_PNL, FUNDING_FEE or COMMISSION,
+    ``amount`` signed quote base units, ``time`` ms, ``id`` unique (seq x 1,000 + its row)."""
+
+    market: int
+    kind: str
+    amount: int
+    time: int
+    id: int
+
+
 def rate_text(rate: int) -> str:
     """A funding rate (RATE_SCALE units) as a decimal fraction: 10_000 -> "0.0001"."""
     sign = "-" if rate < 0 else ""
@@ -87,6 +101,8 @@ class FuturesViews:
         self.by_account: dict[int, dict[int, PositionView]] = {}
         self.insurance: dict[int, int] = {}  # asset index -> the insurance fund's balance
         self.liquidations: deque[dict[str, Any]] = deque(maxlen=LIQUIDATIONS_KEPT)
+        # account -> its income on perpetuals since this process started (realized PnL, funding, fees)
+        self.income: dict[int, deque[Income]] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -120,17 +136,32 @@ class FuturesViews:
         if seq != self.seq + 1:
             raise ValueError(f"futures views at seq {self.seq} cannot apply {seq}")
         self.seq = seq
+        # the income of this command: realized PnL, funding (a cross position's from its balance, an
+        # isolated one's from its margin) and the fees of trades on perpetuals
+        income: list[tuple[int, int, str, int]] = []
+        funded = -1
         for ev in events:
             kind = ev[0]
             if kind == E.BALANCE:
                 bal = cast(E.Balance, ev)
                 if bal.account == INSURANCE_ACCOUNT:
                     self.insurance[bal.asset] = self.insurance.get(bal.asset, 0) + bal.d_available + bal.d_locked
+                elif bal.cause == C_FUNDING:
+                    income.append((bal.account, -1, "FUNDING_FEE", bal.d_available))
             elif kind == E.POSITION:
                 p = cast(E.Position, ev)
                 v = self._position(p.account, p.market)
+                if p.realized:
+                    income.append((p.account, p.market, "REALIZED_PNL", p.realized))
+                if p.cause == PC_FUNDING:
+                    income.append((p.account, p.market, "FUNDING_FEE", p.margin - v.margin))
                 v.size, v.cost, v.margin = p.size, p.cost, p.margin
                 v.realized += p.realized
+            elif kind == E.TRADE:
+                t = cast(E.Trade, ev)
+                if t.market in self.perps:
+                    income.append((t.taker_account, t.market, "COMMISSION", -t.taker_fee))
+                    income.append((t.maker_account, t.market, "COMMISSION", -t.maker_fee))
             elif kind == E.MARK_PRICE:
                 mp = cast(E.MarkPrice, ev)
                 pv = self._perp(mp.market)
@@ -145,6 +176,7 @@ class FuturesViews:
                     pv.stale = bool(st.stale)
             elif kind == E.FUNDING_PAID:
                 f = cast(E.FundingPaid, ev)
+                funded = f.market
                 pv = self._perp(f.market)
                 if pv is not None:
                     pv.last_rate, pv.next_funding = f.rate, f.next_funding
@@ -168,6 +200,20 @@ class FuturesViews:
                     "market": m.symbol, "account": lq.account, "size": m.base.format(lq.size),
                     "bankruptcy_price": m.quote.format(lq.bankruptcy_price), "via": VIA.get(lq.via, str(lq.via)),
                     "fee": m.quote.format(lq.fee), "time": ts // NS_PER_MS, "seq": seq})
+        if income:
+            self._income(seq, ts, income, funded)
+
+    def _income(self, seq: int, ts: int, rows: list[tuple[int, int, str, int]], funded: int) -> None:
+        """One command's income rows (account, market, type, signed quote amount) into each account's
+        log; ``funded`` is the perpetual a funding paid in this command (-1: none), the market of its
+        cross accounts' funding rows (written with -1)."""
+        ms = ts // NS_PER_MS
+        for n, (account, market, typ, amount) in enumerate(rows):
+            if account > 0 and amount and (market >= 0 or funded >= 0):
+                log = self.income.get(account)
+                if log is None:
+                    log = self.income[account] = deque(maxlen=INCOME_KEPT)
+                log.append(Income(market if market >= 0 else funded, typ, amount, ms, seq * 1_000 + n))
 
     # ------------------------------------------------------------------ reading
 
