@@ -1,7 +1,8 @@
 """The futures page in Debian's Chromium against ``dpg up``: a leveraged isolated long opened from the
 form, its liquidation price (the server's) and unrealized PnL following the mark price as the index
 moves, isolated margin added, the position closed at market; a liquidation shown live as it
-happens; on a phone, no sideways scroll;
+happens; open orders (a resting limit, a stop-market and a take-profit waiting on the mark) listed live,
+one cancelled, then all; on a phone, no sideways scroll;
 no serious accessibility violation (axe-core). The index is the BTC/USDT spot mid (no chains), moved by a
 market maker's orders."""
 
@@ -18,6 +19,7 @@ from playwright.sync_api import expect
 
 from tests.api.client import User, served
 from tests.web.conftest import shot
+from tests.web.test_account_pages import confirm_step
 from tests.web.test_exchange import log_in
 from tests.web.test_home_demo import AXE, serious_violations
 from tests.web.test_trade_page import PHONE, new_page, no_sideways_scroll
@@ -196,6 +198,63 @@ def test_a_liquidation_is_shown_live(page: Any, web: str, exchange_url: str, mak
     assert rows and rows[0]["size"] in ("0.01000000", "-0.01000000")
     ins = {a["asset"]: a["balance"] for a in carol.http.get("/api/v1/futures/insurance").json()}
     expect(page.locator("[data-testid=insurance-USDT]")).to_have_text(f"{shown(ins['USDT'], 2)} USDT")
+
+
+def open_orders(u: User) -> list[dict[str, Any]]:
+    return list(u.http.get("/api/v1/orders/open", params={"market": "BTC-PERP"}).json())
+
+
+def test_open_orders_listed_live_one_cancelled_then_all(page: Any, web: str, exchange_url: str, maker: User) -> None:
+    set_index(maker, 50000)
+    gina = user(exchange_url, "gina", usdt="10000")
+    log_in(page, web, gina.email)
+    page.goto(f"{web}/futures/BTC-PERP")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    orders = page.locator("[data-testid=open-orders]")
+    expect(orders).to_contain_text("No open orders on BTC-PERP")
+    # a resting limit long and a stop-market short from the form
+    page.fill("input[name=price]", "49000")
+    page.fill("input[name=amount]", "0.01")
+    page.click("[data-testid=futures-order-form] button[type=submit]")
+    expect(page.locator("[data-testid=toast]", has_text="Long Limit order placed")).to_be_visible()
+    page.click("[data-testid=futures-order-form] [data-side=sell]")
+    page.click("[data-testid=futures-order-form] [data-type=stop_market]")
+    page.fill("input[name=stop]", "45000")
+    page.fill("input[name=amount]", "0.01")
+    page.click("[data-testid=futures-order-form] button[type=submit]")
+    expect(page.locator("[data-testid=toast]", has_text="Short Stop-market order placed")).to_be_visible()
+    rows = orders.locator("[data-testid=open-order]")
+    expect(rows).to_have_count(2)
+    limit = orders.locator("[data-testid=open-order][data-type=limit]")
+    expect(limit).to_contain_text("49,000.00")
+    expect(limit).to_contain_text("0.0100 BTC")
+    stop = orders.locator("[data-testid=open-order][data-type=stop_market]")
+    expect(stop).to_contain_text("stop 45,000.00")
+    expect(stop).to_contain_text("market")
+    # a take-profit placed elsewhere (the API) shows up live, waiting on the mark
+    r = gina.order(market="BTC-PERP", side="sell", type="take_profit_market", stop_price="55000", quantity="0.01")
+    assert r.status_code == 201 and r.json()["status"] == "open", r.text
+    expect(rows).to_have_count(3)
+    take_profit = orders.locator("[data-testid=open-order][data-type=take_profit_market]")
+    expect(take_profit).to_contain_text("trigger 55,000.00")
+    assert {o["type"] for o in open_orders(gina)} == {"limit", "stop_market", "take_profit_market"}
+    # the limit cancelled
+    limit.locator("[data-testid=cancel]").click()
+    expect(page.locator("[data-testid=toast]", has_text="Order cancelled: buy 0.0100 BTC at 49,000.00")).to_be_visible()
+    expect(rows).to_have_count(2)
+    expect(limit).to_have_count(0)
+    assert {o["type"] for o in open_orders(gina)} == {"stop_market", "take_profit_market"}
+    # cancel all, confirmed
+    orders.locator("[data-testid=cancel-all]").click()
+    dialog = confirm_step(page, "cancel-all")
+    expect(dialog.locator("[data-testid=confirm-count]")).to_have_text("2")
+    dialog.locator("[data-testid=confirm-yes]").click()
+    expect(page.locator("[data-testid=toast]", has_text="Cancelled 2 orders")).to_be_visible()
+    expect(rows).to_have_count(0)
+    expect(orders).to_contain_text("No open orders on BTC-PERP")
+    assert open_orders(gina) == []
+    usdt = {b["asset"]: b for b in gina.http.get("/api/v1/balances").json()}["USDT"]
+    assert usdt["available"] == usdt["total"] == "10000.000000"  # nothing held back once all are cancelled
 
 
 def test_the_page_fits_a_phone_and_passes_the_accessibility_check(browser: Any, web: str, exchange_url: str,

@@ -2,12 +2,15 @@
 // countdown to the next funding; leverage and margin mode; the order form (limit, market,
 // stop-market, take-profit on the mark price, reduce-only); the positions table (size, entry, mark,
 // the server's liquidation price, unrealized PnL and ROE, isolated margin added or removed, close at
-// market); funding history, the latest liquidations and the insurance fund. Live over the feed;
+// market); the open orders of the perpetual (stop-market and take-profit ones waiting on the mark),
+// each cancellable, and cancel all; funding history, the latest liquidations and the insurance fund.
+// Live over the feed;
 // every amount is a decimal string or a BigInt of base units, never a float.
 import { get, markets as loadMarkets, post } from "../api.js";
 import { h, notify, replace, table, time, toast } from "../dom.js";
 import { feed } from "../feed.js";
 import { MoneyError, decimalsOf, formatUnits, group, parseUnits, shown } from "../money.js";
+import { ORDER_HEAD, cancelAllButton, orderRow } from "../orders.js";
 import { go } from "../router.js";
 import * as session from "../session.js";
 
@@ -82,6 +85,7 @@ export async function mount(root, params) {
   const settingsEl = h("div", { class: "fsettings", "data-testid": "settings" });
   const formBox = h("div", { id: "order-form" });
   const positionsEl = h("div", { class: "cards", "data-testid": "positions" });
+  const ordersEl = h("div", { class: "cards", "data-testid": "open-orders" });
   const fundingEl = h("div", { class: "cards", "data-testid": "funding" });
   const liqEl = h("div", { class: "cards", "data-testid": "liquidations" });
   const insuranceEl = h("div", { "data-testid": "insurance" });
@@ -92,6 +96,7 @@ export async function mount(root, params) {
     h("div", { class: "fbar panel" }, select, stats),
     h("div", { class: "fform panel" }, h("h2", {}, "Leverage and margin"), settingsEl, formBox, walletEl),
     h("div", { class: "fpos panel" }, h("h2", {}, "Positions"), positionsEl),
+    h("div", { class: "ford panel" }, h("h2", {}, "Open orders"), ordersEl),
     h("div", { class: "ffund panel" }, h("h2", {}, "Funding history"), fundingEl),
     h("div", { class: "fliq panel" }, h("h2", {}, "Liquidations"), liqEl,
       h("h2", { class: "gap" }, "Insurance fund"), insuranceEl)));
@@ -252,6 +257,7 @@ export async function mount(root, params) {
         o.status === "canceled" || o.status === "expired" ? "info" : "ok");
       amount.value = "";
       refreshPositions();
+      refreshOrders();
     } catch (err) {
       notify(msg, futuresError(err));
     } finally {
@@ -331,6 +337,28 @@ export async function mount(root, params) {
     walletEl.textContent = `Available margin: ${shown(b ? b.available : "0", qp)} ${m.quote}`;
   }
 
+  // ---------------------------------------------------------------- open orders
+  let openOrders = [];
+  const orderOpts = { errorText: (err) => futuresError(err), changed: () => refreshOrders() };
+  function renderOrders() {
+    if (!signedIn()) return replace(ordersEl, h("p", { class: "muted" }, "Log in to see your orders."));
+    replace(ordersEl, h("div", { class: "tabtools" }, cancelAllButton(openOrders, m.symbol, orderOpts)),
+      table([...ORDER_HEAD, h("span", { class: "sr-only" }, "Cancel")],
+        openOrders.map((o) => orderRow(o, m, { ...orderOpts, open: true })), `No open orders on ${m.symbol}`));
+  }
+  let ordering = null;
+  function refreshOrders() {
+    if (!signedIn() || ordering) return;
+    ordering = setTimeout(async () => {
+      ordering = null;
+      try {
+        openOrders = await get(`/api/v1/orders/open?market=${m.symbol}`);
+        renderOrders();
+      } catch (err) { toast(futuresError(err), "error"); }
+    }, 50);
+  }
+  cleanup.push(() => clearTimeout(ordering));
+
   // ---------------------------------------------------------------- funding, liquidations, insurance
   let fundings = [];
   function renderFunding() {
@@ -377,6 +405,7 @@ export async function mount(root, params) {
       showWallet().catch(() => {});
     }));
     cleanup.push(feed.subscribe("balances", () => showWallet().catch(() => {})));
+    cleanup.push(feed.subscribe("orders", () => refreshOrders()));
   }
 
   async function loadAll() {
@@ -390,9 +419,11 @@ export async function mount(root, params) {
     if (signedIn()) {
       await loadSettings();
       positions = await get("/api/v1/futures/positions");
+      openOrders = await get(`/api/v1/orders/open?market=${m.symbol}`);
       await showWallet();
     }
     renderPositions();
+    renderOrders();
   }
   function onState(e) {
     if (e.detail.state === "live" && e.detail.was === "stale") loadAll().catch(() => {});

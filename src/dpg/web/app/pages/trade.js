@@ -3,14 +3,14 @@
 // clears), balances, and the tabs open orders / order history / fills of every market (with a
 // market filter), all kept live by the feed. Results come as toasts; a refusal is said in the
 // trader's units next to the field it concerns. On a phone a Buy / Sell bar stays at the bottom.
-import { del, get, markets as loadMarkets, post } from "../api.js";
+import { get, markets as loadMarkets, post } from "../api.js";
 import { CandleChart } from "../chart.js";
-import { confirmStep } from "../confirm.js";
 import { h, notify, replace, table, time, toast } from "../dom.js";
 import { feed } from "../feed.js";
 import {
   MarketMath, MoneyError, ceilTo, displayPlaces, floorTo, formatUnits, group, parseUnits, rescale, roundTo, shown,
 } from "../money.js";
+import { ORDER_HEAD, TYPE_LABELS, cancelAllButton, orderRow as anOrderRow, td } from "../orders.js";
 import { go } from "../router.js";
 import * as session from "../session.js";
 
@@ -18,8 +18,6 @@ const INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"];
 const LEVELS = 12;
 const NOT_DECIMAL = /[^0-9.,\s]/; // what a price or amount field refuses to take
 const FILL_WAIT_MS = 300; // fills of one order arriving within this are told in one toast
-const TYPE_LABELS = { limit: "limit", market: "market", ioc: "IOC", fok: "FOK", post_only: "post-only",
-  stop_limit: "stop-limit", take_profit_limit: "take-profit" };
 
 /** A number without its trailing zeros ("5.00" -> "5", "0.0100" -> "0.01"). */
 function plain(text) {
@@ -331,69 +329,20 @@ export async function mount(root, params) {
     return maths[o.market] || m;
   }
 
-  /** A table cell that names its column (shown above the value when the table is stacked on a phone). */
-  function td(label, content, attrs = {}) {
-    return h("td", { "data-label": label, ...attrs }, content);
-  }
-
   function orderRow(o, open) {
     const om = marketOf(o);
-    const amount = o.quantity ? `${group(o.quantity)} ${om.base}` : o.quote_quantity ? `${group(o.quote_quantity)} ${om.quote}` : "";
-    const price = o.price ? group(o.price) : "market";
-    return h("tr", { dataset: { orderId: o.order_id, market: o.market } },
-      td("Time", time(o.created_at)), td("Market", o.market, { class: "mkt" }),
-      td("Side", o.side, { class: o.side === "buy" ? "up" : "down" }),
-      td("Type", TYPE_LABELS[o.type] || o.type), td("Price", price, { class: "num" }),
-      td("Amount", amount, { class: "num" }), td("Filled", group(o.filled), { class: "num" }),
-      td("Status", open && o.stop_price ? `stop ${group(o.stop_price)}` : o.status.replace("_", " ")),
-      open ? td("", h("button", {
-        type: "button", class: "btn small", "data-testid": "cancel",
-        "aria-label": `Cancel ${o.side} ${amount} at ${price} on ${o.market}`, onclick: async (e) => {
-          e.target.disabled = true;
-          try {
-            const done = await del(`/api/v1/orders/${o.order_id}?market=${o.market.replace("/", "-")}`);
-            const part = om.qty(done.filled || "0") > 0n ? ` (${group(done.filled)} ${om.base} had filled)` : "";
-            toast(`Order cancelled: ${o.side} ${amount} at ${price} on ${o.market}${part}`, "info");
-          } catch (err) {
-            toast(orderError(err, om, o.side).text, "error");
-          }
-          refreshPrivate();
-        },
-      }, "Cancel"), { class: "act" }) : null);
-  }
-
-  async function cancelAll() {
-    const shownMarkets = filter.value ? [filter.value] : [...new Set(openOrders.map((o) => o.market))];
-    let n = 0;
-    for (const mk of shownMarkets) {
-      try {
-        const r = await del(`/api/v1/orders?market=${mk.replace("/", "-")}`);
-        n += r.cancelled.length;
-      } catch (err) {
-        toast(orderError(err, maths[mk] || m, "buy").text, "error");
-      }
-    }
-    toast(n ? `Cancelled ${n} order${n === 1 ? "" : "s"}` : "No open orders to cancel", "info");
-    refreshPrivate();
+    return anOrderRow(o, om, { open, errorText: (err) => orderError(err, om, o.side).text, changed: refreshPrivate });
   }
 
   async function renderTab() {
     for (const b of tabsEl.children) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
     if (!signedIn()) return replace(tabBody, h("p", { class: "muted" }, h("a", { href: "/account/login" }, "Log in"), " to see your orders."));
-    const head = ["Time", "Market", "Side", "Type", "Price", "Amount", "Filled", "Status"];
+    const head = ORDER_HEAD;
     const only = filter.value;
     if (tab === "open") {
       const rows = openOrders.filter((o) => !only || o.market === only);
-      const all = rows.length ? h("button", {
-        type: "button", class: "btn small danger", "data-testid": "cancel-all", onclick: async () => {
-          const rows = filter.value ? openOrders.filter((o) => o.market === filter.value) : openOrders;
-          const n = rows.length;
-          const where = filter.value || "every market";
-          if (!await confirmStep({ kind: "cancel-all", title: `Cancel all ${n} open order${n > 1 ? "s" : ""} on ${where}?`,
-            confirm: "Cancel all", danger: true, facts: [["Market", where], ["Open orders", String(n), "confirm-count"]] })) return;
-          await cancelAll();
-        },
-      }, only ? `Cancel all ${only}` : "Cancel all") : null;
+      const all = cancelAllButton(rows, only || null,
+        { errorText: (err, mk) => orderError(err, maths[mk] || m, "buy").text, changed: refreshPrivate });
       replace(tabBody, h("div", { class: "tabtools" }, all),
         table([...head, h("span", { class: "sr-only" }, "Cancel")], rows.map((o) => orderRow(o, true)), only ? `No open orders on ${only}` : "No open orders"));
     } else if (tab === "history") {
