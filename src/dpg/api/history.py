@@ -2,7 +2,8 @@
 balance after it, available + locked, and for a chain deposit or payout its chain and transaction
 hash), newest first, with time ranges and cursor pagination, and one order by id or client id with
 its fills. Projections trail the engine by the follower's lag; every answer says up to which
-sequence number it is complete (``projected_seq``)."""
+sequence number it is complete (``projected_seq``). The insurance fund's history: its balance at
+the end of each time bucket and the net change by cause."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES, OrderView
 from dpg.core.engine import MAX_CLIENT_ID
-from dpg.core.model import Asset, Market
+from dpg.core.model import INSURANCE_ACCOUNT, Asset, Market
 
 MAX_LIMIT = 1000
 FILLS_KEPT = 200  # an order's fills in an answer, as the views keep them
@@ -161,3 +162,48 @@ class History:
                for seq, n, ts, sym, da, dl, cause, bal, chain, tx in rows]
         return {"projected_seq": projected, "entries": out,
                 "next_before": f"{out[-1]['seq']}:{out[-1]['n']}" if len(out) == min(limit, MAX_LIMIT) else None}
+
+    async def insurance(self, asset: Asset, width_ns: int, end_ns: int, limit: int) -> dict[str, Any]:
+        """The insurance fund in ``asset`` over the ``limit`` consecutive buckets of ``width_ns`` that
+        end with the one holding ``end_ns``, oldest first: each bucket's start and end (ms), the
+        balance at its end, the net change and the net change by cause (``fee``: its share of trading
+        fees; ``liquidation``: liquidation fees; ``insurance``: bankrupt accounts' losses covered;
+        ``realized`` and ``funding``: positions it took over). A bucket without entries carries the
+        balance before it."""
+        last = end_ns // width_ns
+        first = last - min(limit, MAX_LIMIT) + 1
+        bucket = f"ts / {int(width_ns)}"  # an int, written in: DISTINCT ON must match ORDER BY as written
+        where = "account = %s AND asset = %s AND ts >= %s AND ts < %s"
+        args = (INSURANCE_ACCOUNT, asset.symbol, first * width_ns, (last + 1) * width_ns)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the three reads agree
+            cur = await conn.execute("SELECT seq FROM projection_state WHERE name = 'tables'")
+            row = await cur.fetchone()
+            projected = int(row[0]) if row else 0
+            cur = await conn.execute(
+                "SELECT balance FROM ledger_entries WHERE account = %s AND asset = %s AND ts < %s"
+                " ORDER BY seq DESC, n DESC LIMIT 1", (INSURANCE_ACCOUNT, asset.symbol, first * width_ns))
+            row = await cur.fetchone()
+            opening = int(row[0]) if row and row[0] is not None else 0
+            cur = await conn.execute(
+                f"SELECT {bucket}, cause, sum(d_available + d_locked) FROM ledger_entries WHERE {where}"
+                " GROUP BY 1, 2", args)
+            changes = await cur.fetchall()
+            cur = await conn.execute(
+                f"SELECT DISTINCT ON ({bucket}) {bucket}, balance FROM ledger_entries WHERE {where}"
+                f" ORDER BY {bucket}, seq DESC, n DESC", args)
+            closing = {int(b): bal for b, bal in await cur.fetchall()}
+        by_bucket: dict[int, dict[str, int]] = {}
+        for b, cause, d in changes:
+            by_bucket.setdefault(int(b), {})[cause] = int(d)
+        out = []
+        balance = opening
+        for b in range(first, last + 1):
+            causes = by_bucket.get(b, {})
+            net = sum(causes.values())
+            stored = closing.get(b)
+            balance = int(stored) if stored is not None else balance + net
+            out.append({"start": b * width_ns // 1_000_000, "end": (b + 1) * width_ns // 1_000_000,
+                        "balance": asset.format(balance), "change": asset.format(net),
+                        "by_cause": {c: asset.format(d) for c, d in sorted(causes.items())}})
+        return {"projected_seq": projected, "asset": asset.symbol, "buckets": out}

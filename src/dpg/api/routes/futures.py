@@ -5,6 +5,7 @@ take_profit_market). Amounts are decimal strings; times are ms since the epoch.
 
 (No ``from __future__ import annotations``: FastAPI reads the annotations as objects.)"""
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 from dpg.api.deps import Auth, Rt
 from dpg.api.errors import ApiError
 from dpg.api.futures import PerpView
+from dpg.api.marketdata import INTERVALS
 from dpg.api.runtime import Runtime
 from dpg.core.model import Market, MarketKind
 
@@ -107,6 +109,25 @@ async def funding(rt: Rt, market: PerpQ, limit: Annotated[int, Query(ge=1, le=10
 async def insurance(rt: Rt) -> list[dict[str, str]]:
     """The insurance fund's balance per asset."""
     return rt.futures.insurance_json()
+
+
+@router.get("/api/v1/futures/insurance/history")
+async def insurance_history(rt: Rt, asset: Annotated[str, Query(max_length=20)] = "USDT",
+                            interval: Annotated[str, Query(max_length=4, description="1m 5m 15m 1h 4h 1d")] = "1h",
+                            limit: Annotated[int, Query(ge=1, le=1000)] = 24,
+                            end: Annotated[int | None, Query(ge=0, description="ms; default now")] = None,
+                            ) -> dict[str, Any]:
+    """The insurance fund's history in ``asset`` from the ledger: the ``limit`` buckets of
+    ``interval`` up to the one holding ``end``, oldest first, each with the balance at its end, the
+    net change and the net change by cause (fee, liquidation, insurance, realized, funding)."""
+    width = INTERVALS.get(interval)
+    if width is None:
+        raise ApiError(400, "INVALID_REQUEST", f"unknown interval {interval!r}; one of {', '.join(INTERVALS)}")
+    a = next((x for x in rt.history.assets if x.symbol == asset.upper()), None)
+    if a is None:
+        raise ApiError(404, "UNKNOWN_ASSET", f"unknown asset {asset!r}")
+    end_ns = time.time_ns() if end is None else end * 1_000_000
+    return {"interval": interval, **await rt.history.insurance(a, width, end_ns, limit)}
 
 
 @router.get("/api/v1/futures/liquidations")
