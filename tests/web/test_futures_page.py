@@ -1,10 +1,10 @@
 """The futures page in Debian's Chromium against ``dpg up``: a leveraged isolated long opened from the
 form, its liquidation price (the server's) and unrealized PnL following the mark price as the index
 moves, isolated margin added, the position closed at market; a liquidation shown live as it
-happens; open orders (a resting limit, a stop-market and a take-profit waiting on the mark) listed live,
-one cancelled, then all; on a phone, no sideways scroll;
-no serious accessibility violation (axe-core). The index is the BTC/USDT spot mid (no chains), moved by a
-market maker's orders."""
+happens; open orders (a resting limit, a stop-market and a take-profit waiting on the mark) listed
+live, one cancelled, then all; the insurance fund's last hours; on a phone, no sideways scroll; no
+serious accessibility violation (axe-core). The index is the BTC/USDT spot mid (no chains), moved
+by a market maker's orders."""
 
 from __future__ import annotations
 
@@ -273,6 +273,13 @@ def test_the_page_fits_a_phone_and_passes_the_accessibility_check(browser: Any, 
         expect(page.locator("#conn")).to_have_attribute("data-state", "live")
         expect(page.locator("[data-testid=position] [data-testid=size]")).to_have_text("0.0100 BTC")
         expect(page.locator("[data-testid=add-margin]")).to_be_visible()
+        # the insurance fund's last hours: this hour's fee share, the balance at its end as the API says
+        hist = erin.http.get("/api/v1/futures/insurance/history", params={"asset": "USDT", "limit": 24}).json()
+        now = hist["buckets"][-1]
+        assert Decimal(now["by_cause"]["fee"]) > 0
+        bucket = page.locator("[data-testid=insurance-bucket]").first
+        expect(bucket.locator("[data-testid=ins-balance]")).to_have_text(f"{Decimal(now['balance']):,}")
+        expect(bucket.locator("[data-cause=fee]")).to_have_text(f"fee share {Decimal(now['by_cause']['fee']):,}")
         assert page.viewport_size == PHONE
         no_sideways_scroll(page)
         assert serious_violations(page, axe_source) == []

@@ -15,6 +15,8 @@ import { go } from "../router.js";
 import * as session from "../session.js";
 
 const TYPES = { limit: "Limit", market: "Market", stop_market: "Stop-market", take_profit_market: "Take-profit" };
+const CAUSES = { fee: "fee share", liquidation: "liquidation fees", insurance: "losses covered",
+  realized: "taken-over positions", funding: "funding" };
 const MARK_REFRESH_MS = 250; // positions re-read at most this often as the mark moves
 const NOT_DECIMAL = /[^0-9.,\s]/;
 
@@ -89,6 +91,7 @@ export async function mount(root, params) {
   const fundingEl = h("div", { class: "cards", "data-testid": "funding" });
   const liqEl = h("div", { class: "cards", "data-testid": "liquidations" });
   const insuranceEl = h("div", { "data-testid": "insurance" });
+  const insHistoryEl = h("div", { class: "cards", "data-testid": "insurance-history" });
   const walletEl = h("p", { class: "avail", "data-testid": "margin-available" });
 
   root.append(h("section", { class: "futures", "data-testid": "futures" },
@@ -99,7 +102,8 @@ export async function mount(root, params) {
     h("div", { class: "ford panel" }, h("h2", {}, "Open orders"), ordersEl),
     h("div", { class: "ffund panel" }, h("h2", {}, "Funding history"), fundingEl),
     h("div", { class: "fliq panel" }, h("h2", {}, "Liquidations"), liqEl,
-      h("h2", { class: "gap" }, "Insurance fund"), insuranceEl)));
+      h("h2", { class: "gap" }, "Insurance fund"), insuranceEl,
+      h("h3", { class: "gap" }, "Last 24 hours"), insHistoryEl)));
 
   // ---------------------------------------------------------------- mark, index, funding
   let perp = { ...market };
@@ -379,6 +383,20 @@ export async function mount(root, params) {
     const mine = rows.filter((r) => r.asset === m.quote);
     replace(insuranceEl, mine.map((r) => h("p", { "data-testid": `insurance-${r.asset}` },
       `${shown(r.balance, qp)} ${r.asset}`)));
+    await loadInsuranceHistory();
+  }
+  /** The fund's hours that moved, newest first: each hour's net change by cause and the balance at
+   * its end, exact (every decimal of the asset). */
+  async function loadInsuranceHistory() {
+    const r = await get(`/api/v1/futures/insurance/history?asset=${m.quote}&interval=1h&limit=24`);
+    const moved = r.buckets.filter((b) => Object.keys(b.by_cause).length).reverse();
+    replace(insHistoryEl, table(["Hour to", "Change", "By cause", `Balance (${m.quote})`], moved.map((b) =>
+      h("tr", { "data-testid": "insurance-bucket" }, h("td", {}, time(b.end)),
+        h("td", { class: `num ${b.change.startsWith("-") ? "down" : "up"}`, "data-testid": "ins-change" }, group(b.change)),
+        h("td", { "data-testid": "ins-causes" }, Object.entries(b.by_cause).map(([c, d]) =>
+          h("div", { dataset: { cause: c } }, `${CAUSES[c] || c} ${group(d)}`))),
+        h("td", { class: "num", "data-testid": "ins-balance" }, group(b.balance)))),
+    "No movement in the last 24 hours"));
   }
 
   // ---------------------------------------------------------------- live data
