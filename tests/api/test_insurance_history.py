@@ -117,3 +117,4 @@ def test_the_fee_share_of_perpetual_trades_over_http(base: str) -> None:
     assert a.http.get("/api/v1/futures/insurance/history", params={"interval": "7m"}).status_code == 400
     assert a.http.get("/api/v1/futures/insurance/history", params={"asset": "NOPE"}).status_code == 404
     assert a.http.get("/api/v1/futures/insurance/history", params={"limit": 0}).status_code == 422
+    assert a.http.get("/api/v1/futures/insurance/history", params={"end": 10**19}).status_code == 422

@@ -19,6 +19,7 @@ from dpg.api.runtime import Runtime
 from dpg.core.model import Market, MarketKind
 
 router = APIRouter(tags=["futures"])
+END_MAX_MS = 4_102_444_800_000  # 2100-01-01: a later end would take the ledger's ns times out of bigint
 PerpQ = Annotated[str, Query(max_length=20, description="e.g. BTC-PERP (also BTCUSDT_PERP)")]
 
 
@@ -115,7 +116,7 @@ async def insurance(rt: Rt) -> list[dict[str, str]]:
 async def insurance_history(rt: Rt, asset: Annotated[str, Query(max_length=20)] = "USDT",
                             interval: Annotated[str, Query(max_length=4, description="1m 5m 15m 1h 4h 1d")] = "1h",
                             limit: Annotated[int, Query(ge=1, le=1000)] = 24,
-                            end: Annotated[int | None, Query(ge=0, description="ms; default now")] = None,
+                            end: Annotated[int | None, Query(ge=0, le=END_MAX_MS, description="ms, or now")] = None,
                             ) -> dict[str, Any]:
     """The insurance fund's history in ``asset`` from the ledger: the ``limit`` buckets of
     ``interval`` up to the one holding ``end``, oldest first, each with the balance at its end, the
