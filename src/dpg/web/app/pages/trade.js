@@ -346,9 +346,18 @@ export async function mount(root, params) {
       replace(tabBody, h("div", { class: "tabtools" }, all),
         table([...head, h("span", { class: "sr-only" }, "Cancel")], rows.map((o) => orderRow(o, true)), only ? `No open orders on ${only}` : "No open orders"));
     } else if (tab === "history") {
-      const r = await get(`/api/v1/orders/history?limit=50${only ? `&market=${only.replace("/", "-")}` : ""}`);
-      if (tab !== "history" || filter.value !== only) return;
-      replace(tabBody, table(head, r.orders.map((o) => orderRow(o, false)), "No orders yet"));
+      // the history is read from the projections, which may be a moment behind the live open
+      // orders: an order it still shows as live that is no longer open is read again shortly
+      for (let tries = 0; ; tries++) {
+        const r = await get(`/api/v1/orders/history?limit=50${only ? `&market=${only.replace("/", "-")}` : ""}`);
+        if (tab !== "history" || filter.value !== only) return;
+        replace(tabBody, table(head, r.orders.map((o) => orderRow(o, false)), "No orders yet"));
+        const open = new Set(openOrders.map((o) => o.order_id));
+        const behind = r.orders.some((o) => (o.status === "open" || o.status === "partially_filled") && !open.has(o.order_id));
+        if (!behind || tries >= 20) return;
+        await new Promise((done) => setTimeout(done, 250));
+        if (tab !== "history" || filter.value !== only) return;
+      }
     } else {
       const rows = fills.filter((f) => !only || f.market === only);
       replace(tabBody, table(["Time", "Market", "Side", "Price", "Amount", "Total", "Fee", "Role"], rows.map((f) => {
