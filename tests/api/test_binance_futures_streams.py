@@ -175,6 +175,42 @@ def test_listen_keys_are_bound_to_their_api_key(indexed: str) -> None:
     assert call("POST", c.apiKey).json()["listenKey"] != lk
 
 
+def test_mark_price_and_kline_streams(indexed: str) -> None:
+    """markPriceUpdate as the mark moves (equal to DPG's own API once it settles), kline as trades
+    land, and a spot market's stream refused on the futures streams."""
+    u1, e1 = trader(indexed, "mark1@fapiws.dpg")
+    u2, e2 = trader(indexed, "mark2@fapiws.dpg")
+    for u in (u1, u2):
+        u.credit("USDT", "100000")
+    wsbase = indexed.replace("http", "ws")
+    with connect(f"{wsbase}/fstream/stream?streams=btcusdt@markPrice/btcusdt@kline_1m", open_timeout=10) as ws:
+        # a new spot bid moves BTC-PERP's index (the spot mid) to 50,005, a trade there its last price:
+        # its mark moves, and the last markPriceUpdate is the mark DPG's own API shows
+        mm = User(indexed, "spot-bidder@fapiws.dpg")
+        mm.credit("USDT", "10000")
+        assert mm.order(market="BTC/USDT", side="buy", price="50000", quantity="0.1").status_code == 201
+        e2.create_order(SYM, "limit", "sell", 0.002, 50005)
+        e1.create_order(SYM, "limit", "buy", 0.002, 50005)
+        got = recv_until(ws, lambda m: m.get("stream") == "btcusdt@markPrice")
+        while True:  # until the marks settle
+            try:
+                got.append(json.loads(ws.recv(timeout=1.5)))
+            except TimeoutError:
+                break
+        mark = [m["data"] for m in got if m.get("stream") == "btcusdt@markPrice"][-1]
+        assert (mark["e"], mark["s"]) == ("markPriceUpdate", "BTCUSDT")
+        native = next(r for r in mm.http.get("/api/v1/futures/markets").json() if r["market"] == "BTC-PERP")
+        assert (mark["p"], mark["i"]) == (native["mark_price"], native["index_price"])
+        assert mark["r"] == native["funding_rate"] and mark["T"] == native["next_funding_time"]
+        e2.create_order(SYM, "limit", "sell", 0.002, 50010)
+        e1.create_order(SYM, "market", "buy", 0.001)
+        got = recv_until(ws, lambda m: m.get("stream") == "btcusdt@kline_1m" and m["data"]["k"]["c"] == "50010.00")
+        assert got[-1]["data"]["k"]["i"] == "1m" and got[-1]["data"]["s"] == "BTCUSDT"
+        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusd@depth"], "id": 3}))  # a spot market
+        refused = recv_until(ws, lambda m: m.get("id") == 3)[-1]
+        assert refused["error"]["code"] == 2
+
+
 def test_ccxt_pro_watches_the_futures_book_and_trades(indexed: str) -> None:
     """watch_order_book applies depthUpdate diffs chained by ``pu`` from the REST snapshot's
     lastUpdateId and stays equal to /fapi/v1/depth; watch_trades sees a trade; the raw streams
@@ -221,24 +257,6 @@ def test_ccxt_pro_watches_the_futures_book_and_trades(indexed: str) -> None:
 
     asyncio.run(main())
 
-    wsbase = indexed.replace("http", "ws")
-    with connect(f"{wsbase}/fstream/stream?streams=btcusdt@markPrice/btcusdt@kline_1m", open_timeout=10) as ws:
-        # a new spot bid moves BTC-PERP's index (the spot mid), so its mark
-        mm = User(indexed, "spot-bidder@fapiws.dpg")
-        mm.credit("USDT", "10000")
-        assert mm.order(market="BTC/USDT", side="buy", price="50000", quantity="0.1").status_code == 201
-        got = recv_until(ws, lambda m: m.get("stream") == "btcusdt@markPrice" and m["data"]["i"] != "50000.00")
-        mark = got[-1]["data"]
-        assert (mark["e"], mark["s"], mark["i"]) == ("markPriceUpdate", "BTCUSDT", "50005.00")
-        native = next(r for r in mm.http.get("/api/v1/futures/markets").json() if r["market"] == "BTC-PERP")
-        assert native["index_price"] == "50005.00"
-        e1.create_order(SYM, "market", "buy", 0.001)
-        got = recv_until(ws, lambda m: m.get("stream") == "btcusdt@kline_1m")
-        assert got[-1]["data"]["k"]["i"] == "1m" and got[-1]["data"]["s"] == "BTCUSDT"
-        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusd@depth"], "id": 3}))  # a spot market
-        refused = recv_until(ws, lambda m: m.get("id") == 3)[-1]
-        assert refused["error"]["code"] == 2
-
 
 def test_ccxt_maps_a_listen_key_refusal(indexed: str) -> None:
     _, e = trader(indexed, "erin@fapiws.dpg")
@@ -247,3 +265,4 @@ def test_ccxt_maps_a_listen_key_refusal(indexed: str) -> None:
     with pytest.raises(ccxt.AuthenticationError):
         wrong.fapiPrivatePostListenKey()
     assert len(e.fapiPrivatePostListenKey()["listenKey"]) == 64
+
