@@ -17,8 +17,10 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from dpg.api.ws import REVOKED
 from tests.api.client import User, recv_until, served
 from tests.api.test_binance_futures import client, indexed, trader
+from tests.api.test_sockets import closed
 
 __all__ = ["indexed"]  # the fixture, over this module's exchange
 pytestmark = pytest.mark.timeout(300)
@@ -138,7 +140,8 @@ def test_ccxt_pro_watches_futures_orders_positions_and_balance(indexed: str) -> 
 
 def test_listen_keys_are_bound_to_their_api_key(indexed: str) -> None:
     """POST returns the API key's one listen key (again while it lives), PUT keeps it alive, a key
-    of another account cannot keep or close it, DELETE ends its stream (listenKeyExpired)."""
+    of another account cannot keep or close it, DELETE ends its stream (listenKeyExpired), and
+    revoking the API key closes its stream."""
     carol, c = trader(indexed, "carol@fapiws.dpg")
     _, d = trader(indexed, "dave@fapiws.dpg")
     http = carol.http
@@ -172,7 +175,13 @@ def test_listen_keys_are_bound_to_their_api_key(indexed: str) -> None:
         got = recv_until(ws, lambda m: m.get("e") == "listenKeyExpired")
         assert got[-1]["listenKey"] == lk
     assert call("PUT", c.apiKey).json()["code"] == -1125
-    assert call("POST", c.apiKey).json()["listenKey"] != lk
+    fresh = call("POST", c.apiKey).json()["listenKey"]
+    assert fresh != lk
+    with connect(f"{wsbase}/fstream/private/ws?listenKey={fresh}", open_timeout=10) as ws:
+        carol.credit("USDT", "5")
+        recv_until(ws, lambda m: m.get("e") == "ACCOUNT_UPDATE")
+        assert http.delete(f"/api/v1/api-keys/{c.apiKey}").status_code == 200  # revoking the API key
+        assert closed(ws) == (REVOKED, "AUTH_REVOKED: the API key was revoked")
 
 
 def test_mark_price_and_kline_streams(indexed: str) -> None:
