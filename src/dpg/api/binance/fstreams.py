@@ -22,6 +22,7 @@ from dpg.api.deps import client_ip
 from dpg.api.futures import rate_text
 from dpg.api.marketdata import INTERVALS, Update
 from dpg.api.runtime import Runtime
+from dpg.api.views import OrderView
 from dpg.api.ws import REVOKED, Client, Grant
 from dpg.core import events as E
 from dpg.core.events import Cause, Event
@@ -385,9 +386,9 @@ def order_updates(rt: Runtime, account: int, items: list[dict[str, Any]]) -> lis
     return out
 
 
-def order_update(m: Market, v: Any, ts: int, x: str, status: str, filled: int | None = None,
+def order_update(m: Market, v: OrderView, ts: int, x: str, status: str, filled: int | None = None,
                  filled_quote: int | None = None, fill: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One ORDER_TRADE_UPDATE of order ``v`` (an OrderView) on perpetual ``m``; ``filled`` and
+    """One ORDER_TRADE_UPDATE of order ``v`` on perpetual ``m``; ``filled`` and
     ``filled_quote`` its totals up to this event (the view's by default), ``fill`` the trade."""
     typ, tif = TYPE.get(v.otype, ("LIMIT", "GTC"))
     z = v.filled if filled is None else filled
