@@ -49,12 +49,13 @@ def test_no_input_gets_a_server_error(base: str) -> None:
     u.credit("BTC", "10")
     assert u.order(market="BTC/USDT", side="buy", price="100", quantity="0.1").status_code == 201
     # logged in, and as the operator: every endpoint but logging this session out and the Binance
-    # signed ones (their own signature over the query, which a fixed header cannot carry)
+    # signed ones (their own signature over the query, which a fixed header cannot carry) and the
+    # listen key's (an API key's alone, not a session's)
     run = st(base, "-H", f"Authorization: Bearer {u.token}", "-H", f"X-DPG-Admin-Token: {ADMIN}",
              "--exclude-path", "/api/v1/auth/logout",
              "--exclude-path-regex", "^/api/v3/(account|order|openOrders|allOrders|myTrades)$"
              "|^/fapi/v1/(leverageBracket|leverage|marginType|positionMargin|order|openOrders|allOpenOrders"
-             "|allOrders|userTrades|income|algoOrder|openAlgoOrders|allAlgoOrders)$"
+             "|allOrders|userTrades|income|algoOrder|openAlgoOrders|allAlgoOrders|listenKey)$"
              "|^/fapi/v[23]/(balance|account|positionRisk)$")
     assert run.returncode == 0, run.stdout[-6000:]
     selected, tested = re.search(r"Selected: (\d+)/\d+", run.stdout), re.search(r"Tested: (\d+)", run.stdout)

@@ -56,6 +56,8 @@ class Runtime:
         self.md.seed_trades(recent_trades)
         self.depth_seq: dict[int, int] = {m.index: engine.seq for m in engine.markets}
         self.publishers: list[Publisher] = []  # the other dialects' publishers of each update
+        # and of each command's events, after DPG's own perpetuals' channels (marks, positions)
+        self.event_publishers: list[Callable[[int, list[Event]], None]] = []
         self.ip_limits = TokenBuckets(ip_rate, ip_rate * 2)
         self.key_limits = TokenBuckets(key_rate, key_rate * 2)
         # every socket: its messages against its address's bucket and one of its own at the per-key rate
@@ -213,6 +215,8 @@ class Runtime:
         for account in changed:
             hub.publish_private(account, "positions", {"type": "positions", "seq": seq,
                                                        "data": self.positions_json(account)})
+        for publish in self.event_publishers:
+            publish(seq, events)
 
     def _dispatch(self, upd: Update) -> None:
         """DPG's own channels of one update, then the other dialects', then the private channels."""

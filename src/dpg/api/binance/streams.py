@@ -5,6 +5,7 @@ published from the same updates as DPG's own channels."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -39,9 +40,13 @@ def is_binance(msg: dict[str, Any] | None) -> bool:
     return msg is not None and "method" in msg and "op" not in msg
 
 
-def stream_dialect(rt: Runtime) -> Dialect:
-    """Binance's market streams protocol: ``SUBSCRIBE``/``UNSUBSCRIBE`` (``params``: stream names),
-    ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``/``GET_PROPERTY`` ``combined``; answers
+Resolve = Callable[[Runtime, str], "str | None"]  # a stream name's hub channel, None if there is none
+
+
+def stream_dialect(rt: Runtime, channel: Resolve = _channel) -> Dialect:
+    """Binance's market streams protocol (``channel`` resolves a stream name: the spot dialect's by
+    default, the USDⓈ-M dialect's in dpg.api.binance.fstreams): ``SUBSCRIBE``/``UNSUBSCRIBE``
+    (``params``: stream names), ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``/``GET_PROPERTY`` ``combined``; answers
     ``{"result": …, "id": …}`` or ``{"error": {"code", "msg"}, "id": …}``."""
 
     def error(client: Client, rid: Any, code: int, msg: str) -> None:
@@ -53,9 +58,9 @@ def stream_dialect(rt: Runtime) -> Dialect:
             if not isinstance(params, list) or len(params) > 200 or not all(isinstance(p, str) for p in params):
                 return error(client, rid, 2, "Invalid request: params must be a list of at most 200 stream names")
             if method == "SUBSCRIBE":
-                wrong = open_streams(rt, client, params)
+                wrong = open_streams(rt, client, params, channel)
             else:
-                channels = [_channel(rt, p) for p in params]
+                channels = [channel(rt, p) for p in params]
                 wrong = "Invalid request: unknown stream" if None in channels else ""
                 for ch in channels:
                     if ch is not None and not wrong:
@@ -90,10 +95,10 @@ def stream_dialect(rt: Runtime) -> Dialect:
     return Dialect(handle, refuse)
 
 
-def open_streams(rt: Runtime, client: Client, names: list[str]) -> str:
+def open_streams(rt: Runtime, client: Client, names: list[str], channel: Resolve = _channel) -> str:
     """Subscribe ``client`` to Binance streams, all or none: "" when done, else why not (an
     unknown stream, more than the hub's cap)."""
-    found = [(n, _channel(rt, n)) for n in names]
+    found = [(n, channel(rt, n)) for n in names]
     unknown = [n for n, ch in found if ch is None]
     if unknown:
         return f"Invalid request: unknown stream {unknown[0][:64]!r}"
