@@ -2,9 +2,10 @@
 form, its liquidation price (the server's) and unrealized PnL following the mark price as the index
 moves, isolated margin added, the position closed at market; a liquidation shown live as it
 happens; open orders (a resting limit, a stop-market and a take-profit waiting on the mark) listed
-live, one cancelled, then all; the insurance fund's last hours; on a phone, no sideways scroll; no
-serious accessibility violation (axe-core). The index is the BTC/USDT spot mid (no chains), moved
-by a market maker's orders."""
+live, one cancelled, then all; the perpetual's order book (a resting order placed through the API,
+a click on its level taking the price), recent trades and chart, live; the insurance fund's last
+hours; on a phone, no sideways scroll; no serious accessibility violation (axe-core). The index is
+the BTC/USDT spot mid (no chains), moved by a market maker's orders."""
 
 from __future__ import annotations
 
@@ -255,6 +256,51 @@ def test_open_orders_listed_live_one_cancelled_then_all(page: Any, web: str, exc
     assert open_orders(gina) == []
     usdt = {b["asset"]: b for b in gina.http.get("/api/v1/balances").json()}["USDT"]
     assert usdt["available"] == usdt["total"] == "10000.000000"  # nothing held back once all are cancelled
+
+
+def test_the_perpetuals_book_trades_and_chart_live(page: Any, web: str, exchange_url: str, maker: User) -> None:
+    set_index(maker, 50000)
+    hank = user(exchange_url, "hank", usdt="100000")
+    ivy = user(exchange_url, "ivy", usdt="100000")
+    log_in(page, web, ivy.email)
+    page.goto(f"{web}/futures/BTC-PERP")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    expect(page.locator(".book .levels-head")).to_contain_text("Price (USDT)")
+    expect(page.locator(".book .levels-head")).to_contain_text("Amount (BTC)")
+    expect(page.locator("[data-testid=chart] canvas").first).to_be_visible()
+    # resting orders placed through the API appear in the book as they are placed
+    r = hank.order(market="BTC-PERP", side="sell", price="50123.45", quantity="0.03")
+    assert r.status_code == 201 and r.json()["status"] == "open", r.text
+    r = hank.order(market="BTC-PERP", side="buy", price="49876.55", quantity="0.02")
+    assert r.status_code == 201 and r.json()["status"] == "open", r.text
+    ask = page.locator('[data-testid=asks] .level[data-price="50123.45"]')
+    expect(ask).to_contain_text("50,123.45")
+    expect(ask.locator("span").nth(1)).to_have_text("0.0300")
+    bid = page.locator('[data-testid=bids] .level[data-price="49876.55"]')
+    expect(bid.locator("span").nth(1)).to_have_text("0.0200")
+    # a click on the level takes its price into the order form
+    ask.click()
+    expect(page.locator("input[name=price]")).to_have_value("50123.45")
+    expect(page.locator("[data-testid=futures-order-form] [data-type=limit]")).to_have_attribute("aria-pressed", "true")
+    # a trade against it: in recent trades, the level smaller, the last price between asks and bids
+    r = ivy.order(market="BTC-PERP", side="buy", price="50123.45", quantity="0.01")
+    assert r.status_code == 201 and r.json()["status"] == "filled", r.text
+    first = page.locator("[data-testid=trades] .row").first
+    expect(first.locator("span").nth(0)).to_have_text("50,123.45")
+    expect(first.locator("span").nth(1)).to_have_text("0.0100")
+    expect(first).to_have_class(re.compile(r"\bup\b"))
+    expect(ask.locator("span").nth(1)).to_have_text("0.0200")
+    expect(page.locator(".book .mid .last")).to_have_text("50,123.45")
+    trades = ivy.http.get("/api/v1/trades", params={"market": "BTC-PERP", "limit": 1}).json()
+    assert trades[0]["price"] == "50123.45" and Decimal(trades[0]["quantity"]) == Decimal("0.01")
+    # the chart's timeframes switch; its candles are the perpetual's
+    page.click("[data-testid=futures] [data-interval='5m']")
+    expect(page.locator("[data-interval='5m']")).to_have_attribute("aria-pressed", "true")
+    candles = ivy.http.get("/api/v1/candles", params={"market": "BTC-PERP", "interval": "5m"}).json()
+    assert candles and candles[-1]["close"] == "50123.45"
+    assert hank.http.delete("/api/v1/orders", params={"market": "BTC-PERP"}).status_code == 200
+    expect(ask).to_have_count(0)
+    expect(bid).to_have_count(0)
 
 
 def test_the_page_fits_a_phone_and_passes_the_accessibility_check(browser: Any, web: str, exchange_url: str,

@@ -2,7 +2,12 @@
 // Prices are drawn from the API's decimal strings; the chart only displays them, no amount
 // entered by a user goes through it.
 import { CandlestickSeries, ColorType, HistogramSeries, createChart } from "lightweight-charts";
+import { get } from "./api.js";
+import { h } from "./dom.js";
+import { feed } from "./feed.js";
 import { group } from "./money.js";
+
+const INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"];
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
@@ -13,6 +18,7 @@ export function axisPrice(price, decimals) {
 }
 
 export class CandleChart {
+  /** `market.price_decimals`: the places of a price on the axis. */
   constructor(el, market) {
     this.chart = createChart(el, {
       autoSize: true,
@@ -67,5 +73,51 @@ export class CandleChart {
 
   remove() {
     this.chart.remove();
+  }
+}
+
+/** The chart panel of a market (spot or perpetual): timeframe buttons over the candles, loaded over
+ * REST and kept live by the feed's candles channel of the chosen timeframe. */
+export class ChartPanel {
+  /** `symbol`: the market's symbol ("BTC/USDT", "BTC-PERP"); `priceDecimals`: a price's places. */
+  constructor(symbol, priceDecimals) {
+    this.symbol = symbol;
+    this.box = h("div", { class: "chart", "data-testid": "chart" });
+    this.tfs = h("div", { class: "seg", role: "group", "aria-label": "Timeframe" });
+    this.el = h("div", { class: "chartp panel" }, this.tfs, this.box);
+    this.interval = "1m";
+    this.unsub = null;
+    this.chart = null;
+    for (const iv of INTERVALS) {
+      this.tfs.append(h("button", { type: "button", class: "btn small", "data-interval": iv, onclick: () => this.pick(iv) }, iv));
+    }
+    this.priceDecimals = priceDecimals;
+  }
+
+  /** Draws the chart (once `el` is in the page) at the 1m timeframe; returns the cleanup. */
+  start() {
+    this.chart = new CandleChart(this.box, { price_decimals: this.priceDecimals });
+    this.pick("1m");
+    return () => {
+      if (this.unsub) this.unsub();
+      this.chart.remove();
+    };
+  }
+
+  /** The candles of the chosen timeframe from the API (after a resync too). */
+  async load() {
+    const market = encodeURIComponent(this.symbol.replace("/", "-"));
+    this.chart.set(await get(`/api/v1/candles?market=${market}&interval=${this.interval}&limit=500`));
+  }
+
+  pick(iv) {
+    this.interval = iv;
+    for (const b of this.tfs.children) {
+      b.classList.toggle("active", b.dataset.interval === iv);
+      b.setAttribute("aria-pressed", String(b.dataset.interval === iv));
+    }
+    if (this.unsub) this.unsub();
+    this.unsub = feed.subscribe(`candles:${this.symbol}:${iv}`, (msg) => { for (const c of msg.data || []) this.chart.update(c); });
+    this.load().catch(() => {});
   }
 }

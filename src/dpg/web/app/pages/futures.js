@@ -1,5 +1,6 @@
 // The futures page: a perpetual's mark, index (and whether it is stale), funding rate with a
-// countdown to the next funding; leverage and margin mode; the order form (limit, market,
+// countdown to the next funding; its order book (a click on a level takes the price), recent trades
+// and candlestick chart, the same panels as the trade page's; leverage and margin mode; the order form (limit, market,
 // stop-market, take-profit on the mark price, reduce-only); the positions table (size, entry, mark,
 // the server's liquidation price, unrealized PnL and ROE, isolated margin added or removed, close at
 // market); the open orders of the perpetual (stop-market and take-profit ones waiting on the mark),
@@ -7,12 +8,15 @@
 // Live over the feed;
 // every amount is a decimal string or a BigInt of base units, never a float.
 import { get, markets as loadMarkets, post } from "../api.js";
+import { BookPanel } from "../book.js";
+import { ChartPanel } from "../chart.js";
 import { h, notify, replace, table, time, toast } from "../dom.js";
 import { feed } from "../feed.js";
 import { MoneyError, decimalsOf, formatUnits, group, parseUnits, shown } from "../money.js";
 import { ORDER_HEAD, cancelAllButton, orderRow } from "../orders.js";
 import { go } from "../router.js";
 import * as session from "../session.js";
+import { TapePanel } from "../tape.js";
 
 const TYPES = { limit: "Limit", market: "Market", stop_market: "Stop-market", take_profit_market: "Take-profit" };
 const CAUSES = { fee: "fee share", liquidation: "liquidation fees", insurance: "losses covered",
@@ -93,10 +97,14 @@ export async function mount(root, params) {
   const insuranceEl = h("div", { "data-testid": "insurance" });
   const insHistoryEl = h("div", { class: "cards", "data-testid": "insurance-history" });
   const walletEl = h("p", { class: "avail", "data-testid": "margin-available" });
+  const bookPanel = new BookPanel(m, { onPrice: (p) => takePrice(p) });
+  const tapePanel = new TapePanel(m, { onTrade: (t) => bookPanel.setLast(t.price) });
+  const chartPanel = new ChartPanel(m.symbol, m.pd);
 
   root.append(h("section", { class: "futures", "data-testid": "futures" },
     h("h1", { class: "sr-only" }, `Trade ${m.symbol} perpetual`),
     h("div", { class: "fbar panel" }, select, stats),
+    bookPanel.el, chartPanel.el, tapePanel.el,
     h("div", { class: "fform panel" }, h("h2", {}, "Leverage and margin"), settingsEl, formBox, walletEl),
     h("div", { class: "fpos panel" }, h("h2", {}, "Positions"), positionsEl),
     h("div", { class: "ford panel" }, h("h2", {}, "Open orders"), ordersEl),
@@ -270,6 +278,14 @@ export async function mount(root, params) {
   });
   pickSide("buy");
   pickType("limit");
+  /** A price taken from the book: a limit order at it. */
+  function takePrice(p) {
+    if (!signedIn()) return;
+    pickType("limit");
+    price.value = p;
+    notify(msg, "");
+    amount.focus();
+  }
 
   // ---------------------------------------------------------------- positions
   let positions = [];
@@ -400,6 +416,9 @@ export async function mount(root, params) {
   }
 
   // ---------------------------------------------------------------- live data
+  cleanup.push(chartPanel.start());
+  cleanup.push(bookPanel.subscribe());
+  cleanup.push(tapePanel.subscribe());
   cleanup.push(feed.subscribe(`mark:${m.symbol}`, (msg) => {
     perp = { ...perp, ...msg.data };
     showStats();
@@ -428,7 +447,8 @@ export async function mount(root, params) {
 
   async function loadAll() {
     const [fund, liqs] = await Promise.all([get(`/api/v1/futures/funding?market=${m.symbol}&limit=20`),
-      get(`/api/v1/futures/liquidations?market=${m.symbol}&limit=20`)]);
+      get(`/api/v1/futures/liquidations?market=${m.symbol}&limit=20`), tapePanel.load()]);
+    bookPanel.setLast(tapePanel.last());
     fundings = fund.history;
     liquidations = liqs;
     renderFunding();
@@ -444,7 +464,10 @@ export async function mount(root, params) {
     renderOrders();
   }
   function onState(e) {
-    if (e.detail.state === "live" && e.detail.was === "stale") loadAll().catch(() => {});
+    if (e.detail.state === "live" && e.detail.was === "stale") {
+      loadAll().catch(() => {});
+      chartPanel.load().catch(() => {});
+    }
   }
   feed.addEventListener("state", onState);
   cleanup.push(() => feed.removeEventListener("state", onState));

@@ -4,18 +4,18 @@
 // market filter), all kept live by the feed. Results come as toasts; a refusal is said in the
 // trader's units next to the field it concerns. On a phone a Buy / Sell bar stays at the bottom.
 import { get, markets as loadMarkets, post } from "../api.js";
-import { CandleChart } from "../chart.js";
+import { BookPanel } from "../book.js";
+import { ChartPanel } from "../chart.js";
 import { h, notify, replace, table, time, toast } from "../dom.js";
 import { feed } from "../feed.js";
 import {
-  MarketMath, MoneyError, ceilTo, displayPlaces, floorTo, formatUnits, group, parseUnits, rescale, roundTo, shown,
+  MarketMath, MoneyError, displayPlaces, formatUnits, group, parseUnits, rescale, roundTo, shown,
 } from "../money.js";
 import { ORDER_HEAD, TYPE_LABELS, cancelAllButton, orderRow as anOrderRow, td } from "../orders.js";
 import { go } from "../router.js";
 import * as session from "../session.js";
+import { TapePanel } from "../tape.js";
 
-const INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"];
-const LEVELS = 12;
 const NOT_DECIMAL = /[^0-9.,\s]/; // what a price or amount field refuses to take
 const FILL_WAIT_MS = 300; // fills of one order arriving within this are told in one toast
 
@@ -151,15 +151,15 @@ export async function mount(root, params) {
     markets.map((x) => h("option", { value: x.market, selected: x.market === m.symbol }, x.market)));
   select.addEventListener("change", () => go(`/trade/${select.value.replace("/", "-")}`));
   const stats = h("div", { class: "stats" });
-  const chartBox = h("div", { class: "chart", "data-testid": "chart" });
-  const tfs = h("div", { class: "seg", role: "group", "aria-label": "Timeframe" });
-  const grouping = h("select", { name: "grouping", "aria-label": "Price grouping" },
-    [1n, 10n, 100n].map((f) => h("option", { value: String(f) }, m.fmtPrice(m.tick * f))));
-  const asksEl = h("div", { class: "levels asks", "data-testid": "asks" });
-  const bidsEl = h("div", { class: "levels bids", "data-testid": "bids" });
-  const midEl = h("div", { class: "mid" });
+  const bookPanel = new BookPanel(m, { onPrice: (p) => form?.fillPrice(p) });
+  const tapePanel = new TapePanel(m, {
+    onTrade: (t) => {
+      bookPanel.setLast(t.price);
+      form?.update();
+    },
+  });
+  const chartPanel = new ChartPanel(m.symbol, market.price_decimals);
   // scrollable regions take the focus, so a keyboard can scroll them (axe: scrollable-region-focusable)
-  const tradesEl = h("div", { class: "tape", "data-testid": "trades", tabindex: "0", role: "region", "aria-label": "Recent trades" });
   const formBox = h("div", { id: "order-form" });
   const balancesEl = h("div", { class: "balances", "data-testid": "balances", tabindex: "0", role: "region", "aria-label": "Balances" });
   const tabsEl = h("div", { class: "tabs", role: "tablist", "aria-label": "Your orders" });
@@ -173,19 +173,13 @@ export async function mount(root, params) {
     h("h1", { class: "sr-only" }, `Trade ${m.symbol}`),
     skip,
     h("div", { class: "bar panel" }, select, stats),
-    h("div", { class: "book panel" },
-      h("div", { class: "head" }, h("h2", {}, "Order book"), grouping),
-      h("div", { class: "levels-head" }, h("span", {}, `Price (${m.quote})`), h("span", {}, `Amount (${m.base})`),
-        h("span", {}, `Total (${m.base})`)),
-      asksEl, midEl, bidsEl),
-    h("div", { class: "chartp panel" }, tfs, chartBox),
+    bookPanel.el,
+    chartPanel.el,
     h("div", { class: "form panel" }, formBox,
       h("div", { class: "head" }, h("h2", {}, "Balances"),
         signedIn() ? h("a", { href: "/wallet", class: "small" }, "Deposit") : null),
       balancesEl),
-    h("div", { class: "tradesp panel" }, h("h2", {}, "Recent trades"),
-      h("div", { class: "levels-head" }, h("span", {}, `Price (${m.quote})`), h("span", {}, `Amount (${m.base})`),
-        h("span", {}, "Time")), tradesEl),
+    tapePanel.el,
     h("div", { class: "orders panel" }, h("div", { class: "tabbar" }, tabsEl, filter), tabBody),
     mobileBar));
 
@@ -209,91 +203,9 @@ export async function mount(root, params) {
       h("span", {}, h("small", {}, `24h volume (${m.base}) `), group(t.volume)));
   }
 
-  // ---------------------------------------------------------------- order book
-  const depthChannel = `depth:${m.symbol}`;
-  let bookDirty = false;
-  let lastPrice = null;
-
-  function grouped(levels, factor, up) {
-    const step = m.tick * factor;
-    const out = new Map();
-    for (const [p, q] of levels) {
-      const price = up ? ceilTo(m.price(p), step) : floorTo(m.price(p), step);
-      out.set(price, (out.get(price) || 0n) + m.qty(q));
-    }
-    return [...out.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  }
-
-  function levelRows(levels, side) {
-    let cum = 0n;
-    const rows = levels.map(([p, q]) => { cum += q; return [p, q, cum]; });
-    const max = cum > 0n ? cum : 1n;
-    return rows.map(([p, q, c]) => {
-      const pct = Number((c * 1000n) / max) / 10;
-      // a click takes the price; not a tab stop each (the skip link and the form come first)
-      return h("button", {
-        type: "button", tabindex: "-1", class: `level ${side}`, "data-price": m.fmtPrice(p), style: `--depth:${pct}%`,
-        title: "Use this price",
-      }, h("span", { class: "p" }, group(m.fmtPrice(p))), h("span", {}, group(m.fmtQty(q))), h("span", {}, group(m.fmtQty(c))));
-    });
-  }
-
-  function renderBook() {
-    bookDirty = false;
-    const book = feed.book(depthChannel);
-    if (!book) return;
-    const factor = BigInt(grouping.value);
-    const asks = grouped(book.asks, factor, true).slice(0, LEVELS);
-    const bids = grouped(book.bids, factor, false).reverse().slice(0, LEVELS);
-    replace(asksEl, levelRows(asks, "ask").reverse());
-    replace(bidsEl, levelRows(bids, "bid"));
-    const spread = asks.length && bids.length ? m.fmtPrice(asks[0][0] - bids[0][0]) : null;
-    replace(midEl, h("span", { class: "last" }, lastPrice ? group(lastPrice) : "—"),
-      spread ? h("small", {}, `spread ${group(spread)}`) : null);
-  }
-
-  function scheduleBook() {
-    if (!bookDirty) { bookDirty = true; requestAnimationFrame(renderBook); }
-  }
-
-  grouping.addEventListener("change", renderBook);
-  for (const el of [asksEl, bidsEl]) {
-    el.addEventListener("click", (e) => {
-      const b = e.target.closest(".level");
-      if (b) form?.fillPrice(b.dataset.price);
-    });
-  }
-
-  // ---------------------------------------------------------------- recent trades
-  let tape = [];
-  function renderTape() {
-    replace(tradesEl, tape.slice(0, 40).map((t) => h("div", { class: `row ${t.taker_side === "sell" ? "down" : "up"}` },
-      h("span", {}, group(t.price)), h("span", {}, group(t.quantity)), h("span", { class: "muted" }, time(t.time)))));
-  }
-
-  // ---------------------------------------------------------------- chart
-  const chart = new CandleChart(chartBox, market);
-  cleanup.push(() => chart.remove());
-  let interval = "1m";
-  let unsubCandles = null;
-  async function loadCandles() {
-    const rows = await get(`/api/v1/candles?market=${slug}&interval=${interval}&limit=500`);
-    chart.set(rows);
-  }
-  function pickInterval(iv) {
-    interval = iv;
-    for (const b of tfs.children) {
-      b.classList.toggle("active", b.dataset.interval === iv);
-      b.setAttribute("aria-pressed", String(b.dataset.interval === iv));
-    }
-    if (unsubCandles) unsubCandles();
-    unsubCandles = feed.subscribe(`candles:${m.symbol}:${iv}`, (msg) => { for (const c of msg.data || []) chart.update(c); });
-    loadCandles().catch(() => {});
-  }
-  for (const iv of INTERVALS) {
-    tfs.append(h("button", { type: "button", class: "btn small", "data-interval": iv, onclick: () => pickInterval(iv) }, iv));
-  }
-  cleanup.push(() => unsubCandles && unsubCandles());
+  // ---------------------------------------------------------------- order book, trades, chart
+  const depthChannel = bookPanel.channel;
+  cleanup.push(chartPanel.start());
 
   // ---------------------------------------------------------------- account data
   let balances = {};
@@ -791,15 +703,8 @@ export async function mount(root, params) {
   cleanup.push(() => document.removeEventListener("keydown", onKey));
 
   // ---------------------------------------------------------------- live data
-  cleanup.push(feed.subscribe(depthChannel, (msg) => { if (msg.type !== "gap") scheduleBook(); }));
-  cleanup.push(feed.subscribe(`trades:${m.symbol}`, (msg) => {
-    tape.unshift(msg.data);
-    tape = tape.slice(0, 100);
-    lastPrice = msg.data.price;
-    renderTape();
-    scheduleBook();
-    form?.update();
-  }));
+  cleanup.push(bookPanel.subscribe());
+  cleanup.push(tapePanel.subscribe());
   cleanup.push(feed.subscribe(`ticker:${m.symbol}`, (msg) => showTicker(msg.data)));
   if (signedIn()) {
     cleanup.push(feed.subscribe("orders", () => refreshPrivate()));
@@ -816,12 +721,9 @@ export async function mount(root, params) {
   }
 
   async function loadPublic() {
-    const [trades, tickers] = await Promise.all([get(`/api/v1/trades?market=${slug}&limit=100`), get(`/api/v1/ticker?market=${slug}`)]);
-    tape = trades;
-    lastPrice = trades[0]?.price ?? null;
-    renderTape();
+    const [, tickers] = await Promise.all([tapePanel.load(), get(`/api/v1/ticker?market=${slug}`)]);
+    bookPanel.setLast(tapePanel.last());
     showTicker(tickers[0]);
-    scheduleBook();
   }
 
   async function loadAll() {
@@ -836,13 +738,12 @@ export async function mount(root, params) {
   function onState(e) {
     if (e.detail.state === "live" && e.detail.was === "stale") {
       loadAll().catch(() => {});
-      loadCandles().catch(() => {});
+      chartPanel.load().catch(() => {});
     }
   }
   feed.addEventListener("state", onState);
   cleanup.push(() => feed.removeEventListener("state", onState));
 
-  pickInterval("1m");
   renderTab();
   await loadAll().catch((err) => toast(orderError(err, m, "buy").text, "error"));
   return () => { for (const f of cleanup.reverse()) f(); };
