@@ -224,6 +224,43 @@ async def funding_rate(rt: Rt, symbol: SymbolFilter = None, limit: Annotated[int
     return out[-limit:]
 
 
+def price_klines(m: Market, prices: list[tuple[int, int]], interval: str, limit: int, start: int | None,
+                 end: int | None) -> list[list[Any]]:
+    """Klines of a price DPG knows only at instants (``(ms, price)``, oldest first): each interval
+    that holds one opens, closes, tops and bottoms at the prices seen in it; volumes are 0 as Binance's."""
+    if interval not in INTERVALS:
+        raise BinanceError(400, -1120, "Invalid interval.")
+    span = ms(INTERVALS[interval])
+    buckets: dict[int, list[int]] = {}
+    for t, p in prices:
+        if p and (start is None or t >= start) and (end is None or t <= end):
+            buckets.setdefault(t - t % span, []).append(p)
+    rows = [[t, price(m, ps[0]), price(m, max(ps)), price(m, min(ps)), price(m, ps[-1]), "0", t + span - 1,
+             "0", 0, "0", "0", "0"] for t, ps in sorted(buckets.items())]
+    return rows[-limit:]
+
+
+@router.get("/v1/markPriceKlines")
+async def mark_price_klines(rt: Rt, symbol: Symbol, interval: Annotated[str, Query(max_length=4)],
+                            limit: Annotated[int, Query(ge=1, le=1500)] = 500,
+                            startTime: Annotated[int | None, Query(ge=0, le=2**52)] = None,
+                            endTime: Annotated[int | None, Query(ge=0, le=2**52)] = None) -> list[list[Any]]:
+    """The mark price at each funding (seen since this API process started) and now."""
+    m, pv = perp(rt, symbol)
+    seen = [(int(f["time"]), int(Decimal(f["mark_price"]) * 10**m.quote.decimals)) for f in pv.history]
+    return price_klines(m, [*seen, (now_ms(), pv.mark)], interval, limit, startTime, endTime)
+
+
+@router.get("/v1/indexPriceKlines")
+async def index_price_klines(rt: Rt, pair: Symbol, interval: Annotated[str, Query(max_length=4)],
+                             limit: Annotated[int, Query(ge=1, le=1500)] = 500,
+                             startTime: Annotated[int | None, Query(ge=0, le=2**52)] = None,
+                             endTime: Annotated[int | None, Query(ge=0, le=2**52)] = None) -> list[list[Any]]:
+    """The index price now (DPG keeps no index history in the API)."""
+    m, pv = perp(rt, pair)
+    return price_klines(m, [(now_ms(), pv.index)], interval, limit, startTime, endTime)
+
+
 def ticker24(rt: Runtime, m: Market) -> dict[str, Any]:
     t = rt.md.ticker(m.symbol)
     last, open_ = t.get("last") or 0, t.get("open") or 0
@@ -285,6 +322,20 @@ async def leverage_bracket(rt: Rt, request: Request) -> Any:
                              "cum": float(Fraction(t.cum_ppm, PPM * 10**m.quote.decimals))})
         rows.append({"symbol": fsymbol(m), "brackets": brackets})
     return rows[0] if p.get("symbol") else rows
+
+
+@router.get("/v1/positionSide/dual")
+async def position_side_dual(rt: Rt, request: Request) -> dict[str, bool]:
+    """DPG has one-way positions only (``positionSide`` BOTH)."""
+    await signed(rt, request, "read")
+    return {"dualSidePosition": False}
+
+
+@router.get("/v1/multiAssetsMargin")
+async def multi_assets_margin(rt: Rt, request: Request) -> dict[str, bool]:
+    """DPG margins each perpetual in its own quote asset only (single-asset mode)."""
+    await signed(rt, request, "read")
+    return {"multiAssetsMargin": False}
 
 
 def position_json(m: Market, pv: PerpView, s: PositionView,
