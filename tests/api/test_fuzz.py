@@ -55,7 +55,8 @@ def test_no_input_gets_a_server_error(base: str) -> None:
              "--exclude-path", "/api/v1/auth/logout",
              "--exclude-path-regex", "^/api/v3/(account|order|openOrders|allOrders|myTrades)$"
              "|^/fapi/v1/(leverageBracket|leverage|marginType|positionMargin|order|openOrders|allOpenOrders"
-             "|allOrders|userTrades|income|algoOrder|openAlgoOrders|allAlgoOrders|listenKey)$"
+             "|allOrders|userTrades|income|algoOrder|openAlgoOrders|allAlgoOrders|listenKey|multiAssetsMargin"
+             "|positionSide/dual)$"
              "|^/fapi/v[23]/(balance|account|positionRisk)$")
     assert run.returncode == 0, run.stdout[-6000:]
     selected, tested = re.search(r"Selected: (\d+)/\d+", run.stdout), re.search(r"Tested: (\d+)", run.stdout)
