@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from dpg.api.binance.codes import STATUS, UNKNOWN_ORDER, BinanceError
 from dpg.api.binance.codes import rejected as spot_rejected
 from dpg.api.binance.reports import ms, price, side_name
-from dpg.api.binance.rest import need_param, number, signed
+from dpg.api.binance.rest import kline_rows, need_param, number, signed
 from dpg.api.deps import Rt
 from dpg.api.errors import ApiError
 from dpg.api.futures import PerpView, PositionView, rate_text
@@ -185,16 +185,7 @@ async def klines(rt: Rt, symbol: Symbol, interval: Annotated[str, Query(max_leng
                  limit: Annotated[int, Query(ge=1, le=1500)] = 500,
                  startTime: Annotated[int | None, Query(ge=0, le=2**52)] = None,
                  endTime: Annotated[int | None, Query(ge=0, le=2**52)] = None) -> list[list[Any]]:
-    m, _ = perp(rt, symbol)
-    if interval not in INTERVALS:
-        raise BinanceError(400, -1120, "Invalid interval.")
-    rows = rt.md.candles(m.symbol, interval, min(limit, 1000),
-                         startTime * 1_000_000 if startTime is not None else None,
-                         endTime * 1_000_000 if endTime is not None else None)
-    span = ms(INTERVALS[interval])
-    return [[ms(c["t"]), m.format_price(c["open"]), m.format_price(c["high"]), m.format_price(c["low"]),
-             m.format_price(c["close"]), m.format_qty(c["volume"]), ms(c["t"]) + span - 1,
-             m.quote.format(c["quote_volume"]), c["trades"], "0", "0", "0"] for c in rows]
+    return kline_rows(rt, perp(rt, symbol)[0], interval, min(limit, 1000), startTime, endTime)
 
 
 def premium(m: Market, pv: PerpView) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, WebSocket
 
 from dpg.api.binance.codes import BinanceError, refused
 from dpg.api.binance.fapi import TYPE, fsymbol, perp, position_json
-from dpg.api.binance.reports import ms, price, side_name
+from dpg.api.binance.reports import command_fills, ms, price, side_name
 from dpg.api.binance.streams import open_streams, stream_dialect
 from dpg.api.deps import client_ip
 from dpg.api.futures import rate_text
@@ -351,17 +351,7 @@ def order_updates(rt: Runtime, account: int, items: list[dict[str, Any]]) -> lis
     """ORDER_TRADE_UPDATE events of one account's private updates of one command, for its orders on
     perpetuals: a new order, each fill (with its running totals), a trigger and its end."""
     out: list[dict[str, Any]] = []
-    later: dict[int, list[int]] = {}  # order -> what this command filled after the item at hand
-    last_fill: dict[int, int] = {}
-    filled_done: set[int] = set()
-    for n, it in enumerate(items):
-        if it["type"] == "fill":
-            acc = later.setdefault(it["order_id"], [0, 0])
-            acc[0] += it["qty"]
-            acc[1] += it["quote_qty"]
-            last_fill[it["order_id"]] = n
-        elif it["type"] == "order" and it["event"] == "filled":
-            filled_done.add(it["order_id"])
+    later, last_fill, filled_done = command_fills(items)  # later: what this command filled after the item at hand
     for n, it in enumerate(items):
         if it["type"] not in ("order", "fill"):
             continue

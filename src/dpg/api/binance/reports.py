@@ -112,6 +112,23 @@ _RESTING = (OrderType.LIMIT.value, OrderType.POST_ONLY.value, OrderType.STOP_LIM
             OrderType.TAKE_PROFIT_LIMIT.value)
 
 
+def command_fills(items: list[dict[str, Any]]) -> tuple[dict[int, list[int]], dict[int, int], set[int]]:
+    """Of one command's private items, per order: the base and quote its fills moved, the position
+    of its last fill, and the orders it filled completely."""
+    later: dict[int, list[int]] = {}
+    last_fill: dict[int, int] = {}
+    filled: set[int] = set()
+    for n, it in enumerate(items):
+        if it["type"] == "fill":
+            acc = later.setdefault(it["order_id"], [0, 0])
+            acc[0] += it["qty"]
+            acc[1] += it["quote_qty"]
+            last_fill[it["order_id"]] = n
+        elif it["type"] == "order" and it["event"] == "filled":
+            filled.add(it["order_id"])
+    return later, last_fill, filled
+
+
 def user_events(rt: Runtime, account: int, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Binance's user data events for one account's private updates of one command (the items
     ``/ws`` sends as orders, fills and balances): an ``executionReport`` per new order, trade,
@@ -120,17 +137,7 @@ def user_events(rt: Runtime, account: int, items: list[dict[str, Any]]) -> list[
     now = int(time.time() * 1000)
     out: list[dict[str, Any]] = []
     # cumulative figures before this command: the view's, less this command's fills
-    later: dict[int, list[int]] = {}
-    last_fill: dict[int, int] = {}
-    done_filled: set[int] = set()
-    for n, it in enumerate(items):
-        if it["type"] == "fill":
-            acc = later.setdefault(it["order_id"], [0, 0])
-            acc[0] += it["qty"]
-            acc[1] += it["quote_qty"]
-            last_fill[it["order_id"]] = n
-        elif it["type"] == "order" and it["event"] == "filled":
-            done_filled.add(it["order_id"])
+    later, last_fill, done_filled = command_fills(items)
     moved: dict[str, None] = {}  # assets, in order
     for n, it in enumerate(items):
         kind = it["type"]

@@ -130,12 +130,17 @@ async def klines(rt: Rt, symbol: Symbol, interval: Annotated[str, Query(max_leng
                  limit: Annotated[int, Query(ge=1, le=1000)] = 500,
                  startTime: Annotated[int | None, Query(ge=0, le=2**52)] = None,
                  endTime: Annotated[int | None, Query(ge=0, le=2**52)] = None) -> list[list[Any]]:
-    m = market(rt, symbol)
+    return kline_rows(rt, market(rt, symbol), interval, limit, startTime, endTime)
+
+
+def kline_rows(rt: Runtime, m: Market, interval: str, limit: int, start_ms: int | None,
+               end_ms: int | None) -> list[list[Any]]:
+    """A market's candles as Binance's kline arrays (the spot and the futures dialect alike)."""
     if interval not in INTERVALS:
         raise BinanceError(400, -1120, "Invalid interval.")
     rows = rt.md.candles(m.symbol, interval, limit,
-                         startTime * 1_000_000 if startTime is not None else None,
-                         endTime * 1_000_000 if endTime is not None else None)
+                         start_ms * 1_000_000 if start_ms is not None else None,
+                         end_ms * 1_000_000 if end_ms is not None else None)
     span = ms(INTERVALS[interval])
     return [[ms(c["t"]), m.format_price(c["open"]), m.format_price(c["high"]), m.format_price(c["low"]),
              m.format_price(c["close"]), m.format_qty(c["volume"]), ms(c["t"]) + span - 1,
