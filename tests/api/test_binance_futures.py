@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import ccxt
+import httpx
 import pytest
 
-from tests.api.client import User, served
+from tests.api.client import ADMIN, User, served
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,6 +27,10 @@ def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 @pytest.fixture(scope="module")
 def indexed(base: str) -> str:
+    return index_btc(base)
+
+
+def index_btc(base: str) -> str:
     """BTC/USDT with a bid at 49,990 and an ask at 50,010: BTC-PERP's index becomes 50,000."""
     mm = User(base, "spot-maker@fapi.dpg")
     mm.credit("USDT", "1000000")
@@ -257,3 +262,8 @@ def test_signed_endpoints_refuse_what_binance_refuses(indexed: str) -> None:
     assert refused("GET", "order", symbol="BTCUSDT", orderId="123456789") == -2013
     assert refused("DELETE", "order", symbol="BTCUSDT") == -1102
     assert refused("GET", "income", incomeType="BONUS") == -1100
+
+
+def test_the_clock_stays_put_on_an_exchange_without_dev_clock(base: str) -> None:
+    r = httpx.post(f"{base}/api/v1/admin/clock", json={"advance_ms": 28_800_000}, headers={"X-DPG-Admin-Token": ADMIN})
+    assert r.status_code == 409 and r.json()["code"] == "CLOCK_FIXED"

@@ -23,6 +23,7 @@ from dpg.core.events import Event
 from dpg.core.margin import initial_margin
 from dpg.core.model import PPM, Market, MarketKind
 from dpg.identity import Accounts
+from dpg.journal.clock import Clock
 
 log = logging.getLogger("dpg.api")
 
@@ -38,8 +39,10 @@ class Runtime:
     def __init__(self, bus: Bus, engine: Engine, accounts: Accounts, history: History, admin_token: str, *,
                  ip_rate: float = 50.0, key_rate: float = 50.0, max_streams: int = MAX_STREAMS,
                  withdrawal_ttl: int = 6 * 3600, withdrawal_daily_limits: dict[str, str] | None = None,
-                 address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = ()) -> None:
+                 address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = (),
+                 clock: Clock | None = None) -> None:
         self.bus = bus
+        self.clock = clock  # the engine's clock when it runs in this process (the operator may move a dev one)
         self._lists = engine  # whose markets and assets lists these are (a replica's grow from the feed)
         self.markets = engine.markets  # the engine's append-only lists (or a replica's)
         self.assets = engine.assets

@@ -36,7 +36,8 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Ann
 
     node = Node(url, settings, sinks=[sink])
     try:
-        rt, pool = build_runtime(url, settings, LocalBus(node.sequencer), node.engine, demo=demo)
+        rt, pool = build_runtime(url, settings, LocalBus(node.sequencer), node.engine, demo=demo,
+                                 clock=node.clock)
         node.start()
         office = BackOffice(settings, node, demo=demo)
     except BaseException:

@@ -25,6 +25,7 @@ from dpg.core import events as E
 from dpg.core.commands import OpenAccount, RequireAccounts
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS, PERPS
+from dpg.journal.clock import Clock
 from dpg.journal.journal import Journal
 from dpg.journal.recovery import recover, tune_gc
 from dpg.journal.sequencer import Sequencer, Sink
@@ -86,9 +87,10 @@ class Node:
         self.engine: Engine = recover(self.journal)
         self.mids = SpotMids(self.engine)  # the books as committed: the perpetuals' index source
         tune_gc()
-        self.sequencer = Sequencer(self.engine, self.journal, snapshot_every=settings.snapshot_every,
-                                   batch_max=settings.batch_max, sinks=[*sinks, self.mids],
-                                   observers=[self.mids.observe])
+        self.clock = Clock(movable=settings.dev_clock)
+        self.sequencer = Sequencer(self.engine, self.journal, clock=self.clock.now,
+                                   snapshot_every=settings.snapshot_every, batch_max=settings.batch_max,
+                                   sinks=[*sinks, self.mids], observers=[self.mids.observe])
         self.follower = FollowerProcess(url) if projections else None
         self._started = False
 

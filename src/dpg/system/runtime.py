@@ -14,6 +14,7 @@ from dpg.bus.redis_bus import RedisBus
 from dpg.config import Settings
 from dpg.core.engine import Engine
 from dpg.identity import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
+from dpg.journal.clock import Clock
 from dpg.journal.journal import LIVELINESS
 from dpg.mail import Mailer, sender_address
 
@@ -40,7 +41,7 @@ def recent_trades(url: str) -> list[tuple[int, str, int, int, int, str]]:
 
 
 def build_runtime(url: str, settings: Settings, bus: LocalBus | RedisBus, engine: Engine, *,
-                  demo: bool = False) -> tuple[Runtime, AsyncConnectionPool]:
+                  demo: bool = False, clock: Clock | None = None) -> tuple[Runtime, AsyncConnectionPool]:
     """The runtime with its state read from ``engine`` (recovered, before the sequencer or the
     event feed starts, so no batch is missed) and the pool it uses (opened by the server)."""
     # a request waits at most 5 s for a connection; a connection the server dropped is found out
@@ -53,5 +54,6 @@ def build_runtime(url: str, settings: Settings, bus: LocalBus | RedisBus, engine
     rt = Runtime(bus, engine, accounts, History(pool, engine.markets, engine.assets), admin_token(settings),
                  ip_rate=settings.ip_rate, key_rate=settings.key_rate, max_streams=settings.ws_max_streams,
                  withdrawal_ttl=settings.withdrawal_ttl, withdrawal_daily_limits=settings.withdrawal_daily_limits,
-                 address_cooldown=settings.address_cooldown, demo=demo, recent_trades=recent_trades(url))
+                 address_cooldown=settings.address_cooldown, demo=demo, recent_trades=recent_trades(url),
+                 clock=clock)
     return rt, pool

@@ -14,6 +14,7 @@ from dpg.api.errors import ApiError
 from dpg.api.trading import CreditRequest
 from dpg.core import events as E
 from dpg.core.commands import MarkEpoch
+from dpg.journal.clock import MAX_ADVANCE_NS, ClockFixed
 
 router = APIRouter(tags=["operator"], dependencies=[Depends(admin)])
 
@@ -50,3 +51,22 @@ async def mark_epoch(rt: Rt) -> dict[str, Any]:
         code, reason = refused.code, refused.reason
         raise ApiError(409 if code == "STALE_EPOCH" else 503, code, reason)
     return {"epoch": epoch, "seq": seq}
+
+
+class ClockRequest(BaseModel):
+    advance_ms: int = Field(gt=0, le=MAX_ADVANCE_NS // 1_000_000, description="how far to move the clock, in ms")
+
+
+@router.post("/api/v1/admin/clock")
+async def advance_clock(rt: Rt, req: ClockRequest) -> dict[str, Any]:
+    """Move a dev exchange's clock forward (``DPG_DEV_CLOCK=1``, engine in this process): the next
+    commands are stamped that much later, so a perpetual's funding time comes when the operator says.
+    Refused (409 CLOCK_FIXED) on any other exchange."""
+    if rt.clock is None:
+        raise ApiError(409, "CLOCK_FIXED", "the engine's clock is in another process: it moves only on a"
+                       " single-process dev exchange started with DPG_DEV_CLOCK=1")
+    try:
+        offset = rt.clock.advance(req.advance_ms * 1_000_000)
+    except ClockFixed as e:
+        raise ApiError(409, "CLOCK_FIXED", str(e)) from None
+    return {"offset_ms": offset // 1_000_000, "now_ms": rt.clock.now() // 1_000_000}
