@@ -62,6 +62,7 @@ def test_funding_income_after_a_funding_time(base: str) -> None:
     assert rate["timestamp"] >= due and paid["timestamp"] == received["timestamp"] == rate["timestamp"]
     native = alice.http.get("/api/v1/futures/funding", params={"market": "BTC-PERP"}).json()
     assert Decimal(native["history"][0]["rate"]) == Decimal(str(rate["fundingRate"])) > 0
+    assert Decimal(rate["info"]["markPrice"]) == Decimal(native["history"][0]["mark_price"])
     assert a.fetch_funding_rate(SYM)["fundingTimestamp"] > due  # the next one
 
     # a positive rate: the long pays, the short receives; each equal to DPG's ledger to the base unit

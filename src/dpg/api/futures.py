@@ -310,11 +310,17 @@ class FuturesViews:
         except ValueError:
             return [None] * len(views)
 
-    def funding_json(self, pv: PerpView, limit: int) -> dict[str, Any]:
-        rows = list(pv.history)[-limit:]
-        return {"market": pv.market.symbol, "funding_rate": rate_text(pv.last_rate),
+    @staticmethod
+    def funding_json(pv: PerpView, fundings: list[dict[str, Any]]) -> dict[str, Any]:
+        """``pv``'s funding now and ``fundings`` (History.fundings' rows, newest first) as the API shows them."""
+        m, q = pv.market, pv.market.quote
+        history = [{"time": f["time"], "seq": f["seq"], "rate": rate_text(f["rate"]),
+                    "mark_price": m.format_price(f["mark"]), "paid": q.format(f["paid"]),
+                    "received": q.format(f["received"]), "to_insurance": q.format(f["to_insurance"])}
+                   for f in fundings]
+        return {"market": m.symbol, "funding_rate": rate_text(pv.last_rate),
                 "next_funding_time": pv.next_funding or None, "interval_hours": pv.interval_ms // 3_600_000,
-                "history": list(reversed(rows))}
+                "history": history}
 
     def insurance_json(self) -> list[dict[str, str]]:
         return [{"asset": a.symbol, "balance": a.format(self.insurance.get(a.index, 0))} for a in self.assets]

@@ -3,7 +3,7 @@ balance after it, available + locked, and for a chain deposit or payout its chai
 hash), newest first, with time ranges and cursor pagination, and one order by id or client id with
 its fills. Projections trail the engine by the follower's lag; every answer says up to which
 sequence number it is complete (``projected_seq``). The insurance fund's history: its balance at
-the end of each time bucket and the net change by cause."""
+the end of each time bucket and the net change by cause. The perpetuals' fundings."""
 
 from __future__ import annotations
 
@@ -162,6 +162,21 @@ class History:
                for seq, n, ts, sym, da, dl, cause, bal, chain, tx in rows]
         return {"projected_seq": projected, "entries": out,
                 "next_before": f"{out[-1]['seq']}:{out[-1]['n']}" if len(out) == min(limit, MAX_LIMIT) else None}
+
+    async def fundings(self, markets: list[Market], start_ms: int | None, end_ms: int | None,
+                       limit: int) -> list[dict[str, Any]]:
+        """The fundings of ``markets`` (perpetuals), newest first: time (ms), seq, rate (RATE_SCALE
+        units), mark, paid, received, to_insurance (base units), next funding time (ms)."""
+        where: list[str] = ["market = ANY(%s)"]
+        args: list[Any] = [[m.symbol for m in markets]]
+        _range(where, args, "ts", start_ms, end_ms)
+        args.append(min(limit, MAX_LIMIT))
+        _, rows = await self._rows(
+            "SELECT seq, ts, market, rate, mark, paid, received, to_insurance, next_funding FROM funding_rates"
+            f" WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT %s", args)
+        return [{"seq": int(seq), "time": int(ts) // 1_000_000, "market": mk, "rate": int(rate), "mark": int(mark),
+                 "paid": int(paid), "received": int(received), "to_insurance": int(ins), "next_funding": int(nf)}
+                for seq, ts, mk, rate, mark, paid, received, ins, nf in rows]
 
     async def insurance(self, asset: Asset, width_ns: int, end_ns: int, limit: int) -> dict[str, Any]:
         """The insurance fund in ``asset`` over the ``limit`` consecutive buckets of ``width_ns`` that

@@ -204,15 +204,12 @@ async def premium_index(rt: Rt, symbol: SymbolFilter = None) -> Any:
 async def funding_rate(rt: Rt, symbol: SymbolFilter = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                        startTime: Annotated[int | None, Query(ge=0, le=2**52)] = None,
                        endTime: Annotated[int | None, Query(ge=0, le=2**52)] = None) -> list[dict[str, Any]]:
-    """The fundings (seen since this API process started), oldest first as Binance lists them."""
-    out = []
-    for m, pv in chosen(rt, symbol):
-        for f in pv.history:
-            if (startTime is None or f["time"] >= startTime) and (endTime is None or f["time"] <= endTime):
-                out.append({"symbol": fsymbol(m), "fundingRate": f["rate"], "fundingTime": f["time"],
-                            "markPrice": f["mark_price"]})
-    out.sort(key=lambda r: r["fundingTime"])
-    return out[-limit:]
+    """The fundings (from the projections), the latest ``limit`` oldest first as Binance lists them."""
+    by_symbol = {m.symbol: m for m, _ in chosen(rt, symbol)}
+    rows = await rt.history.fundings(list(by_symbol.values()), startTime,
+                                     None if endTime is None else endTime + 1, limit)
+    return [{"symbol": fsymbol(m), "fundingRate": rate_text(f["rate"]), "fundingTime": f["time"],
+             "markPrice": price(m, f["mark"])} for f in reversed(rows) for m in (by_symbol[f["market"]],)]
 
 
 def price_klines(m: Market, prices: list[tuple[int, int]], interval: str, limit: int, start: int | None,
@@ -236,9 +233,9 @@ async def mark_price_klines(rt: Rt, symbol: Symbol, interval: Annotated[str, Que
                             limit: Annotated[int, Query(ge=1, le=1500)] = 500,
                             startTime: Annotated[int | None, Query(ge=0, le=2**52)] = None,
                             endTime: Annotated[int | None, Query(ge=0, le=2**52)] = None) -> list[list[Any]]:
-    """The mark price at each funding (seen since this API process started) and now."""
+    """The mark price at each funding (the projections' last 1,000) and now."""
     m, pv = perp(rt, symbol)
-    seen = [(int(f["time"]), int(Decimal(f["mark_price"]) * 10**m.quote.decimals)) for f in pv.history]
+    seen = [(f["time"], f["mark"]) for f in reversed(await rt.history.fundings([m], None, None, 1000))]
     return price_klines(m, [*seen, (now_ms(), pv.mark)], interval, limit, startTime, endTime)
 
 

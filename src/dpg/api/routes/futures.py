@@ -100,10 +100,10 @@ async def margin(rt: Rt, req: MarginRequest, p: Auth) -> dict[str, Any]:
 
 @router.get("/api/v1/futures/funding")
 async def funding(rt: Rt, market: PerpQ, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    """A perpetual's last funding rate, next funding time and its fundings, newest first (those
-    seen since this API process started)."""
-    _, pv = perp_of(rt, market)
-    return rt.futures.funding_json(pv, limit)
+    """A perpetual's last funding rate, next funding time and its fundings, newest first (from the
+    projections: complete up to the follower's lag)."""
+    m, pv = perp_of(rt, market)
+    return rt.futures.funding_json(pv, await rt.history.fundings([m], None, None, limit))
 
 
 @router.get("/api/v1/futures/insurance")
