@@ -18,7 +18,7 @@ CORE = Path("src/dpg/core")
 # every module of the core but the command classes (mypyc loses a dataclass's ClassVar, which carries
 # each command's journal kind) and the helpers of tools outside the engine
 COMPILED = ("engine", "matching", "ledger", "spot", "futures", "margin", "funding", "model", "events", "rules",
-            "state", "errors")
+            "state", "errors", "governance")
 
 
 def _extensions() -> list[object]:

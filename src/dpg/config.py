@@ -38,6 +38,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
     dev_clock: bool = False  # DPG_DEV_CLOCK: 1 = the operator may move the clock forward (a dev exchange)
+    governance: bool = False  # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -71,6 +72,7 @@ class Settings:
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
             dev_clock=e.get("DPG_DEV_CLOCK", "0") in ("1", "on", "true", "yes"),
+            governance=e.get("DPG_GOVERNANCE", "0") in ("1", "on", "true", "yes"),
         )
 
     def por_key(self) -> bytes:

@@ -17,9 +17,13 @@ from dpg.core.commands import (
     CompleteWithdrawal,
     Credit,
     FailWithdrawal,
+    HaltMarket,
     OpenAccount,
+    PayStakers,
     PlaceOrder,
     RequestWithdrawal,
+    SetFees,
+    SetStakerShare,
     Transfer,
 )
 from dpg.core.engine import Engine
@@ -38,7 +42,7 @@ any_accounts = st.integers(1, 6)  # 5 and 6 are not open until an OpenAccount dr
 def commands(draw: Any) -> Any:
     kind = draw(st.sampled_from(["limit"] * 6 + ["ioc", "fok", "post", "mkt", "mktq", "cancel", "cancel_all",
                                  "amend", "transfer", "credit", "withdraw", "withdrawn", "stop", "take_profit",
-                                 "open"]))
+                                 "open", "fees", "halt", "share", "pay_stakers"]))
     acct = draw(accounts)
     market = draw(st.sampled_from(MARKETS))
     lot = ETH_LOT if market.startswith("ETH") else LOT
@@ -77,6 +81,14 @@ def commands(draw: Any) -> Any:
         return Transfer(draw(any_accounts), draw(any_accounts), asset, draw(st.integers(1, 10**9)))
     if kind == "open":
         return OpenAccount(draw(any_accounts))
+    if kind == "fees":
+        return SetFees(market, draw(st.integers(0, 5_000)), draw(st.integers(0, 5_000)), "")
+    if kind == "halt":
+        return HaltMarket(market, draw(st.booleans()), "")
+    if kind == "share":
+        return SetStakerShare(draw(st.integers(0, 1_000_000)), "")
+    if kind == "pay_stakers":
+        return PayStakers(draw(st.sampled_from(["BTC", "USDT", "ETH"])), f"period-{draw(st.integers(0, 5))}")
     asset = draw(st.sampled_from(["BTC", "USDT", "ETH", "USD"]))
     return Credit(draw(any_accounts), asset, draw(st.integers(1, 10**20)), f"ref-{draw(st.integers(0, 10**9))}")
 
@@ -101,6 +113,7 @@ def test_conservation_and_uncrossed_book_after_every_command(cmds: list[Any]) ->
         errors = d.engine.conservation_errors()
         assert not errors, (cmd, errors)
         opened |= {e[1] for e in events if e[0] == E.ACCOUNT_OPENED}
+        opened |= {e[1] for e in events if e[0] == E.BALANCE and e[5] == E.Cause.STAKERS}  # their reserve
         assert set(d.engine.balances) == opened, cmd  # no money ever reaches an account nobody opened
         for book in d.engine.books:
             assert not book.crossed(), cmd

@@ -14,13 +14,18 @@ from dpg.core.commands import (
     CancelOrder,
     CompleteWithdrawal,
     Credit,
+    EnableGovernance,
     FailWithdrawal,
+    HaltMarket,
     IndexStale,
     ListAsset,
     ListMarket,
     OpenAccount,
+    PayStakers,
     PlaceOrder,
     RequestWithdrawal,
+    SetFees,
+    SetStakerShare,
     Transfer,
 )
 from dpg.core.model import STP, OrderType, Side
@@ -50,9 +55,21 @@ def test_place_order_round_trip(cmd: PlaceOrder) -> None:
     CompleteWithdrawal("w-9", "ethereum:0xff"),
     FailWithdrawal("w-9", "expired"),
     IndexStale("BTC-PERP"),
+    ListMarket("SOL/USDT", "SOL", "USDT", 10_000, 10**7, 5_000_000, 800, 1000, "gov:31337:4"),
+    SetFees("BTC/USDT", 500, 900, "gov:31337:1"),
+    HaltMarket("BTC/USDT", True, ""),
+    SetStakerShare(250_000, "gov:31337:2"),
+    EnableGovernance(),
+    PayStakers("USDT", "stakers:2026-12-01"),
 ])
 def test_every_command_round_trips(cmd: Any) -> None:
     assert codec.decode(codec.encode(cmd)) == cmd
+
+
+def test_a_listing_without_a_reference_keeps_the_journal_form_it_had_before_references() -> None:
+    old = codec.packb((ListMarket.KIND, "BTC/USDT", "BTC", "USDT", 10_000, 10_000, 5_000_000, 800, 1000))
+    cmd = ListMarket("BTC/USDT", "BTC", "USDT", 10_000, 10_000, 5_000_000, 800, 1000, "")
+    assert codec.decode(old) == cmd and codec.encode(cmd) == old
 
 
 def test_every_command_class_has_a_kind() -> None:
@@ -78,7 +95,8 @@ def test_the_codec_and_the_engine_are_built_from_one_registry() -> None:
         "CompleteWithdrawal": 6, "FailWithdrawal": 7, "MarkEpoch": 8, "OpenAccount": 9, "PlaceOrder": 10,
         "CancelOrder": 11, "CancelAll": 12, "AmendOrder": 13, "RequireAccounts": 14, "ListPerp": 15,
         "SetLeverage": 16, "SetMarginMode": 17, "AdjustMargin": 18, "IndexPrice": 19, "Funding": 20,
-        "IndexStale": 21,
+        "IndexStale": 21, "SetFees": 22, "HaltMarket": 23, "SetStakerShare": 24, "EnableGovernance": 25,
+        "PayStakers": 26,
     }
     assert {cls: cls.KIND for cls in COMMANDS} == codec.KINDS
     engine = Engine()

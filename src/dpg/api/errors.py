@@ -31,6 +31,8 @@ STATUS: dict[str, int] = {
     # the market's state, not the request, refuses it (reduce-only orders are taken meanwhile, so the
     # service is not unavailable: no 5xx for clients to retry blindly or monitors to page on)
     Reject.INDEX_STALE: 409,
+    Reject.MARKET_HALTED: 409,
+    Reject.GOVERNED: 409,  # governance decides the parameter: the operator's call is refused
 }
 
 

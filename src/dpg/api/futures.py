@@ -129,6 +129,12 @@ class FuturesViews:
             self.by_account.setdefault(account, {})[mi] = v
         return v
 
+    def swap_market(self, m: Market) -> None:
+        """``m`` with new fees or halted state, in its perpetual's view if it is one."""
+        pv = self.perps.get(m.index)
+        if pv is not None:
+            pv.market = m
+
     def _perp(self, mi: int) -> PerpView | None:
         return self.perps.get(mi)
 

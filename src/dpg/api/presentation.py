@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 from fastapi.responses import Response
 
+from dpg.api.errors import ApiError
 from dpg.api.views import SIDE_NAMES, STATUS_NAMES, STP_NAMES, TYPE_NAMES, OrderView
 from dpg.core.model import Asset, Market, MarketKind, Side
 
@@ -37,6 +38,18 @@ def rate(ppm: int) -> str:
     return format((Decimal(ppm) / Decimal(1_000_000)).normalize(), "f")
 
 
+def ppm_of(text: str, what: str) -> int:
+    """A rate written as ``rate`` writes it (``"0.001"``) in parts per million, within [0, 1]; a
+    refusal is a 400 INVALID_RATE (more than 6 decimals, negative, above 1, not a number)."""
+    try:
+        value = Decimal(text.strip()) * 1_000_000
+    except (InvalidOperation, AttributeError):
+        raise ApiError(400, "INVALID_RATE", f"{what} must be a decimal rate such as 0.001") from None
+    if not value.is_finite() or value != value.to_integral_value() or not 0 <= value <= 1_000_000:
+        raise ApiError(400, "INVALID_RATE", f"{what} must be a rate within [0, 1] with at most 6 decimals")
+    return int(value)
+
+
 def fee_asset(m: Market, side: int) -> Asset:
     """The asset an order of ``side`` pays its fees in: what it receives (a buyer base, a seller
     quote); on a perpetual, its quote (margin) asset."""
@@ -56,7 +69,8 @@ def market_json(m: Market) -> dict[str, Any]:
             "lot_size": m.base.format(m.lot_size, m.base.places_of(m.lot_size)),
             "min_notional": m.quote.format(m.min_notional, places),
             "maker_fee": rate(m.maker_fee_ppm), "taker_fee": rate(m.taker_fee_ppm),
-            "price_decimals": places, "quantity_decimals": m.base.places_of(m.lot_size), "status": "trading"}
+            "price_decimals": places, "quantity_decimals": m.base.places_of(m.lot_size),
+            "status": "halted" if m.halted else "trading"}
 
 
 def order_json(m: Market, v: OrderView) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class Runtime:
         self.clock = clock  # the engine's clock when it runs in this process (the operator may move a dev one)
         self._lists = engine  # whose markets and assets lists these are (a replica's grow from the feed)
         self.markets = engine.markets  # the engine's append-only lists (or a replica's)
+        self.governance = engine.gov  # the governed parameters (a replica's follow ParamsChanged)
         self.assets = engine.assets
         self.accounts = accounts
         self.history = history
@@ -160,9 +161,10 @@ class Runtime:
             self._dispatch_futures(seq, events)
 
     def _list(self, events: list[Event]) -> None:
-        """An asset or market listed after this process's replica was recovered (an API process of
-        the multi-process mode): listed into its lists by the engine's own rules, from the listing
-        the event carries. Where the lists are the live engine's, they have it already."""
+        """An asset or market listed (or its fees or halted state changed) after this process's
+        replica was recovered (an API process of the multi-process mode): listed into its lists by
+        the engine's own rules, from the listing the event carries. Where the lists are the live
+        engine's, they have it already (swapping a market in again changes nothing)."""
         for ev in events:
             kind = ev[0]
             if kind == E.ASSET_LISTED:
@@ -177,6 +179,14 @@ class Runtime:
                             else self._lists.on_list_market(listing))
                     if done[0][0] != E.MARKET_LISTED or self.markets[-1].symbol != ml.symbol:
                         raise ValueError(f"market {ml.symbol} could not be listed as the engine listed it: {done}")
+            elif kind == E.PARAMS_CHANGED:
+                pc = cast(E.ParamsChanged, ev)
+                self.governance.governed, self.governance.staker_share_ppm = pc.governed, pc.staker_share_ppm
+            elif kind == E.MARKET_CHANGED:  # new fees or halted: the replica's market as the engine's
+                mc = cast(E.MarketChanged, ev)
+                self._lists.swap_market(self.markets[mc.market].with_terms(mc.maker_fee_ppm, mc.taker_fee_ppm,
+                                                                           mc.halted))
+                self.futures.swap_market(self.markets[mc.market])
 
     def _dispatch_futures(self, seq: int, events: list[Event]) -> None:
         """The perpetuals' channels of one command: mark prices (also when the index turns stale or

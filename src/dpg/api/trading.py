@@ -237,6 +237,10 @@ class Trading:
         except DomainError as e:
             raise ApiError(400, e.code.value, e.reason) from None
 
+    async def submit(self, cmd: Command) -> tuple[int, list[Event]]:
+        """``cmd`` applied, read back in the views (a refusal raised as its ApiError)."""
+        return await self._submit(cmd)
+
     async def _submit(self, cmd: Command) -> tuple[int, list[Event]]:
         seq, events = await self.bus.submit(cmd)
         if events and events[0][0] == E.REJECTED:

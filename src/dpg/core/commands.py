@@ -36,6 +36,7 @@ class ListMarket:
     min_notional: int
     maker_fee_ppm: int
     taker_fee_ppm: int
+    ref: str = ""  # a governance decision's reference ("gov:..."), once governance decides listings
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +213,7 @@ class ListPerp:
     tiers: tuple[tuple[int, int, int], ...]
     funding_interval_ms: int
     impact_notional: int
+    ref: str = ""  # as ListMarket's
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,14 +288,78 @@ class IndexStale:
     market: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetFees:
+    """A market's maker and taker fee rates change, for its fills from this command on. ``ref``: ""
+    by the operator's hand (refused once governance is enabled), or the governance decision it
+    carries out ("gov:CHAIN:CHANGE"), applied at most once."""
+
+    KIND: ClassVar[int] = 22  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "set_fees"
+
+    market: str
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class HaltMarket:
+    """A market is halted (``halted`` true: no new order, no amendment; cancels go on, resting orders
+    stay, a perpetual's funding and liquidations go on) or resumed. ``ref`` as for SetFees."""
+
+    KIND: ClassVar[int] = 23  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "halt_market"
+
+    market: str
+    halted: bool
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetStakerShare:
+    """The share of the fee account that each reward period moves to the stakers' reserve
+    (PayStakers), in ppm. ``ref`` as for SetFees."""
+
+    KIND: ClassVar[int] = 24  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "set_staker_share"
+
+    share_ppm: int
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnableGovernance:
+    """From this command on, fees, halts, the stakers' share and listings change only by governance
+    decisions (a ``ref`` of "gov:..."): the operator's hand is refused. There is no way back."""
+
+    KIND: ClassVar[int] = 25  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "enable_governance"
+
+
+@dataclass(frozen=True, slots=True)
+class PayStakers:
+    """The stakers' share (SetStakerShare) of the fee account's available ``asset`` moves to the
+    stakers' reserve (STAKERS_ACCOUNT), from which it is withdrawn to the staking contract. ``ref``
+    names the reward period; each is paid at most once."""
+
+    KIND: ClassVar[int] = 26  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "pay_stakers"
+
+    asset: str
+    ref: str
+
+
 Command = (
     ListAsset | ListMarket | OpenAccount | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
     | MarkEpoch | RequireAccounts | PlaceOrder | CancelOrder | CancelAll | AmendOrder | ListPerp | SetLeverage
-    | SetMarginMode | AdjustMargin | IndexPrice | Funding | IndexStale
+    | SetMarginMode | AdjustMargin | IndexPrice | Funding | IndexStale | SetFees | HaltMarket | SetStakerShare
+    | EnableGovernance | PayStakers
 )
 
 COMMANDS: tuple[type[Command], ...] = (
     ListAsset, ListMarket, Credit, Transfer, RequestWithdrawal, CompleteWithdrawal, FailWithdrawal, MarkEpoch,
     OpenAccount, PlaceOrder, CancelOrder, CancelAll, AmendOrder, RequireAccounts, ListPerp, SetLeverage,
-    SetMarginMode, AdjustMargin, IndexPrice, Funding, IndexStale,
+    SetMarginMode, AdjustMargin, IndexPrice, Funding, IndexStale, SetFees, HaltMarket, SetStakerShare,
+    EnableGovernance, PayStakers,
 )

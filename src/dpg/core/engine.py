@@ -23,8 +23,10 @@ from dpg.core.commands import (
     CancelOrder,
     CompleteWithdrawal,
     Credit,
+    EnableGovernance,
     FailWithdrawal,
     Funding,
+    HaltMarket,
     IndexPrice,
     IndexStale,
     ListAsset,
@@ -32,16 +34,20 @@ from dpg.core.commands import (
     ListPerp,
     MarkEpoch,
     OpenAccount,
+    PayStakers,
     PlaceOrder,
     RequestWithdrawal,
     RequireAccounts,
+    SetFees,
     SetLeverage,
     SetMarginMode,
+    SetStakerShare,
     Transfer,
 )
 from dpg.core.errors import DomainError, Reject
 from dpg.core.events import Cause, Event
 from dpg.core.futures import Futures
+from dpg.core.governance import Governance
 from dpg.core.ledger import Ledger
 from dpg.core.margin import TierTable
 from dpg.core.matching import (
@@ -112,7 +118,7 @@ _NOT_FOUND = _rej(Reject.ORDER_NOT_FOUND, "no open order with this id for this a
 # itself) and its book-side factory (the same class in both)
 ADOPTED = ("assets", "asset_by_symbol", "markets", "market_by_symbol", "ledger", "books", "open", "stops",
            "last_price", "settlements", "client_ids", "refs", "withdrawals", "withdrawal_ids", "epoch",
-           "next_order_id", "next_trade_id", "seq", "ts", "fut")
+           "next_order_id", "next_trade_id", "seq", "ts", "fut", "gov")
 
 
 def _is_int(x: object) -> bool:
@@ -145,6 +151,7 @@ class Engine:
         self.ts = 0
         self._book_side = book_side
         self.fut = Futures(self)  # the perpetuals: positions, margin, prices, funding, liquidations
+        self.gov = Governance(self)  # fees, halts, the stakers' share: by the operator or by governance
         # one handler per registered command: ``on_<NAME>``
         self._handlers: dict[type, Callable[[Any], list[Event]]] = {
             cls: getattr(self, "on_" + cls.NAME) for cls in COMMANDS
@@ -199,6 +206,15 @@ class Engine:
         self.last_price.append(0)
         self.settlements.append(SPOT)  # a perpetual's orders and fills go to self.fut instead
 
+    def swap_market(self, market: Market) -> None:
+        """Put ``market`` (the same index and symbol, other fees or halted state) where its older
+        self was: a Market is immutable, and whoever reads the engine's lists sees the new one."""
+        self.markets[market.index] = market
+        self.market_by_symbol[market.symbol] = market
+        pm = self.fut.perps.get(market.index)
+        if pm is not None:
+            pm.market = market
+
     def on_list_asset(self, c: ListAsset) -> list[Event]:
         r: Any = c  # the command as it came: each field is checked before it is trusted
         sym = r.symbol
@@ -220,6 +236,9 @@ class Engine:
             return _rej(Reject.UNKNOWN_ASSET, f"market {r.symbol}: unknown base or quote asset")
         if r.symbol != f"{r.base}/{r.quote}":
             return _rej(Reject.INVALID_MARKET, "market symbol must be BASE/QUOTE")
+        refused = self.gov.refused(r.ref)
+        if refused is not None:
+            return refused
         if r.symbol in self.market_by_symbol:
             return _rej(Reject.DUPLICATE_MARKET, f"market {r.symbol} is already listed")
         fields = (r.tick_size, r.lot_size, r.min_notional, r.maker_fee_ppm, r.taker_fee_ppm)
@@ -233,6 +252,8 @@ class Engine:
         except DomainError as e:
             return _rej(e.code, e.reason)
         self.add_market(market)
+        if r.ref:
+            self.refs.add(r.ref)
         return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, r.symbol, c))]
 
     def on_list_perp(self, c: ListPerp) -> list[Event]:
@@ -243,6 +264,9 @@ class Engine:
             return _rej(Reject.UNKNOWN_ASSET, f"market {r.symbol}: unknown base or quote asset")
         if r.symbol != f"{r.base}-PERP":
             return _rej(Reject.INVALID_MARKET, "a perpetual's symbol is BASE-PERP")
+        refused = self.gov.refused(r.ref)
+        if refused is not None:
+            return refused
         if r.symbol in self.market_by_symbol:
             return _rej(Reject.DUPLICATE_MARKET, f"market {r.symbol} is already listed")
         if self.fut.perps and quote.index != self.fut.quote_asset:
@@ -265,7 +289,26 @@ class Engine:
             return _rej(Reject.INVALID_MARKET, f"tiers: {e}")
         self.add_market(market)
         self.fut.add(market, tiers, r.funding_interval_ms, r.impact_notional)
+        if r.ref:
+            self.refs.add(r.ref)
         return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, r.symbol, c))]
+
+    # the governed parameters (dpg.core.governance)
+
+    def on_set_fees(self, c: SetFees) -> list[Event]:
+        return self.gov.on_set_fees(c)
+
+    def on_halt_market(self, c: HaltMarket) -> list[Event]:
+        return self.gov.on_halt_market(c)
+
+    def on_set_staker_share(self, c: SetStakerShare) -> list[Event]:
+        return self.gov.on_set_staker_share(c)
+
+    def on_enable_governance(self, c: EnableGovernance) -> list[Event]:
+        return self.gov.on_enable_governance(c)
+
+    def on_pay_stakers(self, c: PayStakers) -> list[Event]:
+        return self.gov.on_pay_stakers(c)
 
     def on_set_leverage(self, c: SetLeverage) -> list[Event]:
         return self.fut.on_set_leverage(c)
@@ -513,6 +556,8 @@ class Engine:
         m = self.market_by_symbol.get(r.market) if type(r.market) is str else None
         if m is None:
             return _rej(Reject.UNKNOWN_MARKET, f"unknown market {r.market!r}")
+        if m.halted:
+            return _rej(Reject.MARKET_HALTED, f"market {m.symbol} is halted: it takes no new order")
         if m.kind:
             head = self._head(c)
             return head if isinstance(head, list) else self.fut.place(c, m, *head)
@@ -717,6 +762,8 @@ class Engine:
         if o is None:
             return err
         m = self.markets[o.market]
+        if m.halted:
+            return _rej(Reject.MARKET_HALTED, f"market {m.symbol} is halted: orders may be cancelled, not amended")
         if o.stop:
             return _rej(Reject.INVALID_ORDER, "a pending stop order cannot be amended: cancel it and place another")
         if m.kind:

@@ -42,6 +42,8 @@ class Reject(StrEnum):
     POSITION_OPEN = "POSITION_OPEN"  # the margin mode changes only with no position and no order
     NO_POSITION = "NO_POSITION"
     FUNDING_NOT_DUE = "FUNDING_NOT_DUE"
+    MARKET_HALTED = "MARKET_HALTED"  # a halted market takes no new order and no amendment; cancels go on
+    GOVERNED = "GOVERNED"  # governance decides this parameter: the operator's hand no longer changes it
     UNAVAILABLE = "UNAVAILABLE"  # the journal failed or the exchange is stopping: nothing was applied
 
 

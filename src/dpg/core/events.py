@@ -28,6 +28,8 @@ order of their fields:
     Liquidation(LIQUIDATION, account, market, size, bankruptcy_price, via, fee)
     LeverageSet(LEVERAGE_SET, account, market, leverage, isolated)
     IndexState(INDEX_STATE, market, stale)  a perpetual's index became stale (IndexStale) or valid again
+    MarketChanged(MARKET_CHANGED, market, maker_fee_ppm, taker_fee_ppm, halted, ref)  SetFees, HaltMarket
+    ParamsChanged(PARAMS_CHANGED, governed, staker_share_ppm, ref)  EnableGovernance, SetStakerShare
 
 A position's ``size`` is signed base units (+ long, - short), ``cost`` the signed quote amount it was
 opened for (entry price = cost / size), ``margin`` its isolated margin (0 for cross), ``realized`` the
@@ -62,6 +64,8 @@ FUNDING_PAID = 15
 LIQUIDATION = 16
 LEVERAGE_SET = 17
 INDEX_STATE = 18
+MARKET_CHANGED = 19
+PARAMS_CHANGED = 20
 
 
 class Cause(IntEnum):
@@ -79,6 +83,7 @@ class Cause(IntEnum):
     MARGIN = 9  # into or out of an isolated position's margin
     LIQUIDATION = 10  # a liquidation fee, to the insurance fund
     INSURANCE = 11  # the insurance fund covering a bankrupt account's loss
+    STAKERS = 12  # the stakers' share of the fees, from the fee account to their reserve
 
 
 class PositionCause(IntEnum):
@@ -258,6 +263,26 @@ class IndexState(NamedTuple):
     stale: bool
 
 
+class MarketChanged(NamedTuple):
+    """A market's fees or halted state changed (SetFees, HaltMarket); ``ref`` the decision's, or ""."""
+
+    kind: int
+    market: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    halted: bool
+    ref: str
+
+
+class ParamsChanged(NamedTuple):
+    """The exchange-wide governed parameters: whether governance decides them, the stakers' share."""
+
+    kind: int
+    governed: bool
+    staker_share_ppm: int
+    ref: str
+
+
 Event = tuple[Any, ...]
 """Any event: every class above is a tuple whose first field is its kind. A consumer checks the
 kind, then reads the fields by name through its class (``cast(E.Trade, ev).price``)."""
@@ -265,7 +290,7 @@ kind, then reads the fields by name through its class (``cast(E.Trade, ev).price
 CLASSES: tuple[type[Any], ...] = (
     Rejected, OrderNew, Trade, OrderDone, OrderAmended, Balance, AssetListed, MarketListed, WithdrawalRequested,
     WithdrawalDone, EpochMarked, OrderTriggered, AccountOpened, Position, MarkPrice, FundingPaid, Liquidation,
-    LeverageSet, IndexState,
+    LeverageSet, IndexState, MarketChanged, ParamsChanged,
 )  # indexed by kind
 
 new = tuple.__new__  # new(Trade, (TRADE, ...)): a Trade without the generated constructor's call

@@ -20,6 +20,8 @@ INSURANCE_SHARE_PCT = 10  # the insurance fund receives this share of every trad
 FEE_ACCOUNT = -1  # ledger account that collects trading fees (net of the insurance share)
 INSURANCE_ACCOUNT = -2  # ledger account of the insurance fund
 SYSTEM_ACCOUNTS = (FEE_ACCOUNT, INSURANCE_ACCOUNT)
+STAKERS_ACCOUNT = -3  # ledger account of the stakers' reserve: their share of the fees, until paid out
+GOV_REF = "gov:"  # the prefix of a governance decision's reference ("gov:CHAIN:CHANGE")
 
 
 class Side(IntEnum):
@@ -161,6 +163,7 @@ class Market:
     base_i: int = field(default=0)  # position of the base asset's available balance in a vector
     quote_i: int = field(default=0)
     kind: MarketKind = field(default=MarketKind.SPOT)  # not in the state hash while every market is spot
+    halted: bool = field(default=False)  # takes no new order and no amendment (HaltMarket)
 
     @staticmethod
     def listed(
@@ -192,6 +195,12 @@ class Market:
             symbol, base, quote, tick_size, lot_size, min_notional, maker_fee_ppm,
             taker_fee_ppm, index, tick_size * lot_size // scale, 2 * base.index, 2 * quote.index, kind,
         )
+
+    def with_terms(self, maker_fee_ppm: int, taker_fee_ppm: int, halted: bool) -> Market:
+        """This market with other fees or halted state (a Market is immutable: the engine swaps it)."""
+        return Market(self.symbol, self.base, self.quote, self.tick_size, self.lot_size, self.min_notional,
+                      maker_fee_ppm, taker_fee_ppm, self.index, self.unit, self.base_i, self.quote_i, self.kind,
+                      halted)
 
     @property
     def compact(self) -> str:

@@ -19,15 +19,24 @@ from dpg.core.model import Asset, Market, Order
 
 FORMAT = 5  # 5: every open account, also with a zero balance, and whether accounts must be opened
 FORMAT_PERPS = 6  # 6: format 5 and the perpetuals (listed only once a perpetual is: a spot-only state keeps 5)
-FORMATS = (FORMAT, FORMAT_PERPS)  # what this code writes, and so reads
+# 7: format 5, the perpetuals (or None) and the governed parameters (only once one differs from a new
+# engine's: governance enabled, a stakers' share, a halted market; a state without them keeps 5 or 6)
+FORMAT_GOV = 7
+FORMATS = (FORMAT, FORMAT_PERPS, FORMAT_GOV)  # what this code writes, and so reads
 
 
 def canonical(engine: Engine) -> list[Any]:
     """Each component's canonical form, in the format's order."""
     balances, credits, debits = engine.ledger.canonical()
     perps = bool(engine.fut.perps)
+    gov = not engine.gov.is_default()
+    tail: list[Any] = []
+    if gov:
+        tail = [engine.fut.canonical() if perps else None, engine.gov.canonical()]
+    elif perps:
+        tail = [engine.fut.canonical()]
     return [
-        FORMAT_PERPS if perps else FORMAT,
+        FORMAT_GOV if gov else FORMAT_PERPS if perps else FORMAT,
         engine.seq,
         engine.ts,
         engine.next_order_id,
@@ -47,7 +56,7 @@ def canonical(engine: Engine) -> list[Any]:
         list(engine.last_price),
         stops_canonical(engine.open),
         engine.accounts_required,
-        *([engine.fut.canonical()] if perps else []),
+        *tail,
     ]
 
 
@@ -64,8 +73,9 @@ def decode(body: bytes) -> Engine:
     """Rebuild an engine from a snapshot body."""
     fields = unpackb(body)
     if fields[0] not in FORMATS:
-        raise ValueError(f"snapshot format {fields[0]} is not {FORMAT} or {FORMAT_PERPS}")
-    perps = fields[19] if fields[0] == FORMAT_PERPS else None
+        raise ValueError(f"snapshot format {fields[0]} is not one of {FORMATS}")
+    perps = fields[19] if fields[0] in (FORMAT_PERPS, FORMAT_GOV) else None
+    gov = fields[20] if fields[0] == FORMAT_GOV else None
     (_, seq, ts, next_oid, next_tid, assets, markets, balances, credits, debits, books,
      client_ids, refs, withdrawals, withdrawal_ids, epoch, last_price, stops, accounts_required) = fields[:19]
     e = Engine()
@@ -96,6 +106,8 @@ def decode(body: bytes) -> Engine:
     e.seq, e.ts, e.next_order_id, e.next_trade_id = seq, ts, next_oid, next_tid
     if perps is not None:
         e.fut.restore(perps)
+    if gov is not None:
+        e.gov.restore(gov)
     return e
 
 

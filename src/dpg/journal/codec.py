@@ -12,7 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from dpg.core.bigint import HI, packb, unpackb, wrap
-from dpg.core.commands import COMMANDS, Command, ListPerp, PlaceOrder
+from dpg.core.commands import COMMANDS, Command, ListMarket, ListPerp, PlaceOrder
 from dpg.core.model import STP, OrderType, Side
 
 KINDS: dict[type, int] = {cls: cls.KIND for cls in COMMANDS}  # each command class carries its kind
@@ -25,6 +25,7 @@ _ENUMS: dict[type, tuple[tuple[int, type[IntEnum]], ...]] = {
 _MEMBERS: dict[type, tuple[tuple[int, type[IntEnum], dict[int, IntEnum]], ...]] = {
     cls: tuple((i, enum, {int(m): m for m in enum}) for i, enum in fields_) for cls, fields_ in _ENUMS.items()}
 _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in KINDS}
+_LISTINGS = (ListMarket, ListPerp)  # their last field, ``ref``, is left out when empty
 
 def _field(v: Any) -> Any:
     return wrap(v) if type(v) is int else v
@@ -38,7 +39,10 @@ def encode(cmd: Command) -> bytes:
         if 0 <= c.price < HI and 0 <= c.qty < HI and 0 <= c.quote_qty < HI and 0 <= c.stop_price < HI and not c.flags:
             return packb((PlaceOrder.KIND, c.account, c.market, int(c.side), int(c.otype), c.price, c.qty, c.quote_qty,
                           c.client_id, int(c.stp), c.stop_price))
-    return packb((KINDS[cls], *(_field(getattr(cmd, f)) for f in _FIELDS[cls])))
+    values = [_field(getattr(cmd, f)) for f in _FIELDS[cls]]
+    if cls in _LISTINGS and not values[-1]:
+        values.pop()  # the short form of a listing without a decision's reference: as before references were
+    return packb((KINDS[cls], *values))
 
 
 def decode(payload: bytes) -> Command:

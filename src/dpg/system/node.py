@@ -22,7 +22,7 @@ import psycopg
 
 from dpg.config import Settings
 from dpg.core import events as E
-from dpg.core.commands import OpenAccount, RequireAccounts
+from dpg.core.commands import EnableGovernance, OpenAccount, RequireAccounts
 from dpg.core.engine import Engine
 from dpg.core.genesis import GENESIS, PERPS
 from dpg.journal.clock import Clock
@@ -83,6 +83,7 @@ class Node:
     def __init__(self, url: str, settings: Settings, *, projections: bool = True, sinks: Sequence[Sink] = ()) -> None:
         db.migrate(url)
         self.url = url
+        self.settings = settings
         self.journal = Journal(url)
         self.engine: Engine = recover(self.journal)
         self.mids = SpotMids(self.engine)  # the books as committed: the perpetuals' index source
@@ -118,6 +119,9 @@ class Node:
         if not engine.accounts_required:  # a journal from before OpenAccount: every account is open now
             sequencer.submit_wait(RequireAccounts())
             log.info("event=accounts_required seq=%d", sequencer.committed_seq)
+        if self.settings.governance and not engine.gov.governed:
+            sequencer.submit_wait(EnableGovernance())  # for good: the journal keeps it
+            log.info("event=governance_enabled seq=%d", sequencer.committed_seq)
         log.info("event=node_open seq=%d markets=%d", engine.seq, len(engine.markets))
 
     def close(self) -> None:

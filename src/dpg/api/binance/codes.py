@@ -12,6 +12,7 @@ from dpg.identity import AuthError
 
 # DPG's rejection codes in Binance's words (HTTP status, code, message)
 REJECTIONS: dict[str, tuple[int, int, str]] = {
+    "MARKET_HALTED": (400, -2010, "Market is closed."),
     "PRICE_OFF_TICK": (400, -1013, "Filter failure: PRICE_FILTER"),
     "INVALID_PRICE": (400, -1013, "Filter failure: PRICE_FILTER"),
     "QUANTITY_OFF_LOT": (400, -1013, "Filter failure: LOT_SIZE"),

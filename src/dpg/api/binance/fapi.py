@@ -127,7 +127,7 @@ def symbol_info(m: Market, pv: PerpView) -> dict[str, Any]:
     first = pv.tiers.tiers[0]
     return {
         "symbol": fsymbol(m), "pair": fsymbol(m), "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
-        "onboardDate": 0, "status": "TRADING",
+        "onboardDate": 0, "status": "HALT" if m.halted else "TRADING",
         "maintMarginPercent": format(Decimal(first.mmr_ppm * 100) / PPM, ".4f"),
         "requiredMarginPercent": format(Decimal(100) / first.max_leverage, ".4f"),
         "baseAsset": m.base.symbol, "quoteAsset": m.quote.symbol, "marginAsset": m.quote.symbol,

@@ -77,7 +77,7 @@ def symbol_info(m: Market) -> dict[str, Any]:
     tick = m.quote.format(m.tick_size, m.quote.places_of(m.tick_size))
     step = m.base.format(m.lot_size, m.base.places_of(m.lot_size))
     return {
-        "symbol": m.compact, "status": "TRADING", "baseAsset": m.base.symbol,
+        "symbol": m.compact, "status": "HALT" if m.halted else "TRADING", "baseAsset": m.base.symbol,
         "baseAssetPrecision": m.base.decimals, "quoteAsset": m.quote.symbol,
         "quotePrecision": m.quote.decimals, "quoteAssetPrecision": m.quote.decimals,
         "baseCommissionPrecision": m.base.decimals, "quoteCommissionPrecision": m.quote.decimals,
