@@ -34,7 +34,8 @@ def test_contracts_build_test_and_artifacts_are_current() -> None:
     assert "[FAIL" not in output
     assert "artifacts are up to date" in output
 
-    for name in ("Vault", "DPGToken", "DevToken", "ForwarderFactory", "DepositForwarder"):
+    for name in ("Vault", "DPGToken", "DevToken", "ForwarderFactory", "DepositForwarder", "Staking", "DPGGovernor",
+                 "DPGTimelock", "ExchangeParams"):
         artifact = json.loads((ARTIFACTS / f"{name}.json").read_text())
         assert artifact["contractName"] == name
         assert sorted(artifact) == ["abi", "bytecode", "contractName", "deployedBytecode"]

@@ -21,6 +21,8 @@ TOML (JSON has the same shape: ``{"chains": [{"name": ..., "tokens": {"USDT": {.
                                  # (an embedded chain deploys one at start)
     min_sweep = { USDT = "10" }  # optional: the least of an asset a deposit address is swept for
     sequencer_uptime = "0x…"     # optional, an L2 only: Chainlink's sequencer-uptime feed; "" = none
+    governance = true            # optional, embedded chains only: deploy DPG's governance contracts
+                                 # (docs/governance.md) there, rewards in its USDT; false
 
     [chains.tokens.USDT]         # the token's symbol on that chain
     address = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
@@ -47,7 +49,8 @@ DPG asset, so a Polygon entry has ``native_asset = ""`` and credits ETH through 
 address below it wait there until more arrive, so that sending dust cannot make the exchange pay
 a sweep's gas again and again.
 
-``feeds`` may be on one chain only (the index reads one chain; its ``sequencer_uptime`` feed, on
+``governance`` may be on one chain only, an embedded one with a USDT token (the embedded default:
+Ethereum). ``feeds`` may be on one chain only (the index reads one chain; its ``sequencer_uptime`` feed, on
 an L2, guards them all); a market has at most one feed per address. On the embedded default,
 Ethereum has a DevAggregator for each perpetual (``DEV_FEED_HEARTBEAT_S``).
 """
@@ -138,6 +141,7 @@ class ChainConfig:
     min_sweep: tuple[tuple[str, int], ...] = ()  # (asset, base units): overrides DEFAULT_MIN_SWEEP
     feeds: tuple[FeedConfig, ...] = ()  # the perpetuals' Chainlink feeds read on this chain
     sequencer_uptime: str = ""  # lower-case 0x address of an L2's sequencer-uptime feed; "" = none
+    governance: bool = False  # the governance contracts are deployed on this (embedded) chain
     _by_address: dict[str, Token] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -174,6 +178,8 @@ class ChainConfig:
             seen.add((f.market, f.address))
         if self.sequencer_uptime and not self.feeds:
             raise ChainConfigError(f"chain {self.name}: a sequencer_uptime feed without feeds guards nothing")
+        if self.governance and not any(t.asset == "USDT" for t in self.tokens):
+            raise ChainConfigError(f"chain {self.name}: governance pays stakers in USDT: the chain has no USDT token")
 
     @property
     def embedded(self) -> bool:
@@ -201,6 +207,13 @@ def _int(entry: Mapping[str, Any], key: str, what: str, default: int | None = No
     value = entry.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ChainConfigError(f"{what}: {key} must be a non-negative integer, not {value!r}")
+    return value
+
+
+def _bool(entry: Mapping[str, Any], key: str, what: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise ChainConfigError(f"{what}: {key} must be true or false, not {value!r}")
     return value
 
 
@@ -233,7 +246,7 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
     what = f"chain {name}"
     known = {"name", "chain_id", "rpc_url", "vault", "confirmations", "native_asset", "tokens", "start_block",
              "poll_seconds", "max_block_range", "block_seconds", "forwarder_factory", "min_sweep", "feeds",
-             "sequencer_uptime"}
+             "sequencer_uptime", "governance"}
     unknown = set(entry) - known
     if unknown:
         raise ChainConfigError(f"{what}: unknown keys {sorted(unknown)}")
@@ -267,6 +280,9 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
         raise ChainConfigError(f"{what}: min_sweep must be a table of asset -> amount")
     min_sweep = tuple((asset, _amount(asset, value, f"{what}: min_sweep")) for asset, value in min_in.items())
     feeds = _feeds(entry.get("feeds", []), what, embedded=not rpc_url)
+    governance = _bool(entry, "governance", what)
+    if governance and rpc_url:  # a resolved embedded chain has its URL, so this is checked here
+        raise ChainConfigError(f"{what}: governance is deployed on an embedded chain only")
     max_range = _int(entry, "max_block_range", what, 2000)
     if max_range < 1:
         raise ChainConfigError(f"{what}: max_block_range must be at least 1")
@@ -286,6 +302,7 @@ def parse_chain(entry: Mapping[str, Any]) -> ChainConfig:
         min_sweep=min_sweep,
         feeds=feeds,
         sequencer_uptime=_address(entry.get("sequencer_uptime", ""), f"{what}: sequencer_uptime", allow_empty=True),
+        governance=governance,
     )
 
 
@@ -323,6 +340,9 @@ def parse_chains(doc: Mapping[str, Any]) -> tuple[ChainConfig, ...]:
     names = [c.name for c in chains]
     if len(set(names)) != len(names):
         raise ChainConfigError(f"chain names must be unique: {names}")
+    with_governance = [c.name for c in chains if c.governance]
+    if len(with_governance) > 1:
+        raise ChainConfigError(f"governance is on one chain only, but {', '.join(with_governance)} have it")
     with_feeds = [c.name for c in chains if c.feeds]
     if len(with_feeds) > 1:
         raise ChainConfigError(f"feeds are read on one chain only, but {', '.join(with_feeds)} have feeds")
@@ -331,12 +351,12 @@ def parse_chains(doc: Mapping[str, Any]) -> tuple[ChainConfig, ...]:
 
 def default_chains() -> tuple[ChainConfig, ...]:
     """The embedded development setup: two anvil chains, 3 confirmations, the tokens deployed at start;
-    on the first, a DevAggregator per perpetual."""
+    on the first, a DevAggregator per perpetual and the governance contracts."""
     return (
         ChainConfig(
             name="ethereum", chain_id=31337, rpc_url="", vault="", confirmations=3, native_asset="ETH",
             tokens=(Token("USDT", "USDT", "", 6), Token("WBTC", "BTC", "", 8)),
-            feeds=tuple(FeedConfig(p.symbol, "", DEV_FEED_HEARTBEAT_S) for p in PERPS),
+            feeds=tuple(FeedConfig(p.symbol, "", DEV_FEED_HEARTBEAT_S) for p in PERPS), governance=True,
         ),
         ChainConfig(
             name="polygon", chain_id=31338, rpc_url="", vault="", confirmations=3, native_asset="",

@@ -9,6 +9,8 @@ deployer: account 0, time-lock one hour), its ``ForwarderFactory`` (the deposit 
 ``DevToken`` for every token without an address (the symbol and decimals of the configuration:
 USDT 6, WBTC 8, WETH 18), and a ``DevAggregator`` (8 decimals, owned by dev account
 ``FEEDER``) for every price feed without an address: ``dpg.chain.devfeed`` writes its rounds.
+On the chain configured with ``governance``, the governance contracts (``dpg.chain.governance``,
+rewards in its USDT, DPG for the demo holders) are deployed too.
 The addresses are kept in ``deployment.json`` beside the state.
 anvil's dev accounts come from its well-known test mnemonic: never send anything of value to them.
 
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 from dpg.chain.anvil import Anvil, find_anvil
 from dpg.chain.config import ChainConfig
 from dpg.chain.contracts import encode_call, encode_deploy, load_artifact
+from dpg.chain.governance import HOLDER, STAKER, Governance, deploy_governance
 from dpg.chain.rpc import Rpc, to_int
 
 log = logging.getLogger("dpg.chain.embedded")
@@ -47,6 +50,7 @@ class Deployment:
     tokens: dict[str, str]  # symbol -> address
     forwarder_factory: str = ""
     feeds: dict[str, str] = dataclasses.field(default_factory=dict)  # perpetual -> its DevAggregator
+    governance: Governance | None = None
 
 
 def _contract_address(rpc: Rpc, tx_hash: str) -> str:
@@ -159,6 +163,7 @@ class EmbeddedChain:
     rpc: Rpc
     accounts: list[str]  # the unlocked dev accounts (the dev mnemonic's)
     dev_feeds: dict[str, str] = dataclasses.field(default_factory=dict)  # perpetual -> its DevAggregator (FEEDER's)
+    governance: Governance | None = None  # on the chain configured with governance
 
     def deposit_eth(self, account: int, amount: int, sender: int = 9) -> str:
         return deposit_eth(self.rpc, self.config.vault, self.accounts[sender], account, amount)
@@ -168,21 +173,28 @@ class EmbeddedChain:
         return deposit_token(self.rpc, self.config.vault, token.address, self.accounts[sender], account, amount)
 
     def one_block(self) -> contextlib.AbstractContextManager[None]:
-        """Transactions sent inside land in one block: the in-process chain otherwise mines one
-        block per transaction, each a second after the last, running its clock ahead of the wall
-        clock (and a proof-of-reserves epoch counts only blocks older than itself); anvil mines
-        its interval blocks anyway."""
-        from dpg.chain.inprocess import InProcessChain
-
-        return self.node.one_block() if isinstance(self.node, InProcessChain) else contextlib.nullcontext()
+        return one_block(self.node)
 
     def stop(self) -> None:
         self.node.stop()
 
 
+def one_block(node: DevNode) -> contextlib.AbstractContextManager[None]:
+    """Transactions sent inside land in one block: the in-process chain otherwise mines one
+    block per transaction, each a second after the last, running its clock ahead of the wall
+    clock (and a proof-of-reserves epoch counts only blocks older than itself); anvil mines
+    its interval blocks anyway."""
+    from dpg.chain.inprocess import InProcessChain
+
+    return node.one_block() if isinstance(node, InProcessChain) else contextlib.nullcontext()
+
+
 def _record(path: Path, d: Deployment) -> None:
-    path.write_text(json.dumps({"vault": d.vault, "tokens": d.tokens, "forwarder_factory": d.forwarder_factory,
-                                "feeds": d.feeds}, indent=2) + "\n")
+    doc: dict[str, Any] = {"vault": d.vault, "tokens": d.tokens, "forwarder_factory": d.forwarder_factory,
+                           "feeds": d.feeds}
+    if d.governance is not None:
+        doc["governance"] = d.governance.as_dict()
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def _has_code(rpc: Rpc, address: str) -> bool:
@@ -224,7 +236,8 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
         if record.exists():
             doc: dict[str, Any] = json.loads(record.read_text())
             d = Deployment(doc["vault"], dict(doc["tokens"]), doc.get("forwarder_factory", ""),
-                           dict(doc.get("feeds", {})))
+                           dict(doc.get("feeds", {})),
+                           Governance.from_dict(doc["governance"]) if "governance" in doc else None)
             if _has_code(rpc, d.vault) and all(_has_code(rpc, d.tokens.get(s, "")) for s, _ in wanted):
                 deployment = d
             if deployment is not None and not _has_code(rpc, deployment.forwarder_factory):
@@ -250,6 +263,15 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
         tokens = tuple(
             t if t.address else dataclasses.replace(t, address=deployment.tokens[t.symbol]) for t in config.tokens
         )
+        gov = deployment.governance
+        if config.governance and (gov is None or not all(_has_code(rpc, a) for a in gov.addresses())):
+            usdt = next(t.address for t in tokens if t.asset == "USDT")
+            gov = deploy_governance(rpc, accounts[0], usdt, staker=accounts[STAKER], holder=accounts[HOLDER],
+                                    batch=lambda: one_block(node))
+            deployment = dataclasses.replace(deployment, governance=gov)
+            _record(record, deployment)
+            log.info("event=governance_deployed chain=%s token=%s staking=%s governor=%s timelock=%s params=%s",
+                     config.name, gov.token, gov.staking, gov.governor, gov.timelock, gov.params)
         feeds = tuple(f if f.address else dataclasses.replace(f, address=deployment.feeds[f.market])
                       for f in config.feeds)
         resolved = dataclasses.replace(config, rpc_url=node.url, vault=config.vault or deployment.vault, tokens=tokens,
@@ -262,5 +284,5 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
              config.chain_id, resolved.vault)
     dev_feeds = {f.market: f.address for f, asked in zip(resolved.feeds, config.feeds, strict=True)
                  if not asked.address}
-    return EmbeddedChain(resolved, node, rpc, accounts, dev_feeds)
+    return EmbeddedChain(resolved, node, rpc, accounts, dev_feeds, gov if config.governance else None)
 
