@@ -16,6 +16,7 @@ from dpg.core.engine import Engine
 from dpg.identity import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SecretBox
 from dpg.journal.journal import LIVELINESS
 from dpg.mail import Mailer, sender_address
+from dpg.por.ipfs import Store
 
 
 def replay_guard(settings: Settings) -> ReplayGuard:
@@ -53,5 +54,6 @@ def build_runtime(url: str, settings: Settings, bus: LocalBus | RedisBus, engine
     rt = Runtime(bus, engine, accounts, History(pool, engine.markets, engine.assets), admin_token(settings),
                  ip_rate=settings.ip_rate, key_rate=settings.key_rate, max_streams=settings.ws_max_streams,
                  withdrawal_ttl=settings.withdrawal_ttl, withdrawal_daily_limits=settings.withdrawal_daily_limits,
-                 address_cooldown=settings.address_cooldown, demo=demo, recent_trades=recent_trades(url))
+                 address_cooldown=settings.address_cooldown, demo=demo, recent_trades=recent_trades(url),
+                 trees=Store.from_env(settings.data_dir))
     return rt, pool
