@@ -108,13 +108,16 @@ class Published:
     operator_dir: Path
 
 
-def _publish(chain: DevChain, url: str, data_dir: Path, store: ipfs.Store, registry: str, balances: dict[int, int],
-             fund: int) -> tuple[int, dict[str, Any]]:
-    """An epoch recorded at the chain's head with ``balances`` and the insurance fund's ``fund`` (as
-    the projection records them), published by ``publish_epoch``; (epoch, its USDT entry)."""
+def record_and_publish(chain: DevChain, url: str, store: ipfs.Store, registry: str, balances: dict[int, int],
+                       fund: int) -> tuple[int, dict[str, Any]]:
+    """An epoch recorded at the chain's head (or just after the last epoch) with ``balances`` and the
+    insurance fund's ``fund`` (as the projection records them), published by ``publish_epoch``;
+    (epoch, its USDT entry)."""
     chain.mine()
-    epoch = to_int(chain.rpc.block(chain.head())["timestamp"])  # type: ignore[index]
+    head = to_int(chain.rpc.block(chain.head())["timestamp"])  # type: ignore[index]
     with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT max(epoch) FROM por_epochs").fetchone()
+        epoch = max(head, int(row[0]) + 1) if row and row[0] is not None else head  # a block may share a second
         with conn.transaction():
             conn.execute("INSERT INTO por_epochs (epoch, seq, ts) VALUES (%s, %s, %s)", (epoch, epoch, epoch * 10**9))
             for account, balance in balances.items():
@@ -135,7 +138,7 @@ def published(dev_chain: DevChain, pg_url: str, tmp_path: Path, kubo: FakeKubo) 
     registry = deploy_registry(chain.rpc, chain.accounts[0], chain.vault, {"USDT": chain.usdt})
     operator = tmp_path / "operator"
     store = ipfs.Store(operator / "ipfs", ipfs.Kubo(kubo.url))
-    epoch, entry = _publish(chain, pg_url, operator, store, registry, BALANCES, FUND)
+    epoch, entry = record_and_publish(chain, pg_url, store, registry, BALANCES, FUND)
     cid = entry["cid"]
     return Published(chain, registry, epoch, cid, (operator / "ipfs" / cid).read_bytes(), entry, operator)
 
