@@ -67,10 +67,10 @@ def check_tree(doc: Any) -> list[str]:
 
 def check_registry(doc: dict[str, Any], cid: str, rpc: Rpc, registry: str | None = None) -> tuple[list[str],
                                                                                                    dict[str, Any]]:
-    """The tree against its publication in the registry (the tree's own, else ``registry``, which
-    must then be the one its leaves commit to): the chain, the root, total, depth and CID. Returns
-    (problems, what was read there)."""
-    address = str(doc.get("registry", ""))
+    """The tree against its publication in the registry the tree names (``registry``, when given,
+    must be that one: the leaves commit to it; a tree that names none is looked up there): the
+    chain, the root, total, depth and CID. Returns (problems, what was read there)."""
+    address = str(doc.get("registry") or registry or "")
     try:
         epoch, asset = int(doc["epoch"]), str(doc["asset"])
         por.address_word(address)
