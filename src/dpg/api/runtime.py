@@ -24,6 +24,7 @@ from dpg.core.margin import initial_margin
 from dpg.core.model import PPM, Market, MarketKind
 from dpg.identity import Accounts
 from dpg.journal.clock import Clock
+from dpg.por.ipfs import Store
 
 log = logging.getLogger("dpg.api")
 
@@ -40,7 +41,7 @@ class Runtime:
                  ip_rate: float = 50.0, key_rate: float = 50.0, max_streams: int = MAX_STREAMS,
                  withdrawal_ttl: int = 6 * 3600, withdrawal_daily_limits: dict[str, str] | None = None,
                  address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = (),
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, trees: Store | None = None) -> None:
         self.bus = bus
         self.clock = clock  # the engine's clock when it runs in this process (the operator may move a dev one)
         self._lists = engine  # whose markets and assets lists these are (a replica's grow from the feed)
@@ -74,6 +75,7 @@ class Runtime:
             "BTC": "10", "ETH": "200", "USDT": "1000000"}
         self.address_cooldown = address_cooldown  # seconds before a newly allow-listed address is usable
         self.demo = demo  # dpg up --demo: GET /api/v1/demo names the demo logins
+        self.trees = trees  # the published trees' IPFS store, served at /ipfs/{cid} (dpg.api.routes.proof)
 
     def status(self) -> tuple[bool, str]:
         """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""

@@ -5,6 +5,8 @@ A file is one raw block: CIDv1 = varint(1) ‖ varint(0x55, raw) ‖ multihash(s
 in base32 lower case with the multibase prefix ``b`` (``bafkrei…``). That is what Kubo's
 ``/api/v0/block/put?cid-codec=raw&mhtype=sha2-256`` returns for the same bytes, so the CID in
 the registry names the same content on any IPFS node. The local store keeps ``<dir>/<cid>``.
+Any HTTP gateway serves a block at ``/ipfs/<cid>`` (``?format=raw``: the block's bytes as they were
+added); ``gateway_get`` fetches one from it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,28 @@ def check_cid(cid: str) -> bytes:
 
 def matches(cid: str, data: bytes) -> bool:
     return hashlib.sha256(data).digest() == check_cid(cid)
+
+
+RAW_BLOCK = "application/vnd.ipld.raw"  # the trustless gateways' media type of a block's bytes
+
+
+def gateway_get(gateway: str, cid: str, timeout: float = 60.0) -> bytes:
+    """The bytes an HTTP gateway (DPG's API, or any IPFS gateway) serves for ``cid`` as a raw
+    block, unchecked: the caller compares them with the CID (``matches``)."""
+    check_cid(cid)
+    if not gateway.startswith(("http://", "https://")):
+        raise IpfsError(f"the gateway must be an http(s) URL, not {gateway!r}")
+    url = f"{gateway.rstrip('/')}/ipfs/{cid}?format=raw"
+    req = urllib.request.Request(url, headers={"accept": RAW_BLOCK})  # noqa: S310 (checked scheme)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            data: bytes = resp.read()
+            return data
+    except urllib.error.HTTPError as e:
+        raise IpfsError(f"the gateway answered {url} with HTTP {e.code}: "
+                        f"{e.read()[:300].decode(errors='replace')}") from None
+    except OSError as e:
+        raise IpfsError(f"the gateway {gateway}: {e}") from None
 
 
 class Kubo:

@@ -29,6 +29,7 @@ log = logging.getLogger("dpg.por.publish")  # one log channel for publishing the
 
 PUBLISH = "publish(uint64,bytes32,bytes32,uint256,uint8,uint64,bytes32,string,(uint256,uint256)[])"
 ROOT_OF = "rootOf(uint64,bytes32)"
+PUBLICATION = "publication(uint64,bytes32)"
 PUBLISH_INSURANCE = "publishInsuranceFund(uint64,bytes32,uint256)"
 INSURANCE_FUND_OF = "insuranceFundOf(uint64,bytes32)"
 VERIFY = "verifyProof(uint64,bytes32,bytes32,uint256,bytes32,uint256,(bytes32,uint256)[])"
@@ -118,6 +119,29 @@ def published(rpc: Rpc, registry: str, epoch: int, asset: str) -> tuple[bytes, i
     raw = rpc.eth_call(registry, encode_call(ROOT_OF, epoch, por.asset_id(asset)))
     root, total, depth = decode(["bytes32", "uint256", "uint8"], raw)
     return bytes(root), int(total), int(depth)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """What the registry holds for (epoch, asset): ``depth`` 0 when nothing is published."""
+
+    root: bytes
+    total: int
+    depth: int
+    snapshot_block: int
+    snapshot_block_hash: bytes
+    published_at: int
+    holdings: int
+    declared: int
+    cid: str
+
+
+def publication(rpc: Rpc, registry: str, epoch: int, asset: str) -> Publication:
+    """The registry's whole publication of (epoch, asset), the tree's CID included."""
+    raw = rpc.eth_call(registry, encode_call(PUBLICATION, epoch, por.asset_id(asset)))
+    (p,) = decode(["(bytes32,uint256,uint8,uint64,bytes32,uint64,uint256,uint256,string)"], raw)
+    return Publication(bytes(p[0]), int(p[1]), int(p[2]), int(p[3]), bytes(p[4]), int(p[5]), int(p[6]), int(p[7]),
+                       str(p[8]))
 
 
 def insurance_fund(rpc: Rpc, registry: str, epoch: int, asset: str) -> tuple[int, bool]:

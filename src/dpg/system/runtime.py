@@ -17,6 +17,7 @@ from dpg.identity import Accounts, MemoryReplayGuard, RedisReplayGuard, ReplayGu
 from dpg.journal.clock import Clock
 from dpg.journal.journal import LIVELINESS
 from dpg.mail import Mailer, sender_address
+from dpg.por.ipfs import Store
 
 
 def replay_guard(settings: Settings) -> ReplayGuard:
@@ -55,5 +56,5 @@ def build_runtime(url: str, settings: Settings, bus: LocalBus | RedisBus, engine
                  ip_rate=settings.ip_rate, key_rate=settings.key_rate, max_streams=settings.ws_max_streams,
                  withdrawal_ttl=settings.withdrawal_ttl, withdrawal_daily_limits=settings.withdrawal_daily_limits,
                  address_cooldown=settings.address_cooldown, demo=demo, recent_trades=recent_trades(url),
-                 clock=clock)
+                 clock=clock, trees=Store.from_env(settings.data_dir))
     return rt, pool

@@ -1,15 +1,18 @@
 """The proof of reserves over HTTP: the published epochs and their reserves reports (public), a
-logged-in user's own proof per asset (private), and a plain page of the latest report at /por.
+logged-in user's own proof per asset (private), every published tree by its CID at /ipfs/{cid} (an
+IPFS gateway's path), and a plain page of the latest report at /por.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the annotations as objects.)"""
 
 import asyncio
 import html
 import json
+import logging
+import time
 from collections import OrderedDict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from psycopg.types.json import Jsonb
 
@@ -17,11 +20,15 @@ from dpg.api.deps import Auth
 from dpg.api.errors import ApiError
 from dpg.api.presentation import json_response
 from dpg.api.runtime import Runtime
-from dpg.por import proofs
+from dpg.por import ipfs, proofs
 from dpg.por import tree as por
 from dpg.por.publish import load_private_tree
 
+log = logging.getLogger("dpg.api")
+
 TREE_CACHE = 4  # (epoch, asset) trees kept in memory: a day's assets
+HISTORY_EPOCHS = 30  # epochs of the insurance fund's published history on the /por page
+IMMUTABLE = "public, max-age=29030400, immutable"  # what IPFS gateways say of content named by its hash
 
 
 def router(rt: Runtime) -> APIRouter:
@@ -151,6 +158,35 @@ def router(rt: Runtime) -> APIRouter:
                 raise ApiError(404, "NO_PROOF", f"the account had no {asset} at epoch {epoch}")
             return None
 
+    @r.api_route("/ipfs/{cid}", methods=["GET", "HEAD"], tags=["public"])
+    async def tree_file(cid: str, request: Request) -> Response:
+        """A published tree by its CID, as an IPFS gateway serves a raw block: the bytes exactly as
+        added to IPFS (JSON; ``application/vnd.ipld.raw`` with ``?format=raw`` or that Accept), so
+        anyone can recompute the CID and audit the tree (``dpg por audit CID --gateway URL``)."""
+        try:
+            ipfs.check_cid(cid)
+        except ipfs.IpfsError as e:
+            raise ApiError(400, "INVALID_CID", f"{e} (a published tree's CID is a raw sha2-256 CIDv1, bafkrei…)"
+                           ) from None
+        if not await rows("SELECT 1 FROM por_publications WHERE cid = %s LIMIT 1", (cid,)):
+            raise ApiError(404, "UNKNOWN_CID", f"no tree this exchange published has the CID {cid}")
+        headers = {"Cache-Control": IMMUTABLE, "ETag": f'"{cid}"', "X-Ipfs-Path": f"/ipfs/{cid}",
+                   "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        try:
+            if rt.trees is None:
+                raise ipfs.IpfsError("this API process has no IPFS store")
+            data = await asyncio.to_thread(rt.trees.get, cid)
+        except ipfs.IpfsError as e:
+            log.warning("event=por_tree_unavailable cid=%s error=%r", cid, str(e))
+            raise ApiError(503, "TREE_UNAVAILABLE", f"the tree {cid} is published but not held here (the data"
+                           " dir's store, or the Kubo node of DPG_IPFS_API, does not have it intact)") from None
+        raw = request.query_params.get("format") == "raw" or ipfs.RAW_BLOCK in request.headers.get("accept", "")
+        return Response(b"" if request.method == "HEAD" else data,
+                        media_type=ipfs.RAW_BLOCK if raw else "application/json",
+                        headers={**headers, "Content-Length": str(len(data))})
+
     @r.get("/por", include_in_schema=False)
     async def page() -> HTMLResponse:
         listed = await epochs_json(1)
@@ -178,9 +214,43 @@ def router(rt: Runtime) -> APIRouter:
                         " insurance fund's balance is published in the registry beside the root."
                         " Check your balance: <code>dpg por verify PROOF.json</code>"
                         " with your proof from <code>/api/v1/por/proof?asset=…</code>; audit a whole tree: "
-                        "<code>dpg por audit CID</code>.</p>")
+                        "<code>dpg por audit CID --gateway URL --rpc URL</code> (every tree is served at "
+                        "<code>/ipfs/CID</code>).</p>")
+            body.append(insurance_history_html(await epochs_json(HISTORY_EPOCHS)))
         doc = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>DPG proof of reserves</title></head><body>"
                + "".join(body) + "</body></html>")
         return HTMLResponse(doc, headers={"Cache-Control": "no-cache"})
 
     return r
+
+
+def insurance_history_html(epochs: list[dict[str, Any]]) -> str:
+    """The insurance fund's balance as published in the registry at each of ``epochs`` (newest
+    first), a table per asset: the epoch, its time, the balance, the change since the epoch before
+    and the transaction."""
+    by_asset: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for ep in epochs:
+        for pub in ep["published"]:
+            if pub.get("insuranceFund") is not None:
+                by_asset.setdefault(str(pub["asset"]), []).append((ep, pub))
+    e = html.escape
+    out = ["<h2>Insurance fund history</h2>"]
+    if not by_asset:
+        out.append("<p>No insurance fund balance has been published yet.</p>")
+        return "".join(out)
+    out.append("<p>The insurance fund's balance of each asset at each epoch, as published in the registry beside "
+               "the root (<code>insuranceFundOf(epoch, assetId)</code>), newest first; in base units. Its movements"
+               " between epochs, by cause: <code>/api/v1/futures/insurance/history?asset=…</code>.</p>")
+    for asset in sorted(by_asset):
+        rows = by_asset[asset]
+        out.append(f"<h3>{e(asset)}</h3><table data-asset=\"{e(asset)}\"><tr><th>Epoch</th><th>Time (UTC)</th>"
+                   "<th>Balance</th><th>Change</th><th>Transaction</th></tr>")
+        for i, (ep, pub) in enumerate(rows):
+            balance = int(pub["insuranceFund"])
+            older = rows[i + 1][1]["insuranceFund"] if i + 1 < len(rows) else None
+            change = "-" if older is None else f"{balance - int(older):+d}"
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(ep["epoch"])))
+            out.append(f"<tr class=\"insurance-epoch\"><td>{e(ep['epoch'])}</td><td>{when}</td><td>{balance}</td>"
+                       f"<td>{change}</td><td><code>{e(str(pub.get('insuranceFundTx') or '-'))}</code></td></tr>")
+        out.append("</table>")
+    return "".join(out)
