@@ -37,6 +37,7 @@ class Settings:
     mail_from: str = ""  # DPG_MAIL_FROM: the sender of that mail; empty = DPG <no-reply@dpg.local>
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
+    backup_dir: str = ""  # DPG_BACKUP_DIR: where backups are kept (the console lists them); empty = DATA_DIR/backups
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -69,7 +70,28 @@ class Settings:
             public_url=_public_url(e.get("DPG_PUBLIC_URL", "")
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
+            backup_dir=e.get("DPG_BACKUP_DIR", "").strip(),
         )
+
+    def audited(self) -> dict[str, str | int | bool]:
+        """The settings as the audit log keeps them: every one but those that may hold a secret
+        (the database, Redis and SMTP URLs, the proof-of-reserves secret); floats as text."""
+        secret = {"database_url", "redis_url", "smtp_url", "por_secret"}
+        out: dict[str, str | int | bool] = {}
+        for name in self.__dataclass_fields__:
+            if name in secret:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+            elif isinstance(value, tuple):
+                value = ",".join(map(str, value))
+            out[name] = value if isinstance(value, bool | int) and not isinstance(value, float) else str(value)
+        return out
+
+    def backups(self) -> Path:
+        """The backup folder: DPG_BACKUP_DIR, else DPG_DATA_DIR/backups (it need not exist)."""
+        return Path(self.backup_dir).expanduser().resolve() if self.backup_dir else self.data_dir / "backups"
 
     def por_key(self) -> bytes:
         """The proof-of-reserves secret (the salts' HMAC key): DPG_POR_SECRET, else 32 random bytes
