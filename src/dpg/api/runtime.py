@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, cast
 
 from dpg.api import presentation as P
@@ -38,7 +39,8 @@ class Runtime:
     def __init__(self, bus: Bus, engine: Engine, accounts: Accounts, history: History, admin_token: str, *,
                  ip_rate: float = 50.0, key_rate: float = 50.0, max_streams: int = MAX_STREAMS,
                  withdrawal_ttl: int = 6 * 3600, withdrawal_daily_limits: dict[str, str] | None = None,
-                 address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = ()) -> None:
+                 address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = (),
+                 backup_dir: Path | None = None) -> None:
         self.bus = bus
         self._lists = engine  # whose markets and assets lists these are (a replica's grow from the feed)
         self.markets = engine.markets  # the engine's append-only lists (or a replica's)
@@ -70,6 +72,7 @@ class Runtime:
             "BTC": "10", "ETH": "200", "USDT": "1000000"}
         self.address_cooldown = address_cooldown  # seconds before a newly allow-listed address is usable
         self.demo = demo  # dpg up --demo: GET /api/v1/demo names the demo logins
+        self.backup_dir = backup_dir  # the backups the console lists (DPG_BACKUP_DIR)
 
     def status(self) -> tuple[bool, str]:
         """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""
