@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -155,3 +156,51 @@ def test_dpg_audit_verify_exits_0_only_when_intact_and_names_the_first_bad_row(p
     assert r.returncode == 1
     assert "row 2" in r.stderr
     assert dpg("audit", "verify", "--anchor", "nonsense", env=env).returncode == 2
+
+
+def _signing_withdrawal(url: str, wid: str, signers: list[str]) -> None:
+    """A withdrawal waiting for signatures on a chain whose vault has ``signers`` (rows as the pipeline writes them)."""
+    vault, to = "0x" + "11" * 20, "0x" + "22" * 20
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO chains (name, chain_id, rpc_url, vault, confirmations, native_asset, tokens, signers)"
+                     " VALUES ('ethereum', 31337, 'http://127.0.0.1:1', %s, 3, 'ETH', '[]', %s)"
+                     " ON CONFLICT DO NOTHING", (vault, json.dumps(signers)))
+        conn.execute("INSERT INTO withdrawals (id, account, asset, amount, chain, chain_id, vault, token, to_address,"
+                     " deadline, status, required) VALUES (%s, 5, 'ETH', 10, 'ethereum', 31337, %s, %s, %s,"
+                     " 4102444800, 'signing', 3)", (wid, vault, "0x" + "00" * 20, to))
+
+
+def test_signer_decisions_are_audited_with_the_signature_or_rejection(pg_url: str, tmp_path: Path) -> None:
+    from dpg.chain.signer import dev_key, sign
+    from dpg.chain.withdrawals import WithdrawalStore
+
+    policy, human = dev_key(1), dev_key(3)
+    signers = [dev_key(i).address.lower() for i in range(1, 6)]
+    first, second = "0x" + "aa" * 32, "0x" + "bb" * 32
+    _signing_withdrawal(pg_url, first, signers)
+    _signing_withdrawal(pg_url, second, signers)
+    store = WithdrawalStore(pg_url)
+    w = store.get(first)
+    assert w is not None
+    assert store.add_signature(first, policy.address, sign(w.terms(), policy), "policy")
+    assert not store.add_signature(first, policy.address, sign(w.terms(), policy), "policy")  # once: no second row
+    store.add_review(first, dev_key(2).address, "declined", "over the policy's limit")
+    store.close()
+
+    key = tmp_path / "human.key"
+    key.write_text("0x" + bytes(human.key).hex() + "\n")
+    r = dpg("signer", "reject", second, "--reason", "unknown destination", "--key-file", str(key),
+            env={"DPG_DATABASE_URL": pg_url})
+    assert r.returncode == 0, r.stderr
+
+    rows = [(e.actor, e.action, e.details) for e in reversed(audit.entries(pg_url))]
+    assert rows[:2] == [
+        (f"policy-signer:{policy.address.lower()}", "signer.sign", {"withdrawal": first, "signatures": 1}),
+        (f"policy-signer:{dev_key(2).address.lower()}", "signer.decline",
+         {"withdrawal": first, "reason": "over the policy's limit"}),
+    ]
+    actor, action, details = rows[2]
+    assert (actor, action) == (f"signer:{human.address.lower()}", "signer.reject")
+    assert details["withdrawal"] == second and details["reason"] == "unknown destination"
+    assert details["by"].startswith("cli:")
+    assert len(rows) == 3 and audit.verify(pg_url).ok
