@@ -204,3 +204,20 @@ def test_signer_decisions_are_audited_with_the_signature_or_rejection(pg_url: st
     assert details["withdrawal"] == second and details["reason"] == "unknown destination"
     assert details["by"].startswith("cli:")
     assert len(rows) == 3 and audit.verify(pg_url).ok
+
+
+def test_the_settings_an_exchange_starts_with_are_recorded_when_they_changed(pg_url: str, tmp_path: Path) -> None:
+    from dpg.config import Settings
+
+    first = Settings.from_env({"DPG_DATA_DIR": str(tmp_path), "DPG_DATABASE_URL": "postgresql://u:pw@h/db",
+                               "DPG_SMTP_URL": "smtp://u:secret@mail.example:587"}).audited()
+    assert "database_url" not in first and "smtp_url" not in first and "por_secret" not in first
+    e = audit.record_settings(pg_url, first)
+    assert e is not None and e.action == "settings.change" and e.details["before"] == {}
+    assert "pw" not in json.dumps(e.details) and "secret" not in json.dumps(e.details["settings"])
+    assert audit.record_settings(pg_url, first) is None  # the same settings: nothing new
+    changed = Settings.from_env({"DPG_DATA_DIR": str(tmp_path), "DPG_ADDRESS_COOLDOWN": "60"}).audited()
+    e = audit.record_settings(pg_url, changed)
+    assert e is not None and e.details["changed"] == ["address_cooldown"]
+    assert e.details["before"] == {"address_cooldown": 86400} and e.details["settings"]["address_cooldown"] == 60
+    assert audit.verify(pg_url).rows == 2
