@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from dpg.store import db
 from tests.api.client import ADMIN, Codes, User, exchange
 from tests.test_cli import dpg
-from tests.web.conftest import shot
+from tests.web.conftest import DESKTOP, PHONE, shot
 from tests.web.test_exchange import log_in
 
 pytestmark = pytest.mark.timeout(300)
@@ -150,6 +150,11 @@ def test_an_operator_with_2fa_sees_health_alerts_with_evidence_the_audit_log_and
     expect(backup).to_contain_text("verified")
     expect(backup).to_contain_text("1,234")
     shot(page, "console")
+    page.set_viewport_size(PHONE)  # one card per row: nothing wider than a phone's screen
+    expect(alert).to_contain_text("spoofing")
+    assert page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= PHONE["width"]
+    shot(page, "console-phone")
+    page.set_viewport_size(DESKTOP)
 
     # an edit made with the trigger switched off (as the database's superuser could) shows as a broken chain
     seq = int(credit.get_attribute("data-seq") or 0)
