@@ -1,5 +1,6 @@
 """What the operator's console reads, apart from the browser: the backup folder's listing with each
-backup's verification state, and surveillance alerts on a database that has no surveillance table."""
+backup's verification state, surveillance alerts on a database that has no surveillance table, and
+each chain's head (from a real anvil node, or none from one that does not answer)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import asyncio
 import json
 from pathlib import Path
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from dpg.api import console
+from tests.chain.conftest import anvil_bin  # noqa: F401 (the anvil binary's fixture)
 
 
 def test_backups_are_listed_with_their_verification_state(tmp_path: Path) -> None:
@@ -37,3 +40,29 @@ def test_alerts_are_none_while_there_is_no_surveillance_table(pg_url: str) -> No
             return list(await console.alerts(pool, 10))
 
     assert asyncio.run(read()) == []
+
+
+def test_each_chains_head_and_the_watchers_lag_behind_it(pg_url: str, anvil_bin: Path) -> None:  # noqa: F811
+    from dpg.chain.anvil import Anvil
+    from dpg.chain.rpc import Rpc
+
+    node = Anvil.start(anvil_bin, chain_id=31337)
+    try:
+        Rpc(node.url).call("anvil_mine", [hex(12)])
+        with psycopg.connect(pg_url) as conn:
+            for name, rpc_url in (("ethereum", node.url), ("polygon", "http://127.0.0.1:1")):
+                conn.execute("INSERT INTO chains (name, chain_id, rpc_url, vault, confirmations, native_asset, tokens,"
+                             " signers) VALUES (%s, 31337, %s, %s, 3, 'ETH', '[]', '[]')",
+                             (name, rpc_url, "0x" + "11" * 20))
+            conn.execute("INSERT INTO chain_cursors (chain, block_number) VALUES ('ethereum', 5)")
+
+        async def read() -> list[dict[str, object]]:
+            async with AsyncConnectionPool(pg_url, min_size=1, max_size=2, open=False) as pool:
+                return await console.chains(pool)
+
+        eth, polygon = asyncio.run(read())
+    finally:
+        node.stop()
+    assert (eth["chain"], eth["head"], eth["watched"], eth["lag"], eth["error"]) == ("ethereum", 12, 5, 7, "")
+    assert (polygon["chain"], polygon["head"], polygon["watched"], polygon["lag"]) == ("polygon", None, None, None)
+    assert polygon["error"]  # the node that does not answer is named, not raised
