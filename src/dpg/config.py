@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -78,15 +78,15 @@ class Settings:
         (the database, Redis and SMTP URLs, the proof-of-reserves secret); floats as text."""
         secret = {"database_url", "redis_url", "smtp_url", "por_secret"}
         out: dict[str, str | int | bool] = {}
-        for name in self.__dataclass_fields__:
-            if name in secret:
+        for f in fields(self):
+            if f.name in secret:
                 continue
-            value = getattr(self, name)
+            value = getattr(self, f.name)
             if isinstance(value, dict):
                 value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
             elif isinstance(value, tuple):
                 value = ",".join(map(str, value))
-            out[name] = value if isinstance(value, bool | int) and not isinstance(value, float) else str(value)
+            out[f.name] = value if isinstance(value, bool | int) and not isinstance(value, float) else str(value)
         return out
 
     def backups(self) -> Path:

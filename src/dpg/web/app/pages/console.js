@@ -12,7 +12,7 @@ import { short } from "./wallet.js";
 const POLL_MS = 15000;
 
 const CLOSED = {
-  OPERATOR_ONLY: "The console is for operators. An operator grants the role with `dpg user grant-operator EMAIL`.",
+  OPERATOR_ONLY: "The console is for operators (the role is granted with dpg user grant-operator).",
   TWO_FACTOR_REQUIRED: "Operators must turn two-factor authentication on to use the console.",
 };
 
