@@ -1,8 +1,9 @@
 """The operator's console in a real browser, on ``dpg up`` with a scratch database: an operator
 (granted with ``dpg user grant-operator``, itself audited) signs in with 2FA and sees the health,
 a surveillance alert with its evidence, the audit log (and its chain found broken once a row is
-edited behind the trigger's back) and a verified backup. Its API refuses a normal user, an
-operator without 2FA, and the admin token alone."""
+edited behind the trigger's back) and a verified backup, with nothing axe-core finds serious and
+nothing wider than a phone. Its API refuses a normal user, an operator without 2FA, and the admin
+token alone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.api.client import ADMIN, Codes, User, exchange
 from tests.test_cli import dpg
 from tests.web.conftest import DESKTOP, PHONE, shot
 from tests.web.test_exchange import log_in
+from tests.web.test_home_demo import axe_source, serious_violations  # noqa: F401 (axe-core's fixture)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -94,7 +96,7 @@ def test_the_console_api_refuses_all_but_an_operator_with_2fa(exchange_url: str,
 
 
 def test_an_operator_with_2fa_sees_health_alerts_with_evidence_the_audit_log_and_backups(
-        page: Any, web: str, exchange_url: str, db_url: str, data_dir: Path) -> None:
+        page: Any, web: str, exchange_url: str, db_url: str, data_dir: Path, axe_source: str) -> None:  # noqa: F811
     op = User(exchange_url, "op@console.test")
     codes = two_factor(op)
     assert grant(db_url, data_dir, op.email)["granted"] is True
@@ -150,6 +152,7 @@ def test_an_operator_with_2fa_sees_health_alerts_with_evidence_the_audit_log_and
     expect(backup).to_contain_text("verified")
     expect(backup).to_contain_text("1,234")
     shot(page, "console")
+    assert serious_violations(page, axe_source) == []
     page.set_viewport_size(PHONE)  # one card per row: nothing wider than a phone's screen
     expect(alert).to_contain_text("spoofing")
     assert page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= PHONE["width"]

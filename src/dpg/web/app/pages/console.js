@@ -70,7 +70,7 @@ function alertsPart(alerts) {
     h("td", {}, a.accounts.join(", ") || "—"), h("td", {}, `${when(a.window_start)} – ${when(a.window_end)}`),
     h("td", {}, when(a.detected_at)),
     h("td", { "data-label": "Evidence" }, h("details", { "data-testid": "evidence" }, h("summary", {}, "Evidence"),
-      h("pre", { class: "evidence" }, JSON.stringify(a.evidence, null, 2))))));
+      h("pre", { class: "evidence", tabindex: 0 }, JSON.stringify(a.evidence, null, 2))))));
   return section("Surveillance alerts", "console-alerts",
     h("div", { class: "cards" }, table(["Id", "Kind", "Market", "Accounts", "Window", "Detected", "Evidence"], rows,
       "No alert")));
