@@ -222,6 +222,28 @@ def test_operator_commands_act_on_the_running_exchange(pg_url: str, tmp_path: Pa
         assert {"asset": "USDT", "available": "1234.500000", "locked": "0.000000", "total": "1234.500000"} in balances
         login = http.post("/api/v1/auth/login", json={"email": user["email"], "password": user["password"]})
         assert login.status_code == 200
+        r = dpg("user", "create", "dave", "--operator", "--json", env=env)
+        assert r.returncode == 0 and json.loads(r.stdout)["operator"] is True, r.stderr
+        r = dpg("user", "grant-operator", "carol", env=env)
+        assert r.returncode == 0 and "is now an operator; the console needs their 2FA on" in r.stdout, r.stderr
+        assert "was an operator already" in dpg("user", "grant-operator", "carol", env=env).stdout
+
+        # each of them is in the audit log, by who ran the command (never a password or a key's secret)
+        r = dpg("audit", "list", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        entries = [json.loads(line) for line in reversed(r.stdout.splitlines())]
+        assert user["password"] not in r.stdout and key["secret"] not in r.stdout
+        acts = [(e["action"], e["details"].get("user_id")) for e in entries if e["action"] != "settings.change"]
+        dave = next(e["details"]["user_id"] for e in entries if e["details"].get("email") == "dave@users.dpg.local")
+        assert acts == [("user.create", user["id"]), ("account.open", user["id"]), ("apikey.create", user["id"]),
+                        ("credit", user["id"]), ("user.create", dave), ("user.grant_operator", dave),
+                        ("account.open", dave), ("user.grant_operator", user["id"])]
+        assert {e["actor"].split(":")[0] for e in entries} == {"cli", "admin-token"}
+        credited = next(e for e in entries if e["action"] == "credit")
+        assert credited["actor"] == "admin-token" and credited["details"]["by"].startswith("cli:")
+        assert credited["details"]["amount"] == "1234.500000"
+        assert next(e for e in entries if e["action"] == "apikey.create")["details"]["key"] == key["key"]
+        assert dpg("audit", "verify", env=env).returncode == 0
     finally:
         stop(proc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -39,6 +39,7 @@ class Settings:
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
     dev_clock: bool = False  # DPG_DEV_CLOCK: 1 = the operator may move the clock forward (a dev exchange)
     governance: bool = False  # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions
+    backup_dir: str = ""  # DPG_BACKUP_DIR: where backups are kept (the console lists them); empty = DATA_DIR/backups
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -73,7 +74,28 @@ class Settings:
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
             dev_clock=e.get("DPG_DEV_CLOCK", "0") in ("1", "on", "true", "yes"),
             governance=e.get("DPG_GOVERNANCE", "0") in ("1", "on", "true", "yes"),
+            backup_dir=e.get("DPG_BACKUP_DIR", "").strip(),
         )
+
+    def audited(self) -> dict[str, str | int | bool]:
+        """The settings as the audit log keeps them: every one but those that may hold a secret
+        (the database, Redis and SMTP URLs, the proof-of-reserves secret); floats as text."""
+        secret = {"database_url", "redis_url", "smtp_url", "por_secret"}
+        out: dict[str, str | int | bool] = {}
+        for f in fields(self):
+            if f.name in secret:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+            elif isinstance(value, tuple):
+                value = ",".join(map(str, value))
+            out[f.name] = value if isinstance(value, bool | int) and not isinstance(value, float) else str(value)
+        return out
+
+    def backups(self) -> Path:
+        """The backup folder: DPG_BACKUP_DIR, else DPG_DATA_DIR/backups (it need not exist)."""
+        return Path(self.backup_dir).expanduser().resolve() if self.backup_dir else self.data_dir / "backups"
 
     def por_key(self) -> bytes:
         """The proof-of-reserves secret (the salts' HMAC key): DPG_POR_SECRET, else 32 random bytes

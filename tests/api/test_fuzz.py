@@ -1,5 +1,6 @@
 """Schema-driven fuzzing of the OpenAPI with schemathesis, as a signed-in user (session token) and
-the operator: no input to any public or private endpoint gets a 5xx.
+the operator's token, then the console's endpoints as an operator with 2FA on: no input to any
+public or private endpoint gets a 5xx.
 
 One run of its boundary-value phase (coverage) and a seeded random phase (fuzzing) over every
 operation, a few examples each, so that it stays well under a minute in the suite. Deeper runs
@@ -15,9 +16,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.api.client import ADMIN, User, served
+from dpg.store import db
+from tests.api.client import ADMIN, Codes, User, exchange
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,10 +29,18 @@ EXAMPLES = "5"  # per operation, in the fuzzing phase
 
 
 @pytest.fixture(scope="module")
-def base(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fuzz_db(pg_server: str) -> Iterator[str]:
+    url = db.create_scratch(pg_server, "dpg_test_fuzz")
+    try:
+        yield url
+    finally:
+        db.drop(url)
+
+
+@pytest.fixture(scope="module")
+def base(fuzz_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # generous limits: the fuzzer itself must not be the thing that gets refused
-    with served(pg_server, tmp_path_factory.mktemp("fuzz"), "dpg_test_fuzz",
-                DPG_RATE_IP="100000", DPG_RATE_KEY="100000") as b:
+    with exchange(fuzz_db, tmp_path_factory.mktemp("fuzz"), DPG_RATE_IP="100000", DPG_RATE_KEY="100000") as b:
         yield b
 
 
@@ -43,7 +54,7 @@ def st(base: str, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_no_input_gets_a_server_error(base: str) -> None:
+def test_no_input_gets_a_server_error(base: str, fuzz_db: str) -> None:
     u = User(base, "fuzz@test.dpg")
     u.credit("USDT", "100000")
     u.credit("BTC", "10")
@@ -57,10 +68,23 @@ def test_no_input_gets_a_server_error(base: str) -> None:
              "|^/fapi/v1/(leverageBracket|leverage|marginType|positionMargin|order|openOrders|allOpenOrders"
              "|allOrders|userTrades|income|algoOrder|openAlgoOrders|allAlgoOrders|listenKey|multiAssetsMargin"
              "|positionSide/dual)$"
-             "|^/fapi/v[23]/(balance|account|positionRisk)$")
+             "|^/fapi/v[23]/(balance|account|positionRisk)$"
+             "|^/api/v1/console/")  # an operator's, below
     assert run.returncode == 0, run.stdout[-6000:]
     selected, tested = re.search(r"Selected: (\d+)/\d+", run.stdout), re.search(r"Tested: (\d+)", run.stdout)
     assert selected and tested and int(tested[1]) == int(selected[1]) > 50, run.stdout[-2000:]  # every operation
     # the session reached every private endpoint: none answered only 401/403
     assert "Authentication failed" not in run.stdout, run.stdout[-4000:]
     assert u.http.get("/api/v1/balances").status_code == 200  # and it is still the user's
+
+    # the console's, as an operator with 2FA on
+    op = User(base, "fuzz-operator@test.dpg")
+    codes = Codes(op.http.post("/api/v1/auth/2fa/setup").json()["secret"])
+    assert op.http.post("/api/v1/auth/2fa/enable", json={"code": codes.next()}).status_code == 200
+    with psycopg.connect(fuzz_db, autocommit=True) as conn:
+        conn.execute("UPDATE users SET role = 'operator' WHERE id = %s", (op.id,))
+    run = st(base, "-H", f"Authorization: Bearer {op.token}", "--include-path-regex", "^/api/v1/console/")
+    assert run.returncode == 0, run.stdout[-6000:]
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert tested and int(tested[1]) == 6, run.stdout[-2000:]
+    assert "Authentication failed" not in run.stdout, run.stdout[-4000:]

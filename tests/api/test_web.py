@@ -25,7 +25,7 @@ def client() -> TestClient:
 
 
 @pytest.mark.parametrize("path", ["/", "/trade/BTC-USDT", "/futures/BTC-PERP", "/account", "/account/login", "/wallet",
-                                  "/proof/x"])
+                                  "/proof/x", "/console"])
 def test_pages_answer_the_shell(client: TestClient, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 200

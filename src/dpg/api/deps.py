@@ -1,6 +1,6 @@
 """The routes' dependencies: the runtime the app serves, the client's address, and who calls: a
 session or a signed API-key request (``Auth``), a logged-in session only (``Session``), the
-operator (``admin``).
+operator's token (``admin``), an operator's session with 2FA on (``Operator``: the console).
 
 Private REST calls authenticate either with a session (``Authorization: Bearer <token>``) or with
 an API key and a signature: headers ``X-DPG-APIKEY``, ``X-DPG-TIMESTAMP`` (ms), optionally
@@ -112,8 +112,24 @@ async def admin(request: Request, x_dpg_admin_token: Annotated[str | None, Heade
         raise ApiError(403, "ADMIN_ONLY", "operator calls need X-DPG-Admin-Token")
 
 
+async def operator_user(request: Request) -> int:
+    """The console's caller: a logged-in session of a user with the operator role and 2FA on
+    (read at every call: a role or 2FA taken away closes the console at once)."""
+    uid = await session_user(request)
+    async with runtime(request).accounts.pool.connection() as conn:
+        cur = await conn.execute("SELECT role, totp_enabled FROM users WHERE id = %s", (uid,))
+        row = await cur.fetchone()
+    if row is None or row[0] != "operator":
+        raise ApiError(403, "OPERATOR_ONLY", "the console is for operators")
+    if not row[1]:
+        raise ApiError(403, "TWO_FACTOR_REQUIRED", "an operator must turn two-factor authentication on to use"
+                                                   " the console")
+    return uid
+
+
 Auth = Annotated[Principal, Depends(principal)]
 Session = Annotated[int, Depends(session_user)]
+Operator = Annotated[int, Depends(operator_user)]
 
 # query parameters several routes share
 MarketQ = Annotated[str, Query(max_length=20, description="e.g. BTC/USDT, BTC-USDT or BTCUSDT")]

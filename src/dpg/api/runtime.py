@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, cast
 
 from dpg.api import presentation as P
@@ -41,7 +42,8 @@ class Runtime:
                  ip_rate: float = 50.0, key_rate: float = 50.0, max_streams: int = MAX_STREAMS,
                  withdrawal_ttl: int = 6 * 3600, withdrawal_daily_limits: dict[str, str] | None = None,
                  address_cooldown: int = 86_400, demo: bool = False, recent_trades: Iterable[RecentTrade] = (),
-                 clock: Clock | None = None, trees: Store | None = None) -> None:
+                 clock: Clock | None = None, trees: Store | None = None,
+                 backup_dir: Path | None = None) -> None:
         self.bus = bus
         self.clock = clock  # the engine's clock when it runs in this process (the operator may move a dev one)
         self._lists = engine  # whose markets and assets lists these are (a replica's grow from the feed)
@@ -76,6 +78,7 @@ class Runtime:
         self.address_cooldown = address_cooldown  # seconds before a newly allow-listed address is usable
         self.demo = demo  # dpg up --demo: GET /api/v1/demo names the demo logins
         self.trees = trees  # the published trees' IPFS store, served at /ipfs/{cid} (dpg.api.routes.proof)
+        self.backup_dir = backup_dir  # the backups the console lists (DPG_BACKUP_DIR)
 
     def status(self) -> tuple[bool, str]:
         """(ok, reason) for /health: the engine takes commands and this process's feed is whole."""

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from dpg.chain.config import ChainConfig
 from dpg.chain.signer import Terms
 from dpg.chain.store import Connected
+from dpg.store import audit
 
 OPEN = ("requesting", "signing", "signed", "broadcast", "confirming", "queued", "cancelling")
 CANCELLED_BY_USER = "cancelled by the user"
@@ -85,6 +86,11 @@ class SentTx:
     priority_fee: int
     raw: str
     sent_at: datetime
+
+
+def signer_actor(signer: str, kind: str) -> str:
+    """How the audit log names a signer: ``signer:0x…`` (a person's key) or ``policy-signer:0x…``."""
+    return f"{'policy-signer' if kind == 'policy' else 'signer'}:{signer.lower()}"
 
 
 class WithdrawalStore(Connected):
@@ -171,11 +177,12 @@ class WithdrawalStore(Connected):
         return {r[0]: r[1] for r in self._q(
             "SELECT signer, signature FROM withdrawal_signatures WHERE withdrawal_id = %s", (wid,))}
 
-    def add_signature(self, wid: str, signer: str, signature: str, kind: str) -> bool:
+    def add_signature(self, wid: str, signer: str, signature: str, kind: str, by: str = "") -> bool:
         """Store a signature (checked by the caller); False when this signer had already signed,
         WithdrawalClosed when the withdrawal is no longer signing. The withdrawal's row is locked
         meanwhile, so a signature and the user's cancel (``DELETE /api/v1/withdrawals/{id}``) never
-        both succeed on the third signature."""
+        both succeed on the third signature. The decision is in the audit log, in the same
+        transaction (``by``: who ran the signing command, when a person did)."""
         with self._lock:
             conn = self._c()
             with conn.transaction():
@@ -192,13 +199,16 @@ class WithdrawalStore(Connected):
                 count = int(n[0]) if n else 0
                 conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, %s, %s)",
                              (wid, f"signed {min(count, 3)}/3", f"{kind} signer {signer.lower()}"))
+                audit.record(conn, signer_actor(signer, kind), "signer.sign",
+                             {"withdrawal": wid, "signatures": count, **({"by": by} if by else {})})
         return True
 
     def reviews(self, wid: str) -> dict[str, tuple[str, str]]:
         return {r[0]: (r[1], r[2]) for r in self._q(
             "SELECT signer, decision, reason FROM withdrawal_reviews WHERE withdrawal_id = %s", (wid,))}
 
-    def add_review(self, wid: str, signer: str, decision: str, reason: str) -> None:
+    def add_review(self, wid: str, signer: str, decision: str, reason: str, by: str = "") -> None:
+        """A policy signer's decline or a person's rejection, in the timeline and the audit log."""
         with self._lock:
             conn = self._c()
             with conn.transaction():
@@ -208,6 +218,9 @@ class WithdrawalStore(Connected):
                 if cur.rowcount == 1:
                     conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, %s, %s)",
                                  (wid, f"review {decision}", f"{signer.lower()}: {reason}"))
+                    audit.record(conn, signer_actor(signer, "policy" if decision == "declined" else "human"),
+                                 f"signer.{'decline' if decision == 'declined' else 'reject'}",
+                                 {"withdrawal": wid, "reason": reason, **({"by": by} if by else {})})
 
     # ------------------------------------------------------------------ policy inputs
 

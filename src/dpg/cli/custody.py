@@ -123,10 +123,11 @@ def signer_sign(
     """Sign a withdrawal after reviewing it (``dpg signer show``)."""
     from dpg.chain.signer import sign
     from dpg.chain.withdrawals import WithdrawalClosed
+    from dpg.store.audit import cli_actor
 
     key, store, w, who = _as_signer(wid, key_file, "it takes no more signatures")
     try:
-        added = store.add_signature(w.id, who, sign(w.terms(), key), "human")
+        added = store.add_signature(w.id, who, sign(w.terms(), key), "human", by=cli_actor())
     except WithdrawalClosed as e:  # cancelled by the user (or moved on) since it was read
         raise fail(str(e), 1) from None
     if not added:
@@ -141,8 +142,10 @@ def signer_reject(
     key_file: KeyFile = None,
 ) -> None:
     """Reject a withdrawal: it fails and its funds return to the user (while it has fewer than 3 signatures)."""
+    from dpg.store.audit import cli_actor
+
     _, store, w, who = _as_signer(wid, key_file, "too late to reject")
-    store.add_review(w.id, who, "rejected", reason[:200])
+    store.add_review(w.id, who, "rejected", reason[:200], by=cli_actor())
     typer.echo(json.dumps({"id": w.id, "rejected_by": who}))
 
 

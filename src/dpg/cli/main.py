@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dpg.cli.audit import audit_app
 from dpg.cli.bench import bench_app
 from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
@@ -33,6 +34,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(mail_app, name="mail")
 app.add_typer(signer_app, name="signer")
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()
@@ -209,19 +211,43 @@ def _operator_call(work: Any) -> Any:
 @user_app.command("create")
 def user_create(
     name: Annotated[str, typer.Argument(help="A name (stands for NAME@users.dpg.local) or an email address")],
+    as_operator: Annotated[bool, typer.Option("--operator", help="An operator: may use the console (/console) "
+                                                                 "once their 2FA is on")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Create a user with a random password (printed once)."""
+    """Create a user with a random password (printed once); audited."""
     from dpg.api import operator
     from dpg.store import db
 
     exchange = target()
     db.migrate(exchange.url)
-    out = _operator_call(lambda: operator.create_user(exchange.url, exchange.settings, name, exchange.api))
-    typer.echo(json.dumps(out) if as_json else f"user {out['id']} ({out['email']}), password {out['password']}")
+    out = _operator_call(lambda: operator.create_user(exchange.url, exchange.settings, name, exchange.api,
+                                                      operator=as_operator))
+    typer.echo(json.dumps(out) if as_json else f"user {out['id']} ({out['email']}), password {out['password']}"
+               + (", operator: turn 2FA on to use the console" if as_operator else ""))
     if not out["account_open"]:
         typer.echo(f"no exchange at {exchange.api} opened the account: it opens when the exchange starts (or at the"
                    " user's first login)", err=True)
+
+
+@user_app.command("grant-operator")
+def user_grant_operator(
+    name: Annotated[str, typer.Argument(help="The user's name or email")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Make a user an operator (the console at /console; it also needs their 2FA on); audited."""
+    from dpg.api import operator
+    from dpg.store import db
+
+    exchange = target()
+    db.migrate(exchange.url)
+    out = _operator_call(lambda: operator.grant_operator(exchange.url, exchange.settings, name))
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    typer.echo(f"user {out['user_id']} ({out['email']}) " + ("is now an operator" if out["granted"]
+                                                             else "was an operator already")
+               + ("" if out["two_factor"] else "; the console needs their 2FA on"))
 
 
 @apikey_app.command("create")
@@ -230,7 +256,7 @@ def apikey_create(
     permissions: Annotated[str, typer.Option(help="Comma-separated: read, trade, withdraw")] = "read",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Create an API key for a user; the secret is printed once."""
+    """Create an API key for a user; the secret is printed once; audited."""
     from dpg.api import operator
 
     exchange = target()

@@ -1,5 +1,6 @@
 """The ways to run the exchange: all in one process (``dpg up``, the embedded default), or an
-engine process (``dpg engine``) beside API processes (``dpg api``) over Redis."""
+engine process (``dpg engine``) beside API processes (``dpg api``) over Redis. The first two
+write the settings they start with to the audit log when they changed since the last start."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dpg.bus.redis_bus import EngineBridge, RedisBus
 from dpg.config import Settings
 from dpg.journal.journal import Applied, Journal
 from dpg.journal.recovery import recover
+from dpg.store import audit
 from dpg.system.backoffice import BackOffice
 from dpg.system.node import Node
 from dpg.system.runtime import build_runtime
@@ -36,6 +38,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Ann
 
     node = Node(url, settings, sinks=[sink])
     try:
+        audit.record_settings(url, settings.audited())
         rt, pool = build_runtime(url, settings, LocalBus(node.sequencer), node.engine, demo=demo,
                                  clock=node.clock)
         node.start()
@@ -70,6 +73,7 @@ def run_single(settings: Settings, url: str, host: str, port: int, announce: Ann
 def run_engine(settings: Settings, url: str, announce: Announce) -> None:
     """The engine process of the multi-process mode: journal, projections, Redis in and out."""
     node = Node.open(url, settings)
+    audit.record_settings(url, settings.audited())
     bridge = EngineBridge(settings.redis_url, node.sequencer)
     bridge.start()
     office = BackOffice(settings, node)

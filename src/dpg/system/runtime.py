@@ -56,5 +56,6 @@ def build_runtime(url: str, settings: Settings, bus: LocalBus | RedisBus, engine
                  ip_rate=settings.ip_rate, key_rate=settings.key_rate, max_streams=settings.ws_max_streams,
                  withdrawal_ttl=settings.withdrawal_ttl, withdrawal_daily_limits=settings.withdrawal_daily_limits,
                  address_cooldown=settings.address_cooldown, demo=demo, recent_trades=recent_trades(url),
-                 clock=clock, trees=Store.from_env(settings.data_dir))
+                 clock=clock, trees=Store.from_env(settings.data_dir),
+                 backup_dir=settings.backups())
     return rt, pool

@@ -6,11 +6,12 @@ stakers' share of the fees — refused with 409 GOVERNED once governance is enab
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from dpg.api.deps import Rt, admin
 from dpg.api.presentation import ppm_of, rate
+from dpg.api.routes.operator import audited
 from dpg.core.commands import Command, HaltMarket, SetFees, SetStakerShare
 
 router = APIRouter(tags=["governance"])
@@ -42,29 +43,33 @@ class StakerShareRequest(BaseModel):
     share: str = Field(max_length=12, description="the stakers' share of the fees, e.g. 0.25")
 
 
-async def _change(rt: Rt, cmd: Command) -> dict[str, Any]:
+async def _change(rt: Rt, request: Request, cmd: Command, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    """``cmd`` applied (a refusal raised as its ApiError), then kept in the audit log."""
     seq, events = await rt.trading.submit(cmd)
+    await audited(rt, request, action, {**details, "seq": seq})
     return {"seq": seq, "changed": bool(events)}
 
 
 @operator.post("/api/v1/admin/fees")
-async def set_fees(rt: Rt, req: FeesRequest) -> dict[str, Any]:
+async def set_fees(rt: Rt, request: Request, req: FeesRequest) -> dict[str, Any]:
     """Set a market's maker and taker fees (from its next fill on)."""
     m = rt.trading.market(req.market)
     maker, taker = ppm_of(req.maker_fee, "maker_fee"), ppm_of(req.taker_fee, "taker_fee")
-    return {**await _change(rt, SetFees(m.symbol, maker, taker, "")), "market": m.symbol,
-            "maker_fee": rate(maker), "taker_fee": rate(taker)}
+    out = {"market": m.symbol, "maker_fee": rate(maker), "taker_fee": rate(taker)}
+    return {**await _change(rt, request, SetFees(m.symbol, maker, taker, ""), "market.fees", out), **out}
 
 
 @operator.post("/api/v1/admin/halt")
-async def halt(rt: Rt, req: HaltRequest) -> dict[str, Any]:
+async def halt(rt: Rt, request: Request, req: HaltRequest) -> dict[str, Any]:
     """Halt a market (no new order, no amendment; cancels go on) or resume it."""
     m = rt.trading.market(req.market)
-    return {**await _change(rt, HaltMarket(m.symbol, req.halted, "")), "market": m.symbol, "halted": req.halted}
+    out = {"market": m.symbol, "halted": req.halted}
+    return {**await _change(rt, request, HaltMarket(m.symbol, req.halted, ""), "market.halt", out), **out}
 
 
 @operator.post("/api/v1/admin/staker-share")
-async def staker_share(rt: Rt, req: StakerShareRequest) -> dict[str, Any]:
+async def staker_share(rt: Rt, request: Request, req: StakerShareRequest) -> dict[str, Any]:
     """Set the stakers' share of the fees (moved to their reserve each reward period)."""
     share = ppm_of(req.share, "share")
-    return {**await _change(rt, SetStakerShare(share, "")), "staker_share": rate(share)}
+    out = {"staker_share": rate(share)}
+    return {**await _change(rt, request, SetStakerShare(share, ""), "staker_share", out), **out}

@@ -1,5 +1,6 @@
 // The account: who is signed in, whether the e-mail address is verified (with a new link on
-// request), links to security (with whether 2FA is on) and API keys, log out (in every tab).
+// request), links to security (with whether 2FA is on), API keys and, for an operator, the
+// console; log out (in every tab).
 import { get, post } from "../api.js";
 import { errorText, h, notify, replace } from "../dom.js";
 import { go } from "../router.js";
@@ -23,7 +24,8 @@ export function mount(root) {
     emailStatus(),
     h("ul", { class: "links" },
       h("li", {}, h("a", { href: "/account/security" }, "Security: two-factor authentication"), " ", twoFactorStatus()),
-      h("li", {}, h("a", { href: "/account/api-keys" }, "API keys"))),
+      h("li", {}, h("a", { href: "/account/api-keys" }, "API keys")),
+      consoleLink()),
     h("button", {
       class: "btn", type: "button", onclick: async () => {
         try { await post("/api/v1/auth/logout"); } catch { /* the session ends here anyway */ }
@@ -31,6 +33,16 @@ export function mount(root) {
         go("/account/login");
       },
     }, "Log out")));
+}
+
+/** "Operator console", for an operator the console lets in (an empty item for anyone else). */
+function consoleLink() {
+  const li = h("li", { hidden: true });
+  get("/api/v1/console/me").then(() => {
+    replace(li, h("a", { href: "/console", "data-testid": "console-link" }, "Operator console"));
+    li.hidden = false;
+  }, () => {});
+  return li;
 }
 
 function twoFactorStatus() {

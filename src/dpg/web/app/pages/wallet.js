@@ -24,7 +24,7 @@ export function trim(text) {
   return String(text).includes(".") ? String(text).replace(/0+$/, "").replace(/\.$/, "") : String(text);
 }
 
-function short(hex) {
+export function short(hex) {
   return hex && hex.length > 16 ? `${hex.slice(0, 10)}…${hex.slice(-6)}` : hex || "";
 }
 
