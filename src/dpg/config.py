@@ -37,6 +37,11 @@ class Settings:
     mail_from: str = ""  # DPG_MAIL_FROM: the sender of that mail; empty = DPG <no-reply@dpg.local>
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
+    backup_key: str = ""  # DPG_BACKUP_KEY: 64 hex characters, or a file holding them; empty = DPG_DATA_DIR/backup.key
+    backup_dir: Path | None = None  # DPG_BACKUP_DIR: where dpg up keeps its backups; empty = DPG_DATA_DIR/backups
+    backup_every: int = 86_400  # DPG_BACKUP_EVERY: seconds between dpg up's backups (at multiples, UTC); 0 = none
+    backup_keep: int = 7  # DPG_BACKUP_KEEP: how many of dpg up's backups are kept (older ones are deleted)
+    backup_ship_every: int = 60  # DPG_BACKUP_SHIP_EVERY: seconds between shipped journal files; 0 = none
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -69,6 +74,11 @@ class Settings:
             public_url=_public_url(e.get("DPG_PUBLIC_URL", "")
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
+            backup_key=e.get("DPG_BACKUP_KEY", "").strip(),
+            backup_dir=Path(e["DPG_BACKUP_DIR"]).expanduser().resolve() if e.get("DPG_BACKUP_DIR") else None,
+            backup_every=_seconds(e, "DPG_BACKUP_EVERY", 86_400),
+            backup_keep=_positive(e, "DPG_BACKUP_KEEP", 7),
+            backup_ship_every=_seconds(e, "DPG_BACKUP_SHIP_EVERY", 60),
         )
 
     def por_key(self) -> bytes:
@@ -87,6 +97,35 @@ class Settings:
                 with os.fdopen(fd, "w") as f:
                     f.write(secrets.token_hex(32) + "\n")
         return bytes.fromhex(_secret(path.read_text().strip(), str(path)))
+
+    def backups(self) -> Path:
+        """Where ``dpg up`` keeps its backups and shipped journal files (DPG_BACKUP_DIR)."""
+        return self.backup_dir or self.data_dir / "backups"
+
+    def backup_key_bytes(self, create: bool = False) -> bytes:
+        """The backup key: DPG_BACKUP_KEY (64 hex characters, or the path of a file holding them),
+        else DPG_DATA_DIR/backup.key (made with a new random key, mode 0600, when ``create``).
+        Raises ``ValueError`` saying what is wrong."""
+        from dpg.identity.sealing import create_key_file, parse_key
+
+        raw = self.backup_key
+        path = self.backup_key_path()
+        if path is None:
+            return parse_key(raw.removeprefix("0x"), "DPG_BACKUP_KEY")
+        if not path.is_file():
+            if raw or not create:
+                raise ValueError(f"no backup key: DPG_BACKUP_KEY must be 64 hex characters or a file holding them"
+                                 f" ({path} is not a file)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            create_key_file(path)
+        return parse_key(path.read_text().strip(), str(path))
+
+    def backup_key_path(self) -> Path | None:
+        """The file the backup key is read from (None: DPG_BACKUP_KEY holds the key itself)."""
+        raw = self.backup_key
+        if len(raw.removeprefix("0x")) == 64 and all(c in "0123456789abcdefABCDEF" for c in raw.removeprefix("0x")):
+            return None
+        return (Path(raw).expanduser() if raw else self.data_dir / "backup.key").resolve()
 
 
 def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
