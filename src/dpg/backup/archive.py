@@ -183,10 +183,14 @@ class SealedReader:
 
 
 class EntryWriter:
-    """Named entries into a ``SealedWriter``."""
+    """Named entries into a ``SealedWriter``. Small pieces of data (a COPY gives one a row) are
+    gathered into blocks of up to ``BLOCK`` bytes."""
+
+    BLOCK = 256 << 10
 
     def __init__(self, sealed: SealedWriter) -> None:
         self.sealed = sealed
+        self._pending = bytearray()
 
     def begin(self, name: str, meta: dict[str, Any] | None = None) -> None:
         if not name:
@@ -195,17 +199,23 @@ class EntryWriter:
         self.sealed.write(_U16.pack(len(raw_name)) + raw_name + _U32.pack(len(raw_meta)) + raw_meta)
 
     def data(self, block: bytes | bytearray | memoryview) -> None:
-        if block:
-            self.sealed.write(_U32.pack(len(block)) + bytes(block))
+        self._pending += block
+        if len(self._pending) >= self.BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.sealed.write(_U32.pack(len(self._pending)) + bytes(self._pending))
+            self._pending.clear()
 
     def end(self) -> None:
+        self._flush()
         self.sealed.write(_U32.pack(0))
 
     def entry(self, name: str, meta: dict[str, Any], body: bytes = b"") -> None:
         """A whole entry at once."""
         self.begin(name, meta)
-        for i in range(0, len(body), CHUNK):
-            self.data(body[i:i + CHUNK])
+        self.data(body)
         self.end()
 
     def close(self) -> None:

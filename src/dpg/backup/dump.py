@@ -171,24 +171,28 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
         final = to / archive_name(seq)
         part = final.with_name(final.name + ".part")
         counts: dict[str, int] = {}
-        with part.open("wb") as out:
-            sealed = archive.SealedWriter(out, key, {"kind": "dpg-backup", "seq": seq})
-            w = archive.EntryWriter(sealed)
-            w.entry("manifest", manifest)
-            for name, cols in schema:
-                counts[name] = _dump_table(conn, w, name, cols, seq, snapshot_seq, progress)
-            for f in files:
-                rel = f.relative_to(data_dir).as_posix()
-                w.begin(f"file:{rel}", {"mode": f.stat().st_mode & 0o777})
-                with f.open("rb") as src:
-                    while block := src.read(archive.CHUNK):
-                        w.data(block)
-                        progress.advance(rel, len(block))
-                w.end()
-            w.entry("counts", {"rows": counts})
-            w.close()
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with part.open("wb") as out:
+                sealed = archive.SealedWriter(out, key, {"kind": "dpg-backup", "seq": seq})
+                w = archive.EntryWriter(sealed)
+                w.entry("manifest", manifest)
+                for name, cols in schema:
+                    counts[name] = _dump_table(conn, w, name, cols, seq, snapshot_seq, progress)
+                for f in files:
+                    rel = f.relative_to(data_dir).as_posix()
+                    w.begin(f"file:{rel}", {"mode": f.stat().st_mode & 0o777})
+                    with f.open("rb") as src:
+                        while block := src.read(archive.CHUNK):
+                            w.data(block)
+                            progress.advance(rel, len(block))
+                    w.end()
+                w.entry("counts", {"rows": counts})
+                w.close()
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         conn.rollback()
     os.replace(part, final)
     with contextlib.suppress(OSError):

@@ -79,6 +79,7 @@ def restore(path: Path, key: bytes, url: str, data_dir: Path, *, shipped: Sequen
     does not open whole (``archive.ArchiveError``): the database's work commits, and the files move
     into place, only after its last chunk is checked."""
     progress = progress or Quiet()
+    check_empty_database(url)  # a restore never writes over an exchange
     progress.start(path.stat().st_size)
     data_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=data_dir))
