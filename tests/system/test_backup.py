@@ -4,6 +4,7 @@ shipped, of the last shipped file); altered and wrongly keyed archives refused."
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -290,3 +291,43 @@ def test_the_commands_back_up_verify_and_restore_and_refuse_with_a_clear_message
     assert done["state_hash"] == at_backup and done["archive_verified"] is True
     again = dpg("restore", str(path), env=dst_env)
     assert again.returncode == 1 and "not empty" in again.stderr
+
+
+def test_dpg_up_ships_its_journal_after_the_newest_archive_and_a_restore_reaches_the_last_shipped_state(
+        scratch: Callable[[], str], tmp_path: Path) -> None:
+    import time
+
+    from dpg.journal.journal import Journal
+    from dpg.journal.recovery import recover
+    from tests.test_cli import start_up, stop
+
+    src, src_dir, backups = scratch(), tmp_path / "src", tmp_path / "backups"
+    src_dir.mkdir()
+    node = exchange(src, src_dir)
+    try:
+        trade(node, 0, 10)
+    finally:
+        node.close()
+    taken = take(src, src_dir, KEY, backups)
+    env = {"DPG_DATABASE_URL": src, "DPG_DATA_DIR": str(src_dir), "DPG_BACKUP_KEY": KEY.hex(),
+           "DPG_BACKUP_DIR": str(backups), "DPG_BACKUP_SHIP_EVERY": "1", "DPG_BACKUP_EVERY": "0"}
+    proc, line = start_up(env)
+    try:
+        assert "DPG is up" in line, line
+        # the node journals the perpetuals' index prices every second: shipped within seconds
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not shipping.shipped(backups / shipping.DIR):
+            time.sleep(0.2)
+    finally:
+        stop(proc)
+    files = shipping.shipped(backups / shipping.DIR)
+    assert files and files[0].first == taken.seq + 1
+    assert all(b.first == a.last + 1 for a, b in itertools.pairwise(files))
+    journal = Journal(src)
+    try:
+        expected = state.state_hash(recover(journal, until=files[-1].last))
+        assert journal.last_seq() >= files[-1].last
+    finally:
+        journal.close()
+    r = restore(taken.path, KEY, scratch(), tmp_path / "dst", shipped=files)
+    assert r.matches and r.seq == files[-1].last and r.state_hash == expected
