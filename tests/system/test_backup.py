@@ -102,7 +102,7 @@ def test_a_restore_into_a_fresh_database_and_directory_rebuilds_the_state_hash_o
         assert conn.execute("SELECT email FROM users").fetchall() == [("ann@example.com",)]
         assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)  # sessions are not kept
         assert conn.execute("SELECT max(seq), count(*) FROM journal").fetchone() == (taken.seq, taken.seq)
-        assert conn.execute("SELECT count(*) FROM snapshots").fetchone()[0] <= 1  # the newest only
+        assert conn.execute("SELECT count(*) FROM snapshots").fetchone()[0] <= 1  # the newest (no projections)
         # the identity sequence goes on after the restored rows
         new = conn.execute("INSERT INTO users (email, password_hash, email_skeleton) VALUES "
                            "('bob@example.com', 'h', 'bob@example.com') RETURNING id").fetchone()[0]
@@ -117,6 +117,27 @@ def test_a_restore_into_a_fresh_database_and_directory_rebuilds_the_state_hash_o
         assert back.engine.seq == taken.seq and state.state_hash(back.engine) == at_backup
     finally:
         back.close()
+
+
+def test_an_archive_keeps_the_snapshots_a_restart_and_the_projection_follower_replay_from(
+        scratch: Callable[[], str], tmp_path: Path) -> None:
+    src, src_dir = scratch(), tmp_path / "src"
+    src_dir.mkdir()
+    node = exchange(src, src_dir)
+    try:
+        trade(node, 0, 80)
+    finally:
+        node.close()  # every snapshot encoded is stored by now
+    with psycopg.connect(src) as conn:
+        snaps = [int(r[0]) for r in conn.execute("SELECT seq FROM snapshots ORDER BY seq")]
+        assert len(snaps) >= 3
+        conn.execute("UPDATE projection_state SET seq = %s", (snaps[0] + 1,))  # the follower lags behind
+    taken = take(src, src_dir, KEY, tmp_path / "backups")
+    dst = scratch()
+    assert restore(taken.path, KEY, dst, tmp_path / "dst").matches
+    with psycopg.connect(dst) as conn:
+        kept = [int(r[0]) for r in conn.execute("SELECT seq FROM snapshots ORDER BY seq")]
+    assert kept == [snaps[0], snaps[-1]]
 
 
 def test_with_the_journal_shipped_a_restore_rebuilds_the_state_of_the_last_shipped_file(

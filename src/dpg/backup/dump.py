@@ -144,8 +144,11 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
         conn.read_only = True
         row = conn.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()
         seq = int(row[0]) if row else 0
-        row = conn.execute("SELECT max(seq) FROM snapshots WHERE seq <= %s", (seq,)).fetchone()
-        snapshot_seq = int(row[0]) if row and row[0] is not None else None
+        # the newest snapshot, and the newest at or before the projections' checkpoint (where the
+        # projection follower of the restored exchange starts its replay)
+        kept = [int(r[0]) for r in conn.execute(
+            "SELECT DISTINCT (SELECT max(s.seq) FROM snapshots s WHERE s.seq <= c.at) FROM"
+            " (SELECT %s::bigint AS at UNION ALL SELECT min(seq) FROM projection_state) c", (seq,)) if r[0] is not None]
         migrations = [int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
         schema = tables(conn)
         sequences = {str(r[0]): int(r[1]) for r in conn.execute(
@@ -164,7 +167,7 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
         progress.start(sum(sizes.get(n, 0) for n, _ in schema) + sum(f.stat().st_size for f in files))
         manifest = {
             "kind": "dpg-backup", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seq": seq, "snapshot_seq": snapshot_seq, "state_hash": digest, "migrations": migrations,
+            "seq": seq, "snapshots": sorted(kept), "state_hash": digest, "migrations": migrations,
             "tables": [{"name": n, "columns": c} for n, c in schema], "sequences": sequences,
             "files": len(files),
         }
@@ -177,7 +180,7 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
                 w = archive.EntryWriter(sealed)
                 w.entry("manifest", manifest)
                 for name, cols in schema:
-                    counts[name] = _dump_table(conn, w, name, cols, seq, snapshot_seq, progress)
+                    counts[name] = _dump_table(conn, w, name, cols, seq, kept, progress)
                 for f in files:
                     rel = f.relative_to(data_dir).as_posix()
                     w.begin(f"file:{rel}", {"mode": f.stat().st_mode & 0o777})
@@ -205,15 +208,15 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
 
 
 def _dump_table(conn: psycopg.Connection[Any], w: archive.EntryWriter, name: str, cols: list[str], seq: int,
-                snapshot_seq: int | None, progress: Progress) -> int:
-    """One table's rows in PostgreSQL's binary COPY format; the journal up to ``seq``, the snapshots
-    only the newest (at ``snapshot_seq``)."""
+                snapshots: list[int], progress: Progress) -> int:
+    """One table's rows in PostgreSQL's binary COPY format; the journal up to ``seq``, of the
+    snapshots only those at ``snapshots``."""
     table, columns = quoted(conn, name, cols)
     where = ""
     if name == "journal":
         where = f" WHERE seq <= {int(seq)}"
     elif name == "snapshots":
-        where = f" WHERE seq = {int(snapshot_seq)}" if snapshot_seq is not None else " WHERE false"
+        where = f" WHERE seq IN ({', '.join(str(int(s)) for s in snapshots) or 'NULL'})"
     w.begin(f"table:{name}", {"columns": cols})
     with conn.cursor() as cur:
         with cur.copy(f"COPY (SELECT {columns} FROM {table}{where}) TO STDOUT (FORMAT BINARY)") as copy:
