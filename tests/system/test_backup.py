@@ -91,6 +91,7 @@ def test_a_restore_into_a_fresh_database_and_directory_rebuilds_the_state_hash_o
     finally:
         node.close()
     assert taken.path.parent == tmp_path / "backups" and taken.path.stat().st_size == taken.size
+    assert taken.path.stat().st_mode & 0o777 == 0o600
     assert b"ann@example.com" not in taken.path.read_bytes()  # encrypted
 
     dst, dst_dir = scratch(), tmp_path / "dst"

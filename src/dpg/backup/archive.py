@@ -26,6 +26,7 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -94,6 +95,12 @@ class SealedWriter:
     def close(self) -> None:
         self._seal(bytes(self._buf), True)
         self._buf.clear()
+
+
+def create(path: Path) -> BinaryIO:
+    """A new archive file, readable by its owner only (what it holds is sealed, but its size and
+    header are not everyone's business)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def read_header(src: BinaryIO) -> tuple[dict[str, Any], bytes]:

@@ -175,7 +175,7 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
         part = final.with_name(final.name + ".part")
         counts: dict[str, int] = {}
         try:
-            with part.open("wb") as out:
+            with archive.create(part) as out:
                 sealed = archive.SealedWriter(out, key, {"kind": "dpg-backup", "seq": seq})
                 w = archive.EntryWriter(sealed)
                 w.entry("manifest", manifest)

@@ -50,7 +50,7 @@ def ship(url: str, key: bytes, backups: Path, after: int, most: int = 1_000_000)
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"journal-{after + 1:012d}-{last:012d}{JOURNAL_SUFFIX}"
         part = final.with_name(final.name + ".part")
-        with part.open("wb") as out, conn.cursor() as cur:
+        with archive.create(part) as out, conn.cursor() as cur:
             sealed = archive.SealedWriter(out, key, {"kind": "dpg-journal", "first": after + 1, "last": last})
             w = archive.EntryWriter(sealed)
             w.begin("journal", {"first": after + 1, "last": last})
