@@ -37,8 +37,10 @@ class Settings:
     mail_from: str = ""  # DPG_MAIL_FROM: the sender of that mail; empty = DPG <no-reply@dpg.local>
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
-    backup_key: str = ""  # DPG_BACKUP_KEY: 64 hex characters, or a file holding them; empty = DPG_DATA_DIR/backup.key
-    backup_dir: Path | None = None  # DPG_BACKUP_DIR: where dpg up keeps its backups; empty = DPG_DATA_DIR/backups
+    backup_dir: str = ""  # DPG_BACKUP_DIR: where backups are kept (the console lists them); empty = DATA_DIR/backups
+    # DPG_BACKUP_KEY: 64 hex characters, or a file holding them; empty = DPG_DATA_DIR/backup.key. A secret:
+    # never logged, never recorded with the other settings
+    backup_key: str = ""
     backup_every: int = 86_400  # DPG_BACKUP_EVERY: seconds between dpg up's backups (at multiples, UTC); 0 = none
     backup_keep: int = 7  # DPG_BACKUP_KEEP: how many of dpg up's backups are kept (older ones are deleted)
     backup_ship_every: int = 60  # DPG_BACKUP_SHIP_EVERY: seconds between shipped journal files; 0 = none
@@ -74,8 +76,8 @@ class Settings:
             public_url=_public_url(e.get("DPG_PUBLIC_URL", "")
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
+            backup_dir=e.get("DPG_BACKUP_DIR", "").strip(),
             backup_key=e.get("DPG_BACKUP_KEY", "").strip(),
-            backup_dir=Path(e["DPG_BACKUP_DIR"]).expanduser().resolve() if e.get("DPG_BACKUP_DIR") else None,
             backup_every=_seconds(e, "DPG_BACKUP_EVERY", 86_400),
             backup_keep=_positive(e, "DPG_BACKUP_KEEP", 7),
             backup_ship_every=_seconds(e, "DPG_BACKUP_SHIP_EVERY", 60),
@@ -99,8 +101,8 @@ class Settings:
         return bytes.fromhex(_secret(path.read_text().strip(), str(path)))
 
     def backups(self) -> Path:
-        """Where ``dpg up`` keeps its backups and shipped journal files (DPG_BACKUP_DIR)."""
-        return self.backup_dir or self.data_dir / "backups"
+        """The backup folder: DPG_BACKUP_DIR, else DPG_DATA_DIR/backups (it need not exist)."""
+        return Path(self.backup_dir).expanduser().resolve() if self.backup_dir else self.data_dir / "backups"
 
     def backup_key_bytes(self, create: bool = False) -> bytes:
         """The backup key: DPG_BACKUP_KEY (64 hex characters, or the path of a file holding them),

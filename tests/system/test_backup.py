@@ -261,12 +261,13 @@ def test_the_schedule_takes_an_archive_at_the_next_multiple_ships_after_it_and_k
     # retention: the newest two archives, and the shipped files the oldest kept one holds whole
     older = settings.backups() / "dpg-backup-20000101T000000Z-seq000000000001.dpgb"
     older.write_bytes(b"old")
-    os.utime(older, (0, 0))
+    older.with_name(older.name + ".verified.json").write_text('{"ok": true}')
     newest = settings.backups() / "dpg-backup-29990101T000000Z-seq999999999999.dpgb"
     newest.write_bytes(b"new")
     assert prune(settings.backups(), 3) == []
     gone = prune(settings.backups(), 1)
     assert older in gone and [p for _, p in archives(settings.backups())] == [newest]
+    assert not older.with_name(older.name + ".verified.json").exists()
     assert shipping.shipped(settings.backups() / shipping.DIR) == []  # the newest archive holds them
 
 
@@ -295,6 +296,8 @@ def test_the_commands_back_up_verify_and_restore_and_refuse_with_a_clear_message
     ok = dpg("backup", "verify", str(path), env=env)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout.strip().splitlines()[-1])["verified"] is True
+    mark = json.loads(path.with_name(path.name + ".verified.json").read_text())  # what the console shows
+    assert mark["ok"] is True and at_backup in mark["detail"]
 
     wrong = dpg("backup", "verify", str(path), env={**env, "DPG_BACKUP_KEY": secrets.token_hex(32)})
     assert wrong.returncode == 1 and "another backup key" in wrong.stderr
@@ -304,6 +307,8 @@ def test_the_commands_back_up_verify_and_restore_and_refuse_with_a_clear_message
     altered.write_bytes(bytes(body))
     bad = dpg("backup", "verify", str(altered), env=env)
     assert bad.returncode == 1 and "altered" in bad.stderr
+    mark = json.loads((tmp_path / "altered.dpgb.verified.json").read_text())
+    assert mark["ok"] is False and "altered" in mark["detail"]
 
     dst = scratch()
     dst_env = {"DPG_DATABASE_URL": dst, "DPG_DATA_DIR": str(tmp_path / "dst"), "DPG_BACKUP_KEY": key}
@@ -353,3 +358,50 @@ def test_dpg_up_ships_its_journal_after_the_newest_archive_and_a_restore_reaches
         journal.close()
     r = restore(taken.path, KEY, scratch(), tmp_path / "dst", shipped=files)
     assert r.matches and r.seq == files[-1].last and r.state_hash == expected
+
+
+def test_a_backup_and_a_restore_are_recorded_in_the_audit_log_when_the_exchange_keeps_one(
+        scratch: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit log is another part's (``dpg.store.audit`` and its migration): stood in for here by
+    a module of the same interface over a real table made by a migration."""
+    import types
+
+    def record(url: str, actor: str, action: str, details: dict[str, object]) -> None:
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO audit_log (actor, action, details) VALUES (%s, %s, %s)",
+                         (actor, action, json.dumps(details)))
+
+    audit_log = types.ModuleType("dpg.store.audit")
+    audit_log.record = record  # type: ignore[attr-defined]
+    audit_log.cli_actor = lambda: "cli:tester"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dpg.store.audit", audit_log)
+    shipped = db.migrations()
+    src, src_dir = scratch(), tmp_path / "src"
+    src_dir.mkdir()
+    node = exchange(src, src_dir)
+    try:
+        trade(node, 0, 5)
+    finally:
+        node.close()
+    # no audit log yet: nothing recorded, nothing fails; a table of the operator's own is left out of a restore
+    with psycopg.connect(src) as conn:
+        conn.execute("CREATE TABLE operator_notes (note text)")
+        conn.execute("INSERT INTO operator_notes VALUES ('kept apart')")
+    without = take(src, src_dir, KEY, tmp_path / "before")
+    r = restore(without.path, KEY, scratch(), tmp_path / "dst0")
+    assert r.matches and r.skipped == ["operator_notes"]
+
+    log_table = (999, "0999_audit.sql", "CREATE TABLE audit_log (id serial PRIMARY KEY, actor text NOT NULL,"
+                                        " action text NOT NULL, details jsonb NOT NULL);")
+    monkeypatch.setattr(db, "migrations", lambda: [*shipped, log_table])
+    db.migrate(src)
+    record(src, "cli:tester", "user.create", {"id": 1})
+    taken = take(src, src_dir, KEY, tmp_path / "backups")
+    dst = scratch()
+    restore(taken.path, KEY, dst, tmp_path / "dst")
+    with psycopg.connect(src) as conn:
+        assert conn.execute("SELECT actor, action, details->>'seq' FROM audit_log ORDER BY id").fetchall() == [
+            ("cli:tester", "user.create", None), ("cli:tester", "backup.create", str(taken.seq))]
+    with psycopg.connect(dst) as conn:  # the log as the archive holds it, continued by the restore's entry
+        assert [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")] == [
+            "user.create", "backup.restore"]

@@ -1,4 +1,5 @@
-"""The audit record of a backup or a restore, written when the exchange keeps an audit log."""
+"""The audit record of a backup, a verification or a restore, written when the exchange keeps an
+audit log (``dpg.store.audit``, its ``audit_log`` table)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,19 @@ import psycopg
 log = logging.getLogger("dpg.backup")
 
 
-def audit(url: str, actor: str, action: str, details: dict[str, Any]) -> None:
-    """Record ``action`` in the audit log (``dpg.system.audit.record``) when the exchange has one;
-    else nothing. A failure to record is logged, never raised: the backup itself is done."""
+def audit(url: str, action: str, details: dict[str, Any]) -> None:
+    """Append ``action`` (``backup.create``, ``backup.verify``, ``backup.restore``) to the audit log
+    of the database at ``url``, by whoever runs this process, when it has one; else nothing. A
+    failure to record is logged, never raised: the backup itself is done."""
     try:
-        recorder = importlib.import_module("dpg.system.audit")
+        audit_log = importlib.import_module("dpg.store.audit")
     except ImportError:
         return
     try:
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT to_regclass('audit_log') IS NOT NULL").fetchone()
-            if row and row[0]:
-                # AUDIT: the one call site of the audit log for backups and restores
-                recorder.record(conn, actor, action, details)
-                conn.commit()
+        if row and row[0]:
+            # AUDIT: the one call site of the audit log for backups, verifications and restores
+            audit_log.record(url, audit_log.cli_actor(), action, details)
     except Exception:
         log.exception("event=audit_not_recorded action=%s", action)

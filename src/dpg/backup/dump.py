@@ -133,7 +133,7 @@ def quoted(conn: psycopg.Connection[Any], name: str, cols: list[str]) -> tuple[s
 
 
 def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path] | None = None,
-         progress: Progress | None = None, actor: str = "operator") -> Taken:
+         progress: Progress | None = None) -> Taken:
     """Write one archive into ``to`` (its name says its time and last seq) and return it. The
     archive appears under its name only once complete."""
     progress = progress or Quiet()
@@ -172,7 +172,7 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
             "files": len(files),
         }
         final = to / archive_name(seq)
-        part = final.with_name(final.name + ".part")
+        part = final.with_name(f".{final.name}.part")  # hidden (the console lists the folder) until complete
         counts: dict[str, int] = {}
         try:
             with archive.create(part) as out:
@@ -203,7 +203,7 @@ def take(url: str, data_dir: Path, key: bytes, to: Path, *, leave_out: list[Path
         os.fsync(fd)
         os.close(fd)
     log.info("event=backup_taken path=%s seq=%d state_hash=%s bytes=%d", final, seq, digest, sealed.size)
-    audit(url, actor, "backup.taken", {"archive": final.name, "seq": seq, "state_hash": digest})
+    audit(url, "backup.create", {"archive": final.name, "seq": seq, "state_hash": digest, "bytes": sealed.size})
     return Taken(final, seq, digest, sealed.size)
 
 

@@ -3,12 +3,14 @@ journal files after it), and the check of an archive by a restore into a scratch
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,9 @@ from dpg.store import db
 log = logging.getLogger("dpg.backup")
 
 
+VERIFIED = ".verified.json"  # beside an archive: its last verification (the operator's console shows it)
+
+
 class NotEmpty(RuntimeError):
     """A restore's database or data directory holds something already."""
 
@@ -40,6 +45,7 @@ class Restored:
     tables: int
     rows: int
     files: int
+    skipped: list[str]  # tables of the archive not in DPG's schema (an operator's own): not restored
 
     @property
     def matches(self) -> bool:
@@ -73,7 +79,7 @@ def check_empty_database(url: str) -> None:
 
 
 def restore(path: Path, key: bytes, url: str, data_dir: Path, *, shipped: Sequence[Shipped] = (),
-            progress: Progress | None = None, actor: str = "operator", record: bool = True) -> Restored:
+            progress: Progress | None = None, record: bool = True) -> Restored:
     """Fill the empty database of ``url`` and the data directory from the archive at ``path``, then
     append the journal of the ``shipped`` files that follow it. Nothing is kept of an archive that
     does not open whole (``archive.ArchiveError``): the database's work commits, and the files move
@@ -92,7 +98,7 @@ def restore(path: Path, key: bytes, url: str, data_dir: Path, *, shipped: Sequen
             os.replace(item, data_dir / item.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    manifest, rows, files = loaded
+    manifest, rows, files, skipped = loaded
     db.migrate(url)  # the migrations of a newer DPG than the archive's
     archive_seq = int(manifest["seq"])
     at_archive = _state_hash(url, archive_seq)
@@ -102,12 +108,13 @@ def restore(path: Path, key: bytes, url: str, data_dir: Path, *, shipped: Sequen
             seq = replay_shipped(conn, key, list(shipped))
         if seq != archive_seq:
             digest = _state_hash(url, seq)
-    out = Restored(seq, digest, archive_seq, str(manifest["state_hash"]), at_archive, len(manifest["tables"]),
-                   rows, files)
+    out = Restored(seq, digest, archive_seq, str(manifest["state_hash"]), at_archive,
+                   len(manifest["tables"]) - len(skipped), rows, files, skipped)
     log.info("event=backup_restored archive=%s seq=%d state_hash=%s archive_seq=%d matches=%s", path.name, seq,
              digest, out.archive_seq, out.matches)
     if record:
-        audit(url, actor, "backup.restored", {"archive": path.name, "seq": seq, "state_hash": digest})
+        audit(url, "backup.restore", {"archive": path.name, "archive_seq": archive_seq, "verified": out.matches,
+                                      "shipped_files": len(shipped), "seq": seq, "state_hash": digest})
     return out
 
 
@@ -120,7 +127,7 @@ def _state_hash(url: str, seq: int) -> str:
 
 
 def _load(conn: psycopg.Connection[Any], reader: archive.SealedReader, staging: Path, progress: Progress,
-          src: Any) -> tuple[dict[str, Any], int, int]:
+          src: Any) -> tuple[dict[str, Any], int, int, list[str]]:
     """The archive's entries into the open transaction of ``conn`` and the staging directory."""
     it = archive.entries(reader)
     first = next(it, None)
@@ -134,8 +141,13 @@ def _load(conn: psycopg.Connection[Any], reader: archive.SealedReader, staging: 
                                    "with that version or a later one")
     db.migrate_within(conn, max(manifest["migrations"], default=0))
     described = {t["name"]: t["columns"] for t in manifest["tables"]}
-    if described:
-        conn.execute("TRUNCATE " + ", ".join(quoted(conn, n, [])[0] for n in described) + " CASCADE")
+    schema = {str(r[0]) for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    skipped = sorted(set(described) - schema)  # tables of the archive's database that DPG's schema has not
+    if skipped:
+        log.warning("event=restore_tables_skipped tables=%s reason=%r", ",".join(skipped),
+                    "not made by DPG's migrations")
+    if set(described) & schema:
+        conn.execute("TRUNCATE " + ", ".join(quoted(conn, n, [])[0] for n in described if n in schema) + " CASCADE")
     counts: dict[str, int] = {}
     files = 0
     read = 0
@@ -150,6 +162,8 @@ def _load(conn: psycopg.Connection[Any], reader: archive.SealedReader, staging: 
         if kind == "table":
             if name not in described:
                 raise archive.ArchiveError(f"the archive holds table {name}, which its manifest does not list")
+            if name in skipped:
+                continue
             table, cols = quoted(conn, name, described[name])
             with conn.cursor() as cur:
                 with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -168,16 +182,30 @@ def _load(conn: psycopg.Connection[Any], reader: archive.SealedReader, staging: 
                     f.write(block)
             files += 1
         elif kind == "counts":
-            want = {str(k): int(v) for k, v in entry.meta["rows"].items()}
+            want = {str(k): int(v) for k, v in entry.meta["rows"].items() if k not in skipped}
             if want != counts:
                 wrong = sorted(k for k in set(want) | set(counts) if want.get(k) != counts.get(k))
                 raise archive.ArchiveError(f"the archive's tables do not hold the rows it counted ({', '.join(wrong)})")
         else:
             raise archive.ArchiveError(f"the archive holds an entry this DPG does not know: {entry.name}")
         read = moved(entry.name, read)
+    present = {str(r[0]) for r in conn.execute(
+        "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()")}
     for name, value in manifest["sequences"].items():
+        if name not in present:  # a skipped table's
+            continue
         conn.execute("SELECT setval(quote_ident(%s)::regclass, %s, true)", (name, value))
-    return manifest, sum(counts.values()), files
+    return manifest, sum(counts.values()), files, skipped
+
+
+def mark_verified(path: Path, ok: bool, detail: str) -> Path:
+    """Write ``<archive>.verified.json`` beside the archive: ``{"ok", "verified_at", "detail"}``."""
+    mark = path.with_name(path.name + VERIFIED)
+    tmp = mark.with_name(f".{mark.name}.part")
+    tmp.write_text(json.dumps({"ok": ok, "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "detail": detail}) + "\n")
+    os.replace(tmp, mark)
+    return mark
 
 
 def verify(path: Path, key: bytes, server_url: str, progress: Progress | None = None) -> Restored:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dpg.backup import shipping
 from dpg.backup.dump import SUFFIX, archive_seq, kept_apart, take
+from dpg.backup.restore import VERIFIED
 from dpg.config import Settings
 
 log = logging.getLogger("dpg.backup")
@@ -33,11 +34,16 @@ def prune(backups: Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` archives, and the shipped journal files the oldest kept
     archive holds whole. Returns what was deleted."""
     kept = archives(backups)
-    gone = [p for _, p in kept[:-keep]] if len(kept) > keep else []
-    for p in gone:
+    old = [p for _, p in kept[:-keep]] if len(kept) > keep else []
+    gone = list(old)
+    for p in old:
         p.unlink(missing_ok=True)
-    if len(kept) > len(gone):
-        floor = kept[len(gone)][0]
+        mark = p.with_name(p.name + VERIFIED)
+        if mark.exists():
+            mark.unlink(missing_ok=True)
+            gone.append(mark)
+    if len(kept) > len(old):
+        floor = kept[len(old)][0]
         for f in shipping.shipped(backups / shipping.DIR):
             if f.last <= floor:
                 f.path.unlink(missing_ok=True)
@@ -82,7 +88,7 @@ class BackupSchedule:
         or the last shipped file, if shipping is on and there is an archive to follow."""
         if self.due(now):
             key = self.settings.backup_key_bytes(create=True)
-            taken = take(self.url, self.settings.data_dir, key, self.backups, leave_out=self.leave_out, actor="dpg up")
+            taken = take(self.url, self.settings.data_dir, key, self.backups, leave_out=self.leave_out)
             prune(self.backups, self.settings.backup_keep)
             self.shipped_seq = max(self.shipped_seq or 0, taken.seq)
         if not ship or not self.settings.backup_ship_every:

@@ -49,7 +49,7 @@ def ship(url: str, key: bytes, backups: Path, after: int, most: int = 1_000_000)
         folder = backups / DIR
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"journal-{after + 1:012d}-{last:012d}{JOURNAL_SUFFIX}"
-        part = final.with_name(final.name + ".part")
+        part = final.with_name(f".{final.name}.part")
         with archive.create(part) as out, conn.cursor() as cur:
             sealed = archive.SealedWriter(out, key, {"kind": "dpg-journal", "first": after + 1, "last": last})
             w = archive.EntryWriter(sealed)

@@ -98,26 +98,45 @@ def _archive(path: Path) -> Path:
 
 @backup_app.command("verify")
 def verify(archive: Annotated[Path, typer.Argument(help="The archive (.dpgb)")]) -> None:
-    """Restore the archive into a scratch database and check its state hash (exit 0 only if it matches)."""
+    """Restore the archive into a scratch database and check its state hash (exit 0 only if it matches).
+    Writes ARCHIVE.verified.json beside it (what the operator's console shows)."""
+    from dpg.backup.archive import ArchiveError
+    from dpg.backup.restore import mark_verified
     from dpg.backup.restore import verify as check
     from dpg.store import db
 
     settings = Settings.from_env()
     path = _archive(archive)
     key = backup_key(settings, create=False)
-    if settings.database_url:
-        server = settings.database_url
-    elif (settings.data_dir / "pg").is_dir():
-        server = db.embedded_url(settings.data_dir)
-    else:  # no server of our own: a throwaway embedded one
-        server = db.embedded_url(Path(tempfile.mkdtemp(prefix="dpg-backup-verify-pg-")), "postgres")
-    with bar("verify") as progress:
-        r = _opened(lambda: check(path, key, server, progress))
+    exchange = settings.database_url or (db.embedded_url(settings.data_dir) if (settings.data_dir / "pg").is_dir()
+                                         else "")
+    # the scratch database goes on the exchange's server, else on a throwaway embedded one
+    server = exchange or db.embedded_url(Path(tempfile.mkdtemp(prefix="dpg-backup-verify-pg-")), "postgres")
+    try:
+        with bar("verify") as progress:
+            r = check(path, key, server, progress)
+    except ArchiveError as e:
+        mark_verified(path, False, str(e))
+        _record(exchange, {"archive": path.name, "ok": False, "detail": str(e)})
+        raise fail(str(e), 1) from None
+    detail = (f"seq {r.archive_seq}: state hash {r.replayed_archive_hash} "
+              + ("as recorded" if r.matches else f"is not the recorded {r.archive_state_hash}"))
+    mark_verified(path, r.matches, detail)
+    _record(exchange, {"archive": path.name, "ok": r.matches, "seq": r.archive_seq, "state_hash": r.archive_state_hash})
     typer.echo(json.dumps({"archive": str(path), "seq": r.archive_seq, "state_hash": r.archive_state_hash,
                            "restored_state_hash": r.replayed_archive_hash, "tables": r.tables, "rows": r.rows,
                            "files": r.files, "verified": r.matches}))
     if not r.matches:
         raise fail(f"the restored state hash {r.replayed_archive_hash} is not the archive's {r.archive_state_hash}", 1)
+
+
+def _record(url: str, details: dict[str, Any]) -> None:
+    """``backup.verify`` in the audit log of the exchange's database, when there is one."""
+    from dpg.backup.audit import audit
+    from dpg.store import db
+
+    if url and db.has_schema(url):
+        audit(url, "backup.verify", details)
 
 
 def restore(
@@ -147,7 +166,7 @@ def restore(
     out = {"archive": str(path), "archive_seq": done.archive_seq, "archive_state_hash": done.archive_state_hash,
            "restored_archive_state_hash": done.replayed_archive_hash, "archive_verified": done.matches,
            "shipped_files": len(files), "seq": done.seq, "state_hash": done.state_hash, "tables": done.tables,
-           "rows": done.rows, "files": done.files}
+           "rows": done.rows, "files": done.files, "skipped_tables": done.skipped}
     typer.echo(json.dumps(out))
     if not done.matches:
         raise fail(f"the restored state hash at seq {done.archive_seq} is not the archive's", 1)
