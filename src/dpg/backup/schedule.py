@@ -102,16 +102,20 @@ class BackupSchedule:
         while (f := shipping.ship(self.url, key, self.backups, self.shipped_seq)) is not None:
             self.shipped_seq = f.last
 
+    RETRY_S = 300.0  # after a failure (disk full, database away), the next try
+
     def _run(self) -> None:
         last_ship = 0.0
+        retry_at = 0.0
         while not self._stop.wait(1.0):
             now = time.time()
             ship = bool(self.settings.backup_ship_every) and now - last_ship >= self.settings.backup_ship_every
-            if not ship and not self.due(now):
+            if now < retry_at or (not ship and not self.due(now)):
                 continue
             try:
                 self.step(now, ship)
             except Exception:
-                log.exception("event=backup_failed")
+                log.exception("event=backup_failed retry_in_s=%.0f", self.RETRY_S)
+                retry_at = now + self.RETRY_S
             if ship:
                 last_ship = now
