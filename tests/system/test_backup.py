@@ -405,3 +405,32 @@ def test_a_backup_and_a_restore_are_recorded_in_the_audit_log_when_the_exchange_
     with psycopg.connect(dst) as conn:  # the log as the archive holds it, continued by the restore's entry
         assert [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")] == [
             "user.create", "backup.restore"]
+
+
+def test_restore_into_the_embedded_database_refuses_a_wrong_file_first_and_an_altered_archive_leaves_it_empty(
+        scratch: Callable[[], str], tmp_path: Path) -> None:
+    src, src_dir = scratch(), tmp_path / "src"
+    src_dir.mkdir()
+    node = exchange(src, src_dir)
+    try:
+        trade(node, 0, 5)
+        at_backup = state.state_hash(node.engine)
+    finally:
+        node.close()
+    taken = take(src, src_dir, KEY, tmp_path / "backups")
+    body = bytearray(taken.path.read_bytes())
+    body[-50] ^= 1
+    altered = tmp_path / "altered.dpgb"
+    altered.write_bytes(bytes(body))
+    dst_dir = tmp_path / "dst"
+    env = {"DPG_DATABASE_URL": "", "DPG_DATA_DIR": str(dst_dir), "DPG_BACKUP_KEY": KEY.hex()}
+    wrong = dpg("restore", str(taken.path), env={**env, "DPG_BACKUP_KEY": "ab" * 32})
+    assert wrong.returncode == 1 and "another backup key" in wrong.stderr
+    assert not dst_dir.exists()  # refused before the embedded database was made
+    bad = dpg("restore", str(altered), env=env)
+    assert bad.returncode == 1 and "altered" in bad.stderr
+    assert sorted(p.name for p in dst_dir.iterdir()) == ["pg"]  # the embedded server, its database empty
+    good = dpg("restore", str(taken.path), env=env)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout.strip().splitlines()[-1])["state_hash"] == at_backup
+    assert (dst_dir / "secret.key").read_text() == (src_dir / "secret.key").read_text()

@@ -90,6 +90,13 @@ def _opened(work: Any) -> Any:
         raise fail(str(e), 1) from None
 
 
+def _check_header(path: Path, key: bytes) -> None:
+    from dpg.backup.archive import SealedReader
+
+    with path.open("rb") as f:
+        SealedReader(f, key)
+
+
 def _archive(path: Path) -> Path:
     if not path.is_file():
         raise fail(f"{path}: no such archive", 1)
@@ -157,7 +164,10 @@ def restore(
     if journal is not None and not journal.is_dir():
         raise fail(f"{journal}: no such folder of shipped journal files", 1)
     files = [] if no_journal else shipping.shipped(journal or path.parent / shipping.DIR)
+    _opened(lambda: _check_header(path, key))  # a wrong file or key is refused before anything is made
     allow = [path, *([k] if (k := settings.backup_key_path()) is not None else [])]
+    if not settings.database_url:  # the embedded database a failed restore made: its database is checked below
+        allow.append(settings.data_dir / "pg")
     _opened(lambda: r.check_empty_directory(settings.data_dir, allow))
     url = settings.database_url or db.embedded_url(settings.data_dir)
     _opened(lambda: r.check_empty_database(url))
