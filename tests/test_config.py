@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dpg.config import Settings
@@ -53,3 +55,35 @@ def test_trusted_proxies_are_none_by_default_and_read_as_networks() -> None:
 def test_bad_trusted_proxies_are_refused(raw: str) -> None:
     with pytest.raises(SystemExit, match="DPG_TRUSTED_PROXIES"):
         Settings.from_env({"DPG_TRUSTED_PROXIES": raw})
+
+
+def test_the_backup_key_is_hex_a_file_or_made_in_the_data_directory(tmp_path: Path) -> None:
+    key = bytes(range(32))
+    assert Settings.from_env({"DPG_BACKUP_KEY": key.hex().upper()}).backup_key_bytes() == key
+    assert Settings.from_env({"DPG_BACKUP_KEY": "0x" + key.hex()}).backup_key_path() is None
+    held = tmp_path / "held.key"
+    held.write_text(key.hex() + "\n")
+    named = Settings.from_env({"DPG_BACKUP_KEY": str(held), "DPG_DATA_DIR": str(tmp_path / "data")})
+    assert named.backup_key_bytes() == key and named.backup_key_path() == held.resolve()
+    default = Settings.from_env({"DPG_DATA_DIR": str(tmp_path / "data")})
+    with pytest.raises(ValueError, match="no backup key"):
+        default.backup_key_bytes()  # a restore never makes one
+    made = default.backup_key_bytes(create=True)
+    assert len(made) == 32 and made == default.backup_key_bytes()
+    assert (tmp_path / "data" / "backup.key").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError, match="not a file"):
+        Settings.from_env({"DPG_BACKUP_KEY": key.hex()[:-1]}).backup_key_bytes(create=True)
+    held.write_text("nothex")
+    with pytest.raises(ValueError, match="64 hexadecimal"):
+        named.backup_key_bytes()
+
+
+def test_backup_schedule_settings() -> None:
+    s = Settings.from_env({"DPG_DATA_DIR": "/srv/dpg"})
+    assert (s.backup_every, s.backup_keep, s.backup_ship_every) == (86_400, 7, 60)
+    assert s.backups() == Path("/srv/dpg/backups")
+    s = Settings.from_env({"DPG_BACKUP_EVERY": "0", "DPG_BACKUP_SHIP_EVERY": "0", "DPG_BACKUP_DIR": "/mnt/b"})
+    assert (s.backup_every, s.backup_ship_every, s.backups()) == (0, 0, Path("/mnt/b"))
+    for name, raw in (("DPG_BACKUP_EVERY", "-1"), ("DPG_BACKUP_KEEP", "0"), ("DPG_BACKUP_SHIP_EVERY", "often")):
+        with pytest.raises(SystemExit, match=name):
+            Settings.from_env({name: raw})

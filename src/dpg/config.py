@@ -40,6 +40,12 @@ class Settings:
     dev_clock: bool = False  # DPG_DEV_CLOCK: 1 = the operator may move the clock forward (a dev exchange)
     governance: bool = False  # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions
     backup_dir: str = ""  # DPG_BACKUP_DIR: where backups are kept (the console lists them); empty = DATA_DIR/backups
+    # DPG_BACKUP_KEY: 64 hex characters, or a file holding them; empty = DPG_DATA_DIR/backup.key. A secret:
+    # never logged, never recorded with the other settings
+    backup_key: str = ""
+    backup_every: int = 86_400  # DPG_BACKUP_EVERY: seconds between dpg up's backups (at multiples, UTC); 0 = none
+    backup_keep: int = 7  # DPG_BACKUP_KEEP: how many of dpg up's backups are kept (older ones are deleted)
+    backup_ship_every: int = 60  # DPG_BACKUP_SHIP_EVERY: seconds between shipped journal files; 0 = none
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -75,12 +81,16 @@ class Settings:
             dev_clock=e.get("DPG_DEV_CLOCK", "0") in ("1", "on", "true", "yes"),
             governance=e.get("DPG_GOVERNANCE", "0") in ("1", "on", "true", "yes"),
             backup_dir=e.get("DPG_BACKUP_DIR", "").strip(),
+            backup_key=e.get("DPG_BACKUP_KEY", "").strip(),
+            backup_every=_seconds(e, "DPG_BACKUP_EVERY", 86_400),
+            backup_keep=_positive(e, "DPG_BACKUP_KEEP", 7),
+            backup_ship_every=_seconds(e, "DPG_BACKUP_SHIP_EVERY", 60),
         )
 
     def audited(self) -> dict[str, str | int | bool]:
         """The settings as the audit log keeps them: every one but those that may hold a secret
-        (the database, Redis and SMTP URLs, the proof-of-reserves secret); floats as text."""
-        secret = {"database_url", "redis_url", "smtp_url", "por_secret"}
+        (the database, Redis and SMTP URLs, the proof-of-reserves secret, the backup key); floats as text."""
+        secret = {"database_url", "redis_url", "smtp_url", "por_secret", "backup_key"}
         out: dict[str, str | int | bool] = {}
         for f in fields(self):
             if f.name in secret:
@@ -113,6 +123,31 @@ class Settings:
                 with os.fdopen(fd, "w") as f:
                     f.write(secrets.token_hex(32) + "\n")
         return bytes.fromhex(_secret(path.read_text().strip(), str(path)))
+
+    def backup_key_bytes(self, create: bool = False) -> bytes:
+        """The backup key: DPG_BACKUP_KEY (64 hex characters, or the path of a file holding them),
+        else DPG_DATA_DIR/backup.key (made with a new random key, mode 0600, when ``create``).
+        Raises ``ValueError`` saying what is wrong."""
+        from dpg.identity.sealing import create_key_file, parse_key
+
+        raw = self.backup_key
+        path = self.backup_key_path()
+        if path is None:
+            return parse_key(raw.removeprefix("0x"), "DPG_BACKUP_KEY")
+        if not path.is_file():
+            if raw or not create:
+                raise ValueError(f"no backup key: DPG_BACKUP_KEY must be 64 hex characters or a file holding them"
+                                 f" ({path} is not a file)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            create_key_file(path)
+        return parse_key(path.read_text().strip(), str(path))
+
+    def backup_key_path(self) -> Path | None:
+        """The file the backup key is read from (None: DPG_BACKUP_KEY holds the key itself)."""
+        raw = self.backup_key
+        if len(raw.removeprefix("0x")) == 64 and all(c in "0123456789abcdefABCDEF" for c in raw.removeprefix("0x")):
+            return None
+        return (Path(raw).expanduser() if raw else self.data_dir / "backup.key").resolve()
 
 
 def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:

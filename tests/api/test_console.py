@@ -21,16 +21,17 @@ def test_backups_are_listed_with_their_verification_state(tmp_path: Path) -> Non
     (tmp_path / "a.dump").write_bytes(b"12345")
     (tmp_path / "b.dump").write_bytes(b"1")
     (tmp_path / "b.dump.verified.json").write_text(json.dumps({"ok": False, "detail": "checksum differs"}))
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "base.tar").write_bytes(b"xyz")
-    (tmp_path / "c.verified.json").write_text("{not json")
+    (tmp_path / "journal").mkdir()  # the shipped journal files' folder: not an archive
+    (tmp_path / "journal" / "000001.part").write_bytes(b"xyz")
+    (tmp_path / "c.dump").write_bytes(b"xyz")
+    (tmp_path / "c.dump.verified.json").write_text("{not json")
     (tmp_path / "d.dump").write_bytes(b"")
     (tmp_path / "d.dump.verified.json").write_text(json.dumps({"ok": True, "verified_at": "2026-12-01T00:00:00Z"}))
     listed = {b["name"]: b for b in console.backups(tmp_path)["backups"]}
-    assert set(listed) == {"a.dump", "b.dump", "c", "d.dump"}
+    assert set(listed) == {"a.dump", "b.dump", "c.dump", "d.dump"}
     assert (listed["a.dump"]["state"], listed["a.dump"]["size"]) == ("unverified", 5)
     assert (listed["b.dump"]["state"], listed["b.dump"]["detail"]) == ("failed", "checksum differs")
-    assert (listed["c"]["state"], listed["c"]["size"]) == ("failed", 3)  # an unreadable verification is no pass
+    assert (listed["c.dump"]["state"], listed["c.dump"]["size"]) == ("failed", 3)  # an unreadable verification is no pass
     assert (listed["d.dump"]["state"], listed["d.dump"]["verified_at"]) == ("verified", "2026-12-01T00:00:00Z")
 
 

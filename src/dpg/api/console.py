@@ -122,16 +122,16 @@ async def audit_log(pool: AsyncConnectionPool, limit: int, before: int | None, a
 
 
 def backups(folder: Path | None) -> dict[str, Any]:
-    """The backups in ``folder``, newest first, each with its verification state: ``verified``,
+    """The backup archives in ``folder``, newest first, each with its verification state: ``verified``,
     ``failed`` or ``unverified`` (an unreadable verification counts as failed)."""
     if folder is None or not folder.is_dir():
         return {"dir": str(folder) if folder else None, "backups": []}
     out = []
     for p in folder.iterdir():
-        if p.name.endswith(VERIFIED) or p.name.startswith("."):
-            continue
+        if p.name.endswith(VERIFIED) or p.name.startswith(".") or not p.is_file():
+            continue  # a verification, a partial file, the shipped journal's folder
         st = p.stat()
-        size = st.st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        size = st.st_size
         item: dict[str, Any] = {"name": p.name, "size": size,
                                 "modified": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
                                 "state": "unverified", "verified_at": None, "detail": ""}

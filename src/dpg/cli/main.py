@@ -1,6 +1,6 @@
 """The ``dpg`` command: run the exchange (single-process, engine or API), replay and verify the
 journal, the public matching replay, projections, users, API keys, the outbox and credits; the
-benchmarks, proof of reserves, perpetual futures and custody commands are added from their own modules."""
+benchmarks, proof of reserves, perpetual futures, custody and backup commands are added from their own modules."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from dpg.cli.audit import audit_app
+from dpg.cli.backup import backup_app, restore
 from dpg.cli.bench import bench_app
 from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
@@ -35,6 +36,8 @@ app.add_typer(mail_app, name="mail")
 app.add_typer(signer_app, name="signer")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(audit_app, name="audit")
+app.add_typer(backup_app, name="backup")
+app.command("restore")(restore)
 
 
 @app.command()

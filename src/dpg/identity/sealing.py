@@ -33,15 +33,15 @@ class SecretBox:
         (the same form), which is created with a new random key and mode 0600 when missing."""
         text = os.environ.get(cls.ENV, "").strip()
         if text:
-            return cls(_parse_key(text, cls.ENV))
+            return cls(parse_key(text, cls.ENV))
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / cls.FILE
         if not path.exists():
-            _create_key_file(path)
+            create_key_file(path)
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
             log.warning("event=secret_key_readable_by_others path=%s mode=%o", path, mode)
-        return cls(_parse_key(path.read_text().strip(), str(path)))
+        return cls(parse_key(path.read_text().strip(), str(path)))
 
     def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
         nonce = os.urandom(self.NONCE_BYTES)
@@ -58,17 +58,17 @@ class SecretBox:
             raise ValueError("sealed value does not open with this key") from None
 
 
-def _parse_key(text: str, where: str) -> bytes:
+def parse_key(text: str, where: str) -> bytes:
     try:
         key = bytes.fromhex(text)
     except ValueError:
         key = b""
     if len(key) != 32:
-        raise ValueError(f"{where}: the secret key must be 64 hexadecimal characters")
+        raise ValueError(f"{where}: the key must be 64 hexadecimal characters (32 bytes)")
     return key
 
 
-def _create_key_file(path: Path) -> None:
+def create_key_file(path: Path) -> None:
     """Write a new key to a private temporary file, then link it into place: a concurrent
     creator never sees a partial file, and the first link wins."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")

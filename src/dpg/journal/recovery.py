@@ -20,11 +20,15 @@ def recover(
     *,
     from_snapshot: bool = True,
     at_most: int | None = None,
+    until: int | None = None,
     on_applied: Callable[[Engine, Applied], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Engine:
     """Rebuild the engine. ``at_most`` picks the newest snapshot at or below that seq (a lagging
-    projection needs the events after its checkpoint); ``from_snapshot=False`` replays all."""
+    projection needs the events after its checkpoint); ``from_snapshot=False`` replays all; ``until``
+    stops at that seq (the state as of an earlier command: a backup's)."""
+    if until is not None:
+        at_most = until if at_most is None else min(at_most, until)
     snap = journal.latest_snapshot(at_most) if from_snapshot else None
     while snap is not None and (hashlib.sha256(snap[2]).hexdigest() != snap[1]
                                 or state.snapshot_format(snap[2]) not in state.FORMATS):
@@ -41,13 +45,13 @@ def recover(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _rebuild(journal, snap, on_applied, progress)
+        return _rebuild(journal, snap, until, on_applied, progress)
     finally:
         if enabled:
             gc.enable()
 
 
-def _rebuild(journal: Journal, snap: tuple[int, str, bytes] | None,
+def _rebuild(journal: Journal, snap: tuple[int, str, bytes] | None, until: int | None,
              on_applied: Callable[[Engine, Applied], None] | None,
              progress: Callable[[int], None] | None) -> Engine:
     if snap is None:
@@ -60,7 +64,7 @@ def _rebuild(journal: Journal, snap: tuple[int, str, bytes] | None,
     apply = engine.apply
     decode = codec.decode
     n = 0
-    for seq, ts, payload in journal.read(start):
+    for seq, ts, payload in journal.read(start, until):
         cmd = decode(payload)
         events = apply(cmd, seq, ts)
         if on_applied is not None:

@@ -6,6 +6,7 @@ import logging
 import warnings
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -50,15 +51,16 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
+SCHEMA_MIGRATIONS = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " version integer PRIMARY KEY, name text NOT NULL,"
+                     " applied_at timestamptz NOT NULL DEFAULT now())")
+
+
 def migrate(url: str) -> list[str]:
     """Apply the migrations not yet applied, each in its own transaction. Returns their names."""
     applied: list[str] = []
     with psycopg.connect(url) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        conn.execute(SCHEMA_MIGRATIONS)
         conn.commit()
         conn.execute("SELECT pg_advisory_lock(727001)")
         try:
@@ -68,14 +70,31 @@ def migrate(url: str) -> list[str]:
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(sql.encode())
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                    _apply(conn, version, name, sql)
                 applied.append(name)
-                log.info("event=migration_applied name=%s", name)
         finally:
             conn.execute("SELECT pg_advisory_unlock(727001)")
             conn.commit()
     return applied
+
+
+def migrate_within(conn: psycopg.Connection[Any], upto: int | None = None) -> list[str]:
+    """``migrate`` of a new database inside the caller's transaction: all of it commits with the
+    caller's work, or none of it (a restore)."""
+    conn.execute(SCHEMA_MIGRATIONS)
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    applied: list[str] = []
+    for version, name, sql in migrations():
+        if version not in done and (upto is None or version <= upto):
+            _apply(conn, version, name, sql)
+            applied.append(name)
+    return applied
+
+
+def _apply(conn: psycopg.Connection[Any], version: int, name: str, sql: str) -> None:
+    conn.execute(sql.encode())
+    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+    log.info("event=migration_applied name=%s", name)
 
 
 def with_database(url: str, database: str) -> str:
