@@ -62,20 +62,12 @@ contract ReserveRegistryTest is TestBase {
         r.publish(epoch, assetId, root, total, depth, 99, blockhash(99), CID, _decl(OTHER_CHAIN, total));
     }
 
-    /// The shared vectors' proofs (leaf version 1 until the vectors are regenerated): their leaf,
-    /// computed here, and its path through the registry's verifyPath (the tree shape is unchanged).
+    /// A shared vector's proof (leaf version 2), through the registry's own verifyProof.
     function _verify(ReserveRegistry r, PorProof memory p) internal view returns (bool) {
-        bytes32 leaf = keccak256(
-            abi.encode(
-                keccak256(
-                    abi.encode(
-                        keccak256("DPG-POR-LEAF-v1"), block.chainid, address(r), p.epoch, p.assetId, p.accountKey,
-                        p.balance, p.salt
-                    )
-                )
-            )
+        return r.verifyProof(
+            p.epoch, p.assetId, p.accountKey, p.balance, p.salt, p.exitAddress, p.deposited, p.withdrawn, p.index,
+            p.siblings
         );
-        return r.verifyPath(p.epoch, p.assetId, leaf, p.balance, p.index, p.siblings);
     }
 
     function _publishVectors() internal returns (PorTree[] memory t) {

@@ -31,7 +31,8 @@ def test_backups_are_listed_with_their_verification_state(tmp_path: Path) -> Non
     assert set(listed) == {"a.dump", "b.dump", "c.dump", "d.dump"}
     assert (listed["a.dump"]["state"], listed["a.dump"]["size"]) == ("unverified", 5)
     assert (listed["b.dump"]["state"], listed["b.dump"]["detail"]) == ("failed", "checksum differs")
-    assert (listed["c.dump"]["state"], listed["c.dump"]["size"]) == ("failed", 3)  # an unreadable verification is no pass
+    # an unreadable verification is no pass
+    assert (listed["c.dump"]["state"], listed["c.dump"]["size"]) == ("failed", 3)
     assert (listed["d.dump"]["state"], listed["d.dump"]["verified_at"]) == ("verified", "2026-12-01T00:00:00Z")
 
 

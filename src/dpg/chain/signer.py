@@ -30,6 +30,12 @@ from eth_utils.crypto import keccak
 
 DOMAIN_NAME = "DPG Vault"
 DOMAIN_VERSION = "1"
+EIP712_DOMAIN = [  # the fields of the Vault's EIP-712 domains
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 WITHDRAWAL_TYPES = {
     "Withdrawal": [
         {"name": "id", "type": "bytes32"},
@@ -64,15 +70,7 @@ class Terms:
 
     def typed_data(self) -> dict[str, Any]:
         return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                **WITHDRAWAL_TYPES,
-            },
+            "types": {"EIP712Domain": EIP712_DOMAIN, **WITHDRAWAL_TYPES},
             "primaryType": "Withdrawal",
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.chain_id,
                        "verifyingContract": checksum(self.vault)},

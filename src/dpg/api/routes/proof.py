@@ -143,13 +143,13 @@ def router(rt: Runtime) -> APIRouter:
     async def stored_proof(epoch: int, asset: str, account: str) -> dict[str, Any] | None:
         """The proof from the proof tables (dpg.por.proofs); None when this tree is not in them."""
         async with rt.history.pool.connection() as conn:
-            cur = await conn.execute("SELECT chain_id, registry, depth FROM por_publications"
+            cur = await conn.execute("SELECT chain_id, registry, depth, leaf_version FROM por_publications"
                                      " WHERE epoch = %s AND asset = %s", (epoch, asset))
             pub = await cur.fetchone()
             if pub is None:
                 raise ApiError(404, "NO_PROOF", f"nothing of {asset} was published for epoch {epoch}")
             params = por.Params(int(pub[0]), str(pub[1]), epoch, asset)
-            found = await proofs.aread(conn, params, int(pub[2]), account)
+            found = await proofs.aread(conn, params, int(pub[2]), account, int(pub[3]))
             if found is not None:
                 return found
             cur = await conn.execute("SELECT 1 FROM por_proof_nodes WHERE epoch = %s AND asset = %s AND level = 0"
@@ -216,6 +216,12 @@ def router(rt: Runtime) -> APIRouter:
                         " with your proof from <code>/api/v1/por/proof?asset=…</code>; audit a whole tree: "
                         "<code>dpg por audit CID --gateway URL --rpc URL</code> (every tree is served at "
                         "<code>/ipfs/CID</code>).</p>")
+            body.append("<p>Each leaf also commits the account's exit address (<code>exitAddress</code> in the"
+                        " proof) and its deposited and withdrawn counters on the home Vault: if the exchange stops"
+                        " serving withdrawals, the exit address can claim the balance from the Vault. An account"
+                        " without an exit address (<code>0x000…0</code>) can prove its balance but not escape"
+                        " with it; register one with <code>POST /api/v1/exit-address</code>"
+                        " (<code>GET</code> gives the typed data to sign).</p>")
             body.append(insurance_history_html(await epochs_json(HISTORY_EPOCHS)))
         doc = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>DPG proof of reserves</title></head><body>"
                + "".join(body) + "</body></html>")
