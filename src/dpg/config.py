@@ -5,8 +5,43 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class SurveillanceSettings:
+    """Trade surveillance (dpg.surveillance, docs/surveillance.md): its schedule and thresholds.
+    Percentages are exact decimals (``Decimal``): a boundary case is decided by integer arithmetic."""
+
+    interval: int = 60  # DPG_SURVEILLANCE_INTERVAL: seconds between two runs in dpg up / dpg engine; 0 = none
+    window: int = 3600  # DPG_SURVEILLANCE_WINDOW: seconds a wash pair's two sides, or spoofing's orders, may span
+    wash_price_pct: Decimal = Decimal(3)  # DPG_SURVEILLANCE_WASH_PRICE_PCT: |p1-p2| <= pct% of the lower price
+    wash_qty_pct: Decimal = Decimal(3)  # DPG_SURVEILLANCE_WASH_QTY_PCT: |q1-q2| <= pct% of the smaller size
+    spoof_cancel_pct: Decimal = Decimal(10)  # DPG_SURVEILLANCE_SPOOF_CANCEL_PCT: cancelled share that alerts
+    spoof_near_pct: Decimal = Decimal(1)  # DPG_SURVEILLANCE_SPOOF_NEAR_PCT: "near the best price", in %
+    layering_orders: int = 3  # DPG_SURVEILLANCE_LAYERING_ORDERS: fewest layered orders cancelled
+    layering_levels: int = 2  # DPG_SURVEILLANCE_LAYERING_LEVELS: fewest distinct price levels among them
+    layering_cancel_s: int = 10  # DPG_SURVEILLANCE_LAYERING_CANCEL_S: seconds after the execution
+    benford_alpha: Decimal = Decimal("0.05")  # DPG_SURVEILLANCE_BENFORD_ALPHA: the chi-square test's significance
+    benford_min_trades: int = 100  # DPG_SURVEILLANCE_BENFORD_MIN_TRADES: fewer trades in a day: not tested
+
+    @staticmethod
+    def from_env(e: os._Environ[str] | dict[str, str]) -> SurveillanceSettings:
+        return SurveillanceSettings(
+            interval=_seconds(e, "DPG_SURVEILLANCE_INTERVAL", 60),
+            window=_positive(e, "DPG_SURVEILLANCE_WINDOW", 3600),
+            wash_price_pct=_percent(e, "DPG_SURVEILLANCE_WASH_PRICE_PCT", Decimal(3)),
+            wash_qty_pct=_percent(e, "DPG_SURVEILLANCE_WASH_QTY_PCT", Decimal(3)),
+            spoof_cancel_pct=_percent(e, "DPG_SURVEILLANCE_SPOOF_CANCEL_PCT", Decimal(10)),
+            spoof_near_pct=_percent(e, "DPG_SURVEILLANCE_SPOOF_NEAR_PCT", Decimal(1)),
+            layering_orders=_positive(e, "DPG_SURVEILLANCE_LAYERING_ORDERS", 3),
+            layering_levels=_positive(e, "DPG_SURVEILLANCE_LAYERING_LEVELS", 2),
+            layering_cancel_s=_positive(e, "DPG_SURVEILLANCE_LAYERING_CANCEL_S", 10),
+            benford_alpha=_fraction(e, "DPG_SURVEILLANCE_BENFORD_ALPHA", Decimal("0.05")),
+            benford_min_trades=_positive(e, "DPG_SURVEILLANCE_BENFORD_MIN_TRADES", 100),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +72,7 @@ class Settings:
     mail_from: str = ""  # DPG_MAIL_FROM: the sender of that mail; empty = DPG <no-reply@dpg.local>
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
+    surveillance: SurveillanceSettings = field(default_factory=SurveillanceSettings)  # DPG_SURVEILLANCE_*
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -69,6 +105,7 @@ class Settings:
             public_url=_public_url(e.get("DPG_PUBLIC_URL", "")
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
+            surveillance=SurveillanceSettings.from_env(e),
         )
 
     def por_key(self) -> bytes:
@@ -99,6 +136,34 @@ def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -
         raise SystemExit(f"{name} must be a positive integer, not {raw!r}") from None
     if value <= 0:
         raise SystemExit(f"{name} must be a positive integer, not {raw!r}")
+    return value
+
+
+def _percent(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
+    """A percentage: a decimal number from 0 to 100."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or not 0 <= value <= 100 or len(raw.strip()) > 20:
+        raise SystemExit(f"{name} must be a percentage from 0 to 100 (e.g. 3 or 2.5), not {raw!r}")
+    return value
+
+
+def _fraction(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
+    """A number strictly between 0 and 1 (a significance level)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or not 0 < value < 1 or len(raw.strip()) > 20:
+        raise SystemExit(f"{name} must be a number between 0 and 1 (e.g. 0.05), not {raw!r}")
     return value
 
 

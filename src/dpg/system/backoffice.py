@@ -1,5 +1,6 @@
 """The back office beside the engine: the proof-of-reserves epoch schedule, the perpetuals' index
-and funding schedule, custody (deposit watchers, withdrawal broadcasters) and the proof publisher.
+and funding schedule, custody (deposit watchers, withdrawal broadcasters), the proof publisher and
+the trade surveillance (``dpg.surveillance.schedule``, reading the projections).
 Built and started whole in its constructor, in the single-process and engine-only modes.
 
 The index reads the Chainlink feeds of the chain settings (``dpg.chain.oracle``): on the embedded
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from dpg.config import Settings
 from dpg.por.schedule import Scheduler
+from dpg.surveillance.schedule import Surveillance
 from dpg.system.node import Node
 from dpg.system.perps import PerpScheduler
 
@@ -123,6 +125,7 @@ class BackOffice:
         self.perps = PerpScheduler(node.sequencer, node.mids, settings.index_every_ms, oracle=self.oracle)
         self.perps.start()
         self.publisher = start_publisher(settings, node.url, self.custody)
+        self.surveillance = Surveillance.start(node.url, settings.surveillance)
 
     def _epoch_marked(self, epoch: int) -> None:
         if self.publisher is not None:
@@ -137,6 +140,8 @@ class BackOffice:
     def stop(self) -> None:
         """The index and its feeders before the chains: a feed read from a stopped dev chain would
         be refused, and the index marked stale, for nothing."""
+        if self.surveillance is not None:
+            self.surveillance.stop()
         if self.publisher is not None:
             self.publisher.stop()
         self.perps.stop()

@@ -1,0 +1,150 @@
+"""What the surveillance reads and raises: orders and executions as the projections hold them, the
+book an order met (rebuilt from the orders projection), alerts, and the one tolerance test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+LIVE = ("open", "partially_filled")  # statuses of an order still on the book
+
+
+def within(a: Fraction | int, b: Fraction | int, pct: Decimal) -> bool:
+    """Whether ``a`` and ``b`` (both > 0) are within ``pct`` percent of each other: their difference
+    is at most ``pct`` % of the smaller one, in exact arithmetic. So at 3 %: 103 vs 100 is within
+    (3 = 3 % of 100), 96 vs 100 is not (4 > 2.88 = 3 % of 96), 98 vs 100 is (2 <= 2.94)."""
+    low, high = (a, b) if a <= b else (b, a)
+    return (high - low) * 100 <= Fraction(pct) * low
+
+
+def iso(ts: int) -> str:
+    """A projection time (nanoseconds since the epoch) as ISO 8601 UTC."""
+    return at(ts).isoformat()
+
+
+def at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts / 1e9, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A row of the orders projection (amounts in base units, price in quote units per whole base)."""
+
+    order_id: int
+    account: int
+    market: str
+    side: str  # "buy" | "sell"
+    type: str
+    price: int
+    qty: int
+    status: str
+    filled: int
+    reason: str
+    created_seq: int
+    updated_seq: int
+    created_ts: int
+    updated_ts: int
+    triggered: bool
+
+    def live_before(self, seq: int) -> bool:
+        """On the book just before command ``seq`` applied (a limit order placed before it, not yet
+        filled, cancelled or expired by then)."""
+        return (self.price > 0 and self.triggered and self.created_seq < seq
+                and (self.status in LIVE or self.updated_seq >= seq))
+
+    def cancelled_unfilled(self) -> bool:
+        return self.status == "canceled" and self.filled == 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "account": self.account, "side": self.side, "type": self.type,
+                "price": str(self.price), "qty": str(self.qty), "filled": str(self.filled), "status": self.status,
+                "reason": self.reason, "placed": iso(self.created_ts), "placed_seq": self.created_seq,
+                "last_change": iso(self.updated_ts), "last_change_seq": self.updated_seq}
+
+
+@dataclass(slots=True)
+class Execution:
+    """An order's fills (within the trades read): its side, size, value and times."""
+
+    order_id: int
+    account: int
+    market: str
+    side: str
+    qty: int = 0
+    value: int = 0  # sum of price x qty over the fills
+    first_ts: int = 0
+    last_ts: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    trades: list[int] = field(default_factory=list)
+
+    @property
+    def price(self) -> Fraction:
+        """The volume-weighted average price of the fills."""
+        return Fraction(self.value, self.qty)
+
+    def as_json(self) -> dict[str, Any]:
+        p = self.price
+        return {"order_id": self.order_id, "account": self.account, "side": self.side, "qty": str(self.qty),
+                "avg_price": str(p.numerator // p.denominator) if p.denominator == 1 else f"{float(p):.6f}",
+                "first_fill": iso(self.first_ts), "last_fill": iso(self.last_ts), "trades": self.trades}
+
+
+def executions(trades: list[tuple[Any, ...]]) -> dict[int, Execution]:
+    """Each order's execution from trade rows ``(trade_id, seq, ts, market, price, qty, taker_order,
+    maker_order, taker_account, maker_account, taker_side)`` in trade order."""
+    out: dict[int, Execution] = {}
+    for tid, seq, ts, market, price, qty, taker, maker, t_acct, m_acct, t_side in trades:
+        m_side = "sell" if t_side == "buy" else "buy"
+        for oid, acct, side in ((taker, t_acct, t_side), (maker, m_acct, m_side)):
+            e = out.get(oid)
+            if e is None:
+                e = out[oid] = Execution(oid, acct, market, side, first_ts=ts, first_seq=seq)
+            e.qty += qty
+            e.value += price * qty
+            e.last_ts, e.last_seq = ts, seq
+            e.trades.append(tid)
+    return out
+
+
+class Book:
+    """The limit orders of the orders read, by market and side: which were on the book just before
+    a given command (an order amended keeps its last price)."""
+
+    def __init__(self, orders: list[Order]) -> None:
+        self.sides: dict[tuple[str, str], list[Order]] = {}
+        for o in orders:
+            if o.price > 0:
+                self.sides.setdefault((o.market, o.side), []).append(o)
+
+    def best(self, market: str, side: str, seq: int, *, excluding: int = 0) -> int | None:
+        """The best price of ``side`` just before command ``seq`` (the highest bid, the lowest ask);
+        None when that side was empty. ``excluding``: an order left out."""
+        prices = [o.price for o in self.sides.get((market, side), ()) if o.live_before(seq) and o.order_id != excluding]
+        if not prices:
+            return None
+        return max(prices) if side == "buy" else min(prices)
+
+
+def behind(side: str, price: int, best: int) -> bool:
+    """A price strictly worse than the best of its side (a bid below it, an ask above it)."""
+    return price < best if side == "buy" else price > best
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert as stored (surveillance_alerts): ``key`` names what it is about, so that finding it
+    again inserts nothing."""
+
+    key: str
+    kind: str  # wash_trade | spoofing | layering
+    market: str
+    accounts: tuple[int, ...]
+    window_start: int  # ns: the first event of the evidence
+    window_end: int  # ns: the last one
+    evidence: dict[str, Any]
+    score: float
+    details: str

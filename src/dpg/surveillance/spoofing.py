@@ -1,0 +1,114 @@
+"""Spoofing and layering: orders shown on one side of a book and cancelled unfilled around an
+execution of the same account on the other side.
+
+Spoofing, per execution (an order's fills) of account X on side S in market M at time t:
+X's orders on the other side placed within the window before t (and before the execution's first
+fill); among them those cancelled before any fill, the cancellation within the window after t; at
+least one of those was near the best price of its side just before its cancellation (within
+``spoof_near_pct`` % of it); and the cancelled share of X's orders on that side is at or above
+``spoof_cancel_pct`` %.
+
+Layering, per execution of X on side S: at least ``layering_orders`` orders of X on the other side,
+at ``layering_levels`` distinct prices or more, each behind the best price of its side when placed
+(never improving it), on the book through the execution, and cancelled unfilled within
+``layering_cancel_s`` seconds after its last fill."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from fractions import Fraction
+
+from dpg.config import SurveillanceSettings
+from dpg.surveillance.model import Alert, Book, Execution, Order, behind, iso
+
+NS = 1_000_000_000
+
+
+def _near(price: int, best: int, pct: Decimal) -> bool:
+    return abs(price - best) * 100 <= Fraction(pct) * best
+
+
+def _other(side: str) -> str:
+    return "sell" if side == "buy" else "buy"
+
+
+def spoofing(execs: Iterable[Execution], orders: list[Order], book: Book, s: SurveillanceSettings, start: int,
+             end: int) -> list[Alert]:
+    """Alerts for the executions whose first fill is within [start, end]."""
+    by_side = _by_account_side(orders)
+    window = s.window * NS
+    alerts: list[Alert] = []
+    for e in execs:
+        if not start <= e.first_ts <= end:
+            continue
+        side = _other(e.side)
+        placed = [o for o in by_side.get((e.account, e.market, side), ())
+                  if e.first_ts - window <= o.created_ts <= e.first_ts and o.created_seq < e.first_seq]
+        if not placed:
+            continue
+        cancelled = [o for o in placed if o.cancelled_unfilled() and o.updated_ts <= e.first_ts + window]
+        if not cancelled or len(cancelled) * 100 < Fraction(s.spoof_cancel_pct) * len(placed):
+            continue
+        near = []
+        for o in cancelled:
+            best = book.best(e.market, side, o.updated_seq)
+            if best is not None and _near(o.price, best, s.spoof_near_pct):
+                near.append((o, best))
+        if not near:
+            continue
+        share = len(cancelled) / len(placed)
+        t0 = min(o.created_ts for o in placed)
+        t1 = max(e.last_ts, *(o.updated_ts for o in cancelled))
+        evidence = {"rule": "spoofing", "execution": e.as_json(), "account": e.account,
+                    "orders_on_side": len(placed), "cancelled_unfilled": len(cancelled),
+                    "cancelled_share_pct": f"{share * 100:.2f}", "threshold_pct": str(s.spoof_cancel_pct),
+                    "near_best": [{**o.as_json(), "best_before_cancel": str(best)} for o, best in near],
+                    "cancelled": [o.order_id for o in cancelled], "from": iso(t0), "to": iso(t1)}
+        details = (f"account {e.account} cancelled {len(cancelled)} of its {len(placed)} {side} orders unfilled "
+                   f"({share * 100:.1f} %), {len(near)} near the best {side} price, around its {e.side} of {e.qty}")
+        alerts.append(Alert(f"spoofing:{e.market}:{e.order_id}", "spoofing", e.market, (e.account,), t0, t1,
+                            evidence, share, details))
+    return alerts
+
+
+def layering(execs: Iterable[Execution], orders: list[Order], book: Book, s: SurveillanceSettings, start: int,
+             end: int) -> list[Alert]:
+    """Alerts for the executions whose first fill is within [start, end]."""
+    by_side = _by_account_side(orders)
+    cancel_within = s.layering_cancel_s * NS
+    alerts: list[Alert] = []
+    for e in execs:
+        if not start <= e.first_ts <= end:
+            continue
+        side = _other(e.side)
+        layered = []
+        for o in by_side.get((e.account, e.market, side), ()):
+            if not (o.cancelled_unfilled() and o.created_seq < e.first_seq and o.updated_seq > e.last_seq
+                    and o.updated_ts - e.last_ts <= cancel_within):
+                continue
+            best = book.best(e.market, side, o.created_seq, excluding=o.order_id)
+            if best is not None and behind(side, o.price, best):
+                layered.append((o, best))
+        levels = {o.price for o, _ in layered}
+        if len(layered) < s.layering_orders or len(levels) < s.layering_levels:
+            continue
+        t0 = min(o.created_ts for o, _ in layered)
+        t1 = max(o.updated_ts for o, _ in layered)
+        evidence = {"rule": "layering", "execution": e.as_json(), "account": e.account,
+                    "layered": [{**o.as_json(), "best_when_placed": str(best)} for o, best in layered],
+                    "levels": [str(p) for p in sorted(levels)],
+                    "cancelled_within_s": f"{max(o.updated_ts for o, _ in layered) / NS - e.last_ts / NS:.3f}",
+                    "from": iso(t0), "to": iso(t1)}
+        details = (f"account {e.account} layered {len(layered)} {side} orders at {len(levels)} levels behind the "
+                   f"best, {e.side} {e.qty}, then cancelled them within {s.layering_cancel_s} s")
+        alerts.append(Alert(f"layering:{e.market}:{e.order_id}", "layering", e.market, (e.account,), t0, t1,
+                            evidence, float(len(layered)), details))
+    return alerts
+
+
+def _by_account_side(orders: list[Order]) -> dict[tuple[int, str, str], list[Order]]:
+    out: dict[tuple[int, str, str], list[Order]] = {}
+    for o in orders:
+        out.setdefault((o.account, o.market, o.side), []).append(o)
+    return out
