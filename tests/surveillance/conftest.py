@@ -68,6 +68,16 @@ class Market:
     def transfer(self, a: int, b: int) -> None:
         self.submit(Transfer(a, b, "USDT", USDT))
 
+    def fund(self, a: int, b: int, status: str = "completed") -> None:
+        """A withdrawal of ``a`` paid to ``b``'s deposit address, as custody records them."""
+        address = f"0x{b:040x}"
+        with psycopg.connect(self.url) as conn:
+            conn.execute("INSERT INTO deposit_addresses (chain, account, address) VALUES ('dev', %s, %s)",
+                         (b, address))
+            conn.execute("INSERT INTO withdrawals (id, account, asset, amount, chain, chain_id, vault, token,"
+                         " to_address, deadline, status, required) VALUES (%s, %s, 'ETH', 10, 'dev', 31337, %s, %s,"
+                         " %s, 0, %s, 1)", (f"0x{a:064x}", a, "0x" + "11" * 20, "0x" + "00" * 20, address, status))
+
     def project(self) -> None:
         """Write the projections as the follower does (its catch-up from the journal)."""
         projector = Projector(self.url)

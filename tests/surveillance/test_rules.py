@@ -122,3 +122,17 @@ def test_orders_cancelled_at_the_best_are_no_layering(market: Market) -> None:
         market.cancel(layerer, oid)
     market.surveil()
     assert market.alerts("layering") == []
+
+
+@pytest.mark.parametrize(("status", "alerts"), [("completed", 1), ("failed", 0)])
+def test_accounts_linked_by_one_funding_the_other(market: Market, status: str, alerts: int) -> None:
+    a = market.user("192.0.2.1")
+    b = market.user("192.0.2.2")
+    market.fund(a, b, status)  # a withdrawal of a to b's deposit address (a failed one pays nothing)
+    market.order(b, "sell", 100, 5 * ETH)
+    market.order(a, "buy", 100, 5 * ETH)
+    market.surveil()
+    found = market.alerts("wash_trade")
+    assert len(found) == alerts
+    for _, _, evidence in found:
+        assert [(r["by"], r["from"], r["to"]) for r in evidence["links"]] == [("funding", a, b)]
