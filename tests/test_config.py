@@ -66,6 +66,7 @@ def test_surveillance_settings_default_and_read_exactly() -> None:
                           ).surveillance
     assert (s.interval, s.wash_price_pct, s.benford_alpha, s.layering_cancel_s) == (0, Decimal("2.5"),
                                                                                     Decimal("0.01"), 5)
+    assert Settings.from_env({"DPG_SURVEILLANCE_EXEMPT": " 3, 17"}).surveillance.exempt == {3, 17}
 
 
 @pytest.mark.parametrize(("name", "raw"), [("DPG_SURVEILLANCE_WASH_QTY_PCT", "-1"),
@@ -75,7 +76,9 @@ def test_surveillance_settings_default_and_read_exactly() -> None:
                                            ("DPG_SURVEILLANCE_BENFORD_ALPHA", "1"),
                                            ("DPG_SURVEILLANCE_BENFORD_ALPHA", "0"),
                                            ("DPG_SURVEILLANCE_WINDOW", "0"),
-                                           ("DPG_SURVEILLANCE_INTERVAL", "-5")])
+                                           ("DPG_SURVEILLANCE_INTERVAL", "-5"),
+                                           ("DPG_SURVEILLANCE_EXEMPT", "3,x"),
+                                           ("DPG_SURVEILLANCE_EXEMPT", "0")])
 def test_bad_surveillance_settings_are_refused(name: str, raw: str) -> None:
     with pytest.raises(SystemExit, match=name):
         Settings.from_env({name: raw})

@@ -26,6 +26,8 @@ class SurveillanceSettings:
     layering_cancel_s: int = 10  # DPG_SURVEILLANCE_LAYERING_CANCEL_S: seconds after the execution
     benford_alpha: Decimal = Decimal("0.05")  # DPG_SURVEILLANCE_BENFORD_ALPHA: the chi-square test's significance
     benford_min_trades: int = 100  # DPG_SURVEILLANCE_BENFORD_MIN_TRADES: fewer trades in a day: not tested
+    exempt: frozenset[int] = frozenset()  # DPG_SURVEILLANCE_EXEMPT: accounts (designated market makers) that
+    # spoofing and layering leave out; wash trades are searched for every account
 
     @staticmethod
     def from_env(e: os._Environ[str] | dict[str, str]) -> SurveillanceSettings:
@@ -41,6 +43,7 @@ class SurveillanceSettings:
             layering_cancel_s=_positive(e, "DPG_SURVEILLANCE_LAYERING_CANCEL_S", 10),
             benford_alpha=_fraction(e, "DPG_SURVEILLANCE_BENFORD_ALPHA", Decimal("0.05")),
             benford_min_trades=_positive(e, "DPG_SURVEILLANCE_BENFORD_MIN_TRADES", 100),
+            exempt=_accounts(e.get("DPG_SURVEILLANCE_EXEMPT", ""), "DPG_SURVEILLANCE_EXEMPT"),
         )
 
 
@@ -151,6 +154,14 @@ def _percent(env: os._Environ[str] | dict[str, str], name: str, default: Decimal
     if not value.is_finite() or not 0 <= value <= 100 or len(raw.strip()) > 20:
         raise SystemExit(f"{name} must be a percentage from 0 to 100 (e.g. 3 or 2.5), not {raw!r}")
     return value
+
+
+def _accounts(raw: str, name: str) -> frozenset[int]:
+    """Comma-separated account numbers (positive integers)."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not all(p.isdigit() and len(p) <= 19 and int(p) > 0 for p in parts):
+        raise SystemExit(f"{name} must be comma-separated account numbers, not {raw!r}")
+    return frozenset(int(p) for p in parts)
 
 
 def _fraction(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:

@@ -3,6 +3,8 @@ once per alert."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.surveillance.conftest import ETH, Market
@@ -87,11 +89,35 @@ def test_spoofing_one_cancelled_buy_then_a_sell(market: Market, buys: int, alert
     found = market.alerts("spoofing")
     assert len(found) == alerts
     for m, accounts, evidence in found:
-        assert (m, accounts) == ("ETH/USDT", [s])
-        assert evidence["execution"]["order_id"] == sell
-        assert evidence["cancelled"] == [ids[-1]]
-        assert (evidence["orders_on_side"], evidence["cancelled_unfilled"]) == (buys, 1)
+        assert (m, accounts, evidence["execution_orders"]) == ("ETH/USDT", [s], [sell])
+        (hit,) = evidence["executions"]
+        assert hit["cancelled"] == [ids[-1]]
+        assert (hit["orders_on_side"], hit["cancelled_unfilled"]) == (buys, 1)
+        assert [o["order_id"] for o in hit["near_best"]] == [ids[-1]]
     assert market.alerts("layering") == []
+
+
+def test_spoofing_again_in_the_hour_extends_the_accounts_episode(market: Market) -> None:
+    """A second execution of the spoofer in the same hour: the stored alert lists both, no
+    second alert; an account exempt (a designated market maker) raises none."""
+    t = market.user("198.51.100.1")
+    s = market.user("198.51.100.2")
+    market.order(t, "buy", 100, 5 * ETH)
+    ids = [market.order(s, "buy", 100, ETH) for _ in range(4)]
+    market.cancel(s, ids[0])
+    first = market.order(s, "sell", 100, ETH)
+    assert len(market.surveil().new) == 1
+    market.cancel(s, ids[1])
+    second = market.order(s, "sell", 100, ETH)
+    run = market.surveil()
+    if len(run.new) == 1:  # the hour turned between the two sells: an episode of its own
+        assert run.new[0].evidence["execution_orders"] == [second]
+        return
+    assert (len(run.new), len(run.extended)) == (0, 1)
+    ((_, _, evidence),) = market.alerts("spoofing")
+    assert evidence["execution_orders"] == [first, second] and evidence["count"] == 2
+    market.settings = replace(market.settings, exempt=frozenset({s}))
+    assert [a for a in market.surveil().found if a.kind == "spoofing"] == []
 
 
 @pytest.mark.parametrize(("layers", "alerts"), [(3, 1), (2, 0)])
@@ -107,9 +133,8 @@ def test_layering_behind_the_best_then_a_sell_then_cancelled(market: Market, lay
     found = market.alerts("layering")
     assert len(found) == alerts
     for _, accounts, evidence in found:
-        assert accounts == [layerer]
-        assert evidence["execution"]["order_id"] == sell
-        assert [o["order_id"] for o in evidence["layered"]] == layered
+        assert (accounts, evidence["execution_orders"]) == ([layerer], [sell])
+        assert [o["order_id"] for o in evidence["executions"][0]["layered"]] == layered
 
 
 def test_orders_cancelled_at_the_best_are_no_layering(market: Market) -> None:

@@ -134,6 +134,71 @@ def behind(side: str, price: int, best: int) -> bool:
     return price < best if side == "buy" else price > best
 
 
+EPISODE_EXECUTIONS = 100  # executions an episode's evidence details; the rest are counted and listed by id
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One execution that met a rule of an account's conduct (spoofing, layering): its evidence."""
+
+    kind: str
+    market: str
+    account: int
+    execution: Execution
+    t0: int  # ns: the first event of its evidence
+    t1: int  # the last
+    score: float
+    evidence: dict[str, Any]
+
+
+def hour_of(ts: int) -> str:
+    return at(ts).strftime("%Y-%m-%dT%H")
+
+
+DESCRIBE = {  # an episode's line for an operator
+    "spoofing": "account {account} cancelled unfilled orders near the best price around {n} of its executions in "
+                "{market} (cancelled share up to {pct:.1f} %)",
+    "layering": "account {account} layered orders behind the best price and cancelled them within seconds after "
+                "{n} of its executions in {market} (up to {score:.0f} orders)",
+}
+
+
+def episodes(hits: list[Hit]) -> list[Alert]:
+    """One alert per kind, market, account and UTC hour of the executions' first fills, listing
+    each execution that met the rule (a market maker's every fill is not an alert of its own)."""
+    groups: dict[tuple[str, str, int, str], list[Hit]] = {}
+    for h in sorted(hits, key=lambda h: (h.execution.first_ts, h.execution.order_id)):
+        groups.setdefault((h.kind, h.market, h.account, hour_of(h.execution.first_ts)), []).append(h)
+    return [episode(kind, market, account, hour, [h.evidence for h in group], min(h.t0 for h in group),
+                    max(h.t1 for h in group), max(h.score for h in group))
+            for (kind, market, account, hour), group in groups.items()]
+
+
+def episode(kind: str, market: str, account: int, hour: str, executions: list[dict[str, Any]], t0: int, t1: int,
+            score: float, ids: list[int] | None = None) -> Alert:
+    """The alert of an episode from its executions' evidence (each with ``execution.order_id``)."""
+    by_id = {ev["execution"]["order_id"]: ev for ev in executions}
+    ids = ids or sorted(by_id)
+    evidence = {"rule": kind, "account": account, "hour": hour, "count": len(ids), "execution_orders": ids,
+                "executions": [by_id[i] for i in ids if i in by_id][:EPISODE_EXECUTIONS],
+                "from": iso(t0), "to": iso(t1)}
+    return Alert(f"{kind}:{market}:{account}:{hour}", kind, market, (account,), t0, t1, evidence, score,
+                 DESCRIBE[kind].format(account=account, market=market, n=len(ids), score=score, pct=score * 100))
+
+
+def merged(stored: dict[str, Any], t0: int, t1: int, score: float, alert: Alert) -> Alert | None:
+    """An episode stored before (its evidence, first and last event, score) with what a run found
+    since; None when the run found no execution it did not list."""
+    old = set(stored.get("execution_orders", []))
+    if set(alert.evidence["execution_orders"]) <= old:
+        return None
+    kept = {ev["execution"]["order_id"]: ev for ev in stored.get("executions", [])}
+    kept.update({ev["execution"]["order_id"]: ev for ev in alert.evidence["executions"]})
+    return episode(alert.kind, alert.market, alert.accounts[0], alert.evidence["hour"], list(kept.values()),
+                   min(t0, alert.window_start), max(t1, alert.window_end), max(score, alert.score),
+                   sorted(old | set(alert.evidence["execution_orders"])))
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """An alert as stored (surveillance_alerts): ``key`` names what it is about, so that finding it

@@ -1,5 +1,6 @@
 """Spoofing and layering: orders shown on one side of a book and cancelled unfilled around an
-execution of the same account on the other side.
+execution of the same account on the other side (accounts in ``DPG_SURVEILLANCE_EXEMPT``, the
+designated market makers, left out).
 
 Spoofing, per execution (an order's fills) of account X on side S in market M at time t:
 X's orders on the other side placed within the window before t (and before the execution's first
@@ -11,7 +12,10 @@ least one of those was near the best price of its side just before its cancellat
 Layering, per execution of X on side S: at least ``layering_orders`` orders of X on the other side,
 at ``layering_levels`` distinct prices or more, each behind the best price of its side when placed
 (never improving it), on the book through the execution, and cancelled unfilled within
-``layering_cancel_s`` seconds after its last fill."""
+``layering_cancel_s`` seconds after its last fill.
+
+The executions of one account that met a rule in one market and UTC hour are one alert (an
+episode, ``dpg.surveillance.model.episodes``): a market maker's every fill is not an alert."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from dpg.config import SurveillanceSettings
-from dpg.surveillance.model import Alert, Book, Execution, Order, behind, iso
+from dpg.surveillance.model import Alert, Book, Execution, Hit, Order, behind, episodes, iso
 
 NS = 1_000_000_000
 
@@ -38,9 +42,9 @@ def spoofing(execs: Iterable[Execution], orders: list[Order], book: Book, s: Sur
     """Alerts for the executions whose first fill is within [start, end]."""
     by_side = _by_account_side(orders)
     window = s.window * NS
-    alerts: list[Alert] = []
+    hits: list[Hit] = []
     for e in execs:
-        if not start <= e.first_ts <= end:
+        if not start <= e.first_ts <= end or e.account in s.exempt:
             continue
         side = _other(e.side)
         placed = [o for o in by_side.get((e.account, e.market, side), ())
@@ -60,16 +64,12 @@ def spoofing(execs: Iterable[Execution], orders: list[Order], book: Book, s: Sur
         share = len(cancelled) / len(placed)
         t0 = min(o.created_ts for o in placed)
         t1 = max(e.last_ts, *(o.updated_ts for o in cancelled))
-        evidence = {"rule": "spoofing", "execution": e.as_json(), "account": e.account,
-                    "orders_on_side": len(placed), "cancelled_unfilled": len(cancelled),
+        evidence = {"execution": e.as_json(), "orders_on_side": len(placed), "cancelled_unfilled": len(cancelled),
                     "cancelled_share_pct": f"{share * 100:.2f}", "threshold_pct": str(s.spoof_cancel_pct),
                     "near_best": [{**o.as_json(), "best_before_cancel": str(best)} for o, best in near],
                     "cancelled": [o.order_id for o in cancelled], "from": iso(t0), "to": iso(t1)}
-        details = (f"account {e.account} cancelled {len(cancelled)} of its {len(placed)} {side} orders unfilled "
-                   f"({share * 100:.1f} %), {len(near)} near the best {side} price, around its {e.side} of {e.qty}")
-        alerts.append(Alert(f"spoofing:{e.market}:{e.order_id}", "spoofing", e.market, (e.account,), t0, t1,
-                            evidence, share, details))
-    return alerts
+        hits.append(Hit("spoofing", e.market, e.account, e, t0, t1, share, evidence))
+    return episodes(hits)
 
 
 def layering(execs: Iterable[Execution], orders: list[Order], book: Book, s: SurveillanceSettings, start: int,
@@ -77,9 +77,9 @@ def layering(execs: Iterable[Execution], orders: list[Order], book: Book, s: Sur
     """Alerts for the executions whose first fill is within [start, end]."""
     by_side = _by_account_side(orders)
     cancel_within = s.layering_cancel_s * NS
-    alerts: list[Alert] = []
+    hits: list[Hit] = []
     for e in execs:
-        if not start <= e.first_ts <= end:
+        if not start <= e.first_ts <= end or e.account in s.exempt:
             continue
         side = _other(e.side)
         layered = []
@@ -95,16 +95,13 @@ def layering(execs: Iterable[Execution], orders: list[Order], book: Book, s: Sur
             continue
         t0 = min(o.created_ts for o, _ in layered)
         t1 = max(o.updated_ts for o, _ in layered)
-        evidence = {"rule": "layering", "execution": e.as_json(), "account": e.account,
+        evidence = {"execution": e.as_json(),
                     "layered": [{**o.as_json(), "best_when_placed": str(best)} for o, best in layered],
                     "levels": [str(p) for p in sorted(levels)],
                     "cancelled_within_s": f"{max(o.updated_ts for o, _ in layered) / NS - e.last_ts / NS:.3f}",
                     "from": iso(t0), "to": iso(t1)}
-        details = (f"account {e.account} layered {len(layered)} {side} orders at {len(levels)} levels behind the "
-                   f"best, {e.side} {e.qty}, then cancelled them within {s.layering_cancel_s} s")
-        alerts.append(Alert(f"layering:{e.market}:{e.order_id}", "layering", e.market, (e.account,), t0, t1,
-                            evidence, float(len(layered)), details))
-    return alerts
+        hits.append(Hit("layering", e.market, e.account, e, t0, t1, float(len(layered)), evidence))
+    return episodes(hits)
 
 
 def _by_account_side(orders: list[Order]) -> dict[tuple[int, str, str], list[Order]]:

@@ -16,7 +16,7 @@ import psycopg
 from dpg.config import SurveillanceSettings
 from dpg.core.spot import STP_REASON  # the reason the orders projection holds for such an expiry
 from dpg.surveillance.benford import MarketReport, report
-from dpg.surveillance.model import LIVE, Alert, Book, Order, at, executions
+from dpg.surveillance.model import LIVE, Alert, Book, Order, at, executions, merged
 from dpg.surveillance.spoofing import layering, spoofing
 from dpg.surveillance.wash import NS, Links, self_match, wash_pairs
 
@@ -38,13 +38,14 @@ class RunResult:
     end: int
     found: list[Alert]
     new: list[Alert]  # those not stored before
+    extended: list[Alert]  # episodes stored before, with executions found since
 
     def as_json(self) -> dict[str, Any]:
         kinds: dict[str, int] = {}
         for a in self.new:
             kinds[a.kind] = kinds.get(a.kind, 0) + 1
         return {"from": at(self.start).isoformat(), "to": at(self.end).isoformat(), "found": len(self.found),
-                "new": len(self.new), "new_by_kind": kinds}
+                "new": len(self.new), "new_by_kind": kinds, "extended": len(self.extended)}
 
 
 def detect(conn: psycopg.Connection[Any], s: SurveillanceSettings, start: int, end: int) -> list[Alert]:
@@ -130,9 +131,18 @@ def links(conn: psycopg.Connection[Any], accounts: list[int]) -> Links:
     return out
 
 
-def save(conn: psycopg.Connection[Any], alerts: list[Alert]) -> list[Alert]:
-    """Insert the alerts not stored yet (by key); the new ones."""
+def _ns(t: datetime) -> int:
+    return (t - EPOCH) // timedelta(microseconds=1) * 1000
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def save(conn: psycopg.Connection[Any], alerts: list[Alert]) -> tuple[list[Alert], list[Alert]]:
+    """Insert the alerts not stored yet (by key), and add to a stored episode the executions it
+    did not list; (the new alerts, the episodes extended)."""
     new: list[Alert] = []
+    extended: list[Alert] = []
     with conn.transaction():
         for a in alerts:
             row = conn.execute(
@@ -142,7 +152,18 @@ def save(conn: psycopg.Connection[Any], alerts: list[Alert]) -> list[Alert]:
                                   json.dumps(a.evidence), a.score, a.details)).fetchone()
             if row is not None:
                 new.append(a)
-    return new
+                continue
+            if "execution_orders" not in a.evidence:
+                continue
+            old = conn.execute("SELECT evidence, window_start, window_end, score FROM surveillance_alerts"
+                               " WHERE key = %s FOR UPDATE", (a.key,)).fetchone()
+            m = merged(old[0], _ns(old[1]), _ns(old[2]), old[3], a) if old else None
+            if m is not None:
+                conn.execute("UPDATE surveillance_alerts SET window_start = %s, window_end = %s, evidence = %s,"
+                             " score = %s, details = %s WHERE key = %s",
+                             (at(m.window_start), at(m.window_end), json.dumps(m.evidence), m.score, m.details, m.key))
+                extended.append(m)
+    return new, extended
 
 
 def run(url: str, s: SurveillanceSettings, start: int, end: int) -> RunResult:
@@ -150,13 +171,13 @@ def run(url: str, s: SurveillanceSettings, start: int, end: int) -> RunResult:
     with psycopg.connect(url) as conn:
         found = detect(conn, s, start, end)
         conn.commit()
-        new = save(conn, found)
+        new, extended = save(conn, found)
     for a in new:
         log.warning("event=surveillance_alert kind=%s market=%s accounts=%s key=%s", a.kind, a.market,
                     ",".join(map(str, a.accounts)), a.key)
-    log.info("event=surveillance_run from=%s to=%s found=%d new=%d", at(start).isoformat(), at(end).isoformat(),
-             len(found), len(new))
-    return RunResult(start, end, found, new)
+    log.info("event=surveillance_run from=%s to=%s found=%d new=%d extended=%d", at(start).isoformat(),
+             at(end).isoformat(), len(found), len(new), len(extended))
+    return RunResult(start, end, found, new, extended)
 
 
 def alerts(url: str, *, kind: str | None = None, market: str | None = None, account: int | None = None,
