@@ -3,6 +3,9 @@ book an order met (rebuilt from the orders projection), alerts, and the one tole
 
 from __future__ import annotations
 
+import bisect
+import functools
+import heapq
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,7 +20,13 @@ def within(a: Fraction | int, b: Fraction | int, pct: Decimal) -> bool:
     is at most ``pct`` % of the smaller one, in exact arithmetic. So at 3 %: 103 vs 100 is within
     (3 = 3 % of 100), 96 vs 100 is not (4 > 2.88 = 3 % of 96), 98 vs 100 is (2 <= 2.94)."""
     low, high = (a, b) if a <= b else (b, a)
-    return (high - low) * 100 <= Fraction(pct) * low
+    f = _exact(pct)
+    return (high - low) * 100 * f.denominator <= f.numerator * low
+
+
+@functools.lru_cache(maxsize=64)
+def _exact(pct: Decimal) -> Fraction:
+    return Fraction(pct)
 
 
 def iso(ts: int) -> str:
@@ -48,12 +57,6 @@ class Order:
     created_ts: int
     updated_ts: int
     triggered: bool
-
-    def live_before(self, seq: int) -> bool:
-        """On the book just before command ``seq`` applied (a limit order placed before it, not yet
-        filled, cancelled or expired by then)."""
-        return (self.price > 0 and self.triggered and self.created_seq < seq
-                and (self.status in LIVE or self.updated_seq >= seq))
 
     def cancelled_unfilled(self) -> bool:
         return self.status == "canceled" and self.filled == 0
@@ -111,22 +114,51 @@ def executions(trades: list[tuple[Any, ...]]) -> dict[int, Execution]:
 
 
 class Book:
-    """The limit orders of the orders read, by market and side: which were on the book just before
-    a given command (an order amended keeps its last price)."""
+    """The best price of each market and side just before each command, rebuilt from the orders
+    read: an order is on the book from the command after the one that placed it through the one
+    that filled, cancelled or expired it (an order amended keeps its last price)."""
 
     def __init__(self, orders: list[Order]) -> None:
-        self.sides: dict[tuple[str, str], list[Order]] = {}
+        events: dict[tuple[str, str], list[tuple[int, int, Order]]] = {}
         for o in orders:
-            if o.price > 0:
-                self.sides.setdefault((o.market, o.side), []).append(o)
+            if o.price > 0 and o.triggered:
+                ev = events.setdefault((o.market, o.side), [])
+                ev.append((o.created_seq + 1, 1, o))
+                if o.status not in LIVE:
+                    ev.append((o.updated_seq + 1, 0, o))  # off the book from the command after
+        # per market and side: the commands where the best changed, and the best from each on
+        self.steps: dict[tuple[str, str], tuple[list[int], list[int | None]]] = {}
+        for key, ev in events.items():
+            ev.sort(key=lambda e: (e[0], e[1], e[2].order_id))
+            sign = -1 if key[1] == "buy" else 1  # a heap of the best first
+            heap: list[tuple[int, int]] = []
+            gone: set[int] = set()
+            at_seq: list[int] = []
+            best: list[int | None] = []
+            i = 0
+            while i < len(ev):
+                seq = ev[i][0]
+                while i < len(ev) and ev[i][0] == seq:
+                    _, add, o = ev[i]
+                    if add:
+                        heapq.heappush(heap, (sign * o.price, o.order_id))
+                    else:
+                        gone.add(o.order_id)
+                    i += 1
+                while heap and heap[0][1] in gone:
+                    heapq.heappop(heap)
+                at_seq.append(seq)
+                best.append(sign * heap[0][0] if heap else None)
+            self.steps[key] = (at_seq, best)
 
-    def best(self, market: str, side: str, seq: int, *, excluding: int = 0) -> int | None:
+    def best(self, market: str, side: str, seq: int) -> int | None:
         """The best price of ``side`` just before command ``seq`` (the highest bid, the lowest ask);
-        None when that side was empty. ``excluding``: an order left out."""
-        prices = [o.price for o in self.sides.get((market, side), ()) if o.live_before(seq) and o.order_id != excluding]
-        if not prices:
+        None when that side was empty."""
+        steps = self.steps.get((market, side))
+        if steps is None:
             return None
-        return max(prices) if side == "buy" else min(prices)
+        i = bisect.bisect_right(steps[0], seq) - 1
+        return steps[1][i] if i >= 0 else None
 
 
 def behind(side: str, price: int, best: int) -> bool:

@@ -87,7 +87,7 @@ def layering(execs: Iterable[Execution], orders: list[Order], book: Book, s: Sur
             if not (o.cancelled_unfilled() and o.created_seq < e.first_seq and o.updated_seq > e.last_seq
                     and o.updated_ts - e.last_ts <= cancel_within):
                 continue
-            best = book.best(e.market, side, o.created_seq, excluding=o.order_id)
+            best = book.best(e.market, side, o.created_seq)  # before o was placed
             if best is not None and behind(side, o.price, best):
                 layered.append((o, best))
         levels = {o.price for o, _ in layered}

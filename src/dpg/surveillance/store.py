@@ -144,13 +144,17 @@ def save(conn: psycopg.Connection[Any], alerts: list[Alert]) -> tuple[list[Alert
     new: list[Alert] = []
     extended: list[Alert] = []
     with conn.transaction():
+        inserted = {r[0] for r in conn.execute(
+            "INSERT INTO surveillance_alerts (key, kind, market, accounts, window_start, window_end, evidence, score,"
+            " details) SELECT k, kind, m, acc::bigint[], ws, we, ev::jsonb, sc, d FROM unnest(%s::text[], %s::text[],"
+            " %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::float8[], %s::text[])"
+            " AS x(k, kind, m, acc, ws, we, ev, sc, d) ON CONFLICT (key) DO NOTHING RETURNING key",
+            ([a.key for a in alerts], [a.kind for a in alerts], [a.market for a in alerts],
+             ["{" + ",".join(map(str, a.accounts)) + "}" for a in alerts], [at(a.window_start) for a in alerts],
+             [at(a.window_end) for a in alerts], [json.dumps(a.evidence) for a in alerts],
+             [a.score for a in alerts], [a.details for a in alerts])).fetchall()} if alerts else set()
         for a in alerts:
-            row = conn.execute(
-                "INSERT INTO surveillance_alerts (key, kind, market, accounts, window_start, window_end, evidence,"
-                " score, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
-                " RETURNING id", (a.key, a.kind, a.market, list(a.accounts), at(a.window_start), at(a.window_end),
-                                  json.dumps(a.evidence), a.score, a.details)).fetchone()
-            if row is not None:
+            if a.key in inserted:
                 new.append(a)
                 continue
             if "execution_orders" not in a.evidence:

@@ -9,6 +9,7 @@ the tolerance (``dpg.surveillance.model.within``). A direct trade between the tw
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -38,24 +39,37 @@ class Links:
 
 
 def wash_pairs(execs: Iterable[Execution], links: Links, s: SurveillanceSettings, start: int, end: int) -> list[Alert]:
-    """Alerts for wash pairs of linked accounts whose later first fill is within [start, end]."""
-    by_account: dict[tuple[int, str, str], list[Execution]] = {}
+    """Alerts for wash pairs of linked accounts whose later first fill is within [start, end].
+    Per market, the sells are ordered by price: a buy looks only at those within the price
+    tolerance (widened a little in floating point, then decided exactly)."""
+    partners: dict[int, set[int]] = {}
+    for a, b in links.pairs:
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    buys: dict[str, list[Execution]] = {}
+    sells: dict[str, list[Execution]] = {}
     for e in execs:
-        by_account.setdefault((e.account, e.market, e.side), []).append(e)
+        if e.account in partners:
+            (buys if e.side == "buy" else sells).setdefault(e.market, []).append(e)
     window = s.window * NS
+    band = float(s.wash_price_pct) / 100 + 1e-9
+    qband = float(s.wash_qty_pct) / 100 + 1e-9
     alerts: list[Alert] = []
-    for (a, b), reasons in sorted(links.pairs.items()):
-        markets = {m for (acct, m, _) in by_account if acct == a} & {m for (acct, m, _) in by_account if acct == b}
-        for market in sorted(markets):
-            for buyer, seller in ((a, b), (b, a)):
-                for buy in by_account.get((buyer, market, "buy"), ()):
-                    for sell in by_account.get((seller, market, "sell"), ()):
-                        if abs(buy.first_ts - sell.first_ts) > window or not start <= max(buy.first_ts,
-                                                                                         sell.first_ts) <= end:
-                            continue
-                        if within(buy.price, sell.price, s.wash_price_pct) and within(buy.qty, sell.qty,
-                                                                                     s.wash_qty_pct):
-                            alerts.append(_pair_alert(buy, sell, reasons, s))
+    for market, market_buys in sorted(buys.items()):
+        ranked = sorted(sells.get(market, ()), key=lambda e: e.value / e.qty)
+        prices = [e.value / e.qty for e in ranked]
+        for buy in market_buys:
+            mine = partners[buy.account]
+            p = buy.value / buy.qty
+            for sell in ranked[bisect.bisect_left(prices, p / (1 + band)):bisect.bisect_right(prices, p * (1 + band))]:
+                if sell.account not in mine or abs(buy.first_ts - sell.first_ts) > window:
+                    continue
+                if abs(buy.qty - sell.qty) > qband * min(buy.qty, sell.qty):  # clearly apart: no exact test
+                    continue
+                if not start <= max(buy.first_ts, sell.first_ts) <= end:
+                    continue
+                if within(buy.price, sell.price, s.wash_price_pct) and within(buy.qty, sell.qty, s.wash_qty_pct):
+                    alerts.append(_pair_alert(buy, sell, links.of(buy.account, sell.account), s))
     return alerts
 
 
