@@ -27,6 +27,8 @@ from dpg.config import SurveillanceSettings
 from dpg.surveillance.model import Alert, Book, Execution, Hit, Order, behind, episodes, iso
 
 NS = 1_000_000_000
+ORDERS = 20  # orders an execution's evidence details (the first); the rest are counted
+CANCELLED = 500  # cancelled orders an execution's evidence lists by id
 
 
 def _near(price: int, best: int, pct: Decimal) -> bool:
@@ -66,8 +68,9 @@ def spoofing(execs: Iterable[Execution], orders: list[Order], book: Book, s: Sur
         t1 = max(e.last_ts, *(o.updated_ts for o in cancelled))
         evidence = {"execution": e.as_json(), "orders_on_side": len(placed), "cancelled_unfilled": len(cancelled),
                     "cancelled_share_pct": f"{share * 100:.2f}", "threshold_pct": str(s.spoof_cancel_pct),
-                    "near_best": [{**o.as_json(), "best_before_cancel": str(best)} for o, best in near],
-                    "cancelled": [o.order_id for o in cancelled], "from": iso(t0), "to": iso(t1)}
+                    "near_best_count": len(near),
+                    "near_best": [{**o.as_json(), "best_before_cancel": str(best)} for o, best in near[:ORDERS]],
+                    "cancelled": [o.order_id for o in cancelled[:CANCELLED]], "from": iso(t0), "to": iso(t1)}
         hits.append(Hit("spoofing", e.market, e.account, e, t0, t1, share, evidence))
     return episodes(hits)
 
@@ -96,7 +99,8 @@ def layering(execs: Iterable[Execution], orders: list[Order], book: Book, s: Sur
         t0 = min(o.created_ts for o, _ in layered)
         t1 = max(o.updated_ts for o, _ in layered)
         evidence = {"execution": e.as_json(),
-                    "layered": [{**o.as_json(), "best_when_placed": str(best)} for o, best in layered],
+                    "layered_count": len(layered),
+                    "layered": [{**o.as_json(), "best_when_placed": str(best)} for o, best in layered[:ORDERS]],
                     "levels": [str(p) for p in sorted(levels)],
                     "cancelled_within_s": f"{max(o.updated_ts for o, _ in layered) / NS - e.last_ts / NS:.3f}",
                     "from": iso(t0), "to": iso(t1)}

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from dpg.config import SurveillanceSettings
 from dpg.core.spot import STP_REASON  # the reason the orders projection holds for such an expiry
@@ -144,15 +145,21 @@ def save(conn: psycopg.Connection[Any], alerts: list[Alert]) -> tuple[list[Alert
     new: list[Alert] = []
     extended: list[Alert] = []
     with conn.transaction():
-        inserted = {r[0] for r in conn.execute(
-            "INSERT INTO surveillance_alerts (key, kind, market, accounts, window_start, window_end, evidence, score,"
-            " details) SELECT k, kind, m, acc::bigint[], ws, we, ev::jsonb, sc, d FROM unnest(%s::text[], %s::text[],"
-            " %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::float8[], %s::text[])"
-            " AS x(k, kind, m, acc, ws, we, ev, sc, d) ON CONFLICT (key) DO NOTHING RETURNING key",
-            ([a.key for a in alerts], [a.kind for a in alerts], [a.market for a in alerts],
-             ["{" + ",".join(map(str, a.accounts)) + "}" for a in alerts], [at(a.window_start) for a in alerts],
-             [at(a.window_end) for a in alerts], [json.dumps(a.evidence) for a in alerts],
-             [a.score for a in alerts], [a.details for a in alerts])).fetchall()} if alerts else set()
+        inserted: set[str] = set()
+        if alerts:
+            with conn.cursor() as cur:  # one pipeline of inserts, each row's parameters sent as they are
+                cur.executemany(
+                    "INSERT INTO surveillance_alerts (key, kind, market, accounts, window_start, window_end, evidence,"
+                    " score, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+                    " RETURNING key",
+                    [(a.key, a.kind, a.market, list(a.accounts), at(a.window_start), at(a.window_end),
+                      Jsonb(a.evidence), a.score, a.details) for a in alerts], returning=True)
+                while True:
+                    row = cur.fetchone()
+                    if row is not None:
+                        inserted.add(row[0])
+                    if not cur.nextset():
+                        break
         for a in alerts:
             if a.key in inserted:
                 new.append(a)
@@ -165,7 +172,7 @@ def save(conn: psycopg.Connection[Any], alerts: list[Alert]) -> tuple[list[Alert
             if m is not None:
                 conn.execute("UPDATE surveillance_alerts SET window_start = %s, window_end = %s, evidence = %s,"
                              " score = %s, details = %s WHERE key = %s",
-                             (at(m.window_start), at(m.window_end), json.dumps(m.evidence), m.score, m.details, m.key))
+                             (at(m.window_start), at(m.window_end), Jsonb(m.evidence), m.score, m.details, m.key))
                 extended.append(m)
     return new, extended
 
