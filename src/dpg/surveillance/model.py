@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import functools
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -180,7 +181,7 @@ class Hit:
     t0: int  # ns: the first event of its evidence
     t1: int  # the last
     score: float
-    evidence: dict[str, Any]
+    evidence: Callable[[], dict[str, Any]]  # made only for the executions an episode details
 
 
 def hour_of(ts: int) -> str:
@@ -201,8 +202,9 @@ def episodes(hits: list[Hit]) -> list[Alert]:
     groups: dict[tuple[str, str, int, str], list[Hit]] = {}
     for h in sorted(hits, key=lambda h: (h.execution.first_ts, h.execution.order_id)):
         groups.setdefault((h.kind, h.market, h.account, hour_of(h.execution.first_ts)), []).append(h)
-    return [episode(kind, market, account, hour, [h.evidence for h in group], min(h.t0 for h in group),
-                    max(h.t1 for h in group), max(h.score for h in group))
+    return [episode(kind, market, account, hour, [h.evidence() for h in group[:EPISODE_EXECUTIONS]],
+                    min(h.t0 for h in group), max(h.t1 for h in group), max(h.score for h in group),
+                    sorted(h.execution.order_id for h in group))
             for (kind, market, account, hour), group in groups.items()]
 
 
