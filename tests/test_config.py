@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,30 @@ def test_backup_schedule_settings() -> None:
     for name, raw in (("DPG_BACKUP_EVERY", "-1"), ("DPG_BACKUP_KEEP", "0"), ("DPG_BACKUP_SHIP_EVERY", "often")):
         with pytest.raises(SystemExit, match=name):
             Settings.from_env({name: raw})
+
+
+def test_surveillance_settings_default_and_read_exactly() -> None:
+    s = Settings.from_env({}).surveillance
+    assert (s.interval, s.window, s.wash_price_pct, s.spoof_cancel_pct, s.benford_alpha) == (
+        60, 3600, Decimal(3), Decimal(10), Decimal("0.05"))
+    s = Settings.from_env({"DPG_SURVEILLANCE_INTERVAL": "0", "DPG_SURVEILLANCE_WASH_PRICE_PCT": "2.5",
+                           "DPG_SURVEILLANCE_BENFORD_ALPHA": "0.01", "DPG_SURVEILLANCE_LAYERING_CANCEL_S": "5"}
+                          ).surveillance
+    assert (s.interval, s.wash_price_pct, s.benford_alpha, s.layering_cancel_s) == (0, Decimal("2.5"),
+                                                                                    Decimal("0.01"), 5)
+    assert Settings.from_env({"DPG_SURVEILLANCE_EXEMPT": " 3, 17"}).surveillance.exempt == {3, 17}
+
+
+@pytest.mark.parametrize(("name", "raw"), [("DPG_SURVEILLANCE_WASH_QTY_PCT", "-1"),
+                                           ("DPG_SURVEILLANCE_SPOOF_CANCEL_PCT", "101"),
+                                           ("DPG_SURVEILLANCE_SPOOF_NEAR_PCT", "ten"),
+                                           ("DPG_SURVEILLANCE_WASH_PRICE_PCT", "NaN"),
+                                           ("DPG_SURVEILLANCE_BENFORD_ALPHA", "1"),
+                                           ("DPG_SURVEILLANCE_BENFORD_ALPHA", "0"),
+                                           ("DPG_SURVEILLANCE_WINDOW", "0"),
+                                           ("DPG_SURVEILLANCE_INTERVAL", "-5"),
+                                           ("DPG_SURVEILLANCE_EXEMPT", "3,x"),
+                                           ("DPG_SURVEILLANCE_EXEMPT", "0")])
+def test_bad_surveillance_settings_are_refused(name: str, raw: str) -> None:
+    with pytest.raises(SystemExit, match=name):
+        Settings.from_env({name: raw})

@@ -5,8 +5,46 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class SurveillanceSettings:
+    """Trade surveillance (dpg.surveillance, docs/surveillance.md): its schedule and thresholds.
+    Percentages are exact decimals (``Decimal``): a boundary case is decided by integer arithmetic."""
+
+    interval: int = 60  # DPG_SURVEILLANCE_INTERVAL: seconds between two runs in dpg up / dpg engine; 0 = none
+    window: int = 3600  # DPG_SURVEILLANCE_WINDOW: seconds a wash pair's two sides, or spoofing's orders, may span
+    wash_price_pct: Decimal = Decimal(3)  # DPG_SURVEILLANCE_WASH_PRICE_PCT: |p1-p2| <= pct% of the lower price
+    wash_qty_pct: Decimal = Decimal(3)  # DPG_SURVEILLANCE_WASH_QTY_PCT: |q1-q2| <= pct% of the smaller size
+    spoof_cancel_pct: Decimal = Decimal(10)  # DPG_SURVEILLANCE_SPOOF_CANCEL_PCT: cancelled share that alerts
+    spoof_near_pct: Decimal = Decimal(1)  # DPG_SURVEILLANCE_SPOOF_NEAR_PCT: "near the best price", in %
+    layering_orders: int = 3  # DPG_SURVEILLANCE_LAYERING_ORDERS: fewest layered orders cancelled
+    layering_levels: int = 2  # DPG_SURVEILLANCE_LAYERING_LEVELS: fewest distinct price levels among them
+    layering_cancel_s: int = 10  # DPG_SURVEILLANCE_LAYERING_CANCEL_S: seconds after the execution
+    benford_alpha: Decimal = Decimal("0.05")  # DPG_SURVEILLANCE_BENFORD_ALPHA: the chi-square test's significance
+    benford_min_trades: int = 100  # DPG_SURVEILLANCE_BENFORD_MIN_TRADES: fewer trades in a day: not tested
+    exempt: frozenset[int] = frozenset()  # DPG_SURVEILLANCE_EXEMPT: accounts (designated market makers) that
+    # spoofing and layering leave out; wash trades are searched for every account
+
+    @staticmethod
+    def from_env(e: os._Environ[str] | dict[str, str]) -> SurveillanceSettings:
+        return SurveillanceSettings(
+            interval=_seconds(e, "DPG_SURVEILLANCE_INTERVAL", 60),
+            window=_positive(e, "DPG_SURVEILLANCE_WINDOW", 3600),
+            wash_price_pct=_percent(e, "DPG_SURVEILLANCE_WASH_PRICE_PCT", Decimal(3)),
+            wash_qty_pct=_percent(e, "DPG_SURVEILLANCE_WASH_QTY_PCT", Decimal(3)),
+            spoof_cancel_pct=_percent(e, "DPG_SURVEILLANCE_SPOOF_CANCEL_PCT", Decimal(10)),
+            spoof_near_pct=_percent(e, "DPG_SURVEILLANCE_SPOOF_NEAR_PCT", Decimal(1)),
+            layering_orders=_positive(e, "DPG_SURVEILLANCE_LAYERING_ORDERS", 3),
+            layering_levels=_positive(e, "DPG_SURVEILLANCE_LAYERING_LEVELS", 2),
+            layering_cancel_s=_positive(e, "DPG_SURVEILLANCE_LAYERING_CANCEL_S", 10),
+            benford_alpha=_fraction(e, "DPG_SURVEILLANCE_BENFORD_ALPHA", Decimal("0.05")),
+            benford_min_trades=_positive(e, "DPG_SURVEILLANCE_BENFORD_MIN_TRADES", 100),
+            exempt=_accounts(e.get("DPG_SURVEILLANCE_EXEMPT", ""), "DPG_SURVEILLANCE_EXEMPT"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +84,7 @@ class Settings:
     backup_every: int = 86_400  # DPG_BACKUP_EVERY: seconds between dpg up's backups (at multiples, UTC); 0 = none
     backup_keep: int = 7  # DPG_BACKUP_KEEP: how many of dpg up's backups are kept (older ones are deleted)
     backup_ship_every: int = 60  # DPG_BACKUP_SHIP_EVERY: seconds between shipped journal files; 0 = none
+    surveillance: SurveillanceSettings = field(default_factory=SurveillanceSettings)  # DPG_SURVEILLANCE_*
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -85,6 +124,7 @@ class Settings:
             backup_every=_seconds(e, "DPG_BACKUP_EVERY", 86_400),
             backup_keep=_positive(e, "DPG_BACKUP_KEEP", 7),
             backup_ship_every=_seconds(e, "DPG_BACKUP_SHIP_EVERY", 60),
+            surveillance=SurveillanceSettings.from_env(e),
         )
 
     def audited(self) -> dict[str, str | int | bool]:
@@ -160,6 +200,42 @@ def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -
         raise SystemExit(f"{name} must be a positive integer, not {raw!r}") from None
     if value <= 0:
         raise SystemExit(f"{name} must be a positive integer, not {raw!r}")
+    return value
+
+
+def _percent(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
+    """A percentage: a decimal number from 0 to 100."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or not 0 <= value <= 100 or len(raw.strip()) > 20:
+        raise SystemExit(f"{name} must be a percentage from 0 to 100 (e.g. 3 or 2.5), not {raw!r}")
+    return value
+
+
+def _accounts(raw: str, name: str) -> frozenset[int]:
+    """Comma-separated account numbers (positive integers)."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not all(p.isdigit() and len(p) <= 19 and int(p) > 0 for p in parts):
+        raise SystemExit(f"{name} must be comma-separated account numbers, not {raw!r}")
+    return frozenset(int(p) for p in parts)
+
+
+def _fraction(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
+    """A number strictly between 0 and 1 (a significance level)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or not 0 < value < 1 or len(raw.strip()) > 20:
+        raise SystemExit(f"{name} must be a number between 0 and 1 (e.g. 0.05), not {raw!r}")
     return value
 
 

@@ -1,6 +1,7 @@
 """The ``dpg`` command: run the exchange (single-process, engine or API), replay and verify the
 journal, the public matching replay, projections, users, API keys, the outbox and credits; the
-benchmarks, proof of reserves, perpetual futures, custody and backup commands are added from their own modules."""
+benchmarks, proof of reserves, perpetual futures, custody, backup and surveillance commands are added from their
+own modules."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
 from dpg.cli.perps import perps_app
 from dpg.cli.por import por_app
+from dpg.cli.surveillance import surveillance_app
 from dpg.config import Settings
 
 app = typer.Typer(help="DPG exchange", no_args_is_help=True, add_completion=False)
@@ -38,6 +40,7 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(audit_app, name="audit")
 app.add_typer(backup_app, name="backup")
 app.command("restore")(restore)
+app.add_typer(surveillance_app, name="surveillance")
 
 
 @app.command()

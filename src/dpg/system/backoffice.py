@@ -1,6 +1,7 @@
 """The back office beside the engine: the proof-of-reserves epoch schedule, the perpetuals' index
 and funding schedule, custody (deposit watchers, withdrawal broadcasters), the proof publisher and
-the backups (daily archives, journal shipping).
+the backups (daily archives, journal shipping) and the trade surveillance (``dpg.surveillance.schedule``,
+reading the projections).
 Built and started whole in its constructor, in the single-process and engine-only modes.
 
 The index reads the Chainlink feeds of the chain settings (``dpg.chain.oracle``): on the embedded
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from dpg.backup.schedule import BackupSchedule
 from dpg.config import Settings
 from dpg.por.schedule import Scheduler
+from dpg.surveillance.schedule import Surveillance
 from dpg.system.node import Node
 from dpg.system.perps import PerpScheduler
 
@@ -127,6 +129,7 @@ class BackOffice:
         self.publisher = start_publisher(settings, node.url, self.custody)
         self.backups = BackupSchedule(settings, node.url)
         self.backups.start()
+        self.surveillance = Surveillance.start(node.url, settings.surveillance)
 
     def _epoch_marked(self, epoch: int) -> None:
         if self.publisher is not None:
@@ -142,6 +145,8 @@ class BackOffice:
         """The index and its feeders before the chains: a feed read from a stopped dev chain would
         be refused, and the index marked stale, for nothing."""
         self.backups.stop()
+        if self.surveillance is not None:
+            self.surveillance.stop()
         if self.publisher is not None:
             self.publisher.stop()
         self.perps.stop()
