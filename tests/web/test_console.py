@@ -8,6 +8,7 @@ token alone."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import pytest
 from playwright.sync_api import expect
 
 from dpg.store import db
+from dpg.surveillance.model import Alert
+from dpg.surveillance.store import save
 from tests.api.client import ADMIN, Codes, User, exchange
 from tests.test_cli import dpg
 from tests.web.conftest import DESKTOP, PHONE, shot
@@ -27,13 +30,6 @@ pytestmark = pytest.mark.timeout(300)
 
 CONSOLE_APIS = ("/api/v1/console/me", "/api/v1/console/health", "/api/v1/console/withdrawals",
                 "/api/v1/console/alerts", "/api/v1/console/audit", "/api/v1/console/backups")
-# the columns of the surveillance table (migration 0022), made here when this database has none yet
-ALERTS_TABLE = """CREATE TABLE surveillance_alerts (
-    id bigserial PRIMARY KEY, kind text NOT NULL, market text, accounts bigint[] NOT NULL DEFAULT '{}',
-    detected_at timestamptz NOT NULL DEFAULT now(), window_start timestamptz NOT NULL,
-    window_end timestamptz NOT NULL, evidence jsonb NOT NULL)"""
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("console")
@@ -104,13 +100,12 @@ def test_an_operator_with_2fa_sees_health_alerts_with_evidence_the_audit_log_and
     r = op.http.post("/api/v1/admin/credits", headers={"x-dpg-admin-token": ADMIN, "x-dpg-operator": "cli:ops"},
                      json={"user_id": trader.id, "asset": "USDT", "amount": "250", "reference": "console-test-1"})
     assert r.status_code == 201, r.text
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        if conn.execute("SELECT to_regclass('surveillance_alerts')").fetchone() == (None,):
-            conn.execute(ALERTS_TABLE)
-        conn.execute("INSERT INTO surveillance_alerts (kind, market, accounts, window_start, window_end, evidence)"
-                     " VALUES ('spoofing', 'BTC/USDT', %s, now() - interval '5 minutes', now(), %s)",
-                     ([trader.id], json.dumps({"orders_cancelled": 41, "cancel_ratio": "0.98",
-                                               "largest_order": "12.5 BTC"})))
+    now = time.time_ns()
+    alert = Alert(f"spoofing:test:{trader.id}", "spoofing", "BTC/USDT", (trader.id,), now - 300 * 10**9, now,
+                  {"orders_cancelled": 41, "cancel_ratio": "0.98", "largest_order": "12.5 BTC"}, 0.98,
+                  "41 buys cancelled unfilled around a sell")
+    with psycopg.connect(db_url, autocommit=True) as conn:  # stored as the surveillance stores what it finds
+        assert [a.key for a in save(conn, [alert])[0]] == [alert.key]
     backups = data_dir / "backups"
     backups.mkdir(exist_ok=True)
     (backups / "dpg-20261201T120000Z.dump").write_bytes(b"x" * 1234)
