@@ -39,6 +39,7 @@ class Settings:
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
     dev_clock: bool = False  # DPG_DEV_CLOCK: 1 = the operator may move the clock forward (a dev exchange)
     governance: bool = False  # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions
+    # (unset: on with custody when an embedded chain has the governance contracts; 0 = off)
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -72,7 +73,7 @@ class Settings:
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
             dev_clock=e.get("DPG_DEV_CLOCK", "0") in ("1", "on", "true", "yes"),
-            governance=e.get("DPG_GOVERNANCE", "0") in ("1", "on", "true", "yes"),
+            governance=_governance(e),
         )
 
     def por_key(self) -> bytes:
@@ -91,6 +92,22 @@ class Settings:
                 with os.fdopen(fd, "w") as f:
                     f.write(secrets.token_hex(32) + "\n")
         return bytes.fromhex(_secret(path.read_text().strip(), str(path)))
+
+
+def _governance(env: os._Environ[str] | dict[str, str]) -> bool:
+    """DPG_GOVERNANCE; unset, on when the exchange runs its chains (DPG_CUSTODY) and an embedded one
+    carries the governance contracts (the default chains do)."""
+    raw = env.get("DPG_GOVERNANCE", "").strip().lower()
+    if raw:
+        return raw in ("1", "on", "true", "yes")
+    if env.get("DPG_CUSTODY", "1") in ("0", "off", "false", "no"):
+        return False
+    from dpg.chain.config import ChainConfigError, load_chains
+
+    try:
+        return any(c.embedded and c.governance for c in load_chains(env))
+    except ChainConfigError:
+        return False  # the chains' own start says what is wrong
 
 
 def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:
