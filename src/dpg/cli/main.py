@@ -48,7 +48,7 @@ def up(
     from dpg.system.modes import run_single
     from dpg.system.target import database_url
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().with_chains()
     setup_logging(settings)
     run_single(settings, database_url(settings), host or settings.host, port or settings.port, say, demo=demo)
 
@@ -59,7 +59,7 @@ def engine() -> None:
     from dpg.system.modes import run_engine
     from dpg.system.target import database_url
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().with_chains()
     if not settings.redis_url:
         raise fail("dpg engine needs DPG_REDIS_URL")
     setup_logging(settings)
