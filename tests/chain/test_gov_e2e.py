@@ -109,6 +109,8 @@ def test_a_fee_proposal_is_voted_executed_and_applied_once(anvil_bin: Path, pg_s
             _advance(rpc, TIMELOCK_DELAY + 1)
             executed = _cli(cli, "gov", "execute", pid, "--key", staker)
             assert executed["state"] == "Executed"
+            newest = _cli(cli, "gov", "list")
+            assert (newest["id"], newest["state"]) == (pid, "Executed") and newest["eta"] is not None
 
             # applied after the confirmations, with its reference and transaction
             until("the new fee", lambda: Decimal(_btc(_gov(base))["taker_fee"]) == Decimal("0.0005"),
@@ -136,21 +138,23 @@ def test_a_fee_proposal_is_voted_executed_and_applied_once(anvil_bin: Path, pg_s
                              timeout=10).status_code == 400
             cursor_before = _gov_cursor(url)
 
-        assert [c.ref for c in _set_fees(url)] == ["gov:31337:1"]
+        # the journal: the operator's refused SetFees (no reference) and the decision's, once
+        assert [c.ref for c in _set_fees(url)] == ["", "gov:31337:1"]
         with exchange(url, tmp_path, **env) as base:
             # a restart goes on from the watcher's cursor: nothing is applied again
             until("the watcher's pass after the restart", lambda: _gov_cursor(url)[1] > cursor_before[1],
                   tick=rpc_of(url).mine)
             assert Decimal(_btc(_gov(base))["taker_fee"]) == Decimal("0.0005")
-            assert [c.ref for c in _set_fees(url)] == ["gov:31337:1"]
+            assert _gov_refs(url) == ["gov:31337:1"]
         # even with the watcher's records lost, the engine refuses the decision's reference again
         with psycopg.connect(url) as conn:
             conn.execute("DELETE FROM chain_cursors WHERE chain = 'ethereum:gov'")
             conn.execute("DELETE FROM gov_changes")
         with exchange(url, tmp_path, **env) as base:
             seen = until("the decision read again", lambda: _gov(base)["history"], tick=rpc_of(url).mine)
+            # found applied before: the engine refused it as a duplicate (journaled, with no effect)
             assert [(c["change_id"], c["status"], c["seq"]) for c in seen] == [(1, "applied", None)]
-            assert [c.ref for c in _set_fees(url)] == ["gov:31337:1"]
+            assert _gov_refs(url) == ["gov:31337:1", "gov:31337:1"]
             assert Decimal(_btc(_gov(base))["taker_fee"]) == Decimal("0.0005")
     finally:
         db.drop(url)
@@ -169,3 +173,8 @@ def _gov_cursor(url: str) -> tuple[int, Any]:
     if row is None:
         pytest.fail("no governance cursor")
     return int(row[0]), row[1]
+
+
+def _gov_refs(url: str) -> list[str]:
+    """The references of the journal's SetFees by governance (the operator's refused one has none)."""
+    return [c.ref for c in _set_fees(url) if c.ref]
