@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -115,3 +116,15 @@ def test_surveillance_settings_default_and_read_exactly() -> None:
 def test_bad_surveillance_settings_are_refused(name: str, raw: str) -> None:
     with pytest.raises(SystemExit, match=name):
         Settings.from_env({name: raw})
+
+
+def test_governance_is_on_by_default_with_the_embedded_governance_chain(tmp_path: Path) -> None:
+    assert Settings.from_env({}).governance is None  # unset: the node leaves it off
+    assert Settings.from_env({}).with_chains({}).governance is True  # the default chains carry it
+    assert Settings.from_env({"DPG_GOVERNANCE": "0"}).with_chains({}).governance is False
+    assert Settings.from_env({"DPG_GOVERNANCE": "1", "DPG_CUSTODY": "0"}).with_chains({}).governance is True
+    assert Settings.from_env({"DPG_CUSTODY": "0"}).with_chains({}).governance is False  # no chains run
+    chains = tmp_path / "chains.json"
+    chains.write_text(json.dumps({"chains": [{"name": "dev", "chain_id": 31337, "confirmations": 1,
+                                              "governance": False, "tokens": {"USDT": {"decimals": 6}}}]}))
+    assert Settings.from_env({}).with_chains({"DPG_CHAINS": str(chains)}).governance is False

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -76,7 +77,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
     dev_clock: bool = False  # DPG_DEV_CLOCK: 1 = the operator may move the clock forward (a dev exchange)
-    governance: bool = False  # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions
+    # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions; 0 = not (yet); unset
+    # (None): `dpg up`/`dpg engine` turn it on when they run an embedded chain with governance (with_chains)
+    governance: bool | None = None
     backup_dir: str = ""  # DPG_BACKUP_DIR: where backups are kept (the console lists them); empty = DATA_DIR/backups
     # DPG_BACKUP_KEY: 64 hex characters, or a file holding them; empty = DPG_DATA_DIR/backup.key. A secret:
     # never logged, never recorded with the other settings
@@ -118,7 +121,7 @@ class Settings:
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
             dev_clock=e.get("DPG_DEV_CLOCK", "0") in ("1", "on", "true", "yes"),
-            governance=e.get("DPG_GOVERNANCE", "0") in ("1", "on", "true", "yes"),
+            governance=_flag(e.get("DPG_GOVERNANCE", "")),
             backup_dir=e.get("DPG_BACKUP_DIR", "").strip(),
             backup_key=e.get("DPG_BACKUP_KEY", "").strip(),
             backup_every=_seconds(e, "DPG_BACKUP_EVERY", 86_400),
@@ -146,6 +149,20 @@ class Settings:
     def backups(self) -> Path:
         """The backup folder: DPG_BACKUP_DIR, else DPG_DATA_DIR/backups (it need not exist)."""
         return Path(self.backup_dir).expanduser().resolve() if self.backup_dir else self.data_dir / "backups"
+
+    def with_chains(self, env: Mapping[str, str] | None = None) -> Settings:
+        """These settings for a node that runs its chains: DPG_GOVERNANCE, when unset, is on if the
+        exchange runs custody (DPG_CUSTODY) and an embedded chain carries the governance contracts
+        (the default chains do)."""
+        if self.governance is not None:
+            return self
+        from dpg.chain.config import ChainConfigError, load_chains
+
+        try:
+            governed = self.custody and any(c.embedded and c.governance for c in load_chains(env))
+        except ChainConfigError:
+            governed = False  # the chains' own start says what is wrong
+        return replace(self, governance=governed)
 
     def por_key(self) -> bytes:
         """The proof-of-reserves secret (the salts' HMAC key): DPG_POR_SECRET, else 32 random bytes
@@ -188,6 +205,12 @@ class Settings:
         if len(raw.removeprefix("0x")) == 64 and all(c in "0123456789abcdefABCDEF" for c in raw.removeprefix("0x")):
             return None
         return (Path(raw).expanduser() if raw else self.data_dir / "backup.key").resolve()
+
+
+def _flag(raw: str) -> bool | None:
+    """An on/off setting; None when unset."""
+    raw = raw.strip().lower()
+    return None if not raw else raw in ("1", "on", "true", "yes")
 
 
 def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:

@@ -28,7 +28,11 @@ def market(base: str, symbol: str) -> dict[str, object]:
 
 
 def test_the_operator_sets_fees_and_the_next_trade_pays_them(base: str) -> None:
-    assert httpx.get(f"{base}/api/v1/governance").json()["enabled"] is False
+    doc = httpx.get(f"{base}/api/v1/governance").json()
+    assert (doc["enabled"], doc["contracts"], doc["history"]) == (False, None, [])  # no chain with governance
+    for path in ("/proposals", "/account?address=0x" + "11" * 20):
+        r = httpx.get(f"{base}/api/v1/governance{path}")
+        assert r.status_code == 404 and r.json()["code"] == "NO_GOVERNANCE", r.text
     r = httpx.post(f"{base}/api/v1/admin/fees", json={"market": "ETH/USDT", "maker_fee": "0", "taker_fee": "0.0025"},
                    headers=OP)
     assert r.status_code == 200, r.text

@@ -1,5 +1,6 @@
 """Custody for a running exchange: every configured chain's deposit watcher, withdrawal
-broadcaster (dpg.chain.broadcaster) and, on a chain with a forwarder factory, the sweeper of its
+broadcaster (dpg.chain.broadcaster), on the chain with DPG's governance contracts its governance
+watcher (dpg.chain.govwatch) and, on a chain with a forwarder factory, the sweeper of its
 deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own thread.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
@@ -27,6 +28,8 @@ from pathlib import Path
 from dpg.chain.broadcaster import Broadcaster, Policy
 from dpg.chain.config import ChainConfig
 from dpg.chain.embedded import EmbeddedChain, start_embedded
+from dpg.chain.governance import Governance
+from dpg.chain.govwatch import GovStore, GovWatcher
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.signer import dev_key, load_keys, write_key
 from dpg.chain.store import Deposit, DepositStore
@@ -43,6 +46,7 @@ class Custody:
     watchers: list[DepositWatcher] = field(default_factory=list)
     broadcasters: list[Broadcaster] = field(default_factory=list)
     sweepers: list[Sweeper] = field(default_factory=list)
+    governors: list[GovWatcher] = field(default_factory=list)
     embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
 
     @staticmethod
@@ -67,6 +71,9 @@ class Custody:
             watcher = DepositWatcher(chain, Rpc(chain.rpc_url), DepositStore(url), submit, reset_on_mismatch=reset)
             watcher.start()
             custody.watchers.append(watcher)
+            gov = custody.embedded[configured.name].governance if configured.embedded else None
+            if gov is not None:
+                custody.watch_governance(chain, gov, submit)
             try:
                 keys = load_keys(environ, configured.embedded)
             except ValueError as e:
@@ -94,6 +101,17 @@ class Custody:
         log.info("event=custody_started chains=%s", ",".join(w.chain.name for w in custody.watchers) or "-")
         return custody
 
+    def watch_governance(self, chain: ChainConfig, gov: Governance, submit: Submit) -> None:
+        """Record the chain's governance contracts and apply ExchangeParams' decisions."""
+        store = GovStore(self.url)
+        try:
+            store.save_contracts(chain, gov)
+        finally:
+            store.close()
+        watcher = GovWatcher(chain, gov, Rpc(chain.rpc_url), self.url, submit)
+        watcher.start()
+        self.governors.append(watcher)
+
     def chains(self) -> list[ChainConfig]:
         """The watched chains, resolved (an embedded chain with its URL and addresses)."""
         return [w.chain for w in self.watchers]
@@ -107,6 +125,9 @@ class Custody:
             store.close()
 
     def stop(self) -> None:
+        for g in self.governors:
+            g.stop()
+        self.governors.clear()
         for s in self.sweepers:
             s.stop()
         self.sweepers.clear()

@@ -17,6 +17,7 @@ from dpg.cli.backup import backup_app, restore
 from dpg.cli.bench import bench_app
 from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
+from dpg.cli.gov import gov_app, stake_app
 from dpg.cli.perps import perps_app
 from dpg.cli.por import por_app
 from dpg.cli.surveillance import surveillance_app
@@ -41,6 +42,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(backup_app, name="backup")
 app.command("restore")(restore)
 app.add_typer(surveillance_app, name="surveillance")
+app.add_typer(gov_app, name="gov")
+app.add_typer(stake_app, name="stake")
 
 
 @app.command()
@@ -53,7 +56,7 @@ def up(
     from dpg.system.modes import run_single
     from dpg.system.target import database_url
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().with_chains()
     setup_logging(settings)
     run_single(settings, database_url(settings), host or settings.host, port or settings.port, say, demo=demo)
 
@@ -64,7 +67,7 @@ def engine() -> None:
     from dpg.system.modes import run_engine
     from dpg.system.target import database_url
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().with_chains()
     if not settings.redis_url:
         raise fail("dpg engine needs DPG_REDIS_URL")
     setup_logging(settings)
