@@ -39,6 +39,7 @@ class Settings:
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
     dev_clock: bool = False  # DPG_DEV_CLOCK: 1 = the operator may move the clock forward (a dev exchange)
     governance: bool = False  # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions
+    staker_period: int = 7 * 86_400  # DPG_STAKER_PERIOD: seconds of a reward period (the stakers' fees paid once each)
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -73,6 +74,7 @@ class Settings:
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
             dev_clock=e.get("DPG_DEV_CLOCK", "0") in ("1", "on", "true", "yes"),
             governance=e.get("DPG_GOVERNANCE", "0") in ("1", "on", "true", "yes"),
+            staker_period=_positive(e, "DPG_STAKER_PERIOD", 7 * 86_400),
         )
 
     def por_key(self) -> bytes:

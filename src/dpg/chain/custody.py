@@ -1,6 +1,8 @@
 """Custody for a running exchange: every configured chain's deposit watcher, withdrawal
 broadcaster (dpg.chain.broadcaster) and, on a chain with a forwarder factory, the sweeper of its
-deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own thread.
+deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own thread; on the
+embedded chain with the governance contracts, the stakers' fee payouts (dpg.chain.rewards, dev
+account 0 as the rewards distributor) when ``stakers`` is given.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpg.chain.broadcaster import Broadcaster, Policy
 from dpg.chain.config import ChainConfig
 from dpg.chain.embedded import EmbeddedChain, start_embedded
+from dpg.chain.rewards import StakerRewards
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.signer import dev_key, load_keys, write_key
 from dpg.chain.store import Deposit, DepositStore
@@ -37,18 +40,30 @@ from dpg.chain.withdrawals import WithdrawalStore
 log = logging.getLogger("dpg.chain.custody")
 
 
+@dataclass(frozen=True)
+class StakersSchedule:
+    """What the stakers' payouts need from the exchange: its clock (ns), the stakers' reserve of
+    USDT (engine account STAKERS_ACCOUNT, available), the reward period and a payout's validity."""
+
+    now_ns: Callable[[], int]
+    reserve: Callable[[], int]
+    period_s: int
+    ttl_s: int
+
+
 @dataclass
 class Custody:
     url: str
     watchers: list[DepositWatcher] = field(default_factory=list)
     broadcasters: list[Broadcaster] = field(default_factory=list)
     sweepers: list[Sweeper] = field(default_factory=list)
+    rewards: list[StakerRewards] = field(default_factory=list)
     embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
 
     @staticmethod
     def start(url: str, submit: Submit, chains: Sequence[ChainConfig], data_dir: Path, *,
               anvil: Path | None = None, env: Mapping[str, str] | None = None, policy: Policy | None = None,
-              replace_after: float = 30.0, poll: float = 1.0) -> Custody:
+              replace_after: float = 30.0, poll: float = 1.0, stakers: StakersSchedule | None = None) -> Custody:
         """``url``: the exchange's PostgreSQL (migrated); ``submit``: ``node.sequencer.submit_wait``;
         ``env``: where the exchange's keys are named (``dpg.chain.signer.load_keys``)."""
         custody = Custody(url)
@@ -87,6 +102,13 @@ class Custody:
                         write_key(path, dev_key(index))
             broadcaster.start(poll)
             custody.broadcasters.append(broadcaster)
+            gov = custody.embedded[chain.name].governance if configured.embedded else None
+            if gov is not None and stakers is not None:
+                rewards = StakerRewards(chain, Rpc(chain.rpc_url), WithdrawalStore(url), submit, gov.staking,
+                                        dev_key(0), now_ns=stakers.now_ns, reserve=stakers.reserve,
+                                        period_s=stakers.period_s, ttl_s=stakers.ttl_s)
+                rewards.start(poll)
+                custody.rewards.append(rewards)
             if chain.forwarder_factory:
                 sweeper = Sweeper(chain, Rpc(chain.rpc_url), SweepStore(url), keys.broadcaster)
                 sweeper.start()
@@ -107,6 +129,9 @@ class Custody:
             store.close()
 
     def stop(self) -> None:
+        for r in self.rewards:
+            r.stop()
+        self.rewards.clear()
         for s in self.sweepers:
             s.stop()
         self.sweepers.clear()
