@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from dpg.config import Settings
@@ -53,3 +56,15 @@ def test_trusted_proxies_are_none_by_default_and_read_as_networks() -> None:
 def test_bad_trusted_proxies_are_refused(raw: str) -> None:
     with pytest.raises(SystemExit, match="DPG_TRUSTED_PROXIES"):
         Settings.from_env({"DPG_TRUSTED_PROXIES": raw})
+
+
+def test_governance_is_on_by_default_with_the_embedded_governance_chain(tmp_path: Path) -> None:
+    assert Settings.from_env({}).governance is None  # unset: the node leaves it off
+    assert Settings.from_env({}).with_chains({}).governance is True  # the default chains carry it
+    assert Settings.from_env({"DPG_GOVERNANCE": "0"}).with_chains({}).governance is False
+    assert Settings.from_env({"DPG_GOVERNANCE": "1", "DPG_CUSTODY": "0"}).with_chains({}).governance is True
+    assert Settings.from_env({"DPG_CUSTODY": "0"}).with_chains({}).governance is False  # no chains run
+    chains = tmp_path / "chains.json"
+    chains.write_text(json.dumps({"chains": [{"name": "dev", "chain_id": 31337, "confirmations": 1,
+                                              "governance": False, "tokens": {"USDT": {"decimals": 6}}}]}))
+    assert Settings.from_env({}).with_chains({"DPG_CHAINS": str(chains)}).governance is False

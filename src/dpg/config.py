@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -38,7 +39,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"  # DPG_PUBLIC_URL: the exchange's address in mailed links
     index_every_ms: int = 1_000  # DPG_INDEX_EVERY_MS: how often the perpetuals' index prices are sampled
     dev_clock: bool = False  # DPG_DEV_CLOCK: 1 = the operator may move the clock forward (a dev exchange)
-    governance: bool = False  # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions
+    # DPG_GOVERNANCE: 1 = fees, halts, listings change only by governance decisions; 0 = not (yet); unset
+    # (None): `dpg up`/`dpg engine` turn it on when they run an embedded chain with governance (with_chains)
+    governance: bool | None = None
     staker_period: int = 7 * 86_400  # DPG_STAKER_PERIOD: seconds of a reward period (the stakers' fees paid once each)
 
     @staticmethod
@@ -73,9 +76,23 @@ class Settings:
                                    or f"http://{e.get('DPG_HOST', '127.0.0.1')}:{e.get('DPG_PORT', '8000')}"),
             index_every_ms=_positive(e, "DPG_INDEX_EVERY_MS", 1_000),
             dev_clock=e.get("DPG_DEV_CLOCK", "0") in ("1", "on", "true", "yes"),
-            governance=e.get("DPG_GOVERNANCE", "0") in ("1", "on", "true", "yes"),
+            governance=_flag(e.get("DPG_GOVERNANCE", "")),
             staker_period=_positive(e, "DPG_STAKER_PERIOD", 7 * 86_400),
         )
+
+    def with_chains(self, env: Mapping[str, str] | None = None) -> Settings:
+        """These settings for a node that runs its chains: DPG_GOVERNANCE, when unset, is on if the
+        exchange runs custody (DPG_CUSTODY) and an embedded chain carries the governance contracts
+        (the default chains do)."""
+        if self.governance is not None:
+            return self
+        from dpg.chain.config import ChainConfigError, load_chains
+
+        try:
+            governed = self.custody and any(c.embedded and c.governance for c in load_chains(env))
+        except ChainConfigError:
+            governed = False  # the chains' own start says what is wrong
+        return replace(self, governance=governed)
 
     def por_key(self) -> bytes:
         """The proof-of-reserves secret (the salts' HMAC key): DPG_POR_SECRET, else 32 random bytes
@@ -93,6 +110,12 @@ class Settings:
                 with os.fdopen(fd, "w") as f:
                     f.write(secrets.token_hex(32) + "\n")
         return bytes.fromhex(_secret(path.read_text().strip(), str(path)))
+
+
+def _flag(raw: str) -> bool | None:
+    """An on/off setting; None when unset."""
+    raw = raw.strip().lower()
+    return None if not raw else raw in ("1", "on", "true", "yes")
 
 
 def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:

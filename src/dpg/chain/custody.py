@@ -1,8 +1,9 @@
 """Custody for a running exchange: every configured chain's deposit watcher, withdrawal
-broadcaster (dpg.chain.broadcaster) and, on a chain with a forwarder factory, the sweeper of its
-deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own thread; on the
-embedded chain with the governance contracts, the stakers' fee payouts (dpg.chain.rewards, dev
-account 0 as the rewards distributor) when ``stakers`` is given.
+broadcaster (dpg.chain.broadcaster), on the chain with DPG's governance contracts its governance
+watcher (dpg.chain.govwatch) and the stakers' fee payouts (dpg.chain.rewards, dev account 0 as the
+rewards distributor, when ``stakers`` is given) and, on a chain with a forwarder factory, the
+sweeper of its deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own
+thread.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
@@ -29,6 +30,8 @@ from pathlib import Path
 from dpg.chain.broadcaster import Broadcaster, Policy
 from dpg.chain.config import ChainConfig
 from dpg.chain.embedded import EmbeddedChain, start_embedded
+from dpg.chain.governance import Governance
+from dpg.chain.govwatch import GovStore, GovWatcher
 from dpg.chain.rewards import StakerRewards
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.signer import dev_key, load_keys, write_key
@@ -57,6 +60,7 @@ class Custody:
     watchers: list[DepositWatcher] = field(default_factory=list)
     broadcasters: list[Broadcaster] = field(default_factory=list)
     sweepers: list[Sweeper] = field(default_factory=list)
+    governors: list[GovWatcher] = field(default_factory=list)
     rewards: list[StakerRewards] = field(default_factory=list)
     embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
 
@@ -82,6 +86,9 @@ class Custody:
             watcher = DepositWatcher(chain, Rpc(chain.rpc_url), DepositStore(url), submit, reset_on_mismatch=reset)
             watcher.start()
             custody.watchers.append(watcher)
+            gov = custody.embedded[configured.name].governance if configured.embedded else None
+            if gov is not None:
+                custody.watch_governance(chain, gov, submit)
             try:
                 keys = load_keys(environ, configured.embedded)
             except ValueError as e:
@@ -102,7 +109,6 @@ class Custody:
                         write_key(path, dev_key(index))
             broadcaster.start(poll)
             custody.broadcasters.append(broadcaster)
-            gov = custody.embedded[chain.name].governance if configured.embedded else None
             if gov is not None and stakers is not None:
                 rewards = StakerRewards(chain, Rpc(chain.rpc_url), WithdrawalStore(url), submit, gov.staking,
                                         dev_key(0), now_ns=stakers.now_ns, reserve=stakers.reserve,
@@ -115,6 +121,17 @@ class Custody:
                 custody.sweepers.append(sweeper)
         log.info("event=custody_started chains=%s", ",".join(w.chain.name for w in custody.watchers) or "-")
         return custody
+
+    def watch_governance(self, chain: ChainConfig, gov: Governance, submit: Submit) -> None:
+        """Record the chain's governance contracts and apply ExchangeParams' decisions."""
+        store = GovStore(self.url)
+        try:
+            store.save_contracts(chain, gov)
+        finally:
+            store.close()
+        watcher = GovWatcher(chain, gov, Rpc(chain.rpc_url), self.url, submit)
+        watcher.start()
+        self.governors.append(watcher)
 
     def chains(self) -> list[ChainConfig]:
         """The watched chains, resolved (an embedded chain with its URL and addresses)."""
@@ -132,6 +149,9 @@ class Custody:
         for r in self.rewards:
             r.stop()
         self.rewards.clear()
+        for g in self.governors:
+            g.stop()
+        self.governors.clear()
         for s in self.sweepers:
             s.stop()
         self.sweepers.clear()

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
+from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
 from dpg.chain.contracts import encode_call, encode_deploy, load_artifact
@@ -128,3 +130,101 @@ def deploy_governance(rpc: Rpc, deployer: str, reward_token: str, staker: str = 
         if to_int(receipt["status"]) != 1:
             raise RuntimeError(f"governance deployment: transaction {tx} failed: {receipt}")
     return gov
+
+
+# ---------------------------------------------------------------------- reading proposals and accounts
+
+STATES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
+USDT = 10**6  # the stakers' reward token's base units per USDT
+PROPOSAL_CREATED = ("ProposalCreated(uint256,address,address[],uint256[],string[],bytes[],uint256,uint256,string)")
+_PROPOSAL_FIELDS = ["uint256", "address", "address[]", "uint256[]", "string[]", "bytes[]", "uint256", "uint256",
+                    "string"]
+# the calls a proposal makes, by selector: ExchangeParams', Staking's and the governor's settings
+CALLS = ("setFees(bytes32,uint32,uint32)", "setStakerShare(uint32)",
+         "listMarket(bytes32,bytes32,bytes32,uint128,uint128,uint128,uint32,uint32)", "haltMarket(bytes32)",
+         "resumeMarket(bytes32)", "setFeeShareBps(uint256)", "setRewardsDuration(uint256)",
+         "setVotingDelay(uint48)", "setVotingPeriod(uint32)", "setProposalThreshold(uint256)")
+_BY_SELECTOR = {keccak(text=sig)[:4]: sig for sig in CALLS}
+
+
+def units_text(units: int, per: int) -> str:
+    """Base units as a decimal string with no trailing zero (10**18 per DPG: 1500000000000000000 -> "1.5")."""
+    whole, frac = divmod(units, per)
+    digits = len(str(per)) - 1
+    text = f"{whole}.{frac:0{digits}d}".rstrip("0").rstrip(".") if frac else str(whole)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A proposal as the governor's ProposalCreated event made it."""
+
+    id: int
+    proposer: str
+    targets: list[str]
+    values: list[int]
+    calldatas: list[bytes]
+    vote_start: int
+    vote_end: int
+    description: str
+
+    def description_hash(self) -> bytes:
+        return keccak(text=self.description)
+
+    def actions(self) -> list[dict[str, Any]]:
+        """Each call: its target, its signature when known and its arguments (symbols as text)."""
+        out = []
+        for target, data in zip(self.targets, self.calldatas, strict=True):
+            sig = _BY_SELECTOR.get(data[:4])
+            if sig is None:
+                out.append({"target": target, "signature": None, "args": ["0x" + data.hex()]})
+                continue
+            types = sig[sig.index("(") + 1:-1].split(",") if not sig.endswith("()") else []
+            args = [a.rstrip(b"\x00").decode("ascii", "replace") if t == "bytes32" else a
+                    for t, a in zip(types, decode(types, data[4:]), strict=True)]
+            out.append({"target": target, "signature": sig, "args": args})
+        return out
+
+
+def proposals(rpc: Rpc, governor: str, to_block: int | None = None) -> list[Proposal]:
+    """Every proposal made to ``governor``, oldest first (read from its ProposalCreated events)."""
+    topic = "0x" + keccak(text=PROPOSAL_CREATED).hex()
+    raw = rpc.get_logs(governor, [topic], 0, rpc.block_number() if to_block is None else to_block)
+    out = []
+    for entry in raw:
+        pid, proposer, targets, values, _sigs, calldatas, start, end, description = decode(
+            _PROPOSAL_FIELDS, bytes.fromhex(str(entry["data"])[2:]))
+        out.append(Proposal(pid, proposer, [t.lower() for t in targets], list(values), list(calldatas), start, end,
+                            description))
+    return out
+
+
+def read(rpc: Rpc, to: str, signature: str, out: str, *args: object) -> Any:
+    (value,) = decode([out], rpc.eth_call(to, encode_call(signature, *args)))
+    return value
+
+
+def proposal_view(rpc: Rpc, gov: Governance, p: Proposal, now: int) -> dict[str, Any]:
+    """A proposal with its state, votes (decimal DPG), quorum and timelock ETA (API and CLI shape)."""
+    state = STATES[read(rpc, gov.governor, "state(uint256)", "uint8", p.id)]
+    against, for_, abstain = decode(["uint256"] * 3, rpc.eth_call(gov.governor,
+                                                                  encode_call("proposalVotes(uint256)", p.id)))
+    quorum = read(rpc, gov.governor, "quorum(uint256)", "uint256", min(p.vote_start, now - 1))
+    eta = read(rpc, gov.governor, "proposalEta(uint256)", "uint256", p.id)
+    return {"id": str(p.id), "proposer": p.proposer, "description": p.description, "state": state,
+            "for": units_text(for_, DPG), "against": units_text(against, DPG), "abstain": units_text(abstain, DPG),
+            "quorum": units_text(quorum, DPG), "vote_start": p.vote_start, "vote_end": p.vote_end,
+            "eta": eta or None, "actions": p.actions()}
+
+
+def account_view(rpc: Rpc, gov: Governance, address: str) -> dict[str, Any]:
+    """An address's DPG, stake, unclaimed USDT reward, votes (DPG and staked) and delegate."""
+    dpg = read(rpc, gov.token, "balanceOf(address)", "uint256", address)
+    staked = read(rpc, gov.staking, "staked(address)", "uint256", address)
+    earned = read(rpc, gov.staking, "earned(address)", "uint256", address)
+    votes = (read(rpc, gov.token, "getVotes(address)", "uint256", address)
+             + read(rpc, gov.staking, "getVotes(address)", "uint256", address))
+    delegate = read(rpc, gov.token, "delegates(address)", "address", address).lower()
+    return {"address": address.lower(), "dpg": units_text(dpg, DPG), "staked": units_text(staked, DPG),
+            "earned_usdt": units_text(earned, USDT), "votes": units_text(votes, DPG),
+            "delegate": None if delegate == _ZERO else delegate, "apr_last_period": None}

@@ -43,13 +43,13 @@ from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.store import Deposit, DepositStore, Seen
 from dpg.chain.worker import ChainWorker
 from dpg.core import events as E
-from dpg.core.commands import Credit
+from dpg.core.commands import Command, Credit
 from dpg.core.errors import Reject
 from dpg.core.events import Event
 
 log = logging.getLogger("dpg.chain.watcher")
 
-Submit = Callable[[Credit], tuple[int, list[Event]]]
+Submit = Callable[[Command], tuple[int, list[Event]]]  # the sequencer's submit_wait
 
 MAX_RANGES_PER_POLL = 50  # a poll reads at most this many block ranges; a long catch-up takes several polls
 

@@ -14,6 +14,7 @@ import typer
 from dpg.cli.bench import bench_app
 from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
+from dpg.cli.gov import gov_app, stake_app
 from dpg.cli.perps import perps_app
 from dpg.cli.por import por_app
 from dpg.config import Settings
@@ -33,6 +34,8 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(mail_app, name="mail")
 app.add_typer(signer_app, name="signer")
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(gov_app, name="gov")
+app.add_typer(stake_app, name="stake")
 
 
 @app.command()
@@ -45,7 +48,7 @@ def up(
     from dpg.system.modes import run_single
     from dpg.system.target import database_url
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().with_chains()
     setup_logging(settings)
     run_single(settings, database_url(settings), host or settings.host, port or settings.port, say, demo=demo)
 
@@ -56,7 +59,7 @@ def engine() -> None:
     from dpg.system.modes import run_engine
     from dpg.system.target import database_url
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().with_chains()
     if not settings.redis_url:
         raise fail("dpg engine needs DPG_REDIS_URL")
     setup_logging(settings)
