@@ -84,12 +84,13 @@ def test_fees_reach_the_staking_contract_and_a_staker_claims_their_share(
     assert fees > 0
     share = fees * 200_000 // PPM
 
+    now_ns = node.clock.now()  # the exchange's clock, moved by the test as DPG_DEV_CLOCK would
     config = dev_chain.config()
     broadcaster = Broadcaster(config, Rpc(config.rpc_url), store, node.sequencer.submit_wait,
                               Keys((dev_key(1), dev_key(2)), dev_key(0)))
     store.save_chain(config, broadcaster.signers())
     rewards = StakerRewards(config, Rpc(config.rpc_url), store, node.sequencer.submit_wait, gov.staking, dev_key(0),
-                            now_ns=node.clock.now, reserve=lambda: node.engine.balance(STAKERS_ACCOUNT, "USDT")[0],
+                            now_ns=lambda: now_ns, reserve=lambda: node.engine.balance(STAKERS_ACCOUNT, "USDT")[0],
                             period_s=WEEK, ttl_s=3600)
 
     # the period's share moves to the reserve and its payout is requested: the reserve is locked
@@ -100,7 +101,7 @@ def test_fees_reach_the_staking_contract_and_a_staker_claims_their_share(
                                   (RESERVE_ACCOUNT,))
     assert (int(amount), to) == (share, gov.staking)
     # the period is paid once: another step neither pays nor requests again
-    this_period = period_ref(period_start(node.clock.now() // 10**9, WEEK))
+    this_period = period_ref(period_start(now_ns // 10**9, WEEK))
     _, ev = node.sequencer.submit_wait(PayStakers("USDT", this_period))
     assert ev[0][0] == E.REJECTED and "DUPLICATE_REFERENCE" in str(ev[0])
     rewards.step()
@@ -149,3 +150,15 @@ def test_fees_reach_the_staking_contract_and_a_staker_claims_their_share(
     # (under one unit per whole staked DPG: 30,000,000 units, 30 USDT, for this staker)
     assert expected > 0
     assert 0 <= share * 3 // 4 - expected < duration + STAKER_STAKE // DPG
+
+    # fees of the same period wait for the next one, which pays them again through a new payout
+    funded(dev_chain, node, SELLER, dev_chain.wbtc, "BTC", 20 * BTC)
+    funded(dev_chain, node, BUYER, dev_chain.usdt, "USDT", 1_100_000 * USDT)
+    trade(node)
+    rewards.step()
+    assert node.engine.balance(STAKERS_ACCOUNT, "USDT") == (0, 0)
+    fees = node.engine.balance(FEE_ACCOUNT, "USDT")[0]
+    now_ns += WEEK * 10**9
+    rewards.step()
+    assert node.engine.balance(STAKERS_ACCOUNT, "USDT") == (0, fees * 200_000 // PPM)
+    assert len(store._q("SELECT 1 FROM withdrawals WHERE account = %s", (RESERVE_ACCOUNT,))) == 2

@@ -175,3 +175,31 @@ def test_stake_vote_and_see_the_decision_applied(page: Any, governed: Governed) 
     change = page.locator("[data-testid=change]").first
     expect(change).to_contain_text("BTC/USDT")
     shot(page, "governance-applied")
+
+
+def test_without_a_wallet_the_page_shows_the_transactions_to_send(page: Any, governed: Governed) -> None:
+    g = governed
+    holder = dev_key(8).address.lower()
+    page.goto(f"{g.base}/governance")
+    expect(page.locator("[data-testid=connect]")).to_have_count(0)  # no window.ethereum
+    page.fill("input[name=address]", holder)
+    page.press("input[name=address]", "Enter")
+    expect(page.locator("[data-testid=my-dpg] [data-testid=dpg]")).to_have_text("10,000,000")
+    page.fill("input[name=amount]", "2,5")
+    page.click("[data-testid=stake]")
+    txs = page.locator("[data-testid=tx]")
+    expect(txs).to_have_count(2)
+    assert txs.nth(0).get_attribute("data-to") == g.gov.token
+    assert txs.nth(0).get_attribute("data-data") == encode_call("approve(address,uint256)", g.gov.staking,
+                                                                25 * DPG // 10)
+    assert txs.nth(1).get_attribute("data-to") == g.gov.staking
+    assert txs.nth(1).get_attribute("data-data") == encode_call("stake(uint256)", 25 * DPG // 10)
+    page.click("[data-testid=claim]")
+    expect(txs).to_have_count(1)
+    assert txs.nth(0).get_attribute("data-data") == encode_call("getReward()")
+    # the data is the transaction: sent as it is from the holder's key, it stakes
+    page.click("[data-testid=stake]")
+    expect(txs).to_have_count(2)
+    for i in range(2):
+        transact(g, 8, str(txs.nth(i).get_attribute("data-to")), str(txs.nth(i).get_attribute("data-data")))
+    assert view(g, g.gov.staking, "staked(address)", holder) == 25 * DPG // 10
