@@ -18,8 +18,10 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 /// Rewards are paid in `rewardToken` (USDT in production) with the StakingRewards accounting:
 /// each reward is spread evenly over `rewardsDuration` seconds (7 days by default) among the
 /// stakers in proportion to their stake and the time staked. Nothing depends on the reward
-/// token's decimals: rates are in its base units per second, and `rewardPerToken` is scaled by
-/// 1e18 per whole staked DPG unit.
+/// token's decimals: rates are in its base units per second, and `rewardPerToken` is a fixed-point
+/// number scaled by SCALE = 1e36 (StakingRewards scales it by 1e18, which with a 6-decimal reward
+/// token and millions of DPG staked rounds most of a small reward away: 144 USDT over a week among
+/// 40M staked DPG paid out only 120; at 1e36 every staker's share is exact to within one base unit).
 ///
 /// Reward for time when nothing is staked is not lost: the reward that would have been paid
 /// during that time, and the rounding remainder of each rate (reward - rate x duration), are
@@ -28,6 +30,9 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 /// The owner (the governance timelock) sets the reward period, who may notify rewards, and
 /// `feeShareBps`, the share of the exchange's trading fees that goes to stakers.
 contract Staking is ERC20, ERC20Votes, Ownable, ReentrancyGuard {
+    /// The fixed-point scale of `rewardPerToken` (reward base units per staked base unit).
+    uint256 public constant SCALE = 1e36;
+
     using SafeERC20 for IERC20;
 
     uint256 public constant MAX_BPS = 10_000;
@@ -103,11 +108,11 @@ contract Staking is ERC20, ERC20Votes, Ownable, ReentrancyGuard {
     function rewardPerToken() public view returns (uint256) {
         uint256 supply = totalSupply();
         if (supply == 0) return rewardPerTokenStored;
-        return rewardPerTokenStored + (lastTimeRewardApplicable() - lastUpdateTime) * rewardRate * 1e18 / supply;
+        return rewardPerTokenStored + (lastTimeRewardApplicable() - lastUpdateTime) * rewardRate * SCALE / supply;
     }
 
     function earned(address account) public view returns (uint256) {
-        return balanceOf(account) * (rewardPerToken() - userRewardPerTokenPaid[account]) / 1e18 + rewards[account];
+        return balanceOf(account) * (rewardPerToken() - userRewardPerTokenPaid[account]) / SCALE + rewards[account];
     }
 
     /// @notice The reward of the whole current period at the current rate.

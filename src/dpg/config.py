@@ -88,6 +88,7 @@ class Settings:
     backup_keep: int = 7  # DPG_BACKUP_KEEP: how many of dpg up's backups are kept (older ones are deleted)
     backup_ship_every: int = 60  # DPG_BACKUP_SHIP_EVERY: seconds between shipped journal files; 0 = none
     surveillance: SurveillanceSettings = field(default_factory=SurveillanceSettings)  # DPG_SURVEILLANCE_*
+    staker_period: int = 7 * 86_400  # DPG_STAKER_PERIOD: seconds of a reward period (the stakers' fees paid once each)
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -128,6 +129,7 @@ class Settings:
             backup_keep=_positive(e, "DPG_BACKUP_KEEP", 7),
             backup_ship_every=_seconds(e, "DPG_BACKUP_SHIP_EVERY", 60),
             surveillance=SurveillanceSettings.from_env(e),
+            staker_period=_positive(e, "DPG_STAKER_PERIOD", 7 * 86_400),
         )
 
     def audited(self) -> dict[str, str | int | bool]:

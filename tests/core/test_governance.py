@@ -8,14 +8,16 @@ from dpg.core import events as E
 from dpg.core import state
 from dpg.core.commands import (
     CancelOrder,
+    CompleteWithdrawal,
     EnableGovernance,
     HaltMarket,
     ListMarket,
     PayStakers,
+    RequestWithdrawal,
     SetFees,
     SetStakerShare,
 )
-from dpg.core.model import FEE_ACCOUNT, PPM, STAKERS_ACCOUNT
+from dpg.core.model import FEE_ACCOUNT, INSURANCE_ACCOUNT, PPM, STAKERS_ACCOUNT
 from tests.core.helpers import BTC, USDT, Desk, M, kinds, oid, rejected
 
 
@@ -96,6 +98,26 @@ def test_the_stakers_share_of_the_fees_moves_to_their_reserve_once_per_period() 
     assert d.engine.balance(STAKERS_ACCOUNT, "USDT") == (share, 0)
     assert rejected(d.apply(PayStakers("USDT", "period-1"))) == "DUPLICATE_REFERENCE"
     assert rejected(d.apply(PayStakers("XYZ", "period-2"))) == "UNKNOWN_ASSET"
+    assert d.engine.conservation_errors() == []
+
+
+def test_the_stakers_reserve_and_no_other_system_account_is_withdrawn_like_a_users_balance() -> None:
+    d = Desk()
+    traded(d)
+    d.apply(SetStakerShare(500_000, ""))
+    d.apply(PayStakers("USDT", "period-1"))
+    share, _ = d.engine.balance(STAKERS_ACCOUNT, "USDT")
+    assert share > 0
+    for account in (FEE_ACCOUNT, INSURANCE_ACCOUNT, 0):
+        assert rejected(d.apply(RequestWithdrawal(account, "USDT", 1, f"w{account}", "ethereum:0xs"))) \
+            == "INVALID_ACCOUNT"
+    assert rejected(d.apply(RequestWithdrawal(STAKERS_ACCOUNT, "USDT", share + 1, "w1", "ethereum:0xs"))) \
+        == "INSUFFICIENT_FUNDS"
+    assert [e[0] for e in d.apply(RequestWithdrawal(STAKERS_ACCOUNT, "USDT", share, "w1", "ethereum:0xs"))] \
+        == [E.WITHDRAWAL_REQUESTED, E.BALANCE]
+    assert d.engine.balance(STAKERS_ACCOUNT, "USDT") == (0, share)
+    d.apply(CompleteWithdrawal("w1", "0xtx"))
+    assert d.engine.balance(STAKERS_ACCOUNT, "USDT") == (0, 0)
     assert d.engine.conservation_errors() == []
 
 

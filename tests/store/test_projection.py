@@ -341,3 +341,27 @@ def test_perpetual_positions_fundings_and_liquidations_are_projected(pg_url: str
     assert liquidated > 0
     projector.close()
     journal.close()
+
+
+def test_the_stakers_reserve_is_a_liability_at_an_epoch_and_the_exchanges_own_accounts_are_not(
+        pg_url: str) -> None:
+    from dpg.core.commands import MarkEpoch, PayStakers, SetStakerShare
+    from dpg.core.model import FEE_ACCOUNT, INSURANCE_ACCOUNT, STAKERS_ACCOUNT
+    from tests.core.helpers import Desk
+    from tests.core.test_governance import traded
+
+    d = Desk()
+    traded(d)
+    d.apply(SetStakerShare(250_000, ""))
+    d.apply(PayStakers("USDT", "stakers:0"))
+    reserve = d.engine.balance(STAKERS_ACCOUNT, "USDT")[0]
+    assert reserve > 0 and d.engine.balance(FEE_ACCOUNT, "USDT")[0] > 0
+    assert d.engine.balance(INSURANCE_ACCOUNT, "USDT")[0] > 0
+    d.apply(MarkEpoch(1_795_564_800))
+    projector = Projector(pg_url)
+    assert projector.write_epoch(1_795_564_800, d.engine.seq, 0, d.engine)
+    projector.close()
+    with psycopg.connect(pg_url) as c:
+        rows = c.execute("SELECT asset, account, balance FROM por_balances WHERE epoch = 1795564800"
+                         " AND account <= 0").fetchall()
+    assert [(s, int(a), int(b)) for s, a, b in rows] == [("USDT", STAKERS_ACCOUNT, reserve)]

@@ -27,7 +27,8 @@ from dpg.api.errors import ApiError
 WEB = Path(__file__).resolve().parents[1] / "web"
 
 # path prefixes answered with the page shell (the router in the page picks the page)
-PAGES = ("/trade", "/futures", "/account", "/wallet", "/proof", "/verify-email", "/reset-password", "/console")
+PAGES = ("/trade", "/futures", "/account", "/wallet", "/proof", "/governance", "/verify-email", "/reset-password",
+         "/console")
 
 # top-level folders of dpg.web served under /static/, and the types served
 FOLDERS = ("app", "vendor", "por", "img")

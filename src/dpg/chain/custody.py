@@ -1,7 +1,9 @@
 """Custody for a running exchange: every configured chain's deposit watcher, withdrawal
 broadcaster (dpg.chain.broadcaster), on the chain with DPG's governance contracts its governance
-watcher (dpg.chain.govwatch) and, on a chain with a forwarder factory, the sweeper of its
-deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own thread.
+watcher (dpg.chain.govwatch) and the stakers' fee payouts (dpg.chain.rewards, dev account 0 as the
+rewards distributor, when ``stakers`` is given) and, on a chain with a forwarder factory, the
+sweeper of its deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own
+thread.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from dpg.chain.config import ChainConfig
 from dpg.chain.embedded import EmbeddedChain, start_embedded
 from dpg.chain.governance import Governance
 from dpg.chain.govwatch import GovStore, GovWatcher
+from dpg.chain.rewards import StakerRewards
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.signer import dev_key, load_keys, write_key
 from dpg.chain.store import Deposit, DepositStore
@@ -40,6 +43,17 @@ from dpg.chain.withdrawals import WithdrawalStore
 log = logging.getLogger("dpg.chain.custody")
 
 
+@dataclass(frozen=True)
+class StakersSchedule:
+    """What the stakers' payouts need from the exchange: its clock (ns), the stakers' reserve of
+    USDT (engine account STAKERS_ACCOUNT, available), the reward period and a payout's validity."""
+
+    now_ns: Callable[[], int]
+    reserve: Callable[[], int]
+    period_s: int
+    ttl_s: int
+
+
 @dataclass
 class Custody:
     url: str
@@ -47,12 +61,13 @@ class Custody:
     broadcasters: list[Broadcaster] = field(default_factory=list)
     sweepers: list[Sweeper] = field(default_factory=list)
     governors: list[GovWatcher] = field(default_factory=list)
+    rewards: list[StakerRewards] = field(default_factory=list)
     embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
 
     @staticmethod
     def start(url: str, submit: Submit, chains: Sequence[ChainConfig], data_dir: Path, *,
               anvil: Path | None = None, env: Mapping[str, str] | None = None, policy: Policy | None = None,
-              replace_after: float = 30.0, poll: float = 1.0) -> Custody:
+              replace_after: float = 30.0, poll: float = 1.0, stakers: StakersSchedule | None = None) -> Custody:
         """``url``: the exchange's PostgreSQL (migrated); ``submit``: ``node.sequencer.submit_wait``;
         ``env``: where the exchange's keys are named (``dpg.chain.signer.load_keys``)."""
         custody = Custody(url)
@@ -94,6 +109,12 @@ class Custody:
                         write_key(path, dev_key(index))
             broadcaster.start(poll)
             custody.broadcasters.append(broadcaster)
+            if gov is not None and stakers is not None:
+                rewards = StakerRewards(chain, Rpc(chain.rpc_url), WithdrawalStore(url), submit, gov.staking,
+                                        dev_key(0), now_ns=stakers.now_ns, reserve=stakers.reserve,
+                                        period_s=stakers.period_s, ttl_s=stakers.ttl_s)
+                rewards.start(poll)
+                custody.rewards.append(rewards)
             if chain.forwarder_factory:
                 sweeper = Sweeper(chain, Rpc(chain.rpc_url), SweepStore(url), keys.broadcaster)
                 sweeper.start()
@@ -125,6 +146,9 @@ class Custody:
             store.close()
 
     def stop(self) -> None:
+        for r in self.rewards:
+            r.stop()
+        self.rewards.clear()
         for g in self.governors:
             g.stop()
         self.governors.clear()

@@ -143,6 +143,32 @@ class WithdrawalStore(Connected):
         return [row(r) for r in self._q(f"SELECT {COLUMNS} FROM withdrawals ORDER BY created_at DESC LIMIT %s",
                                         (limit,))]
 
+    def create(self, wid: str, account: int, asset: str, amount: int, chain: ChainConfig, token: str, to: str,
+               deadline: int) -> None:
+        """A withdrawal of the exchange's own (the stakers' payout) to ``to``, allow-listed for it:
+        recorded as ``requesting`` before its RequestWithdrawal is journaled, as the API records a user's."""
+        with self._lock:
+            conn = self._c()
+            with conn.transaction():
+                conn.execute("INSERT INTO withdrawal_addresses (account, chain, address) VALUES (%s, %s, %s)"
+                             " ON CONFLICT DO NOTHING", (account, chain.name, to))
+                conn.execute(
+                    "INSERT INTO withdrawals (id, account, asset, amount, chain, chain_id, vault, token, to_address,"
+                    " deadline, status, required) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'requesting', %s)",
+                    (wid, account, asset, amount, chain.name, chain.chain_id, chain.vault, token, to, deadline,
+                     chain.confirmations))
+
+    def discard(self, wid: str) -> None:
+        """Forget a withdrawal the engine refused (still ``requesting``)."""
+        self._q("DELETE FROM withdrawals WHERE id = %s AND status = 'requesting'", (wid,))
+
+    def completed_without(self, account: int, chain: str, step: str) -> list[Withdrawal]:
+        """``account``'s completed withdrawals on ``chain`` whose timeline has no ``step`` yet, oldest first."""
+        return [row(r) for r in self._q(
+            f"SELECT {COLUMNS} FROM withdrawals w WHERE account = %s AND chain = %s AND status = 'completed'"
+            " AND NOT EXISTS (SELECT 1 FROM withdrawal_events e WHERE e.withdrawal_id = w.id AND e.step = %s)"
+            " ORDER BY created_at", (account, chain, step))]
+
     def update(self, wid: str, step: str | None = None, detail: str = "", expect: str | None = None,
                **fields: Any) -> bool:
         """Set ``fields`` of a withdrawal and, with ``step``, add it to the timeline; one transaction.

@@ -94,7 +94,8 @@ class Transfer:
 
 @dataclass(frozen=True, slots=True)
 class RequestWithdrawal:
-    """A user's withdrawal, accepted by the edge (allow-list, 2FA, limits): its funds are locked
+    """A user's withdrawal, accepted by the edge (allow-list, 2FA, limits), or the stakers' reserve
+    (STAKERS_ACCOUNT) paid to the staking contract: its funds are locked
     until the chain pays it out (CompleteWithdrawal) or it fails (FailWithdrawal)."""
 
     KIND: ClassVar[int] = 5  # the journal's kind: stable, never reused

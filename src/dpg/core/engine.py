@@ -62,7 +62,18 @@ from dpg.core.matching import (
     fillable,
     take,
 )
-from dpg.core.model import MAX_AMOUNT, STP, Asset, Market, MarketKind, Order, OrderStatus, OrderType, Side
+from dpg.core.model import (
+    MAX_AMOUNT,
+    STAKERS_ACCOUNT,
+    STP,
+    Asset,
+    Market,
+    MarketKind,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from dpg.core.rules import below_min_notional, off_lot, off_tick, priced, stop_triggers_now
 from dpg.core.spot import SPOT, STP_REASON, SpotSettlement
 
@@ -354,12 +365,14 @@ class Engine:
         """(available, locked) in base units."""
         return self.ledger.balance(account, self.asset_by_symbol[asset].index)
 
-    def _movement(self, symbol: object, account: object, amount: object) -> tuple[Asset | None, list[Event]]:
-        """The asset of a credit or withdrawal, or the rejection of its asset, account or amount."""
+    def _movement(self, symbol: object, account: object, amount: object, system: int = 0,
+                  ) -> tuple[Asset | None, list[Event]]:
+        """The asset of a credit or withdrawal, or the rejection of its asset, account or amount: the
+        account is a user's (positive) or the one system account ``system`` allows (0: none)."""
         asset = self.asset_by_symbol.get(symbol) if isinstance(symbol, str) else None
         if asset is None:
             return None, _rej(Reject.UNKNOWN_ASSET, f"unknown asset {symbol!r}")
-        if not _is_int(account) or account <= 0:  # type: ignore[operator]
+        if not _is_int(account) or (account <= 0 and (not system or account != system)):  # type: ignore[operator]
             return None, _rej(Reject.INVALID_ACCOUNT, "account must be a positive integer")
         if not _is_int(amount) or not 0 < amount < MAX_AMOUNT:  # type: ignore[operator]
             return None, _rej(Reject.INVALID_AMOUNT, "amount must be a positive integer of base units")
@@ -422,7 +435,8 @@ class Engine:
 
     def on_request_withdrawal(self, c: RequestWithdrawal) -> list[Event]:
         r: Any = c  # the command as it came: each field is checked before it is trusted
-        asset, err = self._movement(r.asset, r.account, r.amount)
+        # the stakers' reserve is withdrawn to the staking contract like a user's balance
+        asset, err = self._movement(r.asset, r.account, r.amount, STAKERS_ACCOUNT)
         if asset is None:
             return err
         wid = r.withdrawal_id

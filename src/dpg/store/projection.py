@@ -22,7 +22,7 @@ from dpg.core import events as E
 from dpg.core.commands import CompleteWithdrawal, Credit
 from dpg.core.engine import Engine
 from dpg.core.events import Cause
-from dpg.core.model import INSURANCE_ACCOUNT, STP, Asset, Market, OrderStatus, OrderType, Side
+from dpg.core.model import INSURANCE_ACCOUNT, STAKERS_ACCOUNT, STP, Asset, Market, OrderStatus, OrderType, Side
 from dpg.journal.journal import Applied, connect
 
 log = logging.getLogger("dpg.projection")
@@ -326,8 +326,9 @@ class Projector:
             quote = fut.quote_asset if fut.perps else -1
             with cur.copy("COPY por_balances (epoch, asset, account, balance) FROM STDIN") as copy:
                 for acct, vec in engine.balances.items():
-                    if acct <= 0:
+                    if acct <= 0 and acct != STAKERS_ACCOUNT:
                         continue  # the fee account and the insurance fund are the exchange's own
+                    # the stakers' reserve is owed to the staking contract: a liability until it leaves
                     for a in assets:
                         total = fut.liability(acct) if a.index == quote else vec[2 * a.index] + vec[2 * a.index + 1]
                         if total:

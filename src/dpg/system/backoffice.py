@@ -35,10 +35,14 @@ def start_custody(settings: Settings, node: Node) -> Custody | None:
     if not settings.custody:
         return None
     from dpg.chain.config import load_chains
-    from dpg.chain.custody import Custody
+    from dpg.chain.custody import Custody, StakersSchedule
+    from dpg.chain.rewards import ASSET
+    from dpg.core.model import STAKERS_ACCOUNT
 
+    stakers = StakersSchedule(node.clock.now, lambda: node.engine.balance(STAKERS_ACCOUNT, ASSET)[0],
+                              settings.staker_period, settings.withdrawal_ttl)
     return Custody.start(node.url, node.sequencer.submit_wait, load_chains(), settings.data_dir,
-                         replace_after=settings.withdrawal_replace_after)
+                         replace_after=settings.withdrawal_replace_after, stakers=stakers)
 
 
 def start_publisher(settings: Settings, url: str, custody: Custody | None) -> AutoPublisher | None:

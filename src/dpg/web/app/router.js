@@ -23,6 +23,7 @@ const ROUTES = [
   { path: /^\/wallet$/, nav: "wallet", load: () => import("./pages/wallet.js") },
   { path: /^\/proof$/, nav: "proof", load: () => import("./pages/proof.js") },
   { path: /^\/console$/, nav: "console", load: () => import("./pages/console.js") },
+  { path: /^\/governance$/, nav: "governance", load: () => import("./pages/governance.js") },
 ];
 
 let unmount = null;
