@@ -1,6 +1,7 @@
 """Custody for a running exchange: every configured chain's deposit watcher, withdrawal
-broadcaster (dpg.chain.broadcaster) and, on a chain with a forwarder factory, the sweeper of its
-deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own thread.
+broadcaster (dpg.chain.broadcaster), the server of its forced withdrawals (dpg.chain.forced) and, on
+a chain with a forwarder factory, the sweeper of its deposit addresses (dpg.chain.sweeper, with the
+broadcaster key), each in its own thread.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from dpg.chain.broadcaster import Broadcaster, Policy
 from dpg.chain.config import ChainConfig
 from dpg.chain.embedded import EmbeddedChain, start_embedded
+from dpg.chain.forced import ForcedServer, ForcedStore
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable
 from dpg.chain.signer import dev_key, load_keys, write_key
 from dpg.chain.store import Deposit, DepositStore
@@ -42,6 +44,7 @@ class Custody:
     url: str
     watchers: list[DepositWatcher] = field(default_factory=list)
     broadcasters: list[Broadcaster] = field(default_factory=list)
+    forced: list[ForcedServer] = field(default_factory=list)
     sweepers: list[Sweeper] = field(default_factory=list)
     embedded: dict[str, EmbeddedChain] = field(default_factory=dict)
 
@@ -87,6 +90,9 @@ class Custody:
                         write_key(path, dev_key(index))
             broadcaster.start(poll)
             custody.broadcasters.append(broadcaster)
+            server = ForcedServer(chain, Rpc(chain.rpc_url), ForcedStore(url), DepositStore(url), submit, keys)
+            server.start(poll)
+            custody.forced.append(server)
             if chain.forwarder_factory:
                 sweeper = Sweeper(chain, Rpc(chain.rpc_url), SweepStore(url), keys.broadcaster)
                 sweeper.start()
@@ -110,6 +116,9 @@ class Custody:
         for s in self.sweepers:
             s.stop()
         self.sweepers.clear()
+        for f in self.forced:
+            f.stop()
+        self.forced.clear()
         for b in self.broadcasters:
             b.stop()
         self.broadcasters.clear()

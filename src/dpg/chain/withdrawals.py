@@ -218,6 +218,11 @@ class WithdrawalStore(Connected):
                        (account, asset, hours))
         return int(rows[0][0])
 
+    def forced_request(self, wid: str) -> str | None:
+        """The vault's forced withdrawal request a withdrawal serves (0021_forced_withdrawals.sql), or None."""
+        rows = self._q("SELECT request_id FROM forced_withdrawals WHERE withdrawal_id = %s", (wid,))
+        return str(rows[0][0]) if rows else None
+
     def allowed(self, account: int, chain: str, address: str) -> bool:
         """Whether ``address`` is on the account's allow-list and past its waiting period."""
         return bool(self._q("SELECT 1 FROM withdrawal_addresses WHERE account = %s AND chain = %s AND address = %s"

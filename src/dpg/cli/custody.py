@@ -120,10 +120,14 @@ def signer_sign(
     wid: Annotated[str, typer.Argument(help="The withdrawal id (0x…)")],
     key_file: KeyFile = None,
 ) -> None:
-    """Sign a withdrawal after reviewing it (``dpg signer show``)."""
+    """Sign a withdrawal after reviewing it (``dpg signer show``), or the zero answer of a forced
+    withdrawal request whose account had nothing available (its request id)."""
     from dpg.chain.signer import sign
     from dpg.chain.withdrawals import WithdrawalClosed
 
+    if _store().get(wid.lower()) is None:
+        _sign_zero(wid.lower(), key_file)
+        return
     key, store, w, who = _as_signer(wid, key_file, "it takes no more signatures")
     try:
         added = store.add_signature(w.id, who, sign(w.terms(), key), "human")
@@ -132,6 +136,23 @@ def signer_sign(
     if not added:
         raise fail(f"{who} has already signed {w.id}", 1)
     typer.echo(json.dumps({"id": w.id, "signer": who, "signatures": len(store.signatures(w.id))}))
+
+
+def _sign_zero(request_id: str, key_file: str | None) -> None:
+    from dpg.chain.forced import ForcedStore, sign_zero
+
+    key = _key(key_file)
+    store = ForcedStore(target().url)
+    f = store.get(request_id)
+    if f is None:
+        raise fail(f"no withdrawal or forced withdrawal request {request_id}", 1)
+    chain = _store().chain(f.chain)
+    try:
+        answer, _ = sign_zero(store, request_id, key, chain["signers"] if chain else [])
+    except ValueError as e:
+        raise fail(str(e), 1) from None
+    typer.echo(json.dumps({"request_id": request_id, "answer": "zero", "deadline": answer.deadline,
+                           "signer": key.address.lower(), "signatures": len(store.signatures(request_id))}))
 
 
 @signer_app.command("reject")
