@@ -14,6 +14,7 @@ import typer
 from dpg.cli.bench import bench_app
 from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
+from dpg.cli.escape import exit_app
 from dpg.cli.perps import perps_app
 from dpg.cli.por import por_app
 from dpg.config import Settings
@@ -33,6 +34,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(mail_app, name="mail")
 app.add_typer(signer_app, name="signer")
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(exit_app, name="exit")
 
 
 @app.command()

@@ -22,6 +22,7 @@ const ROUTES = [
   { path: /^\/account$/, nav: "account", load: () => import("./pages/account.js") },
   { path: /^\/wallet$/, nav: "wallet", load: () => import("./pages/wallet.js") },
   { path: /^\/proof$/, nav: "proof", load: () => import("./pages/proof.js") },
+  { path: /^\/proof\/exit$/, nav: "proof", load: () => import("./pages/exit.js") },
 ];
 
 let unmount = null;
