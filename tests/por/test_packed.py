@@ -81,11 +81,39 @@ def test_the_published_vectors() -> None:
     doc = json.loads(VECTORS.read_text())
     for t in doc["trees"]:
         params = por.Params(int(doc["chainId"]), doc["registry"], int(doc["epoch"]), t["asset"])
-        rows = [(b["account"], int(b["balance"])) for b in t["balances"]]
+        rows = [(b["account"], int(b["balance"]), b["exitAddress"], int(b["deposited"]), int(b["withdrawn"]))
+                for b in t["balances"]]
         built = packed.build(params, packed.Balances.of(rows), bytes.fromhex(doc["secret"][2:]), workers=1)
         assert "0x" + built.root.hex() == t["root"]
         for p in t["proofs"]:
             assert built.proof(p["accountId"]) == p
+
+
+def with_holdings(rng: random.Random, rows: list[tuple[str, int]]) -> list[por.Row]:
+    """``rows`` with exit addresses (some none) and counters (some zero, some up to 2^128 - 1)."""
+    def counter() -> int:
+        return rng.choice([0, 1, rng.randrange(1, 10**20), (1 << 64) - 1, 1 << 64, (1 << 128) - 1])
+    return [(a, b, rng.choice([por.ZERO_ADDRESS, "0x" + rng.randbytes(20).hex()]), counter(), counter())
+            for a, b in rows]
+
+
+@pytest.mark.parametrize(("n", "workers"), [(1, 1), (9, 1), (300, 1), (40_000, 2)])
+def test_exit_addresses_and_counters_as_the_reference(n: int, workers: int) -> None:
+    rng = random.Random(n)
+    rows = with_holdings(rng, random_rows(rng, n))
+    ref = por.build(PARAMS, rows, SECRET)
+    t = packed.build(PARAMS, packed.Balances.of(rows), SECRET, workers=workers)
+    assert (t.root, t.total) == (ref.root, ref.total)
+    assert [(bytes(r[:32]), int.from_bytes(bytes(r[32:]), "big")) for r in t.levels[0]] == ref.leaves
+    accounts = sorted(ref.accounts)
+    for account in accounts if len(accounts) <= 300 else rng.sample(accounts, 300):
+        p = t.proof(account)
+        assert p == por.proof(ref, account)
+        assert p["version"] == 2 and p["account"] == int(account)
+        assert por.verify(p, ref.root, ref.total) == (ref.root, ref.total)
+    # the same balances without the holdings: another root (the leaves commit to them)
+    plain = packed.build(PARAMS, packed.Balances.of([(a, b) for a, b, *_ in rows]), SECRET, workers=1)
+    assert n == 0 or plain.root != t.root
 
 
 def test_hmac_states_are_hmac_sha256() -> None:
@@ -110,6 +138,10 @@ def test_refusals() -> None:
         packed.Balances.of([("1", 1 << 128)])
     with pytest.raises(por.ProofError, match="decimal id"):
         packed.Balances.of([("007", 1)])
+    with pytest.raises(por.ProofError, match="deposited and withdrawn"):
+        packed.Balances.of([("1", 1, por.ZERO_ADDRESS, 1 << 128, 0)])
+    with pytest.raises(por.ProofError, match="address"):
+        packed.Balances.of([("1", 1, "0x1234", 0, 0)])
     t = packed.build(PARAMS, packed.Balances.of([("1", 5), ("2", 0)]), SECRET)
     for missing in ("2", "3", "x", "01"):
         with pytest.raises(por.ProofError, match="no leaf"):

@@ -170,3 +170,40 @@ def test_cli_build_prove_verify(tmp_path: Path) -> None:
     r = dpg("build-tree", str(tmp_path / "neg.csv"), "--epoch", "7", "--asset", "USDT", "--chain-id", "1",
             "--registry", REGISTRY, "--secret", SECRET.hex(), "--out", str(tmp_path / "n.json"))
     assert r.returncode == 2 and "negative" in r.stderr
+
+
+def test_version_2_leaves_commit_the_exit_address_and_counters() -> None:
+    exit_a, exit_b = "0x" + "aa" * 20, "0x" + "Bb" * 20
+    rows: list[por.Row] = [("1", 5, exit_a, 10, 5), ("2", 7), ("3", 9, exit_b, 0, 2**128 - 1)]
+    t = build(rows)  # type: ignore[arg-type]  # the helper is typed for version 1's pairs
+    p1, p2, p3 = (por.proof(t, a) for a in ("1", "2", "3"))
+    assert (p1["version"], p1["account"], p1["exitAddress"], p1["deposited"], p1["withdrawn"]) == (2, 1, exit_a, "10",
+                                                                                                 "5")
+    assert (p2["exitAddress"], p2["deposited"], p2["withdrawn"]) == (por.ZERO_ADDRESS, "0", "0")  # none: can't escape
+    assert p3["exitAddress"] == exit_b.lower() and p3["withdrawn"] == str(2**128 - 1)
+    for p in (p1, p2, p3):
+        assert por.verify(p, t.root, t.total) == (t.root, t.total)
+    for field, value in (("exitAddress", exit_b), ("exitAddress", por.ZERO_ADDRESS), ("deposited", "11"),
+                         ("withdrawn", "4"), ("account", 2), ("version", 1)):
+        with pytest.raises(por.ProofError):
+            por.verify({**p1, field: value}, t.root, t.total)
+    # the operator's tree file keeps them, and a tree loaded from it proves the same
+    again = por.load_tree(json.loads(json.dumps(por.tree_json(t))))
+    assert [por.proof(again, a) for a in ("1", "2", "3")] == [p1, p2, p3]
+    with pytest.raises(por.ProofError, match="deposited and withdrawn"):
+        build([("1", 5, exit_a, 2**128, 0)])  # type: ignore[list-item]
+    with pytest.raises(por.ProofError, match="address"):
+        build([("1", 5, "0x12", 0, 0)])  # type: ignore[list-item]
+
+
+def test_version_1_proofs_still_verify() -> None:
+    """Epochs published before version 2 keep their version 1 leaves: their proofs (kept from the
+    version 1 vectors) verify, and a changed one does not."""
+    doc = json.loads((Path(__file__).parent / "vectors_v1.json").read_text())
+    for p in doc["proofs"]:
+        assert p["version"] == 1
+        assert por.verify(p, bytes.fromhex(doc["root"][2:]), int(doc["total"]))[1] == int(doc["total"])
+        with pytest.raises(por.ProofError):
+            por.verify({**p, "balance": str(int(p["balance"]) + 1)}, bytes.fromhex(doc["root"][2:]), int(doc["total"]))
+    t = por.load_tree(doc["tree"])
+    assert t.version == 1 and por.proof(t, doc["proofs"][0]["accountId"]) == doc["proofs"][0]

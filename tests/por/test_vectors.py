@@ -29,17 +29,20 @@ def test_generation_is_deterministic() -> None:
 
 
 def test_tags_by_an_independent_keccak() -> None:
-    for name, text in (("LEAF_TAG", "DPG-POR-LEAF-v1"), ("NODE_TAG", "DPG-POR-NODE-v1"), ("PAD_TAG", "DPG-POR-PAD-v1")):
+    for name, text in (("LEAF_TAG_V2", "DPG-POR-LEAF-v2"), ("NODE_TAG", "DPG-POR-NODE-v1"),
+                       ("PAD_TAG", "DPG-POR-PAD-v1")):
         assert DOC["tags"][name] == "0x" + keccak(text=text).hex()
 
 
-def _independent_leaf(chain_id: int, registry: str, epoch: int, asset: str, account: str, balance: int,
+def _independent_leaf(chain_id: int, registry: str, epoch: int, asset: str, b: dict[str, str],
                       secret: bytes) -> bytes:
     aid = keccak(text=asset)
-    key = keccak(text="DPG-POR-ACCOUNT-v1:" + account)
+    key = keccak(text="DPG-POR-ACCOUNT-v1:" + b["account"])
     s = hmac.new(secret, encode(["uint64", "bytes32", "bytes32"], [epoch, aid, key]), hashlib.sha256).digest()
-    inner = encode(["bytes32", "uint256", "address", "uint64", "bytes32", "bytes32", "uint256", "bytes32"],
-                   [keccak(text="DPG-POR-LEAF-v1"), chain_id, registry, epoch, aid, key, balance, s])
+    inner = encode(["bytes32", "uint256", "address", "uint64", "bytes32", "bytes32", "uint256", "bytes32", "address",
+                    "uint256", "uint256"],
+                   [keccak(text="DPG-POR-LEAF-v2"), chain_id, registry, epoch, aid, key, int(b["balance"]), s,
+                    b["exitAddress"], int(b["deposited"]), int(b["withdrawn"])])
     return keccak(keccak(inner))
 
 
@@ -60,7 +63,7 @@ def _independent_node(lh: bytes, lv: int, rh: bytes, rv: int) -> bytes:
 def test_every_leaf_and_node_by_an_independent_encoding(t: dict[str, Any]) -> None:
     chain_id, registry, epoch = int(DOC["chainId"]), DOC["registry"], int(DOC["epoch"])
     secret = bytes.fromhex(DOC["secret"][2:])
-    real = sorted((_independent_leaf(chain_id, registry, epoch, t["asset"], b["account"], int(b["balance"]), secret),
+    real = sorted((_independent_leaf(chain_id, registry, epoch, t["asset"], b, secret),
                    int(b["balance"])) for b in t["balances"] if int(b["balance"]) > 0)
     depth = max(1, (len(real) - 1).bit_length())
     assert t["depth"] == depth
@@ -78,8 +81,8 @@ def test_every_leaf_and_node_by_an_independent_encoding(t: dict[str, Any]) -> No
 @pytest.mark.parametrize("t", DOC["trees"], ids=lambda t: t["asset"])
 def test_tree_py_reproduces_the_vectors_byte_for_byte(t: dict[str, Any]) -> None:
     params = por.Params(int(DOC["chainId"]), DOC["registry"], int(DOC["epoch"]), t["asset"])
-    built = por.build(params, [(b["account"], int(b["balance"])) for b in t["balances"]],
-                      bytes.fromhex(DOC["secret"][2:]))
+    built = por.build(params, [(b["account"], int(b["balance"]), b["exitAddress"], int(b["deposited"]),
+                                int(b["withdrawn"])) for b in t["balances"]], bytes.fromhex(DOC["secret"][2:]))
     assert [[{"hash": "0x" + h.hex(), "value": str(v)} for h, v in level] for level in built.levels] == t["levels"]
     assert json.dumps([por.proof(built, p["accountId"]) for p in t["proofs"]]) == json.dumps(t["proofs"])
     for p in t["proofs"]:
@@ -98,5 +101,7 @@ def test_the_attacks_cover_the_specification() -> None:
     for needed in ("balance of 2^128", "negative balance", "tampered sibling value", "tampered sibling hash",
                    "proof one sibling short", "proof one sibling long", "leaf from another epoch",
                    "leaf from another asset", "leaf from another registry", "leaf from another chain",
-                   "internal node as a leaf", "parent commits only the sum"):
+                   "internal node as a leaf", "parent commits only the sum", "exit address changed",
+                   "exit address dropped", "deposited raised by one", "withdrawn lowered by one",
+                   "version 2 leaf as version 1"):
         assert needed in names

@@ -14,7 +14,7 @@ DOC: dict[str, Any] = json.loads(vectors.JSON_PATH.read_text())
 
 VECTORS_SCRIPT = """
 import * as v from "VERIFY";
-const out = { tags: [v.toHex(v.LEAF_TAG), v.toHex(v.NODE_TAG), v.toHex(v.PAD_TAG)],
+const out = { tags: [v.toHex(v.LEAF_TAG_V2), v.toHex(v.NODE_TAG), v.toHex(v.PAD_TAG)],
               nodes: [], proofs: [], attacks: [] };
 for (const t of input.trees) {
   for (let l = 0; l + 1 < t.levels.length; l++) {
@@ -25,8 +25,9 @@ for (const t of input.trees) {
     }
   }
   for (const p of t.proofs) {
-    const leaf = v.leafHash(BigInt(p.chainId), p.registry, BigInt(p.epoch), v.assetId(p.asset),
-                            v.accountKey(p.accountId), BigInt(p.balance), v.fromHex(p.salt));
+    const leaf = v.leafHashV2(BigInt(p.chainId), p.registry, BigInt(p.epoch), v.assetId(p.asset),
+                              v.accountKey(p.accountId), BigInt(p.balance), v.fromHex(p.salt), p.exitAddress,
+                              BigInt(p.deposited), BigInt(p.withdrawn));
     out.proofs.push({ leaf: v.toHex(leaf), index: p.index, asset: t.asset,
                       result: v.verifyProof(p, { root: t.root, total: t.total }) });
   }
@@ -40,7 +41,7 @@ console.log(JSON.stringify(out));
 
 def test_js_reproduces_every_leaf_node_and_root() -> None:
     out = run_module(VECTORS_SCRIPT, DOC)
-    assert out["tags"] == [DOC["tags"]["LEAF_TAG"], DOC["tags"]["NODE_TAG"], DOC["tags"]["PAD_TAG"]]
+    assert out["tags"] == [DOC["tags"]["LEAF_TAG_V2"], DOC["tags"]["NODE_TAG"], DOC["tags"]["PAD_TAG"]]
     want_nodes = [level[k]["hash"] for t in DOC["trees"] for level in t["levels"][1:] for k in range(len(level))]
     assert out["nodes"] == want_nodes
     trees = {t["asset"]: t for t in DOC["trees"]}
@@ -73,7 +74,13 @@ def test_js_rejects_malformed_proofs_and_a_wrong_published_root() -> None:
         {"proof": good, "published": published},  # the control: valid
         {"proof": good, "published": {"root": DOC["trees"][1]["root"], "total": t["total"]}},
         {"proof": good, "published": {"root": t["root"], "total": str(int(t["total"]) + 1)}},
-        {"proof": {**good, "version": 2}, "published": published},
+        {"proof": {**good, "version": 3}, "published": published},
+        {"proof": {**good, "version": 1}, "published": published},  # a version 2 leaf is no version 1 leaf
+        {"proof": {**good, "exitAddress": "0x" + "00" * 20}, "published": published},
+        {"proof": {**good, "exitAddress": "0x1234"}, "published": published},
+        {"proof": {**good, "deposited": str(int(good["deposited"]) + 1)}, "published": published},
+        {"proof": {**good, "withdrawn": "-1"}, "published": published},
+        {"proof": {**good, "account": 2}, "published": published},
         {"proof": {**good, "balance": "1e6"}, "published": published},
         {"proof": {**good, "balance": 1250000.5}, "published": published},
         {"proof": {**good, "salt": "0x1234"}, "published": published},

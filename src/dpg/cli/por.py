@@ -46,7 +46,8 @@ def por_snapshot(
 
 @por_app.command("build-tree")
 def por_build_tree(
-    balances: Annotated[Path, typer.Argument(help="CSV with header account,balance (integers of base units)")],
+    balances: Annotated[Path, typer.Argument(help="CSV with header account,balance (integers of base units) and, "
+                                                  "optionally, exitAddress,deposited,withdrawn")],
     epoch: Annotated[int, typer.Option(help="Epoch number (uint64)")],
     asset: Annotated[str, typer.Option(help="Asset symbol, e.g. USDT")],
     chain_id: Annotated[int, typer.Option("--chain-id", help="Chain id of the registry")],
@@ -65,7 +66,7 @@ def por_build_tree(
         raise fail("--secret must be hex") from None
     if len(key) < 16:
         raise fail("--secret must be at least 16 bytes")
-    rows: list[tuple[str, int]] = []
+    rows: list[por.Row] = []
     with balances.open(newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"account", "balance"} <= set(reader.fieldnames):
@@ -74,7 +75,12 @@ def por_build_tree(
             raw = (row.get("balance") or "").strip()
             if not raw.lstrip("-").isdigit():
                 raise fail(f"{balances} line {n}: balance must be an integer of base units, got {raw!r}")
-            rows.append(((row.get("account") or "").strip(), int(raw)))
+            exit_address = (row.get("exitAddress") or "").strip() or por.ZERO_ADDRESS
+            counters = [(row.get(c) or "0").strip() for c in ("deposited", "withdrawn")]
+            if not all(c.isdigit() for c in counters):
+                raise fail(f"{balances} line {n}: deposited and withdrawn must be integers of base units")
+            rows.append(((row.get("account") or "").strip(), int(raw), exit_address, int(counters[0]),
+                         int(counters[1])))
     try:
         t = por.build(por.Params(chain_id, registry, epoch, asset), rows, key)
     except por.ProofError as e:
@@ -247,9 +253,13 @@ def por_verify(
     except (por.ProofError, ValueError, KeyError, TypeError) as e:
         typer.echo(json.dumps({"valid": False, "reason": str(e)}))
         raise typer.Exit(1) from None
-    typer.echo(json.dumps({"valid": True, "account": doc["accountId"], "asset": doc["asset"], "epoch": doc["epoch"],
-                           "balance": doc["balance"], "root": "0x" + got_root.hex(), "total": str(got_total),
-                           "checkedAgainst": source}))
+    out = {"valid": True, "version": doc["version"], "account": doc["accountId"], "asset": doc["asset"],
+           "epoch": doc["epoch"], "balance": doc["balance"], "root": "0x" + got_root.hex(), "total": str(got_total),
+           "checkedAgainst": source}
+    if doc["version"] >= 2:  # the escape hatch's fields: without an exit address the balance can be proven, not claimed
+        out.update(exitAddress=doc["exitAddress"], canEscape=doc["exitAddress"].lower() != por.ZERO_ADDRESS,
+                   deposited=doc["deposited"], withdrawn=doc["withdrawn"])
+    typer.echo(json.dumps(out))
 
 
 @por_app.command("audit")

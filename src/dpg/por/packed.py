@@ -28,6 +28,8 @@ RECORD = 64  # bytes of a node: its hash, then its value as a uint256 word
 LOW = 6  # the levels from 1 to LOW-1 are not kept: a proof recomputes them from its block of 2^LOW leaves
 TASK = 1 << 15  # leaves hashed per task: big enough to hide the task's cost, small enough to balance
 _ACCOUNT_PREFIX = b"DPG-POR-ACCOUNT-v1:"
+MASK64 = (1 << 64) - 1
+_NO_TAIL = bytes(96)  # a leaf's last three words when it has no exit address and zero counters
 
 Bytes = npt.NDArray[np.uint8]
 
@@ -58,7 +60,7 @@ def hmac_states(secret: bytes) -> tuple[Any, Any]:
     return (hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
-def _words(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> Bytes:
+def uint256_words(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> Bytes:
     """uint256 words (n x 32 bytes, big-endian) of values hi·2^64 + lo."""
     w = np.zeros((len(hi), 4), dtype=">u8")
     w[:, 2] = hi
@@ -100,20 +102,34 @@ def parents(level: Bytes) -> Bytes:
 
 @dataclass(frozen=True, slots=True)
 class Balances:
-    """One asset's balances as arrays: account ids (int64) and each balance as hi·2^64 + lo."""
+    """One asset's balances as arrays: account ids (int64) and each balance as hi·2^64 + lo; and the
+    version 2 leaf's other inputs: each account's exit address (n x 20 bytes; None: nobody has one)
+    and its counters (n x 4: deposited hi, lo, withdrawn hi, lo, each counter hi·2^64 + lo; None: all
+    zero)."""
 
     accounts: npt.NDArray[np.int64]
     hi: npt.NDArray[np.uint64]
     lo: npt.NDArray[np.uint64]
+    exits: Bytes | None = None
+    counters: npt.NDArray[np.uint64] | None = None
 
     @classmethod
-    def of(cls, rows: Iterable[tuple[str | int, int]]) -> Balances:
-        """From (account, balance) pairs, checked as ``tree.build`` checks them; an account is its
-        decimal id (as the database keeps it)."""
+    def of(cls, rows: Iterable[tuple[str | int, int] | tuple[str | int, int, str, int, int]]) -> Balances:
+        """From (account, balance) or (account, balance, exit address, deposited, withdrawn) rows,
+        checked as ``tree.build`` checks them; an account is its decimal id (as the database keeps it)."""
         ids: list[int] = []
         his: list[int] = []
         los: list[int] = []
-        for account, balance in rows:
+        exits: list[bytes] = []
+        counters: list[tuple[int, int, int, int]] = []
+        extra = False
+        for row in rows:
+            account, balance = row[0], row[1]
+            held = por.holding_of((str(account), *row[1:]))
+            extra = extra or len(row) > 2
+            exits.append(bytes.fromhex(held.exit_address[2:]))
+            counters.append((held.deposited >> 64, held.deposited & MASK64, held.withdrawn >> 64,
+                             held.withdrawn & MASK64))
             a = int(account)
             if str(a) != str(account) or not -(1 << 63) <= a < 1 << 63:
                 raise por.ProofError(f"account {account!r} is not a 64-bit decimal id")
@@ -124,7 +140,11 @@ class Balances:
             ids.append(a)
             his.append(balance >> 64)
             los.append(balance & ((1 << 64) - 1))
-        return cls(np.array(ids, dtype=np.int64), np.array(his, dtype=np.uint64), np.array(los, dtype=np.uint64))
+        if not extra:
+            return cls(np.array(ids, dtype=np.int64), np.array(his, dtype=np.uint64), np.array(los, dtype=np.uint64))
+        return cls(np.array(ids, dtype=np.int64), np.array(his, dtype=np.uint64), np.array(los, dtype=np.uint64),
+                   np.frombuffer(b"".join(exits), dtype=np.uint8).reshape(-1, 20).copy(),
+                   np.array(counters, dtype=np.uint64).reshape(-1, 4))
 
 
 def kept_levels(depth: int) -> list[int]:
@@ -149,7 +169,8 @@ def block_siblings(block: Bytes, index: int) -> list[bytes]:
 class PackedTree:
     """A whole tree: ``levels[l]``, for each level of ``kept_levels``, holds the 2^(depth-l) records
     of level l (``levels[0]`` the leaves, ``levels[depth]`` the root); ``accounts``/``leaf``/``salts``
-    give each account, sorted by id, its leaf index and salt."""
+    give each account, sorted by id, its leaf index and salt, and ``exits``/``counters`` its exit
+    address and counters (as in ``Balances``; None: none, zero)."""
 
     params: por.Params
     depth: int
@@ -157,6 +178,12 @@ class PackedTree:
     accounts: npt.NDArray[np.int64]
     leaf: npt.NDArray[np.int64]
     salts: Bytes  # n x 32
+    exits: Bytes | None = None
+    counters: npt.NDArray[np.uint64] | None = None
+
+    def holding(self, pos: int) -> por.Holding:
+        """The exit address and counters of the account at ``pos`` of ``accounts``."""
+        return holding_at(self.exits, self.counters, pos)
 
     @property
     def root(self) -> bytes:
@@ -207,17 +234,29 @@ class PackedTree:
         siblings = block_siblings(self.levels[0][start:start + (1 << block)], index)
         siblings += [bytes(self.levels[level][(index >> level) ^ 1]) for level in range(block, self.depth)]
         return proof_json(self.params, self.depth, account, index, self.value(index), bytes(self.salts[pos]),
-                          siblings, self.root, self.total)
+                          siblings, self.root, self.total, self.holding(pos))
+
+
+def holding_at(exits: Bytes | None, counters: npt.NDArray[np.uint64] | None, i: int) -> por.Holding:
+    """Row ``i`` of arrays of exit addresses and counters (as in ``Balances``)."""
+    address = por.ZERO_ADDRESS if exits is None else "0x" + bytes(exits[i]).hex()
+    if counters is None:
+        return por.Holding(address)
+    c = [int(x) for x in counters[i]]
+    return por.Holding(address, c[0] << 64 | c[1], c[2] << 64 | c[3])
 
 
 def proof_json(params: por.Params, depth: int, account: str, index: int, balance: int, salt: bytes,
-               siblings: list[bytes], root: bytes, total: int) -> dict[str, Any]:
-    """A proof file from its parts; ``siblings`` are 64-byte records, leaf level first."""
+               siblings: list[bytes], root: bytes, total: int, holding: por.Holding | None) -> dict[str, Any]:
+    """A proof file from its parts; ``siblings`` are 64-byte records, leaf level first. ``holding``
+    None: a version 1 proof (of a tree published before version 2)."""
+    extra = {} if holding is None else por.holding_json(account, holding)
     return {
-        "version": por.VERSION, "chainId": str(params.chain_id), "registry": params.registry,
-        "epoch": str(params.epoch), "asset": params.asset, "assetId": "0x" + params.asset_id.hex(),
-        "accountId": account, "accountKey": "0x" + por.account_key(account).hex(), "balance": str(balance),
-        "salt": "0x" + salt.hex(), "index": index,
+        "version": 1 if holding is None else por.VERSION, "chainId": str(params.chain_id),
+        "registry": params.registry, "epoch": str(params.epoch), "asset": params.asset,
+        "assetId": "0x" + params.asset_id.hex(), "accountId": account,
+        "accountKey": "0x" + por.account_key(account).hex(), "balance": str(balance),
+        "salt": "0x" + salt.hex(), **extra, "index": index,
         "siblings": [{"hash": "0x" + s[:32].hex(), "value": str(int.from_bytes(s[32:], "big"))} for s in siblings],
         "depth": depth, "root": "0x" + root.hex(), "total": str(total),
     }
@@ -244,6 +283,7 @@ def _leaf_task(bounds: tuple[int, int]) -> None:
     k = _keccak
     inner, outer, start, rest = _keyed(s, s["leaf_prefix"])
     words = np.ascontiguousarray(s["words"][a:b]).reshape(-1).data
+    tails = _tails(s["exits"], s["counters"], a, b)
     hashes: list[bytes] = []
     salts: list[bytes] = []
     for j, acct in enumerate(s["accounts"][a:b].tolist()):
@@ -254,11 +294,27 @@ def _leaf_task(bounds: tuple[int, int]) -> None:
         o.update(h.digest())
         salt = o.digest()
         leaf = start.copy()
-        leaf.update(rest + key + words[32 * j:32 * j + 32] + salt)
+        leaf.update(rest + key + words[32 * j:32 * j + 32] + salt + (_NO_TAIL if tails is None
+                                                                     else tails[96 * j:96 * j + 96]))
         hashes.append(k(leaf.digest()).digest())
         salts.append(salt)
     s["raw"][32 * a:32 * b] = b"".join(hashes)
     s["raw_salts"][32 * a:32 * b] = b"".join(salts)
+
+
+def _tails(exits: Bytes | None, counters: npt.NDArray[np.uint64] | None, a: int, b: int) -> memoryview | None:
+    """The last three words of leaves [a, b) (exit address, deposited, withdrawn), 96 bytes each, in
+    one buffer made by numpy; None when every one of them is zero."""
+    if exits is None and counters is None:
+        return None
+    out = np.zeros((b - a, 96), dtype=np.uint8)
+    if exits is not None:
+        out[:, 12:32] = exits[a:b]
+    if counters is not None:
+        c = counters[a:b]
+        out[:, 32:64] = uint256_words(c[:, 0], c[:, 1])
+        out[:, 64:96] = uint256_words(c[:, 2], c[:, 3])
+    return out.reshape(-1).data
 
 
 def _pad_task(bounds: tuple[int, int]) -> None:
@@ -336,6 +392,8 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
         raise por.ProofError(f"account {str(u[c > 1][0])!r} appears twice")
     keep = (balances.hi != 0) | (balances.lo != 0)
     ids, hi, lo = ids[keep], balances.hi[keep], balances.lo[keep]
+    exits = None if balances.exits is None else balances.exits[keep]
+    counters = None if balances.counters is None else balances.counters[keep]
     n = len(ids)
     depth = por.depth_for(n)
     aid = params.asset_id
@@ -347,13 +405,13 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
     split = min(depth, max(0, (4 * workers - 1).bit_length())) if workers > 1 else 0
     height = depth - split
     levels = _shared_levels(depth, sorted({*kept_levels(depth), height}))
-    words = _words(hi, lo)
+    words = uint256_words(hi, lo)
     raw = mmap.mmap(-1, max(1, 32 * n))
     raw_salts = mmap.mmap(-1, max(1, 32 * n))
     _shared.clear()
-    _shared.update(secret=secret, salt_prefix=epoch_word + aid, leaf_prefix=por.LEAF_TAG + common,
+    _shared.update(secret=secret, salt_prefix=epoch_word + aid, leaf_prefix=por.LEAF_TAG_V2 + common,
                    pad_prefix=por.PAD_TAG + common, words=words, accounts=ids, raw=raw, raw_salts=raw_salts,
-                   levels=levels)
+                   levels=levels, exits=exits, counters=counters)
     leaf_tasks = [(a, min(a + TASK, n)) for a in range(0, n, TASK)]
     pad_tasks = [(a, min(a + TASK, 1 << depth)) for a in range(n, 1 << depth, TASK)]
     pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and n >= TASK else None
@@ -393,7 +451,8 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
     if timings is not None:
         for name, t0, t1 in zip(("leaves", "pads", "sort", "nodes"), marks, marks[1:], strict=False):
             timings[name] = t1 - t0
-    return PackedTree(params, depth, levels, ids[by_account], leaf[by_account], salts)
+    return PackedTree(params, depth, levels, ids[by_account], leaf[by_account], salts,
+                      None if exits is None else exits[by_account], None if counters is None else counters[by_account])
 
 
 def _sort_order(hashes: Bytes) -> npt.NDArray[np.intp]:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from Crypto.Hash import keccak as _keccak
 
-VERSION = 1
+VERSION = 2  # the leaf and proof file built now; version 1 (no exit address, no counters) still verifies
 MAX_VALUE = 1 << 128  # a balance is 0 <= v < 2**128
+MAX_COUNTER = 1 << 128  # a deposited or withdrawn counter is 0 <= v < 2**128 (a uint256 word on chain)
+ZERO_ADDRESS = "0x" + "00" * 20  # the exit address of an account that registered none
 
 
 def _public_keccak256(data: bytes) -> bytes:
@@ -68,7 +70,8 @@ def _raw_keccak() -> Callable[[bytes], bytes]:
 keccak256: Callable[[bytes], bytes] = _raw_keccak()
 
 
-LEAF_TAG = keccak256(b"DPG-POR-LEAF-v1")
+LEAF_TAG = keccak256(b"DPG-POR-LEAF-v1")  # version 1's leaves (superseded)
+LEAF_TAG_V2 = keccak256(b"DPG-POR-LEAF-v2")
 NODE_TAG = keccak256(b"DPG-POR-NODE-v1")
 PAD_TAG = keccak256(b"DPG-POR-PAD-v1")
 
@@ -121,6 +124,21 @@ def leaf_hash(chain_id: int, registry: str, epoch: int, asset: bytes, key: bytes
     return keccak256(keccak256(inner))
 
 
+def leaf_hash_v2(chain_id: int, registry: str, epoch: int, asset: bytes, key: bytes, balance: int, s: bytes,
+                 exit_address: str, deposited: int, withdrawn: int) -> bytes:
+    """A version 2 leaf: version 1's fields, then the account's exit address (address(0): none) and
+    its deposited and withdrawn counters (docs/proof-of-reserves.md, "Version 2")."""
+    if not 0 <= balance < MAX_VALUE:
+        raise ProofError(f"balance {balance} is outside [0, 2**128)")
+    if epoch < 0 or epoch >= 1 << 64:
+        raise ProofError("epoch must fit a uint64")
+    if not (0 <= deposited < MAX_COUNTER and 0 <= withdrawn < MAX_COUNTER):
+        raise ProofError("deposited and withdrawn must be in [0, 2**128)")
+    inner = (LEAF_TAG_V2 + word(chain_id) + address_word(registry) + word(epoch) + asset + key + word(balance) + s
+             + address_word(exit_address) + word(deposited) + word(withdrawn))
+    return keccak256(keccak256(inner))
+
+
 def pad_hash(chain_id: int, registry: str, epoch: int, asset: bytes, i: int, s: bytes) -> bytes:
     inner = PAD_TAG + word(chain_id) + address_word(registry) + word(epoch) + asset + word(i) + s
     return keccak256(keccak256(inner))
@@ -147,6 +165,22 @@ class Params:
         return asset_id(self.asset)
 
 
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One account's leaf inputs besides its balance (version 2): its exit address (``ZERO_ADDRESS``:
+    none registered) and its deposited and withdrawn counters at the epoch's seq."""
+
+    exit_address: str = ZERO_ADDRESS
+    deposited: int = 0
+    withdrawn: int = 0
+
+
+NO_HOLDING = Holding()
+
+# An input row of ``build``: (account, balance), or (account, balance, exit address, deposited, withdrawn)
+Row = tuple[str, int] | tuple[str, int, str, int, int]
+
+
 @dataclass(slots=True)
 class Tree:
     params: Params
@@ -154,6 +188,8 @@ class Tree:
     leaves: list[tuple[bytes, int]]  # every leaf position, pads included: (hash, value)
     accounts: dict[str, tuple[int, int, bytes]]  # account id -> (index, balance, salt)
     levels: list[list[tuple[bytes, int]]]  # levels[0] = leaves ... levels[depth] = [root]
+    version: int = VERSION  # the leaves' version
+    holdings: dict[str, Holding] = field(default_factory=dict)  # version 2: account id -> its other leaf inputs
     _json_levels: list[list[dict[str, str]]] | None = None  # the same, as proof siblings, made once
     _head: dict[str, Any] | None = None  # the fields every proof of this tree shares
     _tail: dict[str, Any] | None = None
@@ -183,13 +219,31 @@ def _levels(leaves: list[tuple[bytes, int]], depth: int) -> list[list[tuple[byte
     return levels
 
 
-def build(params: Params, balances: Iterable[tuple[str, int]], secret: bytes) -> Tree:
-    """The tree of one asset: accounts with a zero balance are left out; a negative balance or one
-    of 2**128 or more is refused; an account may appear once."""
+def exit_address(address: str) -> str:
+    """An exit address as the leaf and the proof file carry it: lower-case 0x and 40 hex digits."""
+    address_word(address)  # refuses what is not 20 bytes of hex
+    return "0x" + address[2:].lower() if address.startswith(("0x", "0X")) else "0x" + address.lower()
+
+
+def holding_of(row: Row) -> Holding:
+    """The other leaf inputs of an input row (none given: no exit address, zero counters), checked."""
+    if len(row) == 2:
+        return NO_HOLDING
+    _, _, exit_addr, deposited, withdrawn = row
+    if not (0 <= deposited < MAX_COUNTER and 0 <= withdrawn < MAX_COUNTER):
+        raise ProofError(f"account {row[0]!r}: deposited and withdrawn must be in [0, 2**128)")
+    return Holding(exit_address(exit_addr), deposited, withdrawn)
+
+
+def build(params: Params, balances: Iterable[Row], secret: bytes) -> Tree:
+    """The tree of one asset (version 2 leaves): accounts with a zero balance are left out; a
+    negative balance or one of 2**128 or more is refused; an account may appear once."""
     aid = params.asset_id
     real: list[tuple[bytes, int, str, bytes]] = []
+    holdings: dict[str, Holding] = {}
     seen: set[str] = set()
-    for account, balance in balances:
+    for row in balances:
+        account, balance = row[0], row[1]
         if account in seen:
             raise ProofError(f"account {account!r} appears twice")
         seen.add(account)
@@ -197,12 +251,14 @@ def build(params: Params, balances: Iterable[tuple[str, int]], secret: bytes) ->
             raise ProofError(f"account {account!r} has a negative balance")
         if balance >= MAX_VALUE:
             raise ProofError(f"account {account!r} has a balance of 2**128 or more")
+        held = holding_of(row)
         if balance == 0:
             continue
         key = account_key(account)
         s = salt(secret, params.epoch, aid, key)
-        real.append((leaf_hash(params.chain_id, params.registry, params.epoch, aid, key, balance, s), balance,
-                     account, s))
+        holdings[account] = held
+        real.append((leaf_hash_v2(params.chain_id, params.registry, params.epoch, aid, key, balance, s,
+                                  held.exit_address, held.deposited, held.withdrawn), balance, account, s))
     real.sort(key=lambda r: r[0])
     depth = depth_for(len(real))
     leaves = [(h, v) for h, v, _, _ in real]
@@ -210,11 +266,22 @@ def build(params: Params, balances: Iterable[tuple[str, int]], secret: bytes) ->
         leaves.append((pad_hash(params.chain_id, params.registry, params.epoch, aid, i,
                                 pad_salt(secret, params.epoch, aid, i)), 0))
     accounts = {acct: (i, v, s) for i, (_, v, acct, s) in enumerate(real)}
-    return Tree(params, depth, leaves, accounts, _levels(leaves, depth))
+    return Tree(params, depth, leaves, accounts, _levels(leaves, depth), VERSION, holdings)
 
 
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
+
+
+def account_number(account: str) -> int | None:
+    """The account id as the Vault takes it (a uint64), None when it is not a plain decimal uint64."""
+    return int(account) if account.isdigit() and str(int(account)) == account and int(account) < 1 << 64 else None
+
+
+def holding_json(account: str, held: Holding) -> dict[str, Any]:
+    """A version 2 proof file's fields beside version 1's."""
+    return {"account": account_number(account), "exitAddress": held.exit_address, "deposited": str(held.deposited),
+            "withdrawn": str(held.withdrawn)}
 
 
 def proof(tree: Tree, account: str) -> dict[str, Any]:
@@ -226,13 +293,14 @@ def proof(tree: Tree, account: str) -> dict[str, Any]:
     levels = tree.siblings_json()
     if tree._head is None:
         p = tree.params
-        tree._head = {"version": VERSION, "chainId": str(p.chain_id), "registry": p.registry, "epoch": str(p.epoch),
-                      "asset": p.asset, "assetId": _hex(p.asset_id)}
+        tree._head = {"version": tree.version, "chainId": str(p.chain_id), "registry": p.registry,
+                      "epoch": str(p.epoch), "asset": p.asset, "assetId": _hex(p.asset_id)}
         tree._tail = {"depth": tree.depth, "root": _hex(tree.root), "total": str(tree.total)}
     assert tree._tail is not None
+    extra = holding_json(account, tree.holdings.get(account, NO_HOLDING)) if tree.version >= 2 else {}
     return {
         **tree._head, "accountId": account, "accountKey": _hex(account_key(account)), "balance": str(balance),
-        "salt": _hex(s), "index": index,
+        "salt": _hex(s), **extra, "index": index,
         "siblings": [levels[level][(index >> level) ^ 1] for level in range(tree.depth)], **tree._tail,
     }
 
@@ -255,11 +323,28 @@ def _bytes32(x: Any, what: str) -> bytes:
         raise ProofError(f"{what} is not hex") from None
 
 
+def proof_holding(p: dict[str, Any]) -> Holding:
+    """The exit address and counters of a version 2 proof file, checked."""
+    account, exit_addr = p.get("account"), p.get("exitAddress")
+    if account is not None and (isinstance(account, bool) or not isinstance(account, int)
+                                or str(account) != p.get("accountId")):
+        raise ProofError("account must be the accountId as a number (or null)")
+    if not isinstance(exit_addr, str) or not exit_addr.startswith("0x") or len(exit_addr) != 42:
+        raise ProofError("exitAddress must be 0x and 40 hex digits")
+    deposited = _int(p.get("deposited"), "deposited")
+    withdrawn = _int(p.get("withdrawn"), "withdrawn")
+    if deposited >= MAX_COUNTER or withdrawn >= MAX_COUNTER:
+        raise ProofError("deposited and withdrawn must be below 2**128")
+    return Holding(exit_address(exit_addr), deposited, withdrawn)
+
+
 def verify(p: dict[str, Any], root: bytes | None = None, total: int | None = None) -> tuple[bytes, int]:
-    """Check a proof file; returns the (root, total) it proves. With ``root``/``total`` given
-    (e.g. read from the registry), they must match too. Raises ProofError with the reason."""
-    if p.get("version") != VERSION:
-        raise ProofError(f"unknown proof version {p.get('version')!r}")
+    """Check a proof file (version 2, or a superseded version 1 one); returns the (root, total) it
+    proves. With ``root``/``total`` given (e.g. read from the registry), they must match too.
+    Raises ProofError with the reason."""
+    version = p.get("version")
+    if version not in (1, 2) or isinstance(version, bool):
+        raise ProofError(f"unknown proof version {version!r}")
     chain_id = _int(p.get("chainId"), "chainId")
     epoch = _int(p.get("epoch"), "epoch")
     balance = _int(p.get("balance"), "balance")
@@ -283,7 +368,13 @@ def verify(p: dict[str, Any], root: bytes | None = None, total: int | None = Non
         raise ProofError("index is outside the tree")
     if not isinstance(siblings, list) or len(siblings) != depth:
         raise ProofError(f"a proof of depth {depth} needs exactly {depth} siblings")
-    h = leaf_hash(chain_id, registry, epoch, aid, key, balance, _bytes32(p.get("salt"), "salt"))
+    s = _bytes32(p.get("salt"), "salt")
+    if version == 1:
+        h = leaf_hash(chain_id, registry, epoch, aid, key, balance, s)
+    else:
+        held = proof_holding(p)
+        h = leaf_hash_v2(chain_id, registry, epoch, aid, key, balance, s, held.exit_address, held.deposited,
+                         held.withdrawn)
     v = balance
     for level, sib in enumerate(siblings):
         if not isinstance(sib, dict):
@@ -307,16 +398,25 @@ def verify(p: dict[str, Any], root: bytes | None = None, total: int | None = Non
     return h, v
 
 
+def _account_json(tree: Tree, account: str, index: int, balance: int, s: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": index, "balance": str(balance), "salt": _hex(s)}
+    if tree.version >= 2:
+        held = tree.holdings.get(account, NO_HOLDING)
+        out.update(exitAddress=held.exit_address, deposited=str(held.deposited), withdrawn=str(held.withdrawn))
+    return out
+
+
 def tree_json(tree: Tree) -> dict[str, Any]:
     """The operator's tree file: every leaf (pads included) and, privately, each account's index,
-    balance and salt. ``public_tree`` strips the accounts for publication."""
+    balance, salt (and, version 2, exit address and counters). ``public_tree`` strips the accounts
+    for publication."""
     p = tree.params
     return {
-        "version": VERSION, "chainId": str(p.chain_id), "registry": p.registry, "epoch": str(p.epoch),
+        "version": tree.version, "chainId": str(p.chain_id), "registry": p.registry, "epoch": str(p.epoch),
         "asset": p.asset, "assetId": _hex(p.asset_id), "depth": tree.depth, "root": _hex(tree.root),
         "total": str(tree.total), "leafCount": len(tree.accounts),
         "leaves": [[_hex(h), str(v)] for h, v in tree.leaves],
-        "accounts": {a: {"index": i, "balance": str(b), "salt": _hex(s)} for a, (i, b, s) in tree.accounts.items()},
+        "accounts": {a: _account_json(tree, a, i, b, s) for a, (i, b, s) in tree.accounts.items()},
     }
 
 
@@ -325,17 +425,24 @@ def public_tree(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_tree(doc: dict[str, Any]) -> Tree:
-    """A tree from its file; every node is recomputed from the leaves (and checked against the root)."""
+    """A tree from its file (version 1 or 2); every node is recomputed from the leaves (and checked
+    against the root)."""
     params = Params(_int(doc["chainId"], "chainId"), doc["registry"], _int(doc["epoch"], "epoch"), doc["asset"])
+    version = doc.get("version", 1)
+    if version not in (1, 2):
+        raise ProofError(f"unknown tree version {version!r}")
     depth = int(doc["depth"])
     leaves = [(_bytes32(h, "leaf"), _int(v, "leaf value")) for h, v in doc["leaves"]]
     if len(leaves) != 1 << depth:
         raise ProofError(f"a tree of depth {depth} has {1 << depth} leaves, not {len(leaves)}")
     if any(v >= MAX_VALUE for _, v in leaves):
         raise ProofError("a leaf value is 2**128 or more")
+    listed = doc.get("accounts", {})
     accounts = {a: (int(x["index"]), _int(x["balance"], "balance"), _bytes32(x["salt"], "salt"))
-                for a, x in doc.get("accounts", {}).items()}
-    tree = Tree(params, depth, leaves, accounts, _levels(leaves, depth))
+                for a, x in listed.items()}
+    holdings = {a: proof_holding({"accountId": a, "account": None, **x}) for a, x in listed.items()} \
+        if version >= 2 else {}
+    tree = Tree(params, depth, leaves, accounts, _levels(leaves, depth), version, holdings)
     if _hex(tree.root) != doc["root"] or str(tree.total) != str(doc["total"]):
         raise ProofError("the leaves do not add up to the stated root and total")
     return tree

@@ -1,9 +1,10 @@
 """The proof-of-reserves test vectors shared by the Python, Solidity and JavaScript verifiers.
 
-``generate()`` builds them deterministically from a fixed secret, accounts and balances: every
-leaf, every node, the roots, every account's proof, and proofs that must be rejected (the attacks
-of the specification). ``python -m dpg.por.vectors`` writes ``tests/por/vectors.json`` and its
-Solidity twin ``contracts/test/utils/PorVectors.sol``; the tests check both are up to date.
+``generate()`` builds them deterministically from a fixed secret, accounts and balances (and, for
+version 2's leaves, exit addresses and counters): every leaf, every node, the roots, every
+account's proof, and proofs that must be rejected (the attacks of the specification).
+``python -m dpg.por.vectors`` writes ``tests/por/vectors.json`` and its Solidity twin
+``contracts/test/utils/PorVectors.sol``; the tests check both are up to date.
 """
 
 from __future__ import annotations
@@ -26,13 +27,18 @@ CHAIN_ID = 31337
 REGISTRY = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 EPOCH = 1_764_028_800  # 2025-11-25 00:00 UTC
 SECRET = bytes(range(32))
-TREES: dict[str, list[tuple[str, int]]] = {
-    # five real leaves: depth 3, three pads; a zero balance is left out
-    "USDT": [("1", 1_250_000), ("2", 7), ("3", 99_000_000), ("42", 1), ("77", 0), ("1000", 5_000_000_000)],
+# exit addresses: anvil's (public, well-known) test accounts 7 and 8
+EXIT_A = "0x14dc79964da2c08b23698b3d3cc7ca32193d9955"
+EXIT_B = "0x23618e81e3f5cdf7f54c3d65f7fbc0abf5b21e8f"
+TREES: dict[str, list[por.Row]] = {
+    # five real leaves: depth 3, three pads; a zero balance is left out (its exit address and
+    # counters too); account 2 has no exit address (it can prove, not escape)
+    "USDT": [("1", 1_250_000, EXIT_A, 2_000_000, 750_000), ("2", 7), ("3", 99_000_000, EXIT_B, 99_000_000, 0),
+             ("42", 1, EXIT_B, 5, 4), ("77", 0, EXIT_A, 10, 10), ("1000", 5_000_000_000, EXIT_A, 0, 0)],
     # one leaf: depth 1, one pad
-    "BTC": [("42", 150_000_000)],
-    # the largest value a leaf may hold
-    "ETH": [("1", por.MAX_VALUE - 1), ("2", 10**18), ("3", 1)],
+    "BTC": [("42", 150_000_000, EXIT_B, 150_000_000, 0)],
+    # the largest value a leaf (and a counter) may hold
+    "ETH": [("1", por.MAX_VALUE - 1, EXIT_A, por.MAX_COUNTER - 1, por.MAX_COUNTER - 1), ("2", 10**18), ("3", 1)],
 }
 
 
@@ -51,7 +57,7 @@ def _sum_only_levels(t: por.Tree) -> list[list[tuple[bytes, int]]]:
     return levels
 
 
-def _attacks(t: por.Tree, balances: list[tuple[str, int]], account: str) -> list[dict[str, Any]]:
+def _attacks(t: por.Tree, balances: list[por.Row], account: str) -> list[dict[str, Any]]:
     """Proofs of ``account`` in ``t`` changed the ways an attacker would; each must be rejected
     against the root and total in its ``against`` (the tree's, unless said otherwise)."""
     good = por.proof(t, account)
@@ -94,6 +100,14 @@ def _attacks(t: por.Tree, balances: list[tuple[str, int]], account: str) -> list
     attack("leaf from another asset", changed(asset=other, assetId=_hex(por.asset_id(other))))
     attack("leaf from another registry", changed(registry="0x" + "11" * 20), onchain=False)  # on-chain: by a test
     attack("leaf from another chain", changed(chainId="1"), onchain=False)  # on-chain: by a test
+    # version 2's fields: the exit address and counters are in the leaf, and version 1's leaf is not
+    attack("exit address changed", changed(exitAddress=EXIT_B if good["exitAddress"] != EXIT_B else EXIT_A))
+    attack("exit address dropped", changed(exitAddress=por.ZERO_ADDRESS))
+    attack("deposited raised by one", changed(deposited=str(int(good["deposited"]) + 1)))
+    attack("withdrawn lowered by one", changed(withdrawn=str(int(good["withdrawn"]) - 1)))
+    attack("deposited of 2^128", changed(deposited=str(por.MAX_COUNTER)), onchain=False)  # the Vault: by a test
+    v1 = {k: v for k, v in good.items() if k not in ("account", "exitAddress", "deposited", "withdrawn")}
+    attack("version 2 leaf as version 1", {**copy.deepcopy(v1), "version": 1}, onchain=False)  # no version on chain
     # the level-1 node above the leaf passed off as a leaf: its value as the balance, one level up
     level1 = t.levels[1][good["index"] >> 1]
     attack("internal node as a leaf", changed(balance=str(level1[1]), index=good["index"] >> 1,
@@ -118,19 +132,25 @@ def generate() -> dict[str, Any]:
         trees.append({
             "asset": asset, "assetId": _hex(por.asset_id(asset)), "depth": t.depth, "root": _hex(t.root),
             "total": str(t.total),
-            "balances": [{"account": a, "balance": str(b)} for a, b in balances],
+            "balances": [_balance_json(row) for row in balances],
             "levels": [[{"hash": _hex(h), "value": str(v)} for h, v in level] for level in t.levels],
-            "proofs": [por.proof(t, a) for a, b in balances if b > 0],
+            "proofs": [por.proof(t, row[0]) for row in balances if row[1] > 0],
         })
         if asset == "USDT":
             # the sum-only attack is checked against its own publication
             attacks = _attacks(t, balances, "1")
     return {
-        "spec": "docs/proof-of-reserves.md, version 1", "chainId": str(CHAIN_ID), "registry": REGISTRY,
+        "spec": "docs/proof-of-reserves.md, version 2", "chainId": str(CHAIN_ID), "registry": REGISTRY,
         "epoch": str(EPOCH), "secret": _hex(SECRET),
-        "tags": {"LEAF_TAG": _hex(por.LEAF_TAG), "NODE_TAG": _hex(por.NODE_TAG), "PAD_TAG": _hex(por.PAD_TAG)},
+        "tags": {"LEAF_TAG_V2": _hex(por.LEAF_TAG_V2), "NODE_TAG": _hex(por.NODE_TAG), "PAD_TAG": _hex(por.PAD_TAG)},
         "trees": trees, "attacks": attacks,
     }
+
+
+def _balance_json(row: por.Row) -> dict[str, Any]:
+    held = por.holding_of(row)
+    return {"account": row[0], "balance": str(row[1]), "exitAddress": held.exit_address,
+            "deposited": str(held.deposited), "withdrawn": str(held.withdrawn)}
 
 
 def to_json(doc: dict[str, Any]) -> str:
@@ -146,8 +166,9 @@ def _siblings_sol(siblings: list[dict[str, str]]) -> str:
 
 
 def _proof_sol(p: dict[str, Any]) -> str:
-    return (f"PorProof({p['epoch']}, {p['assetId']}, {p['accountKey']}, {p['balance']}, {p['salt']}, "
-            f"{p['index']}, {_siblings_sol(p['siblings'])})")
+    return (f"PorProof({p['account']}, {p['epoch']}, {p['assetId']}, {p['accountKey']}, {p['balance']}, {p['salt']}, "
+            f"{_checksum(p['exitAddress'])}, {p['deposited']}, {p['withdrawn']}, {p['index']}, "
+            f"{_siblings_sol(p['siblings'])})")
 
 
 def to_solidity(doc: dict[str, Any]) -> str:
@@ -161,12 +182,17 @@ def to_solidity(doc: dict[str, Any]) -> str:
         "",
         'import {ReserveRegistry} from "../../src/ReserveRegistry.sol";',
         "",
+        "/// A version 2 leaf's proof (docs/proof-of-reserves.md): accountKey is the account's key.",
         "struct PorProof {",
+        "    uint64 account;",
         "    uint64 epoch;",
         "    bytes32 assetId;",
         "    bytes32 accountKey;",
         "    uint256 balance;",
         "    bytes32 salt;",
+        "    address exitAddress;",
+        "    uint256 deposited;",
+        "    uint256 withdrawn;",
         "    uint256 index;",
         "    ReserveRegistry.Sibling[] siblings;",
         "}",

@@ -1,13 +1,15 @@
 // DPG proof of reserves: the browser's verifier of a proof file (docs/proof-of-reserves.md,
-// specification v1). An ES module without a build step; keccak-256 from @noble/hashes (pinned in
+// specification v2; v1 proofs of older epochs still verify). An ES module without a build step; keccak-256 from @noble/hashes (pinned in
 // src/dpg/web/package.json, mapped by the page's import map). The same code runs under Node in
 // the tests, against the shared vectors (tests/por/vectors.json) and the attacks.
 
 import { keccak_256 } from "@noble/hashes/sha3.js";
 
 const enc = new TextEncoder();
-export const VERSION = 1;
+export const VERSION = 2;
 export const MAX_VALUE = 1n << 128n;
+export const MAX_COUNTER = 1n << 128n;
+export const ZERO_ADDRESS = "0x" + "00".repeat(20);
 
 export function keccak256(bytes) {
   return keccak_256(bytes);
@@ -49,9 +51,9 @@ export function word(v) {
   return out;
 }
 
-export function addressWord(address) {
+export function addressWord(address, what = "registry") {
   const out = new Uint8Array(32);
-  out.set(fromHex(address, 20, "registry"), 12);
+  out.set(fromHex(address, 20, what), 12);
   return out;
 }
 
@@ -69,7 +71,8 @@ function equal(a, b) {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-export const LEAF_TAG = keccak256(enc.encode("DPG-POR-LEAF-v1"));
+export const LEAF_TAG = keccak256(enc.encode("DPG-POR-LEAF-v1")); // version 1's leaves (superseded)
+export const LEAF_TAG_V2 = keccak256(enc.encode("DPG-POR-LEAF-v2"));
 export const NODE_TAG = keccak256(enc.encode("DPG-POR-NODE-v1"));
 export const PAD_TAG = keccak256(enc.encode("DPG-POR-PAD-v1"));
 
@@ -87,6 +90,42 @@ export function leafHash(chainId, registry, epoch, asset, key, balance, salt) {
   if (epoch >= 1n << 64n) throw new ProofError("epoch must fit a uint64");
   const inner = concat(LEAF_TAG, word(chainId), addressWord(registry), word(epoch), asset, key, word(balance), salt);
   return keccak256(keccak256(inner));
+}
+
+/**
+ * keccak256(keccak256(abi.encode(LEAF_TAG_V2, chainId, registry, epoch, assetId, accountKey, balance, salt,
+ * exitAddress, deposited, withdrawn)))
+ */
+export function leafHashV2(chainId, registry, epoch, asset, key, balance, salt, exitAddress, deposited, withdrawn) {
+  if (balance < 0n || balance >= MAX_VALUE) throw new ProofError(`balance ${balance} is outside [0, 2^128)`);
+  if (epoch >= 1n << 64n) throw new ProofError("epoch must fit a uint64");
+  if (deposited >= MAX_COUNTER || withdrawn >= MAX_COUNTER) throw new ProofError("deposited and withdrawn must be below 2^128");
+  const inner = concat(LEAF_TAG_V2, word(chainId), addressWord(registry), word(epoch), asset, key, word(balance), salt,
+    addressWord(exitAddress, "exitAddress"), word(deposited), word(withdrawn));
+  return keccak256(keccak256(inner));
+}
+
+/** The leaf hash of a proof file, version 1 or 2 (ProofError when a field is malformed). */
+export function proofLeaf(p) {
+  const chainId = decimal(p.chainId, "chainId");
+  const epoch = decimal(p.epoch, "epoch");
+  const balance = decimal(p.balance, "balance");
+  if (typeof p.asset !== "string" || typeof p.accountId !== "string" || typeof p.registry !== "string") {
+    throw new ProofError("registry, asset and accountId must be strings");
+  }
+  const aid = assetId(p.asset);
+  if (!equal(fromHex(p.assetId, 32, "assetId"), aid)) throw new ProofError("assetId is not keccak256(asset)");
+  const key = accountKey(p.accountId);
+  if (!equal(fromHex(p.accountKey, 32, "accountKey"), key)) {
+    throw new ProofError("accountKey does not belong to accountId");
+  }
+  const salt = fromHex(p.salt, 32, "salt");
+  if (p.version === 1) return leafHash(chainId, p.registry, epoch, aid, key, balance, salt);
+  if (p.account !== null && p.account !== undefined && String(p.account) !== p.accountId) {
+    throw new ProofError("account must be the accountId as a number (or null)");
+  }
+  return leafHashV2(chainId, p.registry, epoch, aid, key, balance, salt, p.exitAddress,
+    decimal(p.deposited, "deposited"), decimal(p.withdrawn, "withdrawn"));
 }
 
 /** keccak256(abi.encode(NODE_TAG, leftHash, leftValue, rightHash, rightValue)) */
@@ -125,19 +164,8 @@ export function verifyProof(p, published) {
 /** The root and total a proof's leaf and siblings lead to (ProofError when malformed). */
 export function foldProof(p) {
   if (p === null || typeof p !== "object") throw new ProofError("a proof is a JSON object");
-  if (p.version !== VERSION) throw new ProofError(`unknown proof version ${JSON.stringify(p.version)}`);
-  const chainId = decimal(p.chainId, "chainId");
-  const epoch = decimal(p.epoch, "epoch");
+  if (p.version !== VERSION && p.version !== 1) throw new ProofError(`unknown proof version ${JSON.stringify(p.version)}`);
   const balance = decimal(p.balance, "balance");
-  if (typeof p.asset !== "string" || typeof p.accountId !== "string" || typeof p.registry !== "string") {
-    throw new ProofError("registry, asset and accountId must be strings");
-  }
-  const aid = assetId(p.asset);
-  if (!equal(fromHex(p.assetId, 32, "assetId"), aid)) throw new ProofError("assetId is not keccak256(asset)");
-  const key = accountKey(p.accountId);
-  if (!equal(fromHex(p.accountKey, 32, "accountKey"), key)) {
-    throw new ProofError("accountKey does not belong to accountId");
-  }
   const depth = p.depth;
   if (!Number.isInteger(depth) || depth < 1 || depth > 64) throw new ProofError("depth must be an integer in [1, 64]");
   if (!Number.isInteger(p.index) || p.index < 0 || BigInt(p.index) >= 1n << BigInt(depth)) {
@@ -146,7 +174,7 @@ export function foldProof(p) {
   if (!Array.isArray(p.siblings) || p.siblings.length !== depth) {
     throw new ProofError(`a proof of depth ${depth} needs exactly ${depth} siblings`);
   }
-  let h = leafHash(chainId, p.registry, epoch, aid, key, balance, fromHex(p.salt, 32, "salt"));
+  let h = proofLeaf(p);
   let v = balance;
   const index = BigInt(p.index);
   p.siblings.forEach((s, level) => {

@@ -9,7 +9,7 @@ import { errorText, h, notify, replace, table } from "../dom.js";
 import { formatUnits, group, parseUnits } from "../money.js";
 import * as session from "../session.js";
 import {
-  accountKey, assetId, decimal, fromHex, leafHash, nodeHash, readPublished, toHex, verifyProof,
+  ZERO_ADDRESS, decimal, fromHex, nodeHash, proofLeaf, readPublished, toHex, verifyProof,
 } from "../../por/verify.js";
 
 const COLORS = ["#f0b90b", "#26a69a", "#4c9aff", "#ef5350", "#b388ff", "#9aa4b2"];
@@ -38,8 +38,7 @@ function epochTime(epoch) {
 /** Each level of a proof's path: the sibling (hash, value, side) and the node and sum it leads to. */
 export function pathOf(p) {
   const balance = decimal(p.balance, "balance");
-  let hash = leafHash(decimal(p.chainId, "chainId"), p.registry, decimal(p.epoch, "epoch"), assetId(p.asset),
-    accountKey(p.accountId), balance, fromHex(p.salt, 32, "salt"));
+  let hash = proofLeaf(p);
   let sum = balance;
   const levels = [{ level: "leaf", hash: toHex(hash), sum }];
   const index = BigInt(p.index);
@@ -93,6 +92,22 @@ export async function checkOnChain(proof, rpcUrl, expectRegistry) {
   return { ...verifyProof(proof, published), published };
 }
 
+/** A version 2 leaf's exit address and counters; a version 1 proof has neither. */
+function exitFacts(proof, decimals) {
+  if (proof.version === 1) {
+    return [h("dt", {}, "Exit address"), h("dd", { "data-testid": "proof-exit" }, "none: a version 1 proof (before exit addresses)")];
+  }
+  const none = String(proof.exitAddress).toLowerCase() === ZERO_ADDRESS;
+  return [
+    h("dt", {}, "Exit address"),
+    h("dd", { "data-testid": "proof-exit" }, none
+      ? "none registered: this balance can be proven but not claimed through the Vault's escape hatch (register one under Wallet)"
+      : [h("code", {}, String(proof.exitAddress)), " may claim this balance from the Vault if the exchange stops serving withdrawals"]),
+    h("dt", {}, "Deposited, withdrawn (home Vault)"),
+    h("dd", { "data-testid": "proof-counters" }, `${amount(proof.deposited, proof.asset, decimals)}, ${amount(proof.withdrawn, proof.asset, decimals)}`),
+  ];
+}
+
 function resultEl(proof, r, decimals) {
   const ok = r.valid;
   let levels = null;
@@ -105,6 +120,7 @@ function resultEl(proof, r, decimals) {
       h("dt", {}, "Asset, epoch"), h("dd", {}, `${proof.asset}, epoch ${proof.epoch}`),
       h("dt", {}, "Balance in the proof"), h("dd", { "data-testid": "proof-balance" }, amount(proof.balance, proof.asset, decimals)),
       h("dt", {}, "Registry"), h("dd", {}, h("code", {}, String(proof.registry)), ` on chain ${proof.chainId}`),
+      exitFacts(proof, decimals),
       h("dt", {}, "Root in the proof"), h("dd", {}, h("code", {}, String(proof.root)), " total ", amount(proof.total, proof.asset, decimals)),
       r.published ? [h("dt", {}, "Root on the chain"), h("dd", { "data-testid": "root-on-chain" }, h("code", {}, r.published.root),
         " total ", amount(r.published.total, proof.asset, decimals), ` depth ${r.published.depth}`)] : null),
