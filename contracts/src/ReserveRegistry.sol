@@ -6,7 +6,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 
 /// @title DPG proof-of-reserves registry
 /// @notice Per (epoch, asset): the root and total of the Merkle sum tree of every user's balance
-/// (docs/proof-of-reserves.md, specification v1), its depth, the block of this chain at which
+/// (docs/proof-of-reserves.md, specification v2), its depth, the block of this chain at which
 /// the reserves were taken, and the IPFS CID of the whole tree, so that anyone can audit it.
 ///
 /// Only the operator (the owner) publishes, once per (epoch, asset), and a publication reverts
@@ -16,11 +16,15 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 /// emitted, one event each, so that anyone can check them against those chains.
 ///
 /// `verifyProof` recomputes a user's leaf (chainId = this chain, registry = this contract) and its
-/// path to the published root and total: an on-chain verifier of the same specification.
+/// path to the published root and total: an on-chain verifier of the same specification. The
+/// leaf is of version 2: besides the balance it commits the account's exit address and its
+/// cumulative deposits and withdrawals through the vault, which the vault's escape hatch reads
+/// (docs/escape-hatch.md). `latestEpoch` and `lastPublishedAt` tell the vault which roots are the
+/// newest and whether the operator has gone silent.
 contract ReserveRegistry is Ownable {
-    // ---------------------------------------------------------------- specification v1
+    // ---------------------------------------------------------------- specification v2
 
-    bytes32 public constant LEAF_TAG = keccak256("DPG-POR-LEAF-v1");
+    bytes32 public constant LEAF_TAG_V2 = keccak256("DPG-POR-LEAF-v2");
     bytes32 public constant NODE_TAG = keccak256("DPG-POR-NODE-v1");
     bytes32 public constant PAD_TAG = keccak256("DPG-POR-PAD-v1");
     uint256 public constant MAX_VALUE = 1 << 128; // every leaf value is below
@@ -70,6 +74,10 @@ contract ReserveRegistry is Ownable {
     mapping(bytes32 assetId => Asset) public assets;
     mapping(uint64 epoch => mapping(bytes32 assetId => Publication)) private _publications;
     mapping(uint64 epoch => mapping(bytes32 assetId => InsuranceFund)) private _insuranceFunds;
+    /// The highest epoch published (of any asset); 0 before the first publication.
+    uint64 public latestEpoch;
+    /// The block timestamp of the last publication (of any asset and epoch); 0 before the first.
+    uint64 public lastPublishedAt;
 
     // ---------------------------------------------------------------- events and errors
 
@@ -162,6 +170,8 @@ contract ReserveRegistry is Ownable {
         p.snapshotBlockHash = snapshotBlockHash;
         p.publishedAt = uint64(block.timestamp);
         p.cid = cid;
+        if (epoch > latestEpoch) latestEpoch = epoch;
+        lastPublishedAt = uint64(block.timestamp);
         _emitPublished(epoch, assetId);
     }
 
@@ -201,17 +211,23 @@ contract ReserveRegistry is Ownable {
 
     // ---------------------------------------------------------------- the specification
 
-    /// The leaf hash of an account's balance in this registry's tree of (epoch, assetId).
-    function leafHash(uint64 epoch, bytes32 assetId, bytes32 accountKey, uint256 balance, bytes32 salt)
-        public
-        view
-        returns (bytes32)
-    {
-        return keccak256(
-            abi.encode(
-                keccak256(abi.encode(LEAF_TAG, block.chainid, address(this), epoch, assetId, accountKey, balance, salt))
-            )
-        );
+    /// The leaf hash (version 2) of an account's balance in this registry's tree of (epoch, assetId):
+    /// keccak256(keccak256(abi.encode(LEAF_TAG_V2, chainid, this, epoch, assetId, accountKey,
+    /// balance, salt, exitAddress, deposited, withdrawn))). Every field is one static word, so the
+    /// encoding is the concatenation of two shorter encodings.
+    function leafHash(
+        uint64 epoch,
+        bytes32 assetId,
+        bytes32 accountKey,
+        uint256 balance,
+        bytes32 salt,
+        address exitAddress,
+        uint256 deposited,
+        uint256 withdrawn
+    ) public view returns (bytes32) {
+        bytes memory head = abi.encode(LEAF_TAG_V2, block.chainid, address(this), epoch, assetId, accountKey);
+        bytes memory tail = abi.encode(balance, salt, exitAddress, deposited, withdrawn);
+        return keccak256(abi.encode(keccak256(bytes.concat(head, tail))));
     }
 
     function nodeHash(bytes32 leftHash, uint256 leftValue, bytes32 rightHash, uint256 rightValue)
@@ -222,25 +238,43 @@ contract ReserveRegistry is Ownable {
         return keccak256(abi.encode(NODE_TAG, leftHash, leftValue, rightHash, rightValue));
     }
 
-    /// True when the balance of `accountKey`, with its salt, at leaf `index` and the siblings
-    /// (leaf level first) lead to the root and total published for (epoch, assetId). False for
-    /// anything else: no publication, a path of another length than the published depth, an
-    /// index outside the tree, a balance of 2^128 or more, or a sibling value at level l of
-    /// 2^(128+l) or more (so no sum can overflow).
+    /// True when the leaf of `accountKey` (version 2: its balance, salt, exit address, deposited
+    /// and withdrawn) at leaf `index` and the siblings (leaf level first) lead to the root and
+    /// total published for (epoch, assetId). False for anything else (see `verifyPath`).
     function verifyProof(
         uint64 epoch,
         bytes32 assetId,
         bytes32 accountKey,
         uint256 balance,
         bytes32 salt,
+        address exitAddress,
+        uint256 deposited,
+        uint256 withdrawn,
         uint256 index,
         Sibling[] calldata siblings
     ) external view returns (bool) {
+        bytes32 leaf = leafHash(epoch, assetId, accountKey, balance, salt, exitAddress, deposited, withdrawn);
+        return verifyPath(epoch, assetId, leaf, balance, index, siblings);
+    }
+
+    /// True when the leaf `leaf` of value `value` at leaf `index` and the siblings (leaf level
+    /// first) lead to the root and total published for (epoch, assetId). False for anything
+    /// else: no publication, a path of another length than the published depth, an index outside
+    /// the tree, a value of 2^128 or more, or a sibling value at level l of 2^(128+l) or more (so
+    /// no sum can overflow).
+    function verifyPath(
+        uint64 epoch,
+        bytes32 assetId,
+        bytes32 leaf,
+        uint256 value,
+        uint256 index,
+        Sibling[] calldata siblings
+    ) public view returns (bool) {
         Publication storage p = _publications[epoch][assetId];
         uint256 depth = p.depth;
-        if (depth == 0 || siblings.length != depth || index >> depth != 0 || balance >= MAX_VALUE) return false;
-        bytes32 h = leafHash(epoch, assetId, accountKey, balance, salt);
-        uint256 v = balance;
+        if (depth == 0 || siblings.length != depth || index >> depth != 0 || value >= MAX_VALUE) return false;
+        bytes32 h = leaf;
+        uint256 v = value;
         for (uint256 level; level < depth; ++level) {
             Sibling calldata s = siblings[level];
             if (s.value >= MAX_VALUE << level) return false;

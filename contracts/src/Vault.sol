@@ -6,8 +6,8 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {EscapeHatch} from "./EscapeHatch.sol";
 
 // -------------------------------------------------------------------- rolling window
 
@@ -117,7 +117,15 @@ function windowAdd(RollingWindow storage w, uint256 timestamp, uint256 amount, u
 /// Administration (signer set, per-token limits, guardian, unpause) takes 3 signer signatures
 /// over EIP-712 typed data carrying `adminNonce` (each signed change is usable once, in order)
 /// and a deadline. The time-lock itself is fixed at deployment.
-contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
+///
+/// Escape hatch (`EscapeHatch`, docs/escape-hatch.md): a user's exit address can force a
+/// withdrawal with its proof-of-reserves leaf; an ordinary withdrawal of that account and token to
+/// the exit address serves it at once (no time-lock, no daily limit), as does a signed zero answer.
+/// A request left unserved past `forcedGrace`, or a registry silent for `silencePeriod`, lets
+/// anyone freeze the vault for good: deposits, withdrawals and queued executions stop, and each
+/// account's exit address claims its balance of the frozen epoch, corrected by what the account
+/// deposited and was paid since.
+contract Vault is EIP712, Pausable, EscapeHatch {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------- constants
@@ -225,7 +233,6 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     error InvalidSignature(uint256 index);
     error NotASigner(address signer);
     error SignersNotAscending(uint256 index);
-    error Expired(uint256 deadline);
     error WrongNonce(uint256 expected, uint256 given);
     error AlreadyUsed(bytes32 id);
     error NotQueued(bytes32 id);
@@ -238,9 +245,16 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- construction
 
-    constructor(address[5] memory signers_, address guardian_, uint256 timelock_, TokenConfig[] memory configs)
-        EIP712("DPG Vault", "1")
-    {
+    /// @param forcedGrace_ seconds the exchange has to serve a forced withdrawal (7 days by default)
+    /// @param silencePeriod_ seconds without a proof-of-reserves publication before a freeze (72 h by default)
+    constructor(
+        address[5] memory signers_,
+        address guardian_,
+        uint256 timelock_,
+        uint256 forcedGrace_,
+        uint256 silencePeriod_,
+        TokenConfig[] memory configs
+    ) EIP712("DPG Vault", "1") EscapeHatch(forcedGrace_, silencePeriod_) {
         if (guardian_ == address(0)) revert ZeroAddress();
         if (timelock_ > MAX_TIMELOCK) revert InvalidTimelock(timelock_);
         _setSigners(signers_);
@@ -259,9 +273,17 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- deposits
 
-    function depositETH(uint64 account) external payable nonReentrant whenNotPaused returns (bytes32 depositId) {
+    function depositETH(uint64 account)
+        external
+        payable
+        nonReentrant
+        whenNotPaused
+        whenNotFrozen
+        returns (bytes32 depositId)
+    {
         if (msg.value == 0) revert ZeroAmount();
         if (account == 0) revert ZeroAccount();
+        _countDeposit(account, address(0), msg.value);
         depositId = _nextDepositId();
         emit Deposit(depositId, account, address(0), msg.value);
     }
@@ -270,6 +292,7 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         external
         nonReentrant
         whenNotPaused
+        whenNotFrozen
         returns (bytes32 depositId)
     {
         if (token == address(0)) revert ZeroAddress();
@@ -281,6 +304,7 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         uint256 received = erc20.balanceOf(address(this)) - before;
         if (received != amount && refuseFeeTokens[token]) revert FeeOnTransferRefused(token, amount, received);
         if (received == 0) revert ZeroAmount();
+        _countDeposit(account, token, received);
         depositId = _nextDepositId();
         emit Deposit(depositId, account, token, received);
     }
@@ -288,12 +312,15 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- withdrawals
 
     /// Pays `w` now, or queues it when what its account withdrew of the token without a time-lock
-    /// within the rolling window, plus `w.amount`, is above the token's large threshold.
+    /// within the rolling window, plus `w.amount`, is above the token's large threshold. A
+    /// withdrawal to the exit address of an open forced withdrawal request of its account and
+    /// token serves that request and is paid now, without time-lock or daily limit.
     /// @return paid true when paid now, false when queued
     function withdraw(Withdrawal calldata w, bytes[] calldata signatures)
         external
         nonReentrant
         whenNotPaused
+        whenNotFrozen
         returns (bool paid)
     {
         if (block.timestamp > w.deadline) revert Expired(w.deadline);
@@ -303,6 +330,11 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         if (w.to == address(0)) revert ZeroAddress();
         uint256 approvers = _checkSignatures(_withdrawalStructHash(w), signatures);
 
+        if (_serveByWithdrawal(w.account, w.token, w.to, w.id) != bytes32(0)) {
+            status[w.id] = Status.Executed;
+            _pay(w.id, w.account, w.token, w.to, w.amount, false);
+            return true;
+        }
         uint256 large = largeThreshold[w.token];
         if (large != 0 && !_underTimelockThreshold(w, large)) {
             // casting to uint64 is safe: a timestamp plus at most 30 days fits for 500 billion years
@@ -324,13 +356,13 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
             return false;
         }
         status[w.id] = Status.Executed;
-        _pay(w.id, w.account, w.token, w.to, w.amount);
+        _pay(w.id, w.account, w.token, w.to, w.amount, true);
         return true;
     }
 
     /// Pays a queued withdrawal once its time-lock has passed; or, when a signer who approved it
     /// has left the signer set since, cancels it (at any time). Anyone may call it.
-    function executeQueued(bytes32 id) external nonReentrant whenNotPaused {
+    function executeQueued(bytes32 id) external nonReentrant whenNotPaused whenNotFrozen {
         if (status[id] != Status.Queued) revert NotQueued(id);
         QueuedWithdrawal memory q = queued[id];
         address departed = _departedApprover(q);
@@ -343,7 +375,7 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         if (block.timestamp < q.executableAt) revert TimelockActive(id, q.executableAt);
         status[id] = Status.Executed;
         delete queued[id];
-        _pay(id, q.account, q.token, q.to, q.amount);
+        _pay(id, q.account, q.token, q.to, q.amount, true);
     }
 
     /// A signer or the guardian cancels a queued withdrawal (also while paused).
@@ -419,7 +451,7 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- views
 
     /// What the vault holds of `token` (address(0): ETH).
-    function holdings(address token) public view returns (uint256) {
+    function holdings(address token) public view override returns (uint256) {
         return token == address(0) ? address(this).balance : IERC20(token).balanceOf(address(this));
     }
 
@@ -479,15 +511,21 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
         return keccak256(abi.encode(WITHDRAWAL_TYPEHASH, w.id, w.account, w.token, w.to, w.amount, w.deadline));
     }
 
-    function _pay(bytes32 id, uint64 account, address token, address to, uint256 amount) private {
+    /// Pays a withdrawal; `limited`: counted against (and refused above) the token's daily limit.
+    function _pay(bytes32 id, uint64 account, address token, address to, uint256 amount, bool limited) private {
         uint256 held = holdings(token);
         if (amount > held) revert InsufficientHoldings(token, held, amount);
         uint256 limit = dailyLimit[token];
-        if (limit != 0) {
+        if (limited && limit != 0) {
             (bool added, uint256 wouldBe) = windowAdd(_outflow[token], block.timestamp, amount, limit);
             if (!added) revert DailyLimitExceeded(token, limit, wouldBe);
         }
+        _countPayment(account, token, amount);
         emit WithdrawalExecuted(id, account, token, to, amount);
+        _transferOut(token, to, amount);
+    }
+
+    function _transferOut(address token, address to, uint256 amount) internal override {
         if (token == address(0)) {
             (bool ok,) = to.call{value: amount}("");
             if (!ok) revert EthTransferFailed(to, amount);
@@ -525,8 +563,9 @@ contract Vault is EIP712, Pausable, ReentrancyGuardTransient {
     /// data `structHash`, sorted by signer address, strictly ascending (so all distinct).
     /// @return approvers bit i set when signer i of the current set signed
     function _checkSignatures(bytes32 structHash, bytes[] calldata signatures)
-        private
+        internal
         view
+        override
         returns (uint256 approvers)
     {
         uint256 n = signatures.length;

@@ -277,7 +277,9 @@ contract ForwarderTest is VaultSetup {
 
         g = gasleft();
         DepositForwarder(at).sweepETH();
-        vm.assertLe(g - gasleft(), 45_000, "sweepETH");
+        // the account's first deposit also writes its cumulative deposit counter (the escape
+        // hatch's depositedOf): about 22,000 gas of a new storage slot
+        vm.assertLe(g - gasleft(), 65_000, "sweepETH");
         g = gasleft();
         DepositForwarder(at).sweepToken(IERC20(address(usdt)));
         vm.assertLe(g - gasleft(), 90_000, "sweepToken");

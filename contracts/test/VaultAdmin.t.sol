@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {VaultSetup} from "./utils/VaultSetup.sol";
 import {Vault} from "../src/Vault.sol";
+import {EscapeHatch} from "../src/EscapeHatch.sol";
 
 contract VaultAdminTest is VaultSetup {
     event SignersChanged(address[5] signers);
@@ -89,7 +90,7 @@ contract VaultAdminTest is VaultSetup {
         uint256 deadline = block.timestamp + 1 days;
         bytes[] memory sigs = signChange(signersKeys(3), newAddrs, 0, deadline);
         vm.warp(deadline + 1);
-        vm.expectRevert(abi.encodeWithSelector(Vault.Expired.selector, deadline));
+        vm.expectRevert(abi.encodeWithSelector(EscapeHatch.Expired.selector, deadline));
         vault.changeSigners(newAddrs, 0, deadline, sigs);
     }
 
@@ -262,21 +263,21 @@ contract VaultAdminTest is VaultSetup {
         address[5] memory s = signerAddrs;
         s[3] = s[1];
         vm.expectRevert(Vault.InvalidSignerSet.selector);
-        new Vault(s, guardian, TIMELOCK, none);
+        new Vault(s, guardian, TIMELOCK, GRACE, SILENCE, none);
         s = signerAddrs;
         s[0] = address(0);
         vm.expectRevert(Vault.InvalidSignerSet.selector);
-        new Vault(s, guardian, TIMELOCK, none);
+        new Vault(s, guardian, TIMELOCK, GRACE, SILENCE, none);
         vm.expectRevert(Vault.ZeroAddress.selector);
-        new Vault(signerAddrs, address(0), TIMELOCK, none);
+        new Vault(signerAddrs, address(0), TIMELOCK, GRACE, SILENCE, none);
         vm.expectRevert(abi.encodeWithSelector(Vault.InvalidTimelock.selector, 31 days));
-        new Vault(signerAddrs, guardian, 31 days, none);
+        new Vault(signerAddrs, guardian, 31 days, GRACE, SILENCE, none);
     }
 
     function test_Constructor_ZeroTimelockPaysQueuedAtOnce() public {
         Vault.TokenConfig[] memory c = new Vault.TokenConfig[](1);
         c[0] = Vault.TokenConfig(address(0), 1 ether, 0, false);
-        Vault v = new Vault(signerAddrs, guardian, 0, c);
+        Vault v = new Vault(signerAddrs, guardian, 0, GRACE, SILENCE, c);
         vm.deal(user, 5 ether);
         vm.prank(user);
         v.depositETH{value: 5 ether}(1);

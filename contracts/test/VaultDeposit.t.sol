@@ -86,7 +86,7 @@ contract VaultDepositTest is VaultSetup {
         vm.assertEq(c, expectedDepositId(2), "third id");
 
         // Another vault on the same chain never produces the same ids.
-        Vault other = new Vault(signerAddrs, guardian, TIMELOCK, new Vault.TokenConfig[](0));
+        Vault other = new Vault(signerAddrs, guardian, TIMELOCK, GRACE, SILENCE, new Vault.TokenConfig[](0));
         vm.deal(user, 1 ether);
         vm.prank(user);
         bytes32 d = other.depositETH{value: 1 ether}(1);

@@ -11,6 +11,8 @@ import {DevToken} from "../src/DevToken.sol";
 /// and keeps ghost accounts of what should have happened.
 contract VaultHandler is VaultSigning {
     uint256 public constant TIMELOCK = 6 hours;
+    uint256 public constant GRACE = 7 days;
+    uint256 public constant SILENCE = 72 hours;
     uint256 public constant ETH_LARGE = 10 ether;
     uint256 public constant TOKEN_LARGE = 1_000e6;
     uint256 public constant TOKEN_DAILY = 5_000e6;
@@ -80,7 +82,7 @@ contract VaultHandler is VaultSigning {
         Vault.TokenConfig[] memory configs = new Vault.TokenConfig[](2);
         configs[0] = Vault.TokenConfig(address(0), ETH_LARGE, 0, false);
         configs[1] = Vault.TokenConfig(address(token), TOKEN_LARGE, TOKEN_DAILY, true);
-        vault = new Vault(addrs, GUARDIAN, TIMELOCK, configs);
+        vault = new Vault(addrs, GUARDIAN, TIMELOCK, GRACE, SILENCE, configs);
     }
 
     function assets() public view returns (address[2] memory) {

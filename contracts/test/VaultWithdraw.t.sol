@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {VaultSetup} from "./utils/VaultSetup.sol";
 import {Vault} from "../src/Vault.sol";
+import {EscapeHatch} from "../src/EscapeHatch.sol";
 import {ReentrantToken, ReentrantReceiver, RejectingReceiver} from "./mocks/Reentrant.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
@@ -168,7 +169,7 @@ contract VaultWithdrawTest is VaultSetup {
     }
 
     function test_Withdraw_SignatureForAnotherVaultRejected() public {
-        Vault other = new Vault(signerAddrs, guardian, TIMELOCK, new Vault.TokenConfig[](0));
+        Vault other = new Vault(signerAddrs, guardian, TIMELOCK, GRACE, SILENCE, new Vault.TokenConfig[](0));
         Vault.Withdrawal memory w = withdrawal("other vault", address(0), 1 ether);
         bytes[] memory sigs =
             sign(keys3(signerKeys[0], signerKeys[1], signerKeys[2]), withdrawalDigest(address(other), w));
@@ -208,7 +209,7 @@ contract VaultWithdrawTest is VaultSetup {
         Vault.Withdrawal memory w = withdrawal("late", address(0), 1 ether);
         bytes[] memory sigs = sign3(w);
         vm.warp(w.deadline + 1);
-        vm.expectRevert(abi.encodeWithSelector(Vault.Expired.selector, w.deadline));
+        vm.expectRevert(abi.encodeWithSelector(EscapeHatch.Expired.selector, w.deadline));
         vault.withdraw(w, sigs);
         vm.warp(w.deadline); // the deadline itself is still in time
         vault.withdraw(w, sigs);

@@ -16,6 +16,7 @@ from eth_abi.abi import decode
 
 from dpg.chain.broadcaster import WITHDRAW, Broadcaster, Policy
 from dpg.chain.contracts import encode_call, encode_deploy, load_artifact
+from dpg.chain.embedded import FORCED_GRACE_SECONDS, SILENCE_SECONDS
 from dpg.chain.rpc import Rpc, RpcError, to_int
 from dpg.chain.signer import Keys, Terms, checksum, dev_key, ordered, recover, sign
 from dpg.chain.withdrawals import WithdrawalStore
@@ -231,7 +232,8 @@ def test_the_deadline_is_judged_at_the_confirmation_depth_not_at_the_head(
 def _vault_with_threshold(dev: DevChain, threshold: int) -> str:
     art = load_artifact("Vault")
     tx = dev.rpc.send_transaction({"from": dev.accounts[0], "gas": hex(8_000_000), "data": encode_deploy(
-        art, dev.accounts[1:6], dev.accounts[0], 3600, [(dev.usdt, threshold, 0, False)])})
+        art, dev.accounts[1:6], dev.accounts[0], 3600, FORCED_GRACE_SECONDS, SILENCE_SECONDS,
+        [(dev.usdt, threshold, 0, False)])})
     return str(dev.rpc.wait_receipt(tx)["contractAddress"]).lower()
 
 

@@ -13,6 +13,8 @@ import {FeeToken} from "../../src/FeeToken.sol";
 /// is refused.
 abstract contract VaultSetup is TestBase, VaultSigning {
     uint256 internal constant TIMELOCK = 24 hours;
+    uint256 internal constant GRACE = 7 days; // forced withdrawal grace
+    uint256 internal constant SILENCE = 72 hours; // registry silence before a freeze
     uint256 internal constant START = 1_750_000_000; // a realistic block time
     uint256 internal constant ETH_LARGE = 100 ether;
     uint256 internal constant USDT_LARGE = 1_000_000e6;
@@ -48,7 +50,7 @@ abstract contract VaultSetup is TestBase, VaultSigning {
         configs[0] = Vault.TokenConfig(address(0), ETH_LARGE, 0, false);
         configs[1] = Vault.TokenConfig(address(usdt), USDT_LARGE, USDT_DAILY, true);
         configs[2] = Vault.TokenConfig(address(feeRefused), 0, 0, true);
-        vault = new Vault(signerAddrs, guardian, TIMELOCK, configs);
+        vault = new Vault(signerAddrs, guardian, TIMELOCK, GRACE, SILENCE, configs);
 
         vm.label(address(vault), "vault");
         vm.label(guardian, "guardian");

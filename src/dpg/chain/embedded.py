@@ -5,7 +5,8 @@ A chain configured without an ``rpc_url`` is started here: by default an EVM in 
 ``<data dir>/chain/<name>/state.msgpack``); with ``DPG_DEV_CHAIN=anvil``, an anvil node from npm
 (state in ``state.json``). Either mines a block every ``block_seconds`` and keeps its state
 between runs. On first start the Vault (signers: anvil's dev accounts 1-5, guardian and
-deployer: account 0, time-lock one hour), its ``ForwarderFactory`` (the deposit addresses) and a
+deployer: account 0, time-lock one hour, escape hatch: forced-withdrawal grace 7 days, registry
+silence 72 hours), its ``ForwarderFactory`` (the deposit addresses) and a
 ``DevToken`` for every token without an address (the symbol and decimals of the configuration:
 USDT 6, WBTC 8, WETH 18), and a ``DevAggregator`` (8 decimals, owned by dev account
 ``FEEDER``) for every price feed without an address: ``dpg.chain.devfeed`` writes its rounds.
@@ -35,6 +36,8 @@ from dpg.chain.rpc import Rpc, to_int
 log = logging.getLogger("dpg.chain.embedded")
 
 TIMELOCK_SECONDS = 3600
+FORCED_GRACE_SECONDS = 7 * 86400  # the Vault's escape hatch: time to serve a forced withdrawal
+SILENCE_SECONDS = 72 * 3600  # and the registry's silence after which anyone may freeze the Vault
 FEEDER = 6  # the dev account that owns the DevAggregators and writes their rounds (not the broadcaster's 0)
 FEED_DECIMALS = 8  # as Chainlink's USD feeds
 _GAS_DEPLOY = 8_000_000
@@ -72,7 +75,8 @@ def deploy(rpc: Rpc, deployer: str, signers: list[str], tokens: list[tuple[str, 
     token_art = load_artifact("DevToken")
     vault_tx = rpc.send_transaction({
         "from": deployer, "gas": hex(_GAS_DEPLOY),
-        "data": encode_deploy(vault_art, signers, deployer, TIMELOCK_SECONDS, []),
+        "data": encode_deploy(vault_art, signers, deployer, TIMELOCK_SECONDS, FORCED_GRACE_SECONDS,
+                              SILENCE_SECONDS, []),
     })
     token_txs = {
         symbol: rpc.send_transaction({

@@ -22,7 +22,7 @@ from eth_utils.crypto import keccak
 
 from dpg.chain.config import NATIVE, ChainConfig
 from dpg.chain.contracts import decode_error, encode_call, encode_deploy, load_artifact
-from dpg.chain.rpc import Rpc, to_int
+from dpg.chain.rpc import Rpc, RpcError, to_int
 from dpg.por import tree as por
 
 log = logging.getLogger("dpg.por.publish")  # one log channel for publishing the proof, whichever module writes
@@ -32,7 +32,10 @@ ROOT_OF = "rootOf(uint64,bytes32)"
 PUBLISH_INSURANCE = "publishInsuranceFund(uint64,bytes32,uint256)"
 INSURANCE_FUND_OF = "insuranceFundOf(uint64,bytes32)"
 VERIFY = "verifyProof(uint64,bytes32,bytes32,uint256,bytes32,uint256,(bytes32,uint256)[])"
+SET_REGISTRY = "setRegistry(address)"
+VAULT_REGISTRY = "registry()"
 GAS_DEPLOY = 3_000_000
+GAS_SET_REGISTRY = 200_000
 GAS_PUBLISH = 1_000_000
 
 
@@ -100,7 +103,8 @@ def holdings(chain: Chain, asset: str, block: int | str = "latest") -> int:
 
 
 def deploy_registry(rpc: Rpc, owner: str, vault: str, tokens: dict[str, str]) -> str:
-    """Deploy a ReserveRegistry (owner = the operator, who publishes) listing ``tokens`` (asset -> token)."""
+    """Deploy a ReserveRegistry (owner = the operator, who publishes) listing ``tokens`` (asset -> token),
+    and name it in the vault when the vault names none yet and ``owner`` deployed it (``name_in_vault``)."""
     art = load_artifact("ReserveRegistry")
     assets = sorted(tokens)
     tx = rpc.send_transaction({"from": owner, "gas": hex(GAS_DEPLOY), "data": encode_deploy(
@@ -110,7 +114,43 @@ def deploy_registry(rpc: Rpc, owner: str, vault: str, tokens: dict[str, str]) ->
         raise PublishError(f"the registry's deployment {tx} failed")
     address = str(receipt["contractAddress"]).lower()
     log.info("event=por_registry_deployed address=%s chain_id=%d", address, rpc.chain_id())
+    name_in_vault(rpc, owner, vault, address)
     return address
+
+
+def vault_registry(rpc: Rpc, vault: str) -> str | None:
+    """The registry the vault's escape hatch reads (``Vault.registry()``): the zero address when none is
+    named yet, None for a vault without an escape hatch (or no contract there)."""
+    try:
+        raw = rpc.eth_call(vault, encode_call(VAULT_REGISTRY))
+    except RpcError:
+        return None
+    if len(raw) < 32:
+        return None
+    (address,) = decode(["address"], raw)
+    return str(address).lower()
+
+
+def name_in_vault(rpc: Rpc, sender: str, vault: str, registry: str) -> bool:
+    """Name ``registry`` in ``vault`` (``Vault.setRegistry``: once, by the vault's deployer) when the vault
+    names none yet; False, with a warning, when it names another or ``sender`` may not set it."""
+    current = vault_registry(rpc, vault)
+    if current == registry.lower():
+        return True
+    if current is None or int(current, 16) != 0:
+        log.warning("event=vault_registry_other vault=%s registry=%s named=%s", vault, registry, current)
+        return False
+    call = {"from": sender, "to": vault, "data": encode_call(SET_REGISTRY, registry)}
+    try:
+        rpc.call("eth_call", [call, "latest"])
+    except RpcError as e:
+        log.warning("event=vault_registry_unset vault=%s registry=%s reason=%r", vault, registry, str(e))
+        return False
+    receipt = rpc.wait_receipt(rpc.send_transaction({**call, "gas": hex(GAS_SET_REGISTRY)}))
+    if to_int(receipt["status"]) != 1:
+        raise PublishError(f"the vault {vault} refused setRegistry({registry})")
+    log.info("event=vault_registry_set vault=%s registry=%s", vault, registry)
+    return True
 
 
 def published(rpc: Rpc, registry: str, epoch: int, asset: str) -> tuple[bytes, int, int]:
