@@ -207,9 +207,11 @@ class Exit:
         return to_int(self.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"])
 
     def silent_from(self) -> int:
-        """When ``freezeSilent`` becomes possible: the registry's last publish plus the silence period."""
-        return view_uint(self.rpc, self.registry, "lastPublishedAt()") + view_uint(self.rpc, self.vault,
-                                                                                  "silencePeriod()")
+        """When ``freezeSilent`` becomes possible: the registry's last publish (or when the vault named
+        the registry, if later) plus the silence period."""
+        last = max(view_uint(self.rpc, self.registry, "lastPublishedAt()"),
+                   view_uint(self.rpc, self.vault, "registrySetAt()"))
+        return last + view_uint(self.rpc, self.vault, "silencePeriod()")
 
     def requests(self) -> list[dict[str, Any]]:
         """The account's forced withdrawal requests of this asset, oldest first, with their countdowns."""

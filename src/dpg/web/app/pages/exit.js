@@ -84,8 +84,8 @@ export async function mount(root) {
       replace(exitBox, h("p", { class: "notice" }, errorText(e)));
       return;
     }
-    const current = info.current?.address || info.current || null;
-    const pending = info.pending?.address || info.pending || null;
+    const current = info.current?.address || null;
+    const pending = info.pending?.address || null;
     const address = h("input", { name: "exit-address", placeholder: "0x… (40 hex digits)", autocomplete: "off", spellcheck: "false",
       value: typeof pending === "string" ? pending : (typeof current === "string" ? current : "") });
     const signature = h("textarea", { name: "exit-signature", rows: 2, spellcheck: "false",
@@ -93,24 +93,20 @@ export async function mount(root) {
     const totp = h("input", { name: "totp", inputmode: "numeric", autocomplete: "one-time-code", placeholder: "2FA code (for a change)" });
     const typedOut = h("pre", { class: "wrap", "data-testid": "exit-typed-data", hidden: true });
     const out = h("p", { hidden: true });
-    const typed = () => {
-      const t = structuredClone(info.typed_data || info.typedData || {});
-      if (t.message) t.message.exitAddress = address.value.trim();
-      return t;
-    };
+    // what the exit address signs: ExitAddress(account, exitAddress, nonce) in the home Vault's domain
+    const typed = async () => (await get(`/api/v1/exit-address?address=${encodeURIComponent(address.value.trim())}`)).typedData;
     const signBtn = h("button", { type: "button", class: "btn", "data-testid": "exit-sign" },
       hasWallet ? "Sign with my wallet" : "Show what to sign");
     signBtn.addEventListener("click", async () => {
-      const t = typed();
-      if (!hasWallet) {
-        typedOut.textContent = JSON.stringify(t, null, 2);
-        typedOut.hidden = false;
-        return;
-      }
       try {
+        if (!hasWallet) {
+          typedOut.textContent = JSON.stringify(await typed(), null, 2);
+          typedOut.hidden = false;
+          return;
+        }
         const [from] = await wallet("eth_requestAccounts", []);
         if (!address.value.trim()) address.value = from;
-        signature.value = await wallet("eth_signTypedData_v4", [address.value.trim(), JSON.stringify(typed())]);
+        signature.value = await wallet("eth_signTypedData_v4", [address.value.trim(), JSON.stringify(await typed())]);
       } catch (e) {
         notify(out, errorText(e));
       }
@@ -118,13 +114,12 @@ export async function mount(root) {
     const save = h("button", { type: "submit", class: "btn primary", "data-testid": "exit-register" }, "Register");
     const form = h("form", { class: "stack" },
       h("label", {}, "Exit address", address), h("div", { class: "row gap" }, signBtn), typedOut,
-      h("label", {}, "Signature", signature), current ? h("label", {}, "2FA code", totp) : null, save, out);
+      h("label", {}, "Signature", signature), current || pending ? h("label", {}, "2FA code", totp) : null, save, out);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       save.disabled = true;
       try {
-        const t = typed();
-        const body = { address: address.value.trim(), signature: signature.value.trim(), nonce: t.message?.nonce ?? info.nonce };
+        const body = { address: address.value.trim(), signature: signature.value.trim(), nonce: info.nextNonce };
         if (totp.value.trim()) body.totp = totp.value.trim();
         await post("/api/v1/exit-address", body);
         notify(out, "Registered: it is in your leaf from the next epoch on.", "ok");
@@ -135,11 +130,10 @@ export async function mount(root) {
         save.disabled = false;
       }
     });
-    const effective = info.effective_epoch ?? info.effectiveEpoch ?? info.pending?.effective_epoch;
     replace(exitBox,
       h("p", { "data-testid": "exit-current" }, "Current: ", current ? h("code", {}, String(current)) : "none (you can prove your balance, not escape with it)"),
       pending ? h("p", { "data-testid": "exit-pending" }, "Pending: ", h("code", {}, String(pending)),
-        effective ? ` (in the proofs from epoch ${effective})` : " (in the proofs from the next epoch)") : null,
+        ` (in the proofs from ${info.effectiveFrom || "the next epoch marked"})`) : null,
       form);
   }
 
