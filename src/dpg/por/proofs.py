@@ -1,7 +1,7 @@
 """Every account's proof of a published tree, kept in PostgreSQL and assembled on read: the
-per-account records (leaf index, salt) and the tree's nodes, both packed in chunks
-(``por_proof_accounts``, ``por_proof_nodes``; migration 0017). A proof read from them is the one
-``tree.proof`` makes.
+per-account records (leaf index, salt; version 2: exit address and counters too) and the tree's
+nodes, both packed in chunks (``por_proof_accounts``, ``por_proof_nodes``; migrations 0017, 0020).
+A proof read from them is the one ``tree.proof`` makes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from dpg.por import tree as por
 
 LOW = packed.LOW  # levels 1 to LOW-1 are recomputed from a block of 2^LOW leaves
 CHUNK = 4096  # records in one row of por_proof_nodes (256 KiB)
-ACCOUNTS = 1024  # account records in one row of por_proof_accounts (48 KiB)
-ACCOUNT = np.dtype([("account", ">i8"), ("leaf", ">i8"), ("salt", "u1", (32,))])  # 48 bytes
+ACCOUNTS = 1024  # account records in one row of por_proof_accounts (132 KiB; version 1's: 48 KiB)
+ACCOUNT_V1 = np.dtype([("account", ">i8"), ("leaf", ">i8"), ("salt", "u1", (32,))])  # 48 bytes
+ACCOUNT = np.dtype([("account", ">i8"), ("leaf", ">i8"), ("salt", "u1", (32,)), ("exit", "u1", (20,)),
+                    ("deposited", "u1", (32,)), ("withdrawn", "u1", (32,))])  # 132 bytes: a version 2 leaf's
+RECORDS = {1: ACCOUNT_V1, 2: ACCOUNT}  # the account record of each leaf version
 
 ACCOUNT_SQL = ("SELECT accounts FROM por_proof_accounts WHERE epoch = %s AND asset = %s AND first <= %s"
                " ORDER BY first DESC LIMIT 1")
@@ -34,8 +37,14 @@ def stored_levels(depth: int) -> list[int]:
 
 def write(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree) -> None:
     """Every account's record and the kept levels, by binary COPY (in the caller's transaction)."""
-    records = np.empty(len(t.accounts), dtype=ACCOUNT)
+    records = np.zeros(len(t.accounts), dtype=ACCOUNT)
     records["account"], records["leaf"], records["salt"] = t.accounts, t.leaf, t.salts
+    if t.exits is not None:
+        records["exit"] = t.exits
+    if t.counters is not None:
+        c = t.counters
+        records["deposited"] = packed.uint256_words(c[:, 0], c[:, 1])
+        records["withdrawn"] = packed.uint256_words(c[:, 2], c[:, 3])
     with conn.cursor() as cur:
         with cur.copy("COPY por_proof_accounts (epoch, asset, first, accounts) FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(["int8", "text", "int8", "bytea"])
@@ -64,8 +73,9 @@ def reads(depth: int, index: int) -> tuple[list[int], list[int], list[int], list
 
 
 def assemble(params: por.Params, depth: int, account: str, index: int, salt: bytes,
-             parts: dict[int, bytes]) -> dict[str, Any]:
-    """The proof file from what ``reads`` named (``parts``: level -> bytes read)."""
+             parts: dict[int, bytes], holding: por.Holding | None = None) -> dict[str, Any]:
+    """The proof file from what ``reads`` named (``parts``: level -> bytes read); ``holding`` the
+    account's version 2 fields (None: a version 1 tree)."""
     block = min(LOW, depth)
     start = index >> block << block
     if set(parts) != set(reads(depth, index)[0]):
@@ -77,7 +87,7 @@ def assemble(params: por.Params, depth: int, account: str, index: int, salt: byt
     siblings = packed.block_siblings(leaves, index) + [parts[level] for level in range(block, depth)]
     root = parts[depth]
     return packed.proof_json(params, depth, account, index, balance, salt, siblings, root[:32],
-                             int.from_bytes(root[32:], "big"))
+                             int.from_bytes(root[32:], "big"), holding)
 
 
 def _account_id(account: str) -> int | None:
@@ -88,41 +98,49 @@ def _account_id(account: str) -> int | None:
     return a if str(a) == account and -(1 << 63) <= a < 1 << 63 else None
 
 
-def find(chunk: bytes | None, account: int) -> tuple[int, bytes] | None:
-    """The leaf index and salt of ``account`` in a row of por_proof_accounts (None: not there)."""
+def find(chunk: bytes | None, account: int, version: int = por.VERSION) -> tuple[int, bytes, por.Holding | None] | None:
+    """The leaf index, salt and (version 2) exit address and counters of ``account`` in a row of
+    por_proof_accounts of a tree of leaf ``version`` (None: not there)."""
     if chunk is None:
         return None
-    records = np.frombuffer(chunk, dtype=ACCOUNT)
+    records = np.frombuffer(chunk, dtype=RECORDS[version])
     i = int(np.searchsorted(records["account"], account))
     if i == len(records) or int(records["account"][i]) != account:
         return None
-    return int(records["leaf"][i]), records["salt"][i].tobytes()
+    r = records[i]
+    held = None if version == 1 else por.Holding("0x" + r["exit"].tobytes().hex(),
+                                                 int.from_bytes(r["deposited"].tobytes(), "big"),
+                                                 int.from_bytes(r["withdrawn"].tobytes(), "big"))
+    return int(r["leaf"]), r["salt"].tobytes(), held
 
 
-def read(conn: psycopg.Connection[Any], params: por.Params, depth: int, account: str) -> dict[str, Any] | None:
-    """The proof of ``account`` (None when it has no leaf in the stored tree)."""
+def read(conn: psycopg.Connection[Any], params: por.Params, depth: int, account: str,
+         version: int = por.VERSION) -> dict[str, Any] | None:
+    """The proof of ``account`` (None when it has no leaf in the stored tree of leaf ``version``,
+    por_publications.leaf_version)."""
     a = _account_id(account)
     if a is None:
         return None
     row = conn.execute(ACCOUNT_SQL, (params.epoch, params.asset, a)).fetchone()
-    found = find(None if row is None else bytes(row[0]), a)
+    found = find(None if row is None else bytes(row[0]), a, version)
     if found is None:
         return None
-    index, salt = found
+    index, salt, held = found
     parts = conn.execute(NODES_SQL, (*reads(depth, index), params.epoch, params.asset)).fetchall()
-    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in parts})
+    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in parts}, held)
 
 
-async def aread(conn: psycopg.AsyncConnection[Any], params: por.Params, depth: int,
-                account: str) -> dict[str, Any] | None:
+async def aread(conn: psycopg.AsyncConnection[Any], params: por.Params, depth: int, account: str,
+                version: int = por.VERSION) -> dict[str, Any] | None:
     """``read`` on an async connection (the API's)."""
     a = _account_id(account)
     if a is None:
         return None
     row = await (await conn.execute(ACCOUNT_SQL, (params.epoch, params.asset, a))).fetchone()
-    found = find(None if row is None else bytes(row[0]), a)
+    found = find(None if row is None else bytes(row[0]), a, version)
     if found is None:
         return None
-    index, salt = found
+    index, salt, held = found
     cur = await conn.execute(NODES_SQL, (*reads(depth, index), params.epoch, params.asset))
-    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in await cur.fetchall()})
+    return assemble(params, depth, account, index, salt, {int(lv): bytes(b) for lv, b in await cur.fetchall()},
+                    held)

@@ -81,7 +81,7 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
             report["unpublished"].append({"asset": asset, "liabilities": str(liabilities[asset]),
                                           "reason": f"no token of {asset} on {home.name}, the registry's chain"})
             continue
-        entry, asset_ok = _publish_asset(conn, epoch, asset, read_balances(conn, epoch, asset), secret, home,
+        entry, asset_ok = _publish_asset(conn, epoch, asset, read_balances(conn, epoch, asset, home.name), secret, home,
                                          registry, others, store, sender, blocks)
         if entry.get("onChain"):
             asset_ok = _publish_insurance(conn, epoch, asset, home, registry, sender, entry) and asset_ok
@@ -95,23 +95,52 @@ def publish_epoch(conn: psycopg.Connection[Any], epoch: int, secret: bytes, home
     return report
 
 
-def read_balances(conn: psycopg.Connection[Any], epoch: int, asset: str) -> packed.Balances:
-    """One asset's recorded balances at ``epoch``, streamed by COPY into arrays (no Python object
-    per account left once read: millions of accounts fit)."""
+# One asset's leaf inputs at an epoch: each recorded balance, the account's exit address (the latest
+# registered before the epoch was marked; '' when none) and its counters: the home chain's deposits
+# credited and payouts completed (their ledger entries: migration 0013 gave them a chain) up to
+# the epoch's seq.
+_LEAVES_SQL = """
+COPY (SELECT b.account, b.balance, coalesce(x.address, ''), coalesce(m.deposited, 0), coalesce(m.withdrawn, 0)
+  FROM por_balances b
+  LEFT JOIN (SELECT account, coalesce(sum(d_available) FILTER (WHERE cause = 'credit'), 0) AS deposited,
+                    coalesce(-sum(d_locked) FILTER (WHERE cause = 'withdrawal'), 0) AS withdrawn
+               FROM ledger_entries WHERE chain = %(chain)s AND asset = %(asset)s AND seq <= %(seq)s
+              GROUP BY account) m USING (account)
+  LEFT JOIN (SELECT DISTINCT ON (account) account, address FROM exit_addresses
+              WHERE registered_at < to_timestamp(%(ts)s::numeric / 1e9)
+              ORDER BY account, nonce DESC) x USING (account)
+ WHERE b.epoch = %(epoch)s AND b.asset = %(asset)s ORDER BY b.account) TO STDOUT"""
+
+
+def read_balances(conn: psycopg.Connection[Any], epoch: int, asset: str, chain: str) -> packed.Balances:
+    """One asset's leaf inputs at ``epoch`` (``chain``: the home chain's name, whose movements the
+    counters count), streamed by COPY into arrays (no Python object per account left once read:
+    millions of accounts fit)."""
+    row = conn.execute("SELECT seq, ts FROM por_epochs WHERE epoch = %s", (epoch,)).fetchone()
+    if row is None:
+        raise PublishError(f"epoch {epoch} has not been recorded")
     ids: list[npt.NDArray[np.int64]] = []
     his: list[npt.NDArray[np.uint64]] = []
     los: list[npt.NDArray[np.uint64]] = []
+    exits: list[tuple[int, bytes]] = []  # (row, address): the few accounts that have one
+    counters: list[tuple[int, int, int]] = []  # (row, deposited, withdrawn): the ones not both zero
     rest = b""
-    with conn.cursor() as cur, cur.copy("COPY (SELECT account, balance FROM por_balances WHERE epoch = %s AND"
-                                        " asset = %s ORDER BY account) TO STDOUT", (epoch, asset)) as cp:
+    n = 0
+    args = {"epoch": epoch, "asset": asset, "chain": chain, "seq": int(row[0]), "ts": int(row[1])}
+    with conn.cursor() as cur, cur.copy(_LEAVES_SQL, args) as cp:
         for block in cp:
             lines = (rest + bytes(block)).split(b"\n")
             rest = lines.pop()
             accounts, balances = [], []
             for line in lines:
-                a, b = line.split(b"\t")
+                a, b, x, d, w = line.split(b"\t")
                 accounts.append(int(a))
                 balances.append(int(b))
+                if x:
+                    exits.append((n, bytes.fromhex(x[2:].decode())))
+                if d != b"0" or w != b"0":
+                    counters.append((n, int(d), int(w)))
+                n += 1
             if any(b < 0 or b >= por.MAX_VALUE for b in balances):
                 raise por.ProofError(f"a balance of {asset} at epoch {epoch} is outside [0, 2**128)")
             ids.append(np.array(accounts, dtype=np.int64))
@@ -121,7 +150,18 @@ def read_balances(conn: psycopg.Connection[Any], epoch: int, asset: str) -> pack
         raise por.ProofError("the balances' COPY ended inside a row")
     if not ids:
         return packed.Balances(np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.uint64))
-    return packed.Balances(np.concatenate(ids), np.concatenate(his), np.concatenate(los))
+    exit_array = None
+    if exits:
+        exit_array = np.zeros((n, 20), dtype=np.uint8)
+        exit_array[[i for i, _ in exits]] = np.frombuffer(b"".join(x for _, x in exits), np.uint8).reshape(-1, 20)
+    counter_array = None
+    if counters:
+        if any(not (0 <= d < por.MAX_COUNTER and 0 <= w < por.MAX_COUNTER) for _, d, w in counters):
+            raise por.ProofError(f"a counter of {asset} at epoch {epoch} is outside [0, 2**128)")
+        counter_array = np.zeros((n, 4), dtype=np.uint64)
+        counter_array[[i for i, _, _ in counters]] = np.array(
+            [(d >> 64, d & packed.MASK64, w >> 64, w & packed.MASK64) for _, d, w in counters], dtype=np.uint64)
+    return packed.Balances(np.concatenate(ids), np.concatenate(his), np.concatenate(los), exit_array, counter_array)
 
 
 def _publish_asset(conn: psycopg.Connection[Any], epoch: int, asset: str, balances: packed.Balances, secret: bytes,
@@ -228,10 +268,10 @@ def _record(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.Pac
     with conn.transaction():
         conn.execute(
             "INSERT INTO por_publications (epoch, asset, chain_id, registry, root, total, depth, leaves, cid,"
-            " snapshot_block, snapshot_block_hash, tx_hash, gas_used) VALUES"
-            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " snapshot_block, snapshot_block_hash, tx_hash, gas_used, leaf_version) VALUES"
+            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (epoch, asset, home.chain_id, registry, "0x" + t.root.hex(), t.total, t.depth, len(t.accounts), cid,
-             block, block_hash, tx_hash, gas))
+             block, block_hash, tx_hash, gas, por.VERSION))
         conn.execute("DELETE FROM por_proof_accounts WHERE epoch = %s AND asset = %s", (epoch, asset))
         conn.execute("DELETE FROM por_proof_nodes WHERE epoch = %s AND asset = %s", (epoch, asset))
         proofs.write(conn, epoch, asset, t)

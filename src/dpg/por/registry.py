@@ -31,7 +31,7 @@ PUBLISH = "publish(uint64,bytes32,bytes32,uint256,uint8,uint64,bytes32,string,(u
 ROOT_OF = "rootOf(uint64,bytes32)"
 PUBLISH_INSURANCE = "publishInsuranceFund(uint64,bytes32,uint256)"
 INSURANCE_FUND_OF = "insuranceFundOf(uint64,bytes32)"
-VERIFY = "verifyProof(uint64,bytes32,bytes32,uint256,bytes32,uint256,(bytes32,uint256)[])"
+VERIFY = "verifyProof(uint64,bytes32,bytes32,uint256,bytes32,address,uint256,uint256,uint256,(bytes32,uint256)[])"
 SET_REGISTRY = "setRegistry(address)"
 VAULT_REGISTRY = "registry()"
 GAS_DEPLOY = 3_000_000
@@ -174,11 +174,13 @@ def verify_onchain(rpc: Rpc, registry: str, proof: dict[str, Any]) -> bool:
 
 
 def verify_proof_call(registry: str, proof: dict[str, Any]) -> dict[str, str]:
-    """The eth_call / eth_estimateGas transaction object of verifyProof for ``proof``."""
+    """The eth_call / eth_estimateGas transaction object of verifyProof for ``proof`` (a version 2
+    one: the registry verifies version 2 leaves)."""
     siblings = [(bytes.fromhex(s["hash"][2:]), int(s["value"])) for s in proof["siblings"]]
     return {"to": registry, "data": encode_call(
         VERIFY, int(proof["epoch"]), por.asset_id(proof["asset"]), bytes.fromhex(proof["accountKey"][2:]),
-        int(proof["balance"]), bytes.fromhex(proof["salt"][2:]), int(proof["index"]), siblings)}
+        int(proof["balance"]), bytes.fromhex(proof["salt"][2:]), proof["exitAddress"], int(proof["deposited"]),
+        int(proof["withdrawn"]), int(proof["index"]), siblings)}
 
 
 def revert_reason(rpc: Rpc, tx: dict[str, Any]) -> str | None:

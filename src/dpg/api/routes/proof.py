@@ -136,13 +136,13 @@ def router(rt: Runtime) -> APIRouter:
     async def stored_proof(epoch: int, asset: str, account: str) -> dict[str, Any] | None:
         """The proof from the proof tables (dpg.por.proofs); None when this tree is not in them."""
         async with rt.history.pool.connection() as conn:
-            cur = await conn.execute("SELECT chain_id, registry, depth FROM por_publications"
+            cur = await conn.execute("SELECT chain_id, registry, depth, leaf_version FROM por_publications"
                                      " WHERE epoch = %s AND asset = %s", (epoch, asset))
             pub = await cur.fetchone()
             if pub is None:
                 raise ApiError(404, "NO_PROOF", f"nothing of {asset} was published for epoch {epoch}")
             params = por.Params(int(pub[0]), str(pub[1]), epoch, asset)
-            found = await proofs.aread(conn, params, int(pub[2]), account)
+            found = await proofs.aread(conn, params, int(pub[2]), account, int(pub[3]))
             if found is not None:
                 return found
             cur = await conn.execute("SELECT 1 FROM por_proof_nodes WHERE epoch = %s AND asset = %s AND level = 0"
