@@ -154,6 +154,9 @@ def test_a_forced_withdrawal_is_served_within_the_grace_period_and_cannot_freeze
                   and f.status == "zero" and len(store.signatures(zero_id)) == 2, tick=lambda: dev_chain.mine(1))
         finally:
             store.close()
+        listed = dpg_cli(cli_env, "signer", "list")
+        assert listed.returncode == 0 and any(json.loads(line).get("request_id") == zero_id
+                                              for line in listed.stdout.splitlines()), listed.stdout
         r = dpg_cli(cli_env, "signer", "sign", zero_id, "--key-file", str(tmp_path / "keys" / "human.key"))
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["answer"] == "zero"

@@ -40,6 +40,7 @@ from dpg.chain.config import ChainConfig
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
 from dpg.chain.signer import Keys, ZeroAnswer, ordered, sign, valid
 from dpg.chain.store import Connected, DepositStore
+from dpg.chain.watcher import MAX_RANGES_PER_POLL
 from dpg.chain.worker import ChainWorker
 from dpg.core import events as E
 from dpg.core.commands import FailWithdrawal, RequestForcedWithdrawal
@@ -117,9 +118,10 @@ class ForcedStore(Connected):
         return [_row(r) for r in self._q(f"SELECT {COLUMNS} FROM forced_withdrawals WHERE chain = %s"
                                          " AND status = ANY(%s) ORDER BY created_at", (chain, list(OPEN)))]
 
-    def of_withdrawal(self, wid: str) -> Forced | None:
-        rows = self._q(f"SELECT {COLUMNS} FROM forced_withdrawals WHERE withdrawal_id = %s", (wid.lower(),))
-        return _row(rows[0]) if rows else None
+    def zero_answers(self) -> list[Forced]:
+        """Requests waiting for the signatures of their zero answer."""
+        return [_row(r) for r in self._q(f"SELECT {COLUMNS} FROM forced_withdrawals WHERE status = 'zero'"
+                                         " ORDER BY created_at")]
 
     def update(self, request_id: str, **fields: Any) -> None:
         allowed = {"status", "attempt", "withdrawal_id", "deadline", "answer_tx", "answer_sent", "reason"}
@@ -192,7 +194,9 @@ class ForcedServer(ChainWorker):
             log.error("event=forced_cursor_reorged chain=%s cursor=%d action=rescan", c.name, cursor)
             cursor = c.start_block - 1  # recording is idempotent: scan again from the start
         new: list[escape.ForcedLog] = []
-        while cursor < final:
+        ranges = 0
+        while cursor < final and ranges < MAX_RANGES_PER_POLL:  # a long catch-up takes several steps
+            ranges += 1
             to = min(final, cursor + c.max_block_range)
             for entry in self.rpc.get_logs(c.vault, [escape.FORCED_TOPIC], cursor + 1, to):
                 lg = escape.decode_forced(entry)

@@ -71,11 +71,19 @@ def _pending(store: Any, wid: str) -> Any:
 def signer_list(
     show_all: Annotated[bool, typer.Option("--all", help="Every open withdrawal, not only those to sign")] = False,
 ) -> None:
-    """Withdrawals waiting for signatures (JSON lines)."""
+    """Withdrawals waiting for signatures, then forced withdrawal requests waiting for a zero answer's
+    signatures (JSON lines)."""
+    from dpg.chain.forced import ForcedStore
+
     store = _store()
     for w in store.open():
         if show_all or w.status == "signing":
             typer.echo(json.dumps(_describe(store, w)))
+    forced = ForcedStore(target().url)
+    for f in forced.zero_answers():
+        typer.echo(json.dumps({"request_id": f.request_id, "answer": "zero", "chain": f.chain, "account": f.account,
+                               "asset": f.asset, "exit_address": f.exit_address, "deadline": f.deadline,
+                               "signatures": sorted(forced.signatures(f.request_id)), "reason": f.reason}))
 
 
 @signer_app.command("show")
