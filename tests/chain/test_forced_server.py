@@ -65,10 +65,11 @@ def refusal(rpc: Rpc, to: str, data: str, sender: str = dev_key(9).address) -> s
 
 
 def published_tree(dev: DevChain, balances: dict[int, int]) -> por.Tree:
-    """A registry named in the vault, and epoch 1's ETH tree of ``balances`` (with the exit addresses)
-    published in it."""
+    """A registry named in the vault, and epoch 1's ETH tree of ``balances`` (with the exit addresses and
+    what the vault counts as deposited for each account, nothing paid) published in it."""
     registry = deploy_registry(dev.rpc, dev.accounts[0], dev.vault, {"ETH": NATIVE, "USDT": dev.usdt})
-    rows = [(str(a), b, EXITS[a].address, 0, 0) for a, b in balances.items()]
+    deposited = {a: escape.view_uint(dev.rpc, dev.vault, "depositedOf(uint64,address)", a, NATIVE) for a in balances}
+    rows = [(str(a), b, EXITS[a].address, deposited[a], 0) for a, b in balances.items()]
     t = por.build(por.Params(CHAIN_ID, registry, 1, "ETH"), rows, secrets.token_bytes(32))
     head = dev.rpc.block_number()
     block_hash = dev.rpc.block_hash(head)
