@@ -203,7 +203,7 @@ def test_daily_cycle(dev_chain: DevChain, anvil_bin: Path, pg_server: str, tmp_p
             assert httpx.get(f"{base}/api/v1/por/report/{epoch}").json()["assets"] == report["assets"]
             assert httpx.get(f"{base}/api/v1/por/report/1").status_code == 404
             page = httpx.get(f"{base}/por")
-            assert page.status_code == 200 and usdt["cid"] in page.text
+            assert page.status_code == 200 and usdt["cid"] in page.text and "exit address" in page.text
 
             # liabilities above the holdings: the registry refuses the publication
             carol.credit("ETH", "1")

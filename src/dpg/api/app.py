@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dpg.api import binance
 from dpg.api.errors import ApiError, CatchAll, api_error_handler, body, send_json, validation_error_handler
 from dpg.api.ratelimit import TokenBuckets
-from dpg.api.routes import account, escape, futures, operator, orders, proof, public, wallet, ws
+from dpg.api.routes import account, escape, exit_address, futures, operator, orders, proof, public, wallet, ws
 from dpg.api.runtime import Runtime
 from dpg.api.web import mount_web, registry_origins
 from dpg.identity import AuthError
@@ -88,6 +88,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.add_middleware(Limits, buckets=rt.ip_limits)
     app.add_middleware(CatchAll)  # outermost: an unexpected exception is answered as JSON
     app.include_router(wallet.router)
+    app.include_router(exit_address.router)
     app.include_router(proof.router(rt))
     app.include_router(escape.router)
     for routes in (public, account, futures, operator, ws):

@@ -32,6 +32,12 @@ from eth_utils.crypto import keccak
 
 DOMAIN_NAME = "DPG Vault"
 DOMAIN_VERSION = "1"
+EIP712_DOMAIN = [  # the fields of the Vault's EIP-712 domains
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 WITHDRAWAL_TYPES = {
     "Withdrawal": [
         {"name": "id", "type": "bytes32"},
@@ -48,12 +54,6 @@ FORCED_ZERO_TYPES = {
         {"name": "deadline", "type": "uint256"},
     ]
 }
-DOMAIN_TYPES = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 DEV_MNEMONIC = "test test test test test test test test test test test junk"  # anvil's public test mnemonic
 
 _HEX_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -84,7 +84,7 @@ class Terms:
 
     def typed_data(self) -> dict[str, Any]:
         return {
-            "types": {"EIP712Domain": DOMAIN_TYPES, **WITHDRAWAL_TYPES},
+            "types": {"EIP712Domain": EIP712_DOMAIN, **WITHDRAWAL_TYPES},
             "primaryType": "Withdrawal",
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.chain_id,
                        "verifyingContract": checksum(self.vault)},
@@ -118,7 +118,7 @@ class ZeroAnswer:
 
     def typed_data(self) -> dict[str, Any]:
         return {
-            "types": {"EIP712Domain": DOMAIN_TYPES, **FORCED_ZERO_TYPES},
+            "types": {"EIP712Domain": EIP712_DOMAIN, **FORCED_ZERO_TYPES},
             "primaryType": "ForcedZero",
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.chain_id,
                        "verifyingContract": checksum(self.vault)},

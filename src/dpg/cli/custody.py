@@ -275,3 +275,46 @@ def wallet_deposits(
                                "amount": _amount(d.asset, d.amount), "status": d.status,
                                "confirmations": f"{min(d.confirmations, d.required)}/{d.required}",
                                "reason": d.reason}))
+
+
+@wallet_app.command("sign-exit")
+def wallet_sign_exit(
+    account: Annotated[int, typer.Option("--account", help="The account number the exit address is for")],
+    key: Annotated[str | None, typer.Option("--key", help="The exit address's key: 0x + 64 hex, or a file holding it")]
+    = None,
+    dev: Annotated[int | None, typer.Option("--dev", help="Sign with the dev chain's test account N (anvil: 0-9) "
+                                                          "instead of --key")] = None,
+    nonce: Annotated[int | None, typer.Option(help="The registration's nonce; default: the account's next")] = None,
+    chain_id: Annotated[int | None, typer.Option(help="The home chain's id; default: the registry's chain")] = None,
+    vault: Annotated[str | None, typer.Option(help="The home Vault; default: the registry's chain's vault")] = None,
+) -> None:
+    """Sign an exit-address registration with the exit address's own key and print it (JSON): the
+    body of POST /api/v1/exit-address with the signature. What is not given is read from the exchange."""
+    from dpg.chain.exit_address import ExitAddress, sign
+    from dpg.chain.signer import dev_key, load_key
+
+    if (key is None) == (dev is None):
+        raise fail("name the exit address's key: --key KEY_OR_FILE or --dev N", 2)
+    try:
+        signer = dev_key(dev) if dev is not None else load_key(str(key), "--key")
+    except ValueError as e:
+        raise fail(str(e), 2) from None
+    if chain_id is None or vault is None or nonce is None:
+        import psycopg
+
+        with psycopg.connect(target().url) as conn:
+            row = conn.execute("SELECT r.chain_id, c.vault FROM por_registry r JOIN chains c ON c.name = r.chain"
+                               ).fetchone()
+            count = conn.execute("SELECT count(*) FROM exit_addresses WHERE account = %s", (account,)).fetchone()
+        if row is None and (chain_id is None or vault is None):
+            raise fail("the exchange has no proof-of-reserves registry yet: name --chain-id and --vault", 1)
+        chain_id = int(row[0]) if chain_id is None and row is not None else chain_id
+        vault = str(row[1]) if vault is None and row is not None else vault
+        nonce = int(count[0]) if nonce is None and count is not None else nonce
+    assert chain_id is not None and vault is not None and nonce is not None
+    try:
+        reg = ExitAddress(account, signer.address.lower(), nonce, chain_id, vault.lower())
+    except ValueError as e:
+        raise fail(str(e), 2) from None
+    typer.echo(json.dumps({"account": account, "address": reg.address, "nonce": nonce, "chainId": str(chain_id),
+                           "vault": reg.vault, "signature": sign(reg, signer)}))

@@ -179,6 +179,12 @@ def router(rt: Runtime) -> APIRouter:
                         " Check your balance: <code>dpg por verify PROOF.json</code>"
                         " with your proof from <code>/api/v1/por/proof?asset=…</code>; audit a whole tree: "
                         "<code>dpg por audit CID</code>.</p>")
+            body.append("<p>Each leaf also commits the account's exit address (<code>exitAddress</code> in the"
+                        " proof) and its deposited and withdrawn counters on the home Vault: if the exchange stops"
+                        " serving withdrawals, the exit address can claim the balance from the Vault. An account"
+                        " without an exit address (<code>0x000…0</code>) can prove its balance but not escape"
+                        " with it; register one with <code>POST /api/v1/exit-address</code>"
+                        " (<code>GET</code> gives the typed data to sign).</p>")
         doc = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>DPG proof of reserves</title></head><body>"
                + "".join(body) + "</body></html>")
         return HTMLResponse(doc, headers={"Cache-Control": "no-cache"})
