@@ -9,6 +9,7 @@ signatures past the per-user limits and allow-list, a human's by ``dpg signer si
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from dpg.chain.contracts import decode_error
 from dpg.chain.forced import ForcedStore
 from dpg.chain.rpc import Rpc, RpcError
 from dpg.chain.signer import dev_key, write_key
-from tests.api.client import User, dpg_cli, until
+from tests.api.client import ADMIN, User, dpg_cli, until
 from tests.chain.conftest import DevChain
 from tests.chain.test_journey import _env, running
 
@@ -48,7 +49,8 @@ def register_exit(user: User, key: LocalAccount) -> dict[str, Any]:
 
 def with_registry(dev: DevChain, tmp: Path) -> dict[str, str]:
     """The journey's custody settings plus a ReserveRegistry deployed on the chain to publish in."""
-    env = {**_env(dev, tmp), "DPG_POR_SECRET": POR_SECRET, "DPG_POR_RPC": dev.anvil.url, "DPG_DATA_DIR": str(tmp)}
+    env = {**_env(dev, tmp), "DPG_POR_SECRET": POR_SECRET, "DPG_POR_RPC": dev.anvil.url, "DPG_DATA_DIR": str(tmp),
+           "DPG_ADMIN_TOKEN": ADMIN}
     r = dpg_cli(env, "por", "deploy-registry", "--chains", env["DPG_CHAINS"])
     assert r.returncode == 0, r.stdout + r.stderr
     env["DPG_POR_REGISTRY"] = json.loads(r.stdout)["registry"]
@@ -112,7 +114,6 @@ def test_a_forced_withdrawal_is_served_within_the_grace_period_and_cannot_freeze
         r = dave.order(market="ETH/USDT", side="sell", type="limit", price="90000", quantity="0.5")
         assert r.status_code == 201, r.text
         available = 2 * ETH + 1 * ETH - ETH // 2
-        before = rpc.balance(dave_exit.address)
 
         # dave asks the vault; the exchange sees it at depth 3 and locks his whole available ETH
         r = dpg_cli(cli_env, "exit", "request", str(dave_proof), "--rpc", dev_chain.anvil.url,
@@ -120,6 +121,7 @@ def test_a_forced_withdrawal_is_served_within_the_grace_period_and_cannot_freeze
         assert r.returncode == 0, r.stderr
         request_id = json.loads(r.stdout)["request_id"]
         assert escape.forced_request(rpc, dev_chain.vault, request_id).requested_at > 0
+        before = rpc.balance(dave_exit.address)  # after the request's gas
         dev_chain.mine(3)
 
         def forced() -> dict[str, Any] | None:
@@ -127,7 +129,7 @@ def test_a_forced_withdrawal_is_served_within_the_grace_period_and_cannot_freeze
             return next((w for w in ws if w["address"] == dave_exit.address.lower()), None)
 
         w = until("the forced withdrawal", forced, tick=lambda: dev_chain.mine(1))
-        assert w["amount"] == "2.5" and w["asset"] == "ETH", w
+        assert Decimal(w["amount"]) == Decimal("2.5") and w["asset"] == "ETH", w
         assert dave.balance("ETH")[0].rstrip("0").rstrip(".") == "0"
         # no allow-listed address, no 2FA, no limit: the policy signers sign it; a human adds the third
         until("two policy signatures", lambda: forced()["signatures"] == 2)  # type: ignore[index]
