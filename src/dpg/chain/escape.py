@@ -13,6 +13,7 @@ uint256 deposited, uint256 withdrawn, uint256 index, (bytes32 hash, uint256 valu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,8 @@ def token_of(rpc: Rpc, registry: str, asset_id: str) -> str:
 
 def leaf(proof: dict[str, Any]) -> tuple[Any, ...]:
     """The Vault's ``LeafV2`` of a v2 proof file, for ABI encoding."""
+    if not isinstance(proof, dict):
+        raise ProofFileError("a proof file is a JSON object")
     try:
         if int(proof.get("version", 1)) < 2:
             raise ProofFileError("a v1 proof file has no exit address: download a proof of a later epoch")
@@ -131,14 +134,28 @@ def leaf(proof: dict[str, Any]) -> tuple[Any, ...]:
         if exit_address == ZERO_ADDRESS:
             raise ProofFileError("this proof's leaf has no exit address: register one, then use the proof of the"
                                  " next epoch")
-        return (int(proof["account"]), bytes.fromhex(str(proof["assetId"])[2:]), int(proof["balance"]),
-                bytes.fromhex(str(proof["salt"])[2:]), checksum(exit_address), int(proof["deposited"]),
-                int(proof["withdrawn"]), int(proof["index"]),
-                [(bytes.fromhex(str(s["hash"])[2:]), int(s["value"])) for s in proof["siblings"]])
+        return (_uint(proof["account"], 64), _bytes32(proof["assetId"]), _uint(proof["balance"]),
+                _bytes32(proof["salt"]), checksum(exit_address), _uint(proof["deposited"]), _uint(proof["withdrawn"]),
+                _uint(proof["index"]), [(_bytes32(s["hash"]), _uint(s["value"])) for s in proof["siblings"]])
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, ProofFileError):
             raise
         raise ProofFileError(f"not a v2 proof file: {e!r}") from None
+
+
+def _uint(value: Any, bits: int = 256) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ValueError(f"{value!r} is not a non-negative decimal integer")
+    n = int(value)
+    if n >= 1 << bits:
+        raise ValueError(f"{n} does not fit {bits} bits")
+    return n
+
+
+def _bytes32(value: Any) -> bytes:
+    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", value):
+        raise ValueError(f"{value!r} is not 0x and 64 hex digits")
+    return bytes.fromhex(value[2:])
 
 
 def request_call(proof: dict[str, Any]) -> str:
@@ -194,12 +211,17 @@ class Exit:
         self.proof = proof
         self.leaf = leaf(proof)
         self.rpc = rpc
-        self.chain_id = int(proof["chainId"])
-        self.registry = str(proof["registry"]).lower()
-        self.account = int(proof["account"])
-        self.exit_address = str(proof["exitAddress"]).lower()
-        self.asset = str(proof["asset"])
-        self.asset_id = str(proof["assetId"]).lower()
+        try:
+            self.chain_id = int(proof["chainId"])
+            self.registry = str(proof["registry"]).lower()
+            self.account = int(proof["account"])
+            self.exit_address = str(proof["exitAddress"]).lower()
+            self.asset = str(proof["asset"])
+            self.asset_id = str(proof["assetId"]).lower()
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProofFileError(f"not a v2 proof file: {e!r}") from None
+        if not re.fullmatch(r"0x[0-9a-f]{40}", self.registry):
+            raise ProofFileError("the proof's registry is not an address")
         self.vault = vault_of(rpc, self.registry)
         self.token = token_of(rpc, self.registry, self.asset_id)
 

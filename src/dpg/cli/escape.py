@@ -50,6 +50,8 @@ def _exit(proof_file: Path, rpc_url: str) -> Any:
         proof = json.loads(proof_file.read_text())
     except (OSError, ValueError) as e:
         raise fail(f"cannot read the proof file {proof_file}: {e}", 2) from None
+    if not isinstance(proof, dict):
+        raise fail(f"{proof_file} is not a proof file (a JSON object)", 2)
     rpc = Rpc(rpc_url)
     try:
         chain_id = rpc.chain_id()

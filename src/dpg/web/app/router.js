@@ -71,7 +71,8 @@ export function start() {
   window.addEventListener("popstate", route);
   document.addEventListener("click", (e) => {
     const a = e.target.closest?.("a[href]");
-    if (!a || a.target || e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+    // a link that opens elsewhere or downloads (a proof file) is the browser's
+    if (!a || a.target || a.hasAttribute("download") || e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || url.pathname.startsWith("/static/") || url.pathname.startsWith("/api/")) return;
     e.preventDefault();

@@ -208,7 +208,7 @@ export async function mount(root) {
     replace(statusBox, h("dl", { class: "facts" },
       h("dt", {}, "Vault"), h("dd", { "data-testid": "exit-frozen", "data-frozen": String(status.frozen) },
         status.frozen ? `FROZEN at epoch ${status.frozen_epoch}: claim with the proof of that epoch` : "open (operating normally)"),
-      h("dt", {}, "Forced withdrawal"), h("dd", { "data-testid": "exit-request" },
+      h("dt", {}, "Forced withdrawal"), h("dd", { "data-testid": "exit-request-state" },
         last ? [`requested ${utc(last.requested_at)}; `, left > 0
           ? h("span", { "data-testid": "exit-countdown" }, `DPG has ${countdown(left)} left to serve it`)
           : h("strong", { "data-testid": "exit-countdown" }, "the grace period is over: anyone may freeze the vault")]
