@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {ReserveRegistry} from "./ReserveRegistry.sol";
@@ -31,7 +32,7 @@ import {ReserveRegistry} from "./ReserveRegistry.sol";
 /// The registry: `ReserveRegistry`'s constructor takes the vault, so the vault learns its registry
 /// once, after deployment, from its deployer (`setRegistry`, which checks that the registry names
 /// this vault). Until then no request can be made and no freeze happens.
-abstract contract EscapeHatch is ReentrancyGuardTransient {
+abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- constants
 
     bytes32 public constant FORCED_ZERO_TYPEHASH = keccak256("ForcedZero(bytes32 requestId,uint256 deadline)");
@@ -185,6 +186,11 @@ abstract contract EscapeHatch is ReentrancyGuardTransient {
         ForcedRequest storage r = _openRequest(requestId);
         _checkSignatures(keccak256(abi.encode(FORCED_ZERO_TYPEHASH, requestId, deadline)), signatures);
         _serve(requestId, r, bytes32(0));
+    }
+
+    /// The EIP-712 digest the signers sign to answer `requestId` with a zero balance.
+    function forcedZeroDigest(bytes32 requestId, uint256 deadline) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(FORCED_ZERO_TYPEHASH, requestId, deadline)));
     }
 
     /// (account, token, exitAddress, requestedAt, served) of a request; requestedAt 0 when unknown.

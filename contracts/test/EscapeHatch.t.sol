@@ -169,6 +169,7 @@ contract EscapeHatchTest is EscapeSetup {
         bytes[] memory two = sign(signersKeys(2), forcedZeroDigest(address(vault), id, deadline));
         vm.expectRevert(abi.encodeWithSelector(Vault.WrongSignatureCount.selector, 2));
         vault.answerForcedZero(id, deadline, two);
+        vm.assertEq(vault.forcedZeroDigest(id, deadline), forcedZeroDigest(address(vault), id, deadline), "digest");
         bytes[] memory sigs = sign(signersKeys(3), forcedZeroDigest(address(vault), id, deadline));
         bytes32 bobs = request(leafOf(1, USDT_ID, 1));
         vm.expectPartialRevert(Vault.NotASigner.selector); // signed for another request
