@@ -277,6 +277,11 @@ def test_proof_of_my_balance_and_a_tampered_file(page: Any, browser: Any, custod
     proof = user.http.get("/api/v1/por/proof", params={"asset": "ETH", "epoch": epoch}).json()
     expect(result.locator("[data-testid=root-on-chain]")).to_contain_text(proof["root"])
     expect(result.locator("[data-testid=path-level]")).to_have_count(proof["depth"] + 1)
+    # leaf version 2: the deposit through the home Vault counted, no exit address (provable, not escapable)
+    assert (proof["version"], proof["deposited"], proof["withdrawn"]) == (2, str(2 * ETH), "0")
+    assert proof["exitAddress"] == "0x" + "00" * 20 and proof["account"] == user.id
+    expect(result.locator("[data-testid=proof-exit]")).to_contain_text("can be proven but not claimed")
+    expect(result.locator("[data-testid=proof-counters]")).to_contain_text("2 ETH")
     shot(page, "proof")
 
     # a proof file checked without logging in: the genuine one holds, a changed balance fails
