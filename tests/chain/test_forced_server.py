@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from eth_abi.abi import decode
 
 from dpg.chain import escape
 from dpg.chain.broadcaster import Broadcaster, fees, send_raw, sign_tx
@@ -164,6 +165,9 @@ def test_a_request_is_served_once_with_the_whole_available_balance_even_across_a
     z = fstore.get(zid)
     assert z is not None and z.status == "zero" and len(fstore.signatures(zid)) == 2
     assert not escape.forced_request(dev_chain.rpc, dev_chain.vault, zid).served  # two signatures do not serve it
+    (vault_digest,) = decode(["bytes32"], dev_chain.rpc.eth_call(dev_chain.vault, encode_call(
+        "forcedZeroDigest(bytes32,uint256)", bytes.fromhex(zid[2:]), z.deadline)))
+    assert restarted.answer(z).digest() == bytes(vault_digest)  # what the signers sign is what the vault checks
     with pytest.raises(ValueError, match="not a signer"):
         sign_zero(fstore, zid, dev_key(7), restarted.signers())
     sign_zero(fstore, zid, dev_key(4), restarted.signers())

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from eth_abi.abi import decode
+from eth_account.messages import encode_typed_data
 from playwright.sync_api import expect
 
 from dpg.chain import escape
@@ -82,8 +83,21 @@ def test_users_escape_after_the_operator_stops(anvil_bin: Path, artifacts: Path,
         with exchange(url, tmp_path, **env) as base:
             users = {name: User(base, f"{name}@escape.dpg") for name in exits}
             alice, bob, carol = users["alice"], users["bob"], users["carol"]
-            for name, user in users.items():
-                register_exit(user, exits[name])
+            for name in ("alice", "carol"):
+                register_exit(users[name], exits[name])
+            # bob registers on the page, with a signature made elsewhere (no browser wallet here)
+            log_in(page, base, bob.email)
+            page.goto(f"{base}/proof/exit")
+            expect(page.locator("[data-testid=exit-current]")).to_contain_text("none")
+            page.fill("input[name=exit-address]", exits["bob"].address)
+            page.click("[data-testid=exit-sign]")
+            expect(page.locator("[data-testid=exit-typed-data]")).to_contain_text('"primaryType": "ExitAddress"')
+            typed = json.loads(page.locator("[data-testid=exit-typed-data]").inner_text())
+            signed = exits["bob"].sign_message(encode_typed_data(full_message=typed)).signature
+            page.fill("textarea[name=exit-signature]", "0x" + bytes(signed).hex())
+            page.click("[data-testid=exit-register]")
+            expect(page.locator("[data-testid=exit-pending]")).to_contain_text(exits["bob"].address.lower())
+            page.evaluate("localStorage.clear()")
             dev.deposit_eth(alice.id, 2 * ETH)
             dev.deposit_eth(carol.id, 1 * ETH)
             dev.deposit_token(dev.usdt, bob.id, 10_000 * USDT)

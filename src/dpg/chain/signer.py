@@ -97,8 +97,7 @@ class Terms:
 
     def digest(self) -> bytes:
         """The EIP-712 digest the vault recovers signers from (its ``withdrawalDigest``)."""
-        m = self.signable()
-        return keccak(b"\x19" + m.version + m.header + m.body)
+        return digest(self)
 
     def as_tuple(self) -> tuple[bytes, int, str, str, int, int]:
         """The vault's ``Withdrawal`` struct, for ABI encoding."""
@@ -127,6 +126,16 @@ class ZeroAnswer:
 
     def signable(self) -> SignableMessage:
         return encode_typed_data(full_message=self.typed_data())
+
+    def digest(self) -> bytes:
+        """The EIP-712 digest the vault recovers signers from (its ``forcedZeroDigest``)."""
+        return digest(self)
+
+
+def digest(terms: Signable) -> bytes:
+    """The EIP-712 digest of what a signer signs."""
+    m = terms.signable()
+    return keccak(b"\x19" + m.version + m.header + m.body)
 
 
 def checksum(address: str) -> str:
