@@ -163,6 +163,7 @@ def test_bench_por_builds_stores_and_reads_back_proofs(pg_server: str) -> None:
     assert r.returncode == 0, r.stderr
     packed, reference = (json.loads(x) for x in r.stdout.strip().splitlines())
     assert packed["impl"] == "packed" and packed["workers"] == 2 and packed["depth"] == reference["depth"] == 16
+    assert packed["holdings"] is True  # every leaf with an exit address and counters
     assert packed["proofs_read"] == 50 and packed["store_mb"] > 0 and packed["peak_mb"] > 0
     assert reference["impl"] == "reference" and reference["root_matches"] is True  # the same tree both ways
 

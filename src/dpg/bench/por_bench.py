@@ -26,10 +26,18 @@ from dpg.por import tree as por
 PARAMS = por.Params(31337, "0x" + "11" * 20, 20261125, "USDT")
 
 
-def balances(accounts: int, seed: int) -> packed.Balances:
+def balances(accounts: int, seed: int, holdings: bool = True) -> packed.Balances:
+    """``accounts`` random balances; with ``holdings``, every account has an exit address and
+    deposited and withdrawn counters too (the version 2 leaf's most work: none is left zero)."""
     rng = np.random.default_rng(seed)
-    return packed.Balances(np.arange(1, accounts + 1, dtype=np.int64), np.zeros(accounts, dtype=np.uint64),
-                           rng.integers(1, 10**12, accounts, dtype=np.uint64))
+    ids = np.arange(1, accounts + 1, dtype=np.int64)
+    hi, lo = np.zeros(accounts, dtype=np.uint64), rng.integers(1, 10**12, accounts, dtype=np.uint64)
+    if not holdings:
+        return packed.Balances(ids, hi, lo)
+    counters = np.zeros((accounts, 4), dtype=np.uint64)
+    counters[:, 1] = rng.integers(1, 10**13, accounts, dtype=np.uint64)
+    counters[:, 3] = rng.integers(0, 10**12, accounts, dtype=np.uint64)
+    return packed.Balances(ids, hi, lo, rng.integers(0, 256, (accounts, 20), dtype=np.uint8), counters)
 
 
 def _mb(kb: int) -> int:
@@ -90,9 +98,9 @@ class MemoryPeak:
 
 
 def run(accounts: int, seed: int = 5, *, workers: int | None = None, store: bool = True, sample: int = 1000,
-        reference: bool = False) -> list[dict[str, Any]]:
+        reference: bool = False, holdings: bool = True) -> list[dict[str, Any]]:
     workers = packed.workers_default() if workers is None else workers
-    b = balances(accounts, seed)
+    b = balances(accounts, seed, holdings)
     secret = random.Random(seed).randbytes(32)
     cpu0 = _cpu_s()
     with MemoryPeak() as mem:
@@ -102,7 +110,7 @@ def run(accounts: int, seed: int = 5, *, workers: int | None = None, store: bool
         built = time.perf_counter() - t0
         stored = _store_and_read(t, sample, seed) if store else {}
     line: dict[str, Any] = {"bench": "por", "impl": "packed", "accounts": accounts, "depth": t.depth,
-                            "workers": workers, "build_s": round(built, 2),
+                            "holdings": holdings, "workers": workers, "build_s": round(built, 2),
                             **{f"{k}_s": round(v, 2) for k, v in phases.items()}}
     line.update(stored)
     line["seconds"] = round(built + stored.get("store_s", 0), 2)
@@ -113,7 +121,7 @@ def run(accounts: int, seed: int = 5, *, workers: int | None = None, store: bool
     if reference:
         ctx = multiprocessing.get_context("spawn")  # a fresh process: its own peak memory
         with ctx.Pool(1) as pool:
-            ref = pool.apply(run_reference, (accounts, seed, secret))
+            ref = pool.apply(run_reference, (accounts, seed, secret, holdings))
         ref["root_matches"] = ref.pop("root") == t.root.hex()
         out.append(ref)
         line["speedup"] = round(ref["seconds"] / line["seconds"], 2)
@@ -146,16 +154,19 @@ def _store_and_read(t: packed.PackedTree, sample: int, seed: int) -> dict[str, A
             "read_ms_p99": round(lat[int(len(lat) * 0.99)], 2) if lat else None}
 
 
-def run_reference(accounts: int, seed: int, secret: bytes) -> dict[str, Any]:
+def run_reference(accounts: int, seed: int, secret: bytes, holdings: bool = True) -> dict[str, Any]:
     """tree.py's build and every proof in memory (the way before the packed tree)."""
-    b = balances(accounts, seed)
-    rows = list(zip([str(a) for a in b.accounts.tolist()], b.lo.tolist(), strict=True))
+    b = balances(accounts, seed, holdings)
+    rows: list[por.Row] = []
+    for i, (a, v) in enumerate(zip(b.accounts.tolist(), b.lo.tolist(), strict=True)):
+        held = packed.holding_at(b.exits, b.counters, i)
+        rows.append((str(a), v, held.exit_address, held.deposited, held.withdrawn))
     t0 = time.perf_counter()
     tree = por.build(PARAMS, rows, secret)
     built = time.perf_counter() - t0
     t1 = time.perf_counter()
-    for account, _ in rows:
-        por.proof(tree, account)
+    for row in rows:
+        por.proof(tree, row[0])
     proved = time.perf_counter() - t1
     return {"bench": "por", "impl": "reference", "accounts": accounts, "depth": tree.depth,
             "build_s": round(built, 2), "proofs_s": round(proved, 2), "seconds": round(built + proved, 2),

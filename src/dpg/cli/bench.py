@@ -98,6 +98,8 @@ def bench_por(
     store: Annotated[bool, typer.Option(help="Write every proof to PostgreSQL and read a sample back")] = True,
     sample: Annotated[int, typer.Option(help="Proofs read back from the store and verified")] = 1000,
     reference: Annotated[bool, typer.Option(help="Also run tree.py's in-memory build and proofs")] = False,
+    holdings: Annotated[bool, typer.Option(help="Every account with an exit address and counters (version 2's "
+                                                "most work); --no-holdings: none")] = True,
 ) -> None:
     """Seconds and peak memory to build one asset's proof-of-reserves tree and store every proof."""
     from dpg.bench import por_bench
@@ -106,7 +108,8 @@ def bench_por(
         raise fail("--accounts must be positive")
     if workers is not None and workers <= 0:
         raise fail("--workers must be positive")
-    for line in por_bench.run(accounts, workers=workers, store=store, sample=sample, reference=reference):
+    for line in por_bench.run(accounts, workers=workers, store=store, sample=sample, reference=reference,
+                              holdings=holdings):
         typer.echo(json.dumps(line))
 
 

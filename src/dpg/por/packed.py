@@ -390,10 +390,13 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
     if len(np.unique(ids)) != len(ids):
         u, c = np.unique(ids, return_counts=True)
         raise por.ProofError(f"account {str(u[c > 1][0])!r} appears twice")
+    exits, counters = balances.exits, balances.counters
     keep = (balances.hi != 0) | (balances.lo != 0)
-    ids, hi, lo = ids[keep], balances.hi[keep], balances.lo[keep]
-    exits = None if balances.exits is None else balances.exits[keep]
-    counters = None if balances.counters is None else balances.counters[keep]
+    hi, lo = balances.hi, balances.lo
+    if not keep.all():  # (the recorded balances have no zero: no copy of them)
+        ids, hi, lo = ids[keep], hi[keep], lo[keep]
+        exits = None if exits is None else exits[keep]
+        counters = None if counters is None else counters[keep]
     n = len(ids)
     depth = por.depth_for(n)
     aid = params.asset_id
@@ -445,14 +448,17 @@ def build(params: por.Params, balances: Balances, secret: bytes, workers: int | 
         del levels[height]
     leaf = np.empty(n, dtype=np.int64)
     leaf[order] = np.arange(n, dtype=np.int64)
-    by_account = np.argsort(ids, kind="stable")
-    salts = np.frombuffer(raw_salts, dtype=np.uint8, count=32 * n).reshape(n, 32)[by_account]
+    salts = np.frombuffer(raw_salts, dtype=np.uint8, count=32 * n).reshape(n, 32)
+    if n > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # (the recorded balances come sorted: no copies then)
+        by_account = np.argsort(ids, kind="stable")
+        ids, leaf, salts = ids[by_account], leaf[by_account], salts[by_account]
+        exits = None if exits is None else exits[by_account]
+        counters = None if counters is None else counters[by_account]
     marks.append(clock())
     if timings is not None:
         for name, t0, t1 in zip(("leaves", "pads", "sort", "nodes"), marks, marks[1:], strict=False):
             timings[name] = t1 - t0
-    return PackedTree(params, depth, levels, ids[by_account], leaf[by_account], salts,
-                      None if exits is None else exits[by_account], None if counters is None else counters[by_account])
+    return PackedTree(params, depth, levels, ids, leaf, salts, exits, counters)
 
 
 def _sort_order(hashes: Bytes) -> npt.NDArray[np.intp]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from dpg.por import packed
@@ -35,21 +36,26 @@ def stored_levels(depth: int) -> list[int]:
     return packed.kept_levels(depth)
 
 
+def records(t: packed.PackedTree, a: int, b: int) -> npt.NDArray[np.void]:
+    """The account records of ``t``'s accounts [a, b) (a few at a time: no whole copy of them)."""
+    out = np.zeros(len(t.accounts[a:b]), dtype=ACCOUNT)
+    out["account"], out["leaf"], out["salt"] = t.accounts[a:b], t.leaf[a:b], t.salts[a:b]
+    if t.exits is not None:
+        out["exit"] = t.exits[a:b]
+    if t.counters is not None:
+        c = t.counters[a:b]
+        out["deposited"] = packed.uint256_words(c[:, 0], c[:, 1])
+        out["withdrawn"] = packed.uint256_words(c[:, 2], c[:, 3])
+    return out
+
+
 def write(conn: psycopg.Connection[Any], epoch: int, asset: str, t: packed.PackedTree) -> None:
     """Every account's record and the kept levels, by binary COPY (in the caller's transaction)."""
-    records = np.zeros(len(t.accounts), dtype=ACCOUNT)
-    records["account"], records["leaf"], records["salt"] = t.accounts, t.leaf, t.salts
-    if t.exits is not None:
-        records["exit"] = t.exits
-    if t.counters is not None:
-        c = t.counters
-        records["deposited"] = packed.uint256_words(c[:, 0], c[:, 1])
-        records["withdrawn"] = packed.uint256_words(c[:, 2], c[:, 3])
     with conn.cursor() as cur:
         with cur.copy("COPY por_proof_accounts (epoch, asset, first, accounts) FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(["int8", "text", "int8", "bytea"])
-            for a in range(0, len(records), ACCOUNTS):
-                cp.write_row((epoch, asset, int(t.accounts[a]), records[a:a + ACCOUNTS].tobytes()))
+            for a in range(0, len(t.accounts), ACCOUNTS):
+                cp.write_row((epoch, asset, int(t.accounts[a]), records(t, a, a + ACCOUNTS).tobytes()))
         with cur.copy("COPY por_proof_nodes (epoch, asset, level, chunk, nodes) FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(["int8", "text", "int2", "int4", "bytea"])
             for level in stored_levels(t.depth):
