@@ -3,8 +3,8 @@ running exchange (``dpg up`` with custody), an epoch is published; after the sna
 withdraws and another deposits on the chain. Then the operator stops. A user requests a forced
 withdrawal (``dpg exit request``); nobody serves it; the chain's clock moves past the grace period
 (evm_increaseTime) and the vault is frozen (``dpg exit freeze``). One user claims from the page
-(/proof/exit gives the transaction data; the test sends it with the exit address's key), two from
-the command line; each exit address receives exactly its proven balance, less what was paid out and
+(/proof/exit: without a browser wallet it gives the transaction data; with one — a window.ethereum
+holding the exit address's key — it sends that same transaction), two from the command line; each exit address receives exactly its proven balance, less what was paid out and
 plus what was deposited after the snapshot, and a second claim is refused.
 
 For the page the exchange is started again with its custody off (``DPG_CUSTODY=0``): it serves pages
@@ -32,6 +32,7 @@ from dpg.store import db
 from tests.api.client import ADMIN, User, dpg_cli, exchange, until
 from tests.chain.conftest import CHAIN_ID, _start, anvil_bin, artifacts  # noqa: F401 (fixtures)
 from tests.chain.test_forced import POR_SECRET, fund, proof_file, publish_epoch, register_exit
+from tests.web.conftest import DESKTOP
 from tests.web.test_exchange import log_in
 
 pytestmark = pytest.mark.timeout(900)
@@ -51,8 +52,26 @@ def gas_paid(rpc: Any, tx_hash: str) -> int:
     return to_int(r["gasUsed"]) * to_int(r["effectiveGasPrice"])
 
 
+def wallet(rpc: Any, key: Any, method: str, params: list[Any], sent: list[str]) -> Any:
+    """A browser wallet holding ``key``: what the page asks of window.ethereum, answered on the chain."""
+    if method in ("eth_requestAccounts", "eth_accounts"):
+        return [key.address]
+    if method == "eth_sendTransaction":
+        (tx,) = params
+        assert str(tx["from"]).lower() == key.address.lower()
+        gas = to_int(rpc.call("eth_estimateGas", [{"from": key.address, "to": tx["to"], "data": tx["data"]}]))
+        tip, max_fee = fees(rpc)
+        nonce = to_int(rpc.call("eth_getTransactionCount", [key.address, "pending"]))
+        raw, tx_hash = sign_tx(key, int(tx["chainId"], 16), tx["to"], tx["data"], nonce, gas * 5 // 4, tip, max_fee)
+        send_raw(rpc, raw)
+        rpc.wait_receipt(tx_hash)
+        sent.append(tx_hash)
+        return tx_hash
+    raise ValueError(f"this wallet does not do {method}")
+
+
 def test_users_escape_after_the_operator_stops(anvil_bin: Path, artifacts: Path, pg_server: str,  # noqa: F811
-                                               tmp_path: Path, page: Any, vendored: None) -> None:
+                                               tmp_path: Path, page: Any, browser: Any, vendored: None) -> None:
     dev = _start(anvil_bin, None)
     url = db.create_scratch(pg_server, "dpg_test_escape_e2e")
     rpc = dev.rpc
@@ -184,16 +203,33 @@ def test_users_escape_after_the_operator_stops(anvil_bin: Path, artifacts: Path,
             to = page.locator("[data-testid=exit-tx-to]").inner_text()
             data = page.locator("[data-testid=exit-tx-calldata]").inner_text()
             assert to == dev.vault and page.locator("[data-testid=exit-tx-value]").inner_text() == "0x0"
+            assert escape.claim_call(json.loads(proofs["alice"].read_text())) == data
+
+            # the same page with a browser wallet (window.ethereum, here holding alice's exit key): it sends
             key = exits["alice"]
-            before = rpc.balance(key.address)
-            gas = to_int(rpc.call("eth_estimateGas", [{"from": key.address, "to": to, "data": data}]))
-            tip, max_fee = fees(rpc)
-            nonce = to_int(rpc.call("eth_getTransactionCount", [key.address, "pending"]))
-            raw, tx_hash = sign_tx(key, CHAIN_ID, to, data, nonce, gas * 5 // 4, tip, max_fee)
-            send_raw(rpc, raw)
-            rpc.wait_receipt(tx_hash)
-            assert rpc.balance(key.address) == before + 1 * ETH - gas_paid(rpc, tx_hash)
-            expect(page.locator("[data-testid=exit-claimed]")).to_have_attribute("data-claimed", "true")
+            sent: list[str] = []
+            context = browser.new_context(viewport=DESKTOP)
+            try:
+                context.expose_function("dpgWallet", lambda method, params: wallet(rpc, key, method, params, sent))
+                context.add_init_script(
+                    "window.ethereum = { request: ({ method, params }) => window.dpgWallet(method, params || []) };")
+                with_wallet = context.new_page()
+                log_in(with_wallet, web, alice.email)
+                with_wallet.goto(f"{web}/proof/exit")
+                expect(with_wallet.locator("[data-testid=exit]")).to_contain_text("A browser wallet is present")
+                with_wallet.set_input_files("input[name=exit-proof-file]", str(proofs["alice"]))
+                expect(with_wallet.locator("[data-testid=exit-frozen]")).to_have_attribute("data-frozen", "true")
+                before = rpc.balance(key.address)
+                with_wallet.click("[data-testid=exit-claim]")
+                expect(with_wallet.locator("[data-testid=exit-sent]")).to_contain_text("Claim: sent")
+                (tx_hash,) = sent
+                assert with_wallet.locator("[data-testid=exit-sent] code").inner_text() == tx_hash
+                tx = rpc.call("eth_getTransactionByHash", [tx_hash])
+                assert (str(tx["to"]).lower(), tx["input"]) == (to, data)  # what the page showed without a wallet
+                assert rpc.balance(key.address) == before + 1 * ETH - gas_paid(rpc, tx_hash)
+                expect(with_wallet.locator("[data-testid=exit-claimed]")).to_have_attribute("data-claimed", "true")
+            finally:
+                context.close()
             # the public endpoints refuse what is not a v2 proof of a chain they know, with a code
             genuine = json.loads(proofs["alice"].read_text())
             for body, code in (({"proof": genuine, "action": "bogus"}, "INVALID_ACTION"),
