@@ -4,8 +4,9 @@ withdraws and another deposits on the chain. Then the operator stops. A user req
 withdrawal (``dpg exit request``); nobody serves it; the chain's clock moves past the grace period
 (evm_increaseTime) and the vault is frozen (``dpg exit freeze``). One user claims from the page
 (/proof/exit: without a browser wallet it gives the transaction data; with one — a window.ethereum
-holding the exit address's key — it sends that same transaction), two from the command line; each exit address receives exactly its proven balance, less what was paid out and
-plus what was deposited after the snapshot, and a second claim is refused.
+holding the exit address's key — it sends that same transaction), two from the command line; each
+exit address receives exactly its proven balance, less what was paid out and plus what was deposited
+after the snapshot, and a second claim is refused.
 
 For the page the exchange is started again with its custody off (``DPG_CUSTODY=0``): it serves pages
 and the API but watches, signs, sends and publishes nothing on the chain — an operator that no longer
@@ -32,7 +33,7 @@ from dpg.store import db
 from tests.api.client import ADMIN, User, dpg_cli, exchange, until
 from tests.chain.conftest import CHAIN_ID, _start, anvil_bin, artifacts  # noqa: F401 (fixtures)
 from tests.chain.test_forced import POR_SECRET, fund, proof_file, publish_epoch, register_exit
-from tests.web.conftest import DESKTOP
+from tests.web.conftest import DESKTOP, PHONE
 from tests.web.test_exchange import log_in
 
 pytestmark = pytest.mark.timeout(900)
@@ -204,6 +205,9 @@ def test_users_escape_after_the_operator_stops(anvil_bin: Path, artifacts: Path,
             data = page.locator("[data-testid=exit-tx-calldata]").inner_text()
             assert to == dev.vault and page.locator("[data-testid=exit-tx-value]").inner_text() == "0x0"
             assert escape.claim_call(json.loads(proofs["alice"].read_text())) == data
+            page.set_viewport_size(PHONE)
+            assert page.evaluate(
+                "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= PHONE["width"]
 
             # the same page with a browser wallet (window.ethereum, here holding alice's exit key): it sends
             key = exits["alice"]
@@ -228,6 +232,9 @@ def test_users_escape_after_the_operator_stops(anvil_bin: Path, artifacts: Path,
                 assert (str(tx["to"]).lower(), tx["input"]) == (to, data)  # what the page showed without a wallet
                 assert rpc.balance(key.address) == before + 1 * ETH - gas_paid(rpc, tx_hash)
                 expect(with_wallet.locator("[data-testid=exit-claimed]")).to_have_attribute("data-claimed", "true")
+                with_wallet.set_viewport_size(PHONE)  # nothing, not even the calldata, is wider than a phone
+                assert with_wallet.evaluate(
+                    "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= PHONE["width"]
             finally:
                 context.close()
             # the public endpoints refuse what is not a v2 proof of a chain they know, with a code
