@@ -18,7 +18,7 @@ from dpg.chain import escape
 from dpg.chain.broadcaster import Broadcaster, fees, send_raw, sign_tx
 from dpg.chain.config import NATIVE
 from dpg.chain.contracts import decode_error, encode_call
-from dpg.chain.forced import ForcedServer, ForcedStore, sign_zero, withdrawal_id
+from dpg.chain.forced import ANSWER_TTL, ForcedServer, ForcedStore, sign_zero, withdrawal_id
 from dpg.chain.rpc import Rpc, RpcError, to_int
 from dpg.chain.signer import Keys, dev_key, sign
 from dpg.chain.store import DepositStore
@@ -168,6 +168,16 @@ def test_a_request_is_served_once_with_the_whole_available_balance_even_across_a
     (vault_digest,) = decode(["bytes32"], dev_chain.rpc.eth_call(dev_chain.vault, encode_call(
         "forcedZeroDigest(bytes32,uint256)", bytes.fromhex(zid[2:]), z.deadline)))
     assert restarted.answer(z).digest() == bytes(vault_digest)  # what the signers sign is what the vault checks
+    # nobody added the third signature in time: the answer is dropped and the request decided again
+    dev_chain.rpc.call("evm_increaseTime", [ANSWER_TTL + 1])
+    dev_chain.mine(1)
+    restarted.step()
+    again = fstore.get(zid)
+    assert again is not None and (again.status, again.deadline) == ("seen", None) and not fstore.signatures(zid)
+    restarted.step()
+    z2 = fstore.get(zid)
+    assert z2 is not None and z2.status == "zero" and z2.deadline is not None and z.deadline is not None
+    assert z2.deadline > z.deadline and len(fstore.signatures(zid)) == 2
     with pytest.raises(ValueError, match="not a signer"):
         sign_zero(fstore, zid, dev_key(7), restarted.signers())
     sign_zero(fstore, zid, dev_key(4), restarted.signers())

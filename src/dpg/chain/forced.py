@@ -16,7 +16,8 @@ A ``step``:
    and marks the request served. A forced withdrawal that fails is tried again as the next attempt
    while the request is open. When nothing is available the engine refuses, and the signers sign
    ``ForcedZero(requestId, deadline)`` (the policy signers here, a human with ``dpg signer sign
-   REQUEST_ID``); at 3 signatures ``answerForcedZero`` is sent.
+   REQUEST_ID``); at 3 signatures ``answerForcedZero`` is sent. An answer whose deadline passes unsent
+   is dropped and the request decided again.
 
 Restart-safe: the attempt's withdrawal id is written before the engine is asked; an engine that had
 locked it before a crash answers DUPLICATE_WITHDRAWAL, and that attempt is failed (its funds return)
@@ -154,6 +155,9 @@ class ForcedStore(Connected):
     def signatures(self, request_id: str) -> dict[str, str]:
         return {r[0]: r[1] for r in self._q(
             "SELECT signer, signature FROM forced_zero_signatures WHERE request_id = %s", (request_id,))}
+
+    def clear_signatures(self, request_id: str) -> None:
+        self._q("DELETE FROM forced_zero_signatures WHERE request_id = %s", (request_id,))
 
     def add_signature(self, request_id: str, signer: str, signature: str, kind: str) -> bool:
         """A checked signature of the request's zero answer; False when this signer had signed it."""
@@ -300,6 +304,13 @@ class ForcedServer(ChainWorker):
         return valid(self.answer(f), self.store.signatures(f.request_id), set(self.signers()))
 
     def _answer_zero(self, f: Forced) -> None:
+        if f.deadline is not None and self._chain_time() > f.deadline:
+            # the signed answer can no longer be sent: decide again (the account may hold funds by now)
+            self.store.clear_signatures(f.request_id)
+            self.store.update(f.request_id, status="seen", deadline=None, answer_tx=None, answer_sent=None,
+                              reason="the zero answer's deadline passed before it was sent")
+            log.warning("event=forced_zero_expired request=%s", f.request_id)
+            return
         valid = self.valid_signatures(f)
         for key in self.keys.policy:
             who = key.address.lower()
