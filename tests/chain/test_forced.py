@@ -134,6 +134,8 @@ def test_a_forced_withdrawal_is_served_within_the_grace_period_and_cannot_freeze
         # no allow-listed address, no 2FA, no limit: the policy signers sign it; a human adds the third
         until("two policy signatures", lambda: forced()["signatures"] == 2)  # type: ignore[index]
         assert any("forced withdrawal" in s["detail"] for s in w["timeline"])
+        shown = dpg_cli(cli_env, "signer", "show", w["id"])
+        assert shown.returncode == 0 and json.loads(shown.stdout)["forced_request"] == request_id, shown.stderr
         r = dpg_cli(cli_env, "signer", "sign", w["id"], "--key-file", str(tmp_path / "keys" / "human.key"))
         assert r.returncode == 0, r.stderr
         until("completed", lambda: forced()["status"] == "completed", tick=lambda: dev_chain.mine(1))  # type: ignore[index]

@@ -57,7 +57,8 @@ def _describe(store: Any, w: Any) -> dict[str, Any]:
             "chain": w.chain, "chain_id": w.chain_id, "vault": w.vault, "token": w.token, "to": w.to_address,
             "deadline": w.deadline, "status": w.status, "signatures": sorted(store.signatures(w.id)),
             "reviews": {k: list(v) for k, v in store.reviews(w.id).items()}, "reason": w.reason,
-            "tx_hash": w.tx_hash, "confirmations": f"{w.confirmations}/{w.required}"}
+            "tx_hash": w.tx_hash, "confirmations": f"{w.confirmations}/{w.required}",
+            "forced_request": store.forced_request(w.id)}  # the vault's escape hatch asked for it (dpg.chain.forced)
 
 
 def _pending(store: Any, wid: str) -> Any:
