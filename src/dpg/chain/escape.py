@@ -21,7 +21,7 @@ from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
 from dpg.chain.contracts import encode_call
-from dpg.chain.rpc import Rpc, to_int
+from dpg.chain.rpc import Rpc, RpcError, to_int
 from dpg.chain.signer import checksum
 
 LEAF = "(uint64,bytes32,uint256,bytes32,address,uint256,uint256,uint256,(bytes32,uint256)[])"
@@ -235,36 +235,62 @@ class Exit:
                    view_uint(self.rpc, self.vault, "registrySetAt()"))
         return last + view_uint(self.rpc, self.vault, "silencePeriod()")
 
-    def requests(self) -> list[dict[str, Any]]:
-        """The account's forced withdrawal requests of this asset, oldest first, with their countdowns."""
-        grace = view_uint(self.rpc, self.vault, "forcedGrace()")
-        now = self.now()
-        out = []
-        for lg in requests_of(self.rpc, self.vault, self.account, self.token):
-            r = forced_request(self.rpc, self.vault, lg.request_id)
-            ends = lg.requested_at + grace
-            out.append({"request_id": lg.request_id, "requested_at": lg.requested_at, "served": r.served,
-                        "grace_ends_at": ends, "seconds_left": max(0, ends - now), "tx_hash": lg.tx_hash})
-        return out
+    def _request_json(self, request_id: str, requested_at: int, served: bool, tx_hash: str | None,
+                      grace: int, now: int) -> dict[str, Any]:
+        ends = requested_at + grace
+        return {"request_id": request_id, "requested_at": requested_at, "served": served, "grace_ends_at": ends,
+                "seconds_left": max(0, ends - now), "tx_hash": tx_hash}
 
     def open_request(self) -> dict[str, Any] | None:
-        unserved = [r for r in self.requests() if not r["served"]]
-        return unserved[-1] if unserved else None
+        """The account's open request of this asset (the vault's ``openRequestOf``), or None."""
+        (raw,) = decode(["bytes32"], self.rpc.eth_call(self.vault, encode_call(
+            "openRequestOf(uint64,address)", self.account, checksum(self.token))))
+        if not any(raw):
+            return None
+        request_id = "0x" + bytes(raw).hex()
+        r = forced_request(self.rpc, self.vault, request_id)
+        if r.served:
+            return None
+        return self._request_json(request_id, r.requested_at, r.served, None,
+                                  view_uint(self.rpc, self.vault, "forcedGrace()"), self.now())
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The account's forced withdrawal requests of this asset, oldest first, with their countdowns
+        (from the vault's logs; a node that refuses to search them from the first block: the open one)."""
+        grace = view_uint(self.rpc, self.vault, "forcedGrace()")
+        now = self.now()
+        try:
+            found = requests_of(self.rpc, self.vault, self.account, self.token)
+        except RpcError:
+            open_one = self.open_request()
+            return [open_one] if open_one else []
+        return [self._request_json(lg.request_id, lg.requested_at,
+                                   forced_request(self.rpc, self.vault, lg.request_id).served, lg.tx_hash, grace, now)
+                for lg in found]
 
     def claims(self) -> list[dict[str, Any]]:
+        """This leaf's claims (the vault's Claimed logs; none when the node refuses to search them)."""
         topics: list[str | None] = [CLAIMED_TOPIC, "0x" + self.account.to_bytes(32, "big").hex(), self.asset_id]
+        try:
+            entries = self.rpc.get_logs(self.vault, topics, 0, self.rpc.block_number())
+        except RpcError:
+            return []
         out = []
-        for entry in self.rpc.get_logs(self.vault, topics, 0, self.rpc.block_number()):
+        for entry in entries:
             to, amount = decode(["address", "uint256"], bytes.fromhex(str(entry["data"])[2:]))
             out.append({"tx_hash": str(entry["transactionHash"]).lower(), "to": str(to).lower(),
                         "amount": str(int(amount))})
         return out
 
+    def claimed(self) -> bool:
+        (v,) = decode(["bool"], self.rpc.eth_call(self.vault, encode_call(
+            "claimed(uint64,bytes32)", self.account, bytes.fromhex(self.asset_id[2:]))))
+        return bool(v)
+
     def status(self) -> dict[str, Any]:
         is_frozen = frozen(self.rpc, self.vault)
         now = self.now()
         silent = self.silent_from()
-        claims = self.claims()
         return {
             "chain_id": self.chain_id, "vault": self.vault, "registry": self.registry, "account": self.account,
             "asset": self.asset, "token": self.token, "exit_address": self.exit_address,
@@ -274,7 +300,7 @@ class Exit:
             "frozen_epoch": view_uint(self.rpc, self.vault, "frozenEpoch()") if is_frozen else None,
             "silent_from": silent, "seconds_to_silence": max(0, silent - now),
             "grace": view_uint(self.rpc, self.vault, "forcedGrace()"),
-            "requests": self.requests(), "claimed": bool(claims), "claims": claims,
+            "requests": self.requests(), "claimed": self.claimed(), "claims": self.claims(),
         }
 
     def transaction(self, action: str, request_id: str | None = None) -> dict[str, Any]:
