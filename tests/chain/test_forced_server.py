@@ -188,3 +188,8 @@ def test_a_request_is_served_once_with_the_whole_available_balance_even_across_a
     assert fstore.get(zid).status == "served"  # type: ignore[union-attr]
     assert node.engine.balance(EMPTY, "ETH") == (0, 0) and node.engine.balance(RICH, "ETH") == (1 * ETH, 0)
     assert refusal(dev_chain.rpc, dev_chain.vault, escape.freeze_unserved_call(zid)) == "AlreadyServed()"
+    paid, answered = wstore.get(w.id), fstore.get(zid)
+    assert paid is not None and paid.tx_hash and answered is not None and answered.answer_tx
+    gas = {name: to_int(dev_chain.rpc.receipt(tx)["gasUsed"])  # type: ignore[index]
+           for name, tx in (("withdraw serving a request", paid.tx_hash), ("answerForcedZero", answered.answer_tx))}
+    print(f"\ngas: {gas}")
