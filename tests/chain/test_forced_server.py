@@ -18,9 +18,9 @@ from dpg.chain import escape
 from dpg.chain.broadcaster import Broadcaster, fees, send_raw, sign_tx
 from dpg.chain.config import NATIVE
 from dpg.chain.contracts import decode_error, encode_call
-from dpg.chain.forced import ANSWER_TTL, ForcedServer, ForcedStore, sign_zero, withdrawal_id
+from dpg.chain.forced import ANSWER_TTL, SERVED_OTHERWISE, ForcedServer, ForcedStore, sign_zero, withdrawal_id
 from dpg.chain.rpc import Rpc, RpcError, to_int
-from dpg.chain.signer import Keys, dev_key, sign
+from dpg.chain.signer import Keys, ZeroAnswer, dev_key, ordered, sign
 from dpg.chain.store import DepositStore
 from dpg.chain.withdrawals import WithdrawalStore
 from dpg.core import events as E
@@ -193,3 +193,40 @@ def test_a_request_is_served_once_with_the_whole_available_balance_even_across_a
     gas = {name: to_int(dev_chain.rpc.receipt(tx)["gasUsed"])  # type: ignore[index]
            for name, tx in (("withdraw serving a request", paid.tx_hash), ("answerForcedZero", answered.answer_tx))}
     print(f"\ngas: {gas}")
+
+
+def test_an_attempt_not_yet_signed_is_withdrawn_when_the_request_is_served_otherwise(
+        dev_chain: DevChain, node: Node, stores: tuple[ForcedStore, WithdrawalStore], pg_url: str) -> None:
+    fstore, wstore = stores
+    config = dev_chain.config()
+    keys = Keys((dev_key(1), dev_key(2)), dev_key(0))
+    submit = node.sequencer.submit_wait
+    b = Broadcaster(config, Rpc(config.rpc_url), wstore, submit, keys)
+    wstore.save_chain(config, b.signers())
+    for account, amount in ((RICH, 2 * ETH), (EMPTY, 1 * ETH)):
+        dev_chain.deposit_eth(account, amount)
+        submit(Credit(account, "ETH", amount, f"test:{account}"))
+    t = published_tree(dev_chain, {RICH: 2 * ETH, EMPTY: 1 * ETH})
+    rid = request(dev_chain, t, RICH)
+    dev_chain.mine(DEPTH)
+    server = ForcedServer(config, Rpc(config.rpc_url), fstore, DepositStore(pg_url), submit, keys)
+    server.step()
+    wid = withdrawal_id(rid, 0)
+    b.step()  # two policy signatures, no human's yet
+    assert node.engine.balance(RICH, "ETH") == (0, 2 * ETH) and len(wstore.signatures(wid)) == 2
+
+    # three signers answer the request otherwise (here: a zero answer), before the human signed
+    deadline = int(dev_chain.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) + 3600
+    answer = ZeroAnswer(rid, deadline, CHAIN_ID, dev_chain.vault)
+    sigs = {k.address.lower(): sign(answer, k) for k in (dev_key(1), dev_key(2), dev_key(3))}
+    tx = dev_chain.rpc.send_transaction({"from": dev_chain.accounts[9], "to": dev_chain.vault, "gas": hex(300_000),
+                                         "data": escape.answer_zero_call(rid, deadline, ordered(sigs))})
+    assert to_int(dev_chain.rpc.wait_receipt(tx)["status"]) == 1
+    server.step()
+    w = wstore.get(wid)
+    f = fstore.get(rid)
+    assert w is not None and (w.status, w.reason) == ("failed", SERVED_OTHERWISE)
+    assert f is not None and f.status == "served"
+    assert node.engine.balance(RICH, "ETH") == (2 * ETH, 0)  # the funds are back
+    assert "cancelled" in [step for _, step, _ in wstore.events(wid)]
+    assert node.engine.conservation_errors() == []

@@ -256,8 +256,8 @@ class Broadcaster(ChainWorker):
     def _cancelling(self, w: Withdrawal) -> None:
         age = (datetime.now(UTC) - w.updated_at).total_seconds()
         if age > self.request_grace:
-            # the API marked it cancelled and stopped before the engine returned the funds
-            self._fail(w, CANCELLED_BY_USER)
+            # the API (or the forced server) marked it cancelled and stopped before the engine returned the funds
+            self._fail(w, w.reason or CANCELLED_BY_USER)
 
     def _collect(self, w: Withdrawal, now: int) -> None:
         if now > w.deadline:

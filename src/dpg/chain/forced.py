@@ -19,6 +19,10 @@ A ``step``:
    REQUEST_ID``); at 3 signatures ``answerForcedZero`` is sent. An answer whose deadline passes unsent
    is dropped and the request decided again.
 
+A request the vault marks served otherwise (another withdrawal to the exit address, a zero answer
+signed elsewhere) while its own attempt has fewer than 3 signatures and was not sent: the attempt is
+cancelled and its funds return.
+
 Restart-safe: the attempt's withdrawal id is written before the engine is asked; an engine that had
 locked it before a crash answers DUPLICATE_WITHDRAWAL, and that attempt is failed (its funds return)
 and the next one made. The vault serves a request once, and an id pays once.
@@ -42,6 +46,7 @@ from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
 from dpg.chain.signer import Keys, ZeroAnswer, ordered, sign, valid
 from dpg.chain.store import Connected, DepositStore
 from dpg.chain.watcher import MAX_RANGES_PER_POLL
+from dpg.chain.withdrawals import WithdrawalStore
 from dpg.chain.worker import ChainWorker
 from dpg.core import events as E
 from dpg.core.commands import FailWithdrawal, RequestForcedWithdrawal
@@ -58,6 +63,7 @@ WITHDRAWAL_TTL = 86400  # a forced withdrawal's signed deadline: a day after it 
 ANSWER_TTL = 86400
 RESEND_AFTER = 30.0  # seconds before an answer not yet mined is sent again
 RECOVERED = "a forced withdrawal recovered after a restart: made again"
+SERVED_OTHERWISE = "the forced withdrawal request was served otherwise"
 
 
 def withdrawal_id(request_id: str, attempt: int) -> str:
@@ -131,6 +137,19 @@ class ForcedStore(Connected):
         sets = ", ".join(f"{k} = %s" for k in fields)
         self._q(f"UPDATE forced_withdrawals SET {sets}, updated_at = now() WHERE request_id = %s",
                 (*fields.values(), request_id))
+
+    def finish_cancelled(self, wid: str, seq: int | None) -> None:
+        """A cancelling withdrawal whose funds the engine returned: failed."""
+        with self._lock:
+            conn = self._c()
+            with conn.transaction():
+                cur = conn.execute("UPDATE withdrawals SET status = 'failed', done_seq = coalesce(%s, done_seq),"
+                                   " updated_at = now() WHERE id = %s AND status = 'cancelling' RETURNING reason",
+                                   (seq, wid))
+                row = cur.fetchone()
+                if row is not None:
+                    conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail)"
+                                 " VALUES (%s, 'failed', %s)", (wid, row[0]))
 
     def withdrawal_status(self, wid: str) -> str | None:
         rows = self._q("SELECT status FROM withdrawals WHERE id = %s", (wid,))
@@ -234,6 +253,8 @@ class ForcedServer(ChainWorker):
     def serve(self, f: Forced) -> None:
         onchain = escape.forced_request(self.rpc, self.chain.vault, f.request_id)
         if onchain.served:
+            if f.status == "withdrawing" and f.withdrawal_id is not None:
+                self._withdraw_unsent(f.withdrawal_id)
             self.store.update(f.request_id, status="served", reason=None)
             log.info("event=forced_withdrawal_served chain=%s request=%s account=%d asset=%s how=%s", self.chain.name,
                      f.request_id, f.account, f.asset, "zero" if f.status == "zero" else "withdrawal")
@@ -255,6 +276,21 @@ class ForcedServer(ChainWorker):
                 log.warning("event=forced_withdrawal_retry request=%s attempt=%d", f.request_id, f.attempt + 1)
         elif f.status == "zero":
             self._answer_zero(f)
+
+    def _withdraw_unsent(self, wid: str) -> None:
+        """The request was served otherwise (another withdrawal to the exit address, a zero answer):
+        its own attempt, not yet signed 3 times nor sent, is cancelled and its funds return."""
+        wstore = WithdrawalStore(self.store.url)
+        try:
+            if not wstore.cancel(wid, SERVED_OTHERWISE):
+                return  # signed or sent: the vault pays it as an ordinary withdrawal, or it fails at its deadline
+        finally:
+            wstore.close()
+        seq, events = self.submit(FailWithdrawal(wid, SERVED_OTHERWISE))
+        first = events[0] if events else (E.REJECTED, Reject.UNAVAILABLE.value, "no events")
+        if first[0] != E.REJECTED or first[1] == Reject.WITHDRAWAL_NOT_FOUND.value:
+            self.store.finish_cancelled(wid, None if first[0] == E.REJECTED else seq)
+        log.info("event=forced_withdrawal_withdrawn id=%s reason=%r", wid, SERVED_OTHERWISE)
 
     def _lock_funds(self, f: Forced, wid: str) -> None:
         self.store.update(f.request_id, status="withdrawing", withdrawal_id=wid)

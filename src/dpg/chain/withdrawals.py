@@ -194,6 +194,24 @@ class WithdrawalStore(Connected):
                              (wid, f"signed {min(count, 3)}/3", f"{kind} signer {signer.lower()}"))
         return True
 
+    def cancel(self, wid: str, reason: str) -> bool:
+        """Mark ``wid`` cancelling while it has fewer than 3 signatures and nothing was sent (the row
+        locked against a third signature, as the user's cancel does); False when it is too late."""
+        with self._lock:
+            conn = self._c()
+            with conn.transaction():
+                row = conn.execute("SELECT status FROM withdrawals WHERE id = %s FOR UPDATE", (wid,)).fetchone()
+                counts = conn.execute(
+                    "SELECT (SELECT count(*) FROM withdrawal_signatures WHERE withdrawal_id = %s),"
+                    " EXISTS (SELECT 1 FROM withdrawal_transactions WHERE withdrawal_id = %s)", (wid, wid)).fetchone()
+                if row is None or row[0] != "signing" or counts is None or int(counts[0]) >= 3 or counts[1]:
+                    return False
+                conn.execute("UPDATE withdrawals SET status = 'cancelling', reason = %s, updated_at = now()"
+                             " WHERE id = %s", (reason, wid))
+                conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, 'cancelled', %s)",
+                             (wid, reason))
+        return True
+
     def reviews(self, wid: str) -> dict[str, tuple[str, str]]:
         return {r[0]: (r[1], r[2]) for r in self._q(
             "SELECT signer, decision, reason FROM withdrawal_reviews WHERE withdrawal_id = %s", (wid,))}
