@@ -449,3 +449,22 @@ def test_an_engine_that_adopts_anothers_state_goes_on_as_that_one_would() -> Non
     seq = twin.seq + 1
     assert live.apply(order, seq, seq) == twin.apply(order, seq, seq)
     assert live.next_order_id == twin.next_order_id == 2 and state.state_hash(live) == state.state_hash(twin)
+
+
+def test_a_forced_withdrawal_locks_the_whole_available_balance_or_is_refused_at_zero(desk: Desk) -> None:
+    from dpg.core.commands import CompleteWithdrawal, RequestForcedWithdrawal, RequestWithdrawal
+
+    desk.order(1, "buy", PRICE, 2)  # locks part of account 1's USDT: only the available part is withdrawn
+    available, locked = desk.balance(1, "USDT")
+    assert locked > 0
+    ev = desk.apply(RequestForcedWithdrawal(1, "USDT", "f-1", "ethereum:0xabc:0x01"))
+    assert ev[0][0] == E.WITHDRAWAL_REQUESTED and ev[0][4] == available
+    assert desk.balance(1, "USDT") == (0, locked + available)
+    assert rejected(desk.apply(RequestForcedWithdrawal(1, "USDT", "f-1", "x"))) == "DUPLICATE_WITHDRAWAL"
+    assert rejected(desk.apply(RequestForcedWithdrawal(1, "USDT", "f-2", "x"))) == "INSUFFICIENT_FUNDS"
+    assert rejected(desk.apply(RequestWithdrawal(1, "USDT", 1, "f-1", "x"))) == "DUPLICATE_WITHDRAWAL"
+    assert rejected(desk.apply(RequestForcedWithdrawal(99, "USDT", "f-3", "x"))) == "UNKNOWN_ACCOUNT"
+    assert rejected(desk.apply(RequestForcedWithdrawal(1, "DOGE", "f-4", "x"))) == "UNKNOWN_ASSET"
+    desk.apply(CompleteWithdrawal("f-1", "ethereum:0xtx"))
+    assert desk.balance(1, "USDT") == (0, locked)
+    assert not desk.engine.conservation_errors()

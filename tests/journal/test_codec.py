@@ -96,7 +96,7 @@ def test_the_codec_and_the_engine_are_built_from_one_registry() -> None:
         "CancelOrder": 11, "CancelAll": 12, "AmendOrder": 13, "RequireAccounts": 14, "ListPerp": 15,
         "SetLeverage": 16, "SetMarginMode": 17, "AdjustMargin": 18, "IndexPrice": 19, "Funding": 20,
         "IndexStale": 21, "SetFees": 22, "HaltMarket": 23, "SetStakerShare": 24, "EnableGovernance": 25,
-        "PayStakers": 26,
+        "PayStakers": 26, "RequestForcedWithdrawal": 27,
     }
     assert {cls: cls.KIND for cls in COMMANDS} == codec.KINDS
     engine = Engine()

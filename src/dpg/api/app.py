@@ -17,6 +17,7 @@ from dpg.api.ratelimit import TokenBuckets
 from dpg.api.routes import (
     account,
     console,
+    escape,
     exit_address,
     futures,
     governance,
@@ -102,6 +103,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(wallet.router)
     app.include_router(exit_address.router)
     app.include_router(proof.router(rt))
+    app.include_router(escape.router)
     for routes in (public, account, futures, operator, governance, console, ws):
         app.include_router(routes.router)
     app.include_router(governance.operator)

@@ -43,10 +43,11 @@ from eth_abi.abi import decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from dpg.chain import escape
 from dpg.chain.config import ASSET_DECIMALS, NATIVE, ChainConfig
 from dpg.chain.contracts import encode_call, load_artifact, selector
 from dpg.chain.rpc import Rpc, RpcError, RpcUnavailable, to_int
-from dpg.chain.signer import Keys, SignatureError, checksum, ordered, recover, sign
+from dpg.chain.signer import Keys, checksum, ordered, sign, valid
 from dpg.chain.withdrawals import CANCELLED_BY_USER, SentTx, Withdrawal, WithdrawalClosed, WithdrawalStore
 from dpg.chain.worker import ChainWorker
 from dpg.core import events as E
@@ -78,6 +79,12 @@ def sending(chain_id: int, sender: str) -> threading.Lock:
     nonce twice."""
     with _SENDERS_LOCK:
         return _SENDERS.setdefault((chain_id, sender.lower()), threading.Lock())
+
+
+def vault_signers(rpc: Rpc, vault: str) -> list[str]:
+    """The vault's five current signers, lower-case."""
+    (addrs,) = decode(["address[5]"], rpc.eth_call(vault, encode_call("signers()")))
+    return [str(a).lower() for a in addrs]
 
 
 def fees(rpc: Rpc) -> tuple[int, int]:
@@ -176,8 +183,7 @@ class Broadcaster(ChainWorker):
     def signers(self) -> list[str]:
         """The vault's current signers (read once per ``step``: a signer change applies at the next)."""
         if not self._signers:
-            (addrs,) = decode(["address[5]"], self.rpc.eth_call(self.chain.vault, encode_call("signers()")))
-            self._signers = [str(a).lower() for a in addrs]
+            self._signers = vault_signers(self.rpc, self.chain.vault)
         return self._signers
 
     def vault_status(self, wid: str, block: str = "latest") -> int:
@@ -250,8 +256,8 @@ class Broadcaster(ChainWorker):
     def _cancelling(self, w: Withdrawal) -> None:
         age = (datetime.now(UTC) - w.updated_at).total_seconds()
         if age > self.request_grace:
-            # the API marked it cancelled and stopped before the engine returned the funds
-            self._fail(w, CANCELLED_BY_USER)
+            # the API (or the forced server) marked it cancelled and stopped before the engine returned the funds
+            self._fail(w, w.reason or CANCELLED_BY_USER)
 
     def _collect(self, w: Withdrawal, now: int) -> None:
         if now > w.deadline:
@@ -268,7 +274,7 @@ class Broadcaster(ChainWorker):
             who = key.address.lower()
             if who in valid or who in reviews or who not in self.signers():
                 continue
-            reason = self.policy.review(w, self.store, self.chain, time.time())
+            reason = self.review(w)
             if reason is None:
                 try:
                     self.store.add_signature(w.id, who, sign(w.terms(), key), "policy")
@@ -284,19 +290,25 @@ class Broadcaster(ChainWorker):
             w = self.store.get(w.id) or w
             self._send(w, now, "withdraw")
 
+    def review(self, w: Withdrawal) -> str | None:
+        """None when the policy signers sign ``w``; else why not. A forced withdrawal (the vault's
+        escape hatch, dpg.chain.forced) is signed whatever the limits and the allow-list, while the
+        vault has its request open for this account and token, to the request's exit address."""
+        request = self.store.forced_request(w.id)
+        if request is None:
+            return self.policy.review(w, self.store, self.chain, time.time())
+        onchain = escape.forced_request(self.rpc, self.chain.vault, request)
+        if onchain.requested_at == 0 or onchain.served:
+            return f"the vault has no open forced withdrawal request {request}"
+        if (onchain.account, onchain.token, onchain.exit_address) != (w.account, w.token, w.to_address):
+            return "the withdrawal is not the forced withdrawal's account, token and exit address"
+        if w.vault != self.chain.vault or w.chain_id != self.chain.chain_id:
+            return "the withdrawal names another vault or chain"
+        return None
+
     def valid_signatures(self, w: Withdrawal) -> dict[str, str]:
         """The stored signatures that recover to a current signer of the vault."""
-        signers = set(self.signers())
-        out: dict[str, str] = {}
-        terms = w.terms()
-        for signer, sig in self.store.signatures(w.id).items():
-            try:
-                who = recover(terms, sig)
-            except SignatureError:
-                continue
-            if who == signer and who in signers:
-                out[who] = sig
-        return out
+        return valid(w.terms(), self.store.signatures(w.id), set(self.signers()))
 
     def _calldata(self, w: Withdrawal, purpose: str) -> str:
         if purpose == "execute":

@@ -95,6 +95,30 @@ def _param_types(signature: str) -> list[str]:
     return out
 
 
+def errors(name: str) -> dict[bytes, tuple[str, list[str]]]:
+    """selector -> (name, argument types) of a contract's custom errors, from its artifact."""
+    out: dict[bytes, tuple[str, list[str]]] = {}
+    for item in load_artifact(name).abi:
+        if item.get("type") == "error":
+            types = [abi_type(i) for i in item.get("inputs", [])]
+            out[selector(f"{item['name']}({','.join(types)})")] = (item["name"], types)
+    return out
+
+
+def decode_error(name: str, data: str) -> str | None:
+    """A revert's data (0x…) as one of the contract's errors with its arguments, e.g.
+    ``GraceNotOver(1767225600)``; None when it is none of them."""
+    if not data.startswith("0x") or len(data) < 10:
+        return None
+    raw = bytes.fromhex(data[2:])
+    known = errors(name).get(raw[:4])
+    if known is None:
+        return None
+    error, types = known
+    args = decode(types, raw[4:])
+    return f"{error}({', '.join('0x' + a.hex() if isinstance(a, bytes) else str(a) for a in args)})"
+
+
 @dataclass(frozen=True, slots=True)
 class DepositLog:
     """One Deposit event as a node reported it."""

@@ -1,9 +1,9 @@
 """Custody for a running exchange: every configured chain's deposit watcher, withdrawal
-broadcaster (dpg.chain.broadcaster), on the chain with DPG's governance contracts its governance
-watcher (dpg.chain.govwatch) and the stakers' fee payouts (dpg.chain.rewards, dev account 0 as the
-rewards distributor, when ``stakers`` is given) and, on a chain with a forwarder factory, the
-sweeper of its deposit addresses (dpg.chain.sweeper, with the broadcaster key), each in its own
-thread.
+broadcaster (dpg.chain.broadcaster), the server of its forced withdrawals (dpg.chain.forced), on the
+chain with DPG's governance contracts its governance watcher (dpg.chain.govwatch) and the stakers'
+fee payouts (dpg.chain.rewards, dev account 0 as the rewards distributor, when ``stakers`` is given)
+and, on a chain with a forwarder factory, the sweeper of its deposit addresses (dpg.chain.sweeper,
+with the broadcaster key), each in its own thread.
 
 A node wires it in after ``Node.open`` and stops it before ``node.close()``::
 
@@ -30,6 +30,7 @@ from pathlib import Path
 from dpg.chain.broadcaster import Broadcaster, Policy
 from dpg.chain.config import ChainConfig
 from dpg.chain.embedded import EmbeddedChain, start_embedded
+from dpg.chain.forced import ForcedServer, ForcedStore
 from dpg.chain.governance import Governance
 from dpg.chain.govwatch import GovStore, GovWatcher
 from dpg.chain.rewards import StakerRewards
@@ -59,6 +60,7 @@ class Custody:
     url: str
     watchers: list[DepositWatcher] = field(default_factory=list)
     broadcasters: list[Broadcaster] = field(default_factory=list)
+    forced: list[ForcedServer] = field(default_factory=list)
     sweepers: list[Sweeper] = field(default_factory=list)
     governors: list[GovWatcher] = field(default_factory=list)
     rewards: list[StakerRewards] = field(default_factory=list)
@@ -109,6 +111,9 @@ class Custody:
                         write_key(path, dev_key(index))
             broadcaster.start(poll)
             custody.broadcasters.append(broadcaster)
+            server = ForcedServer(chain, Rpc(chain.rpc_url), ForcedStore(url), DepositStore(url), submit, keys)
+            server.start(poll)
+            custody.forced.append(server)
             if gov is not None and stakers is not None:
                 rewards = StakerRewards(chain, Rpc(chain.rpc_url), WithdrawalStore(url), submit, gov.staking,
                                         dev_key(0), now_ns=stakers.now_ns, reserve=stakers.reserve,
@@ -155,6 +160,9 @@ class Custody:
         for s in self.sweepers:
             s.stop()
         self.sweepers.clear()
+        for f in self.forced:
+            f.stop()
+        self.forced.clear()
         for b in self.broadcasters:
             b.stop()
         self.broadcasters.clear()

@@ -3,7 +3,9 @@ automated policy signers.
 
 The Vault pays a withdrawal only with 3 signatures of its 5 signers over
 ``Withdrawal(bytes32 id,uint64 account,address token,address to,uint256 amount,uint256 deadline)``
-in the domain ("DPG Vault", "1", chain id, vault address). Two signers are automated: each signs by
+in the domain ("DPG Vault", "1", chain id, vault address); a forced withdrawal whose account has
+nothing available is answered with 3 signatures over ``ForcedZero(bytes32 requestId,uint256 deadline)``
+in the same domain (``ZeroAnswer``). Two signers are automated: each signs by
 policy (an amount limit per withdrawal, a velocity limit per account, address checks) and declines
 otherwise; the three others are people who review and sign with ``dpg signer sign`` and their own
 keys. A usual withdrawal thus needs the two policy signatures and one human's; one the policy
@@ -21,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
@@ -46,6 +48,12 @@ WITHDRAWAL_TYPES = {
         {"name": "deadline", "type": "uint256"},
     ]
 }
+FORCED_ZERO_TYPES = {
+    "ForcedZero": [
+        {"name": "requestId", "type": "bytes32"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
 DEV_MNEMONIC = "test test test test test test test test test test test junk"  # anvil's public test mnemonic
 
 _HEX_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -53,6 +61,12 @@ _HEX_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
 
 class SignatureError(ValueError):
     """A signature that is malformed or not by whom it must be."""
+
+
+class Signable(Protocol):
+    """What the vault's signers sign: a withdrawal's terms or a forced withdrawal's zero answer."""
+
+    def signable(self) -> SignableMessage: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +97,45 @@ class Terms:
 
     def digest(self) -> bytes:
         """The EIP-712 digest the vault recovers signers from (its ``withdrawalDigest``)."""
-        m = self.signable()
-        return keccak(b"\x19" + m.version + m.header + m.body)
+        return digest(self)
 
     def as_tuple(self) -> tuple[bytes, int, str, str, int, int]:
         """The vault's ``Withdrawal`` struct, for ABI encoding."""
         return (bytes.fromhex(self.id[2:]), self.account, checksum(self.token), checksum(self.to), self.amount,
                 self.deadline)
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroAnswer:
+    """What the signers sign to answer a forced withdrawal request of an account with nothing
+    available: the vault's ``answerForcedZero(requestId, deadline, signatures)`` serves it."""
+
+    request_id: str  # 0x + 64 hex
+    deadline: int  # unix seconds
+    chain_id: int
+    vault: str
+
+    def typed_data(self) -> dict[str, Any]:
+        return {
+            "types": {"EIP712Domain": EIP712_DOMAIN, **FORCED_ZERO_TYPES},
+            "primaryType": "ForcedZero",
+            "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.chain_id,
+                       "verifyingContract": checksum(self.vault)},
+            "message": {"requestId": bytes.fromhex(self.request_id[2:]), "deadline": self.deadline},
+        }
+
+    def signable(self) -> SignableMessage:
+        return encode_typed_data(full_message=self.typed_data())
+
+    def digest(self) -> bytes:
+        """The EIP-712 digest the vault recovers signers from (its ``forcedZeroDigest``)."""
+        return digest(self)
+
+
+def digest(terms: Signable) -> bytes:
+    """The EIP-712 digest of what a signer signs."""
+    m = terms.signable()
+    return keccak(b"\x19" + m.version + m.header + m.body)
 
 
 def checksum(address: str) -> str:
@@ -99,13 +145,13 @@ def checksum(address: str) -> str:
     return str(to_checksum_address(address))
 
 
-def sign(terms: Terms, key: LocalAccount) -> str:
+def sign(terms: Signable, key: LocalAccount) -> str:
     """``key``'s signature of ``terms``: 0x + 130 hex (r, s, v with v = 27 or 28)."""
     signed = key.sign_message(terms.signable())
     return "0x" + bytes(signed.signature).hex()
 
 
-def recover(terms: Terms, signature: str) -> str:
+def recover(terms: Signable, signature: str) -> str:
     """The lower-case address that signed ``terms`` with ``signature``."""
     if not re.fullmatch(r"0x[0-9a-fA-F]{130}", signature):
         raise SignatureError("a signature is 0x and 130 hex digits (r, s, v)")
@@ -113,6 +159,20 @@ def recover(terms: Terms, signature: str) -> str:
         return str(Account.recover_message(terms.signable(), signature=bytes.fromhex(signature[2:]))).lower()
     except Exception as e:  # eth-account raises several kinds for a bad signature
         raise SignatureError(f"not a valid signature: {e}") from None
+
+
+def valid(terms: Signable, stored: Mapping[str, str], signers: set[str]) -> dict[str, str]:
+    """The ``stored`` signatures (signer -> signature) of ``terms`` that recover to their signer, one of
+    ``signers`` (the vault's current ones)."""
+    out: dict[str, str] = {}
+    for signer, sig in stored.items():
+        try:
+            who = recover(terms, sig)
+        except SignatureError:
+            continue
+        if who == signer and who in signers:
+            out[who] = sig
+    return out
 
 
 def ordered(signatures: Mapping[str, str]) -> list[str]:

@@ -229,6 +229,24 @@ class WithdrawalStore(Connected):
                              {"withdrawal": wid, "signatures": count, **({"by": by} if by else {})})
         return True
 
+    def cancel(self, wid: str, reason: str) -> bool:
+        """Mark ``wid`` cancelling while it has fewer than 3 signatures and nothing was sent (the row
+        locked against a third signature, as the user's cancel does); False when it is too late."""
+        with self._lock:
+            conn = self._c()
+            with conn.transaction():
+                row = conn.execute("SELECT status FROM withdrawals WHERE id = %s FOR UPDATE", (wid,)).fetchone()
+                counts = conn.execute(
+                    "SELECT (SELECT count(*) FROM withdrawal_signatures WHERE withdrawal_id = %s),"
+                    " EXISTS (SELECT 1 FROM withdrawal_transactions WHERE withdrawal_id = %s)", (wid, wid)).fetchone()
+                if row is None or row[0] != "signing" or counts is None or int(counts[0]) >= 3 or counts[1]:
+                    return False
+                conn.execute("UPDATE withdrawals SET status = 'cancelling', reason = %s, updated_at = now()"
+                             " WHERE id = %s", (reason, wid))
+                conn.execute("INSERT INTO withdrawal_events (withdrawal_id, step, detail) VALUES (%s, 'cancelled', %s)",
+                             (wid, reason))
+        return True
+
     def reviews(self, wid: str) -> dict[str, tuple[str, str]]:
         return {r[0]: (r[1], r[2]) for r in self._q(
             "SELECT signer, decision, reason FROM withdrawal_reviews WHERE withdrawal_id = %s", (wid,))}
@@ -256,6 +274,11 @@ class WithdrawalStore(Connected):
                        " AND status <> 'failed' AND created_at > now() - make_interval(hours => %s)",
                        (account, asset, hours))
         return int(rows[0][0])
+
+    def forced_request(self, wid: str) -> str | None:
+        """The vault's forced withdrawal request a withdrawal serves (0021_forced_withdrawals.sql), or None."""
+        rows = self._q("SELECT request_id FROM forced_withdrawals WHERE withdrawal_id = %s", (wid,))
+        return str(rows[0][0]) if rows else None
 
     def allowed(self, account: int, chain: str, address: str) -> bool:
         """Whether ``address`` is on the account's allow-list and past its waiting period."""

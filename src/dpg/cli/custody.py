@@ -57,7 +57,8 @@ def _describe(store: Any, w: Any) -> dict[str, Any]:
             "chain": w.chain, "chain_id": w.chain_id, "vault": w.vault, "token": w.token, "to": w.to_address,
             "deadline": w.deadline, "status": w.status, "signatures": sorted(store.signatures(w.id)),
             "reviews": {k: list(v) for k, v in store.reviews(w.id).items()}, "reason": w.reason,
-            "tx_hash": w.tx_hash, "confirmations": f"{w.confirmations}/{w.required}"}
+            "tx_hash": w.tx_hash, "confirmations": f"{w.confirmations}/{w.required}",
+            "forced_request": store.forced_request(w.id)}  # the vault's escape hatch asked for it (dpg.chain.forced)
 
 
 def _pending(store: Any, wid: str) -> Any:
@@ -71,11 +72,19 @@ def _pending(store: Any, wid: str) -> Any:
 def signer_list(
     show_all: Annotated[bool, typer.Option("--all", help="Every open withdrawal, not only those to sign")] = False,
 ) -> None:
-    """Withdrawals waiting for signatures (JSON lines)."""
+    """Withdrawals waiting for signatures, then forced withdrawal requests waiting for a zero answer's
+    signatures (JSON lines)."""
+    from dpg.chain.forced import ForcedStore
+
     store = _store()
     for w in store.open():
         if show_all or w.status == "signing":
             typer.echo(json.dumps(_describe(store, w)))
+    forced = ForcedStore(target().url)
+    for f in forced.zero_answers():
+        typer.echo(json.dumps({"request_id": f.request_id, "answer": "zero", "chain": f.chain, "account": f.account,
+                               "asset": f.asset, "exit_address": f.exit_address, "deadline": f.deadline,
+                               "signatures": sorted(forced.signatures(f.request_id)), "reason": f.reason}))
 
 
 @signer_app.command("show")
@@ -120,11 +129,15 @@ def signer_sign(
     wid: Annotated[str, typer.Argument(help="The withdrawal id (0x…)")],
     key_file: KeyFile = None,
 ) -> None:
-    """Sign a withdrawal after reviewing it (``dpg signer show``)."""
+    """Sign a withdrawal after reviewing it (``dpg signer show``), or the zero answer of a forced
+    withdrawal request whose account had nothing available (its request id)."""
     from dpg.chain.signer import sign
     from dpg.chain.withdrawals import WithdrawalClosed
     from dpg.store.audit import cli_actor
 
+    if _store().get(wid.lower()) is None:
+        _sign_zero(wid.lower(), key_file)
+        return
     key, store, w, who = _as_signer(wid, key_file, "it takes no more signatures")
     try:
         added = store.add_signature(w.id, who, sign(w.terms(), key), "human", by=cli_actor())
@@ -133,6 +146,23 @@ def signer_sign(
     if not added:
         raise fail(f"{who} has already signed {w.id}", 1)
     typer.echo(json.dumps({"id": w.id, "signer": who, "signatures": len(store.signatures(w.id))}))
+
+
+def _sign_zero(request_id: str, key_file: str | None) -> None:
+    from dpg.chain.forced import ForcedStore, sign_zero
+
+    key = _key(key_file)
+    store = ForcedStore(target().url)
+    f = store.get(request_id)
+    if f is None:
+        raise fail(f"no withdrawal or forced withdrawal request {request_id}", 1)
+    chain = _store().chain(f.chain)
+    try:
+        answer, _ = sign_zero(store, request_id, key, chain["signers"] if chain else [])
+    except ValueError as e:
+        raise fail(str(e), 1) from None
+    typer.echo(json.dumps({"request_id": request_id, "answer": "zero", "deadline": answer.deadline,
+                           "signer": key.address.lower(), "signatures": len(store.signatures(request_id))}))
 
 
 @signer_app.command("reject")

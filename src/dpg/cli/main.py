@@ -17,6 +17,7 @@ from dpg.cli.backup import backup_app, restore
 from dpg.cli.bench import bench_app
 from dpg.cli.context import fail, say, setup_logging, target, unreachable
 from dpg.cli.custody import signer_app, wallet_app
+from dpg.cli.escape import exit_app
 from dpg.cli.gov import gov_app, stake_app
 from dpg.cli.perps import perps_app
 from dpg.cli.por import por_app
@@ -44,6 +45,7 @@ app.command("restore")(restore)
 app.add_typer(surveillance_app, name="surveillance")
 app.add_typer(gov_app, name="gov")
 app.add_typer(stake_app, name="stake")
+app.add_typer(exit_app, name="exit")
 
 
 @app.command()

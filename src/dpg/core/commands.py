@@ -109,6 +109,22 @@ class RequestWithdrawal:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestForcedWithdrawal:
+    """A forced withdrawal the user asked the vault for on the chain (its escape hatch): the whole
+    available balance of ``asset`` is locked, as a RequestWithdrawal of that amount would, for the
+    pipeline to pay to the account's exit address. Nothing available: refused (INSUFFICIENT_FUNDS),
+    and the exchange answers the vault that the balance is zero."""
+
+    KIND: ClassVar[int] = 27  # the journal's kind: stable, never reused
+    NAME: ClassVar[str] = "request_forced_withdrawal"
+
+    account: int
+    asset: str
+    withdrawal_id: str
+    destination: str  # "<chain>:<exit address>:<request id>", for the record
+
+
+@dataclass(frozen=True, slots=True)
 class CompleteWithdrawal:
     """The payout is final on the chain: the locked funds leave the exchange."""
 
@@ -355,12 +371,12 @@ Command = (
     ListAsset | ListMarket | OpenAccount | Credit | Transfer | RequestWithdrawal | CompleteWithdrawal | FailWithdrawal
     | MarkEpoch | RequireAccounts | PlaceOrder | CancelOrder | CancelAll | AmendOrder | ListPerp | SetLeverage
     | SetMarginMode | AdjustMargin | IndexPrice | Funding | IndexStale | SetFees | HaltMarket | SetStakerShare
-    | EnableGovernance | PayStakers
+    | EnableGovernance | PayStakers | RequestForcedWithdrawal
 )
 
 COMMANDS: tuple[type[Command], ...] = (
     ListAsset, ListMarket, Credit, Transfer, RequestWithdrawal, CompleteWithdrawal, FailWithdrawal, MarkEpoch,
     OpenAccount, PlaceOrder, CancelOrder, CancelAll, AmendOrder, RequireAccounts, ListPerp, SetLeverage,
     SetMarginMode, AdjustMargin, IndexPrice, Funding, IndexStale, SetFees, HaltMarket, SetStakerShare,
-    EnableGovernance, PayStakers,
+    EnableGovernance, PayStakers, RequestForcedWithdrawal,
 )

@@ -36,6 +36,7 @@ from dpg.core.commands import (
     OpenAccount,
     PayStakers,
     PlaceOrder,
+    RequestForcedWithdrawal,
     RequestWithdrawal,
     RequireAccounts,
     SetFees,
@@ -456,6 +457,27 @@ class Engine:
         self.ledger.lock(c.account, vec, asset.index, c.amount, ev)
         self._after_debit(c.account, ev)
         return ev
+
+    def on_request_forced_withdrawal(self, c: RequestForcedWithdrawal) -> list[Event]:
+        r: Any = c  # the command as it came: each field is checked before it is trusted
+        asset = self.asset_by_symbol.get(r.asset) if isinstance(r.asset, str) else None
+        if asset is None:
+            return _rej(Reject.UNKNOWN_ASSET, f"unknown asset {r.asset!r}")
+        if not _is_int(r.account) or r.account <= 0:
+            return _rej(Reject.INVALID_ACCOUNT, "accounts must be positive integers")
+        if isinstance(r.withdrawal_id, str) and r.withdrawal_id in self.withdrawal_ids:  # before the amount:
+            # a retried attempt whose funds are locked already leaves nothing available
+            return _rej(Reject.DUPLICATE_WITHDRAWAL, f"withdrawal {r.withdrawal_id!r} was already requested")
+        vec = self.ledger.balances.get(c.account)
+        if vec is None:
+            return self._unknown(c.account)
+        amount = vec[2 * asset.index]
+        if self.fut.cross.get(c.account) and asset.index == self.fut.quote_asset:
+            amount = min(amount, max(0, self.fut.free(c.account)))  # never the cross positions' initial margin
+        if amount <= 0:
+            return _rej(Reject.INSUFFICIENT_FUNDS, f"no {asset.symbol} available: the balance to withdraw is zero")
+        return self.on_request_withdrawal(RequestWithdrawal(c.account, asset.symbol, amount, r.withdrawal_id,
+                                                            r.destination))
 
     def _pending(self, wid: object) -> tuple[int, int, int] | None:
         return self.withdrawals.pop(wid, None) if isinstance(wid, str) else None

@@ -21,7 +21,7 @@ from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
 from dpg.chain.config import NATIVE, ChainConfig
-from dpg.chain.contracts import abi_type, encode_call, encode_deploy, load_artifact, selector
+from dpg.chain.contracts import decode_error, encode_call, encode_deploy, load_artifact
 from dpg.chain.rpc import Rpc, RpcError, to_int
 from dpg.por import tree as por
 
@@ -207,16 +207,6 @@ def verify_proof_call(registry: str, proof: dict[str, Any]) -> dict[str, str]:
         int(proof["withdrawn"]), int(proof["index"]), siblings)}
 
 
-def _registry_errors() -> dict[bytes, tuple[str, list[str]]]:
-    """selector -> (name, argument types) of the registry's custom errors (and Ownable's)."""
-    out: dict[bytes, tuple[str, list[str]]] = {}
-    for item in load_artifact("ReserveRegistry").abi:
-        if item.get("type") == "error":
-            types = [abi_type(i) for i in item.get("inputs", [])]
-            out[selector(f"{item['name']}({','.join(types)})")] = (item["name"], types)
-    return out
-
-
 def revert_reason(rpc: Rpc, tx: dict[str, Any]) -> str | None:
     """Why the registry would refuse ``tx`` (an eth_call on the pending block), decoded: e.g.
     ``ReservesShort(total, holdings, declared)``; None when it would go through."""
@@ -231,13 +221,9 @@ def revert_reason(rpc: Rpc, tx: dict[str, Any]) -> str | None:
     data = err.get("data") if isinstance(err, dict) else None
     if isinstance(data, dict):
         data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-        raw = bytes.fromhex(data[2:])
-        known = _registry_errors().get(raw[:4])
-        if known is not None:
-            name, types = known
-            args = decode(types, raw[4:])
-            return f"{name}({', '.join('0x' + a.hex() if isinstance(a, bytes) else str(a) for a in args)})"
+    known = decode_error("ReserveRegistry", data) if isinstance(data, str) else None
+    if known is not None:
+        return known
     message = err.get("message", "") if isinstance(err, dict) else str(err)
     return "".join(c for c in str(message) if c.isprintable()) or "reverted"
 

@@ -22,6 +22,7 @@ const ROUTES = [
   { path: /^\/account$/, nav: "account", load: () => import("./pages/account.js") },
   { path: /^\/wallet$/, nav: "wallet", load: () => import("./pages/wallet.js") },
   { path: /^\/proof$/, nav: "proof", load: () => import("./pages/proof.js") },
+  { path: /^\/proof\/exit$/, nav: "proof", load: () => import("./pages/exit.js") },
   { path: /^\/console$/, nav: "console", load: () => import("./pages/console.js") },
   { path: /^\/governance$/, nav: "governance", load: () => import("./pages/governance.js") },
 ];
@@ -72,7 +73,8 @@ export function start() {
   window.addEventListener("popstate", route);
   document.addEventListener("click", (e) => {
     const a = e.target.closest?.("a[href]");
-    if (!a || a.target || e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+    // a link that opens elsewhere or downloads (a proof file) is the browser's
+    if (!a || a.target || a.hasAttribute("download") || e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || url.pathname.startsWith("/static/") || url.pathname.startsWith("/api/")) return;
     e.preventDefault();

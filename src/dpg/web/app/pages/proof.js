@@ -149,6 +149,8 @@ export async function mount(root) {
       h("p", {}, "Every epoch DPG publishes, per asset, the root and total of a Merkle sum tree of all balances in a "
         + "registry contract on the chain. Check that your balance is in it, here in your browser against the chain, "
         + "or with ", h("code", {}, "dpg por verify"), ". ", h("a", { href: "/por", target: "_blank" }, "Plain report"), "."),
+      h("p", {}, h("a", { href: "/proof/exit", "data-testid": "exit-link" }, "Your way out"),
+        ": your exit address, a forced withdrawal, and a claim if DPG ever stops serving you."),
       h("p", {}, "Registry: ", registryText),
       h("label", {}, "Chain's JSON-RPC URL", rpcInput), msg),
     h("section", { class: "panel p-mine" }, h("h2", {}, "Verify my balance"), mine),
