@@ -29,7 +29,7 @@ NARROW = {"width": 360, "height": 780}
 # Reject codes no order, cancel or cancel-all can meet (listing, credits, transfers, withdrawals, epochs)
 NOT_ORDER_CODES = {Reject.UNKNOWN_ASSET, Reject.DUPLICATE_ASSET, Reject.DUPLICATE_MARKET, Reject.INVALID_MARKET,
                    Reject.DUPLICATE_REFERENCE, Reject.SELF_TRANSFER, Reject.DUPLICATE_WITHDRAWAL,
-                   Reject.STALE_EPOCH, Reject.WITHDRAWAL_NOT_FOUND,
+                   Reject.STALE_EPOCH, Reject.WITHDRAWAL_NOT_FOUND, Reject.GOVERNED,
                    # the perpetuals' (the trade page lists the spot markets of /api/v1/markets only)
                    Reject.INSUFFICIENT_MARGIN, Reject.REDUCE_ONLY, Reject.INVALID_LEVERAGE, Reject.NO_INDEX_PRICE,
                    Reject.POSITION_OPEN, Reject.NO_POSITION, Reject.FUNDING_NOT_DUE, Reject.INDEX_STALE}

@@ -485,6 +485,7 @@ export function futuresError(err) {
     case "REDUCE_ONLY": return "Reduce-only: there is no position this order could reduce";
     case "INVALID_LEVERAGE": return `Leverage not allowed: ${reason}`;
     case "INDEX_STALE": return "The index price is stale: only orders that reduce a position are taken now";
+    case "MARKET_HALTED": return "This market is halted: it takes no new order; open orders can still be cancelled";
     case "POSITION_OPEN": return "The margin mode changes only with no position and no open order on this market";
     case "NO_POSITION": return "There is no position on this market";
     case "NO_LIQUIDITY": return "No one is on the other side right now: nothing was filled";

@@ -89,6 +89,8 @@ export function orderError(err, m, side, available = null) {
       return { field: "stop", text: `The last price has already reached this stop: set it ${side === "buy" ? "above" : "below"} the last price` };
     case "UNKNOWN_MARKET":
       return { field: null, text: `${m.symbol} is not traded here` };
+    case "MARKET_HALTED":
+      return { field: null, text: `${m.symbol} is halted: it takes no new order; open orders can still be cancelled` };
     case "UNKNOWN_ACCOUNT":
     case "INVALID_ACCOUNT":
       return { field: null, text: "This account cannot trade: log in again, or contact support" };
