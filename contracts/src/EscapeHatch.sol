@@ -32,6 +32,11 @@ import {ReserveRegistry} from "./ReserveRegistry.sol";
 /// The registry: `ReserveRegistry`'s constructor takes the vault, so the vault learns its registry
 /// once, after deployment, from its deployer (`setRegistry`, which checks that the registry names
 /// this vault). Until then no request can be made and no freeze happens.
+///
+/// Governance: the deployer also names, once, the vault's `governance` (the DPG timelock,
+/// docs/governance.md; `setGovernance`). It alone changes the escape periods (`setEscapePeriods`),
+/// within 1 s .. 90 days, never after the freeze and never while a forced request is open, so a
+/// shorter grace never shortens a request already made.
 abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- constants
 
@@ -70,11 +75,15 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- state
 
     /// Seconds the exchange has to serve a forced withdrawal request before anyone may freeze.
-    uint256 public immutable forcedGrace;
+    uint256 public forcedGrace;
     /// Seconds without a publication in the registry after which anyone may freeze.
-    uint256 public immutable silencePeriod;
-    /// Who may set the registry, once: the deployer.
+    uint256 public silencePeriod;
+    /// Who may set the registry and the governance, once each: the deployer.
     address private immutable _registrar;
+    /// The DPG timelock, which changes the vault's parameters (`setGovernance`); 0 until named.
+    address public governance;
+    /// How many forced withdrawal requests are open (made, neither served nor frozen over).
+    uint256 public openRequests;
 
     ReserveRegistry public registry;
     /// The registry's latest epoch when the vault froze: the roots claims prove against.
@@ -96,6 +105,8 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- events
 
     event RegistrySet(address registry);
+    event GovernanceSet(address governance);
+    event EscapePeriodsChanged(uint256 forcedGrace, uint256 silencePeriod);
     event ForcedWithdrawalRequested(
         bytes32 indexed requestId, uint64 indexed account, address indexed token, address exitAddress, uint64 requestedAt
     );
@@ -120,16 +131,16 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     error RegistryAlreadySet();
     error WrongRegistry(address registry);
     error NotRegistrar(address caller);
+    error ZeroAddress();
+    error GovernanceAlreadySet();
+    error NotGovernance(address caller);
     error InvalidEscapePeriod(uint256 period);
     error Expired(uint256 deadline);
 
     // ---------------------------------------------------------------- construction
 
     constructor(uint256 forcedGrace_, uint256 silencePeriod_) {
-        if (forcedGrace_ == 0 || forcedGrace_ > MAX_ESCAPE_PERIOD) revert InvalidEscapePeriod(forcedGrace_);
-        if (silencePeriod_ == 0 || silencePeriod_ > MAX_ESCAPE_PERIOD) revert InvalidEscapePeriod(silencePeriod_);
-        forcedGrace = forcedGrace_;
-        silencePeriod = silencePeriod_;
+        _setEscapePeriods(forcedGrace_, silencePeriod_);
         _registrar = msg.sender;
     }
 
@@ -148,6 +159,27 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
         registry = ReserveRegistry(registry_);
         registrySetAt = uint64(block.timestamp);
         emit RegistrySet(registry_);
+    }
+
+    /// The deployer names the vault's governance (the DPG timelock), once.
+    function setGovernance(address governance_) external {
+        if (msg.sender != _registrar) revert NotRegistrar(msg.sender);
+        if (governance != address(0)) revert GovernanceAlreadySet();
+        if (governance_ == address(0)) revert ZeroAddress();
+        governance = governance_;
+        emit GovernanceSet(governance_);
+    }
+
+    modifier onlyGovernance() {
+        if (msg.sender != governance) revert NotGovernance(msg.sender);
+        _;
+    }
+
+    /// Governance sets the forced-withdrawal grace and the registry silence (each 1 s .. 90 days);
+    /// refused after the freeze and while a forced request is open (`RequestOpen`).
+    function setEscapePeriods(uint256 grace, uint256 silence) external onlyGovernance whenNotFrozen {
+        if (openRequests != 0) revert RequestOpen();
+        _setEscapePeriods(grace, silence);
     }
 
     // ---------------------------------------------------------------- forced withdrawals
@@ -173,6 +205,7 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
             token: token, account: leaf.account, exitAddress: leaf.exitAddress, requestedAt: requestedAt, served: false
         });
         openRequestOf[leaf.account][token] = requestId;
+        ++openRequests;
         emit ForcedWithdrawalRequested(requestId, leaf.account, token, leaf.exitAddress, requestedAt);
     }
 
@@ -346,7 +379,16 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     function _serve(bytes32 requestId, ForcedRequest storage r, bytes32 withdrawalId) private {
         r.served = true;
         delete openRequestOf[r.account][r.token];
+        --openRequests;
         emit ForcedWithdrawalServed(requestId, withdrawalId);
+    }
+
+    function _setEscapePeriods(uint256 grace, uint256 silence) private {
+        if (grace == 0 || grace > MAX_ESCAPE_PERIOD) revert InvalidEscapePeriod(grace);
+        if (silence == 0 || silence > MAX_ESCAPE_PERIOD) revert InvalidEscapePeriod(silence);
+        forcedGrace = grace;
+        silencePeriod = silence;
+        emit EscapePeriodsChanged(grace, silence);
     }
 
     function _freeze(uint8 reason) private {

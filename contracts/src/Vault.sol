@@ -118,6 +118,12 @@ function windowAdd(RollingWindow storage w, uint256 timestamp, uint256 amount, u
 /// over EIP-712 typed data carrying `adminNonce` (each signed change is usable once, in order)
 /// and a deadline. The time-lock itself is fixed at deployment.
 ///
+/// Governance: once the deployer has named the vault's `governance` (the DPG timelock,
+/// `setGovernance`), the per-token limits and the guardian change only through it
+/// (`governedConfigure`, `governedSetGuardian`; and the escape periods, `setEscapePeriods`): the
+/// signers' `configure` and `setGuardian` are refused (`Governed`). The signers keep the signer
+/// set, unpause and cancelling; the guardian keeps pause.
+///
 /// Escape hatch (`EscapeHatch`, docs/escape-hatch.md): a user's exit address can force a
 /// withdrawal with its proof-of-reserves leaf; an ordinary withdrawal of that account and token to
 /// the exit address serves it at once (no time-lock, no daily limit), as does a signed zero answer.
@@ -226,7 +232,6 @@ contract Vault is EIP712, Pausable, EscapeHatch {
 
     error ZeroAmount();
     error ZeroAccount();
-    error ZeroAddress();
     error FeeOnTransferRefused(address token, uint256 sent, uint256 received);
     error InvalidSignerSet();
     error WrongSignatureCount(uint256 count);
@@ -242,6 +247,8 @@ contract Vault is EIP712, Pausable, EscapeHatch {
     error EthTransferFailed(address to, uint256 amount);
     error Unauthorized(address caller);
     error InvalidTimelock(uint256 timelock);
+    /// The signers' `configure` and `setGuardian` once the vault has a governance.
+    error Governed(address governance);
 
     // ---------------------------------------------------------------- construction
 
@@ -255,12 +262,10 @@ contract Vault is EIP712, Pausable, EscapeHatch {
         uint256 silencePeriod_,
         TokenConfig[] memory configs
     ) EIP712("DPG Vault", "1") EscapeHatch(forcedGrace_, silencePeriod_) {
-        if (guardian_ == address(0)) revert ZeroAddress();
         if (timelock_ > MAX_TIMELOCK) revert InvalidTimelock(timelock_);
         _setSigners(signers_);
-        guardian = guardian_;
+        _setGuardian(guardian_);
         timelock = timelock_;
-        emit GuardianChanged(guardian_);
         for (uint256 i; i < configs.length; ++i) {
             _configure(configs[i]);
         }
@@ -411,6 +416,7 @@ contract Vault is EIP712, Pausable, EscapeHatch {
         external
         nonReentrant
     {
+        _notGoverned();
         _checkAdmin(
             keccak256(
                 abi.encode(
@@ -428,12 +434,23 @@ contract Vault is EIP712, Pausable, EscapeHatch {
         external
         nonReentrant
     {
+        _notGoverned();
         if (newGuardian == address(0)) revert ZeroAddress();
         _checkAdmin(
             keccak256(abi.encode(SET_GUARDIAN_TYPEHASH, newGuardian, nonce, deadline)), nonce, deadline, signatures
         );
-        guardian = newGuardian;
-        emit GuardianChanged(newGuardian);
+        _setGuardian(newGuardian);
+    }
+
+    /// Governance (the DPG timelock) sets a token's time-lock threshold, daily limit and
+    /// fee-on-transfer rule.
+    function governedConfigure(TokenConfig calldata c) external onlyGovernance {
+        _configure(c);
+    }
+
+    /// Governance (the DPG timelock) names the guardian.
+    function governedSetGuardian(address newGuardian) external onlyGovernance {
+        _setGuardian(newGuardian);
     }
 
     /// The guardian stops deposits, withdrawals and queued executions.
@@ -591,6 +608,16 @@ contract Vault is EIP712, Pausable, EscapeHatch {
         }
         _signerSets[signerEpoch] = newSigners;
         emit SignersChanged(newSigners);
+    }
+
+    function _notGoverned() private view {
+        if (governance != address(0)) revert Governed(governance);
+    }
+
+    function _setGuardian(address newGuardian) private {
+        if (newGuardian == address(0)) revert ZeroAddress();
+        guardian = newGuardian;
+        emit GuardianChanged(newGuardian);
     }
 
     function _configure(TokenConfig memory c) private {

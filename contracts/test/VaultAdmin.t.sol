@@ -241,7 +241,7 @@ contract VaultAdminTest is VaultSetup {
         vault.pause();
         vm.prank(g);
         vault.pause();
-        vm.expectRevert(Vault.ZeroAddress.selector);
+        vm.expectRevert(EscapeHatch.ZeroAddress.selector);
         vault.setGuardian(address(0), 1, deadline, sigs);
     }
 
@@ -268,7 +268,7 @@ contract VaultAdminTest is VaultSetup {
         s[0] = address(0);
         vm.expectRevert(Vault.InvalidSignerSet.selector);
         new Vault(s, guardian, TIMELOCK, GRACE, SILENCE, none);
-        vm.expectRevert(Vault.ZeroAddress.selector);
+        vm.expectRevert(EscapeHatch.ZeroAddress.selector);
         new Vault(signerAddrs, address(0), TIMELOCK, GRACE, SILENCE, none);
         vm.expectRevert(abi.encodeWithSelector(Vault.InvalidTimelock.selector, 31 days));
         new Vault(signerAddrs, guardian, 31 days, GRACE, SILENCE, none);

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {VaultSetup} from "./utils/VaultSetup.sol";
 import {Vault} from "../src/Vault.sol";
+import {EscapeHatch} from "../src/EscapeHatch.sol";
 import {DevToken} from "../src/DevToken.sol";
 import {ReentrantToken} from "./mocks/Reentrant.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
@@ -66,7 +67,7 @@ contract VaultDepositTest is VaultSetup {
         vault.depositToken(address(usdt), 0, 9);
         vm.expectRevert(Vault.ZeroAccount.selector);
         vault.depositToken(address(usdt), 10e6, 0);
-        vm.expectRevert(Vault.ZeroAddress.selector);
+        vm.expectRevert(EscapeHatch.ZeroAddress.selector);
         vault.depositToken(address(0), 10e6, 9);
         vm.expectRevert(); // not approved for that much
         vault.depositToken(address(usdt), 11e6, 9);

@@ -243,7 +243,7 @@ contract VaultWithdrawTest is VaultSetup {
         w = withdrawal("zero", address(0), 1);
         w.to = address(0);
         sigs = sign3(w);
-        vm.expectRevert(Vault.ZeroAddress.selector);
+        vm.expectRevert(EscapeHatch.ZeroAddress.selector);
         vault.withdraw(w, sigs);
     }
 
