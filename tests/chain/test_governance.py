@@ -1,5 +1,6 @@
 """The governance contracts on the embedded development chain: deployed and wired at the first
-start (the governor proposes through the timelock, which owns Staking and ExchangeParams), the demo
+start (the governor proposes through the timelock, which owns Staking and ExchangeParams and governs
+the Vault), the demo
 holders' DPG and votes, the same contracts kept on a restart; and the CREATE addresses computed
 ahead of deployment."""
 
@@ -13,7 +14,7 @@ from eth_abi.abi import decode
 
 from dpg.chain.config import ChainConfigError, default_chains, parse_chain
 from dpg.chain.contracts import encode_call
-from dpg.chain.embedded import start_embedded
+from dpg.chain.embedded import start_embedded, transfer_eth
 from dpg.chain.governance import (
     FEE_SHARE_BPS,
     HOLDER,
@@ -25,6 +26,7 @@ from dpg.chain.governance import (
     SUPPLY,
     TIMELOCK_DELAY,
     create_address,
+    govern_vault,
     role,
 )
 from dpg.chain.rpc import Rpc
@@ -93,6 +95,19 @@ def test_governance_is_deployed_wired_and_kept(tmp_path: Path) -> None:
         # ExchangeParams answers only the timelock
         with pytest.raises(Exception, match="revert"):
             rpc.eth_call(gov.params, encode_call("setStakerShare(uint32)", 1))
+        # the Vault is governed by the timelock: it alone sets the limits, the guardian, the escape periods
+        vault = chain.config.vault
+        assert _read(rpc, vault, "governance()", "address") == timelock
+        configure = encode_call("governedConfigure((address,uint256,uint256,bool))", (usdt, 1, 1, False))
+        rpc.wait_receipt(transfer_eth(rpc, accounts[0], timelock, 10**18))  # gas for a call from the timelock
+        assert rpc.call("eth_call", [{"from": timelock, "to": vault, "data": configure}, "latest"]) == "0x"
+        for call in (configure, encode_call("governedSetGuardian(address)", accounts[1]),
+                     encode_call("setEscapePeriods(uint256,uint256)", 86_400, 86_400)):
+            with pytest.raises(Exception, match="revert"):
+                rpc.call("eth_call", [{"from": accounts[0], "to": vault, "data": call}, "latest"])
+        assert govern_vault(rpc, accounts[0], vault, timelock) is False  # named once, kept
+        with pytest.raises(RuntimeError, match="governed by"):
+            govern_vault(rpc, accounts[0], vault, gov.governor)
     finally:
         chain.stop()
 
@@ -101,6 +116,7 @@ def test_governance_is_deployed_wired_and_kept(tmp_path: Path) -> None:
     again = start_embedded(config, tmp_path, kind="in-process")
     try:
         assert again.governance == gov  # kept, not deployed again
+        assert _read(again.rpc, again.config.vault, "governance()", "address") == gov.timelock
         assert _read(again.rpc, gov.staking, "totalStaked()", "uint256") == STAKER_STAKE
     finally:
         again.stop()

@@ -63,7 +63,7 @@ def selector(signature: str) -> bytes:
 
 def encode_call(signature: str, *args: Any) -> str:
     """Calldata for ``signature`` (e.g. ``depositToken(address,uint256,uint64)``) with ``args``."""
-    types = _param_types(signature)
+    types = param_types(signature)
     return "0x" + (selector(signature) + encode(types, list(args))).hex()
 
 
@@ -77,7 +77,9 @@ def decode_uint(data: bytes) -> int:
     return int(value)
 
 
-def _param_types(signature: str) -> list[str]:
+def param_types(signature: str) -> list[str]:
+    """The argument types of ``signature``, a tuple one type: ``f((address,uint256),bool)`` ->
+    ``["(address,uint256)", "bool"]``."""
     inner = signature[signature.index("(") + 1: signature.rindex(")")]
     out: list[str] = []
     depth = 0

@@ -11,7 +11,8 @@ silence 72 hours), its ``ForwarderFactory`` (the deposit addresses) and a
 USDT 6, WBTC 8, WETH 18), and a ``DevAggregator`` (8 decimals, owned by dev account
 ``FEEDER``) for every price feed without an address: ``dpg.chain.devfeed`` writes its rounds.
 On the chain configured with ``governance``, the governance contracts (``dpg.chain.governance``,
-rewards in its USDT, DPG for the demo holders) are deployed too.
+rewards in its USDT, DPG for the demo holders) are deployed too, and the Vault names their timelock
+its governance (its limits, guardian and escape periods then change only by a passed proposal).
 The addresses are kept in ``deployment.json`` beside the state.
 anvil's dev accounts come from its well-known test mnemonic: never send anything of value to them.
 
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 from dpg.chain.anvil import Anvil, find_anvil
 from dpg.chain.config import ChainConfig
 from dpg.chain.contracts import encode_call, encode_deploy, load_artifact
-from dpg.chain.governance import HOLDER, STAKER, Governance, deploy_governance
+from dpg.chain.governance import HOLDER, STAKER, Governance, deploy_governance, govern_vault
 from dpg.chain.rpc import Rpc, to_int
 
 log = logging.getLogger("dpg.chain.embedded")
@@ -276,6 +277,9 @@ def start_embedded(config: ChainConfig, data_dir: Path, binary: Path | None = No
             _record(record, deployment)
             log.info("event=governance_deployed chain=%s token=%s staking=%s governor=%s timelock=%s params=%s",
                      config.name, gov.token, gov.staking, gov.governor, gov.timelock, gov.params)
+        if config.governance and gov is not None and govern_vault(rpc, accounts[0], deployment.vault, gov.timelock):
+            log.info("event=vault_governed chain=%s vault=%s timelock=%s", config.name, deployment.vault,
+                     gov.timelock)
         feeds = tuple(f if f.address else dataclasses.replace(f, address=deployment.feeds[f.market])
                       for f in config.feeds)
         resolved = dataclasses.replace(config, rpc_url=node.url, vault=config.vault or deployment.vault, tokens=tokens,

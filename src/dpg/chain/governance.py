@@ -1,5 +1,6 @@
 """DPG governance on a chain: the DPG token, Staking, the DPGGovernor with its timelock, and
-ExchangeParams, deployed together (on the embedded development chain, at its first start).
+ExchangeParams, deployed together (on the embedded development chain, at its first start), and the
+Vault handed to the timelock (``govern_vault``).
 
 The contracts (``contracts/src``, described in ``docs/governance.md``): ``DPGToken`` (votes on a
 timestamp clock), ``Staking`` (stake DPG for a non-transferable voting receipt, earn the stakers'
@@ -12,6 +13,11 @@ deployer's nonce, so nothing waits for a receipt before the end (on the in-proce
 in one block). On a development chain, dev account ``STAKER`` holds DPG, stakes part of it and
 delegates the rest to itself (enough votes to pass a proposal alone), and dev account ``HOLDER``
 holds DPG it never delegated (so it has no votes).
+
+The Vault of the governed chain names the timelock its ``governance`` (``Vault.setGovernance``, once,
+by the vault's deployer): from then on only a passed proposal changes its per-token time-lock
+threshold and daily limit (``governedConfigure``), its guardian (``governedSetGuardian``) and its
+escape-hatch periods (``setEscapePeriods``); the signers' ``configure`` and ``setGuardian`` are refused.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
-from dpg.chain.contracts import encode_call, encode_deploy, load_artifact
+from dpg.chain.contracts import encode_call, encode_deploy, load_artifact, param_types
 from dpg.chain.rpc import Rpc, to_int
 
 DPG = 10**18  # DPG base units per DPG
@@ -132,6 +138,23 @@ def deploy_governance(rpc: Rpc, deployer: str, reward_token: str, staker: str = 
     return gov
 
 
+def govern_vault(rpc: Rpc, deployer: str, vault: str, timelock: str) -> bool:
+    """Name ``timelock`` the ``vault``'s governance (sent by the vault's ``deployer``) unless the vault
+    has one already; True when it was named now. Raises when the vault refuses."""
+    current = read(rpc, vault, "governance()", "address").lower()
+    if current != _ZERO:
+        if current != timelock.lower():
+            raise RuntimeError(f"the vault {vault} is governed by {current}, not by the timelock {timelock}")
+        return False
+    tx = rpc.send_transaction({"from": deployer, "to": vault, "gas": hex(_GAS_CALL),
+                               "data": encode_call("setGovernance(address)", timelock)})
+    rpc.mine()
+    receipt = rpc.wait_receipt(tx)
+    if to_int(receipt["status"]) != 1:
+        raise RuntimeError(f"the vault {vault} refused setGovernance({timelock}): {receipt}")
+    return True
+
+
 # ---------------------------------------------------------------------- reading proposals and accounts
 
 STATES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
@@ -139,11 +162,15 @@ USDT = 10**6  # the stakers' reward token's base units per USDT
 PROPOSAL_CREATED = ("ProposalCreated(uint256,address,address[],uint256[],string[],bytes[],uint256,uint256,string)")
 _PROPOSAL_FIELDS = ["uint256", "address", "address[]", "uint256[]", "string[]", "bytes[]", "uint256", "uint256",
                     "string"]
-# the calls a proposal makes, by selector: ExchangeParams', Staking's and the governor's settings
+# the calls a proposal makes, by selector: ExchangeParams', Staking's, the governor's and the Vault's settings
+VAULT_CONFIGURE = "governedConfigure((address,uint256,uint256,bool))"  # (token, largeThreshold, dailyLimit, refuse)
+VAULT_GUARDIAN = "governedSetGuardian(address)"
+VAULT_ESCAPE_PERIODS = "setEscapePeriods(uint256,uint256)"  # (forcedGrace, silencePeriod), seconds
 CALLS = ("setFees(bytes32,uint32,uint32)", "setStakerShare(uint32)",
          "listMarket(bytes32,bytes32,bytes32,uint128,uint128,uint128,uint32,uint32)", "haltMarket(bytes32)",
          "resumeMarket(bytes32)", "setFeeShareBps(uint256)", "setRewardsDuration(uint256)",
-         "setVotingDelay(uint48)", "setVotingPeriod(uint32)", "setProposalThreshold(uint256)")
+         "setVotingDelay(uint48)", "setVotingPeriod(uint32)", "setProposalThreshold(uint256)", VAULT_CONFIGURE,
+         VAULT_GUARDIAN, VAULT_ESCAPE_PERIODS)
 _BY_SELECTOR = {keccak(text=sig)[:4]: sig for sig in CALLS}
 
 
@@ -173,14 +200,15 @@ class Proposal:
 
     def actions(self) -> list[dict[str, Any]]:
         """Each call: its target, its signature when known and its arguments (symbols as text)."""
-        out = []
+        out: list[dict[str, Any]] = []
         for target, data in zip(self.targets, self.calldatas, strict=True):
             sig = _BY_SELECTOR.get(data[:4])
             if sig is None:
                 out.append({"target": target, "signature": None, "args": ["0x" + data.hex()]})
                 continue
-            types = sig[sig.index("(") + 1:-1].split(",") if not sig.endswith("()") else []
-            args = [a.rstrip(b"\x00").decode("ascii", "replace") if t == "bytes32" else a
+            types = param_types(sig)
+            args = [a.rstrip(b"\x00").decode("ascii", "replace") if t == "bytes32" else
+                    list(a) if isinstance(a, tuple) else a
                     for t, a in zip(types, decode(types, data[4:]), strict=True)]
             out.append({"target": target, "signature": sig, "args": args})
         return out
