@@ -1,7 +1,9 @@
 """The exchange obeys governance (``dpg up`` with its embedded anvil chain and the governance
 contracts): a holder stakes; a proposal to lower BTC/USDT's taker fee is made and voted with
 ``dpg gov``, queued and executed after the timelock; the exchange applies the new fee once, after
-the chain's confirmations, and the next trade pays it; a restart does not apply it again."""
+the chain's confirmations, and the next trade pays it; a restart does not apply it again. The same
+proposal sets the vault's USDT time-lock threshold and daily limit and its guardian, which the
+vault takes when the timelock executes it."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from dpg.chain.governance import HOLDER, STAKER, TIMELOCK_DELAY
+from dpg.chain.governance import HOLDER, STAKER, TIMELOCK_DELAY, read
 from dpg.chain.rpc import Rpc
 from dpg.chain.signer import dev_key, write_key
 from dpg.core.commands import SetFees
@@ -43,6 +45,11 @@ def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
     r = dpg_cli(env, *args)
     assert r.returncode == 0, (args, r.stdout, r.stderr)
     return dict(json.loads(r.stdout.splitlines()[-1]))
+
+
+def _read(rpc: Rpc, to: str, signature: str, out: str, *args: object) -> Any:
+    value = read(rpc, to, signature, out, *args)
+    return value.lower() if out == "address" else value
 
 
 def _set_fees(url: str) -> list[SetFees]:
@@ -88,8 +95,22 @@ def test_a_fee_proposal_is_voted_executed_and_applied_once(anvil_bin: Path, pg_s
             staker = str(keys / "staker.key")
             bad = dpg_cli(cli, "gov", "propose", "no change", "--key", staker)
             assert bad.returncode == 2 and "say what to change" in bad.stderr
-            made = _cli(cli, "gov", "propose", "Lower the BTC/USDT taker fee to 0.05 %", "--fees", "BTC/USDT",
-                        "--maker", before["maker_fee"], "--taker", "0.0005", "--key", staker)
+            bad = dpg_cli(cli, "gov", "propose", "limits", "--vault-limit", "USDT", "--daily", "1", "--key", staker)
+            assert bad.returncode == 2 and "--threshold" in bad.stderr
+            bad = dpg_cli(cli, "gov", "propose", "limits", "--vault-limit", "DOGE", "--threshold", "1", "--daily",
+                          "1", "--key", staker)
+            assert bad.returncode == 2 and "no token 'DOGE'" in bad.stderr
+            bad = dpg_cli(cli, "gov", "propose", "guardian", "--guardian", "0x12", "--key", staker)
+            assert bad.returncode == 2 and "--guardian" in bad.stderr
+            with psycopg.connect(url) as conn:
+                vault, tokens = conn.execute("SELECT vault, tokens FROM chains WHERE name = 'ethereum'").fetchone()
+            usdt = next(t["address"] for t in tokens if t["symbol"] == "USDT")
+            guardian = dev_key(HOLDER).address.lower()
+            assert _read(rpc, vault, "guardian()", "address") != guardian
+            made = _cli(cli, "gov", "propose", "Lower the BTC/USDT taker fee to 0.05 %; vault limits and guardian",
+                        "--fees", "BTC/USDT", "--maker", before["maker_fee"], "--taker", "0.0005",
+                        "--vault-limit", "USDT", "--threshold", "250000", "--daily", "1000000.5",
+                        "--guardian", guardian, "--key", staker)
             pid = made["proposal_id"]
             early = dpg_cli(cli, "gov", "vote", pid, "--key", staker)
             assert early.returncode == 1 and "Pending" in early.stderr
@@ -100,6 +121,12 @@ def test_a_fee_proposal_is_voted_executed_and_applied_once(anvil_bin: Path, pg_s
             assert Decimal(listed[0]["for"]) == 50_000_000
             assert listed[0]["actions"][0]["signature"] == "setFees(bytes32,uint32,uint32)"
             assert listed[0]["actions"][0]["args"] == ["BTC/USDT", int(Decimal(before["maker_fee"]) * 10**6), 500]
+            vault_calls = listed[0]["actions"][1:]
+            assert [(a["target"], a["signature"]) for a in vault_calls] == [
+                (vault, "governedConfigure((address,uint256,uint256,bool))"), (vault, "governedSetGuardian(address)")]
+            refuse = _read(rpc, vault, "refuseFeeTokens(address)", "bool", usdt)
+            assert vault_calls[0]["args"] == [[usdt, 250_000 * 10**6, 1_000_000_500_000, refuse]]
+            assert vault_calls[1]["args"][0].lower() == guardian
             _advance(rpc, WEEK + 1)
             queued = _cli(cli, "gov", "queue", pid, "--key", staker)
             assert queued["state"] == "Queued"
@@ -109,6 +136,9 @@ def test_a_fee_proposal_is_voted_executed_and_applied_once(anvil_bin: Path, pg_s
             _advance(rpc, TIMELOCK_DELAY + 1)
             executed = _cli(cli, "gov", "execute", pid, "--key", staker)
             assert executed["state"] == "Executed"
+            assert _read(rpc, vault, "largeThreshold(address)", "uint256", usdt) == 250_000 * 10**6
+            assert _read(rpc, vault, "dailyLimit(address)", "uint256", usdt) == 1_000_000_500_000
+            assert _read(rpc, vault, "guardian()", "address") == guardian
             newest = _cli(cli, "gov", "list")
             assert (newest["id"], newest["state"]) == (pid, "Executed") and newest["eta"] is not None
 

@@ -138,6 +138,13 @@ class GovStore(Connected):
     """``gov_contracts`` and ``gov_changes`` (migration 0025_governance.sql)."""
 
     @_locked
+    def vault_of(self, chain: str) -> tuple[str, str, list[dict[str, Any]]] | None:
+        """(vault, native asset, tokens) of ``chain`` as custody recorded it (``chains``), or None."""
+        row = self._c().execute("SELECT vault, native_asset, tokens FROM chains WHERE name = %s",
+                                (chain,)).fetchone()
+        return None if row is None else (row[0], row[1], list(row[2]))
+
+    @_locked
     def save_contracts(self, chain: ChainConfig, gov: Governance) -> None:
         self._c().execute(
             "INSERT INTO gov_contracts (chain, chain_id, rpc_url, token, staking, governor, timelock, params)"

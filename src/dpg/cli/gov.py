@@ -47,7 +47,7 @@ class Chain:
         if recorded is None:
             raise fail("this exchange records no governance contracts: start it with its chains (dpg up) on a "
                        "chain that has them", 1)
-        _, self.chain_id, url, self.gov = recorded
+        self.name, self.chain_id, url, self.gov = recorded
         self.rpc = Rpc(rpc_url or url)
         self.key: Any = None
         if need_key:
@@ -85,6 +85,33 @@ class Chain:
             raise fail(f"{what}: transaction {tx} reverted", 1)
         return {"tx_hash": tx, "block": to_int(receipt["blockNumber"])}
 
+    def vault(self) -> tuple[str, str, list[dict[str, Any]]]:
+        """(vault, native asset, tokens) of the governed chain, as custody recorded it."""
+        from dpg.chain.govwatch import GovStore
+
+        store = GovStore(target().url)
+        try:
+            recorded = store.vault_of(self.name)
+        finally:
+            store.close()
+        if recorded is None:
+            raise fail(f"this exchange records no vault for the chain {self.name}: start it with its chains (dpg up)",
+                       1)
+        return recorded
+
+    def vault_token(self, symbol: str) -> tuple[str, str, int]:
+        """(vault, token address, decimals) of the governed chain's token ``symbol`` (its native coin:
+        the zero address, 18 decimals)."""
+        vault, native, tokens = self.vault()
+        wanted = symbol.strip().upper()
+        if wanted == native.upper():
+            return vault, "0x" + "00" * 20, 18
+        for t in tokens:
+            if wanted in (str(t["symbol"]).upper(), str(t["asset"]).upper()):
+                return vault, str(t["address"]).lower(), int(t["decimals"])
+        known = ", ".join([native] + [str(t["symbol"]) for t in tokens])
+        raise fail(f"--vault-limit: the chain {self.name} has no token {symbol!r} (it has {known})", 2)
+
     def now(self) -> int:
         from dpg.chain.rpc import to_int
 
@@ -110,14 +137,24 @@ def _ppm(text: str, what: str) -> int:
     return int(value)
 
 
-def _units(text: str, per: int, what: str) -> int:
+def _units(text: str, per: int, what: str, zero: bool = False) -> int:
+    """A decimal amount in base units, exactly; positive (or, with ``zero``, also 0)."""
     try:
         value = Decimal(text) * per
     except InvalidOperation:
         raise fail(f"{what}: {text!r} is not a number", 2) from None
-    if value != value.to_integral_value() or value <= 0:
-        raise fail(f"{what}: a positive amount, not {text!r}", 2)
+    if not value.is_finite() or value != value.to_integral_value() or value < 0 or (value == 0 and not zero):
+        raise fail(f"{what}: a {'non-negative' if zero else 'positive'} amount in steps of one base unit, "
+                   f"not {text!r}", 2)
     return int(value)
+
+
+def _address(text: str, what: str) -> str:
+    from eth_utils.address import is_hex_address
+
+    if not is_hex_address(text) or int(text, 16) == 0:
+        raise fail(f"{what}: an address (0x + 40 hex, not zero), not {text!r}", 2)
+    return text.lower()
 
 
 def _market(text: str, what: str) -> bytes:
@@ -149,11 +186,19 @@ def propose(
     tick_size: Annotated[int, typer.Option("--tick-size", help="Quote base units per whole base unit")] = 0,
     lot_size: Annotated[int, typer.Option("--lot-size", help="Base units")] = 0,
     min_notional: Annotated[int, typer.Option("--min-notional", help="Quote base units")] = 0,
+    vault_limit: Annotated[str | None, typer.Option("--vault-limit", help="Set the vault's limits of this token "
+                                                                         "(with --threshold and --daily)")] = None,
+    threshold: Annotated[str | None, typer.Option("--threshold", help="Time-lock threshold in whole tokens, e.g. "
+                                                                     "100000 (0: no time-lock)")] = None,
+    daily: Annotated[str | None, typer.Option("--daily", help="Daily limit in whole tokens (0: unlimited)")] = None,
+    guardian: Annotated[str | None, typer.Option("--guardian", help="Make this address the vault's guardian")] = None,
     rpc: RpcOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Propose changes of the exchange's parameters (each option one call of ExchangeParams)."""
+    """Propose changes of the exchange's parameters (each option one call of ExchangeParams) and of
+    the governed chain's vault (--vault-limit, --guardian)."""
     from dpg.chain.contracts import encode_call
+    from dpg.chain.governance import VAULT_CONFIGURE, VAULT_GUARDIAN
 
     if not description.strip():
         raise fail("a proposal needs a description", 2)
@@ -181,11 +226,26 @@ def propose(
         calls.append(encode_call("listMarket(bytes32,bytes32,bytes32,uint128,uint128,uint128,uint32,uint32)",
                                  _market(listing, "--list"), symbol_bytes(base), symbol_bytes(quote), tick_size,
                                  lot_size, min_notional, _ppm(maker, "--maker"), _ppm(taker, "--taker")))
-    if not calls:
-        raise fail("say what to change: --fees, --halt, --resume, --staker-share or --list", 2)
+    if vault_limit is not None and (threshold is None or daily is None):
+        raise fail("--vault-limit needs --threshold and --daily", 2)
+    new_guardian = _address(guardian, "--guardian") if guardian is not None else None
+    if not calls and vault_limit is None and new_guardian is None:
+        raise fail("say what to change: --fees, --halt, --resume, --staker-share, --list, --vault-limit or "
+                   "--guardian", 2)
     chain = Chain(rpc, key)
-    params = chain.gov.params
-    data = encode_call("propose(address[],uint256[],bytes[],string)", [params] * len(calls), [0] * len(calls),
+    targets = [chain.gov.params] * len(calls)
+    if vault_limit is not None and threshold is not None and daily is not None:
+        from dpg.chain.governance import read
+
+        vault, token, decimals = chain.vault_token(vault_limit)
+        refuse = read(chain.rpc, vault, "refuseFeeTokens(address)", "bool", token)  # kept as it is
+        calls.append(encode_call(VAULT_CONFIGURE, (token, _units(threshold, 10**decimals, "--threshold", zero=True),
+                                                   _units(daily, 10**decimals, "--daily", zero=True), refuse)))
+        targets.append(vault)
+    if new_guardian is not None:
+        calls.append(encode_call(VAULT_GUARDIAN, new_guardian))
+        targets.append(chain.vault()[0])
+    data = encode_call("propose(address[],uint256[],bytes[],string)", targets, [0] * len(calls),
                        [bytes.fromhex(c[2:]) for c in calls], description)
     sent = chain.send(chain.gov.governor, data, "propose")
     from eth_utils.crypto import keccak
@@ -193,7 +253,7 @@ def propose(
     from dpg.chain.governance import read
 
     pid = read(chain.rpc, chain.gov.governor, "hashProposal(address[],uint256[],bytes[],bytes32)", "uint256",
-               [params] * len(calls), [0] * len(calls), [bytes.fromhex(c[2:]) for c in calls],
+               targets, [0] * len(calls), [bytes.fromhex(c[2:]) for c in calls],
                keccak(text=description))
     _echo({"proposal_id": str(pid), **sent})
 
