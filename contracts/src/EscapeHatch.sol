@@ -82,8 +82,9 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     address private immutable _registrar;
     /// The DPG timelock, which changes the vault's parameters (`setGovernance`); 0 until named.
     address public governance;
-    /// How many forced withdrawal requests are open (made, neither served nor frozen over).
-    uint256 public openRequests;
+    /// 1 + how many forced withdrawal requests are open (`openRequests`): never 0, so that a request
+    /// updates a non-zero slot (about 17,000 gas less than writing a zero slot).
+    uint256 private _openRequestsPlusOne = 1;
 
     ReserveRegistry public registry;
     /// The registry's latest epoch when the vault froze: the roots claims prove against.
@@ -178,7 +179,7 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     /// Governance sets the forced-withdrawal grace and the registry silence (each 1 s .. 90 days);
     /// refused after the freeze and while a forced request is open (`RequestOpen`).
     function setEscapePeriods(uint256 grace, uint256 silence) external onlyGovernance whenNotFrozen {
-        if (openRequests != 0) revert RequestOpen();
+        if (_openRequestsPlusOne != 1) revert RequestOpen();
         _setEscapePeriods(grace, silence);
     }
 
@@ -205,7 +206,7 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
             token: token, account: leaf.account, exitAddress: leaf.exitAddress, requestedAt: requestedAt, served: false
         });
         openRequestOf[leaf.account][token] = requestId;
-        ++openRequests;
+        ++_openRequestsPlusOne;
         emit ForcedWithdrawalRequested(requestId, leaf.account, token, leaf.exitAddress, requestedAt);
     }
 
@@ -255,6 +256,11 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
         uint256 at = last + silencePeriod;
         if (block.timestamp < at) revert NotSilent(at);
         _freeze(FROZEN_SILENT);
+    }
+
+    /// How many forced withdrawal requests are open (made, and neither served nor frozen over).
+    function openRequests() external view returns (uint256) {
+        return _openRequestsPlusOne - 1;
     }
 
     function frozen() public view returns (bool) {
@@ -379,7 +385,7 @@ abstract contract EscapeHatch is EIP712, ReentrancyGuardTransient {
     function _serve(bytes32 requestId, ForcedRequest storage r, bytes32 withdrawalId) private {
         r.served = true;
         delete openRequestOf[r.account][r.token];
-        --openRequests;
+        --_openRequestsPlusOne;
         emit ForcedWithdrawalServed(requestId, withdrawalId);
     }
 
