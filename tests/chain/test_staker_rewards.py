@@ -12,7 +12,18 @@ from eth_abi.abi import decode
 
 from dpg.chain.broadcaster import Broadcaster
 from dpg.chain.contracts import encode_call
-from dpg.chain.governance import DPG, HOLDER, STAKER, STAKER_STAKE, Governance, deploy_governance
+from dpg.chain.governance import (
+    DPG,
+    HOLDER,
+    STAKER,
+    STAKER_STAKE,
+    USDT,
+    YEAR,
+    Governance,
+    account_view,
+    deploy_governance,
+    units_text,
+)
 from dpg.chain.rewards import NOTIFIED, RESERVE_ACCOUNT, StakerRewards, period_ref, period_start
 from dpg.chain.rpc import Rpc, to_int
 from dpg.chain.signer import Keys, dev_key, sign
@@ -23,7 +34,6 @@ from dpg.core.model import FEE_ACCOUNT, PPM, STAKERS_ACCOUNT, OrderType, Side
 from dpg.system.node import Node
 from tests.chain.conftest import DEPTH, DevChain
 
-USDT = 10**6
 BTC = 10**8
 WEEK = 7 * 86400
 HOLDER_STAKE = 10_000_000 * DPG
@@ -133,6 +143,8 @@ def test_fees_reach_the_staking_contract_and_a_staker_claims_their_share(
     duration = view(rpc, gov.staking, "rewardsDuration()")
     rate = share // duration  # notifyRewardAmount: nothing unallocated before
     assert view(rpc, gov.staking, "rewardRate()") == rate
+    yearly = account_view(rpc, gov, accounts[STAKER])["reward_per_dpg_year"]
+    assert yearly == units_text(rate * YEAR * DPG // (STAKER_STAKE + HOLDER_STAKE), USDT) != "0"
     assert view(rpc, gov.staking, "periodFinish()") == notified_at + duration
 
     # the whole reward period passes; each staker's share follows the contract's formula

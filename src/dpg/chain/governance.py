@@ -245,8 +245,19 @@ def proposal_view(rpc: Rpc, gov: Governance, p: Proposal, now: int) -> dict[str,
             "eta": eta or None, "actions": p.actions()}
 
 
+YEAR = 365 * 86_400  # seconds
+
+
+def reward_per_dpg_year(rate: int, staked_total: int) -> int:
+    """USDT base units a year that one whole staked DPG earns at reward ``rate`` (base units a second
+    among ``staked_total`` DPG base units), rounded down: the yield of the last period notified. (An APR
+    in percent would need a price of DPG in USDT, which the exchange does not list.)"""
+    return rate * YEAR * DPG // staked_total if staked_total else 0
+
+
 def account_view(rpc: Rpc, gov: Governance, address: str) -> dict[str, Any]:
-    """An address's DPG, stake, unclaimed USDT reward, votes (DPG and staked) and delegate."""
+    """An address's DPG, stake, unclaimed USDT reward, votes (DPG and staked), delegate, and what a
+    staked DPG earns a year at the last period's rate."""
     dpg = read(rpc, gov.token, "balanceOf(address)", "uint256", address)
     staked = read(rpc, gov.staking, "staked(address)", "uint256", address)
     earned = read(rpc, gov.staking, "earned(address)", "uint256", address)
@@ -255,4 +266,7 @@ def account_view(rpc: Rpc, gov: Governance, address: str) -> dict[str, Any]:
     delegate = read(rpc, gov.token, "delegates(address)", "address", address).lower()
     return {"address": address.lower(), "dpg": units_text(dpg, DPG), "staked": units_text(staked, DPG),
             "earned_usdt": units_text(earned, USDT), "votes": units_text(votes, DPG),
-            "delegate": None if delegate == _ZERO else delegate, "apr_last_period": None}
+            "delegate": None if delegate == _ZERO else delegate,
+            "reward_per_dpg_year": units_text(reward_per_dpg_year(read(rpc, gov.staking, "rewardRate()", "uint256"),
+                                                                  read(rpc, gov.staking, "totalSupply()", "uint256")),
+                                              USDT)}

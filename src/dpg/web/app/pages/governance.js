@@ -199,8 +199,8 @@ export async function mount(root) {
         h("dt", {}, "Earned"), h("dd", { "data-testid": "earned" }, `${num(a.earned_usdt)} USDT`),
         h("dt", {}, "Votes"), h("dd", { "data-testid": "votes" }, num(a.votes)),
         h("dt", {}, "Delegate"), h("dd", {}, a.delegate ? h("code", {}, a.delegate) : "nobody (no votes)"),
-        h("dt", {}, "APR, last period"), h("dd", { "data-testid": "apr" },
-          a.apr_last_period === null || a.apr_last_period === undefined ? "—" : `${a.apr_last_period} %`))
+        h("dt", {}, "Reward rate, last period"), h("dd", { "data-testid": "apr" },
+          `${num(a.reward_per_dpg_year)} USDT a year per staked DPG`))
         : h("p", { class: "muted" }, "Connect your wallet or give your address to see your DPG."),
       actions, txBox);
   }
