@@ -126,12 +126,19 @@ def test_an_archive_keeps_the_snapshots_a_restart_and_the_projection_follower_re
     src_dir.mkdir()
     node = exchange(src, src_dir)
     try:
-        trade(node, 0, 80)
+        trade(node, 0, 40)
     finally:
         node.close()  # every snapshot encoded is stored by now
+    # a second run of the exchange: at least one snapshot more, however slowly the first one's were encoded
+    node = Node.open(src, Settings.from_env({"DPG_DATA_DIR": str(src_dir), "DPG_SNAPSHOT_EVERY": "25"}),
+                     projections=False)
+    try:
+        trade(node, 40, 40)
+    finally:
+        node.close()
     with psycopg.connect(src) as conn:
         snaps = [int(r[0]) for r in conn.execute("SELECT seq FROM snapshots ORDER BY seq")]
-        assert len(snaps) >= 3
+        assert len(snaps) >= 2
         conn.execute("UPDATE projection_state SET seq = %s", (snaps[0] + 1,))  # the follower lags behind
     taken = take(src, src_dir, KEY, tmp_path / "backups")
     dst = scratch()
