@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -228,18 +228,30 @@ def _positive(env: os._Environ[str] | dict[str, str], name: str, default: int) -
     return value
 
 
-def _percent(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
-    """A percentage: a decimal number from 0 to 100."""
+def _decimal(env: os._Environ[str] | dict[str, str], name: str, default: Decimal, within: Callable[[Decimal], bool],
+             says: str) -> Decimal:
+    """A decimal number for which ``within`` holds (``says`` what that is, for the refusal); ``default`` when
+    unset."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:
-        value = Decimal(-1)
-    if not value.is_finite() or not 0 <= value <= 100 or len(raw.strip()) > 20:
-        raise SystemExit(f"{name} must be a percentage from 0 to 100 (e.g. 3 or 2.5), not {raw!r}")
+        value = Decimal("NaN")
+    if not value.is_finite() or not within(value) or len(raw.strip()) > 20:
+        raise SystemExit(f"{name} must be {says}, not {raw!r}")
     return value
+
+
+def _percent(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
+    """A percentage: a decimal number from 0 to 100."""
+    return _decimal(env, name, default, lambda v: 0 <= v <= 100, "a percentage from 0 to 100 (e.g. 3 or 2.5)")
+
+
+def _fraction(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
+    """A number strictly between 0 and 1 (a significance level)."""
+    return _decimal(env, name, default, lambda v: 0 < v < 1, "a number between 0 and 1 (e.g. 0.05)")
 
 
 def _accounts(raw: str, name: str) -> frozenset[int]:
@@ -248,20 +260,6 @@ def _accounts(raw: str, name: str) -> frozenset[int]:
     if not all(p.isdigit() and len(p) <= 19 and int(p) > 0 for p in parts):
         raise SystemExit(f"{name} must be comma-separated account numbers, not {raw!r}")
     return frozenset(int(p) for p in parts)
-
-
-def _fraction(env: os._Environ[str] | dict[str, str], name: str, default: Decimal) -> Decimal:
-    """A number strictly between 0 and 1 (a significance level)."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        value = Decimal(-1)
-    if not value.is_finite() or not 0 < value < 1 or len(raw.strip()) > 20:
-        raise SystemExit(f"{name} must be a number between 0 and 1 (e.g. 0.05), not {raw!r}")
-    return value
 
 
 def _seconds(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:

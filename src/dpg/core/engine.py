@@ -264,8 +264,7 @@ class Engine:
         except DomainError as e:
             return _rej(e.code, e.reason)
         self.add_market(market)
-        if r.ref:
-            self.refs.add(r.ref)
+        self.gov.applied(r.ref)
         return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, r.symbol, c))]
 
     def on_list_perp(self, c: ListPerp) -> list[Event]:
@@ -301,8 +300,7 @@ class Engine:
             return _rej(Reject.INVALID_MARKET, f"tiers: {e}")
         self.add_market(market)
         self.fut.add(market, tiers, r.funding_interval_ms, r.impact_notional)
-        if r.ref:
-            self.refs.add(r.ref)
+        self.gov.applied(r.ref)
         return [_new(E.MarketListed, (E.MARKET_LISTED, market.index, r.symbol, c))]
 
     # the governed parameters (dpg.core.governance)

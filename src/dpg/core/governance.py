@@ -49,6 +49,12 @@ class Governance:
             return _rej(Reject.DUPLICATE_REFERENCE, f"decision {ref!r} was already applied")
         return None
 
+    def applied(self, ref: str) -> None:
+        """A change with reference ``ref`` (refused() let it through) was applied: a decision's is kept,
+        so that it is never applied again."""
+        if ref:
+            self.e.refs.add(ref)
+
     def _market(self, symbol: object) -> Market | list[Event]:
         m = self.e.market_by_symbol.get(symbol) if isinstance(symbol, str) else None
         return _rej(Reject.UNKNOWN_MARKET, f"unknown market {symbol!r}") if m is None else m
@@ -57,8 +63,7 @@ class Governance:
         """Put ``m`` with its new terms wherever the engine keeps it; the event that says so."""
         new = m.with_terms(maker, taker, halted)
         self.e.swap_market(new)
-        if ref:
-            self.e.refs.add(ref)
+        self.applied(ref)
         return [_new(E.MarketChanged, (E.MARKET_CHANGED, m.index, maker, taker, halted, ref))]
 
     def on_set_fees(self, c: SetFees) -> list[Event]:
@@ -87,8 +92,7 @@ class Governance:
         return self._swap(m, m.maker_fee_ppm, m.taker_fee_ppm, r.halted, r.ref)
 
     def _params(self, ref: str) -> list[Event]:
-        if ref:
-            self.e.refs.add(ref)
+        self.applied(ref)
         return [_new(E.ParamsChanged, (E.PARAMS_CHANGED, self.governed, self.staker_share_ppm, ref))]
 
     def on_set_staker_share(self, c: SetStakerShare) -> list[Event]:

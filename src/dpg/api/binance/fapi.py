@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from dpg.api.binance.codes import STATUS, UNKNOWN_ORDER, BinanceError
 from dpg.api.binance.codes import rejected as spot_rejected
 from dpg.api.binance.reports import ms, price, side_name
-from dpg.api.binance.rest import kline_rows, need_param, number, signed
+from dpg.api.binance.rest import kline_rows, my_orders, need_param, number, signed
 from dpg.api.deps import Rt
 from dpg.api.errors import ApiError
 from dpg.api.futures import PerpView, PositionView, rate_text
@@ -586,12 +586,6 @@ async def cancel_open_orders(rt: Rt, request: Request) -> dict[str, Any]:
     m, _ = perp(rt, need_param(p, "symbol"))
     await refusals(rt.trading.cancel_all(user, m.symbol))
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
-
-
-def my_orders(rt: Runtime, user: int, m: Market) -> list[OrderView]:
-    mine = [v for v in (*rt.views.open.values(), *rt.views.finished.values())
-            if v.account == user and v.market == m.index]
-    return sorted(mine, key=lambda v: v.order_id)
 
 
 @router.get("/v1/allOrders", response_model=None)
